@@ -1,5 +1,14 @@
 //! fazt: a single-binary personal cloud for small hosts. See DESIGN.md beside the checkout.
 
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod files;
+pub mod http;
+pub mod keys;
+pub mod metrics;
 pub mod probe;
+pub mod server;
+pub mod sites;
 pub mod sys;
 pub mod units;

@@ -1,10 +1,9 @@
 //! The only module with `unsafe`: thin, checked wrappers over the few `libc` calls
-//! std does not offer (epoll, eventfd, rlimits, statvfs). Every wrapper turns a `-1`
+//! std does not offer (epoll, eventfd, rlimits, flock). Every wrapper turns a `-1`
 //! into `io::Error::last_os_error()` so callers never see raw errno handling.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::Path;
 use std::time::Duration;
 
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -23,11 +22,17 @@ pub struct Interest {
 }
 
 impl Interest {
-    pub const READ: Interest = Interest { read: true, write: false };
-    pub const WRITE: Interest = Interest { read: false, write: true };
+    pub const READ: Interest = Interest {
+        read: true,
+        write: false,
+    };
+    pub const WRITE: Interest = Interest {
+        read: false,
+        write: true,
+    };
 
     fn bits(self) -> u32 {
-        let mut bits = (libc::EPOLLRDHUP) as u32;
+        let mut bits = 0u32;
         if self.read {
             bits |= libc::EPOLLIN as u32;
         }
@@ -61,7 +66,10 @@ impl Epoll {
         // SAFETY: fd is a fresh descriptor nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let empty = libc::epoll_event { events: 0, u64: 0 };
-        Ok(Epoll { fd, buf: vec![empty; capacity.max(1)] })
+        Ok(Epoll {
+            fd,
+            buf: vec![empty; capacity.max(1)],
+        })
     }
 
     fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
@@ -108,7 +116,11 @@ impl Epoll {
         };
         if n < 0 {
             let err = io::Error::last_os_error();
-            return if err.kind() == io::ErrorKind::Interrupted { Ok(()) } else { Err(err) };
+            return if err.kind() == io::ErrorKind::Interrupted {
+                Ok(())
+            } else {
+                Err(err)
+            };
         }
         for ev in &self.buf[..n as usize] {
             let bits = ev.events;
@@ -133,7 +145,9 @@ impl EventFd {
         // SAFETY: no pointers involved; the returned fd is owned here.
         let fd = check(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
         // SAFETY: fd is a fresh descriptor nobody else owns.
-        Ok(EventFd { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        Ok(EventFd {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
     }
 
     pub fn raw(&self) -> RawFd {
@@ -144,23 +158,38 @@ impl EventFd {
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a valid u64. A full counter (EAGAIN) still leaves
         // the fd readable, which is all a wake-up needs, so the result is ignored.
-        unsafe { libc::write(self.fd.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
+        unsafe {
+            libc::write(
+                self.fd.as_raw_fd(),
+                &one as *const u64 as *const libc::c_void,
+                8,
+            )
+        };
     }
 
     /// Resets the counter so the level-triggered registration stops reporting it.
     pub fn drain(&self) {
         let mut value: u64 = 0;
         // SAFETY: reads 8 bytes into a valid u64; EAGAIN (already drained) is fine.
-        unsafe { libc::read(self.fd.as_raw_fd(), &mut value as *mut u64 as *mut libc::c_void, 8) };
+        unsafe {
+            libc::read(
+                self.fd.as_raw_fd(),
+                &mut value as *mut u64 as *mut libc::c_void,
+                8,
+            )
+        };
     }
 }
 
 /// Soft and hard limits of open file descriptors.
 pub fn nofile_limit() -> io::Result<(u64, u64)> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: `lim` is a valid out-pointer.
     check(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
-    Ok((lim.rlim_cur as u64, lim.rlim_max as u64))
+    Ok((lim.rlim_cur, lim.rlim_max))
 }
 
 /// Raises the soft open-file limit to the hard limit and returns the new soft limit.
@@ -169,36 +198,24 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
     if soft >= hard {
         return Ok(soft);
     }
-    let lim = libc::rlimit { rlim_cur: hard as libc::rlim_t, rlim_max: hard as libc::rlim_t };
+    let lim = libc::rlimit {
+        rlim_cur: hard,
+        rlim_max: hard,
+    };
     // SAFETY: `lim` is a valid in-pointer.
     check(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) })?;
     Ok(hard)
 }
 
-/// Total and available bytes of the filesystem holding `path`.
-pub fn disk_space(path: &Path) -> io::Result<(u64, u64)> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
-    // SAFETY: zeroed statvfs is a valid out-value; c_path is NUL-terminated.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    check(unsafe { libc::statvfs(c_path.as_ptr(), &mut st) })?;
-    let frsize = st.f_frsize as u64;
-    Ok((st.f_blocks as u64 * frsize, st.f_bavail as u64 * frsize))
-}
-
-/// Sets SO_LINGER to zero so `close` sends RST at once: used for connections we
-/// refuse, so they don't linger in FIN_WAIT holding kernel memory.
-pub fn set_linger_zero(fd: RawFd) {
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-    // SAFETY: passes a valid pointer and the exact size of `linger`.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            &linger as *const libc::linger as *const libc::c_void,
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
+/// Takes an exclusive advisory lock on `file`, blocking until it is free; the lock is
+/// released when the file is closed. Serialises read-modify-write of small state files
+/// between the server and CLI commands.
+pub fn lock_exclusive(file: &std::fs::File) -> io::Result<()> {
+    loop {
+        // SAFETY: flock takes a valid open descriptor and no pointers.
+        match check(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other.map(|_| ()),
+        }
+    }
 }

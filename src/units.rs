@@ -8,9 +8,13 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, suffix) = t.split_at(split);
     if digits.is_empty() {
-        return Err(format!("'{text}' is not a size (expected e.g. 1048576, 64K, 8MiB, 1G)"));
+        return Err(format!(
+            "'{text}' is not a size (expected e.g. 1048576, 64K, 8MiB, 1G)"
+        ));
     }
-    let number: u64 = digits.parse().map_err(|_| format!("'{text}' is too large"))?;
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is too large"))?;
     let multiplier: u64 = match suffix.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
@@ -19,7 +23,9 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         "t" | "tb" | "tib" => 1 << 40,
         other => return Err(format!("'{text}' has an unknown size unit '{other}'")),
     };
-    number.checked_mul(multiplier).ok_or_else(|| format!("'{text}' is too large"))
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("'{text}' is too large"))
 }
 
 /// Parses `250ms`, `10s`, `5m`, `2h`, `30d`, `1w`; a bare number means seconds.
@@ -28,9 +34,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
     if digits.is_empty() {
-        return Err(format!("'{text}' is not a duration (expected e.g. 250ms, 10s, 5m, 30d)"));
+        return Err(format!(
+            "'{text}' is not a duration (expected e.g. 250ms, 10s, 5m, 30d)"
+        ));
     }
-    let n: u64 = digits.parse().map_err(|_| format!("'{text}' is too large"))?;
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is too large"))?;
     let ms_per_unit: u64 = match unit.trim() {
         "ms" => 1,
         "" | "s" => 1_000,

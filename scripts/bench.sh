@@ -1,0 +1,455 @@
+#!/usr/bin/env bash
+# fazt core-runtime benchmark: throughput against nginx and tiny_http, admin latency under load,
+# resident memory idle and with 10,000 idle keep-alive connections.
+#
+# Numbers are printed, never asserted: the script exits 0 when every step ran, whatever the numbers
+# (targets are shown next to them). It exits non-zero, with the reason, when a step fails.
+#
+# Run as root on a fresh Debian machine (it apt-get installs wrk and nginx if missing):
+#     scripts/bench.sh
+#
+# Environment:
+#   BENCH_DURATION=10        seconds of each measured wrk run (a warm-up of BENCH_WARMUP=2 s precedes it)
+#   BENCH_ONLY=LIST          comma list of sections, default all: fazt,nginx,tiny_http,admin,memory
+#                              fazt      fazt landing-page throughput (wrk -t2 -c64)
+#                              nginx     nginx throughput, same bytes     tiny_http  tiny_http baseline
+#                              admin     admin API latency, idle and under public saturation (wrk -c256)
+#                              memory    fazt RSS idle and with BENCH_IDLE_CONNS idle connections
+#   BENCH_BODY_FILE=PATH     body for nginx/tiny_http instead of fetching fazt's landing page (lets
+#                            BENCH_ONLY=nginx,tiny_http run without fazt)
+#   BENCH_IDLE_CONNS=10000   idle keep-alive connections for the memory section
+#   BENCH_LATENCY_REQUESTS=2000  admin requests per latency measurement (also bounded by time)
+#   BENCH_TINY_THREADS=4     recv() threads of the tiny_http baseline
+#   BENCH_NO_BUILD=1         use the existing target/release/fazt and tiny_http bench binary
+#   BENCH_KEEP_TMP=1         keep the temp dir (logs, wrk outputs, configs) and print its path
+#   BENCH_SUMMARY=PATH       also write the summary table to PATH
+#   FAZT_*                   passed through to fazt (FAZT_MAX_CONNECTIONS defaults to 20000 here)
+#
+# Every load targets 127.0.0.1 and is bounded in time; every process started here is stopped on exit.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+HELPERS=$ROOT/scripts/bench
+DURATION=${BENCH_DURATION:-10}
+WARMUP=${BENCH_WARMUP:-2}
+ONLY=${BENCH_ONLY:-fazt,nginx,tiny_http,admin,memory}
+IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
+LAT_COUNT=${BENCH_LATENCY_REQUESTS:-2000}
+TINY_THREADS=${BENCH_TINY_THREADS:-4}
+BODY_OVERRIDE=${BENCH_BODY_FILE:-}
+export FAZT_MAX_CONNECTIONS=${FAZT_MAX_CONNECTIONS:-20000}
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf '\nbench.sh: ERROR: %s\n' "$*" >&2; exit 1; }
+trap 'rc=$?; printf "bench.sh: command failed (exit %s) at line %s: %s\n" "$rc" "$LINENO" "$BASH_COMMAND" >&2' ERR
+
+for s in ${ONLY//,/ }; do
+    case $s in fazt|nginx|tiny_http|admin|memory) ;; *) die "unknown BENCH_ONLY section '$s' (fazt,nginx,tiny_http,admin,memory)";; esac
+done
+[[ $DURATION =~ ^[0-9]+$ && $DURATION -ge 2 ]] || die "BENCH_DURATION must be an integer >= 2 (seconds)"
+[[ $WARMUP =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be an integer (seconds)"
+selected() { [[ ",$ONLY," == *",$1,"* ]]; }
+need_fazt() { selected fazt || selected admin || selected memory || [[ -z $BODY_OVERRIDE ]]; }
+
+# ---------------------------------------------------------------- processes and cleanup
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/fazt-bench.XXXXXX")
+PIDS=()
+
+alive() { # pid: running and not a zombie
+    local st
+    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+    [[ -n $st && $st != Z ]]
+}
+
+forget_pid() {
+    local keep=() p
+    for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
+    PIDS=("${keep[@]+"${keep[@]}"}")
+}
+
+# stop_pid PID: SIGTERM, up to 10 s grace, then SIGKILL (also its direct children, e.g. nginx
+# workers). Sets STOP_RC to the exit status and STOP_SECS to the time it took.
+stop_pid() {
+    local pid=$1 kids i t0
+    STOP_RC=0
+    t0=$(date +%s.%N)
+    kids=$(cat /proc/"$pid"/task/*/children 2>/dev/null || true)
+    if alive "$pid"; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < 100; i++)); do alive "$pid" || break; sleep 0.1; done
+        if alive "$pid"; then
+            log "pid $pid did not stop within 10 s of SIGTERM; sending SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    for k in $kids; do alive "$k" && kill -KILL "$k" 2>/dev/null || true; done
+    wait "$pid" 2>/dev/null || STOP_RC=$?
+    STOP_SECS=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+    forget_pid "$pid"
+}
+
+cleanup() {
+    local rc=$? p
+    trap - ERR
+    for p in "${PIDS[@]+"${PIDS[@]}"}"; do stop_pid "$p" || true; done
+    if [[ ${BENCH_KEEP_TMP:-0} == 1 ]]; then log "temp dir kept: $TMP"; else rm -rf "$TMP"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# wait_for_line FILE REGEX PID WHAT ERRFILE: up to 10 s for a line matching REGEX in FILE.
+wait_for_line() {
+    local file=$1 re=$2 pid=$3 what=$4 errf=$5 i
+    for ((i = 0; i < 100; i++)); do
+        grep -qE "$re" "$file" 2>/dev/null && return 0
+        if ! alive "$pid"; then
+            wait "$pid" 2>/dev/null && rc=0 || rc=$?
+            forget_pid "$pid"
+            die "$what exited (status $rc) before printing '$re'. stdout:
+$(tail -n 20 "$file" 2>/dev/null)
+stderr:
+$(tail -n 40 "$errf" 2>/dev/null)"
+        fi
+        sleep 0.1
+    done
+    die "$what did not print '$re' within 10 s. stdout:
+$(tail -n 20 "$file" 2>/dev/null)
+stderr:
+$(tail -n 40 "$errf" 2>/dev/null)"
+}
+
+# ---------------------------------------------------------------- results
+declare -A R=()
+kv_into() { # PREFIX FILE: key=value lines into R[PREFIX.key]
+    local k v
+    while IFS="=" read -r k v; do if [[ -n $k ]]; then R[$1.$k]=$v; fi; done <"$2"
+}
+get() { printf '%s' "${R[$1]:-n/a}"; }
+mib() { [[ ${1:-} =~ ^[0-9]+$ ]] && awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }' || printf 'n/a'; }
+ratio() { awk -v a="${1:-x}" -v b="${2:-x}" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else printf "n/a" }'; }
+# verdict VALUE OP TARGET -> "meets" / "MISSES" / "" (informational only)
+verdict() {
+    awk -v v="${1:-x}" -v op="$2" -v t="$3" 'BEGIN {
+        if (v !~ /^[0-9.]+$/) { printf "-"; exit }
+        ok = (op == ">=") ? (v + 0 >= t + 0) : (v + 0 <= t + 0)
+        printf "%s", ok ? "meets" : "MISSES" }'
+}
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo n/a; }
+
+# ---------------------------------------------------------------- tools and builds
+ensure_tools() {
+    local missing=()
+    command -v python3 >/dev/null || die "python3 is required"
+    command -v curl >/dev/null || missing+=(curl)
+    command -v wrk >/dev/null || missing+=(wrk)
+    if selected nginx && ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then missing+=(nginx); fi
+    if ((${#missing[@]})); then
+        [[ $EUID -eq 0 ]] || die "missing ${missing[*]}; run as root (it installs them) or install them"
+        log "installing ${missing[*]} with apt-get"
+        apt-get update -qq >"$TMP/apt.log" 2>&1 || die "apt-get update failed: $(tail -5 "$TMP/apt.log")"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >>"$TMP/apt.log" 2>&1 ||
+            die "apt-get install ${missing[*]} failed: $(tail -5 "$TMP/apt.log")"
+    fi
+    NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
+}
+
+build() {
+    FAZT_BIN=$ROOT/target/release/fazt
+    if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
+        if need_fazt; then
+            log "cargo build --release"
+            (cd "$ROOT" && cargo build --release) || die "cargo build --release failed"
+        fi
+        if selected tiny_http; then
+            log "cargo bench --bench tiny_http_baseline --no-run"
+            (cd "$ROOT" && cargo bench --bench tiny_http_baseline --no-run --message-format=json) \
+                >"$TMP/cargo-bench.json" || die "building the tiny_http baseline failed"
+        fi
+    elif selected tiny_http; then
+        (cd "$ROOT" && cargo bench --bench tiny_http_baseline --no-run --message-format=json --offline) \
+            >"$TMP/cargo-bench.json" 2>/dev/null || die "tiny_http baseline not built (BENCH_NO_BUILD=1)"
+    fi
+    if need_fazt; then [[ -x $FAZT_BIN ]] || die "$FAZT_BIN not found"; fi
+    if selected tiny_http; then
+        TINY_BIN=$(python3 "$HELPERS/util.py" bench-exe tiny_http_baseline <"$TMP/cargo-bench.json") ||
+            die "could not find the tiny_http_baseline executable in cargo's JSON output"
+    fi
+}
+
+# ---------------------------------------------------------------- wrk
+WRK_HOST_ARGS=()
+# run_wrk NAME URL CONNS DURATION: one measured run into $TMP/wrk-NAME.txt, results in R[NAME.*]
+run_wrk() {
+    local name=$1 url=$2 conns=$3 dur=$4
+    timeout $((dur + 30)) wrk -t2 -c"$conns" -d"${dur}s" --timeout 5s --latency "${WRK_HOST_ARGS[@]+"${WRK_HOST_ARGS[@]}"}" \
+        "$url" >"$TMP/wrk-$name.txt" 2>&1 || die "wrk ($name) failed: $(tail -5 "$TMP/wrk-$name.txt")"
+    python3 "$HELPERS/util.py" wrk-parse "$TMP/wrk-$name.txt" >"$TMP/wrk-$name.kv"
+    kv_into "$name" "$TMP/wrk-$name.kv"
+    log "$name: $(get "$name.rps") req/s, p99 $(get "$name.p99_ms") ms, non-2xx $(get "$name.non2xx"), socket errors $(get "$name.socket_errors")"
+}
+
+# throughput NAME URL: warm-up then measured wrk -t2 -c64
+throughput() {
+    local name=$1 url=$2
+    if ((WARMUP > 0)); then
+        timeout $((WARMUP + 30)) wrk -t2 -c64 -d"${WARMUP}s" "${WRK_HOST_ARGS[@]+"${WRK_HOST_ARGS[@]}"}" "$url" >/dev/null 2>&1 || true
+    fi
+    run_wrk "$name" "$url" 64 "$DURATION"
+}
+
+check_body() { # NAME URL [curl args...]: the server must return exactly the benchmark body
+    local name=$1 url=$2 code
+    shift 2
+    code=$(curl -sS --max-time 10 -o "$TMP/check-$name.body" -w '%{http_code}' "$@" "$url") ||
+        die "$name: request to $url failed"
+    [[ $code == 200 ]] || die "$name: $url answered HTTP $code"
+    cmp -s "$TMP/check-$name.body" "$BODY" || die "$name: body differs from the benchmark body"
+}
+
+# ---------------------------------------------------------------- start
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+log "temp dir $TMP; sections: $ONLY; wrk duration ${DURATION}s; open files limit $(ulimit -n)"
+ensure_tools
+build
+
+MACHINE="$(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), kernel $(uname -r), load avg at start $(cut -d' ' -f1-3 /proc/loadavg)"
+WWW=$TMP/www
+mkdir -p "$WWW"
+chmod 755 "$TMP" "$WWW"
+BODY=$WWW/index.html
+
+# ---------------------------------------------------------------- fazt
+FAZT_PID=
+if need_fazt; then
+    FAZT_DATA=$TMP/fazt-data
+    mkdir -p "$FAZT_DATA"
+    log "starting fazt (data $FAZT_DATA, FAZT_MAX_CONNECTIONS=$FAZT_MAX_CONNECTIONS)"
+    "$FAZT_BIN" server start --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --data "$FAZT_DATA" \
+        --domain localhost >"$TMP/fazt.out" 2>"$TMP/fazt.err" &
+    FAZT_PID=$!
+    PIDS+=("$FAZT_PID")
+    wait_for_line "$TMP/fazt.out" 'listening on http://[^ ]+ \(public\)' "$FAZT_PID" fazt "$TMP/fazt.err"
+    wait_for_line "$TMP/fazt.out" 'listening on http://[^ ]+ \(admin\)' "$FAZT_PID" fazt "$TMP/fazt.err"
+    PUBLIC=$(sed -nE 's|.*listening on http://([^ ]+) \(public\).*|\1|p' "$TMP/fazt.out" | head -1)
+    ADMIN=$(sed -nE 's|.*listening on http://([^ ]+) \(admin\).*|\1|p' "$TMP/fazt.out" | head -1)
+    TOKEN=
+    for ((i = 0; i < 20; i++)); do
+        TOKEN=$(grep -m1 'owner API key' "$TMP/fazt.out" | awk '{ print $NF }' || true)
+        [[ -n $TOKEN ]] && break
+        sleep 0.1
+    done
+    if selected admin && [[ -z $TOKEN ]]; then
+        die "fazt did not print 'owner API key ...: TOKEN' on a fresh data dir; stdout: $(cat "$TMP/fazt.out")"
+    fi
+    log "fazt pid $FAZT_PID public $PUBLIC admin $ADMIN"
+
+    code=$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' "http://$PUBLIC/health") || die "fazt /health failed"
+    [[ $code == 200 ]] || die "fazt /health answered HTTP $code"
+    code=$(curl -sS --max-time 10 -D "$TMP/fazt-landing.headers" -o "$TMP/fazt-landing.body" -w '%{http_code}' \
+        -H 'Host: root.localhost' "http://$PUBLIC/") || die "fetching fazt's landing page failed"
+    [[ $code == 200 ]] || die "fazt landing page (Host: root.localhost) answered HTTP $code"
+    [[ -s $TMP/fazt-landing.body ]] || die "fazt landing page body is empty"
+    R[fazt.content_type]=$(sed -nE 's/^[Cc]ontent-[Tt]ype: *([^\r]*)\r?$/\1/p' "$TMP/fazt-landing.headers" | head -1)
+
+    # "Idle": after start-up and a few requests of each kind.
+    for ((i = 0; i < 5; i++)); do
+        curl -s --max-time 5 -o /dev/null -H 'Host: root.localhost' "http://$PUBLIC/" || true
+        curl -s --max-time 5 -o /dev/null "http://$PUBLIC/health" || true
+        if [[ -n $TOKEN ]]; then
+            curl -s --max-time 5 -o /dev/null -H "Authorization: Bearer $TOKEN" "http://$ADMIN/api/system/health" || true
+        fi
+    done
+    sleep 1
+    R[fazt.rss_idle_kib]=$(rss_kib "$FAZT_PID")
+    log "fazt idle RSS $(mib "${R[fazt.rss_idle_kib]}") MiB"
+fi
+
+if [[ -n $BODY_OVERRIDE ]]; then
+    cp "$BODY_OVERRIDE" "$BODY"
+    R[body.source]="BENCH_BODY_FILE $BODY_OVERRIDE"
+else
+    cp "$TMP/fazt-landing.body" "$BODY"
+    R[body.source]="fazt landing page"
+fi
+chmod 644 "$BODY"
+R[body.bytes]=$(stat -c %s "$BODY")
+R[body.sha]=$(sha256sum "$BODY" | cut -c1-12)
+log "benchmark body: ${R[body.bytes]} bytes (${R[body.source]}, sha256 ${R[body.sha]}...)"
+
+if [[ -n $FAZT_PID ]]; then
+    if selected fazt; then
+        [[ -z $BODY_OVERRIDE ]] || log "note: BENCH_BODY_FILE set; fazt serves its own landing page"
+        WRK_HOST_ARGS=(-H 'Host: root.localhost')
+        throughput fazt "http://$PUBLIC/"
+        R[fazt.rss_after_kib]=$(rss_kib "$FAZT_PID")
+    fi
+
+    if selected admin; then
+        AUTH="Authorization: Bearer $TOKEN"
+        lat_secs=$((DURATION > 4 ? DURATION - 2 : 2))
+        latency() { # NAME PORT HOST: admin health latency into R[NAME.*]
+            python3 "$HELPERS/latency.py" --port "${2##*:}" --host-header "$3" --header "$AUTH" \
+                --count "$LAT_COUNT" --max-seconds "$lat_secs" >"$TMP/lat-$1.kv" 2>"$TMP/lat-$1.err" ||
+                die "latency client ($1) failed: $(cat "$TMP/lat-$1.err")"
+            kv_into "$1" "$TMP/lat-$1.kv"
+            log "$1: n=$(get "$1.n") p50 $(get "$1.p50_ms") ms p99 $(get "$1.p99_ms") ms statuses $(get "$1.statuses") errors $(get "$1.errors")"
+        }
+        # saturated NAME PORT HOST: latency while wrk -t2 -c256 saturates the public landing page
+        saturated() {
+            local wrk_pid
+            timeout $((DURATION + 30)) wrk -t2 -c256 -d"${DURATION}s" --timeout 5s --latency \
+                -H 'Host: root.localhost' "http://$PUBLIC/" >"$TMP/wrk-$1-load.txt" 2>&1 &
+            wrk_pid=$!
+            PIDS+=("$wrk_pid")
+            sleep 1
+            latency "$1" "$2" "$3"
+            wait "$wrk_pid" || die "wrk (load for $1) failed: $(tail -5 "$TMP/wrk-$1-load.txt")"
+            forget_pid "$wrk_pid"
+            python3 "$HELPERS/util.py" wrk-parse "$TMP/wrk-$1-load.txt" >"$TMP/wrk-$1-load.kv"
+            kv_into "$1.load" "$TMP/wrk-$1-load.kv"
+            log "$1: public load $(get "$1.load.rps") req/s, non-2xx $(get "$1.load.non2xx"), socket errors $(get "$1.load.socket_errors")"
+        }
+        latency admin_idle "$ADMIN" "localhost:${ADMIN##*:}"
+        saturated admin_sat "$ADMIN" "localhost:${ADMIN##*:}"
+        saturated admin_pub_sat "$PUBLIC" admin.localhost
+    fi
+
+    if selected memory; then
+        log "opening $IDLE_CONNS idle keep-alive connections to the public port"
+        python3 "$HELPERS/idle_conns.py" --port "${PUBLIC##*:}" --host-header root.localhost --path / \
+            --pid "$FAZT_PID" --count "$IDLE_CONNS" >"$TMP/idle.kv" 2>"$TMP/idle.err" ||
+            die "idle_conns.py failed: $(cat "$TMP/idle.err")"
+        kv_into idle "$TMP/idle.kv"
+        alive "$FAZT_PID" || die "fazt died during the idle-connections test; stderr: $(tail -n 40 "$TMP/fazt.err")"
+        log "idle conns: ok $(get idle.idle_ok)/$IDLE_CONNS in $(get idle.open_seconds) s, still open $(get idle.still_open), RSS $(mib "$(get idle.rss_open_kib)") MiB, curl $(get idle.probe_ms_median) ms, failures $(get idle.failures)"
+    fi
+
+    alive "$FAZT_PID" || die "fazt exited during the benchmark; stderr: $(tail -n 40 "$TMP/fazt.err")"
+    log "stopping fazt (SIGTERM)"
+    stop_pid "$FAZT_PID"
+    R[fazt.exit]="status $STOP_RC after ${STOP_SECS}s"
+fi
+
+# ---------------------------------------------------------------- nginx
+if selected nginx; then
+    NGX=$TMP/nginx
+    mkdir -p "$NGX/logs" "$NGX/tmp"
+    NGX_PORT=$(python3 "$HELPERS/util.py" free-port)
+    user_line=""
+    if [[ $EUID -eq 0 ]]; then user_line="user root root;"; fi
+    # A strong, ordinary static setup: 2 workers (one per core), no access log, file metadata cached,
+    # keep-alive without a request cap so wrk never reconnects mid-run.
+    cat >"$NGX/nginx.conf" <<EOF
+$user_line
+worker_processes 2;
+daemon off;
+master_process on;
+pid $NGX/nginx.pid;
+error_log $NGX/logs/error.log warn;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    default_type text/html;
+    charset utf-8;
+    sendfile on;
+    tcp_nodelay on;
+    keepalive_timeout 75s;
+    keepalive_requests 1000000;
+    open_file_cache max=64 inactive=60s;
+    open_file_cache_valid 60s;
+    client_body_temp_path $NGX/tmp/body;
+    proxy_temp_path $NGX/tmp/proxy;
+    fastcgi_temp_path $NGX/tmp/fastcgi;
+    uwsgi_temp_path $NGX/tmp/uwsgi;
+    scgi_temp_path $NGX/tmp/scgi;
+    server {
+        listen 127.0.0.1:$NGX_PORT;
+        server_name _;
+        root $WWW;
+        index index.html;
+    }
+}
+EOF
+    "$NGINX_BIN" -t -q -p "$NGX/" -e "$NGX/logs/error.log" -c "$NGX/nginx.conf" >"$NGX/test.log" 2>&1 ||
+        die "nginx config test failed: $(cat "$NGX/test.log" "$NGX/logs/error.log" 2>/dev/null)"
+    "$NGINX_BIN" -p "$NGX/" -e "$NGX/logs/error.log" -c "$NGX/nginx.conf" >"$NGX/stdout.log" 2>&1 &
+    NGX_PID=$!
+    PIDS+=("$NGX_PID")
+    for ((i = 0; i < 100; i++)); do
+        curl -s --max-time 1 -o /dev/null "http://127.0.0.1:$NGX_PORT/" && break
+        alive "$NGX_PID" || die "nginx exited: $(cat "$NGX/stdout.log" "$NGX/logs/error.log" 2>/dev/null)"
+        sleep 0.1
+    done
+    check_body nginx "http://127.0.0.1:$NGX_PORT/"
+    R[nginx.version]=$("$NGINX_BIN" -v 2>&1 | sed 's|.*nginx/||')
+    WRK_HOST_ARGS=()
+    throughput nginx "http://127.0.0.1:$NGX_PORT/"
+    R[nginx.rss_after_kib]=$(python3 "$HELPERS/util.py" rss-tree "$NGX_PID")
+    stop_pid "$NGX_PID"
+fi
+
+# ---------------------------------------------------------------- tiny_http
+if selected tiny_http; then
+    "$TINY_BIN" 0 "$BODY" "$TINY_THREADS" >"$TMP/tiny.out" 2>"$TMP/tiny.err" &
+    TINY_PID=$!
+    PIDS+=("$TINY_PID")
+    wait_for_line "$TMP/tiny.out" 'listening on http://' "$TINY_PID" tiny_http_baseline "$TMP/tiny.err"
+    TINY_ADDR=$(sed -nE 's|.*listening on http://([^ ]+).*|\1|p' "$TMP/tiny.out" | head -1)
+    R[tiny.nodelay]=$(sed -nE 's/.*inherited by accepted sockets: (.*)/\1/p' "$TMP/tiny.err" | head -1)
+    check_body tiny_http "http://$TINY_ADDR/"
+    WRK_HOST_ARGS=()
+    throughput tiny "http://$TINY_ADDR/"
+    R[tiny.rss_after_kib]=$(rss_kib "$TINY_PID")
+    stop_pid "$TINY_PID"
+fi
+
+# ---------------------------------------------------------------- summary
+row() { printf '  %-50s %-24s %-14s %s\n' "$1" "$2" "${3:-}" "${4:-}"; }
+summary() {
+    local fr nr tr r1 r2
+    echo
+    echo "================ fazt core-runtime benchmark ================"
+    echo "machine: $MACHINE"
+    echo "fazt: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') (+ working tree), $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "body: $(get body.bytes) bytes, sha256 $(get body.sha)..., from $(get body.source)"
+    echo "wrk: -t2 keep-alive, ${WARMUP}s warm-up + ${DURATION}s measured; client and server share the same $(nproc) cores"
+    echo "(numbers are informational; targets are not enforced)"
+    echo
+    row "" "measured" "target" ""
+    if selected fazt || selected nginx || selected tiny_http; then
+        echo "throughput, wrk -t2 -c64, same body            req/s (p99 latency)"
+        fr=$(get fazt.rps); nr=$(get nginx.rps); tr=$(get tiny.rps)
+        if selected fazt; then row "fazt landing page (Host: root.localhost)" "$fr ($(get fazt.p99_ms) ms)" "" "non-2xx $(get fazt.non2xx), sock err $(get fazt.socket_errors)"; fi
+        if selected nginx; then row "nginx $(get nginx.version), 2 workers, access_log off" "$nr ($(get nginx.p99_ms) ms)" "" "non-2xx $(get nginx.non2xx), sock err $(get nginx.socket_errors)"; fi
+        if selected tiny_http; then row "tiny_http 0.12, $TINY_THREADS recv threads, TCP_NODELAY" "$tr ($(get tiny.p99_ms) ms)" "" "non-2xx $(get tiny.non2xx), sock err $(get tiny.socket_errors)"; fi
+        if selected fazt && selected nginx; then r1=$(ratio "$fr" "$nr"); row "fazt / nginx" "${r1}x" ">= 0.8x" "$(verdict "$r1" '>=' 0.8)"; fi
+        if selected fazt && selected tiny_http; then r2=$(ratio "$fr" "$tr"); row "fazt / tiny_http" "${r2}x" ">= 2x" "$(verdict "$r2" '>=' 2)"; fi
+        if selected nginx; then row "nginx RSS after run (master + workers)" "$(mib "$(get nginx.rss_after_kib)") MiB"; fi
+        if selected tiny_http; then row "tiny_http RSS after run" "$(mib "$(get tiny.rss_after_kib)") MiB"; fi
+    fi
+    if selected admin; then
+        echo "admin latency, GET /api/system/health, one keep-alive connection, sequential   p50 / p99"
+        row "admin listener, idle (n=$(get admin_idle.n))" "$(get admin_idle.p50_ms) / $(get admin_idle.p99_ms) ms" "" "statuses $(get admin_idle.statuses)"
+        row "admin listener, public saturated (n=$(get admin_sat.n))" "$(get admin_sat.p50_ms) / $(get admin_sat.p99_ms) ms" "p99 <= 10 ms" "$(verdict "$(get admin_sat.p99_ms)" '<=' 10); statuses $(get admin_sat.statuses)"
+        row "  public load meanwhile (wrk -t2 -c256)" "$(get admin_sat.load.rps) req/s" "" "non-2xx $(get admin_sat.load.non2xx), sock err $(get admin_sat.load.socket_errors)"
+        row "public port, Host: admin.localhost, saturated (n=$(get admin_pub_sat.n))" "$(get admin_pub_sat.p50_ms) / $(get admin_pub_sat.p99_ms) ms" "" "statuses $(get admin_pub_sat.statuses)"
+        row "  public load meanwhile (wrk -t2 -c256)" "$(get admin_pub_sat.load.rps) req/s" "" "non-2xx $(get admin_pub_sat.load.non2xx), sock err $(get admin_pub_sat.load.socket_errors)"
+    fi
+    if [[ -n $FAZT_PID ]]; then
+        echo "fazt resident memory (VmRSS)"
+        row "idle (after start and a few requests)" "$(mib "$(get fazt.rss_idle_kib)") MiB" "<= 10 MiB" "$(verdict "$(mib "$(get fazt.rss_idle_kib)")" '<=' 10)"
+        if selected fazt; then row "after the throughput run" "$(mib "$(get fazt.rss_after_kib)") MiB"; fi
+        if selected memory; then
+            row "$IDLE_CONNS idle keep-alive connections open" "$(mib "$(get idle.rss_open_kib)") MiB" "<= 64 MiB" "$(verdict "$(mib "$(get idle.rss_open_kib)")" '<=' 64)"
+            row "  connections: answered+kept / still open" "$(get idle.idle_ok) / $(get idle.still_open)" "$IDLE_CONNS" "opened in $(get idle.open_seconds) s; statuses $(get idle.statuses); failures $(get idle.failures)"
+            row "  server fds with them open" "$(get idle.fds_open)"
+            row "  curl landing page meanwhile (median / max)" "$(get idle.probe_ms_median) / $(get idle.probe_ms_max) ms" "" "statuses $(get idle.probe_statuses)"
+            row "  after closing them" "$(mib "$(get idle.rss_after_close_kib)") MiB" "" "fds $(get idle.fds_after_close)"
+        fi
+        row "fazt exit on SIGTERM" "$(get fazt.exit)"
+    fi
+    echo "============================================================="
+}
+summary | tee "${BENCH_SUMMARY:-/dev/null}"

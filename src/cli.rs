@@ -1,0 +1,256 @@
+//! Command-line entry: parses arguments, runs a command, maps the outcome to an exit code.
+
+use crate::config::{self, process_env, Config, Flags};
+use crate::keys::{validate_name, KeyStore};
+use crate::probe::Report;
+use std::path::{Path, PathBuf};
+
+const HELP: &str = "\
+fazt — a single-binary personal cloud
+
+USAGE:
+    fazt server start [--listen ADDR] [--admin-listen ADDR] [--domain D] [--data DIR]
+    fazt probe [--json] [--data DIR] [--root DIR]
+    fazt key create NAME [--data DIR]
+    fazt key list [--json] [--data DIR]
+    fazt key revoke ID [--data DIR]
+    fazt --help | --version
+
+COMMANDS:
+    server start   Serve sites, analytics and the admin API until SIGTERM/SIGINT.
+    probe          Print the memory and CPU this process was given and every limit derived from them.
+    key            Manage admin API keys (works whether or not the server is running).
+
+OPTIONS:
+    --listen ADDR        Public listener [env FAZT_LISTEN, default 127.0.0.1:4698]
+    --admin-listen ADDR  Separate admin listener, reachable even when the public port is flooded
+                         [env FAZT_ADMIN_LISTEN, default: none; admin is also served on the admin host]
+    --domain D           Base domain: sites are <name>.D, the admin host is admin.D
+                         [env FAZT_DOMAIN, default localhost]
+    --data DIR           Data directory [env FAZT_DATA, default ./data]
+    --root DIR           (probe) read cgroup and /proc files under DIR instead of /
+    --json               Machine-readable output
+
+ENVIRONMENT (limits; see `fazt probe` for the values in effect):
+    FAZT_THREADS, FAZT_MEMORY_LIMIT, FAZT_CACHE_BYTES, FAZT_MAX_CACHED_FILE, FAZT_MAX_CONNECTIONS,
+    FAZT_UPLOAD_RAM, FAZT_TEMP_DIR, FAZT_EVENT_CHANNEL, FAZT_SQLITE_CACHE_BYTES, FAZT_SQLITE_MMAP_BYTES,
+    FAZT_HEADER_TIMEOUT, FAZT_IDLE_TIMEOUT, FAZT_BODY_TIMEOUT, FAZT_WRITE_TIMEOUT,
+    FAZT_SHUTDOWN_TIMEOUT, FAZT_ADMIN_MAX_CONNECTIONS, RUST_LOG
+";
+
+/// Parsed `--flag value` options and positional arguments of one command.
+struct Args {
+    values: Vec<(String, String)>,
+    switches: Vec<String>,
+    positional: Vec<String>,
+}
+
+impl Args {
+    /// Parses `args` accepting only the named value flags and switches.
+    fn parse(args: &[String], value_flags: &[&str], switch_flags: &[&str]) -> Result<Args, String> {
+        let mut parsed = Args {
+            values: Vec::new(),
+            switches: Vec::new(),
+            positional: Vec::new(),
+        };
+        let mut iter = args.iter();
+        while let Some(arg) = iter.next() {
+            let Some(flag) = arg.strip_prefix("--") else {
+                parsed.positional.push(arg.clone());
+                continue;
+            };
+            let (name, inline) = match flag.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (flag, None),
+            };
+            if value_flags.contains(&name) {
+                let value = match inline {
+                    Some(v) => v,
+                    None => iter
+                        .next()
+                        .cloned()
+                        .ok_or(format!("--{name} needs a value"))?,
+                };
+                if value.is_empty() {
+                    return Err(format!("--{name} needs a non-empty value"));
+                }
+                parsed.values.push((name.to_string(), value));
+            } else if switch_flags.contains(&name) && inline.is_none() {
+                parsed.switches.push(name.to_string());
+            } else {
+                return Err(format!("unknown option '{arg}'"));
+            }
+        }
+        Ok(parsed)
+    }
+
+    fn value(&self, name: &str) -> Option<String> {
+        self.values
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn switch(&self, name: &str) -> bool {
+        self.switches.iter().any(|s| s == name)
+    }
+
+    fn expect_positional(&self, count: usize, usage: &str) -> Result<(), String> {
+        match self.positional.len().cmp(&count) {
+            std::cmp::Ordering::Equal => Ok(()),
+            std::cmp::Ordering::Less => Err(format!("missing argument; usage: {usage}")),
+            std::cmp::Ordering::Greater => Err(format!(
+                "unexpected argument '{}'; usage: {usage}",
+                self.positional[count]
+            )),
+        }
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        config::data_dir(self.value("data").as_deref(), &process_env)
+    }
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> i32 {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("fazt: {message}");
+            2
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<i32, String> {
+    let words: Vec<&str> = args.iter().take(2).map(String::as_str).collect();
+    match words.as_slice() {
+        [] | ["--help" | "-h" | "help", ..] => {
+            print!("{HELP}");
+            Ok(0)
+        }
+        ["--version" | "-V", ..] => {
+            println!("fazt {}", env!("CARGO_PKG_VERSION"));
+            Ok(0)
+        }
+        ["server", "start"] => server_start(&args[2..]),
+        ["server", ..] => Err("usage: fazt server start [--listen ADDR] [--admin-listen ADDR] [--domain D] [--data DIR]".into()),
+        ["probe", ..] => probe(&args[1..]),
+        ["key", "create"] => key_create(&args[2..]),
+        ["key", "list"] => key_list(&args[2..]),
+        ["key", "revoke"] => key_revoke(&args[2..]),
+        ["key", ..] => Err("usage: fazt key create NAME | fazt key list | fazt key revoke ID".into()),
+        [other, ..] => Err(format!("unknown command '{other}'; run 'fazt --help'")),
+    }
+}
+
+fn init_logging() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+}
+
+fn server_start(args: &[String]) -> Result<i32, String> {
+    let args = Args::parse(args, &["listen", "admin-listen", "domain", "data"], &[])?;
+    args.expect_positional(
+        0,
+        "fazt server start [--listen ADDR] [--admin-listen ADDR] [--domain D] [--data DIR]",
+    )?;
+    init_logging();
+    // Raise the descriptor limit before probing so the connection cap is sized from it.
+    if let Err(e) = crate::sys::raise_nofile_limit() {
+        log::warn!("could not raise the open-file limit: {e}");
+    }
+    let flags = Flags {
+        listen: args.value("listen"),
+        admin_listen: args.value("admin-listen"),
+        domain: args.value("domain"),
+        data_dir: args.value("data"),
+    };
+    let data_dir = args.data_dir();
+    let report = Report::collect(Path::new("/"), &data_dir, &process_env)?;
+    let config = Config::build(&flags, &process_env, report)?;
+    crate::server::run(config)
+}
+
+fn probe(args: &[String]) -> Result<i32, String> {
+    let args = Args::parse(args, &["data", "root"], &["json"])?;
+    args.expect_positional(0, "fazt probe [--json] [--data DIR] [--root DIR]")?;
+    let root = PathBuf::from(args.value("root").unwrap_or_else(|| "/".into()));
+    if !root.is_dir() {
+        return Err(format!("--root: '{}' is not a directory", root.display()));
+    }
+    let report = Report::collect(&root, &args.data_dir(), &process_env)?;
+    if args.switch("json") {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
+        );
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(0)
+}
+
+fn open_keys(args: &Args) -> Result<KeyStore, String> {
+    let dir = args.data_dir();
+    KeyStore::open(&dir).map_err(|e| format!("reading API keys in {}: {e}", dir.display()))
+}
+
+fn key_create(args: &[String]) -> Result<i32, String> {
+    let args = Args::parse(args, &["data"], &[])?;
+    args.expect_positional(1, "fazt key create NAME [--data DIR]")?;
+    let name = &args.positional[0];
+    validate_name(name)?;
+    let mut keys = open_keys(&args)?;
+    let (key, token) = keys
+        .create(name, "owner")
+        .map_err(|e| format!("creating key: {e}"))?;
+    println!(
+        "created API key {} ({}); the token is shown only now:",
+        key.id, key.name
+    );
+    println!("{token}");
+    Ok(0)
+}
+
+fn key_list(args: &[String]) -> Result<i32, String> {
+    let args = Args::parse(args, &["data"], &["json"])?;
+    args.expect_positional(0, "fazt key list [--json] [--data DIR]")?;
+    let keys = open_keys(&args)?
+        .list()
+        .map_err(|e| format!("listing keys: {e}"))?;
+    if args.switch("json") {
+        let list: Vec<_> = keys.iter().map(|k| k.to_json()).collect();
+        println!("{}", serde_json::Value::Array(list));
+        return Ok(0);
+    }
+    if keys.is_empty() {
+        println!("no API keys (create one with 'fazt key create NAME')");
+    }
+    for k in keys {
+        println!(
+            "{}\t{}\t{}\tcreated {}",
+            k.id,
+            k.scope,
+            k.name,
+            crate::http::response::http_date(k.created_unix)
+        );
+    }
+    Ok(0)
+}
+
+fn key_revoke(args: &[String]) -> Result<i32, String> {
+    let args = Args::parse(args, &["data"], &[])?;
+    args.expect_positional(1, "fazt key revoke ID [--data DIR]")?;
+    let id = &args.positional[0];
+    if open_keys(&args)?
+        .revoke(id)
+        .map_err(|e| format!("revoking key: {e}"))?
+    {
+        println!("revoked API key {id}");
+        Ok(0)
+    } else {
+        Err(format!("no API key with id '{id}' (see 'fazt key list')"))
+    }
+}

@@ -1,0 +1,499 @@
+//! One HTTP/1.1 connection as a state machine over a non-blocking socket.
+//!
+//! Invariants:
+//! - at most one request is being handled at a time; pipelined requests wait in `inbuf`,
+//!   and we stop reading while responses are queued, so buffering is bounded by
+//!   `MAX_HEAD_TOTAL` plus one read plus the queued responses;
+//! - a body is never allocated from a declared length: it grows only with bytes received
+//!   and is refused with 413 once it passes the route's limit;
+//! - every phase has a deadline, checked by the event loop's periodic sweep.
+
+use super::parse::{parse_head, ChunkedDecoder, Framing, HeadScanner, HeadStatus, MAX_HEAD_TOTAL};
+use super::response::DateCache;
+use super::{Body, HttpError, Method, Request, Response};
+use crate::metrics::METRICS;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// Timeouts that bound how long a client may hold a connection in each phase.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnLimits {
+    /// From the first byte of a request head to its end, however slowly it drips.
+    pub header_timeout: Duration,
+    /// Between requests on a keep-alive connection.
+    pub idle_timeout: Duration,
+    /// Longest gap without progress while receiving a body.
+    pub body_timeout: Duration,
+    /// Longest gap without progress while the client is not reading our response.
+    pub write_timeout: Duration,
+}
+
+/// What the connection needs from the application: a body limit per route, and handling.
+pub trait Service {
+    /// Largest request body the route of this request accepts, in bytes.
+    fn body_limit(&self, request: &Request) -> u64;
+    /// Handles a complete request: `Some` answers now; `None` means the request was handed
+    /// to another thread and the answer will arrive through [`Conn::deliver`].
+    fn call(&mut self, request: Request, token: u64) -> Option<Response>;
+}
+
+/// Queued responses are flushed before more pipelined requests are read past this.
+const OUT_HIGH_WATER: usize = 64 * 1024;
+/// Bodies at most this large are copied next to their head so both go in one write.
+const COALESCE_BODY: usize = 16 * 1024;
+
+enum Phase {
+    Head,
+    Body(Box<PendingBody>),
+    /// Handed to another thread; waiting for [`Conn::deliver`].
+    Dispatched,
+}
+
+/// A request whose body is still arriving (boxed: it is much larger than the other phases).
+struct PendingBody {
+    request: Request,
+    framing: BodyFraming,
+    limit: u64,
+    read_at: Instant,
+}
+
+enum BodyFraming {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+}
+
+/// What the socket should be polled for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Want {
+    Read,
+    Write,
+    Nothing,
+    Close,
+}
+
+pub struct Conn {
+    pub stream: TcpStream,
+    peer: SocketAddr,
+    inbuf: Vec<u8>,
+    scanner: HeadScanner,
+    phase: Phase,
+    out: VecDeque<Body>,
+    out_offset: usize,
+    out_bytes: usize,
+    /// Method and keep-alive wish of the request being answered.
+    answering_head: bool,
+    answering_keep_alive: bool,
+    close_after_flush: bool,
+    peer_done: bool,
+    broken: bool,
+    head_started: Option<Instant>,
+    last_activity: Instant,
+    write_blocked_at: Option<Instant>,
+    served: u64,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream, peer: SocketAddr, now: Instant) -> Conn {
+        Conn {
+            stream,
+            peer,
+            inbuf: Vec::new(),
+            scanner: HeadScanner::default(),
+            phase: Phase::Head,
+            out: VecDeque::new(),
+            out_offset: 0,
+            out_bytes: 0,
+            answering_head: false,
+            answering_keep_alive: true,
+            close_after_flush: false,
+            peer_done: false,
+            broken: false,
+            head_started: None,
+            last_activity: now,
+            write_blocked_at: None,
+            served: 0,
+        }
+    }
+
+    /// Reads what the socket has (bounded), then runs the state machine.
+    pub fn on_readable(
+        &mut self,
+        svc: &mut dyn Service,
+        token: u64,
+        scratch: &mut [u8],
+        ctx: &mut ConnCtx,
+    ) {
+        let mut reads = 0;
+        while self.wants_input() && reads < 4 {
+            reads += 1;
+            match self.stream.read(scratch) {
+                Ok(0) => {
+                    self.peer_done = true;
+                    break;
+                }
+                Ok(n) => {
+                    self.inbuf.extend_from_slice(&scratch[..n]);
+                    self.last_activity = ctx.now;
+                    self.advance(svc, token, ctx);
+                    if n < scratch.len() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.broken = true;
+                    return;
+                }
+            }
+        }
+        self.advance(svc, token, ctx);
+        self.flush(ctx.now);
+    }
+
+    pub fn on_writable(&mut self, svc: &mut dyn Service, token: u64, ctx: &mut ConnCtx) {
+        self.flush(ctx.now);
+        if self.out.is_empty() {
+            // Pipelined requests that waited for the queue to drain.
+            self.advance(svc, token, ctx);
+            self.flush(ctx.now);
+        }
+    }
+
+    /// Receives the answer to a request that was handed to another thread.
+    pub fn deliver(
+        &mut self,
+        response: Response,
+        svc: &mut dyn Service,
+        token: u64,
+        ctx: &mut ConnCtx,
+    ) {
+        if matches!(self.phase, Phase::Dispatched) {
+            self.phase = Phase::Head;
+            self.queue_response(response, ctx);
+            self.advance(svc, token, ctx);
+            self.flush(ctx.now);
+        }
+    }
+
+    /// Socket interest for the current state; `Close` when the connection is finished.
+    pub fn want(&self) -> Want {
+        if self.broken {
+            return Want::Close;
+        }
+        if !self.out.is_empty() {
+            return Want::Write;
+        }
+        if self.close_after_flush {
+            return Want::Close;
+        }
+        match self.phase {
+            Phase::Dispatched => Want::Nothing,
+            // The client has sent all it will; nothing more can complete.
+            _ if self.peer_done => Want::Close,
+            _ => Want::Read,
+        }
+    }
+
+    /// True when no request is in progress and nothing is queued: safe to close at shutdown.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.phase, Phase::Head) && self.inbuf.is_empty() && self.out.is_empty()
+    }
+
+    /// Applies the phase deadlines; called periodically by the event loop.
+    pub fn check_deadlines(&mut self, limits: &ConnLimits, ctx: &mut ConnCtx) {
+        let now = ctx.now;
+        if let Some(blocked) = self.write_blocked_at {
+            if now.duration_since(blocked) > limits.write_timeout {
+                METRICS.write_timeouts.inc();
+                self.broken = true;
+            }
+            return;
+        }
+        match &self.phase {
+            Phase::Dispatched => {}
+            Phase::Body(pending) => {
+                if now.duration_since(pending.read_at) > limits.body_timeout {
+                    self.fail(HttpError::HeadTimeout, ctx);
+                }
+            }
+            Phase::Head => match self.head_started {
+                Some(start) if now.duration_since(start) > limits.header_timeout => {
+                    self.fail(HttpError::HeadTimeout, ctx);
+                }
+                Some(_) => {}
+                None => {
+                    // A fresh connection gets the head deadline to send its first byte;
+                    // a kept-alive one the idle timeout. Either way it just closes.
+                    let allowed = if self.served == 0 {
+                        limits.header_timeout
+                    } else {
+                        limits.idle_timeout
+                    };
+                    if now.duration_since(self.last_activity) > allowed {
+                        self.broken = true;
+                    }
+                }
+            },
+        }
+        self.flush(now);
+    }
+
+    /// Marks the connection to close after the current request (graceful shutdown).
+    pub fn start_draining(&mut self) {
+        if self.is_idle() {
+            self.broken = true;
+        }
+    }
+
+    fn wants_input(&self) -> bool {
+        !self.peer_done
+            && !self.broken
+            && !self.close_after_flush
+            && self.out.is_empty()
+            && !matches!(self.phase, Phase::Dispatched)
+            && self.inbuf.len() <= MAX_HEAD_TOTAL
+    }
+
+    /// Runs parsing and dispatch over buffered bytes until it needs more input or output
+    /// space, or a request is handed off.
+    fn advance(&mut self, svc: &mut dyn Service, token: u64, ctx: &mut ConnCtx) {
+        loop {
+            if self.close_after_flush || self.broken || self.out_bytes > OUT_HIGH_WATER {
+                break;
+            }
+            match &mut self.phase {
+                Phase::Dispatched => break,
+                Phase::Head => {
+                    if self.inbuf.is_empty() {
+                        break;
+                    }
+                    if !self.step_head(svc, token, ctx) {
+                        break;
+                    }
+                }
+                Phase::Body(_) => {
+                    if !self.step_body(svc, token, ctx) {
+                        break;
+                    }
+                }
+            }
+        }
+        if self.inbuf.is_empty() && self.inbuf.capacity() > 4096 {
+            // Idle keep-alive connections should not pin large buffers.
+            self.inbuf = Vec::new();
+        }
+        if self.peer_done && self.is_idle() {
+            self.broken = true;
+        }
+    }
+
+    /// Returns true if progress was made and the loop should continue.
+    fn step_head(&mut self, svc: &mut dyn Service, token: u64, ctx: &mut ConnCtx) -> bool {
+        self.head_started.get_or_insert(ctx.now);
+        let status = match parse_head(&self.inbuf, &mut self.scanner, self.peer) {
+            Ok(status) => status,
+            Err(e) => {
+                self.fail(e, ctx);
+                return false;
+            }
+        };
+        let HeadStatus::Complete {
+            request,
+            framing,
+            head_len,
+            expect_continue,
+        } = status
+        else {
+            return false;
+        };
+        self.inbuf.drain(..head_len);
+        self.scanner.reset();
+        self.head_started = None;
+        let limit = svc.body_limit(&request);
+        let framing = match framing {
+            Framing::None => {
+                self.dispatch(request, svc, token, ctx);
+                return true;
+            }
+            Framing::Length(n) if n > limit => {
+                self.fail(HttpError::PayloadTooLarge { limit }, ctx);
+                return false;
+            }
+            Framing::Length(n) => BodyFraming::Length(n),
+            Framing::Chunked => BodyFraming::Chunked(ChunkedDecoder::default()),
+        };
+        if expect_continue && self.inbuf.is_empty() {
+            self.push_out(Body::Static(b"HTTP/1.1 100 Continue\r\n\r\n"));
+        }
+        let pending = PendingBody {
+            request,
+            framing,
+            limit,
+            read_at: ctx.now,
+        };
+        self.phase = Phase::Body(Box::new(pending));
+        true
+    }
+
+    fn step_body(&mut self, svc: &mut dyn Service, token: u64, ctx: &mut ConnCtx) -> bool {
+        let Phase::Body(pending) = &mut self.phase else {
+            return false;
+        };
+        let PendingBody {
+            request,
+            framing,
+            limit,
+            read_at,
+        } = &mut **pending;
+        let limit = *limit;
+        let (consumed, done) = match framing {
+            BodyFraming::Length(remaining) => {
+                let take = (*remaining).min(self.inbuf.len() as u64) as usize;
+                request.body.extend_from_slice(&self.inbuf[..take]);
+                *remaining -= take as u64;
+                (take, *remaining == 0)
+            }
+            BodyFraming::Chunked(decoder) => {
+                let body = &mut request.body;
+                let mut sink = |data: &[u8]| {
+                    if body.len() as u64 + data.len() as u64 > limit {
+                        return Err(HttpError::PayloadTooLarge { limit });
+                    }
+                    body.extend_from_slice(data);
+                    Ok(())
+                };
+                match decoder.decode(&self.inbuf, &mut sink) {
+                    Ok(n) => (n, decoder.is_done()),
+                    Err(e) => {
+                        self.fail(e, ctx);
+                        return false;
+                    }
+                }
+            }
+        };
+        if consumed > 0 {
+            *read_at = ctx.now;
+        }
+        self.inbuf.drain(..consumed);
+        if !done {
+            return false;
+        }
+        let Phase::Body(pending) = std::mem::replace(&mut self.phase, Phase::Head) else {
+            return false;
+        };
+        self.dispatch(pending.request, svc, token, ctx);
+        true
+    }
+
+    fn dispatch(
+        &mut self,
+        mut request: Request,
+        svc: &mut dyn Service,
+        token: u64,
+        ctx: &mut ConnCtx,
+    ) {
+        if ctx.draining {
+            request.keep_alive = false;
+        }
+        self.answering_head = request.method == Method::Head;
+        self.answering_keep_alive = request.keep_alive;
+        match svc.call(request, token) {
+            Some(response) => self.queue_response(response, ctx),
+            None => self.phase = Phase::Dispatched,
+        }
+    }
+
+    fn queue_response(&mut self, response: Response, ctx: &mut ConnCtx) {
+        METRICS.count_status(response.status);
+        let keep_alive = self.answering_keep_alive && !response.close && !ctx.draining;
+        let mut head = Vec::with_capacity(256 + response.body.len().min(COALESCE_BODY));
+        response.write_head(&mut head, ctx.date.get(), keep_alive);
+        let send_body = !self.answering_head && !response.body.is_empty();
+        if send_body && response.body.len() <= COALESCE_BODY {
+            head.extend_from_slice(response.body.as_bytes());
+            self.push_out(Body::Owned(head));
+        } else {
+            self.push_out(Body::Owned(head));
+            if send_body {
+                self.push_out(response.body);
+            }
+        }
+        self.served += 1;
+        self.last_activity = ctx.now;
+        if !keep_alive {
+            self.close_after_flush = true;
+        }
+    }
+
+    /// Answers a protocol error and closes: the rest of the input can't be trusted.
+    fn fail(&mut self, error: HttpError, ctx: &mut ConnCtx) {
+        METRICS.count_limit(error.status());
+        self.inbuf.clear();
+        self.phase = Phase::Head;
+        self.answering_head = false;
+        self.answering_keep_alive = false;
+        self.queue_response(error.to_response(), ctx);
+    }
+
+    fn push_out(&mut self, body: Body) {
+        self.out_bytes += body.len();
+        self.out.push_back(body);
+    }
+
+    /// Writes queued output until done or the socket is full.
+    fn flush(&mut self, now: Instant) {
+        while !self.out.is_empty() && !self.broken {
+            let mut slices: [IoSlice<'_>; 8] = std::array::from_fn(|_| IoSlice::new(&[]));
+            let mut count = 0;
+            for (i, body) in self.out.iter().take(8).enumerate() {
+                let bytes = body.as_bytes();
+                slices[i] = IoSlice::new(if i == 0 {
+                    &bytes[self.out_offset..]
+                } else {
+                    bytes
+                });
+                count += 1;
+            }
+            match self.stream.write_vectored(&slices[..count]) {
+                Ok(0) => self.broken = true,
+                Ok(n) => {
+                    self.consume_out(n);
+                    self.write_blocked_at = None;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.write_blocked_at.get_or_insert(now);
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => self.broken = true,
+            }
+        }
+        self.write_blocked_at = None;
+    }
+
+    fn consume_out(&mut self, mut n: usize) {
+        self.out_bytes -= n;
+        while n > 0 {
+            let Some(front) = self.out.front() else { break };
+            let left = front.len() - self.out_offset;
+            if n >= left {
+                n -= left;
+                self.out.pop_front();
+                self.out_offset = 0;
+            } else {
+                self.out_offset += n;
+                n = 0;
+            }
+        }
+    }
+}
+
+/// Per-event context from the event loop.
+pub struct ConnCtx<'a> {
+    pub now: Instant,
+    pub date: &'a mut DateCache,
+    pub draining: bool,
+}

@@ -1,0 +1,49 @@
+//! Our own HTTP/1.1 layer (DESIGN D1): parsing with limits, the per-connection state
+//! machine, and response serialisation. Handlers see a complete [`Request`] and return a
+//! [`Response`]; everything about sockets stays in `conn` and `server::event_loop`.
+
+pub mod conn;
+pub mod parse;
+pub mod request;
+pub mod response;
+
+pub use request::{Method, Request};
+pub use response::{Body, Response};
+
+/// Protocol-level failures, each answered with its status and then the connection closes.
+#[derive(Debug)]
+pub enum HttpError {
+    BadRequest(String),
+    HeaderTooLarge(&'static str),
+    PayloadTooLarge { limit: u64 },
+    HeadTimeout,
+    ExpectationFailed,
+}
+
+impl HttpError {
+    pub fn status(&self) -> u16 {
+        match self {
+            HttpError::BadRequest(_) => 400,
+            HttpError::HeaderTooLarge(_) => 431,
+            HttpError::PayloadTooLarge { .. } => 413,
+            HttpError::HeadTimeout => 408,
+            HttpError::ExpectationFailed => 417,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            HttpError::BadRequest(m) => m.clone(),
+            HttpError::HeaderTooLarge(m) => (*m).to_string(),
+            HttpError::PayloadTooLarge { limit } => {
+                format!("request body is larger than this route allows ({limit} bytes)")
+            }
+            HttpError::HeadTimeout => "request head not received in time".to_string(),
+            HttpError::ExpectationFailed => "only 'Expect: 100-continue' is supported".to_string(),
+        }
+    }
+
+    pub fn to_response(&self) -> Response {
+        Response::error(self.status(), &self.message()).closing()
+    }
+}

@@ -1,0 +1,499 @@
+//! Request head parsing with the limits of DESIGN §5, body framing, and the chunked decoder.
+//! Everything here works on bytes already received; nothing allocates in proportion to
+//! what a client *claims* it will send.
+
+use super::request::Request;
+use super::HttpError;
+use std::net::SocketAddr;
+
+/// Longest single line of a request head (request line or one header).
+pub const MAX_HEAD_LINE: usize = 8 * 1024;
+/// Largest whole request head.
+pub const MAX_HEAD_TOTAL: usize = 64 * 1024;
+/// Most headers in one request.
+pub const MAX_HEADERS: usize = 100;
+
+/// How the body of a request is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+pub enum HeadStatus {
+    /// More bytes are needed; the bytes so far are within limits.
+    Partial,
+    Complete {
+        request: Request,
+        framing: Framing,
+        head_len: usize,
+        expect_continue: bool,
+    },
+}
+
+/// Incremental limit check for a head that is still arriving: remembers how far it has
+/// scanned so a slowly dripping head costs O(n) in total, not O(n²).
+#[derive(Default)]
+pub struct HeadScanner {
+    scanned: usize,
+    line_start: usize,
+}
+
+impl HeadScanner {
+    pub fn reset(&mut self) {
+        *self = HeadScanner::default();
+    }
+
+    /// Checks line lengths and total size of the partial head in `buf`.
+    fn check(&mut self, buf: &[u8]) -> Result<(), HttpError> {
+        for (i, &b) in buf.iter().enumerate().skip(self.scanned) {
+            if b == b'\n' {
+                if i - self.line_start > MAX_HEAD_LINE {
+                    return Err(HttpError::HeaderTooLarge(
+                        "a header line is longer than 8 KiB",
+                    ));
+                }
+                self.line_start = i + 1;
+            }
+        }
+        self.scanned = buf.len();
+        if buf.len() - self.line_start > MAX_HEAD_LINE {
+            return Err(HttpError::HeaderTooLarge(
+                "a header line is longer than 8 KiB",
+            ));
+        }
+        if buf.len() > MAX_HEAD_TOTAL {
+            return Err(HttpError::HeaderTooLarge(
+                "the request head is larger than 64 KiB",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Tries to parse one request head from the front of `buf`.
+pub fn parse_head(
+    buf: &[u8],
+    scanner: &mut HeadScanner,
+    peer: SocketAddr,
+) -> Result<HeadStatus, HttpError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
+    let head_len = match parsed.parse(buf) {
+        Ok(httparse::Status::Partial) => {
+            scanner.check(buf)?;
+            return Ok(HeadStatus::Partial);
+        }
+        Ok(httparse::Status::Complete(len)) => len,
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(HttpError::HeaderTooLarge("more than 100 headers"))
+        }
+        Err(e) => {
+            return Err(HttpError::BadRequest(format!(
+                "malformed request head: {e}"
+            )))
+        }
+    };
+    // The scanner only saw partial heads; a head that arrived whole is checked here.
+    scanner.check(&buf[..head_len])?;
+
+    let minor_version = parsed.version.unwrap_or(1);
+    let base = buf.as_ptr() as usize;
+    let range_of = |s: &[u8]| {
+        let start = s.as_ptr() as usize - base;
+        start..start + s.len()
+    };
+    let method = parsed.method.unwrap_or("");
+    let target = parsed.path.unwrap_or("");
+    let method_range = range_of(method.as_bytes());
+    let target_range = range_of(target.as_bytes());
+    let header_ranges: Vec<_> = parsed
+        .headers
+        .iter()
+        .map(|h| (range_of(h.name.as_bytes()), range_of(h.value)))
+        .collect();
+    if !(target.starts_with('/') || (target == "*" && method == "OPTIONS")) {
+        return Err(HttpError::BadRequest(format!(
+            "request target must be an absolute path, got '{}'",
+            truncate(target, 100)
+        )));
+    }
+
+    let mut request = Request::new(
+        buf[..head_len].to_vec(),
+        method_range,
+        target_range,
+        minor_version,
+        header_ranges,
+        peer,
+    );
+    request.host = host_of(&request)?;
+    let framing = framing_of(&request)?;
+    let expect_continue = match request.header("expect") {
+        None => false,
+        Some(v) if v.trim_ascii().eq_ignore_ascii_case(b"100-continue") => minor_version == 1,
+        Some(_) => return Err(HttpError::ExpectationFailed),
+    };
+    Ok(HeadStatus::Complete {
+        request,
+        framing,
+        head_len,
+        expect_continue,
+    })
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => &text[..i],
+        None => text,
+    }
+}
+
+/// The Host header without port, lower-cased and validated. HTTP/1.1 requires exactly one.
+fn host_of(request: &Request) -> Result<String, HttpError> {
+    let mut hosts = request
+        .headers()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(b"host"));
+    let first = hosts.next();
+    if hosts.next().is_some() {
+        return Err(HttpError::BadRequest("more than one Host header".into()));
+    }
+    let raw = match first {
+        Some((_, v)) => v.trim_ascii(),
+        None if request.minor_version == 0 => return Ok(String::new()),
+        None => return Err(HttpError::BadRequest("missing Host header".into())),
+    };
+    parse_host(raw).ok_or_else(|| {
+        HttpError::BadRequest(format!(
+            "invalid Host header '{}'",
+            String::from_utf8_lossy(raw)
+        ))
+    })
+}
+
+/// Accepts `name[:port]` with a DNS-style name or IPv4 literal, or `[ipv6][:port]`.
+pub fn parse_host(raw: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let (name, port) = if text.starts_with('[') {
+        let end = text.find(']')?;
+        let inner = &text[1..end];
+        if inner.is_empty()
+            || !inner
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return None;
+        }
+        let after = &text[end + 1..];
+        let port = if after.is_empty() {
+            ""
+        } else {
+            after.strip_prefix(':')?
+        };
+        (&text[..=end], port)
+    } else {
+        text.rsplit_once(':').unwrap_or((text, ""))
+    };
+    if !port.bytes().all(|b| b.is_ascii_digit()) || port.len() > 5 {
+        return None;
+    }
+    if name.starts_with('[') {
+        return Some(name.to_ascii_lowercase());
+    }
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let valid = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    valid.then(|| name.to_ascii_lowercase())
+}
+
+/// Works out body framing, refusing the ambiguous combinations used for request smuggling.
+fn framing_of(request: &Request) -> Result<Framing, HttpError> {
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    for (name, value) in request.headers() {
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let text = std::str::from_utf8(value).unwrap_or("").trim();
+            if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(HttpError::BadRequest("invalid Content-Length".into()));
+            }
+            // Digits only, so the one failure left is overflow: the client claims more
+            // than u64 can hold, which is more than any route allows.
+            let n = text.parse::<u64>().unwrap_or(u64::MAX);
+            if length.is_some_and(|l| l != n) {
+                return Err(HttpError::BadRequest(
+                    "conflicting Content-Length headers".into(),
+                ));
+            }
+            length = Some(n);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            let last = value
+                .rsplit(|&b| b == b',')
+                .next()
+                .unwrap_or(b"")
+                .trim_ascii();
+            if !last.eq_ignore_ascii_case(b"chunked") || chunked {
+                return Err(HttpError::BadRequest(
+                    "unsupported Transfer-Encoding (only chunked is accepted)".into(),
+                ));
+            }
+            chunked = true;
+        }
+    }
+    match (length, chunked) {
+        (Some(_), true) => Err(HttpError::BadRequest(
+            "both Content-Length and Transfer-Encoding".into(),
+        )),
+        (_, true) if request.minor_version == 0 => Err(HttpError::BadRequest(
+            "Transfer-Encoding in an HTTP/1.0 request".into(),
+        )),
+        (_, true) => Ok(Framing::Chunked),
+        (Some(0), false) | (None, false) => Ok(Framing::None),
+        (Some(n), false) => Ok(Framing::Length(n)),
+    }
+}
+
+/// Longest chunk-size line (size, extensions) or trailer line we accept.
+const MAX_CHUNK_LINE: usize = 4 * 1024;
+/// Total trailer bytes we are willing to skip.
+const MAX_TRAILERS: usize = 16 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    SizeLine,
+    Data(u64),
+    DataEnd,
+    Trailers,
+    Done,
+}
+
+/// Incremental decoder for `Transfer-Encoding: chunked`.
+#[derive(Debug)]
+pub struct ChunkedDecoder {
+    state: ChunkState,
+    line: Vec<u8>,
+    trailer_bytes: usize,
+}
+
+impl Default for ChunkedDecoder {
+    fn default() -> Self {
+        ChunkedDecoder {
+            state: ChunkState::SizeLine,
+            line: Vec::new(),
+            trailer_bytes: 0,
+        }
+    }
+}
+
+impl ChunkedDecoder {
+    pub fn is_done(&self) -> bool {
+        self.state == ChunkState::Done
+    }
+
+    /// Consumes bytes from `input`, calling `sink` with each piece of body data.
+    /// Returns how many input bytes were consumed; stops at the end of the body.
+    pub fn decode(
+        &mut self,
+        input: &[u8],
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), HttpError>,
+    ) -> Result<usize, HttpError> {
+        let mut pos = 0;
+        while pos < input.len() && self.state != ChunkState::Done {
+            match self.state {
+                ChunkState::Data(remaining) => {
+                    let take = remaining.min((input.len() - pos) as u64) as usize;
+                    sink(&input[pos..pos + take])?;
+                    pos += take;
+                    let left = remaining - take as u64;
+                    self.state = if left == 0 {
+                        ChunkState::DataEnd
+                    } else {
+                        ChunkState::Data(left)
+                    };
+                }
+                ChunkState::SizeLine | ChunkState::DataEnd | ChunkState::Trailers => {
+                    let Some(line) = self.take_line(input, &mut pos)? else {
+                        break;
+                    };
+                    self.state = self.after_line(&line)?;
+                }
+                ChunkState::Done => break,
+            }
+        }
+        Ok(pos)
+    }
+
+    /// Accumulates one CRLF-terminated line (bounded); `None` until it is complete.
+    fn take_line(&mut self, input: &[u8], pos: &mut usize) -> Result<Option<Vec<u8>>, HttpError> {
+        let rest = &input[*pos..];
+        match rest.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                self.line.extend_from_slice(&rest[..i]);
+                *pos += i + 1;
+                if self.line.len() > MAX_CHUNK_LINE {
+                    return Err(HttpError::BadRequest("chunk line too long".into()));
+                }
+                let mut line = std::mem::take(&mut self.line);
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                Ok(Some(line))
+            }
+            None => {
+                self.line.extend_from_slice(rest);
+                *pos = input.len();
+                if self.line.len() > MAX_CHUNK_LINE {
+                    return Err(HttpError::BadRequest("chunk line too long".into()));
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    fn after_line(&mut self, line: &[u8]) -> Result<ChunkState, HttpError> {
+        match self.state {
+            ChunkState::SizeLine => {
+                let size_text = line
+                    .split(|&b| b == b';')
+                    .next()
+                    .unwrap_or(b"")
+                    .trim_ascii();
+                if size_text.is_empty() || size_text.len() > 16 {
+                    return Err(HttpError::BadRequest("invalid chunk size".into()));
+                }
+                let text = std::str::from_utf8(size_text).unwrap_or("");
+                let size = u64::from_str_radix(text, 16)
+                    .map_err(|_| HttpError::BadRequest("invalid chunk size".into()))?;
+                Ok(if size == 0 {
+                    ChunkState::Trailers
+                } else {
+                    ChunkState::Data(size)
+                })
+            }
+            ChunkState::DataEnd if line.is_empty() => Ok(ChunkState::SizeLine),
+            ChunkState::DataEnd => Err(HttpError::BadRequest(
+                "chunk data longer than its size".into(),
+            )),
+            ChunkState::Trailers if line.is_empty() => Ok(ChunkState::Done),
+            ChunkState::Trailers => {
+                self.trailer_bytes += line.len();
+                if self.trailer_bytes > MAX_TRAILERS {
+                    return Err(HttpError::HeaderTooLarge(
+                        "chunked trailers larger than 16 KiB",
+                    ));
+                }
+                Ok(ChunkState::Trailers)
+            }
+            state => Ok(state),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> SocketAddr {
+        "127.0.0.1:1".parse().unwrap()
+    }
+
+    fn parse(text: &str) -> Result<HeadStatus, HttpError> {
+        parse_head(text.as_bytes(), &mut HeadScanner::default(), peer())
+    }
+
+    #[test]
+    fn complete_head_with_host_and_length() {
+        let HeadStatus::Complete {
+            request,
+            framing,
+            head_len,
+            ..
+        } = parse(
+            "POST /a?b=1 HTTP/1.1\r\nHost: Blog.Example.com:8080\r\nContent-Length: 5\r\n\r\nhello",
+        )
+        .unwrap()
+        else {
+            panic!("expected complete")
+        };
+        assert_eq!(request.host, "blog.example.com");
+        assert_eq!(request.path(), "/a");
+        assert_eq!(request.query(), "b=1");
+        assert_eq!(framing, Framing::Length(5));
+        assert_eq!(head_len, 72);
+    }
+
+    #[test]
+    fn refuses_smuggling_shapes() {
+        let both =
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(matches!(parse(both), Err(HttpError::BadRequest(_))));
+        let two = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n";
+        assert!(matches!(parse(two), Err(HttpError::BadRequest(_))));
+        let gzip = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n";
+        assert!(matches!(parse(gzip), Err(HttpError::BadRequest(_))));
+    }
+
+    #[test]
+    fn huge_content_length_is_a_number_not_an_allocation() {
+        let head = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000000000000000000000\r\n\r\n";
+        let Ok(HeadStatus::Complete { framing, .. }) = parse(head) else {
+            panic!()
+        };
+        assert_eq!(framing, Framing::Length(u64::MAX));
+    }
+
+    #[test]
+    fn long_partial_line_is_431() {
+        let mut scanner = HeadScanner::default();
+        let mut buf = b"GET / HTTP/1.1\r\nX-Long: ".to_vec();
+        buf.extend(std::iter::repeat_n(b'a', MAX_HEAD_LINE + 1));
+        assert!(matches!(
+            parse_head(&buf, &mut scanner, peer()),
+            Err(HttpError::HeaderTooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn hosts() {
+        assert_eq!(parse_host(b"localhost:4698").as_deref(), Some("localhost"));
+        assert_eq!(parse_host(b"[::1]:80").as_deref(), Some("[::1]"));
+        assert_eq!(parse_host(b"a.b.").as_deref(), Some("a.b"));
+        assert_eq!(parse_host(b"bad host"), None);
+        assert_eq!(parse_host(b"a/b"), None);
+        assert_eq!(parse_host(b"a:port"), None);
+        assert_eq!(parse_host(b""), None);
+        assert_eq!(parse_host(b"a..b"), None);
+    }
+
+    #[test]
+    fn chunked_in_pieces() {
+        let body = b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+        for split in 0..body.len() {
+            let mut decoder = ChunkedDecoder::default();
+            let mut out = Vec::new();
+            let mut sink = |d: &[u8]| {
+                out.extend_from_slice(d);
+                Ok(())
+            };
+            let a = decoder.decode(&body[..split], &mut sink).unwrap();
+            let b = decoder.decode(&body[a..], &mut sink).unwrap();
+            assert!(decoder.is_done());
+            assert_eq!(a + b, body.len() - 4, "split {split}");
+            assert_eq!(out, b"hello world");
+        }
+    }
+
+    #[test]
+    fn chunked_rejects_bad_size() {
+        let mut decoder = ChunkedDecoder::default();
+        let err = decoder.decode(b"zz\r\n", &mut |_| Ok(())).unwrap_err();
+        assert!(matches!(err, HttpError::BadRequest(_)));
+    }
+}

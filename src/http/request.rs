@@ -1,0 +1,128 @@
+//! A parsed request: the head bytes are kept in one buffer and headers are ranges into it,
+//! so a request costs two allocations however many headers it has.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+    Other,
+}
+
+impl Method {
+    pub fn parse(text: &str) -> Method {
+        match text {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            _ => Method::Other,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Request {
+    pub method: Method,
+    /// HTTP/1.x minor version: 0 or 1.
+    pub minor_version: u8,
+    pub peer: SocketAddr,
+    /// Host without port, lower-cased; empty when the request had none.
+    pub host: String,
+    pub body: Vec<u8>,
+    /// Whether the client allows the connection to stay open after this request.
+    pub keep_alive: bool,
+    head: Vec<u8>,
+    method_text: Range<usize>,
+    target: Range<usize>,
+    headers: Vec<(Range<usize>, Range<usize>)>,
+}
+
+impl Request {
+    pub(crate) fn new(
+        head: Vec<u8>,
+        method_text: Range<usize>,
+        target: Range<usize>,
+        minor_version: u8,
+        headers: Vec<(Range<usize>, Range<usize>)>,
+        peer: SocketAddr,
+    ) -> Request {
+        let method = Method::parse(std::str::from_utf8(&head[method_text.clone()]).unwrap_or(""));
+        let mut request = Request {
+            method,
+            minor_version,
+            peer,
+            host: String::new(),
+            body: Vec::new(),
+            keep_alive: false,
+            head,
+            method_text,
+            target,
+            headers,
+        };
+        request.keep_alive = request.wants_keep_alive();
+        request
+    }
+
+    pub fn method_text(&self) -> &str {
+        std::str::from_utf8(&self.head[self.method_text.clone()]).unwrap_or("")
+    }
+
+    /// The request target as sent (`/path?query`). httparse only accepts visible ASCII here.
+    pub fn target(&self) -> &str {
+        std::str::from_utf8(&self.head[self.target.clone()]).unwrap_or("")
+    }
+
+    pub fn path(&self) -> &str {
+        let target = self.target();
+        target.split_once('?').map_or(target, |(path, _)| path)
+    }
+
+    pub fn query(&self) -> &str {
+        self.target().split_once('?').map_or("", |(_, query)| query)
+    }
+
+    /// First header with this name (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| self.head[n.clone()].eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| &self.head[v.clone()])
+    }
+
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        self.header(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(str::trim)
+    }
+
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.headers
+            .iter()
+            .map(|(n, v)| (&self.head[n.clone()], &self.head[v.clone()]))
+    }
+
+    fn wants_keep_alive(&self) -> bool {
+        let connection = self.header("connection").unwrap_or(b"");
+        let has = |token: &str| {
+            connection
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+        };
+        if self.minor_version == 0 {
+            has("keep-alive")
+        } else {
+            !has("close")
+        }
+    }
+}

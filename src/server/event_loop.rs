@@ -1,0 +1,438 @@
+//! One event loop: an epoll instance, an optional listener, the connections it accepted,
+//! and a mailbox (channel + eventfd) through which other threads hand it work or answers.
+//! Core threads and the admin thread both run this loop with different services.
+
+use crate::http::conn::{Conn, ConnCtx, ConnLimits, Service, Want};
+use crate::http::response::DateCache;
+use crate::http::{Request, Response};
+use crate::metrics::METRICS;
+use crate::sys::{Epoll, Event, EventFd, Interest};
+use crossbeam_channel::{Receiver, Sender};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const LISTENER: u64 = u64::MAX;
+const WAKER: u64 = u64::MAX - 1;
+/// Deadlines are checked this often; it bounds how late a timeout can fire.
+const SWEEP_EVERY: Duration = Duration::from_millis(200);
+/// After an accept() failure such as EMFILE, the listener rests this long so the loop
+/// doesn't spin on a socket that stays readable.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Accepts per readiness event, so a connection flood can't starve existing clients.
+const ACCEPT_BATCH: usize = 64;
+const SCRATCH_BYTES: usize = 64 * 1024;
+
+/// Messages between threads.
+pub enum Mail {
+    /// A request for the admin thread, with where to send the answer.
+    AdminJob(AdminJob),
+    /// The answer to a request this loop handed off.
+    Reply { token: u64, response: Response },
+}
+
+pub struct AdminJob {
+    pub request: Request,
+    pub token: u64,
+    pub reply_to: Mailbox,
+    /// When the request was complete, for the admin latency histogram.
+    pub received: Instant,
+}
+
+/// Where to send mail for one loop: a channel plus the eventfd that wakes the loop.
+#[derive(Clone)]
+pub struct Mailbox {
+    tx: Sender<Mail>,
+    waker: Arc<EventFd>,
+}
+
+impl Mailbox {
+    pub fn new() -> io::Result<(Mailbox, Receiver<Mail>)> {
+        // Unbounded: each connection has at most one request in flight, so the connection
+        // cap bounds the queue, and admin work must never be refused for lack of room.
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Ok((
+            Mailbox {
+                tx,
+                waker: Arc::new(EventFd::new()?),
+            },
+            rx,
+        ))
+    }
+
+    /// Delivers mail; false if the receiving loop has exited.
+    pub fn send(&self, mail: Mail) -> bool {
+        let sent = self.tx.send(mail).is_ok();
+        self.waker.notify();
+        sent
+    }
+
+    pub fn wake(&self) {
+        self.waker.notify();
+    }
+}
+
+/// Open connections of one listener (shared by the loops that accept from it) and the cap.
+pub struct ConnCap {
+    open: AtomicUsize,
+    max: usize,
+}
+
+impl ConnCap {
+    pub fn new(max: usize) -> Arc<ConnCap> {
+        Arc::new(ConnCap {
+            open: AtomicUsize::new(0),
+            max,
+        })
+    }
+
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+}
+
+/// A service that also handles mail addressed to its loop.
+pub trait LoopService: Service {
+    /// Handles one message; returns an answer to deliver to one of this loop's connections.
+    fn on_mail(&mut self, mail: Mail) -> Option<(u64, Response)>;
+}
+
+struct Slot {
+    generation: u32,
+    conn: Option<Conn>,
+    registered: Want,
+}
+
+pub struct EventLoop {
+    epoll: Epoll,
+    listener: Option<TcpListener>,
+    listener_paused_until: Option<Instant>,
+    cap: Arc<ConnCap>,
+    mailbox: Mailbox,
+    inbox: Receiver<Mail>,
+    stop: Arc<AtomicBool>,
+    limits: ConnLimits,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    live: usize,
+    date: DateCache,
+    draining: bool,
+}
+
+impl EventLoop {
+    pub fn new(
+        listener: Option<TcpListener>,
+        cap: Arc<ConnCap>,
+        mailbox: Mailbox,
+        inbox: Receiver<Mail>,
+        stop: Arc<AtomicBool>,
+        limits: ConnLimits,
+    ) -> io::Result<EventLoop> {
+        let epoll = Epoll::new(256)?;
+        epoll.add(mailbox.waker.raw(), Interest::READ, WAKER)?;
+        if let Some(l) = &listener {
+            epoll.add_exclusive(l.as_raw_fd(), LISTENER)?;
+        }
+        Ok(EventLoop {
+            epoll,
+            listener,
+            listener_paused_until: None,
+            cap,
+            mailbox,
+            inbox,
+            stop,
+            limits,
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            date: DateCache::default(),
+            draining: false,
+        })
+    }
+
+    /// Runs until asked to stop and every connection has finished.
+    pub fn run(&mut self, service: &mut dyn LoopService) -> io::Result<()> {
+        let mut events = Vec::with_capacity(256);
+        let mut scratch = vec![0u8; SCRATCH_BYTES];
+        let mut next_sweep = Instant::now() + SWEEP_EVERY;
+        loop {
+            let timeout = next_sweep.saturating_duration_since(Instant::now());
+            self.epoll.wait(Some(timeout), &mut events)?;
+            let now = Instant::now();
+            for event in &events {
+                match event.token {
+                    LISTENER => self.accept(now),
+                    WAKER => self.read_mail(service, now),
+                    token => self.on_conn_event(*event, token, service, &mut scratch, now),
+                }
+            }
+            if !self.draining && self.stop.load(Ordering::Relaxed) {
+                self.begin_draining();
+            }
+            if now >= next_sweep {
+                self.sweep(now);
+                self.resume_listener(now);
+                next_sweep = now + SWEEP_EVERY;
+            }
+            if self.draining && self.live == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    fn ctx(&mut self, now: Instant) -> ConnCtx<'_> {
+        ConnCtx {
+            now,
+            date: &mut self.date,
+            draining: self.draining,
+        }
+    }
+
+    fn accept(&mut self, now: Instant) {
+        for _ in 0..ACCEPT_BATCH {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    METRICS.connections_accepted.inc();
+                    if self.cap.open.fetch_add(1, Ordering::Relaxed) >= self.cap.max {
+                        self.cap.open.fetch_sub(1, Ordering::Relaxed);
+                        refuse_over_cap(stream);
+                        continue;
+                    }
+                    if let Err(e) = self.register(stream, peer, now) {
+                        self.cap.open.fetch_sub(1, Ordering::Relaxed);
+                        log::warn!("could not register a connection from {peer}: {e}");
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    METRICS.accept_errors.inc();
+                    if is_resource_exhaustion(&e) {
+                        log::warn!(
+                            "accept failed: {e}; pausing this listener for {ACCEPT_BACKOFF:?}"
+                        );
+                        self.pause_listener(now);
+                        return;
+                    }
+                    // ECONNABORTED and similar concern one client only.
+                    log::debug!("accept failed: {e}");
+                }
+            }
+        }
+    }
+
+    fn register(
+        &mut self,
+        stream: TcpStream,
+        peer: std::net::SocketAddr,
+        now: Instant,
+    ) -> io::Result<()> {
+        stream.set_nonblocking(true)?;
+        stream.set_nodelay(true)?;
+        let index = match self.free.pop() {
+            Some(i) => i as usize,
+            None => {
+                self.slots.push(Slot {
+                    generation: 0,
+                    conn: None,
+                    registered: Want::Nothing,
+                });
+                self.slots.len() - 1
+            }
+        };
+        let slot = &mut self.slots[index];
+        slot.generation = slot.generation.wrapping_add(1);
+        let token = ((slot.generation as u64) << 32) | index as u64;
+        if let Err(e) = self.epoll.add(stream.as_raw_fd(), Interest::READ, token) {
+            self.free.push(index as u32);
+            return Err(e);
+        }
+        slot.conn = Some(Conn::new(stream, peer, now));
+        slot.registered = Want::Read;
+        self.live += 1;
+        METRICS.connections_open.inc();
+        Ok(())
+    }
+
+    fn pause_listener(&mut self, now: Instant) {
+        if let Some(l) = &self.listener {
+            let _ = self.epoll.delete(l.as_raw_fd());
+            self.listener_paused_until = Some(now + ACCEPT_BACKOFF);
+        }
+    }
+
+    fn resume_listener(&mut self, now: Instant) {
+        if self.listener_paused_until.is_some_and(|t| now >= t) {
+            self.listener_paused_until = None;
+            if let Some(l) = &self.listener {
+                if let Err(e) = self.epoll.add_exclusive(l.as_raw_fd(), LISTENER) {
+                    log::error!("could not resume accepting: {e}");
+                }
+            }
+        }
+    }
+
+    fn slot_of(&mut self, token: u64) -> Option<usize> {
+        let index = (token & 0xffff_ffff) as usize;
+        let slot = self.slots.get(index)?;
+        (slot.generation as u64 == token >> 32 && slot.conn.is_some()).then_some(index)
+    }
+
+    fn on_conn_event(
+        &mut self,
+        event: Event,
+        token: u64,
+        service: &mut dyn LoopService,
+        scratch: &mut [u8],
+        now: Instant,
+    ) {
+        let Some(index) = self.slot_of(token) else {
+            return;
+        };
+        let mut conn = self.slots[index].conn.take();
+        if let Some(c) = conn.as_mut() {
+            let mut ctx = self.ctx(now);
+            if event.writable {
+                c.on_writable(service, token, &mut ctx);
+            }
+            if event.readable || event.closed {
+                c.on_readable(service, token, scratch, &mut ctx);
+            }
+        }
+        self.slots[index].conn = conn;
+        self.update(index);
+    }
+
+    fn read_mail(&mut self, service: &mut dyn LoopService, now: Instant) {
+        self.mailbox.waker.drain();
+        while let Ok(mail) = self.inbox.try_recv() {
+            let Some((token, response)) = service.on_mail(mail) else {
+                continue;
+            };
+            // The connection may have gone away while its request was being handled.
+            let Some(index) = self.slot_of(token) else {
+                continue;
+            };
+            let mut conn = self.slots[index].conn.take();
+            if let Some(c) = conn.as_mut() {
+                let mut ctx = self.ctx(now);
+                c.deliver(response, service, token, &mut ctx);
+            }
+            self.slots[index].conn = conn;
+            self.update(index);
+        }
+    }
+
+    /// Re-registers interest if it changed, or closes the connection when it is done.
+    fn update(&mut self, index: usize) {
+        let slot = &mut self.slots[index];
+        let Some(conn) = &slot.conn else { return };
+        let want = conn.want();
+        if want == slot.registered {
+            return;
+        }
+        let fd = conn.stream.as_raw_fd();
+        let token = ((slot.generation as u64) << 32) | index as u64;
+        let result = match want {
+            Want::Close => {
+                self.close(index);
+                return;
+            }
+            Want::Read => self.epoll.modify(fd, Interest::READ, token),
+            Want::Write => self.epoll.modify(fd, Interest::WRITE, token),
+            Want::Nothing => self.epoll.modify(
+                fd,
+                Interest {
+                    read: false,
+                    write: false,
+                },
+                token,
+            ),
+        };
+        match result {
+            Ok(()) => self.slots[index].registered = want,
+            Err(e) => {
+                log::warn!("epoll_ctl failed, closing the connection: {e}");
+                self.close(index);
+            }
+        }
+    }
+
+    fn close(&mut self, index: usize) {
+        if self.slots[index].conn.take().is_some() {
+            // Dropping the stream closes the fd, which also removes it from the epoll set.
+            self.free.push(index as u32);
+            self.live -= 1;
+            self.cap.open.fetch_sub(1, Ordering::Relaxed);
+            METRICS.connections_open.dec();
+        }
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        let limits = self.limits;
+        for index in 0..self.slots.len() {
+            let mut conn = self.slots[index].conn.take();
+            if let Some(c) = conn.as_mut() {
+                let mut ctx = self.ctx(now);
+                c.check_deadlines(&limits, &mut ctx);
+                if self.draining {
+                    c.start_draining();
+                }
+            }
+            self.slots[index].conn = conn;
+            self.update(index);
+        }
+    }
+
+    /// Stops accepting and lets in-flight requests finish; idle connections close now.
+    fn begin_draining(&mut self) {
+        self.draining = true;
+        if let Some(l) = self.listener.take() {
+            let _ = self.epoll.delete(l.as_raw_fd());
+        }
+        for index in 0..self.slots.len() {
+            if let Some(c) = self.slots[index].conn.as_mut() {
+                c.start_draining();
+            }
+            self.update(index);
+        }
+    }
+}
+
+fn is_resource_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// Answers a connection past the cap with 503 and closes it, without registering it.
+fn refuse_over_cap(mut stream: TcpStream) {
+    METRICS.connections_rejected.inc();
+    METRICS.shed_requests.inc();
+    METRICS.count_status(503);
+    const BODY: &str =
+        "{\"error\":\"server is at its connection limit, retry shortly\",\"status\":503}\n";
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = stream.set_nonblocking(true);
+    // Read what already arrived so closing doesn't turn into a reset that could make the
+    // client lose the 503 before reading it.
+    let mut sink = [0u8; 4096];
+    let _ = stream.read(&mut sink);
+    let _ = stream.write(response.as_bytes());
+    let _ = stream.shutdown(Shutdown::Write);
+}
