@@ -207,6 +207,8 @@ pub fn parse_host(raw: &[u8]) -> Option<String> {
         && name.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
                 && label
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -470,6 +472,7 @@ mod tests {
         assert_eq!(parse_host(b"a:port"), None);
         assert_eq!(parse_host(b""), None);
         assert_eq!(parse_host(b"a..b"), None);
+        assert_eq!(parse_host(b"-a.b"), None);
     }
 
     #[test]

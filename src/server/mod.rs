@@ -12,6 +12,7 @@ use crate::http::conn::Service;
 use crate::http::{Body, Request, Response};
 use crate::keys::KeyStore;
 use crate::sites::Sites;
+use crossbeam_channel::Receiver;
 use event_loop::{AdminJob, ConnCap, EventLoop, LoopService, Mail, Mailbox};
 use router::{route, Target};
 use std::io::Write;
@@ -53,6 +54,7 @@ pub fn run(config: Config) -> Result<i32, String> {
     std::fs::create_dir_all(temp_dir)
         .map_err(|e| format!("cannot create temp directory {}: {e}", temp_dir.display()))?;
     let keys = open_keys(&config)?;
+    let signals = handle_signals()?;
 
     let public = bind(config.listen, "--listen")?;
     let admin_listener = config
@@ -81,7 +83,7 @@ pub fn run(config: Config) -> Result<i32, String> {
         app.config.probe.limits.max_connections,
         crate::units::format_bytes(app.config.probe.limits.cache_bytes),
     );
-    threads.wait_for_shutdown(&app)
+    threads.wait_for_shutdown(&app, signals)
 }
 
 fn open_keys(config: &Config) -> Result<KeyStore, String> {
@@ -287,18 +289,23 @@ fn start_threads(
 /// Signals seen so far; the second one exits at once.
 static SIGNALS: AtomicUsize = AtomicUsize::new(0);
 
-impl Threads {
-    fn wait_for_shutdown(self, app: &App) -> Result<i32, String> {
-        let (signal_tx, signal_rx) = crossbeam_channel::bounded(1);
-        ctrlc::set_handler(move || {
-            if SIGNALS.fetch_add(1, Ordering::SeqCst) >= 1 {
-                eprintln!("second signal: exiting now");
-                std::process::exit(130);
-            }
-            let _ = signal_tx.try_send(());
-        })
-        .map_err(|e| format!("installing signal handler: {e}"))?;
+/// Installs the SIGINT/SIGTERM handler (ctrlc runs it on its own signal thread). Done
+/// before the listeners are announced, so a signal sent right after start is never lost.
+fn handle_signals() -> Result<Receiver<()>, String> {
+    let (signal_tx, signal_rx) = crossbeam_channel::bounded(1);
+    ctrlc::set_handler(move || {
+        if SIGNALS.fetch_add(1, Ordering::SeqCst) >= 1 {
+            eprintln!("second signal: exiting now");
+            std::process::exit(130);
+        }
+        let _ = signal_tx.try_send(());
+    })
+    .map_err(|e| format!("installing signal handler: {e}"))?;
+    Ok(signal_rx)
+}
 
+impl Threads {
+    fn wait_for_shutdown(self, app: &App, signal_rx: Receiver<()>) -> Result<i32, String> {
         crossbeam_channel::select! {
             recv(signal_rx) -> _ => {}
             recv(self.exited) -> role => {

@@ -1,0 +1,203 @@
+//! Owner access: keys are required on the admin API; readiness and metrics; key management
+//! through the API and the CLI; the dedicated admin listener.
+mod common;
+use common::*;
+use std::io::Write;
+
+#[test]
+fn first_start_prints_an_owner_key_once() {
+    let mut server = Server::start();
+    assert!(
+        server.token.starts_with("fzt_"),
+        "token printed: {:?}",
+        server.token
+    );
+    let stored = std::fs::read_to_string(server.data.path().join("api_keys.tsv")).unwrap();
+    assert!(!stored.contains(&server.token), "only the hash is stored");
+    assert_eq!(server.terminate().code(), Some(0));
+
+    // A restart on the same data dir prints no new key, and the old one still works.
+    let out = std::process::Command::new(BIN)
+        .args(["key", "list", "--data"])
+        .arg(server.data.path())
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(listing.lines().count(), 1, "{listing}");
+    assert!(listing.contains("owner"));
+}
+
+#[test]
+fn api_requires_a_valid_key() {
+    let server = Server::start();
+    assert_eq!(server.admin_get("/api/system/health", None).status, 401);
+    assert_eq!(
+        server
+            .admin_get("/api/system/health", Some("fzt_00000000_00"))
+            .status,
+        401
+    );
+    assert_eq!(server.admin_get("/metrics", None).status, 401);
+    let r = server.admin_get("/api/system/health", Some(&server.token));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["status"], "ok");
+    assert!(body["limits"]["max_connections"].as_u64().unwrap() > 0);
+    assert!(body["counters"]["connections_accepted"].as_u64().unwrap() >= 1);
+    assert!(body["counters"]["resident_memory_bytes"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn metrics_are_prometheus_text() {
+    let server = Server::start();
+    server.get("root.localhost", "/");
+    server.get("root.localhost", "/missing");
+    let r = server.admin_get("/metrics", Some(&server.token));
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = r.text();
+    for needle in [
+        "fazt_connections_open ",
+        "fazt_connections_accepted_total ",
+        "fazt_connections_rejected_total 0",
+        "fazt_requests_total{class=\"2xx\"} ",
+        "fazt_requests_total{class=\"4xx\"} ",
+        "fazt_shed_requests_total 0",
+        "fazt_limit_violations_total{status=\"408\"} 0",
+        "fazt_limit_violations_total{status=\"413\"} 0",
+        "fazt_limit_violations_total{status=\"431\"} 0",
+        "fazt_admin_requests_total ",
+        "fazt_admin_request_duration_seconds_bucket{le=\"+Inf\"} ",
+        "fazt_resident_memory_bytes ",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    let four_xx: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("fazt_requests_total{class=\"4xx\"} "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(four_xx >= 1);
+}
+
+#[test]
+fn keys_created_and_revoked_through_the_api() {
+    let server = Server::start();
+    let body = r#"{"name":"ci"}"#;
+    let r = server.request(&format!(
+        "POST /api/keys HTTP/1.1\r\nHost: admin.localhost\r\nAuthorization: Bearer {}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        server.token,
+        body.len()
+    ));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let created = r.json();
+    let token = created["token"].as_str().unwrap().to_string();
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        server.admin_get("/api/system/health", Some(&token)).status,
+        200
+    );
+
+    let list = server.admin_get("/api/keys", Some(&token)).json();
+    assert_eq!(list["keys"].as_array().unwrap().len(), 2);
+    assert!(
+        list.to_string().find("fzt_").is_none(),
+        "tokens are never listed"
+    );
+
+    let revoke = server.request(&format!(
+        "DELETE /api/keys/{id} HTTP/1.1\r\nHost: admin.localhost\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        server.token
+    ));
+    assert_eq!(revoke.status, 200);
+    assert_eq!(
+        server.admin_get("/api/system/health", Some(&token)).status,
+        401
+    );
+
+    let bad = server.request(&format!(
+        "POST /api/keys HTTP/1.1\r\nHost: admin.localhost\r\nAuthorization: Bearer {}\r\n\
+         Content-Length: 6\r\nConnection: close\r\n\r\nnot js",
+        server.token
+    ));
+    assert_eq!(bad.status, 400);
+    assert!(bad.json()["error"].as_str().unwrap().contains("JSON"));
+}
+
+#[test]
+fn cli_key_changes_reach_the_running_server() {
+    let server = Server::start();
+    let data = server.data.path().to_str().unwrap().to_string();
+    let (code, out, err) = run_cli(&["key", "create", "laptop", "--data", &data], &[]);
+    assert_eq!(code, 0, "{err}");
+    let token = out.lines().last().unwrap().trim().to_string();
+    assert_eq!(
+        server.admin_get("/api/system/health", Some(&token)).status,
+        200
+    );
+
+    let id = token.split('_').nth(1).unwrap();
+    let (code, out, _) = run_cli(&["key", "revoke", id, "--data", &data], &[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("revoked"));
+    assert_eq!(
+        server.admin_get("/api/system/health", Some(&token)).status,
+        401
+    );
+    let (code, _, err) = run_cli(&["key", "revoke", id, "--data", &data], &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("no API key"), "{err}");
+}
+
+#[test]
+fn dedicated_admin_listener_serves_the_api_on_any_host() {
+    let server = Server::builder().admin_listener().start();
+    let admin = server.admin_addr.unwrap();
+    let mut s = connect(admin);
+    write!(
+        s,
+        "GET /api/system/health HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\r\n",
+        server.token
+    )
+    .unwrap();
+    let r = read_response(&mut s).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    write!(
+        s,
+        "GET /api/system/health HTTP/1.1\r\nHost: root.localhost\r\n\r\n"
+    )
+    .unwrap();
+    assert_eq!(read_response(&mut s).unwrap().status, 401);
+}
+
+#[test]
+fn admin_answers_while_public_connections_are_at_the_cap() {
+    let server = Server::builder()
+        .admin_listener()
+        .env("FAZT_MAX_CONNECTIONS", "3")
+        .start();
+    let holders: Vec<_> = (0..3).map(|_| server.connect()).collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let refused = server.get("root.localhost", "/");
+    assert_eq!(refused.status, 503);
+    let mut s = connect(server.admin_addr.unwrap());
+    write!(
+        s,
+        "GET /api/system/health HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        server.token
+    )
+    .unwrap();
+    let r = read_response(&mut s).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["status"],
+        "degraded",
+        "at the cap readiness says degraded"
+    );
+    drop(holders);
+}

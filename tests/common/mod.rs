@@ -1,0 +1,323 @@
+//! Test harness: starts the real `fazt` binary on free loopback ports with its own
+//! temporary data directory, and speaks raw HTTP/1.1 to it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_fazt");
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("fazt-test-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub admin_addr: Option<SocketAddr>,
+    pub token: String,
+    pub data: TempDir,
+    stderr_path: PathBuf,
+}
+
+pub struct ServerBuilder {
+    env: Vec<(String, String)>,
+    admin_listener: bool,
+    args: Vec<String>,
+}
+
+impl ServerBuilder {
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn admin_listener(mut self) -> Self {
+        self.admin_listener = true;
+        self
+    }
+
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn start(self) -> Server {
+        let data = TempDir::new("data");
+        let stderr_path = data.path().with_extension("stderr");
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["server", "start", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data.path())
+            .args(&self.args)
+            .env("FAZT_THREADS", "2")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        if self.admin_listener {
+            cmd.args(["--admin-listen", "127.0.0.1:0"]);
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start fazt");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut addr, mut admin_addr, mut token) = (None, None, String::new());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while addr.is_none() || (self.admin_listener && admin_addr.is_none()) {
+            assert!(Instant::now() < deadline, "fazt did not start in time");
+            let Some(Ok(line)) = lines.next() else {
+                panic!(
+                    "fazt exited early: {}",
+                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
+                )
+            };
+            if let Some(rest) = line.strip_prefix("listening on http://") {
+                let (a, role) = rest.split_once(' ').unwrap();
+                let a: SocketAddr = a.parse().unwrap();
+                if role.contains("admin") {
+                    admin_addr = Some(a);
+                } else {
+                    addr = Some(a);
+                }
+            } else if line.starts_with("owner API key") {
+                token = line.rsplit(' ').next().unwrap().to_string();
+            }
+        }
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            addr: addr.unwrap(),
+            admin_addr,
+            token,
+            data,
+            stderr_path,
+        }
+    }
+}
+
+impl Server {
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder {
+            env: Vec::new(),
+            admin_listener: false,
+            args: Vec::new(),
+        }
+    }
+
+    pub fn start() -> Server {
+        Server::builder().start()
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        connect(self.addr)
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        signal(&self.child, libc::SIGTERM);
+        self.wait(Duration::from_secs(30))
+            .expect("fazt did not exit after SIGTERM")
+    }
+
+    pub fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// One request on a fresh connection; returns the parsed response.
+    pub fn get(&self, host: &str, path: &str) -> HttpResponse {
+        self.request(&format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        ))
+    }
+
+    pub fn request(&self, raw: &str) -> HttpResponse {
+        let mut s = self.connect();
+        s.write_all(raw.as_bytes()).unwrap();
+        read_response(&mut s).expect("a response")
+    }
+
+    pub fn admin_get(&self, path: &str, token: Option<&str>) -> HttpResponse {
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        self.request(&format!(
+            "GET {path} HTTP/1.1\r\nHost: admin.localhost\r\n{auth}Connection: close\r\n\r\n"
+        ))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn signal(child: &Child, sig: i32) {
+    // SAFETY (test code): kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, sig) };
+}
+
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(15))).unwrap();
+    s
+}
+
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// Reads one response (Content-Length framed, or to EOF); `head_only` for HEAD requests.
+pub fn read_response_with(s: &mut TcpStream, head_only: bool) -> std::io::Result<HttpResponse> {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        let n = s.read(&mut byte)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "closed before a response head",
+            ));
+        }
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or("");
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        })
+        .collect();
+    let mut response = HttpResponse {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    if (100..200).contains(&status) {
+        return Ok(response);
+    }
+    if head_only || status == 204 || status == 304 {
+        return Ok(response);
+    }
+    match response
+        .header("content-length")
+        .map(|v| v.parse::<usize>().unwrap())
+    {
+        Some(len) => {
+            response.body = vec![0; len];
+            s.read_exact(&mut response.body)?;
+        }
+        None => {
+            s.read_to_end(&mut response.body)?;
+        }
+    }
+    Ok(response)
+}
+
+pub fn read_response(s: &mut TcpStream) -> std::io::Result<HttpResponse> {
+    read_response_with(s, false)
+}
+
+/// True when the server has closed the connection (EOF or reset) within `limit`.
+pub fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Runs `fazt` with arguments and returns (exit code, stdout, stderr).
+pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run fazt");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
