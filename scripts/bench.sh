@@ -18,7 +18,8 @@
 #   BENCH_BODY_FILE=PATH     body for nginx/tiny_http instead of fetching fazt's landing page (lets
 #                            BENCH_ONLY=nginx,tiny_http run without fazt)
 #   BENCH_IDLE_CONNS=10000   idle keep-alive connections for the memory section
-#   BENCH_LATENCY_REQUESTS=2000  admin requests per latency measurement (also bounded by time)
+#   BENCH_LATENCY_REQUESTS=2000  admin requests for the idle latency measurement (under load the
+#                            client runs for the saturated window instead)
 #   BENCH_TINY_THREADS=4     recv() threads of the tiny_http baseline
 #   BENCH_NO_BUILD=1         use the existing target/release/fazt and tiny_http bench binary
 #   BENCH_KEEP_TMP=1         keep the temp dir (logs, wrk outputs, configs) and print its path
@@ -202,10 +203,11 @@ throughput() {
 check_body() { # NAME URL [curl args...]: the server must return exactly the benchmark body
     local name=$1 url=$2 code
     shift 2
-    code=$(curl -sS --max-time 10 -o "$TMP/check-$name.body" -w '%{http_code}' "$@" "$url") ||
-        die "$name: request to $url failed"
+    code=$(curl -sS --max-time 10 -D "$TMP/check-$name.headers" -o "$TMP/check-$name.body" -w '%{http_code}' \
+        "$@" "$url") || die "$name: request to $url failed"
     [[ $code == 200 ]] || die "$name: $url answered HTTP $code"
     cmp -s "$TMP/check-$name.body" "$BODY" || die "$name: body differs from the benchmark body"
+    R[$name.head_bytes]=$(stat -c %s "$TMP/check-$name.headers")
 }
 
 # ---------------------------------------------------------------- start
@@ -251,7 +253,8 @@ if need_fazt; then
         -H 'Host: root.localhost' "http://$PUBLIC/") || die "fetching fazt's landing page failed"
     [[ $code == 200 ]] || die "fazt landing page (Host: root.localhost) answered HTTP $code"
     [[ -s $TMP/fazt-landing.body ]] || die "fazt landing page body is empty"
-    R[fazt.content_type]=$(sed -nE 's/^[Cc]ontent-[Tt]ype: *([^\r]*)\r?$/\1/p' "$TMP/fazt-landing.headers" | head -1)
+    R[fazt.head_bytes]=$(stat -c %s "$TMP/fazt-landing.headers")
+    R[fazt.limits]=$(grep -m1 -o 'with [0-9]* core thread.*' "$TMP/fazt.err" 2>/dev/null || true)
 
     # "Idle": after start-up and a few requests of each kind.
     for ((i = 0; i < 5; i++)); do
@@ -289,14 +292,16 @@ if [[ -n $FAZT_PID ]]; then
     if selected admin; then
         AUTH="Authorization: Bearer $TOKEN"
         lat_secs=$((DURATION > 4 ? DURATION - 2 : 2))
-        latency() { # NAME PORT HOST: admin health latency into R[NAME.*]
+        latency() { # NAME PORT HOST COUNT: admin health latency into R[NAME.*]
             python3 "$HELPERS/latency.py" --port "${2##*:}" --host-header "$3" --header "$AUTH" \
-                --count "$LAT_COUNT" --max-seconds "$lat_secs" >"$TMP/lat-$1.kv" 2>"$TMP/lat-$1.err" ||
+                --count "$4" --max-seconds "$lat_secs" >"$TMP/lat-$1.kv" 2>"$TMP/lat-$1.err" ||
                 die "latency client ($1) failed: $(cat "$TMP/lat-$1.err")"
             kv_into "$1" "$TMP/lat-$1.kv"
             log "$1: n=$(get "$1.n") p50 $(get "$1.p50_ms") ms p99 $(get "$1.p99_ms") ms statuses $(get "$1.statuses") errors $(get "$1.errors")"
         }
-        # saturated NAME PORT HOST: latency while wrk -t2 -c256 saturates the public landing page
+        # saturated NAME PORT HOST: latency while wrk -t2 -c256 saturates the public landing page; the
+        # client starts 1 s into the load and keeps going for the rest of it (all but the last second),
+        # so the p99 covers the whole saturated window rather than the first few hundred ms.
         saturated() {
             local wrk_pid
             timeout $((DURATION + 30)) wrk -t2 -c256 -d"${DURATION}s" --timeout 5s --latency \
@@ -304,14 +309,14 @@ if [[ -n $FAZT_PID ]]; then
             wrk_pid=$!
             PIDS+=("$wrk_pid")
             sleep 1
-            latency "$1" "$2" "$3"
+            latency "$1" "$2" "$3" 10000000
             wait "$wrk_pid" || die "wrk (load for $1) failed: $(tail -5 "$TMP/wrk-$1-load.txt")"
             forget_pid "$wrk_pid"
             python3 "$HELPERS/util.py" wrk-parse "$TMP/wrk-$1-load.txt" >"$TMP/wrk-$1-load.kv"
             kv_into "$1.load" "$TMP/wrk-$1-load.kv"
             log "$1: public load $(get "$1.load.rps") req/s, non-2xx $(get "$1.load.non2xx"), socket errors $(get "$1.load.socket_errors")"
         }
-        latency admin_idle "$ADMIN" "localhost:${ADMIN##*:}"
+        latency admin_idle "$ADMIN" "localhost:${ADMIN##*:}" "$LAT_COUNT"
         saturated admin_sat "$ADMIN" "localhost:${ADMIN##*:}"
         saturated admin_pub_sat "$PUBLIC" admin.localhost
     fi
@@ -398,7 +403,7 @@ if selected tiny_http; then
     wait_for_line "$TMP/tiny.out" 'listening on http://' "$TINY_PID" tiny_http_baseline "$TMP/tiny.err"
     TINY_ADDR=$(sed -nE 's|.*listening on http://([^ ]+).*|\1|p' "$TMP/tiny.out" | head -1)
     R[tiny.nodelay]=$(sed -nE 's/.*inherited by accepted sockets: (.*)/\1/p' "$TMP/tiny.err" | head -1)
-    check_body tiny_http "http://$TINY_ADDR/"
+    check_body tiny "http://$TINY_ADDR/"
     WRK_HOST_ARGS=()
     throughput tiny "http://$TINY_ADDR/"
     R[tiny.rss_after_kib]=$(rss_kib "$TINY_PID")
@@ -414,6 +419,7 @@ summary() {
     echo "machine: $MACHINE"
     echo "fazt: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') (+ working tree), $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "body: $(get body.bytes) bytes, sha256 $(get body.sha)..., from $(get body.source)"
+    if [[ -n $FAZT_PID ]]; then echo "fazt config: ${R[fazt.limits]:-see its log}; FAZT_MAX_CONNECTIONS=$FAZT_MAX_CONNECTIONS"; fi
     echo "wrk: -t2 keep-alive, ${WARMUP}s warm-up + ${DURATION}s measured; client and server share the same $(nproc) cores"
     echo "(numbers are informational; targets are not enforced)"
     echo
@@ -421,9 +427,9 @@ summary() {
     if selected fazt || selected nginx || selected tiny_http; then
         echo "throughput, wrk -t2 -c64, same body            req/s (p99 latency)"
         fr=$(get fazt.rps); nr=$(get nginx.rps); tr=$(get tiny.rps)
-        if selected fazt; then row "fazt landing page (Host: root.localhost)" "$fr ($(get fazt.p99_ms) ms)" "" "non-2xx $(get fazt.non2xx), sock err $(get fazt.socket_errors)"; fi
-        if selected nginx; then row "nginx $(get nginx.version), 2 workers, access_log off" "$nr ($(get nginx.p99_ms) ms)" "" "non-2xx $(get nginx.non2xx), sock err $(get nginx.socket_errors)"; fi
-        if selected tiny_http; then row "tiny_http 0.12, $TINY_THREADS recv threads, TCP_NODELAY" "$tr ($(get tiny.p99_ms) ms)" "" "non-2xx $(get tiny.non2xx), sock err $(get tiny.socket_errors)"; fi
+        if selected fazt; then row "fazt landing page (Host: root.localhost)" "$fr ($(get fazt.p99_ms) ms)" "" "non-2xx $(get fazt.non2xx), sock err $(get fazt.socket_errors), head $(get fazt.head_bytes) B"; fi
+        if selected nginx; then row "nginx $(get nginx.version), 2 workers, access_log off" "$nr ($(get nginx.p99_ms) ms)" "" "non-2xx $(get nginx.non2xx), sock err $(get nginx.socket_errors), head $(get nginx.head_bytes) B"; fi
+        if selected tiny_http; then row "tiny_http 0.12, $TINY_THREADS recv threads, TCP_NODELAY" "$tr ($(get tiny.p99_ms) ms)" "" "non-2xx $(get tiny.non2xx), sock err $(get tiny.socket_errors), head $(get tiny.head_bytes) B"; fi
         if selected fazt && selected nginx; then r1=$(ratio "$fr" "$nr"); row "fazt / nginx" "${r1}x" ">= 0.8x" "$(verdict "$r1" '>=' 0.8)"; fi
         if selected fazt && selected tiny_http; then r2=$(ratio "$fr" "$tr"); row "fazt / tiny_http" "${r2}x" ">= 2x" "$(verdict "$r2" '>=' 2)"; fi
         if selected nginx; then row "nginx RSS after run (master + workers)" "$(mib "$(get nginx.rss_after_kib)") MiB"; fi
@@ -431,10 +437,10 @@ summary() {
     fi
     if selected admin; then
         echo "admin latency, GET /api/system/health, one keep-alive connection, sequential   p50 / p99"
-        row "admin listener, idle (n=$(get admin_idle.n))" "$(get admin_idle.p50_ms) / $(get admin_idle.p99_ms) ms" "" "statuses $(get admin_idle.statuses)"
-        row "admin listener, public saturated (n=$(get admin_sat.n))" "$(get admin_sat.p50_ms) / $(get admin_sat.p99_ms) ms" "p99 <= 10 ms" "$(verdict "$(get admin_sat.p99_ms)" '<=' 10); statuses $(get admin_sat.statuses)"
+        row "admin listener, idle" "$(get admin_idle.p50_ms) / $(get admin_idle.p99_ms) ms" "" "n=$(get admin_idle.n), max $(get admin_idle.max_ms) ms, statuses $(get admin_idle.statuses)"
+        row "admin listener, public port saturated" "$(get admin_sat.p50_ms) / $(get admin_sat.p99_ms) ms" "p99 <= 10 ms" "$(verdict "$(get admin_sat.p99_ms)" '<=' 10); n=$(get admin_sat.n), max $(get admin_sat.max_ms) ms, statuses $(get admin_sat.statuses)"
         row "  public load meanwhile (wrk -t2 -c256)" "$(get admin_sat.load.rps) req/s" "" "non-2xx $(get admin_sat.load.non2xx), sock err $(get admin_sat.load.socket_errors)"
-        row "public port, Host: admin.localhost, saturated (n=$(get admin_pub_sat.n))" "$(get admin_pub_sat.p50_ms) / $(get admin_pub_sat.p99_ms) ms" "" "statuses $(get admin_pub_sat.statuses)"
+        row "public port, Host admin.localhost, saturated" "$(get admin_pub_sat.p50_ms) / $(get admin_pub_sat.p99_ms) ms" "" "n=$(get admin_pub_sat.n), max $(get admin_pub_sat.max_ms) ms, statuses $(get admin_pub_sat.statuses)"
         row "  public load meanwhile (wrk -t2 -c256)" "$(get admin_pub_sat.load.rps) req/s" "" "non-2xx $(get admin_pub_sat.load.non2xx), sock err $(get admin_pub_sat.load.socket_errors)"
     fi
     if [[ -n $FAZT_PID ]]; then
