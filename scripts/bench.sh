@@ -9,7 +9,9 @@
 #     scripts/bench.sh
 #
 # Environment:
-#   BENCH_DURATION=10        seconds of each measured wrk run (a warm-up of BENCH_WARMUP=2 s precedes it)
+#   BENCH_DURATION=10        seconds of each measured wrk run (a warm-up of BENCH_WARMUP=2 s precedes
+#                            the throughput runs of each server)
+#   BENCH_ROUNDS=3           measured throughput runs per server; the median round is reported
 #   BENCH_ONLY=LIST          comma list of sections, default all: fazt,nginx,tiny_http,admin,memory
 #                              fazt      fazt landing-page throughput (wrk -t2 -c64)
 #                              nginx     nginx throughput, same bytes     tiny_http  tiny_http baseline
@@ -33,6 +35,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 HELPERS=$ROOT/scripts/bench
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
+ROUNDS=${BENCH_ROUNDS:-3}
 ONLY=${BENCH_ONLY:-fazt,nginx,tiny_http,admin,memory}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 LAT_COUNT=${BENCH_LATENCY_REQUESTS:-2000}
@@ -49,6 +52,7 @@ for s in ${ONLY//,/ }; do
 done
 [[ $DURATION =~ ^[0-9]+$ && $DURATION -ge 2 ]] || die "BENCH_DURATION must be an integer >= 2 (seconds)"
 [[ $WARMUP =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be an integer (seconds)"
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be an integer >= 1"
 selected() { [[ ",$ONLY," == *",$1,"* ]]; }
 need_fazt() { selected fazt || selected admin || selected memory || [[ -z $BODY_OVERRIDE ]]; }
 
@@ -191,13 +195,21 @@ run_wrk() {
     log "$name: $(get "$name.rps") req/s, p99 $(get "$name.p99_ms") ms, non-2xx $(get "$name.non2xx"), socket errors $(get "$name.socket_errors")"
 }
 
-# throughput NAME URL: warm-up then measured wrk -t2 -c64
+# throughput NAME URL: warm-up, then BENCH_ROUNDS measured runs of wrk -t2 -c64. The round with the
+# median req/s is reported as R[NAME.*] (the machine is shared: one noisy run should not decide);
+# R[NAME.rps_all] lists every round.
 throughput() {
-    local name=$1 url=$2
+    local name=$1 url=$2 r k all=() med
     if ((WARMUP > 0)); then
         timeout $((WARMUP + 30)) wrk -t2 -c64 -d"${WARMUP}s" "${WRK_HOST_ARGS[@]+"${WRK_HOST_ARGS[@]}"}" "$url" >/dev/null 2>&1 || true
     fi
-    run_wrk "$name" "$url" 64 "$DURATION"
+    for ((r = 1; r <= ROUNDS; r++)); do
+        run_wrk "$name.r$r" "$url" 64 "$DURATION"
+        all+=("$(get "$name.r$r.rps") $r")
+    done
+    med=$(printf '%s\n' "${all[@]}" | sort -n | sed -n "$(((ROUNDS + 1) / 2))p" | cut -d' ' -f2)
+    for k in rps requests p50_ms p99_ms non2xx socket_errors; do R[$name.$k]=${R[$name.r$med.$k]:-n/a}; done
+    R[$name.rps_all]=$(printf '%s\n' "${all[@]}" | cut -d' ' -f1 | paste -sd' ')
 }
 
 check_body() { # NAME URL [curl args...]: the server must return exactly the benchmark body
@@ -420,7 +432,8 @@ summary() {
     echo "fazt: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') (+ working tree), $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "body: $(get body.bytes) bytes, sha256 $(get body.sha)..., from $(get body.source)"
     if [[ -n $FAZT_PID ]]; then echo "fazt config: ${R[fazt.limits]:-see its log}; FAZT_MAX_CONNECTIONS=$FAZT_MAX_CONNECTIONS"; fi
-    echo "wrk: -t2 keep-alive, ${WARMUP}s warm-up + ${DURATION}s measured; client and server share the same $(nproc) cores"
+    echo "wrk: -t2 keep-alive, ${WARMUP}s warm-up, then $ROUNDS x ${DURATION}s (median round shown); client and server share the same $(nproc) cores"
+    echo "load avg at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "(numbers are informational; targets are not enforced)"
     echo
     row "" "measured" "target" ""
@@ -432,6 +445,9 @@ summary() {
         if selected tiny_http; then row "tiny_http 0.12, $TINY_THREADS recv threads, TCP_NODELAY" "$tr ($(get tiny.p99_ms) ms)" "" "non-2xx $(get tiny.non2xx), sock err $(get tiny.socket_errors), head $(get tiny.head_bytes) B"; fi
         if selected fazt && selected nginx; then r1=$(ratio "$fr" "$nr"); row "fazt / nginx" "${r1}x" ">= 0.8x" "$(verdict "$r1" '>=' 0.8)"; fi
         if selected fazt && selected tiny_http; then r2=$(ratio "$fr" "$tr"); row "fazt / tiny_http" "${r2}x" ">= 2x" "$(verdict "$r2" '>=' 2)"; fi
+        if selected fazt; then row "  fazt rounds" "$(get fazt.rps_all)"; fi
+        if selected nginx; then row "  nginx rounds" "$(get nginx.rps_all)"; fi
+        if selected tiny_http; then row "  tiny_http rounds" "$(get tiny.rps_all)"; fi
         if selected nginx; then row "nginx RSS after run (master + workers)" "$(mib "$(get nginx.rss_after_kib)") MiB"; fi
         if selected tiny_http; then row "tiny_http RSS after run" "$(mib "$(get tiny.rss_after_kib)") MiB"; fi
     fi

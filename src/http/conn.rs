@@ -241,6 +241,12 @@ impl Conn {
         self.flush(now);
     }
 
+    /// The socket reported an error or a full hang-up: nothing more can be read or
+    /// written, so the connection is finished whatever state it was in.
+    pub fn hang_up(&mut self) {
+        self.broken = true;
+    }
+
     /// Marks the connection to close after the current request (graceful shutdown).
     pub fn start_draining(&mut self) {
         if self.is_idle() {
