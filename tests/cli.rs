@@ -26,11 +26,14 @@ fn help_and_version() {
     assert_eq!(out.trim(), format!("fazt {}", env!("CARGO_PKG_VERSION")));
 }
 
+/// Arguments, environment, and what the error message must mention.
+type BadCase<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
 #[test]
 fn bad_flags_and_values_exit_non_zero_naming_them() {
     let data = TempDir::new("cli");
     let d = data.path().to_str().unwrap();
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+    let cases: &[BadCase] = &[
         (&["server", "start", "--data", d, "--bogus"], &[], "--bogus"),
         (
             &["server", "start", "--data", d, "--listen"],
