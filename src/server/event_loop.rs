@@ -117,6 +117,7 @@ pub struct EventLoop {
     epoll: Epoll,
     listener: Option<TcpListener>,
     listener_paused_until: Option<Instant>,
+    last_accept_warning: Option<Instant>,
     cap: Arc<ConnCap>,
     mailbox: Mailbox,
     inbox: Receiver<Mail>,
@@ -147,6 +148,7 @@ impl EventLoop {
             epoll,
             listener,
             listener_paused_until: None,
+            last_accept_warning: None,
             cap,
             mailbox,
             inbox,
@@ -221,9 +223,17 @@ impl EventLoop {
                 Err(e) => {
                     METRICS.accept_errors.inc();
                     if is_resource_exhaustion(&e) {
-                        log::warn!(
-                            "accept failed: {e}; pausing this listener for {ACCEPT_BACKOFF:?}"
-                        );
+                        // Once a second at most: the condition can last as long as a flood.
+                        if self
+                            .last_accept_warning
+                            .is_none_or(|t| now - t >= Duration::from_secs(1))
+                        {
+                            self.last_accept_warning = Some(now);
+                            log::warn!(
+                                "accept failed: {e}; pausing this listener for {ACCEPT_BACKOFF:?} \
+                                 (counted in fazt_accept_errors_total)"
+                            );
+                        }
                         self.pause_listener(now);
                         return;
                     }
