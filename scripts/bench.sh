@@ -93,6 +93,18 @@ stop_pid() {
     forget_pid "$pid"
 }
 
+# spawn_wait CMD...: run CMD as a tracked child and wait for it. `wait` returns as soon as a signal
+# arrives, so SIGTERM/SIGINT to this script stops a measurement at once instead of after it.
+spawn_wait() {
+    local p rc=0
+    "$@" &
+    p=$!
+    PIDS+=("$p")
+    wait "$p" || rc=$?
+    forget_pid "$p"
+    return "$rc"
+}
+
 cleanup() {
     local rc=$? p
     trap - ERR
@@ -188,7 +200,7 @@ WRK_HOST_ARGS=()
 # run_wrk NAME URL CONNS DURATION: one measured run into $TMP/wrk-NAME.txt, results in R[NAME.*]
 run_wrk() {
     local name=$1 url=$2 conns=$3 dur=$4
-    timeout $((dur + 30)) wrk -t2 -c"$conns" -d"${dur}s" --timeout 5s --latency "${WRK_HOST_ARGS[@]+"${WRK_HOST_ARGS[@]}"}" \
+    spawn_wait timeout $((dur + 30)) wrk -t2 -c"$conns" -d"${dur}s" --timeout 5s --latency "${WRK_HOST_ARGS[@]+"${WRK_HOST_ARGS[@]}"}" \
         "$url" >"$TMP/wrk-$name.txt" 2>&1 || die "wrk ($name) failed: $(tail -5 "$TMP/wrk-$name.txt")"
     python3 "$HELPERS/util.py" wrk-parse "$TMP/wrk-$name.txt" >"$TMP/wrk-$name.kv"
     kv_into "$name" "$TMP/wrk-$name.kv"
@@ -201,7 +213,7 @@ run_wrk() {
 throughput() {
     local name=$1 url=$2 r k all=() med
     if ((WARMUP > 0)); then
-        timeout $((WARMUP + 30)) wrk -t2 -c64 -d"${WARMUP}s" "${WRK_HOST_ARGS[@]+"${WRK_HOST_ARGS[@]}"}" "$url" >/dev/null 2>&1 || true
+        spawn_wait timeout $((WARMUP + 30)) wrk -t2 -c64 -d"${WARMUP}s" "${WRK_HOST_ARGS[@]+"${WRK_HOST_ARGS[@]}"}" "$url" >/dev/null 2>&1 || true
     fi
     for ((r = 1; r <= ROUNDS; r++)); do
         run_wrk "$name.r$r" "$url" 64 "$DURATION"
@@ -305,7 +317,7 @@ if [[ -n $FAZT_PID ]]; then
         AUTH="Authorization: Bearer $TOKEN"
         lat_secs=$((DURATION > 4 ? DURATION - 2 : 2))
         latency() { # NAME PORT HOST COUNT: admin health latency into R[NAME.*]
-            python3 "$HELPERS/latency.py" --port "${2##*:}" --host-header "$3" --header "$AUTH" \
+            spawn_wait python3 "$HELPERS/latency.py" --port "${2##*:}" --host-header "$3" --header "$AUTH" \
                 --count "$4" --max-seconds "$lat_secs" >"$TMP/lat-$1.kv" 2>"$TMP/lat-$1.err" ||
                 die "latency client ($1) failed: $(cat "$TMP/lat-$1.err")"
             kv_into "$1" "$TMP/lat-$1.kv"
@@ -335,7 +347,7 @@ if [[ -n $FAZT_PID ]]; then
 
     if selected memory; then
         log "opening $IDLE_CONNS idle keep-alive connections to the public port"
-        python3 "$HELPERS/idle_conns.py" --port "${PUBLIC##*:}" --host-header root.localhost --path / \
+        spawn_wait python3 "$HELPERS/idle_conns.py" --port "${PUBLIC##*:}" --host-header root.localhost --path / \
             --pid "$FAZT_PID" --count "$IDLE_CONNS" >"$TMP/idle.kv" 2>"$TMP/idle.err" ||
             die "idle_conns.py failed: $(cat "$TMP/idle.err")"
         kv_into idle "$TMP/idle.kv"

@@ -4,15 +4,15 @@ use common::*;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-fn metric(server: &Server, name: &str) -> u64 {
-    let mut s = connect(server.admin_addr.unwrap());
+/// Reads one metric over an admin connection opened before descriptors ran out (a new
+/// one could not be accepted while they are exhausted).
+fn metric(admin: &mut std::net::TcpStream, token: &str, name: &str) -> u64 {
     write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
-        server.token
+        admin,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
     )
     .unwrap();
-    let text = read_response(&mut s).unwrap().text();
+    let text = read_response(admin).unwrap().text();
     text.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
         .unwrap_or_else(|| panic!("{name} in metrics"))
@@ -28,7 +28,11 @@ fn out_of_descriptors_is_survived() {
         .env("FAZT_MAX_CONNECTIONS", "1000")
         .admin_listener()
         .start();
-    let admin = connect(server.admin_addr.unwrap());
+    let mut admin = connect(server.admin_addr.unwrap());
+    assert_eq!(
+        metric(&mut admin, &server.token, "fazt_accept_errors_total"),
+        0
+    );
     let mut flood = Vec::new();
     for _ in 0..120 {
         match std::net::TcpStream::connect(server.addr) {
@@ -37,8 +41,7 @@ fn out_of_descriptors_is_survived() {
         }
     }
     std::thread::sleep(Duration::from_millis(500));
-    drop(admin);
-    let errors = metric(&server, "fazt_accept_errors_total");
+    let errors = metric(&mut admin, &server.token, "fazt_accept_errors_total");
     assert!(errors >= 1, "accept errors were counted");
     assert!(
         server.stderr().contains("accept failed"),
