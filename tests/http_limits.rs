@@ -730,3 +730,137 @@ fn silent_connection_is_closed_after_header_timeout_not_idle_timeout() {
     );
     assert!(took < Duration::from_millis(3500), "closed late: {took:?}");
 }
+
+#[test]
+fn chunked_trailers_past_16_kib_are_431() {
+    let server = Server::start();
+    let mut s = server.connect();
+    let mut raw = format!(
+        "POST /api/keys HTTP/1.1\r\nHost: admin.localhost\r\nAuthorization: Bearer {}\r\n\
+         Transfer-Encoding: chunked\r\n\r\n2\r\n{{}}\r\n0\r\n",
+        server.token
+    );
+    for i in 0..10 {
+        raw.push_str(&format!("X-T{i}: {}\r\n", "t".repeat(2000)));
+    }
+    raw.push_str("\r\n");
+    send_lenient(&mut s, raw.as_bytes());
+    let r = read_response(&mut s).expect("a 431 for the trailers");
+    assert_json_error(&r, 431);
+    assert!(closed_within(&mut s, Duration::from_secs(2)));
+}
+
+// ---------------------------------------------------------------------------------------
+// out of file descriptors
+
+/// Sets the soft RLIMIT_NOFILE of `pid`, keeping its hard limit; returns the old soft limit.
+fn set_soft_nofile(pid: u32, soft: u64) -> u64 {
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY (test code): prlimit(2) on our own child's pid with valid pointers.
+    let ret = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            std::ptr::null(),
+            &mut old,
+        )
+    };
+    assert_eq!(ret, 0, "prlimit read: {}", std::io::Error::last_os_error());
+    let new = libc::rlimit {
+        rlim_cur: soft as libc::rlim_t,
+        rlim_max: old.rlim_max,
+    };
+    let ret = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            &new,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(ret, 0, "prlimit set: {}", std::io::Error::last_os_error());
+    old.rlim_cur as u64
+}
+
+#[test]
+fn running_out_of_file_descriptors_pauses_accepting_and_recovers() {
+    let server = Server::builder()
+        .env("FAZT_MAX_CONNECTIONS", "1000")
+        .admin_listener()
+        .start();
+    let pid = server.child.id();
+    let errors_before = metric(&server, "fazt_accept_errors_total");
+    let open_fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count() as u64;
+    let old_soft = set_soft_nofile(pid, open_fds + 6);
+
+    // 20 clients each send a request; only a few can be accepted.
+    let mut clients: Vec<TcpStream> = (0..20)
+        .map(|_| {
+            let mut s = server.connect();
+            s.write_all(health_get().as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut answered = Vec::new();
+    let mut waiting = Vec::new();
+    for (i, s) in clients.iter_mut().enumerate() {
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        match read_response(s) {
+            Ok(r) => {
+                assert_eq!(r.status, 200);
+                answered.push(i);
+            }
+            Err(_) => waiting.push(i),
+        }
+    }
+    assert!(!answered.is_empty(), "nothing was served at the fd limit");
+    assert!(!waiting.is_empty(), "the fd limit did not bite");
+
+    // Accepted connections keep working while accept() fails.
+    for &i in &answered {
+        clients[i]
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        clients[i].write_all(health_get().as_bytes()).unwrap();
+        assert_eq!(read_response(&mut clients[i]).unwrap().status, 200);
+    }
+
+    // Freeing descriptors lets the waiting clients in: accepting resumed by itself.
+    for &i in &answered {
+        clients[i].shutdown(std::net::Shutdown::Both).unwrap();
+    }
+    let start = Instant::now();
+    let mut served_after = 0;
+    for &i in &waiting {
+        let s = &mut clients[i];
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        if let Ok(r) = read_response(s) {
+            assert_eq!(r.status, 200);
+            served_after += 1;
+            // Free this one too so the next waiting client gets a descriptor.
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+    assert_eq!(
+        served_after,
+        waiting.len(),
+        "waiting clients were not served after descriptors were freed"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    drop(clients);
+
+    set_soft_nofile(pid, old_soft);
+    assert!(metric(&server, "fazt_accept_errors_total") > errors_before);
+    assert_eq!(server.get("root.localhost", "/health").status, 200);
+}

@@ -225,6 +225,37 @@ fn pipelined_order_holds_across_the_admin_hand_off() {
     assert!(closed_within(&mut s, Duration::from_secs(2)));
 }
 
+/// More pipelined output than the server queues before it pauses parsing (64 KiB), with
+/// every request already buffered by the server and the client just reading.
+#[test]
+fn pipelined_responses_past_the_output_high_water_mark_are_all_sent() {
+    // A short idle timeout so a stalled connection fails the test in seconds.
+    let server = Server::builder().env("FAZT_IDLE_TIMEOUT", "3s").start();
+    let mut s = server.connect();
+    let count = 200; // ~200 KiB of landing pages
+    send(
+        &mut s,
+        &"GET / HTTP/1.1\r\nHost: root.localhost\r\n\r\n".repeat(count),
+    );
+    let start = Instant::now();
+    for i in 0..count {
+        let r = read_response(&mut s)
+            .unwrap_or_else(|e| panic!("response {i} of {count} after {:?}: {e}", start.elapsed()));
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, LANDING),
+            "response {i}"
+        );
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    send(&mut s, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(next(&mut s).status, 200);
+}
+
 #[test]
 fn many_pipelined_requests_then_half_close_are_all_answered() {
     let server = Server::start();

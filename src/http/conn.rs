@@ -14,7 +14,7 @@ use super::{Body, HttpError, Method, Request, Response};
 use crate::metrics::METRICS;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 /// Timeouts that bound how long a client may hold a connection in each phase.
@@ -41,6 +41,13 @@ pub trait Service {
 
 /// Queued responses are flushed before more pipelined requests are read past this.
 const OUT_HIGH_WATER: usize = 64 * 1024;
+/// After a closing response, input is read and discarded for at most this long (or
+/// `LINGER_BYTES`) before the socket closes: closing with unread input makes the kernel
+/// send a reset, and a client still sending (say, an upload refused with 413) then
+/// fails on write and never reads the response. The byte budget absorbs what is in
+/// flight without reading the rest of a large upload.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 256 * 1024;
 /// Bodies at most this large are copied next to their head so both go in one write.
 const COALESCE_BODY: usize = 16 * 1024;
 
@@ -86,6 +93,10 @@ pub struct Conn {
     answering_head: bool,
     answering_keep_alive: bool,
     close_after_flush: bool,
+    /// Set once a closing response is fully written: our side is shut down and input
+    /// is being discarded until the client closes or this deadline passes.
+    linger_until: Option<Instant>,
+    lingered_bytes: usize,
     peer_done: bool,
     broken: bool,
     head_started: Option<Instant>,
@@ -108,6 +119,8 @@ impl Conn {
             answering_head: false,
             answering_keep_alive: true,
             close_after_flush: false,
+            linger_until: None,
+            lingered_bytes: 0,
             peer_done: false,
             broken: false,
             head_started: None,
@@ -125,6 +138,10 @@ impl Conn {
         scratch: &mut [u8],
         ctx: &mut ConnCtx,
     ) {
+        if self.linger_until.is_some() {
+            self.discard_input(scratch);
+            return;
+        }
         let mut reads = 0;
         while self.wants_input() && reads < 4 {
             reads += 1;
@@ -187,7 +204,11 @@ impl Conn {
             return Want::Write;
         }
         if self.close_after_flush {
-            return Want::Close;
+            return if self.linger_until.is_some() {
+                Want::Read
+            } else {
+                Want::Close
+            };
         }
         match self.phase {
             Phase::Dispatched => Want::Nothing,
@@ -205,6 +226,10 @@ impl Conn {
     /// Applies the phase deadlines; called periodically by the event loop.
     pub fn check_deadlines(&mut self, limits: &ConnLimits, ctx: &mut ConnCtx) {
         let now = ctx.now;
+        if self.linger_until.is_some_and(|until| now >= until) {
+            self.broken = true;
+            return;
+        }
         if let Some(blocked) = self.write_blocked_at {
             if now.duration_since(blocked) > limits.write_timeout {
                 METRICS.write_timeouts.inc();
@@ -478,6 +503,36 @@ impl Conn {
             }
         }
         self.write_blocked_at = None;
+        if self.close_after_flush && self.out.is_empty() && self.linger_until.is_none() {
+            self.start_lingering(now);
+        }
+    }
+
+    /// Sends our FIN after a closing response and starts discarding input.
+    fn start_lingering(&mut self, now: Instant) {
+        if self.peer_done || self.broken || self.stream.shutdown(Shutdown::Write).is_err() {
+            self.broken = true;
+            return;
+        }
+        self.linger_until = Some(now + LINGER_TIME);
+    }
+
+    fn discard_input(&mut self, scratch: &mut [u8]) {
+        loop {
+            match self.stream.read(scratch) {
+                Ok(0) => break,
+                Ok(n) => {
+                    self.lingered_bytes += n;
+                    if self.lingered_bytes > LINGER_BYTES {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        self.broken = true;
     }
 
     fn consume_out(&mut self, mut n: usize) {
