@@ -20,8 +20,9 @@
 #   BENCH_BODY_FILE=PATH     body for nginx/tiny_http instead of fetching fazt's landing page (lets
 #                            BENCH_ONLY=nginx,tiny_http run without fazt)
 #   BENCH_IDLE_CONNS=10000   idle keep-alive connections for the memory section
-#   BENCH_LATENCY_REQUESTS=2000  admin requests for the idle latency measurement (under load the
-#                            client runs for the saturated window instead)
+#   BENCH_LATENCY_REQUESTS=2000  admin requests per latency measurement, paced evenly over
+#                            BENCH_DURATION-2 seconds (one every ~4 ms by default);
+#                            BENCH_LATENCY_PACED=0 sends them back to back instead
 #   BENCH_TINY_THREADS=4     recv() threads of the tiny_http baseline
 #   BENCH_NO_BUILD=1         use the existing target/release/fazt and tiny_http bench binary
 #   BENCH_KEEP_TMP=1         keep the temp dir (logs, wrk outputs, configs) and print its path
@@ -42,6 +43,7 @@ LAT_COUNT=${BENCH_LATENCY_REQUESTS:-2000}
 TINY_THREADS=${BENCH_TINY_THREADS:-4}
 BODY_OVERRIDE=${BENCH_BODY_FILE:-}
 export FAZT_MAX_CONNECTIONS=${FAZT_MAX_CONNECTIONS:-20000}
+export PYTHONDONTWRITEBYTECODE=1
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf '\nbench.sh: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -174,6 +176,7 @@ ensure_tools() {
 
 build() {
     FAZT_BIN=$ROOT/target/release/fazt
+    command -v cargo >/dev/null || die "cargo is required (install Rust with rustup)"
     if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
         if need_fazt; then
             log "cargo build --release"
@@ -278,6 +281,11 @@ if need_fazt; then
     [[ $code == 200 ]] || die "fazt landing page (Host: root.localhost) answered HTTP $code"
     [[ -s $TMP/fazt-landing.body ]] || die "fazt landing page body is empty"
     R[fazt.head_bytes]=$(stat -c %s "$TMP/fazt-landing.headers")
+    if selected admin; then
+        code=$(curl -sS --max-time 10 -o "$TMP/admin-health.json" -w '%{http_code}' \
+            -H "Authorization: Bearer $TOKEN" "http://$ADMIN/api/system/health") || die "fazt admin health request failed"
+        [[ $code == 200 ]] || die "fazt GET /api/system/health on the admin listener answered HTTP $code: $(head -c 500 "$TMP/admin-health.json")"
+    fi
     R[fazt.limits]=$(grep -m1 -o 'with [0-9]* core thread.*' "$TMP/fazt.err" 2>/dev/null || true)
 
     # "Idle": after start-up and a few requests of each kind.
@@ -315,17 +323,23 @@ if [[ -n $FAZT_PID ]]; then
 
     if selected admin; then
         AUTH="Authorization: Bearer $TOKEN"
-        lat_secs=$((DURATION > 4 ? DURATION - 2 : 2))
-        latency() { # NAME PORT HOST COUNT: admin health latency into R[NAME.*]
+        lat_secs=$((DURATION >= 4 ? DURATION - 2 : 1))
+        # LAT_COUNT requests paced evenly over lat_secs (one every lat_interval ms), so the client
+        # behaves like an operator polling the API, not like a third load generator on 2 cores.
+        # (95% of the window, so all LAT_COUNT fit). BENCH_LATENCY_PACED=0: back to back instead.
+        lat_interval=$(awk -v s="$lat_secs" -v n="$LAT_COUNT" 'BEGIN { printf "%.2f", 0.95 * s * 1000 / n }')
+        if [[ ${BENCH_LATENCY_PACED:-1} == 0 ]]; then lat_interval=0; fi
+        latency() { # NAME PORT HOST: admin health latency into R[NAME.*]
             spawn_wait python3 "$HELPERS/latency.py" --port "${2##*:}" --host-header "$3" --header "$AUTH" \
-                --count "$4" --max-seconds "$lat_secs" >"$TMP/lat-$1.kv" 2>"$TMP/lat-$1.err" ||
+                --count "$LAT_COUNT" --interval-ms "$lat_interval" --max-seconds "$lat_secs" \
+                >"$TMP/lat-$1.kv" 2>"$TMP/lat-$1.err" ||
                 die "latency client ($1) failed: $(cat "$TMP/lat-$1.err")"
             kv_into "$1" "$TMP/lat-$1.kv"
             log "$1: n=$(get "$1.n") p50 $(get "$1.p50_ms") ms p99 $(get "$1.p99_ms") ms statuses $(get "$1.statuses") errors $(get "$1.errors")"
         }
         # saturated NAME PORT HOST: latency while wrk -t2 -c256 saturates the public landing page; the
-        # client starts 1 s into the load and keeps going for the rest of it (all but the last second),
-        # so the p99 covers the whole saturated window rather than the first few hundred ms.
+        # client starts 1 s into the load and its paced requests span the rest of the load window
+        # (but the last second), so the p99 covers the whole saturated period.
         saturated() {
             local wrk_pid
             timeout $((DURATION + 30)) wrk -t2 -c256 -d"${DURATION}s" --timeout 5s --latency \
@@ -333,14 +347,14 @@ if [[ -n $FAZT_PID ]]; then
             wrk_pid=$!
             PIDS+=("$wrk_pid")
             sleep 1
-            latency "$1" "$2" "$3" 10000000
+            latency "$1" "$2" "$3"
             wait "$wrk_pid" || die "wrk (load for $1) failed: $(tail -5 "$TMP/wrk-$1-load.txt")"
             forget_pid "$wrk_pid"
             python3 "$HELPERS/util.py" wrk-parse "$TMP/wrk-$1-load.txt" >"$TMP/wrk-$1-load.kv"
             kv_into "$1.load" "$TMP/wrk-$1-load.kv"
             log "$1: public load $(get "$1.load.rps") req/s, non-2xx $(get "$1.load.non2xx"), socket errors $(get "$1.load.socket_errors")"
         }
-        latency admin_idle "$ADMIN" "localhost:${ADMIN##*:}" "$LAT_COUNT"
+        latency admin_idle "$ADMIN" "localhost:${ADMIN##*:}"
         saturated admin_sat "$ADMIN" "localhost:${ADMIN##*:}"
         saturated admin_pub_sat "$PUBLIC" admin.localhost
     fi
@@ -464,7 +478,7 @@ summary() {
         if selected tiny_http; then row "tiny_http RSS after run" "$(mib "$(get tiny.rss_after_kib)") MiB"; fi
     fi
     if selected admin; then
-        echo "admin latency, GET /api/system/health, one keep-alive connection, sequential   p50 / p99"
+        echo "admin latency, GET /api/system/health, 1 keep-alive conn, $LAT_COUNT sequential requests every ${lat_interval} ms   p50 / p99"
         row "admin listener, idle" "$(get admin_idle.p50_ms) / $(get admin_idle.p99_ms) ms" "" "n=$(get admin_idle.n), max $(get admin_idle.max_ms) ms, statuses $(get admin_idle.statuses)"
         row "admin listener, public port saturated" "$(get admin_sat.p50_ms) / $(get admin_sat.p99_ms) ms" "p99 <= 10 ms" "$(verdict "$(get admin_sat.p99_ms)" '<=' 10); n=$(get admin_sat.n), max $(get admin_sat.max_ms) ms, statuses $(get admin_sat.statuses)"
         row "  public load meanwhile (wrk -t2 -c256)" "$(get admin_sat.load.rps) req/s" "" "non-2xx $(get admin_sat.load.non2xx), sock err $(get admin_sat.load.socket_errors)"

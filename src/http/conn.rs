@@ -166,16 +166,32 @@ impl Conn {
                 }
             }
         }
-        self.advance(svc, token, ctx);
-        self.flush(ctx.now);
+        self.pump(svc, token, ctx);
     }
 
     pub fn on_writable(&mut self, svc: &mut dyn Service, token: u64, ctx: &mut ConnCtx) {
         self.flush(ctx.now);
         if self.out.is_empty() {
             // Pipelined requests that waited for the queue to drain.
+            self.pump(svc, token, ctx);
+        }
+    }
+
+    /// Alternates handling buffered requests and writing their answers until the socket
+    /// is full or nothing buffered can make progress. Needed because `advance` pauses at
+    /// the output high-water mark: if the flush then empties the queue, no socket event
+    /// will come for requests already sitting in `inbuf`.
+    fn pump(&mut self, svc: &mut dyn Service, token: u64, ctx: &mut ConnCtx) {
+        loop {
+            let before = (self.inbuf.len(), self.served);
+            let queue_was_empty = self.out.is_empty();
             self.advance(svc, token, ctx);
             self.flush(ctx.now);
+            // With an empty queue and no progress, what is buffered needs more input.
+            let stuck = queue_was_empty && (self.inbuf.len(), self.served) == before;
+            if !self.out.is_empty() || self.inbuf.is_empty() || stuck || self.broken {
+                return;
+            }
         }
     }
 
@@ -190,8 +206,7 @@ impl Conn {
         if matches!(self.phase, Phase::Dispatched) {
             self.phase = Phase::Head;
             self.queue_response(response, ctx);
-            self.advance(svc, token, ctx);
-            self.flush(ctx.now);
+            self.pump(svc, token, ctx);
         }
     }
 
@@ -226,8 +241,9 @@ impl Conn {
     /// Applies the phase deadlines; called periodically by the event loop.
     pub fn check_deadlines(&mut self, limits: &ConnLimits, ctx: &mut ConnCtx) {
         let now = ctx.now;
-        if self.linger_until.is_some_and(|until| now >= until) {
-            self.broken = true;
+        if let Some(until) = self.linger_until {
+            // The response is out; only the linger deadline applies now.
+            self.broken = now >= until;
             return;
         }
         if let Some(blocked) = self.write_blocked_at {
@@ -241,7 +257,7 @@ impl Conn {
             Phase::Dispatched => {}
             Phase::Body(pending) => {
                 if now.duration_since(pending.read_at) > limits.body_timeout {
-                    self.fail(HttpError::HeadTimeout, ctx);
+                    self.fail(HttpError::BodyTimeout, ctx);
                 }
             }
             Phase::Head => match self.head_started {
@@ -463,6 +479,7 @@ impl Conn {
     fn fail(&mut self, error: HttpError, ctx: &mut ConnCtx) {
         METRICS.count_limit(error.status());
         self.inbuf.clear();
+        self.head_started = None;
         self.phase = Phase::Head;
         self.answering_head = false;
         self.answering_keep_alive = false;

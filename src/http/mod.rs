@@ -17,6 +17,7 @@ pub enum HttpError {
     HeaderTooLarge(&'static str),
     PayloadTooLarge { limit: u64 },
     HeadTimeout,
+    BodyTimeout,
     ExpectationFailed,
 }
 
@@ -26,7 +27,7 @@ impl HttpError {
             HttpError::BadRequest(_) => 400,
             HttpError::HeaderTooLarge(_) => 431,
             HttpError::PayloadTooLarge { .. } => 413,
-            HttpError::HeadTimeout => 408,
+            HttpError::HeadTimeout | HttpError::BodyTimeout => 408,
             HttpError::ExpectationFailed => 417,
         }
     }
@@ -39,6 +40,7 @@ impl HttpError {
                 format!("request body is larger than this route allows ({limit} bytes)")
             }
             HttpError::HeadTimeout => "request head not received in time".to_string(),
+            HttpError::BodyTimeout => "request body stalled: no bytes received in time".to_string(),
             HttpError::ExpectationFailed => "only 'Expect: 100-continue' is supported".to_string(),
         }
     }

@@ -47,21 +47,18 @@ impl HeadScanner {
 
     /// Checks line lengths and total size of the partial head in `buf`.
     fn check(&mut self, buf: &[u8]) -> Result<(), HttpError> {
+        const TOO_LONG: HttpError = HttpError::HeaderTooLarge("a header line is longer than 8 KiB");
         for (i, &b) in buf.iter().enumerate().skip(self.scanned) {
             if b == b'\n' {
-                if i - self.line_start > MAX_HEAD_LINE {
-                    return Err(HttpError::HeaderTooLarge(
-                        "a header line is longer than 8 KiB",
-                    ));
+                if content_len(&buf[self.line_start..i]) > MAX_HEAD_LINE {
+                    return Err(TOO_LONG);
                 }
                 self.line_start = i + 1;
             }
         }
         self.scanned = buf.len();
-        if buf.len() - self.line_start > MAX_HEAD_LINE {
-            return Err(HttpError::HeaderTooLarge(
-                "a header line is longer than 8 KiB",
-            ));
+        if content_len(&buf[self.line_start..]) > MAX_HEAD_LINE {
+            return Err(TOO_LONG);
         }
         if buf.len() > MAX_HEAD_TOTAL {
             return Err(HttpError::HeaderTooLarge(
@@ -70,6 +67,11 @@ impl HeadScanner {
         }
         Ok(())
     }
+}
+
+/// Length of a head line without its line ending: the limit is on content.
+fn content_len(line: &[u8]) -> usize {
+    line.strip_suffix(b"\r").unwrap_or(line).len()
 }
 
 /// Tries to parse one request head from the front of `buf`.
@@ -236,12 +238,8 @@ fn framing_of(request: &Request) -> Result<Framing, HttpError> {
             }
             length = Some(n);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            let last = value
-                .rsplit(|&b| b == b',')
-                .next()
-                .unwrap_or(b"")
-                .trim_ascii();
-            if !last.eq_ignore_ascii_case(b"chunked") || chunked {
+            // Only a lone `chunked`: we decode no other coding, and chunked twice is invalid.
+            if !value.trim_ascii().eq_ignore_ascii_case(b"chunked") || chunked {
                 return Err(HttpError::BadRequest(
                     "unsupported Transfer-Encoding (only chunked is accepted)".into(),
                 ));
@@ -438,6 +436,8 @@ mod tests {
         assert!(matches!(parse(both), Err(HttpError::BadRequest(_))));
         let two = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n";
         assert!(matches!(parse(two), Err(HttpError::BadRequest(_))));
+        let twice = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n";
+        assert!(matches!(parse(twice), Err(HttpError::BadRequest(_))));
         let gzip = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n";
         assert!(matches!(parse(gzip), Err(HttpError::BadRequest(_))));
     }
@@ -455,7 +455,19 @@ mod tests {
     fn long_partial_line_is_431() {
         let mut scanner = HeadScanner::default();
         let mut buf = b"GET / HTTP/1.1\r\nX-Long: ".to_vec();
-        buf.extend(std::iter::repeat_n(b'a', MAX_HEAD_LINE + 1));
+        buf.extend(std::iter::repeat_n(b'a', MAX_HEAD_LINE - 8));
+        assert!(matches!(
+            parse_head(&buf, &mut scanner, peer()),
+            Ok(HeadStatus::Partial)
+        ));
+        buf.extend_from_slice(b"\r");
+        assert!(matches!(
+            parse_head(&buf, &mut scanner, peer()),
+            Ok(HeadStatus::Partial)
+        ));
+        let mut scanner = HeadScanner::default();
+        let mut buf = b"GET / HTTP/1.1\r\nX-Long: ".to_vec();
+        buf.extend(std::iter::repeat_n(b'a', MAX_HEAD_LINE - 7));
         assert!(matches!(
             parse_head(&buf, &mut scanner, peer()),
             Err(HttpError::HeaderTooLarge(_))

@@ -48,7 +48,6 @@ pub struct ServerBuilder {
     env: Vec<(String, String)>,
     admin_listener: bool,
     args: Vec<String>,
-    nofile: Option<u64>,
 }
 
 impl ServerBuilder {
@@ -59,12 +58,6 @@ impl ServerBuilder {
 
     pub fn admin_listener(mut self) -> Self {
         self.admin_listener = true;
-        self
-    }
-
-    /// Starts the server with this hard (and soft) open-file limit.
-    pub fn nofile(mut self, limit: u64) -> Self {
-        self.nofile = Some(limit);
         self
     }
 
@@ -91,22 +84,6 @@ impl ServerBuilder {
         }
         for (k, v) in &self.env {
             cmd.env(k, v);
-        }
-        if let Some(limit) = self.nofile {
-            use std::os::unix::process::CommandExt;
-            // SAFETY (test code): setrlimit is async-signal-safe and touches only the child.
-            unsafe {
-                cmd.pre_exec(move || {
-                    let lim = libc::rlimit {
-                        rlim_cur: limit,
-                        rlim_max: limit,
-                    };
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
         }
         let mut child = cmd.spawn().expect("start fazt");
         let stdout = child.stdout.take().unwrap();
@@ -152,7 +129,6 @@ impl Server {
             env: Vec::new(),
             admin_listener: false,
             args: Vec::new(),
-            nofile: None,
         }
     }
 
