@@ -505,7 +505,14 @@ impl Conn {
                 });
                 count += 1;
             }
-            match self.stream.write_vectored(&slices[..count]) {
+            // A lone buffer (the usual coalesced head + small body) takes the cheaper
+            // send path; writev costs an iovec import per call.
+            let written = if count == 1 {
+                self.stream.write(&slices[0])
+            } else {
+                self.stream.write_vectored(&slices[..count])
+            };
+            match written {
                 Ok(0) => self.broken = true,
                 Ok(n) => {
                     self.consume_out(n);
