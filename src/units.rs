@@ -15,7 +15,7 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let number: u64 = digits
         .parse()
         .map_err(|_| format!("'{text}' is too large"))?;
-    let multiplier: u64 = match suffix.trim().to_ascii_lowercase().as_str() {
+    let multiplier: u64 = match suffix.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
@@ -41,7 +41,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let n: u64 = digits
         .parse()
         .map_err(|_| format!("'{text}' is too large"))?;
-    let ms_per_unit: u64 = match unit.trim() {
+    let ms_per_unit: u64 = match unit {
         "ms" => 1,
         "" | "s" => 1_000,
         "m" => 60_000,
@@ -53,6 +53,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     n.checked_mul(ms_per_unit)
         .map(Duration::from_millis)
         .ok_or_else(|| format!("'{text}' is too large"))
+}
+
+/// Splits `123unit` into the number and the (trimmed) unit; `None` without leading digits
+/// or when the number overflows u64.
+fn split_number(text: &str) -> Option<(u64, &str)> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    Some((digits.parse().ok()?, unit.trim()))
 }
 
 /// Formats bytes for people: `512 B`, `8.0 MiB`, `1.5 GiB`.

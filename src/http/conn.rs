@@ -288,7 +288,8 @@ impl Conn {
         self.broken = true;
     }
 
-    /// Marks the connection to close after the current request (graceful shutdown).
+    /// Graceful shutdown: an idle connection closes now; a busy one closes after its
+    /// response, since `ConnCtx::draining` turns off keep-alive.
     pub fn start_draining(&mut self) {
         if self.is_idle() {
             self.broken = true;
