@@ -4,17 +4,8 @@ use std::time::Duration;
 
 /// Parses `1048576`, `64K`, `64KiB`, `8M`, `8MB`, `1G` (binary multiples; case-insensitive).
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, suffix) = t.split_at(split);
-    if digits.is_empty() {
-        return Err(format!(
-            "'{text}' is not a size (expected e.g. 1048576, 64K, 8MiB, 1G)"
-        ));
-    }
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("'{text}' is too large"))?;
+    let (number, suffix) = split_number(text)
+        .ok_or_else(|| format!("'{text}' is not a size (expected e.g. 1048576, 64K, 8MiB, 1G)"))?;
     let multiplier: u64 = match suffix.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
@@ -30,17 +21,8 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
 
 /// Parses `250ms`, `10s`, `5m`, `2h`, `30d`, `1w`; a bare number means seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    if digits.is_empty() {
-        return Err(format!(
-            "'{text}' is not a duration (expected e.g. 250ms, 10s, 5m, 30d)"
-        ));
-    }
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("'{text}' is too large"))?;
+    let (n, unit) = split_number(text)
+        .ok_or_else(|| format!("'{text}' is not a duration (expected e.g. 250ms, 10s, 5m, 30d)"))?;
     let ms_per_unit: u64 = match unit {
         "ms" => 1,
         "" | "s" => 1_000,
@@ -90,6 +72,7 @@ mod tests {
         assert_eq!(parse_bytes("64K"), Ok(65_536));
         assert_eq!(parse_bytes("8MiB"), Ok(8 << 20));
         assert_eq!(parse_bytes("1g"), Ok(1 << 30));
+        assert_eq!(parse_bytes(" 8 MiB "), Ok(8 << 20));
         assert!(parse_bytes("").is_err());
         assert!(parse_bytes("12Q").is_err());
         assert!(parse_bytes("-5").is_err());
