@@ -3,6 +3,8 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod db;
+pub mod disk;
 pub mod files;
 pub mod http;
 pub mod keys;
@@ -12,3 +14,4 @@ pub mod server;
 pub mod sites;
 pub mod sys;
 pub mod units;
+pub mod vfs;

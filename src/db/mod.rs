@@ -1,0 +1,1 @@
+//! SQLite connections, migrations and the single writer (being written).

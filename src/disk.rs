@@ -1,0 +1,1 @@
+//! Disk-space breaker (being written).

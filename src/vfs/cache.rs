@@ -1,0 +1,1 @@
+//! Byte-bounded LRU cache of file bodies with pinned admin assets (being written).

@@ -1,0 +1,1 @@
+//! MIME types, cache headers and Range requests (being written).
