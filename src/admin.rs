@@ -1,10 +1,13 @@
-//! The admin API, served only on the reserved admin thread. Every route except liveness
-//! requires an API key (`Authorization: Bearer`).
+//! The admin host, served only on the reserved admin thread: the dashboard (pinned assets,
+//! public) and the JSON API (every route needs `Authorization: Bearer <key>`). Reads use
+//! this thread's read connection; every write is a job for the writer thread.
 
-use crate::http::{Method, Request, Response};
-use crate::keys::{validate_name, KeyStore};
+use crate::db::DbError;
+use crate::http::{Body, Method, Request, Response};
+use crate::keys::{self, validate_name};
 use crate::metrics::METRICS;
 use crate::server::App;
+use crate::vfs::store;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -13,18 +16,30 @@ pub const ADMIN_BODY_LIMIT: u64 = 64 * 1024;
 
 pub struct AdminApi {
     app: Arc<App>,
-    keys: KeyStore,
+    /// `PRAGMA data_version` when the site table was last loaded.
+    seen_data_version: Option<i64>,
 }
 
 impl AdminApi {
-    pub fn new(app: Arc<App>, keys: KeyStore) -> AdminApi {
-        AdminApi { app, keys }
+    pub fn new(app: Arc<App>) -> AdminApi {
+        AdminApi {
+            app,
+            seen_data_version: None,
+        }
     }
 
     pub fn handle(&mut self, request: &Request) -> Response {
         METRICS.admin_requests.inc();
-        if request.path() == "/health" {
+        let path = request.path();
+        if path == "/health" {
             return crate::server::liveness();
+        }
+        if !path.starts_with("/api/") && path != "/metrics" {
+            return self
+                .app
+                .sites
+                .serve_admin_asset(request)
+                .unwrap_or_else(|| Response::error(404, &format!("no admin page {path}")));
         }
         let token = request
             .header_str("authorization")
@@ -37,11 +52,12 @@ impl AdminApi {
             return Response::error(401, "missing API key: send 'Authorization: Bearer <key>'")
                 .header("WWW-Authenticate", "Bearer");
         };
-        if self.keys.authenticate(token).is_none() {
-            return Response::error(401, "invalid or revoked API key")
-                .header("WWW-Authenticate", "Bearer");
+        match store::with_reader(|conn| keys::authenticate(conn, token)) {
+            Ok(Some(_)) => self.route(request),
+            Ok(None) => Response::error(401, "invalid or revoked API key")
+                .header("WWW-Authenticate", "Bearer"),
+            Err(e) => sqlite_error("checking the API key", e),
         }
-        self.route(request)
     }
 
     fn route(&mut self, request: &Request) -> Response {
@@ -50,14 +66,17 @@ impl AdminApi {
             (Method::Get | Method::Head, "/api/system/health") => self.health(),
             (Method::Get | Method::Head, "/metrics") => Response::new(200).body(
                 "text/plain; version=0.0.4; charset=utf-8",
-                crate::http::Body::Owned(METRICS.render_prometheus().into_bytes()),
+                Body::Owned(self.prometheus().into_bytes()),
             ),
+            (Method::Post, "/api/system/vacuum") => self.vacuum(),
             (Method::Get | Method::Head, "/api/keys") => self.list_keys(),
             (Method::Post, "/api/keys") => self.create_key(request),
             (Method::Delete, _) if path.starts_with("/api/keys/") => {
                 self.revoke_key(&path["/api/keys/".len()..])
             }
-            (_, "/api/system/health" | "/metrics" | "/api/keys") => method_not_allowed(path),
+            (_, "/api/system/health" | "/metrics" | "/api/keys" | "/api/system/vacuum") => {
+                method_not_allowed(path)
+            }
             _ if path.starts_with("/api/keys/") => method_not_allowed(path),
             _ => Response::error(
                 404,
@@ -66,64 +85,154 @@ impl AdminApi {
         }
     }
 
+    /// Reloads the site table when the database changed (a deploy, or `fazt site import`
+    /// from another process), and drops cache entries of deployments no longer current.
+    pub fn refresh_sites_if_changed(&mut self) {
+        let version =
+            store::with_reader(|conn| conn.query_row("PRAGMA data_version", [], |r| r.get(0)));
+        let version: i64 = match version {
+            Ok(v) => v,
+            Err(e) => return log::error!("checking for database changes: {e}"),
+        };
+        if self.seen_data_version == Some(version) {
+            return;
+        }
+        match store::with_reader(|conn| self.app.sites.table.reload(conn)) {
+            Ok(replaced) => {
+                for deployment in replaced {
+                    self.app.sites.cache.invalidate_deployment(deployment);
+                }
+                self.seen_data_version = Some(version);
+            }
+            Err(e) => log::error!("reloading sites: {e}"),
+        }
+    }
+
     fn health(&self) -> Response {
         let draining = self.app.is_draining();
+        let disk_full = self.app.disk.check().err();
         let open = self.app.public_cap.open();
-        let degraded = open * 10 >= self.app.public_cap.max() * 9;
+        let near_cap = open * 10 >= self.app.public_cap.max() * 9;
         let status = if draining {
             "draining"
-        } else if degraded {
+        } else if disk_full.is_some() || near_cap {
             "degraded"
         } else {
             "ok"
         };
+        let mut reasons = Vec::new();
+        if draining {
+            reasons.push("shutting down".to_string());
+        }
+        if let Some(e) = &disk_full {
+            reasons.push(e.to_string());
+        }
+        if near_cap {
+            reasons.push(format!(
+                "{open} of {} connections in use",
+                self.app.public_cap.max()
+            ));
+        }
+        let disk: Vec<_> = self
+            .app
+            .disk
+            .usage()
+            .into_iter()
+            .map(|(path, used_percent, avail)| {
+                json!({ "path": path, "used_percent": used_percent, "available_bytes": avail })
+            })
+            .collect();
         let body = json!({
             "status": status,
+            "reasons": reasons,
             "version": env!("CARGO_PKG_VERSION"),
             "uptime_seconds": self.app.started.elapsed().as_secs(),
             "limits": self.app.config.probe.to_json()["limits"],
             "counters": METRICS.to_json(),
+            "cache": self.app.sites.cache.stats().to_json(),
+            "writer": crate::db::writer::WRITER_STATS.to_json(),
+            "disk": { "threshold_percent": self.app.config.disk_threshold, "filesystems": disk },
         });
-        Response::json(if draining { 503 } else { 200 }, &body)
+        // Readiness: a breaker open (disk full) or draining takes this instance out.
+        let status_code = if draining || disk_full.is_some() {
+            503
+        } else {
+            200
+        };
+        Response::json(status_code, &body)
     }
 
-    fn list_keys(&mut self) -> Response {
-        match self.keys.list() {
+    fn prometheus(&self) -> String {
+        let mut out = METRICS.render_prometheus();
+        self.app.sites.cache.stats().render_prometheus(&mut out);
+        crate::db::writer::WRITER_STATS.render_prometheus(&mut out);
+        out
+    }
+
+    /// Returns free pages to the filesystem (the schema uses incremental auto-vacuum).
+    fn vacuum(&self) -> Response {
+        if let Err(e) = self.app.disk.check() {
+            return db_error(e);
+        }
+        let result = self.app.writer.call(|conn| {
+            let before: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+            conn.execute_batch("PRAGMA incremental_vacuum")?;
+            let after: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+            let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            Ok((before - after) * page_size)
+        });
+        match result {
+            Ok(freed) => Response::json(200, &json!({ "freed_bytes": freed })),
+            Err(e) => db_error(e),
+        }
+    }
+
+    fn list_keys(&self) -> Response {
+        match store::with_reader(keys::list) {
             Ok(keys) => Response::json(
                 200,
                 &json!({ "keys": keys.iter().map(|k| k.to_json()).collect::<Vec<_>>() }),
             ),
-            Err(e) => storage_error(e),
+            Err(e) => sqlite_error("listing API keys", e),
         }
     }
 
-    fn create_key(&mut self, request: &Request) -> Response {
-        let parsed: Result<serde_json::Value, _> = serde_json::from_slice(&request.body);
-        let name = match &parsed {
-            Ok(v) => v.get("name").and_then(|n| n.as_str()),
+    fn create_key(&self, request: &Request) -> Response {
+        let parsed: serde_json::Value = match serde_json::from_slice(&request.body) {
+            Ok(v) => v,
             Err(e) => return Response::error(400, &format!("body is not valid JSON: {e}")),
         };
-        let Some(name) = name else {
+        let Some(name) = parsed.get("name").and_then(|n| n.as_str()) else {
             return Response::error(400, "field 'name' (a string) is required");
         };
         if let Err(e) = validate_name(name) {
             return Response::error(400, &e);
         }
-        match self.keys.create(name, "owner") {
+        let name = name.to_string();
+        match self
+            .app
+            .writer
+            .call(move |conn| Ok(keys::create(conn, &name, "owner")?))
+        {
             Ok((key, token)) => {
                 let mut body = key.to_json();
                 body["token"] = json!(token);
                 Response::json(201, &body)
             }
-            Err(e) => storage_error(e),
+            Err(e) => db_error(e),
         }
     }
 
-    fn revoke_key(&mut self, id: &str) -> Response {
-        match self.keys.revoke(id) {
+    fn revoke_key(&self, id: &str) -> Response {
+        let owned = id.to_string();
+        match self
+            .app
+            .writer
+            .call(move |conn| Ok(keys::revoke(conn, &owned)?))
+        {
             Ok(true) => Response::json(200, &json!({ "revoked": id })),
             Ok(false) => Response::error(404, &format!("no API key with id '{id}'")),
-            Err(e) => storage_error(e),
+            Err(e) => db_error(e),
         }
     }
 }
@@ -131,13 +240,30 @@ impl AdminApi {
 fn method_not_allowed(path: &str) -> Response {
     let allow = match path {
         "/api/keys" => "GET, HEAD, POST",
+        "/api/system/vacuum" => "POST",
         p if p.starts_with("/api/keys/") => "DELETE",
         _ => "GET, HEAD",
     };
     Response::error(405, &format!("method not allowed on {path}")).header("Allow", allow)
 }
 
-fn storage_error(e: std::io::Error) -> Response {
-    log::error!("API key storage: {e}");
-    Response::error(500, &format!("API key storage failed: {e}"))
+/// The one mapping of database errors to responses: status from the error, a log line
+/// for server-side failures, `Retry-After` when the writer queue is full.
+fn db_error(e: DbError) -> Response {
+    let status = e.status();
+    if status >= 500 && status != 503 && status != 507 {
+        log::error!("admin request failed: {e}");
+    }
+    let response = Response::error(status, &e.to_string());
+    if status == 503 {
+        METRICS.shed_requests.inc();
+        response.header("Retry-After", "1")
+    } else {
+        response
+    }
+}
+
+fn sqlite_error(what: &str, e: rusqlite::Error) -> Response {
+    log::error!("{what}: {e}");
+    Response::error(500, &format!("{what} failed; see the server log"))
 }

@@ -1,8 +1,9 @@
 //! Command-line entry: parses arguments, runs a command, maps the outcome to an exit code.
 
 use crate::config::{self, process_env, Config, Flags};
-use crate::keys::{validate_name, KeyStore};
+use crate::keys::{self, validate_name};
 use crate::probe::Report;
+use crate::vfs::store;
 use std::path::{Path, PathBuf};
 
 const HELP: &str = "\
@@ -14,12 +15,15 @@ USAGE:
     fazt key create NAME [--data DIR]
     fazt key list [--json] [--data DIR]
     fazt key revoke ID [--data DIR]
+    fazt site import NAME DIR [--data DIR]
     fazt --help | --version
 
 COMMANDS:
     server start   Serve sites, analytics and the admin API until SIGTERM/SIGINT.
     probe          Print the memory and CPU this process was given and every limit derived from them.
     key            Manage admin API keys (works whether or not the server is running).
+    site import    Publish a directory as site NAME: a new deployment, made current at once
+                   (works whether or not the server is running; a running server picks it up).
 
 OPTIONS:
     --listen ADDR        Public listener [env FAZT_LISTEN, default 127.0.0.1:4698]
@@ -35,7 +39,7 @@ ENVIRONMENT (limits; see `fazt probe` for the values in effect):
     FAZT_THREADS, FAZT_MEMORY_LIMIT, FAZT_CACHE_BYTES, FAZT_MAX_CACHED_FILE, FAZT_MAX_CONNECTIONS,
     FAZT_UPLOAD_RAM, FAZT_TEMP_DIR, FAZT_EVENT_CHANNEL, FAZT_SQLITE_CACHE_BYTES, FAZT_SQLITE_MMAP_BYTES,
     FAZT_HEADER_TIMEOUT, FAZT_IDLE_TIMEOUT, FAZT_BODY_TIMEOUT, FAZT_WRITE_TIMEOUT,
-    FAZT_SHUTDOWN_TIMEOUT, FAZT_ADMIN_MAX_CONNECTIONS, RUST_LOG
+    FAZT_SHUTDOWN_TIMEOUT, FAZT_ADMIN_MAX_CONNECTIONS, FAZT_DISK_THRESHOLD, RUST_LOG
 ";
 
 /// Parsed `--flag value` options and positional arguments of one command.
@@ -142,6 +146,8 @@ fn run(args: &[String]) -> Result<i32, String> {
         ["key", "list"] => key_list(&args[2..]),
         ["key", "revoke"] => key_revoke(&args[2..]),
         ["key", ..] => Err("usage: fazt key create NAME | fazt key list | fazt key revoke ID".into()),
+        ["site", "import"] => site_import(&args[2..]),
+        ["site", ..] => Err("usage: fazt site import NAME DIR [--data DIR]".into()),
         [other, ..] => Err(format!("unknown command '{other}'; run 'fazt --help'")),
     }
 }
@@ -192,9 +198,13 @@ fn probe(args: &[String]) -> Result<i32, String> {
     Ok(0)
 }
 
-fn open_keys(args: &Args) -> Result<KeyStore, String> {
-    let dir = args.data_dir();
-    KeyStore::open(&dir).map_err(|e| format!("reading API keys in {}: {e}", dir.display()))
+/// Opens (creating and migrating if needed) the database for a CLI command. SQLite's
+/// locking lets this run beside a server that has the same database open.
+fn open_db(args: &Args) -> Result<rusqlite::Connection, String> {
+    let data_dir = args.data_dir();
+    let report = Report::collect(Path::new("/"), &data_dir, &process_env)?;
+    crate::db::open_and_migrate(&crate::db::db_path(&data_dir), &report.limits)
+        .map_err(|e| e.to_string())
 }
 
 fn key_create(args: &[String]) -> Result<i32, String> {
@@ -202,10 +212,9 @@ fn key_create(args: &[String]) -> Result<i32, String> {
     args.expect_positional(1, "fazt key create NAME [--data DIR]")?;
     let name = &args.positional[0];
     validate_name(name)?;
-    let mut keys = open_keys(&args)?;
-    let (key, token) = keys
-        .create(name, "owner")
-        .map_err(|e| format!("creating key: {e}"))?;
+    let conn = open_db(&args)?;
+    let (key, token) =
+        keys::create(&conn, name, "owner").map_err(|e| format!("creating key: {e}"))?;
     println!(
         "created API key {} ({}); the token is shown only now:",
         key.id, key.name
@@ -217,9 +226,7 @@ fn key_create(args: &[String]) -> Result<i32, String> {
 fn key_list(args: &[String]) -> Result<i32, String> {
     let args = Args::parse(args, &["data"], &["json"])?;
     args.expect_positional(0, "fazt key list [--json] [--data DIR]")?;
-    let keys = open_keys(&args)?
-        .list()
-        .map_err(|e| format!("listing keys: {e}"))?;
+    let keys = keys::list(&open_db(&args)?).map_err(|e| format!("listing keys: {e}"))?;
     if args.switch("json") {
         let list: Vec<_> = keys.iter().map(|k| k.to_json()).collect();
         println!("{}", serde_json::Value::Array(list));
@@ -229,13 +236,8 @@ fn key_list(args: &[String]) -> Result<i32, String> {
         println!("no API keys (create one with 'fazt key create NAME')");
     }
     for k in keys {
-        println!(
-            "{}\t{}\t{}\tcreated {}",
-            k.id,
-            k.scope,
-            k.name,
-            crate::http::response::http_date(k.created_unix)
-        );
+        let created = crate::http::response::http_date(k.created_at.max(0) as u64);
+        println!("{}\t{}\t{}\tcreated {created}", k.id, k.scope, k.name);
     }
     Ok(0)
 }
@@ -244,13 +246,38 @@ fn key_revoke(args: &[String]) -> Result<i32, String> {
     let args = Args::parse(args, &["data"], &[])?;
     args.expect_positional(1, "fazt key revoke ID [--data DIR]")?;
     let id = &args.positional[0];
-    if open_keys(&args)?
-        .revoke(id)
-        .map_err(|e| format!("revoking key: {e}"))?
-    {
+    if keys::revoke(&open_db(&args)?, id).map_err(|e| format!("revoking key: {e}"))? {
         println!("revoked API key {id}");
         Ok(0)
     } else {
         Err(format!("no API key with id '{id}' (see 'fazt key list')"))
     }
+}
+
+fn site_import(args: &[String]) -> Result<i32, String> {
+    let args = Args::parse(args, &["data"], &[])?;
+    args.expect_positional(2, "fazt site import NAME DIR [--data DIR]")?;
+    let (name, dir) = (&args.positional[0], Path::new(&args.positional[1]));
+    store::validate_site_name(name)?;
+    let files = store::stage_directory(dir)?;
+    let data_dir = args.data_dir();
+    let mut conn = open_db(&args)?;
+    let threshold = crate::disk::threshold_from_env(&process_env)?;
+    let temp_dir = crate::probe::Report::collect(Path::new("/"), &data_dir, &process_env)?
+        .limits
+        .temp_dir;
+    crate::disk::DiskGuard::new(vec![data_dir, temp_dir], threshold)
+        .check()
+        .map_err(|e| e.to_string())?;
+    let result = store::apply_deployment(&mut conn, name, &files, "import")
+        .map_err(|e| format!("importing {}: {e}; the site is unchanged", dir.display()))?;
+    println!(
+        "site {} is now deployment {}: {} files, {} ({} new)",
+        result.site,
+        result.deployment,
+        result.file_count,
+        crate::units::format_bytes(result.total_bytes),
+        crate::units::format_bytes(result.new_bytes)
+    );
+    Ok(0)
 }

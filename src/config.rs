@@ -29,6 +29,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Connections the dedicated admin listener accepts (`FAZT_ADMIN_MAX_CONNECTIONS`).
     pub admin_max_connections: usize,
+    /// Disk use (percent) at which bulk writes are refused with 507 (`FAZT_DISK_THRESHOLD`).
+    pub disk_threshold: u8,
     /// The probe's readings and the resource-derived limits.
     pub probe: Report,
 }
@@ -99,6 +101,7 @@ impl Config {
             conn,
             shutdown_timeout: duration(env, "FAZT_SHUTDOWN_TIMEOUT", Duration::from_secs(10))?,
             admin_max_connections,
+            disk_threshold: crate::disk::threshold_from_env(env)?,
             probe,
         })
     }

@@ -1,1 +1,255 @@
-//! Disk-space breaker (being written).
+//! The disk breaker (DESIGN §5): when the filesystem of the database or of the temp dir is
+//! at or above a threshold (default 90 %), deploys and other bulk writes are refused with
+//! 507 while serving, small writes and deletions that free space carry on. Checked just
+//! before a bulk write starts, so it costs one `statvfs` per checked path per deploy.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::db::{Context, DbError};
+use crate::metrics::Counter;
+use crate::sys;
+
+/// The environment variable that sets the threshold, in percent.
+pub const THRESHOLD_ENV: &str = "FAZT_DISK_THRESHOLD";
+
+/// Leaves room for SQLite to checkpoint and vacuum, and for the operator to react, before
+/// the disk is actually full (a full disk can stop even deletions from committing).
+pub const DEFAULT_THRESHOLD: u8 = 90;
+
+/// Bulk writes refused by the breaker, process-wide.
+pub static DISK_REFUSALS: Counter = Counter::new();
+
+/// Watches the filesystems holding `paths` (e.g. the data dir and the temp dir).
+#[derive(Clone, Debug)]
+pub struct DiskGuard {
+    paths: Vec<PathBuf>,
+    threshold_percent: u8,
+}
+
+/// Space on one watched path.
+struct Usage {
+    path: PathBuf,
+    used_percent: u8,
+    avail_bytes: u64,
+}
+
+impl DiskGuard {
+    /// `threshold_percent` is clamped to 1..=100.
+    pub fn new(paths: Vec<PathBuf>, threshold_percent: u8) -> DiskGuard {
+        DiskGuard {
+            paths,
+            threshold_percent: threshold_percent.clamp(1, 100),
+        }
+    }
+
+    pub fn threshold_percent(&self) -> u8 {
+        self.threshold_percent
+    }
+
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.paths
+    }
+
+    /// `Err(DbError::DiskFull)` naming the fullest path when any watched filesystem is at
+    /// or above the threshold; `Err(DbError::Io)` if a filesystem cannot be inspected.
+    pub fn check(&self) -> Result<(), DbError> {
+        let mut worst: Option<Usage> = None;
+        for path in &self.paths {
+            let usage = measure(path)?;
+            if worst
+                .as_ref()
+                .is_none_or(|w| usage.used_percent > w.used_percent)
+            {
+                worst = Some(usage);
+            }
+        }
+        match worst {
+            Some(w) if w.used_percent >= self.threshold_percent => {
+                DISK_REFUSALS.inc();
+                Err(DbError::DiskFull {
+                    path: w.path,
+                    used_percent: w.used_percent,
+                    threshold: self.threshold_percent,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `(path, used percent, available bytes)` for each watched path, for the health API.
+    /// A path whose filesystem cannot be inspected is left out (and logged).
+    pub fn usage(&self) -> Vec<(PathBuf, u8, u64)> {
+        self.paths
+            .iter()
+            .filter_map(|path| match measure(path) {
+                Ok(u) => Some((u.path, u.used_percent, u.avail_bytes)),
+                Err(e) => {
+                    log::warn!("{e}");
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Threshold, per-path usage and refusals as JSON for `/api/system/health`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let paths: Vec<serde_json::Value> = self
+            .usage()
+            .into_iter()
+            .map(|(path, used, avail)| {
+                serde_json::json!({
+                    "path": path.display().to_string(),
+                    "used_percent": used,
+                    "avail_bytes": avail,
+                    "over_threshold": used >= self.threshold_percent,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "threshold_percent": self.threshold_percent,
+            "paths": paths,
+            "refusals": DISK_REFUSALS.get(),
+        })
+    }
+
+    /// Appends disk gauges and the refusal counter in the Prometheus text format.
+    pub fn render_prometheus(&self, out: &mut String) {
+        let usage = self.usage();
+        let _ = writeln!(
+            out,
+            "# HELP fazt_disk_used_percent Used space of a watched filesystem.\n\
+             # TYPE fazt_disk_used_percent gauge"
+        );
+        for (path, used, _) in &usage {
+            let _ = writeln!(
+                out,
+                "fazt_disk_used_percent{{path=\"{}\"}} {used}",
+                label(path)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP fazt_disk_available_bytes Space available to fazt on a watched filesystem.\n\
+             # TYPE fazt_disk_available_bytes gauge"
+        );
+        for (path, _, avail) in &usage {
+            let _ = writeln!(
+                out,
+                "fazt_disk_available_bytes{{path=\"{}\"}} {avail}",
+                label(path)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP fazt_disk_threshold_percent Used space at which bulk writes are refused.\n\
+             # TYPE fazt_disk_threshold_percent gauge\n\
+             fazt_disk_threshold_percent {}\n\
+             # HELP fazt_disk_refusals_total Bulk writes refused with 507 by the disk breaker.\n\
+             # TYPE fazt_disk_refusals_total counter\n\
+             fazt_disk_refusals_total {}",
+            self.threshold_percent,
+            DISK_REFUSALS.get()
+        );
+    }
+}
+
+/// The threshold from `FAZT_DISK_THRESHOLD` (a whole percentage 1–100, `%` optional),
+/// or [`DEFAULT_THRESHOLD`] when unset. A bad value is an error naming the variable.
+pub fn threshold_from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<u8, String> {
+    let Some(text) = env(THRESHOLD_ENV) else {
+        return Ok(DEFAULT_THRESHOLD);
+    };
+    let digits = text.trim();
+    let digits = digits.strip_suffix('%').unwrap_or(digits).trim_end();
+    match digits.parse::<u8>() {
+        Ok(n) if (1..=100).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{THRESHOLD_ENV}: '{text}' must be a whole percentage between 1 and 100"
+        )),
+    }
+}
+
+/// Used space in whole percent, rounded down: `(total - avail) / total`. Space reserved
+/// for root counts as used, since fazt cannot write to it.
+pub fn used_percent(total: u64, avail: u64) -> u8 {
+    if total == 0 {
+        return 0;
+    }
+    let used = u128::from(total.saturating_sub(avail));
+    u8::try_from(used * 100 / u128::from(total)).unwrap_or(100)
+}
+
+/// Usage of the filesystem holding `path`. A path that does not exist yet (a temp dir
+/// created on first use) is measured at its nearest existing ancestor.
+fn measure(path: &Path) -> Result<Usage, DbError> {
+    let existing = path
+        .ancestors()
+        .find(|p| !p.as_os_str().is_empty() && p.exists())
+        .unwrap_or(Path::new("."));
+    let (total, avail) =
+        sys::disk_space(existing).context(format!("checking free space on {}", path.display()))?;
+    Ok(Usage {
+        path: path.to_path_buf(),
+        used_percent: used_percent(total, avail),
+        avail_bytes: avail,
+    })
+}
+
+/// Escapes a Prometheus label value.
+fn label(path: &Path) -> String {
+    path.display()
+        .to_string()
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_with(value: Option<&str>) -> impl Fn(&str) -> Option<String> + '_ {
+        move |name| {
+            assert_eq!(name, THRESHOLD_ENV);
+            value.map(str::to_string)
+        }
+    }
+
+    #[test]
+    fn threshold_defaults_and_parses() {
+        assert_eq!(threshold_from_env(&env_with(None)), Ok(90));
+        assert_eq!(threshold_from_env(&env_with(Some("75"))), Ok(75));
+        assert_eq!(threshold_from_env(&env_with(Some(" 80% "))), Ok(80));
+        assert_eq!(threshold_from_env(&env_with(Some("1"))), Ok(1));
+        assert_eq!(threshold_from_env(&env_with(Some("100"))), Ok(100));
+        for bad in ["0", "101", "-5", "ninety", "", "90.5", "256"] {
+            let err = threshold_from_env(&env_with(Some(bad))).expect_err(bad);
+            assert!(err.starts_with("FAZT_DISK_THRESHOLD: "), "{err}");
+        }
+    }
+
+    #[test]
+    fn used_percent_rounds_down() {
+        assert_eq!(used_percent(100, 100), 0);
+        assert_eq!(used_percent(100, 0), 100);
+        assert_eq!(used_percent(1000, 101), 89);
+        assert_eq!(used_percent(1000, 100), 90);
+        assert_eq!(used_percent(0, 0), 0);
+        assert_eq!(used_percent(u64::MAX, 0), 100);
+        assert_eq!(used_percent(10, 20), 0);
+    }
+
+    #[test]
+    fn labels_are_escaped() {
+        assert_eq!(label(Path::new("/a\"b\\c")), "/a\\\"b\\\\c");
+    }
+
+    #[test]
+    fn a_missing_path_is_measured_at_its_ancestor() {
+        let missing = std::env::temp_dir().join("fazt-disk-missing/a/b");
+        let usage = measure(&missing).expect("measure");
+        assert_eq!(usage.path, missing);
+        assert!(usage.used_percent <= 100);
+    }
+}

@@ -1,59 +1,78 @@
 //! The response path for stored files: strong ETag from the content hash,
-//! `If-None-Match` → 304, `HEAD` (the connection omits the body), cache headers.
-//! Embedded pages use it now; the virtual filesystem serves through it too.
+//! `If-None-Match` → 304, single `Range` → 206/416, `HEAD` (the connection omits the
+//! body), `Content-Type` and `Cache-Control`. Sites, the built-in pages and the admin
+//! assets all answer through it.
 
 use crate::http::{Body, Method, Request, Response};
-use sha2::{Digest, Sha256};
+use crate::vfs::rules::{content_range, parse_range, unsatisfied_range, RangeOutcome};
 
-/// A file ready to serve: its bytes and the headers that describe them.
+/// What the response path needs to know about a file, besides its bytes.
 #[derive(Clone, Debug)]
-pub struct StoredFile {
-    pub body: Body,
+pub struct FileMeta {
     /// Quoted strong ETag: the hex sha-256 of the content.
     pub etag: String,
-    pub content_type: &'static str,
+    pub mime: String,
     pub cache_control: &'static str,
+    pub size: u64,
 }
 
-impl StoredFile {
-    pub fn from_static(
-        bytes: &'static [u8],
-        content_type: &'static str,
-        cache_control: &'static str,
-    ) -> StoredFile {
-        StoredFile {
-            body: Body::Static(bytes),
-            etag: etag_of(bytes),
-            content_type,
-            cache_control,
-        }
-    }
-}
-
+/// The ETag of some bytes (hashes them).
 pub fn etag_of(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut etag = String::with_capacity(66);
-    etag.push('"');
-    for b in digest {
-        etag.push_str(&format!("{b:02x}"));
-    }
-    etag.push('"');
-    etag
+    use sha2::Digest;
+    etag_of_hash(&sha2::Sha256::digest(bytes).into())
 }
 
-/// Answers a GET or HEAD for `file` with `status` (200, or 404 for not-found pages).
-pub fn respond(request: &Request, file: &StoredFile, status: u16) -> Response {
+/// `"<hex>"`, the ETag of content with this sha-256.
+pub fn etag_of_hash(sha256: &[u8; 32]) -> String {
+    format!("\"{}\"", crate::keys::hex(sha256))
+}
+
+/// Answers GET or HEAD for a file with `status` (200, or 404 for not-found pages, which
+/// take no conditional or range handling). `body(start, len)` produces the bytes of the
+/// part to send, so a range of a large file is read from storage, not sliced from memory.
+pub fn respond(
+    request: &Request,
+    meta: &FileMeta,
+    status: u16,
+    body: impl FnOnce(u64, u64) -> Body,
+) -> Response {
     if !matches!(request.method, Method::Get | Method::Head) {
         return Response::error(405, "only GET and HEAD are allowed here")
             .header("Allow", "GET, HEAD");
     }
     let base = Response::new(status)
-        .header("ETag", file.etag.clone())
-        .header("Cache-Control", file.cache_control);
-    if status == 200 && etag_matches(request.header_str("if-none-match"), &file.etag) {
+        .header("ETag", meta.etag.clone())
+        .header("Cache-Control", meta.cache_control);
+    if status != 200 {
+        return with_body(base, meta, body(0, meta.size));
+    }
+    if etag_matches(request.header_str("if-none-match"), &meta.etag) {
         return base.with_status(304);
     }
-    base.body(file.content_type, file.body.clone())
+    let base = base.header("Accept-Ranges", "bytes");
+    match parse_range(request.header_str("range"), meta.size) {
+        RangeOutcome::Full => with_body(base, meta, body(0, meta.size)),
+        RangeOutcome::Partial {
+            start,
+            end_inclusive,
+        } => {
+            let part = body(start, end_inclusive - start + 1);
+            let base = base.with_status(206).header(
+                "Content-Range",
+                content_range(start, end_inclusive, meta.size),
+            );
+            with_body(base, meta, part)
+        }
+        RangeOutcome::Unsatisfiable => Response::error(416, "requested range is outside the file")
+            .header("Content-Range", unsatisfied_range(meta.size)),
+    }
+}
+
+fn with_body(response: Response, meta: &FileMeta, body: Body) -> Response {
+    let mut response = response;
+    response.headers.push(("Content-Type", meta.mime.clone()));
+    response.body = body;
+    response
 }
 
 /// `If-None-Match` comparison (RFC 9110 §13.1.2): weak comparison, `*` matches anything.

@@ -1,35 +1,200 @@
-//! Hosted sites. Until the virtual filesystem lands, the root site is the landing page
-//! embedded in the binary and every other site answers with the built-in 404 page, both
-//! through the same response path stored files use (`files::respond`).
+//! Serving hosted sites from the virtual filesystem (DESIGN §4): resolve the site's current
+//! deployment, normalise the path, try the candidates (`index.html`, clean URLs), answer
+//! from the shared cache or the thread's read connection, and fall back to the site's
+//! `404.html`, then the `404` site, then the built-in page — always with status 404.
 
-use crate::files::{respond, StoredFile};
-use crate::http::{Request, Response};
+use crate::files::{respond, FileMeta};
+use crate::http::{Body, Method, Request, Response};
+use crate::vfs::cache::{CachedFile, SiteCache};
+use crate::vfs::path::{candidates, normalize};
+use crate::vfs::rules::cache_control;
+use crate::vfs::store::{self, BlobStream, FileRow, SiteTable};
+use std::sync::Arc;
 
-pub struct Sites {
-    landing: StoredFile,
-    not_found: StoredFile,
+/// The page of last resort, when neither the site nor the `404` site has one.
+const BUILTIN_404: &[u8] = include_bytes!("../assets/404.html");
+
+/// The seed content of the system sites, written at first start (deploys replace it).
+pub const SYSTEM_SITES: [(&str, &str, &[u8]); 2] = [
+    (
+        "root",
+        "index.html",
+        include_bytes!("../assets/landing.html"),
+    ),
+    ("404", "index.html", include_bytes!("../assets/404.html")),
+];
+
+/// The admin dashboard's assets: pinned in the cache at start, served on the admin host.
+pub const ADMIN_ASSETS: [(&str, &[u8]); 3] = [
+    ("index.html", include_bytes!("../assets/admin/index.html")),
+    ("admin.js", include_bytes!("../assets/admin/admin.js")),
+    ("admin.css", include_bytes!("../assets/admin/admin.css")),
+];
+
+/// A file found for a request: from the cache, or too large to cache and streamed.
+enum Found {
+    Cached(Arc<CachedFile>),
+    Large(FileRow),
 }
 
-impl Sites {
-    pub fn embedded() -> Sites {
-        Sites {
-            landing: StoredFile::from_static(
-                include_bytes!("../assets/landing.html"),
-                "text/html; charset=utf-8",
-                "no-cache",
-            ),
-            not_found: StoredFile::from_static(
-                include_bytes!("../assets/404.html"),
-                "text/html; charset=utf-8",
-                "no-cache",
-            ),
+pub struct SiteServer {
+    pub table: SiteTable,
+    pub cache: SiteCache,
+    builtin_404: Arc<CachedFile>,
+}
+
+impl SiteServer {
+    pub fn new(cache: SiteCache) -> SiteServer {
+        for (path, bytes) in ADMIN_ASSETS {
+            let file = CachedFile::from_bytes(Arc::from(bytes), crate::vfs::rules::mime_for(path));
+            cache.pin(path, Arc::new(file));
+        }
+        let builtin_404 = Arc::new(CachedFile::from_bytes(
+            Arc::from(BUILTIN_404),
+            "text/html; charset=utf-8",
+        ));
+        SiteServer {
+            table: SiteTable::default(),
+            cache,
+            builtin_404,
         }
     }
 
     pub fn serve(&self, site: &str, request: &Request) -> Response {
-        match (site, request.path()) {
-            ("root", "/" | "/index.html") => respond(request, &self.landing, 200),
-            _ => respond(request, &self.not_found, 404),
+        if !matches!(request.method, Method::Get | Method::Head) {
+            return Response::error(405, "only GET and HEAD are allowed on sites")
+                .header("Allow", "GET, HEAD");
+        }
+        let path = match normalize(request.path()) {
+            Ok(path) => path,
+            Err(e) => return Response::error(e.status(), e.message()),
+        };
+        match self.resolve(site, &path) {
+            Ok(Some((found, file_path))) => self.send(request, found, &file_path, 200),
+            Ok(None) => self.not_found(site, request),
+            Err(e) => database_error(e),
         }
     }
+
+    /// A host that names no site: the 404 chain, whatever the path.
+    pub fn serve_unknown_host(&self, request: &Request) -> Response {
+        if !matches!(request.method, Method::Get | Method::Head) {
+            return Response::error(405, "only GET and HEAD are allowed on sites")
+                .header("Allow", "GET, HEAD");
+        }
+        self.not_found("404", request)
+    }
+
+    /// Serves a pinned admin asset (`""` is the dashboard page).
+    pub fn serve_admin_asset(&self, request: &Request) -> Option<Response> {
+        let path = normalize(request.path()).ok()?;
+        let path = if path.is_empty() {
+            "index.html".to_string()
+        } else {
+            path
+        };
+        let file = self.cache.get_pinned(&path)?;
+        Some(self.send(request, Found::Cached(file), &path, 200))
+    }
+
+    /// The first candidate path of `path` that exists in the site's current deployment.
+    fn resolve(&self, site: &str, path: &str) -> rusqlite::Result<Option<(Found, String)>> {
+        let Some(deployment) = self.table.current(site) else {
+            return Ok(None);
+        };
+        for candidate in candidates(path) {
+            if let Some(found) = self.lookup(deployment, &candidate)? {
+                return Ok(Some((found, candidate)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn lookup(&self, deployment: i64, path: &str) -> rusqlite::Result<Option<Found>> {
+        if let Some(file) = self.cache.get_path(deployment, path) {
+            return Ok(Some(Found::Cached(file)));
+        }
+        let Some(row) = store::with_reader(|conn| store::find_file(conn, deployment, path))? else {
+            return Ok(None);
+        };
+        if !self.cache.admits(row.size) {
+            return Ok(Some(Found::Large(row)));
+        }
+        let bytes = store::with_reader(|conn| store::read_blob(conn, &row.sha256, row.size))?;
+        let file = Arc::new(CachedFile::new(
+            Arc::from(bytes),
+            row.sha256,
+            row.mime.as_str(),
+        ));
+        self.cache.insert(
+            crate::vfs::cache::CacheKey::new(deployment, path),
+            file.clone(),
+        );
+        Ok(Some(Found::Cached(file)))
+    }
+
+    /// The site's `404.html`, else the `404` site's page, else the built-in page.
+    fn not_found(&self, site: &str, request: &Request) -> Response {
+        let fallbacks = [(site, "404.html"), ("404", "404.html"), ("404", "")];
+        for (site, path) in fallbacks {
+            match self.resolve(site, path) {
+                Ok(Some((found, file_path))) => return self.send(request, found, &file_path, 404),
+                Ok(None) => {}
+                Err(e) => return database_error(e),
+            }
+        }
+        self.send(
+            request,
+            Found::Cached(self.builtin_404.clone()),
+            "404.html",
+            404,
+        )
+    }
+
+    fn send(&self, request: &Request, found: Found, path: &str, status: u16) -> Response {
+        let (meta, sha256) = match &found {
+            Found::Cached(f) => (
+                meta(path, &f.mime, f.body.len() as u64, f.etag.clone()),
+                f.sha256,
+            ),
+            Found::Large(row) => (
+                meta(
+                    path,
+                    &row.mime,
+                    row.size,
+                    crate::files::etag_of_hash(&row.sha256),
+                ),
+                row.sha256,
+            ),
+        };
+        let head_only = request.method == Method::Head;
+        respond(request, &meta, status, |start, len| match found {
+            Found::Cached(f) => {
+                Body::SharedRange(f.body.clone(), start as usize..(start + len) as usize)
+            }
+            Found::Large(_) => {
+                if !head_only {
+                    self.cache.record_streamed(len);
+                }
+                Body::Stream(Box::new(BlobStream::new(sha256, start, len)))
+            }
+        })
+    }
+}
+
+fn meta(path: &str, mime: &str, size: u64, etag: String) -> FileMeta {
+    FileMeta {
+        etag,
+        mime: mime.to_string(),
+        cache_control: cache_control(path, mime),
+        size,
+    }
+}
+
+fn database_error(e: rusqlite::Error) -> Response {
+    log::error!("serving a site file: {e}");
+    Response::error(
+        500,
+        "the site's files could not be read; see the server log",
+    )
 }

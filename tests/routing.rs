@@ -24,7 +24,6 @@ fn unknown_sites_and_paths_get_the_404_page() {
     let server = Server::start();
     for (host, path) in [
         ("blog.localhost", "/"),
-        ("404.localhost", "/"),
         ("root.localhost", "/missing"),
         ("127.0.0.1", "/"),
         ("a.b.localhost", "/"),
@@ -36,10 +35,24 @@ fn unknown_sites_and_paths_get_the_404_page() {
 }
 
 #[test]
-fn admin_host_is_the_api_not_a_site() {
+fn the_404_site_is_a_site_of_its_own() {
+    let server = Server::start();
+    let r = server.get("404.localhost", "/");
+    assert_eq!(r.status, 200, "404.<domain> previews the 404 site");
+    assert!(r.text().contains("404 Not Found"));
+}
+
+#[test]
+fn admin_host_is_the_dashboard_and_api_not_a_site() {
     let server = Server::start();
     for host in ["admin.localhost", "localhost", "localhost:4698"] {
-        let r = server.get(host, "/");
+        let page = server.get(host, "/");
+        assert_eq!(page.status, 200, "host {host}");
+        assert!(
+            page.text().contains("fazt admin"),
+            "the dashboard on {host}"
+        );
+        let r = server.get(host, "/api/system/health");
         assert_eq!(r.status, 401, "host {host}: {}", r.text());
         assert_eq!(r.header("www-authenticate"), Some("Bearer"));
         assert!(r.json()["error"].as_str().unwrap().contains("API key"));

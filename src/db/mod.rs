@@ -1,1 +1,414 @@
-//! SQLite connections, migrations and the single writer (being written).
+//! SQLite connections, migrations and the single writer (DESIGN §1, §3, D2).
+//!
+//! Invariants of this module:
+//! - Exactly one connection writes: the one [`open_and_migrate`] returns, which is handed to
+//!   [`writer::spawn`] and lives on the `fazt-writer` thread. Every other connection comes
+//!   from [`open_read`] (`SQLITE_OPEN_READ_ONLY`), one per thread, never shared.
+//! - Only [`migrate::run`] changes the schema, one transaction per migration. A database
+//!   written by a newer fazt is refused before a single byte of it is written.
+//! - Order at start: [`open_and_migrate`] → [`writer::spawn`] → [`open_read`] on each thread
+//!   (readers need the file to exist and already be in WAL mode). Order at shutdown: drop the
+//!   readers, then [`writer::WriterHandle::stop`] and [`writer::WriterThread::join`], so the
+//!   final checkpoint can empty the WAL.
+
+pub mod migrate;
+pub mod writer;
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::probe::Limits;
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "fazt.db";
+
+/// How long a connection waits for a lock before giving up. With one writer and WAL
+/// readers, waits are rare (WAL recovery, the final checkpoint); 5 s rides them out
+/// without hanging a thread on a wedged database.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The path of the database in `data_dir`.
+pub fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(DB_FILE)
+}
+
+/// Everything that can go wrong in the data layer. [`DbError::status`] is the one place
+/// these map to HTTP statuses.
+#[derive(Debug)]
+pub enum DbError {
+    /// An SQLite call failed; `context` says what was being done.
+    Sqlite {
+        context: String,
+        source: rusqlite::Error,
+    },
+    /// A filesystem call failed; `context` says what was being done.
+    Io { context: String, source: io::Error },
+    /// The database's `user_version` is newer than the newest migration of this build.
+    NewerSchema { found: i64, supported: i64 },
+    /// The writer's queue is full: shed the request (503 + Retry-After).
+    QueueFull,
+    /// The writer has stopped (shutdown): the write was not done.
+    WriterStopped,
+    /// The filesystem holding `path` is at or above the disk breaker's threshold.
+    DiskFull {
+        path: PathBuf,
+        used_percent: u8,
+        threshold: u8,
+    },
+    /// A write job (or the writer thread itself) panicked. Its transaction was rolled back.
+    Panicked { what: &'static str },
+    /// Anything else that is our fault or the environment's, explained in full.
+    Internal(String),
+}
+
+impl DbError {
+    /// The HTTP status a request that hit this error should get.
+    pub fn status(&self) -> u16 {
+        match self {
+            DbError::QueueFull | DbError::WriterStopped => 503,
+            DbError::DiskFull { .. } => 507,
+            // The disk filled up under SQLite before the breaker saw it: still "no space".
+            DbError::Sqlite { source, .. }
+                if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) =>
+            {
+                507
+            }
+            DbError::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull => 507,
+            DbError::Sqlite { .. }
+            | DbError::Io { .. }
+            | DbError::NewerSchema { .. }
+            | DbError::Panicked { .. }
+            | DbError::Internal(_) => 500,
+        }
+    }
+
+    /// Seconds a client should wait before retrying, for the `Retry-After` header.
+    pub fn retry_after_secs(&self) -> Option<u32> {
+        match self {
+            DbError::QueueFull => Some(1),
+            _ => None,
+        }
+    }
+
+    /// A short machine-readable name for JSON error bodies and logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DbError::Sqlite { .. } => "database_error",
+            DbError::Io { .. } => "io_error",
+            DbError::NewerSchema { .. } => "newer_schema",
+            DbError::QueueFull => "writer_queue_full",
+            DbError::WriterStopped => "writer_stopped",
+            DbError::DiskFull { .. } => "disk_full",
+            DbError::Panicked { .. } => "internal_error",
+            DbError::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DbError::Sqlite { context, source } if context.is_empty() => {
+                write!(f, "database error: {source}")
+            }
+            DbError::Sqlite { context, source } => write!(f, "{context}: {source}"),
+            DbError::Io { context, source } => write!(f, "{context}: {source}"),
+            DbError::NewerSchema { found, supported } => write!(
+                f,
+                "the database was written by a newer fazt (schema {found}, this build knows up \
+                 to {supported}); refusing to modify it. Run the newer fazt, or restore a backup \
+                 made by this version"
+            ),
+            DbError::QueueFull => write!(
+                f,
+                "the database writer is busy (its queue is full); try again in a moment"
+            ),
+            DbError::WriterStopped => write!(
+                f,
+                "the database writer has stopped (fazt is shutting down); the write was not done"
+            ),
+            DbError::DiskFull {
+                path,
+                used_percent,
+                threshold,
+            } => write!(
+                f,
+                "the filesystem holding {} is {used_percent}% full (the limit is {threshold}%, \
+                 set by FAZT_DISK_THRESHOLD); bulk writes are refused until space is freed",
+                path.display()
+            ),
+            DbError::Panicked { what } => {
+                write!(f, "{what} panicked; nothing it started was committed")
+            }
+            DbError::Internal(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for DbError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DbError::Sqlite { source, .. } => Some(source),
+            DbError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Lets write jobs use `?` on rusqlite calls; prefer [`Context::context`] where the
+/// operation is worth naming.
+impl From<rusqlite::Error> for DbError {
+    fn from(source: rusqlite::Error) -> DbError {
+        DbError::Sqlite {
+            context: String::new(),
+            source,
+        }
+    }
+}
+
+/// Attaches what was being done to an SQLite or I/O error.
+pub trait Context<T> {
+    fn context(self, what: impl Into<String>) -> Result<T, DbError>;
+}
+
+impl<T> Context<T> for Result<T, rusqlite::Error> {
+    fn context(self, what: impl Into<String>) -> Result<T, DbError> {
+        self.map_err(|source| DbError::Sqlite {
+            context: what.into(),
+            source,
+        })
+    }
+}
+
+impl<T> Context<T> for io::Result<T> {
+    fn context(self, what: impl Into<String>) -> Result<T, DbError> {
+        self.map_err(|source| DbError::Io {
+            context: what.into(),
+            source,
+        })
+    }
+}
+
+/// Opens the write connection. Refuses a database from a newer fazt before writing
+/// anything, chooses incremental auto-vacuum on a brand-new file (it must precede WAL,
+/// which writes the header), then switches to WAL and applies the per-connection pragmas.
+/// Prefer [`open_and_migrate`], which also brings the schema up to date.
+pub fn open_write(path: &Path, limits: &Limits) -> Result<Connection, DbError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)
+        .context(format!("opening {} for writing", path.display()))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .context("setting the busy timeout")?;
+    migrate::refuse_newer(&conn)?;
+    migrate::prepare_new(&conn)?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .context(format!("switching {} to WAL mode", path.display()))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(DbError::Internal(format!(
+            "could not switch {} to WAL mode (SQLite kept '{mode}'); fazt needs WAL so that \
+             readers never block the writer. Is the data directory on a network filesystem?",
+            path.display()
+        )));
+    }
+    apply_pragmas(&conn, limits)?;
+    Ok(conn)
+}
+
+/// Opens a read-only connection for one thread. The database must already exist and be
+/// in WAL mode, i.e. [`open_and_migrate`] has run.
+pub fn open_read(path: &Path, limits: &Limits) -> Result<Connection, DbError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).context(format!(
+        "opening {} for reading (the writer must create it first)",
+        path.display()
+    ))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .context("setting the busy timeout")?;
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |row| row.get(0))
+        .context(format!("reading the journal mode of {}", path.display()))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(DbError::Internal(format!(
+            "{} is not in WAL mode ('{mode}'); open it for writing (open_and_migrate) before \
+             opening readers",
+            path.display()
+        )));
+    }
+    apply_pragmas(&conn, limits)?;
+    Ok(conn)
+}
+
+/// Creates the data directory if needed, opens the write connection and migrates the
+/// schema to the newest version this build knows. The result is the connection to hand to
+/// [`writer::spawn`].
+pub fn open_and_migrate(path: &Path, limits: &Limits) -> Result<Connection, DbError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .context(format!("creating the data directory {}", parent.display()))?;
+    }
+    let mut conn = open_write(path, limits)?;
+    migrate::run(&mut conn)?;
+    Ok(conn)
+}
+
+/// Returns free pages to the filesystem (the schema uses incremental auto-vacuum), at most
+/// `max_pages` of them (`None`: all), and reports the bytes freed. Run it as a writer job;
+/// a bounded `max_pages` keeps one call from holding the writer for long.
+pub fn incremental_vacuum(conn: &Connection, max_pages: Option<u64>) -> Result<u64, DbError> {
+    let int = |name: &str| -> Result<i64, DbError> {
+        conn.pragma_query_value(None, name, |row| row.get(0))
+            .context(format!("reading {name}"))
+    };
+    let before = int("freelist_count")?;
+    let sql = match max_pages {
+        Some(n) => format!("PRAGMA incremental_vacuum({n})"),
+        None => "PRAGMA incremental_vacuum".to_string(),
+    };
+    let mut stmt = conn.prepare(&sql).context("preparing incremental_vacuum")?;
+    let mut rows = stmt.query([]).context("running incremental_vacuum")?;
+    // The pragma frees one page per step (each returns a row): a single step, as
+    // `execute_batch` does, would free just one page.
+    while rows.next().context("running incremental_vacuum")?.is_some() {}
+    drop(rows);
+    drop(stmt);
+    let freed_pages = before.saturating_sub(int("freelist_count")?).max(0);
+    let page_size = int("page_size")?;
+    Ok(u64::try_from(freed_pages.saturating_mul(page_size)).unwrap_or(0))
+}
+
+/// The pragmas every connection gets. All of them are per-connection settings and write
+/// nothing to the file.
+fn apply_pragmas(conn: &Connection, limits: &Limits) -> Result<(), DbError> {
+    // NORMAL in WAL mode fsyncs at checkpoints, not at every commit: a power loss can lose
+    // the last commits but never corrupts the database.
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .context("setting synchronous=NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .context("enabling foreign keys")?;
+    // Temporary tables and sort spills go to files, never RAM (the memory budget is small).
+    conn.pragma_update(None, "temp_store", "FILE")
+        .context("setting temp_store=FILE")?;
+    conn.pragma_update(
+        None,
+        "cache_size",
+        cache_size_pragma(limits.sqlite_cache_bytes),
+    )
+    .context("setting cache_size")?;
+    let mmap = i64::try_from(limits.sqlite_mmap_bytes).unwrap_or(i64::MAX);
+    conn.pragma_update(None, "mmap_size", mmap)
+        .context("setting mmap_size")?;
+    Ok(())
+}
+
+/// `cache_size` takes KiB when negative; at least 1 KiB so a tiny limit never means
+/// "default" (0).
+fn cache_size_pragma(bytes: u64) -> i64 {
+    -i64::try_from((bytes / 1024).max(1)).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite_error(code: std::ffi::c_int) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn statuses_are_mapped_in_one_place() {
+        let io = || io::Error::other("boom");
+        let cases: Vec<(DbError, u16)> = vec![
+            (
+                DbError::Sqlite {
+                    context: "x".into(),
+                    source: sqlite_error(rusqlite::ffi::SQLITE_CORRUPT),
+                },
+                500,
+            ),
+            (
+                DbError::Sqlite {
+                    context: "x".into(),
+                    source: sqlite_error(rusqlite::ffi::SQLITE_FULL),
+                },
+                507,
+            ),
+            (
+                DbError::Io {
+                    context: "x".into(),
+                    source: io(),
+                },
+                500,
+            ),
+            (
+                DbError::NewerSchema {
+                    found: 3,
+                    supported: 1,
+                },
+                500,
+            ),
+            (DbError::QueueFull, 503),
+            (DbError::WriterStopped, 503),
+            (
+                DbError::DiskFull {
+                    path: "/data".into(),
+                    used_percent: 95,
+                    threshold: 90,
+                },
+                507,
+            ),
+            (DbError::Panicked { what: "a job" }, 500),
+            (DbError::Internal("x".into()), 500),
+        ];
+        for (error, status) in cases {
+            assert_eq!(error.status(), status, "{error}");
+            assert!(!error.to_string().is_empty());
+            assert!(!error.code().is_empty());
+        }
+        assert_eq!(DbError::QueueFull.retry_after_secs(), Some(1));
+    }
+
+    #[test]
+    fn messages_are_clear() {
+        let newer = DbError::NewerSchema {
+            found: 3,
+            supported: 1,
+        };
+        assert!(newer
+            .to_string()
+            .starts_with("the database was written by a newer fazt (schema 3, this build knows up to 1); refusing to modify it"));
+        let full = DbError::DiskFull {
+            path: "/data".into(),
+            used_percent: 95,
+            threshold: 90,
+        };
+        assert!(full.to_string().contains("/data is 95% full"), "{full}");
+        let ctx: Result<(), DbError> =
+            Err(sqlite_error(rusqlite::ffi::SQLITE_CORRUPT)).context("reading site foo");
+        let message = ctx.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.starts_with("reading site foo: "), "{message}");
+        let bare = DbError::from(sqlite_error(rusqlite::ffi::SQLITE_CORRUPT));
+        assert!(bare.to_string().starts_with("database error: "), "{bare}");
+    }
+
+    #[test]
+    fn cache_size_is_negative_kib() {
+        assert_eq!(cache_size_pragma(2 * 1024 * 1024), -2048);
+        assert_eq!(cache_size_pragma(0), -1);
+        assert_eq!(cache_size_pragma(1500), -1);
+    }
+
+    #[test]
+    fn db_path_is_in_the_data_dir() {
+        assert_eq!(
+            db_path(Path::new("/var/lib/fazt")),
+            PathBuf::from("/var/lib/fazt/fazt.db")
+        );
+    }
+}

@@ -49,7 +49,10 @@ const OUT_HIGH_WATER: usize = 64 * 1024;
 const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 256 * 1024;
 /// Bodies at most this large are copied next to their head so both go in one write.
-const COALESCE_BODY: usize = 16 * 1024;
+const COALESCE_BODY: u64 = 16 * 1024;
+/// Stream chunks pulled per flush, so one fast reader of a large file can't hold the
+/// event loop: after this many the loop serves others and comes back (still writable).
+const STREAM_CHUNKS_PER_FLUSH: usize = 8;
 
 enum Phase {
     Head,
@@ -88,7 +91,8 @@ pub struct Conn {
     phase: Phase,
     out: VecDeque<Body>,
     out_offset: usize,
-    out_bytes: usize,
+    /// Bytes queued, streams counted at their remaining length.
+    out_bytes: u64,
     /// Method and keep-alive wish of the request being answered.
     answering_head: bool,
     answering_keep_alive: bool,
@@ -309,7 +313,7 @@ impl Conn {
     /// space, or a request is handed off.
     fn advance(&mut self, svc: &mut dyn Service, token: u64, ctx: &mut ConnCtx) {
         loop {
-            if self.close_after_flush || self.broken || self.out_bytes > OUT_HIGH_WATER {
+            if self.close_after_flush || self.broken || self.out_bytes > OUT_HIGH_WATER as u64 {
                 break;
             }
             match &mut self.phase {
@@ -457,10 +461,12 @@ impl Conn {
     fn queue_response(&mut self, response: Response, ctx: &mut ConnCtx) {
         METRICS.count_status(response.status);
         let keep_alive = self.answering_keep_alive && !response.close && !ctx.draining;
-        let mut head = Vec::with_capacity(256 + response.body.len().min(COALESCE_BODY));
+        let body_len = response.body.len();
+        let mut head = Vec::with_capacity(256 + body_len.min(COALESCE_BODY) as usize);
         response.write_head(&mut head, ctx.date.get(), keep_alive);
-        let send_body = !self.answering_head && !response.body.is_empty();
-        if send_body && response.body.len() <= COALESCE_BODY {
+        let send_body = !self.answering_head && body_len > 0;
+        let in_memory = !matches!(response.body, Body::Stream(_));
+        if send_body && in_memory && body_len <= COALESCE_BODY {
             head.extend_from_slice(response.body.as_bytes());
             self.push_out(Body::Owned(head));
         } else {
@@ -494,10 +500,27 @@ impl Conn {
 
     /// Writes queued output until done or the socket is full.
     fn flush(&mut self, now: Instant) {
+        let mut chunks_pulled = 0;
         while !self.out.is_empty() && !self.broken {
+            if let Some(Body::Stream(_)) = self.out.front() {
+                if chunks_pulled == STREAM_CHUNKS_PER_FLUSH {
+                    // Stay registered for writing; the loop comes back after the others.
+                    self.write_blocked_at = None;
+                    return;
+                }
+                chunks_pulled += 1;
+                self.pull_stream_chunk();
+                continue;
+            }
             let mut slices: [IoSlice<'_>; 8] = std::array::from_fn(|_| IoSlice::new(&[]));
             let mut count = 0;
-            for (i, body) in self.out.iter().take(8).enumerate() {
+            // In-memory bodies up to the first stream; the stream is pulled when it
+            // reaches the front.
+            let in_memory = self
+                .out
+                .iter()
+                .take_while(|b| !matches!(b, Body::Stream(_)));
+            for (i, body) in in_memory.take(8).enumerate() {
                 let bytes = body.as_bytes();
                 slices[i] = IoSlice::new(if i == 0 {
                     &bytes[self.out_offset..]
@@ -560,11 +583,38 @@ impl Conn {
         self.broken = true;
     }
 
-    fn consume_out(&mut self, mut n: usize) {
-        self.out_bytes -= n;
+    /// Replaces the stream at the front of the queue by its next chunk followed by the
+    /// rest of the stream. A failure mid-body can't be reported to the client (the
+    /// status is sent), so it ends the connection, which the client sees as truncation.
+    fn pull_stream_chunk(&mut self) {
+        let Some(Body::Stream(mut stream)) = self.out.pop_front() else {
+            return;
+        };
+        match stream.next_chunk() {
+            Ok(Some(chunk)) if !chunk.is_empty() => {
+                if stream.remaining() > 0 {
+                    self.out.push_front(Body::Stream(stream));
+                }
+                self.out.push_front(Body::Owned(chunk));
+            }
+            Ok(None) if stream.remaining() == 0 => {}
+            Ok(_) => {
+                log::error!("a streamed body ended early or returned an empty chunk; closing the connection");
+                self.broken = true;
+            }
+            Err(e) => {
+                log::error!("reading a streamed body failed: {e}; closing the connection");
+                self.broken = true;
+            }
+        }
+    }
+
+    fn consume_out(&mut self, n: usize) {
+        self.out_bytes -= n as u64;
+        let mut n = n;
         while n > 0 {
             let Some(front) = self.out.front() else { break };
-            let left = front.len() - self.out_offset;
+            let left = front.as_bytes().len() - self.out_offset;
             if n >= left {
                 n -= left;
                 self.out.pop_front();

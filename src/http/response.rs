@@ -4,26 +4,43 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-#[derive(Debug, Clone)]
+/// A source of body bytes produced while the response is being sent (a large file read
+/// from the database chunk by chunk), so no response holds a whole large file in memory.
+pub trait BodyStream: Send + std::fmt::Debug {
+    /// Bytes still to come; exact, since it becomes the `Content-Length`.
+    fn remaining(&self) -> u64;
+    /// The next piece; `None` once `remaining()` bytes were produced.
+    fn next_chunk(&mut self) -> std::io::Result<Option<Vec<u8>>>;
+}
+
+#[derive(Debug)]
 pub enum Body {
     Empty,
     Static(&'static [u8]),
     Shared(Arc<[u8]>),
+    /// A byte range of a shared buffer (a `Range` response from the cache), not copied.
+    SharedRange(Arc<[u8]>, std::ops::Range<usize>),
     Owned(Vec<u8>),
+    Stream(Box<dyn BodyStream>),
 }
 
 impl Body {
+    /// The bytes of an in-memory body; empty for a stream (see [`Body::len`]).
     pub fn as_bytes(&self) -> &[u8] {
         match self {
-            Body::Empty => &[],
+            Body::Empty | Body::Stream(_) => &[],
             Body::Static(b) => b,
             Body::Shared(b) => b,
+            Body::SharedRange(b, range) => &b[range.clone()],
             Body::Owned(b) => b,
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.as_bytes().len()
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Stream(s) => s.remaining(),
+            other => other.as_bytes().len() as u64,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -31,7 +48,7 @@ impl Body {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,

@@ -105,6 +105,9 @@ impl ConnCap {
 pub trait LoopService: Service {
     /// Handles one message; returns an answer to deliver to one of this loop's connections.
     fn on_mail(&mut self, mail: Mail) -> Option<(u64, Response)>;
+
+    /// Periodic work, run at every deadline sweep.
+    fn on_tick(&mut self) {}
 }
 
 struct Slot {
@@ -182,6 +185,7 @@ impl EventLoop {
                 self.begin_draining();
             }
             if now >= next_sweep {
+                service.on_tick();
                 self.sweep(now);
                 self.resume_listener(now);
                 next_sweep = now + SWEEP_EVERY;

@@ -1,36 +1,41 @@
-//! Threads, routing and shutdown (DESIGN §1, §6): N core threads each run an event loop on
-//! the shared public listener; one reserved admin thread runs its own loop (with its own
-//! listener when `--admin-listen` is set) and receives admin requests from the core
-//! threads; the signal thread (from `ctrlc`) starts a graceful shutdown.
+//! The server process (DESIGN §1, §6): opens the database and seeds it, binds the
+//! listeners, starts N core threads (each an event loop on the shared public listener), the
+//! reserved admin thread and the writer thread, and shuts them down in order on a signal.
 
 pub mod event_loop;
 pub mod router;
+mod services;
+mod threads;
 
-use crate::admin::{AdminApi, ADMIN_BODY_LIMIT};
 use crate::config::Config;
-use crate::http::conn::Service;
-use crate::http::{Body, Request, Response};
-use crate::keys::KeyStore;
-use crate::sites::Sites;
-use crossbeam_channel::Receiver;
-use event_loop::{AdminJob, ConnCap, EventLoop, LoopService, Mail, Mailbox};
-use router::{route, Target};
+use crate::db::writer::WriterHandle;
+use crate::disk::DiskGuard;
+use crate::http::{Body, Response};
+use crate::sites::{SiteServer, SYSTEM_SITES};
+use crate::vfs::cache::SiteCache;
+use crate::vfs::store::{self, StagedFile};
+use event_loop::ConnCap;
+use rusqlite::Connection;
 use std::io::Write;
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Body limit of public routes: nothing public takes a body yet, so this only lets a
-/// small stray body be read and discarded instead of breaking the connection.
-const PUBLIC_BODY_LIMIT: u64 = 64 * 1024;
+/// Writer jobs that may wait before callers are told 503: admin mutations are few, and a
+/// longer queue would only hide a stuck writer.
+const WRITER_QUEUE: usize = 1024;
 
 /// State shared by every thread.
 pub struct App {
     pub config: Config,
     pub started: Instant,
     pub public_cap: Arc<ConnCap>,
-    pub sites: Sites,
+    pub sites: SiteServer,
+    pub writer: WriterHandle,
+    pub disk: DiskGuard,
+    pub db_path: PathBuf,
     draining: Arc<AtomicBool>,
 }
 
@@ -47,15 +52,39 @@ pub fn liveness() -> Response {
 
 /// Runs the server until a signal; returns the process exit code.
 pub fn run(config: Config) -> Result<i32, String> {
+    let limits = config.probe.limits.clone();
     let data_dir = config.data_dir.clone();
-    std::fs::create_dir_all(&data_dir)
-        .map_err(|e| format!("cannot create data directory {}: {e}", data_dir.display()))?;
-    let temp_dir = &config.probe.limits.temp_dir;
-    std::fs::create_dir_all(temp_dir)
-        .map_err(|e| format!("cannot create temp directory {}: {e}", temp_dir.display()))?;
-    let keys = open_keys(&config)?;
-    let signals = handle_signals()?;
+    for dir in [&data_dir, &limits.temp_dir] {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
+    }
+    let disk = DiskGuard::new(
+        vec![data_dir.clone(), limits.temp_dir.clone()],
+        config.disk_threshold,
+    );
+    let db_path = crate::db::db_path(&data_dir);
+    let first_start = !db_path.exists();
+    let mut conn = crate::db::open_and_migrate(&db_path, &limits).map_err(|e| e.to_string())?;
+    seed_system_sites(&mut conn)?;
+    if first_start {
+        let (_, token) = crate::keys::create(&conn, "owner", "owner")
+            .map_err(|e| format!("creating the owner API key: {e}"))?;
+        println!("owner API key (printed once, store it now): {token}");
+    }
+    let (writer, writer_thread) =
+        crate::db::writer::spawn(conn, WRITER_QUEUE).map_err(|e| e.to_string())?;
+    // One read connection per core thread and one for the admin thread.
+    let readers = (0..=limits.core_threads)
+        .map(|_| crate::db::open_read(&db_path, &limits).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<Connection>, String>>()?;
 
+    let sites = SiteServer::new(SiteCache::new(limits.cache_bytes, limits.max_cached_file));
+    sites
+        .table
+        .reload(&readers[0])
+        .map_err(|e| format!("reading sites: {e}"))?;
+
+    let signals = threads::handle_signals()?;
     let public = bind(config.listen, "--listen")?;
     let admin_listener = config
         .admin_listen
@@ -66,34 +95,38 @@ pub fn run(config: Config) -> Result<i32, String> {
         announce(l, "admin");
     }
 
-    let draining = Arc::new(AtomicBool::new(false));
     let app = Arc::new(App {
-        public_cap: ConnCap::new(config.probe.limits.max_connections),
-        sites: Sites::embedded(),
+        public_cap: ConnCap::new(limits.max_connections),
+        sites,
+        writer,
+        disk,
+        db_path,
         started: Instant::now(),
-        draining: draining.clone(),
+        draining: Arc::new(AtomicBool::new(false)),
         config,
     });
-    let threads = start_threads(&app, public, admin_listener, keys)?;
+    let threads = threads::start_threads(&app, public, admin_listener, readers, writer_thread)?;
     log::info!(
         "fazt {} serving domain {} with {} core thread(s); limits: {} connections, {} cache",
         env!("CARGO_PKG_VERSION"),
         app.config.domain,
-        app.config.probe.limits.core_threads,
-        app.config.probe.limits.max_connections,
-        crate::units::format_bytes(app.config.probe.limits.cache_bytes),
+        limits.core_threads,
+        limits.max_connections,
+        crate::units::format_bytes(limits.cache_bytes),
     );
     threads.wait_for_shutdown(&app, signals)
 }
 
-fn open_keys(config: &Config) -> Result<KeyStore, String> {
-    let keys_err = |e| format!("API key storage in {}: {e}", config.data_dir.display());
-    let mut keys = KeyStore::open(&config.data_dir).map_err(keys_err)?;
-    if !keys.initialised() {
-        let (_, token) = keys.create("owner", "owner").map_err(keys_err)?;
-        println!("owner API key (printed once, store it now): {token}");
+/// Writes the embedded `root` and `404` sites the first time; deploys replace them later.
+fn seed_system_sites(conn: &mut Connection) -> Result<(), String> {
+    for (site, path, bytes) in SYSTEM_SITES {
+        let exists = store::site_exists(conn, site).map_err(|e| format!("reading sites: {e}"))?;
+        if !exists {
+            store::apply_deployment(conn, site, &[StagedFile::embedded(path, bytes)], "seed")
+                .map_err(|e| format!("seeding the {site} site: {e}"))?;
+        }
     }
-    Ok(keys)
+    Ok(())
 }
 
 fn bind(addr: std::net::SocketAddr, flag: &str) -> Result<TcpListener, String> {
@@ -109,254 +142,5 @@ fn announce(listener: &TcpListener, role: &str) {
     if let Ok(addr) = listener.local_addr() {
         println!("listening on http://{addr} ({role})");
         let _ = std::io::stdout().flush();
-    }
-}
-
-/// Handles requests read by a core thread.
-struct CoreService {
-    app: Arc<App>,
-    admin: Mailbox,
-    me: Mailbox,
-}
-
-impl Service for CoreService {
-    fn body_limit(&self, request: &Request) -> u64 {
-        match route(&request.host, request.path(), &self.app.config.domain) {
-            Target::Admin => ADMIN_BODY_LIMIT,
-            _ => PUBLIC_BODY_LIMIT,
-        }
-    }
-
-    fn call(&mut self, request: Request, token: u64) -> Option<Response> {
-        let response = match route(&request.host, request.path(), &self.app.config.domain) {
-            Target::Health => liveness(),
-            Target::Site(site) => self.app.sites.serve(site, &request),
-            Target::Admin => {
-                let job = AdminJob {
-                    request,
-                    token,
-                    reply_to: self.me.clone(),
-                    received: Instant::now(),
-                };
-                if self.admin.send(Mail::AdminJob(job)) {
-                    return None;
-                }
-                Response::error(503, "the admin thread is not running").header("Retry-After", "1")
-            }
-        };
-        Some(response)
-    }
-}
-
-impl LoopService for CoreService {
-    fn on_mail(&mut self, mail: Mail) -> Option<(u64, Response)> {
-        match mail {
-            Mail::Reply { token, response } => Some((token, response)),
-            Mail::AdminJob(_) => None,
-        }
-    }
-}
-
-/// The reserved admin thread: answers its own listener's requests inline and admin
-/// requests handed over by core threads.
-struct AdminService {
-    api: AdminApi,
-}
-
-impl Service for AdminService {
-    fn body_limit(&self, _request: &Request) -> u64 {
-        ADMIN_BODY_LIMIT
-    }
-
-    fn call(&mut self, request: Request, _token: u64) -> Option<Response> {
-        let started = Instant::now();
-        let response = self.api.handle(&request);
-        crate::metrics::METRICS
-            .admin_latency
-            .observe(started.elapsed());
-        Some(response)
-    }
-}
-
-impl LoopService for AdminService {
-    fn on_mail(&mut self, mail: Mail) -> Option<(u64, Response)> {
-        if let Mail::AdminJob(job) = mail {
-            let response = self.api.handle(&job.request);
-            crate::metrics::METRICS
-                .admin_latency
-                .observe(job.received.elapsed());
-            job.reply_to.send(Mail::Reply {
-                token: job.token,
-                response,
-            });
-        }
-        None
-    }
-}
-
-struct Threads {
-    core_mailboxes: Vec<Mailbox>,
-    admin_mailbox: Mailbox,
-    admin_stop: Arc<AtomicBool>,
-    exited: crossbeam_channel::Receiver<&'static str>,
-    core_count: usize,
-}
-
-/// Sends the thread's role when it ends, even by panic, so shutdown can count exits.
-struct ExitNotice(crossbeam_channel::Sender<&'static str>, &'static str);
-
-impl Drop for ExitNotice {
-    fn drop(&mut self) {
-        let _ = self.0.send(self.1);
-    }
-}
-
-fn start_threads(
-    app: &Arc<App>,
-    public: TcpListener,
-    admin_listener: Option<TcpListener>,
-    keys: KeyStore,
-) -> Result<Threads, String> {
-    let (exit_tx, exited) = crossbeam_channel::unbounded();
-    let io_err = |e: std::io::Error| format!("starting threads: {e}");
-    let limits = app.config.conn;
-
-    let (admin_mailbox, admin_inbox) = Mailbox::new().map_err(io_err)?;
-    let admin_stop = Arc::new(AtomicBool::new(false));
-    let mut admin_loop = EventLoop::new(
-        admin_listener,
-        ConnCap::new(app.config.admin_max_connections),
-        admin_mailbox.clone(),
-        admin_inbox,
-        admin_stop.clone(),
-        limits,
-    )
-    .map_err(io_err)?;
-    let mut admin_service = AdminService {
-        api: AdminApi::new(app.clone(), keys),
-    };
-    let notice = ExitNotice(exit_tx.clone(), "admin");
-    std::thread::Builder::new()
-        .name("fazt-admin".into())
-        .spawn(move || {
-            let _notice = notice;
-            if let Err(e) = admin_loop.run(&mut admin_service) {
-                log::error!("admin thread stopped: {e}");
-            }
-        })
-        .map_err(io_err)?;
-
-    let core_count = app.config.probe.limits.core_threads;
-    let mut core_mailboxes = Vec::new();
-    for i in 0..core_count {
-        let listener = public.try_clone().map_err(io_err)?;
-        let (mailbox, inbox) = Mailbox::new().map_err(io_err)?;
-        let mut event_loop = EventLoop::new(
-            Some(listener),
-            app.public_cap.clone(),
-            mailbox.clone(),
-            inbox,
-            app.draining.clone(),
-            limits,
-        )
-        .map_err(io_err)?;
-        let mut service = CoreService {
-            app: app.clone(),
-            admin: admin_mailbox.clone(),
-            me: mailbox.clone(),
-        };
-        core_mailboxes.push(mailbox);
-        let notice = ExitNotice(exit_tx.clone(), "core");
-        std::thread::Builder::new()
-            .name(format!("fazt-core-{i}"))
-            .spawn(move || {
-                let _notice = notice;
-                if let Err(e) = event_loop.run(&mut service) {
-                    log::error!("core thread stopped: {e}");
-                }
-            })
-            .map_err(io_err)?;
-    }
-    Ok(Threads {
-        core_mailboxes,
-        admin_mailbox,
-        admin_stop,
-        exited,
-        core_count,
-    })
-}
-
-/// Signals seen so far; the second one exits at once.
-static SIGNALS: AtomicUsize = AtomicUsize::new(0);
-
-/// Installs the SIGINT/SIGTERM handler (ctrlc runs it on its own signal thread). Done
-/// before the listeners are announced, so a signal sent right after start is never lost.
-fn handle_signals() -> Result<Receiver<()>, String> {
-    let (signal_tx, signal_rx) = crossbeam_channel::bounded(1);
-    ctrlc::set_handler(move || {
-        if SIGNALS.fetch_add(1, Ordering::SeqCst) >= 1 {
-            eprintln!("second signal: exiting now");
-            std::process::exit(130);
-        }
-        let _ = signal_tx.try_send(());
-    })
-    .map_err(|e| format!("installing signal handler: {e}"))?;
-    Ok(signal_rx)
-}
-
-impl Threads {
-    fn wait_for_shutdown(self, app: &App, signal_rx: Receiver<()>) -> Result<i32, String> {
-        crossbeam_channel::select! {
-            recv(signal_rx) -> _ => {}
-            recv(self.exited) -> role => {
-                log::error!("a {} thread exited unexpectedly; shutting down", role.unwrap_or("server"));
-                app.draining.store(true, Ordering::SeqCst);
-                self.wake_all();
-                return Ok(1);
-            }
-        }
-        log::info!(
-            "shutting down: draining in-flight requests (deadline {:?})",
-            app.config.shutdown_timeout
-        );
-        let deadline = Instant::now() + app.config.shutdown_timeout;
-        app.draining.store(true, Ordering::SeqCst);
-        self.wake_all();
-        let mut cores_left = self.core_count;
-        let mut admin_running = true;
-        while cores_left > 0 {
-            match self.exited.recv_deadline(deadline) {
-                Ok("core") => cores_left -= 1,
-                Ok(_) => admin_running = false,
-                Err(_) => break,
-            }
-        }
-        // The admin thread outlives the core threads so their admin requests still finish.
-        self.admin_stop.store(true, Ordering::SeqCst);
-        self.admin_mailbox.wake();
-        while admin_running && cores_left == 0 {
-            match self.exited.recv_deadline(deadline) {
-                Ok("admin") => admin_running = false,
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        if cores_left > 0 || admin_running {
-            let open = crate::metrics::METRICS.connections_open.get();
-            log::error!(
-                "shutdown deadline of {:?} passed with {open} connection(s) still open; exiting anyway",
-                app.config.shutdown_timeout
-            );
-            return Ok(1);
-        }
-        log::info!("stopped cleanly");
-        Ok(0)
-    }
-
-    fn wake_all(&self) {
-        for mailbox in &self.core_mailboxes {
-            mailbox.wake();
-        }
-        self.admin_mailbox.wake();
     }
 }

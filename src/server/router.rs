@@ -9,6 +9,8 @@ pub enum Target<'a> {
     Admin,
     /// A hosted site by name (`root`, `404`, or a user site).
     Site(&'a str),
+    /// A host that names no site of this domain: the `404` site's page, with status 404.
+    UnknownHost,
 }
 
 /// Routes by Host (already lower-cased and stripped of its port) and path.
@@ -30,7 +32,7 @@ pub fn route<'a>(host: &'a str, path: &str, domain: &str) -> Target<'a> {
     match label {
         Some("admin") => Target::Admin,
         Some(name) if !name.is_empty() && !name.contains('.') => Target::Site(name),
-        _ => Target::Site("404"),
+        _ => Target::UnknownHost,
     }
 }
 
@@ -48,9 +50,9 @@ mod tests {
         assert_eq!(route("admin.example.com", "/", d), Target::Admin);
         assert_eq!(route("localhost", "/", d), Target::Admin);
         assert_eq!(route("404.example.com", "/", d), Target::Site("404"));
-        assert_eq!(route("a.b.example.com", "/", d), Target::Site("404"));
-        assert_eq!(route("other.org", "/", d), Target::Site("404"));
-        assert_eq!(route("badexample.com", "/", d), Target::Site("404"));
+        assert_eq!(route("a.b.example.com", "/", d), Target::UnknownHost);
+        assert_eq!(route("other.org", "/", d), Target::UnknownHost);
+        assert_eq!(route("badexample.com", "/", d), Target::UnknownHost);
         assert_eq!(route("anything", "/health", d), Target::Health);
     }
 
@@ -60,6 +62,6 @@ mod tests {
         assert_eq!(route("localhost", "/", d), Target::Admin);
         assert_eq!(route("root.localhost", "/", d), Target::Site("root"));
         assert_eq!(route("admin.localhost", "/", d), Target::Admin);
-        assert_eq!(route("127.0.0.1", "/", d), Target::Site("404"));
+        assert_eq!(route("127.0.0.1", "/", d), Target::UnknownHost);
     }
 }

@@ -4,3 +4,4 @@
 pub mod cache;
 pub mod path;
 pub mod rules;
+pub mod store;

@@ -1,0 +1,605 @@
+//! The single writer thread (DESIGN §1, D2): the only connection that writes lives here,
+//! and every write in the program reaches it as a message on one bounded channel.
+//!
+//! Invariants:
+//! - Submitting never blocks: a full queue is [`DbError::QueueFull`] (shed with 503), a
+//!   stopped writer is [`DbError::WriterStopped`].
+//! - Each job owns its transaction (`conn.transaction()`), so a job that fails or panics
+//!   leaves nothing half-written; the writer rolls back whatever a job leaves open and
+//!   carries on with the next one.
+//! - A job accepted by [`WriterHandle::try_submit`] is run, even if `stop` races with it;
+//!   after the last job the writer checkpoints the WAL (TRUNCATE) and closes the connection.
+
+use std::fmt::Write as _;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use rusqlite::Connection;
+
+use super::{Context, DbError};
+use crate::metrics::{Counter, Gauge};
+
+/// Name of the writer thread (visible in `top -H`, panics and logs).
+pub const THREAD_NAME: &str = "fazt-writer";
+
+/// What a job reports back to the writer loop, for counting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobOutcome {
+    Done,
+    Failed,
+    Panicked,
+}
+
+/// A unit of work run on the writer's connection. Build them with
+/// [`WriterHandle::try_submit`], which also delivers the job's result.
+pub type Job = Box<dyn FnOnce(&mut Connection) -> JobOutcome + Send>;
+
+/// A message to the writer thread. New kinds of work (e.g. a batch of analytics events
+/// committed in one transaction) are new variants here, handled in [`run`]'s match.
+pub enum WriterMsg {
+    /// A write job, and when it was queued (for the wait-time histogram).
+    Job { job: Job, queued_at: Instant },
+    /// Run everything queued before this, checkpoint, close the connection, exit.
+    Stop,
+}
+
+/// The sending side, cloned into every thread that writes.
+#[derive(Clone)]
+pub struct WriterHandle {
+    tx: Sender<WriterMsg>,
+    shared: Arc<Shared>,
+}
+
+/// State shared by every handle and the writer thread.
+struct Shared {
+    stopped: AtomicBool,
+    /// Submitters between their `stopped` check and the end of their send. The writer
+    /// waits for this to reach zero after `Stop`, so no accepted job is left unrun.
+    in_flight: AtomicUsize,
+    capacity: usize,
+}
+
+/// The writer thread; [`WriterThread::join`] waits for it after [`WriterHandle::stop`].
+pub struct WriterThread {
+    thread: JoinHandle<WriterReport>,
+}
+
+/// What the writer did over its life, returned by [`WriterThread::join`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriterReport {
+    /// Jobs that returned `Ok`.
+    pub jobs_done: u64,
+    /// Jobs that returned `Err` or panicked (rolled back).
+    pub jobs_failed: u64,
+    /// The subset of `jobs_failed` that panicked.
+    pub jobs_panicked: u64,
+    /// The final `wal_checkpoint(TRUNCATE)` completed: the WAL is empty.
+    pub checkpointed: bool,
+    /// Closing the connection failed (logged); `None` when it closed cleanly.
+    pub close_error: Option<String>,
+    /// Accepted work whose data could not be committed and whose submitter could not be
+    /// told. Always 0 for jobs (their callers get the error); fire-and-forget messages
+    /// such as analytics event batches add to it.
+    pub unwritten: u64,
+}
+
+impl WriterReport {
+    /// Whether everything the writer accepted was either committed or reported as failed
+    /// to its submitter: the condition for a clean (exit 0) shutdown.
+    pub fn all_written(&self) -> bool {
+        self.unwritten == 0
+    }
+}
+
+impl std::fmt::Display for WriterReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} jobs done, {} failed ({} panicked), final checkpoint {}",
+            self.jobs_done,
+            self.jobs_failed,
+            self.jobs_panicked,
+            if self.checkpointed {
+                "complete"
+            } else {
+                "incomplete"
+            }
+        )?;
+        if self.unwritten > 0 {
+            write!(f, ", {} accepted writes lost", self.unwritten)?;
+        }
+        if let Some(e) = &self.close_error {
+            write!(f, ", closing failed: {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Starts the writer thread on `conn` (from [`super::open_and_migrate`]) with a queue of
+/// `capacity` messages (at least 1).
+pub fn spawn(conn: Connection, capacity: usize) -> Result<(WriterHandle, WriterThread), DbError> {
+    let capacity = capacity.max(1);
+    let (tx, rx) = crossbeam_channel::bounded(capacity);
+    let shared = Arc::new(Shared {
+        stopped: AtomicBool::new(false),
+        in_flight: AtomicUsize::new(0),
+        capacity,
+    });
+    let thread_shared = Arc::clone(&shared);
+    let thread = thread::Builder::new()
+        .name(THREAD_NAME.to_string())
+        .spawn(move || run(conn, rx, &thread_shared))
+        .context("starting the database writer thread")?;
+    Ok((WriterHandle { tx, shared }, WriterThread { thread }))
+}
+
+impl WriterHandle {
+    /// Queues `f` to run on the write connection and returns where its result will arrive.
+    /// Never blocks. The receiver gets `Err(DbError::Panicked)` if `f` panics, and is
+    /// disconnected only if the writer died without running it.
+    pub fn try_submit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<crossbeam_channel::Receiver<Result<T, DbError>>, DbError> {
+        let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
+        let job: Job = Box::new(move |conn: &mut Connection| {
+            let result = catch_unwind(AssertUnwindSafe(|| f(conn)));
+            let (outcome, reply) = match result {
+                Ok(Ok(_)) if close_open_transaction(conn) => (
+                    JobOutcome::Failed,
+                    Err(DbError::Internal(
+                        "a write job returned without committing its transaction; it was \
+                         rolled back"
+                            .to_string(),
+                    )),
+                ),
+                Ok(Ok(value)) => (JobOutcome::Done, Ok(value)),
+                Ok(Err(e)) => (JobOutcome::Failed, Err(e)),
+                Err(_) => (
+                    JobOutcome::Panicked,
+                    Err(DbError::Panicked {
+                        what: "a database write job",
+                    }),
+                ),
+            };
+            // The submitter may have stopped waiting; the work is done either way.
+            let _ = reply_tx.send(reply);
+            outcome
+        });
+        self.try_send(WriterMsg::Job {
+            job,
+            queued_at: Instant::now(),
+        })?;
+        Ok(reply_rx)
+    }
+
+    /// Submits `f` and waits for its result. For the admin and jobs threads and CLI
+    /// commands, never for core threads (they must not block). Never call it from inside
+    /// a job: the writer would wait for itself.
+    pub fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, DbError> {
+        if thread::current().name() == Some(THREAD_NAME) {
+            return Err(DbError::Internal(
+                "WriterHandle::call was used inside a write job, which would wait for itself"
+                    .to_string(),
+            ));
+        }
+        let reply = self.try_submit(f)?;
+        reply.recv().unwrap_or(Err(DbError::WriterStopped))
+    }
+
+    /// Sends a message without blocking, counting what is refused.
+    fn try_send(&self, msg: WriterMsg) -> Result<(), DbError> {
+        let shared = &self.shared;
+        shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        let result = if shared.stopped.load(Ordering::SeqCst) {
+            Err(DbError::WriterStopped)
+        } else {
+            self.tx.try_send(msg).map_err(|e| match e {
+                TrySendError::Full(_) => DbError::QueueFull,
+                TrySendError::Disconnected(_) => DbError::WriterStopped,
+            })
+        };
+        // Inside the in-flight window: queue_depth rises before the final drain lowers it.
+        match &result {
+            Ok(()) => {
+                WRITER_STATS.submitted.inc();
+                WRITER_STATS.queue_depth.inc();
+            }
+            Err(DbError::QueueFull) => WRITER_STATS.rejected_full.inc(),
+            Err(_) => WRITER_STATS.rejected_stopped.inc(),
+        }
+        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+
+    /// Asks the writer to finish what is queued, checkpoint and exit. Later submissions
+    /// fail with [`DbError::WriterStopped`]. Idempotent; blocks only while the queue is
+    /// full. Follow with [`WriterThread::join`].
+    pub fn stop(&self) {
+        if self.shared.stopped.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // A disconnected channel means the writer is already gone: nothing to stop.
+        let _ = self.tx.send(WriterMsg::Stop);
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.shared.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Messages waiting in the queue right now.
+    pub fn queue_len(&self) -> usize {
+        self.tx.len()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.shared.capacity
+    }
+}
+
+impl WriterThread {
+    /// Waits for the writer to exit (after [`WriterHandle::stop`], or once every handle
+    /// is dropped) and returns what it did.
+    pub fn join(self) -> Result<WriterReport, DbError> {
+        self.thread.join().map_err(|_| DbError::Panicked {
+            what: "the database writer thread",
+        })
+    }
+}
+
+/// The writer loop.
+fn run(mut conn: Connection, rx: Receiver<WriterMsg>, shared: &Shared) -> WriterReport {
+    WRITER_STATS.running.inc();
+    let mut report = WriterReport::default();
+    // Err: every handle is gone, which is a stop too.
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            WriterMsg::Job { job, queued_at } => run_job(&mut conn, job, queued_at, &mut report),
+            WriterMsg::Stop => break,
+        }
+    }
+    // Jobs that were accepted while `stop` raced with their submission still run.
+    while shared.in_flight.load(Ordering::SeqCst) != 0 {
+        thread::sleep(Duration::from_millis(1));
+    }
+    loop {
+        match rx.try_recv() {
+            Ok(WriterMsg::Job { job, queued_at }) => {
+                run_job(&mut conn, job, queued_at, &mut report)
+            }
+            Ok(WriterMsg::Stop) => {}
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+        }
+    }
+    report.checkpointed = checkpoint(&conn);
+    if let Err((_, e)) = conn.close() {
+        log::error!("closing the database write connection failed: {e}");
+        report.close_error = Some(e.to_string());
+    }
+    WRITER_STATS.running.dec();
+    log::debug!("database writer stopped: {report}");
+    report
+}
+
+fn run_job(conn: &mut Connection, job: Job, queued_at: Instant, report: &mut WriterReport) {
+    WRITER_STATS.queue_depth.dec();
+    let started = Instant::now();
+    WRITER_STATS.wait_seconds.observe(started - queued_at);
+    // Jobs from try_submit catch their own panics; this guards any other Job.
+    let outcome = catch_unwind(AssertUnwindSafe(|| job(conn))).unwrap_or(JobOutcome::Panicked);
+    if close_open_transaction(conn) {
+        log::warn!("a write job left a transaction open; it was rolled back");
+    }
+    WRITER_STATS.job_seconds.observe(started.elapsed());
+    match outcome {
+        JobOutcome::Done => {
+            report.jobs_done += 1;
+            WRITER_STATS.completed.inc();
+        }
+        JobOutcome::Failed | JobOutcome::Panicked => {
+            report.jobs_failed += 1;
+            WRITER_STATS.failed.inc();
+        }
+    }
+    if outcome == JobOutcome::Panicked {
+        log::error!("a database write job panicked; its transaction was rolled back");
+        report.jobs_panicked += 1;
+        WRITER_STATS.panicked.inc();
+    }
+}
+
+/// Rolls back a transaction a job left open. Returns whether there was one.
+fn close_open_transaction(conn: &Connection) -> bool {
+    if conn.is_autocommit() {
+        return false;
+    }
+    if let Err(e) = conn.execute_batch("ROLLBACK") {
+        log::error!("rolling back a write job's open transaction failed: {e}");
+    }
+    true
+}
+
+/// Moves every WAL frame into the database and truncates the WAL to zero bytes.
+fn checkpoint(conn: &Connection) -> bool {
+    let result = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+        Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+    });
+    match result {
+        Ok((0, _)) => true,
+        Ok((_, frames)) => {
+            log::warn!(
+                "final WAL checkpoint incomplete ({frames} frames; a reader still open?); \
+                 SQLite finishes it on the next start"
+            );
+            false
+        }
+        Err(e) => {
+            log::error!("final WAL checkpoint failed: {e}");
+            false
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Counters
+// ---------------------------------------------------------------------------------------
+
+/// Upper bounds (seconds) of the writer histograms: from a one-row update to a large
+/// deploy commit.
+pub const JOB_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0,
+];
+
+/// A fixed-bucket latency histogram (Prometheus shape), const-constructible for statics.
+pub struct LatencyHistogram {
+    buckets: [Counter; JOB_BUCKETS.len()],
+    count: Counter,
+    sum_micros: Counter,
+}
+
+impl LatencyHistogram {
+    pub const fn new() -> LatencyHistogram {
+        LatencyHistogram {
+            buckets: [const { Counter::new() }; JOB_BUCKETS.len()],
+            count: Counter::new(),
+            sum_micros: Counter::new(),
+        }
+    }
+
+    pub fn observe(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        if let Some(i) = JOB_BUCKETS.iter().position(|&b| secs <= b) {
+            self.buckets[i].inc();
+        }
+        self.count.inc();
+        self.sum_micros
+            .add(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.get()
+    }
+
+    pub fn sum_seconds(&self) -> f64 {
+        self.sum_micros.get() as f64 / 1e6
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bound, bucket) in JOB_BUCKETS.iter().zip(&self.buckets) {
+            cumulative += bucket.get();
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count());
+        let _ = writeln!(out, "{name}_sum {}", self.sum_seconds());
+        let _ = writeln!(out, "{name}_count {}", self.count());
+    }
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        LatencyHistogram::new()
+    }
+}
+
+/// Writer counters, process-wide (all writers in the process add to them).
+pub struct WriterStats {
+    pub submitted: Counter,
+    /// Jobs that returned `Ok`.
+    pub completed: Counter,
+    /// Jobs that returned `Err` or panicked.
+    pub failed: Counter,
+    pub panicked: Counter,
+    /// Refused because the queue was full (the caller answered 503).
+    pub rejected_full: Counter,
+    /// Refused because the writer had stopped.
+    pub rejected_stopped: Counter,
+    /// Jobs queued and not yet started.
+    pub queue_depth: Gauge,
+    /// Writer threads running (1 in a healthy server).
+    pub running: Gauge,
+    /// Time a job spends running, including its commit.
+    pub job_seconds: LatencyHistogram,
+    /// Time a job waits in the queue before it starts.
+    pub wait_seconds: LatencyHistogram,
+}
+
+pub static WRITER_STATS: WriterStats = WriterStats {
+    submitted: Counter::new(),
+    completed: Counter::new(),
+    failed: Counter::new(),
+    panicked: Counter::new(),
+    rejected_full: Counter::new(),
+    rejected_stopped: Counter::new(),
+    queue_depth: Gauge::new(),
+    running: Gauge::new(),
+    job_seconds: LatencyHistogram::new(),
+    wait_seconds: LatencyHistogram::new(),
+};
+
+impl WriterStats {
+    /// The counters as JSON for `/api/system/health`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "running": self.running.get() > 0,
+            "jobs_submitted": self.submitted.get(),
+            "jobs_completed": self.completed.get(),
+            "jobs_failed": self.failed.get(),
+            "jobs_panicked": self.panicked.get(),
+            "rejected_queue_full": self.rejected_full.get(),
+            "rejected_stopped": self.rejected_stopped.get(),
+            "queue_depth": self.queue_depth.get().max(0),
+            "job_seconds": {
+                "count": self.job_seconds.count(),
+                "sum": self.job_seconds.sum_seconds(),
+            },
+            "wait_seconds": {
+                "count": self.wait_seconds.count(),
+                "sum": self.wait_seconds.sum_seconds(),
+            },
+        })
+    }
+
+    /// Appends the counters in the Prometheus text format (version 0.0.4).
+    pub fn render_prometheus(&self, out: &mut String) {
+        let mut one = |name: &str, kind: &str, help: &str, value: i64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        let count = |c: &Counter| i64::try_from(c.get()).unwrap_or(i64::MAX);
+        one(
+            "fazt_writer_running",
+            "gauge",
+            "Database writer threads running.",
+            self.running.get(),
+        );
+        one(
+            "fazt_writer_jobs_submitted_total",
+            "counter",
+            "Write jobs accepted by the writer queue.",
+            count(&self.submitted),
+        );
+        one(
+            "fazt_writer_jobs_completed_total",
+            "counter",
+            "Write jobs that committed (or had nothing to commit).",
+            count(&self.completed),
+        );
+        one(
+            "fazt_writer_jobs_failed_total",
+            "counter",
+            "Write jobs that failed or panicked and were rolled back.",
+            count(&self.failed),
+        );
+        one(
+            "fazt_writer_jobs_panicked_total",
+            "counter",
+            "Write jobs that panicked (also counted as failed).",
+            count(&self.panicked),
+        );
+        one(
+            "fazt_writer_queue_depth",
+            "gauge",
+            "Write jobs waiting in the writer queue.",
+            self.queue_depth.get().max(0),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP fazt_writer_rejected_total Write jobs refused, by reason.\n\
+             # TYPE fazt_writer_rejected_total counter\n\
+             fazt_writer_rejected_total{{reason=\"queue_full\"}} {}\n\
+             fazt_writer_rejected_total{{reason=\"stopped\"}} {}",
+            self.rejected_full.get(),
+            self.rejected_stopped.get()
+        );
+        self.job_seconds.render(
+            out,
+            "fazt_writer_job_duration_seconds",
+            "Time a write job runs, including its commit.",
+        );
+        self.wait_seconds.render(
+            out,
+            "fazt_writer_job_wait_seconds",
+            "Time a write job waits in the queue.",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_renders_cumulative_buckets() {
+        let h = LatencyHistogram::new();
+        h.observe(Duration::from_micros(300));
+        h.observe(Duration::from_millis(3));
+        h.observe(Duration::from_secs(60));
+        let mut out = String::new();
+        h.render(&mut out, "x_seconds", "Test.");
+        assert!(out.contains("x_seconds_bucket{le=\"0.0005\"} 1\n"), "{out}");
+        assert!(out.contains("x_seconds_bucket{le=\"0.005\"} 2\n"), "{out}");
+        assert!(out.contains("x_seconds_bucket{le=\"30\"} 2\n"), "{out}");
+        assert!(out.contains("x_seconds_bucket{le=\"+Inf\"} 3\n"), "{out}");
+        assert!(out.contains("x_seconds_count 3\n"), "{out}");
+    }
+
+    #[test]
+    fn stats_render_every_series() {
+        let mut out = String::new();
+        WRITER_STATS.render_prometheus(&mut out);
+        for name in [
+            "fazt_writer_running",
+            "fazt_writer_jobs_submitted_total",
+            "fazt_writer_jobs_failed_total",
+            "fazt_writer_queue_depth",
+            "fazt_writer_rejected_total{reason=\"queue_full\"}",
+            "fazt_writer_job_duration_seconds_count",
+            "fazt_writer_job_wait_seconds_count",
+        ] {
+            assert!(out.contains(name), "{name} missing from:\n{out}");
+        }
+        let json = WRITER_STATS.to_json();
+        assert!(json["jobs_submitted"].is_u64());
+        assert!(json["queue_depth"].is_i64() || json["queue_depth"].is_u64());
+    }
+
+    #[test]
+    fn writer_survives_a_panicking_job_and_rolls_back() {
+        let conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch("CREATE TABLE t (x INTEGER)")
+            .expect("table");
+        let (handle, thread) = spawn(conn, 4).expect("spawn");
+        let panicked = handle.call(|conn| -> Result<(), DbError> {
+            conn.execute_batch("BEGIN; INSERT INTO t VALUES (1);")?;
+            panic!("test panic inside a write job");
+        });
+        assert!(
+            matches!(panicked, Err(DbError::Panicked { .. })),
+            "{panicked:?}"
+        );
+        let forgot = handle.call(|conn| -> Result<(), DbError> {
+            conn.execute_batch("BEGIN; INSERT INTO t VALUES (2);")?;
+            Ok(())
+        });
+        assert!(matches!(forgot, Err(DbError::Internal(_))), "{forgot:?}");
+        let rows = handle
+            .call(|conn| Ok(conn.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))?));
+        assert_eq!(rows.expect("count"), 0);
+        handle.stop();
+        let report = thread.join().expect("join");
+        assert_eq!(report.jobs_done, 1);
+        assert_eq!(report.jobs_failed, 2);
+        assert_eq!(report.jobs_panicked, 1);
+    }
+}

@@ -1,0 +1,218 @@
+//! Starting the threads and stopping them in order (DESIGN §6): core threads drain first,
+//! then the admin thread (so admin requests handed over during the drain still finish),
+//! then the writer commits what it holds, checkpoints and closes the database last.
+
+use super::event_loop::{ConnCap, EventLoop, Mailbox};
+use super::services::{AdminService, CoreService};
+use super::App;
+use crate::admin::AdminApi;
+use crate::db::writer::WriterThread;
+use crossbeam_channel::Receiver;
+use rusqlite::Connection;
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct Threads {
+    core_mailboxes: Vec<Mailbox>,
+    admin_mailbox: Mailbox,
+    admin_stop: Arc<AtomicBool>,
+    exited: crossbeam_channel::Receiver<&'static str>,
+    core_count: usize,
+    writer: WriterThread,
+}
+
+/// Sends the thread's role when it ends, even by panic, so shutdown can count exits.
+struct ExitNotice(crossbeam_channel::Sender<&'static str>, &'static str);
+
+impl Drop for ExitNotice {
+    fn drop(&mut self) {
+        let _ = self.0.send(self.1);
+    }
+}
+
+/// Starts the admin thread and the core threads. Each gets its own read connection
+/// (opened by the caller, moved in here, never shared).
+pub fn start_threads(
+    app: &Arc<App>,
+    public: TcpListener,
+    admin_listener: Option<TcpListener>,
+    mut readers: Vec<Connection>,
+    writer: WriterThread,
+) -> Result<Threads, String> {
+    let (exit_tx, exited) = crossbeam_channel::unbounded();
+    let io_err = |e: std::io::Error| format!("starting threads: {e}");
+    let limits = app.config.conn;
+
+    let (admin_mailbox, admin_inbox) = Mailbox::new().map_err(io_err)?;
+    let admin_stop = Arc::new(AtomicBool::new(false));
+    let mut admin_loop = EventLoop::new(
+        admin_listener,
+        ConnCap::new(app.config.admin_max_connections),
+        admin_mailbox.clone(),
+        admin_inbox,
+        admin_stop.clone(),
+        limits,
+    )
+    .map_err(io_err)?;
+    let mut admin_service = AdminService {
+        api: AdminApi::new(app.clone()),
+    };
+    let notice = ExitNotice(exit_tx.clone(), "admin");
+    let reader = readers
+        .pop()
+        .ok_or("no read connection for the admin thread")?;
+    std::thread::Builder::new()
+        .name("fazt-admin".into())
+        .spawn(move || {
+            let _notice = notice;
+            crate::vfs::store::install_reader(reader);
+            if let Err(e) = admin_loop.run(&mut admin_service) {
+                log::error!("admin thread stopped: {e}");
+            }
+        })
+        .map_err(io_err)?;
+
+    let core_count = app.config.probe.limits.core_threads;
+    let mut core_mailboxes = Vec::new();
+    for i in 0..core_count {
+        let listener = public.try_clone().map_err(io_err)?;
+        let (mailbox, inbox) = Mailbox::new().map_err(io_err)?;
+        let mut event_loop = EventLoop::new(
+            Some(listener),
+            app.public_cap.clone(),
+            mailbox.clone(),
+            inbox,
+            app.draining.clone(),
+            limits,
+        )
+        .map_err(io_err)?;
+        let mut service = CoreService {
+            app: app.clone(),
+            admin: admin_mailbox.clone(),
+            me: mailbox.clone(),
+        };
+        core_mailboxes.push(mailbox);
+        let notice = ExitNotice(exit_tx.clone(), "core");
+        let reader = readers
+            .pop()
+            .ok_or("no read connection for a core thread")?;
+        std::thread::Builder::new()
+            .name(format!("fazt-core-{i}"))
+            .spawn(move || {
+                let _notice = notice;
+                crate::vfs::store::install_reader(reader);
+                if let Err(e) = event_loop.run(&mut service) {
+                    log::error!("core thread stopped: {e}");
+                }
+            })
+            .map_err(io_err)?;
+    }
+    Ok(Threads {
+        core_mailboxes,
+        admin_mailbox,
+        admin_stop,
+        exited,
+        core_count,
+        writer,
+    })
+}
+
+/// Signals seen so far; the second one exits at once.
+static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+
+/// Installs the SIGINT/SIGTERM handler (ctrlc runs it on its own signal thread). Done
+/// before the listeners are announced, so a signal sent right after start is never lost.
+pub fn handle_signals() -> Result<Receiver<()>, String> {
+    let (signal_tx, signal_rx) = crossbeam_channel::bounded(1);
+    ctrlc::set_handler(move || {
+        if SIGNALS.fetch_add(1, Ordering::SeqCst) >= 1 {
+            eprintln!("second signal: exiting now");
+            std::process::exit(130);
+        }
+        let _ = signal_tx.try_send(());
+    })
+    .map_err(|e| format!("installing signal handler: {e}"))?;
+    Ok(signal_rx)
+}
+
+impl Threads {
+    /// Waits for a signal (or a thread dying), then drains; returns the exit code.
+    pub fn wait_for_shutdown(self, app: &App, signal_rx: Receiver<()>) -> Result<i32, String> {
+        crossbeam_channel::select! {
+            recv(signal_rx) -> _ => {}
+            recv(self.exited) -> role => {
+                log::error!("a {} thread exited unexpectedly; shutting down", role.unwrap_or("server"));
+                app.draining.store(true, Ordering::SeqCst);
+                self.wake_all();
+                self.stop_writer(app);
+                return Ok(1);
+            }
+        }
+        log::info!(
+            "shutting down: draining in-flight requests (deadline {:?})",
+            app.config.shutdown_timeout
+        );
+        let deadline = Instant::now() + app.config.shutdown_timeout;
+        app.draining.store(true, Ordering::SeqCst);
+        self.wake_all();
+        let mut cores_left = self.core_count;
+        let mut admin_running = true;
+        while cores_left > 0 {
+            match self.exited.recv_deadline(deadline) {
+                Ok("core") => cores_left -= 1,
+                Ok(_) => admin_running = false,
+                Err(_) => break,
+            }
+        }
+        // The admin thread outlives the core threads so their admin requests still finish.
+        self.admin_stop.store(true, Ordering::SeqCst);
+        self.admin_mailbox.wake();
+        while admin_running && cores_left == 0 {
+            match self.exited.recv_deadline(deadline) {
+                Ok("admin") => admin_running = false,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        let drained = cores_left == 0 && !admin_running;
+        if !drained {
+            let open = crate::metrics::METRICS.connections_open.get();
+            log::error!(
+                "shutdown deadline of {:?} passed with {open} connection(s) still open; exiting anyway",
+                app.config.shutdown_timeout
+            );
+        }
+        let written = self.stop_writer(app);
+        if drained && written {
+            log::info!("stopped cleanly");
+            Ok(0)
+        } else {
+            Ok(1)
+        }
+    }
+
+    /// Lets the writer finish its queue, checkpoint and close; false if anything
+    /// acknowledged could not be written.
+    fn stop_writer(self, app: &App) -> bool {
+        app.writer.stop();
+        match self.writer.join() {
+            Ok(report) => {
+                log::info!("database closed: {report}");
+                report.all_written()
+            }
+            Err(e) => {
+                log::error!("closing the database: {e}");
+                false
+            }
+        }
+    }
+
+    fn wake_all(&self) {
+        for mailbox in &self.core_mailboxes {
+            mailbox.wake();
+        }
+        self.admin_mailbox.wake();
+    }
+}

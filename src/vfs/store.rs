@@ -1,0 +1,481 @@
+//! The store: sites, immutable deployments, files and content-addressed blobs in SQLite.
+//!
+//! Invariants:
+//! - a deployment and its files are written once and never changed; a site's current
+//!   deployment is a pointer flipped in the same transaction that wrote the deployment,
+//!   so a reader resolving one deployment id sees one whole deployment;
+//! - blobs are keyed by the sha-256 of their bytes and shared by every file that has
+//!   them; their bytes live in `CHUNK_SIZE` chunks, read one statement per chunk;
+//! - reads go through the calling thread's own read-only connection (`install_reader`);
+//!   all writes are made by whoever holds the one write connection (the writer thread in
+//!   the server, or a CLI command on its own connection).
+
+use crate::http::response::BodyStream;
+use parking_lot::RwLock;
+use rusqlite::{params, Connection, OptionalExtension};
+use sha2::{Digest, Sha256};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+/// Bytes per stored chunk: a streamed response holds one chunk at a time.
+pub const CHUNK_SIZE: usize = 128 * 1024;
+
+thread_local! {
+    /// This thread's read-only connection (core threads and the admin thread each open one).
+    static READER: RefCell<Option<Connection>> = const { RefCell::new(None) };
+}
+
+/// Gives the calling thread its read connection; connections never cross threads.
+pub fn install_reader(conn: Connection) {
+    READER.with(|r| *r.borrow_mut() = Some(conn));
+}
+
+/// Closes the calling thread's read connection (before the writer's final checkpoint).
+pub fn drop_reader() {
+    READER.with(|r| r.borrow_mut().take());
+}
+
+/// Runs `f` on this thread's read connection.
+pub fn with_reader<T>(f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    READER.with(|r| match r.borrow().as_ref() {
+        Some(conn) => f(conn),
+        None => Err(rusqlite::Error::InvalidPath(
+            "no database reader on this thread".into(),
+        )),
+    })
+}
+
+/// A file of a deployment, as stored.
+#[derive(Clone, Debug)]
+pub struct FileRow {
+    pub sha256: [u8; 32],
+    pub size: u64,
+    pub mime: String,
+}
+
+pub fn find_file(
+    conn: &Connection,
+    deployment: i64,
+    path: &str,
+) -> rusqlite::Result<Option<FileRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT sha256, size, mime FROM files WHERE deployment = ?1 AND path = ?2",
+    )?;
+    stmt.query_row(params![deployment, path], |row| {
+        Ok(FileRow {
+            sha256: row.get(0)?,
+            size: row.get::<_, i64>(1)? as u64,
+            mime: row.get(2)?,
+        })
+    })
+    .optional()
+}
+
+/// Reads a whole blob (for files small enough to cache).
+pub fn read_blob(conn: &Connection, sha256: &[u8; 32], size: u64) -> rusqlite::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(size as usize);
+    let mut stmt =
+        conn.prepare_cached("SELECT data FROM blob_chunks WHERE sha256 = ?1 ORDER BY seq")?;
+    let mut rows = stmt.query(params![&sha256[..]])?;
+    while let Some(row) = rows.next()? {
+        out.extend_from_slice(row.get_ref(0)?.as_blob()?);
+    }
+    if out.len() as u64 != size {
+        return Err(corrupt(format!(
+            "blob {} has {} bytes, expected {size}",
+            crate::keys::hex(sha256),
+            out.len()
+        )));
+    }
+    Ok(out)
+}
+
+fn corrupt(message: String) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+        Some(message),
+    )
+}
+
+/// Streams part of a blob chunk by chunk through the thread's read connection. Each
+/// chunk is its own statement, so no read transaction spans the response.
+#[derive(Debug)]
+pub struct BlobStream {
+    sha256: [u8; 32],
+    next_seq: i64,
+    /// Bytes to skip at the start of the next chunk (a range starting mid-chunk).
+    skip: usize,
+    remaining: u64,
+}
+
+impl BlobStream {
+    pub fn new(sha256: [u8; 32], start: u64, len: u64) -> BlobStream {
+        BlobStream {
+            sha256,
+            next_seq: (start / CHUNK_SIZE as u64) as i64,
+            skip: (start % CHUNK_SIZE as u64) as usize,
+            remaining: len,
+        }
+    }
+}
+
+impl BodyStream for BlobStream {
+    fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
+    fn next_chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        let chunk: Option<Vec<u8>> = with_reader(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT data FROM blob_chunks WHERE sha256 = ?1 AND seq = ?2")?;
+            stmt.query_row(params![&self.sha256[..], self.next_seq], |row| row.get(0))
+                .optional()
+        })
+        .map_err(io::Error::other)?;
+        let Some(mut chunk) = chunk else {
+            return Err(io::Error::other(format!(
+                "chunk {} of blob {} is missing",
+                self.next_seq,
+                crate::keys::hex(&self.sha256)
+            )));
+        };
+        if self.skip > 0 {
+            chunk.drain(..self.skip.min(chunk.len()));
+            self.skip = 0;
+        }
+        chunk.truncate(self.remaining.min(chunk.len() as u64) as usize);
+        if chunk.is_empty() {
+            return Err(io::Error::other("blob ended before the expected length"));
+        }
+        self.remaining -= chunk.len() as u64;
+        self.next_seq += 1;
+        Ok(Some(chunk))
+    }
+}
+
+/// Site name → current deployment id, shared by all threads so a request resolves its
+/// deployment without a query. Reloaded from the database when it changes.
+#[derive(Default)]
+pub struct SiteTable {
+    current: RwLock<HashMap<String, i64>>,
+}
+
+impl SiteTable {
+    pub fn current(&self, site: &str) -> Option<i64> {
+        self.current.read().get(site).copied()
+    }
+
+    /// Replaces the table from the database; returns the deployments no longer current
+    /// (their cache entries can go).
+    pub fn reload(&self, conn: &Connection) -> rusqlite::Result<Vec<i64>> {
+        let mut stmt = conn.prepare_cached(
+            "SELECT name, current_deployment FROM sites WHERE current_deployment IS NOT NULL",
+        )?;
+        let fresh: HashMap<String, i64> = stmt
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut table = self.current.write();
+        let replaced = table
+            .iter()
+            .filter(|(name, id)| fresh.get(*name) != Some(id))
+            .map(|(_, id)| *id)
+            .collect();
+        *table = fresh;
+        Ok(replaced)
+    }
+}
+
+/// Where a staged file's bytes come from.
+#[derive(Clone, Debug)]
+pub enum FileSource {
+    Disk(PathBuf),
+    Embedded(&'static [u8]),
+}
+
+/// A file ready to be written into a deployment: path normalised, bytes hashed.
+#[derive(Clone, Debug)]
+pub struct StagedFile {
+    pub path: String,
+    pub source: FileSource,
+    pub size: u64,
+    pub sha256: [u8; 32],
+    pub mime: &'static str,
+}
+
+impl StagedFile {
+    pub fn embedded(path: &str, bytes: &'static [u8]) -> StagedFile {
+        StagedFile {
+            path: path.to_string(),
+            source: FileSource::Embedded(bytes),
+            size: bytes.len() as u64,
+            sha256: Sha256::digest(bytes).into(),
+            mime: crate::vfs::rules::mime_for(path),
+        }
+    }
+}
+
+/// Site names: DNS labels (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`).
+pub fn validate_site_name(name: &str) -> Result<(), String> {
+    let bytes = name.as_bytes();
+    let valid = !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && bytes[0] != b'-'
+        && bytes[bytes.len() - 1] != b'-';
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid site name '{name}': use 1 to 63 lower-case letters, digits and inner hyphens"
+        ))
+    }
+}
+
+/// Walks a directory into staged files: regular files only, dot-paths (`.git/`, `.env`)
+/// skipped, symlinks refused, each file hashed by streaming it.
+pub fn stage_directory(dir: &Path) -> Result<Vec<StagedFile>, String> {
+    let mut files = Vec::new();
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if !meta.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    walk(dir, "", &mut files)?;
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+fn walk(dir: &Path, prefix: &str, files: &mut Vec<StagedFile>) -> Result<(), String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            return Err(format!(
+                "{}: file name is not UTF-8",
+                entry.path().display()
+            ));
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        let rel = format!("{prefix}{name}");
+        crate::vfs::path::normalize(&format!("/{rel}"))
+            .map_err(|e| format!("{}: {}", entry.path().display(), e.message()))?;
+        let kind = entry
+            .file_type()
+            .map_err(|e| format!("{}: {e}", entry.path().display()))?;
+        if kind.is_dir() {
+            walk(&entry.path(), &format!("{rel}/"), files)?;
+        } else if kind.is_file() {
+            let (sha256, size) =
+                hash_file(&entry.path()).map_err(|e| format!("{}: {e}", entry.path().display()))?;
+            files.push(StagedFile {
+                mime: crate::vfs::rules::mime_for(&rel),
+                path: rel,
+                source: FileSource::Disk(entry.path()),
+                size,
+                sha256,
+            });
+        } else {
+            return Err(format!(
+                "{}: not a regular file (links and devices are not published)",
+                entry.path().display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn hash_file(path: &Path) -> io::Result<([u8; 32], u64)> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK_SIZE];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok((hasher.finalize().into(), size));
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+}
+
+/// The outcome of writing a deployment.
+#[derive(Clone, Debug)]
+pub struct DeployResult {
+    pub site: String,
+    pub deployment: i64,
+    pub previous: Option<i64>,
+    pub file_count: u64,
+    pub total_bytes: u64,
+    pub new_bytes: u64,
+}
+
+impl DeployResult {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "site": self.site, "deployment": self.deployment, "files": self.file_count,
+            "bytes": self.total_bytes, "new_bytes": self.new_bytes,
+        })
+    }
+}
+
+/// Writes a new deployment of `site` and makes it current, in one transaction: blobs
+/// not yet stored (dedup by hash), the deployment row, its file rows, the pointer flip.
+/// A failure at any point rolls everything back; the previous deployment keeps serving.
+pub fn apply_deployment(
+    conn: &mut Connection,
+    site: &str,
+    files: &[StagedFile],
+    source: &str,
+) -> rusqlite::Result<DeployResult> {
+    let now = unix_now();
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute(
+        "INSERT INTO sites (name, current_deployment, created_at, updated_at) VALUES (?1, NULL, ?2, ?2)
+         ON CONFLICT (name) DO NOTHING",
+        params![site, now],
+    )?;
+    let previous: Option<i64> = tx.query_row(
+        "SELECT current_deployment FROM sites WHERE name = ?1",
+        params![site],
+        |r| r.get(0),
+    )?;
+    let mut new_bytes = 0u64;
+    for file in files {
+        if store_blob(&tx, file, now)? {
+            new_bytes += file.size;
+        }
+    }
+    let total_bytes: u64 = files.iter().map(|f| f.size).sum();
+    tx.execute(
+        "INSERT INTO deployments (site, created_at, file_count, total_bytes, new_bytes, source)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            site,
+            now,
+            files.len() as i64,
+            total_bytes as i64,
+            new_bytes as i64,
+            source
+        ],
+    )?;
+    let deployment = tx.last_insert_rowid();
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO files (deployment, path, sha256, size, mime) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for file in files {
+            insert.execute(params![
+                deployment,
+                file.path,
+                &file.sha256[..],
+                file.size as i64,
+                file.mime
+            ])?;
+        }
+    }
+    tx.execute(
+        "UPDATE sites SET current_deployment = ?1, updated_at = ?2 WHERE name = ?3",
+        params![deployment, now, site],
+    )?;
+    tx.commit()?;
+    Ok(DeployResult {
+        site: site.to_string(),
+        deployment,
+        previous,
+        file_count: files.len() as u64,
+        total_bytes,
+        new_bytes,
+    })
+}
+
+/// Stores a blob unless present; true when it was new. Reads the source a chunk at a
+/// time and checks that the bytes still hash to what was staged.
+fn store_blob(tx: &rusqlite::Transaction, file: &StagedFile, now: i64) -> rusqlite::Result<bool> {
+    let exists: bool = tx
+        .prepare_cached("SELECT 1 FROM blobs WHERE sha256 = ?1")?
+        .exists(params![&file.sha256[..]])?;
+    if exists {
+        return Ok(false);
+    }
+    tx.execute(
+        "INSERT INTO blobs (sha256, size, chunk_size, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![&file.sha256[..], file.size as i64, CHUNK_SIZE as i64, now],
+    )?;
+    let mut insert =
+        tx.prepare_cached("INSERT INTO blob_chunks (sha256, seq, data) VALUES (?1, ?2, ?3)")?;
+    let mut hasher = Sha256::new();
+    let mut written = 0u64;
+    let mut put = |seq: i64, data: &[u8]| -> rusqlite::Result<()> {
+        hasher.update(data);
+        written += data.len() as u64;
+        insert
+            .execute(params![&file.sha256[..], seq, data])
+            .map(|_| ())
+    };
+    match &file.source {
+        FileSource::Embedded(bytes) => {
+            for (seq, chunk) in bytes.chunks(CHUNK_SIZE).enumerate() {
+                put(seq as i64, chunk)?;
+            }
+        }
+        FileSource::Disk(path) => {
+            let io_err = |e: io::Error| corrupt(format!("{}: {e}", path.display()));
+            let mut source = File::open(path).map_err(io_err)?;
+            let mut buf = vec![0u8; CHUNK_SIZE];
+            let mut seq = 0i64;
+            loop {
+                let n = read_full(&mut source, &mut buf).map_err(io_err)?;
+                if n == 0 {
+                    break;
+                }
+                put(seq, &buf[..n])?;
+                seq += 1;
+            }
+        }
+    }
+    let digest: [u8; 32] = hasher.finalize().into();
+    if digest != file.sha256 || written != file.size {
+        return Err(corrupt(format!(
+            "{} changed while it was being stored",
+            file.path
+        )));
+    }
+    Ok(true)
+}
+
+/// Fills `buf` unless the source ends first; returns the bytes read.
+fn read_full(source: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match source.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Whether a site has any deployment yet (system sites are seeded only once).
+pub fn site_exists(conn: &Connection, site: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM sites WHERE name = ?1")?
+        .exists(params![site])
+}
