@@ -174,13 +174,7 @@ impl AdminApi {
         if let Err(e) = self.app.disk.check() {
             return db_error(e);
         }
-        let result = self.app.writer.call(|conn| {
-            let before: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
-            conn.execute_batch("PRAGMA incremental_vacuum")?;
-            let after: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
-            let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-            Ok((before - after) * page_size)
-        });
+        let result = self.app.writer.call(|conn| crate::db::incremental_vacuum(conn, None));
         match result {
             Ok(freed) => Response::json(200, &json!({ "freed_bytes": freed })),
             Err(e) => db_error(e),

@@ -63,14 +63,9 @@ pub fn run(config: Config) -> Result<i32, String> {
         config.disk_threshold,
     );
     let db_path = crate::db::db_path(&data_dir);
-    let first_start = !db_path.exists();
     let mut conn = crate::db::open_and_migrate(&db_path, &limits).map_err(|e| e.to_string())?;
     seed_system_sites(&mut conn)?;
-    if first_start {
-        let (_, token) = crate::keys::create(&conn, "owner", "owner")
-            .map_err(|e| format!("creating the owner API key: {e}"))?;
-        println!("owner API key (printed once, store it now): {token}");
-    }
+    ensure_owner_key(&conn)?;
     let (writer, writer_thread) =
         crate::db::writer::spawn(conn, WRITER_QUEUE).map_err(|e| e.to_string())?;
     // One read connection per core thread and one for the admin thread.
@@ -115,6 +110,18 @@ pub fn run(config: Config) -> Result<i32, String> {
         crate::units::format_bytes(limits.cache_bytes),
     );
     threads.wait_for_shutdown(&app, signals)
+}
+
+/// At first start (or whenever no key exists, so an owner who revoked every key can get
+/// back in by restarting), creates an owner key and prints its token once.
+fn ensure_owner_key(conn: &Connection) -> Result<(), String> {
+    let keys = crate::keys::list(conn).map_err(|e| format!("reading API keys: {e}"))?;
+    if keys.is_empty() {
+        let (_, token) = crate::keys::create(conn, "owner", "owner")
+            .map_err(|e| format!("creating the owner API key: {e}"))?;
+        println!("owner API key (printed once, store it now): {token}");
+    }
+    Ok(())
 }
 
 /// Writes the embedded `root` and `404` sites the first time; deploys replace them later.
