@@ -110,38 +110,27 @@ impl AdminApi {
 
     fn health(&self) -> Response {
         let draining = self.app.is_draining();
-        let disk_full = self.app.disk.check().err();
+        let threshold = self.app.disk.threshold_percent();
+        let full_disks: Vec<_> =
+            self.app.disk.usage().into_iter().filter(|(_, used, _)| *used >= threshold).collect();
         let open = self.app.public_cap.open();
         let near_cap = open * 10 >= self.app.public_cap.max() * 9;
-        let status = if draining {
-            "draining"
-        } else if disk_full.is_some() || near_cap {
-            "degraded"
-        } else {
-            "ok"
-        };
         let mut reasons = Vec::new();
         if draining {
             reasons.push("shutting down".to_string());
         }
-        if let Some(e) = &disk_full {
-            reasons.push(e.to_string());
+        for (path, used, _) in &full_disks {
+            let path = path.display();
+            reasons.push(format!("disk {used}% used at {path} (bulk writes refused at {threshold}%)"));
         }
         if near_cap {
-            reasons.push(format!(
-                "{open} of {} connections in use",
-                self.app.public_cap.max()
-            ));
+            reasons.push(format!("{open} of {} connections in use", self.app.public_cap.max()));
         }
-        let disk: Vec<_> = self
-            .app
-            .disk
-            .usage()
-            .into_iter()
-            .map(|(path, used_percent, avail)| {
-                json!({ "path": path, "used_percent": used_percent, "available_bytes": avail })
-            })
-            .collect();
+        let status = match (draining, reasons.is_empty()) {
+            (true, _) => "draining",
+            (false, false) => "degraded",
+            (false, true) => "ok",
+        };
         let body = json!({
             "status": status,
             "reasons": reasons,
@@ -151,21 +140,18 @@ impl AdminApi {
             "counters": METRICS.to_json(),
             "cache": self.app.sites.cache.stats().to_json(),
             "writer": crate::db::writer::WRITER_STATS.to_json(),
-            "disk": { "threshold_percent": self.app.config.disk_threshold, "filesystems": disk },
+            "disk": self.app.disk.to_json(),
         });
-        // Readiness: a breaker open (disk full) or draining takes this instance out.
-        let status_code = if draining || disk_full.is_some() {
-            503
-        } else {
-            200
-        };
-        Response::json(status_code, &body)
+        // Readiness: an open breaker (disk full) or draining takes this instance out.
+        let ready = !draining && full_disks.is_empty();
+        Response::json(if ready { 200 } else { 503 }, &body)
     }
 
     fn prometheus(&self) -> String {
         let mut out = METRICS.render_prometheus();
         self.app.sites.cache.stats().render_prometheus(&mut out);
         crate::db::writer::WRITER_STATS.render_prometheus(&mut out);
+        self.app.disk.render_prometheus(&mut out);
         out
     }
 
