@@ -9,8 +9,7 @@
 //! with `harness = false`) it prints the usage and exits 0 at once.
 //!
 //! Setup: 2,000 files of 4 KiB across 4 deployments, all cached (the limit holds them with room to
-//! spare, so every lookup hits), in a cache of 1, 2 (what `SiteCache::new` picks at DESIGN §2
-//! defaults on 2+ CPUs) and 8 shards. Each thread loops over the keys in its own pseudo-random
+//! spare, so every lookup hits), in a cache of 1 (`SiteCache::new`), 2 and 8 shards. Each thread loops over the keys in its own pseudo-random
 //! order, calling `get_path` (the serving path: no key allocation), touching the first body byte
 //! so the `Arc` is really used, then dropping the `Arc` — the whole hit path a core thread runs.
 //! Modes:
@@ -82,11 +81,8 @@ fn main() {
     let caches = [warm(1), warm(2), warm(8)];
     let s = caches[0].stats();
     println!(
-        "cache_contention: {} entries, {} bytes used, {secs}s per run, {cpus} CPUs available, \
-         SiteCache::new would use {} shards here",
-        s.entries,
-        s.bytes_used,
-        SiteCache::auto_shards(LIMIT, LIMIT / 16, cpus)
+        "cache_contention: {} entries, {} bytes used, {secs}s per run, {cpus} CPUs available",
+        s.entries, s.bytes_used
     );
 
     let runs = [

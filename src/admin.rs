@@ -111,8 +111,13 @@ impl AdminApi {
     fn health(&self) -> Response {
         let draining = self.app.is_draining();
         let threshold = self.app.disk.threshold_percent();
-        let full_disks: Vec<_> =
-            self.app.disk.usage().into_iter().filter(|(_, used, _)| *used >= threshold).collect();
+        let full_disks: Vec<_> = self
+            .app
+            .disk
+            .usage()
+            .into_iter()
+            .filter(|(_, used, _)| *used >= threshold)
+            .collect();
         let open = self.app.public_cap.open();
         let near_cap = open * 10 >= self.app.public_cap.max() * 9;
         let mut reasons = Vec::new();
@@ -121,10 +126,15 @@ impl AdminApi {
         }
         for (path, used, _) in &full_disks {
             let path = path.display();
-            reasons.push(format!("disk {used}% used at {path} (bulk writes refused at {threshold}%)"));
+            reasons.push(format!(
+                "disk {used}% used at {path} (bulk writes refused at {threshold}%)"
+            ));
         }
         if near_cap {
-            reasons.push(format!("{open} of {} connections in use", self.app.public_cap.max()));
+            reasons.push(format!(
+                "{open} of {} connections in use",
+                self.app.public_cap.max()
+            ));
         }
         let status = match (draining, reasons.is_empty()) {
             (true, _) => "draining",
@@ -160,7 +170,10 @@ impl AdminApi {
         if let Err(e) = self.app.disk.check() {
             return db_error(e);
         }
-        let result = self.app.writer.call(|conn| crate::db::incremental_vacuum(conn, None));
+        let result = self
+            .app
+            .writer
+            .call(|conn| crate::db::incremental_vacuum(conn, None));
         match result {
             Ok(freed) => Response::json(200, &json!({ "freed_bytes": freed })),
             Err(e) => db_error(e),

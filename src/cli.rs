@@ -198,13 +198,15 @@ fn probe(args: &[String]) -> Result<i32, String> {
     Ok(0)
 }
 
-/// Opens (creating and migrating if needed) the database for a CLI command. SQLite's
-/// locking lets this run beside a server that has the same database open.
-fn open_db(args: &Args) -> Result<rusqlite::Connection, String> {
+/// Opens (creating and migrating if needed) the database for a CLI command, with the
+/// limits probed for this data dir. SQLite's locking lets this run beside a server that
+/// has the same database open.
+fn open_db(args: &Args) -> Result<(rusqlite::Connection, Report), String> {
     let data_dir = args.data_dir();
     let report = Report::collect(Path::new("/"), &data_dir, &process_env)?;
-    crate::db::open_and_migrate(&crate::db::db_path(&data_dir), &report.limits)
-        .map_err(|e| e.to_string())
+    let conn = crate::db::open_and_migrate(&crate::db::db_path(&data_dir), &report.limits)
+        .map_err(|e| e.to_string())?;
+    Ok((conn, report))
 }
 
 fn key_create(args: &[String]) -> Result<i32, String> {
@@ -226,7 +228,7 @@ fn key_create(args: &[String]) -> Result<i32, String> {
 fn key_list(args: &[String]) -> Result<i32, String> {
     let args = Args::parse(args, &["data"], &["json"])?;
     args.expect_positional(0, "fazt key list [--json] [--data DIR]")?;
-    let keys = keys::list(&open_db(&args)?).map_err(|e| format!("listing keys: {e}"))?;
+    let keys = keys::list(&open_db(&args)?.0).map_err(|e| format!("listing keys: {e}"))?;
     if args.switch("json") {
         let list: Vec<_> = keys.iter().map(|k| k.to_json()).collect();
         println!("{}", serde_json::Value::Array(list));
@@ -246,7 +248,7 @@ fn key_revoke(args: &[String]) -> Result<i32, String> {
     let args = Args::parse(args, &["data"], &[])?;
     args.expect_positional(1, "fazt key revoke ID [--data DIR]")?;
     let id = &args.positional[0];
-    if keys::revoke(&open_db(&args)?, id).map_err(|e| format!("revoking key: {e}"))? {
+    if keys::revoke(&open_db(&args)?.0, id).map_err(|e| format!("revoking key: {e}"))? {
         println!("revoked API key {id}");
         Ok(0)
     } else {

@@ -7,6 +7,8 @@
   util.py wrk-parse FILE         parse wrk output (run with --latency), print key=value lines:
                                  rps, requests, p50_ms, p99_ms, non2xx, socket_errors
   util.py rss-tree PID           VmRSS in KiB of PID plus its direct children (nginx master+workers)
+  util.py json-kv URL [HEADER]   GET URL (optional header 'Name: value'), print the JSON answer
+                                 flattened into key=value lines (nested keys joined with '.')
 """
 
 import json
@@ -93,6 +95,37 @@ def rss_tree(pid):
     return 0
 
 
+def _flatten(prefix, value, out):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _flatten(f"{prefix}.{i}" if prefix else str(i), v, out)
+    else:
+        out.append((prefix, "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)))
+
+
+def json_kv(url, header=None, timeout=10.0):
+    import urllib.request
+
+    req = urllib.request.Request(url)
+    if header:
+        name, _, val = header.partition(":")
+        req.add_header(name.strip(), val.strip())
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            doc = json.load(resp)
+    except (OSError, ValueError) as e:
+        print(f"util.py: json-kv {url}: {e}", file=sys.stderr)
+        return 1
+    out = []
+    _flatten("", doc, out)
+    for k, v in out:
+        print(f"{k}={v}")
+    return 0
+
+
 def main(argv):
     if len(argv) >= 1 and argv[0] == "free-port":
         return free_port()
@@ -102,6 +135,8 @@ def main(argv):
         return wrk_parse(argv[1])
     if len(argv) == 2 and argv[0] == "rss-tree":
         return rss_tree(int(argv[1]))
+    if len(argv) in (2, 3) and argv[0] == "json-kv":
+        return json_kv(argv[1], argv[2] if len(argv) == 3 else None)
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -25,15 +25,18 @@
 //!
 //! # Sharding
 //!
-//! DESIGN says "sharded if contention shows in benchmarks", and it did: with one
-//! `parking_lot::Mutex<CLruCache>`, `benches/cache_contention.rs` measured back-to-back `get`s on a
-//! warm cache at ~75 ns each from 1 thread but ~240 ns each from 2 (2 threads together did
-//! 0.4–0.7x the lookups of 1), while 8 shards gave 2 threads 1.2x of 1 thread. So the cache is
-//! a power-of-two number of shards, each an independent `clru` LRU with its own lock, counters
-//! and `limit / shards` bytes, picked by a hash of `(deployment, path)` computed before locking.
-//! LRU order is therefore per shard. [`SiteCache::new`] uses one shard on a single CPU (exact LRU,
-//! no hashing) and otherwise only as many shards as keep room for several of the largest files
-//! in each ([`SiteCache::auto_shards`]); the weight invariant above holds per shard, hence overall.
+//! DESIGN says "sharded if contention shows in benchmarks". The cache is built from
+//! power-of-two shards, each an independent `clru` LRU with its own lock, counters and
+//! `limit / shards` bytes, picked by a hash of `(deployment, path)` computed before locking (LRU
+//! order is then per shard). [`SiteCache::new`] uses **one shard**: exact LRU, no hashing, the
+//! plain `parking_lot::Mutex<CLruCache>` of DESIGN §1. `benches/cache_contention.rs` measured (2
+//! CPUs): back-to-back `get`s on a warm cache take ~75–80 ns from 1 thread and ~150–400 ns each
+//! from 2 (the pair together does 0.4–0.9x the lookups of one thread), but with ~2 µs of other
+//! work per lookup — still several times a saturated server's lookup rate — 2 threads reach
+//! 1.8–2.0x, level with the no-lookup control. 2 shards did not beat 1 in the hammer, 8 shards
+//! reached 1.1–1.3x, and sharding adds ~15–25 ns to every uncontended lookup. So one shard until
+//! a server benchmark shows the lock; [`SiteCache::with_shards`] is the switch, tested to keep
+//! every invariant.
 
 use clru::{CLruCache, CLruCacheConfig, WeightScale};
 use parking_lot::{Mutex, RwLock};
@@ -207,17 +210,6 @@ fn to_usize(n: u64) -> usize {
 /// Entries a single insert usually displaces; the buffer that carries them out of the lock is
 /// allocated before taking it.
 const EVICT_BUF: usize = 4;
-
-/// Upper bound on the number of shards [`SiteCache::new`] picks.
-pub const MAX_SHARDS: usize = 8;
-
-/// [`SiteCache::new`] only splits the limit while every shard can still hold this many of the
-/// largest cacheable entries, so sharding never turns a cacheable file into a refused one and
-/// each shard's LRU keeps a useful depth.
-const MIN_LARGEST_PER_SHARD: u64 = 4;
-
-/// Allowance for path, MIME type and ETag strings when sizing shards for the largest entry.
-const STRING_SLACK: u64 = 1024;
 
 #[derive(Default)]
 struct Pinned {
@@ -402,31 +394,16 @@ impl CacheStats {
 
 impl SiteCache {
     /// A cache holding at most `limit_bytes` (entry weights), caching files of at most
-    /// `max_file_bytes` body bytes, with as many shards as [`SiteCache::auto_shards`] picks.
+    /// `max_file_bytes` body bytes, as one shard (exact LRU order).
     pub fn new(limit_bytes: u64, max_file_bytes: u64) -> SiteCache {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let shards = SiteCache::auto_shards(limit_bytes, max_file_bytes, cpus);
-        SiteCache::with_shards(limit_bytes, max_file_bytes, shards)
-    }
-
-    /// The shard count `new` uses: 1 on a single CPU (no contention to avoid, exact LRU), else the
-    /// CPU count rounded up to a power of two, at most [`MAX_SHARDS`], and halved until every
-    /// shard can hold [`MIN_LARGEST_PER_SHARD`] entries of `max_file_bytes`. With DESIGN §2
-    /// defaults (largest file = limit / 16) that is 2 shards.
-    pub fn auto_shards(limit_bytes: u64, max_file_bytes: u64, cpus: usize) -> usize {
-        let largest = max_file_bytes
-            .saturating_add(ENTRY_OVERHEAD + STRING_SLACK)
-            .saturating_mul(MIN_LARGEST_PER_SHARD);
-        let mut shards = cpus.max(1).next_power_of_two().min(MAX_SHARDS);
-        while shards > 1 && limit_bytes / (shards as u64) < largest {
-            shards /= 2;
-        }
-        shards
+        SiteCache::with_shards(limit_bytes, max_file_bytes, 1)
     }
 
     /// Like `new` with an explicit shard count (rounded up to a power of two, at least 1). Each
     /// shard is an independent LRU over `limit_bytes / shards` (the first takes the remainder),
-    /// so the limit holds overall; an entry heavier than its shard's limit is refused.
+    /// so the limit holds overall; an entry heavier than its shard's limit is refused, so keep
+    /// `limit_bytes / shards` at several times `max_file_bytes` (DESIGN §2's largest file is
+    /// limit / 16, which allows up to 4 shards of 4 largest files each).
     pub fn with_shards(limit_bytes: u64, max_file_bytes: u64, shards: usize) -> SiteCache {
         let limit = to_usize(limit_bytes) as u64;
         let n = shards.max(1).next_power_of_two();
@@ -756,16 +733,7 @@ mod tests {
 
     #[test]
     fn shard_counts_and_limits() {
-        const MIB: u64 = 1 << 20;
-        // DESIGN §2 defaults: largest file = limit / 16.
-        assert_eq!(SiteCache::auto_shards(64 * MIB, 4 * MIB, 1), 1);
-        assert_eq!(SiteCache::auto_shards(64 * MIB, 4 * MIB, 2), 2);
-        assert_eq!(SiteCache::auto_shards(64 * MIB, 4 * MIB, 16), 2);
-        assert_eq!(SiteCache::auto_shards(64 * MIB, MIB / 4, 3), 4);
-        assert_eq!(SiteCache::auto_shards(64 * MIB, MIB / 4, 64), MAX_SHARDS);
-        assert_eq!(SiteCache::auto_shards(8 * MIB, 8 * MIB, 8), 1);
-        assert_eq!(SiteCache::auto_shards(0, 0, 0), 1);
-
+        assert_eq!(SiteCache::new(1 << 20, 1 << 16).shard_count(), 1);
         let cache = SiteCache::with_shards(1001, 100, 3);
         assert_eq!(cache.shard_count(), 4);
         let limits: Vec<u64> = cache.shards.iter().map(|s| s.limit).collect();
