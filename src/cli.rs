@@ -214,7 +214,7 @@ fn key_create(args: &[String]) -> Result<i32, String> {
     args.expect_positional(1, "fazt key create NAME [--data DIR]")?;
     let name = &args.positional[0];
     validate_name(name)?;
-    let conn = open_db(&args)?;
+    let (conn, _) = open_db(&args)?;
     let (key, token) =
         keys::create(&conn, name, "owner").map_err(|e| format!("creating key: {e}"))?;
     println!(
@@ -262,13 +262,10 @@ fn site_import(args: &[String]) -> Result<i32, String> {
     let (name, dir) = (&args.positional[0], Path::new(&args.positional[1]));
     store::validate_site_name(name)?;
     let files = store::stage_directory(dir)?;
-    let data_dir = args.data_dir();
-    let mut conn = open_db(&args)?;
+    let (mut conn, report) = open_db(&args)?;
     let threshold = crate::disk::threshold_from_env(&process_env)?;
-    let temp_dir = crate::probe::Report::collect(Path::new("/"), &data_dir, &process_env)?
-        .limits
-        .temp_dir;
-    crate::disk::DiskGuard::new(vec![data_dir, temp_dir], threshold)
+    let watched = vec![args.data_dir(), report.limits.temp_dir];
+    crate::disk::DiskGuard::new(watched, threshold)
         .check()
         .map_err(|e| e.to_string())?;
     let result = store::apply_deployment(&mut conn, name, &files, "import")

@@ -10,7 +10,9 @@
 //!   of it (the shares sum to it), and an insert first evicts the shard's least-recently-used
 //!   entries until the new one fits, then adds it, all under the shard's lock. A body larger than
 //!   `max_file_bytes`, or an entry heavier than its shard's whole limit, is refused (counted in
-//!   `rejected_too_large`) and the caller streams it instead.
+//!   `rejected_too_large`) and the caller streams it instead. (A body evicted while a response
+//!   still holds its `Arc` lives until that response is sent: the limit bounds what the cache
+//!   holds, the connection limits bound the rest.)
 //! - **Pinned entries are never evicted** and are not counted against the LRU limit. They live in a
 //!   separate map (loaded at start: the admin dashboard assets, DESIGN §1 admin thread) and are
 //!   reported separately (`pinned_bytes`, `pinned_entries`).
@@ -29,14 +31,14 @@
 //! power-of-two shards, each an independent `clru` LRU with its own lock, counters and
 //! `limit / shards` bytes, picked by a hash of `(deployment, path)` computed before locking (LRU
 //! order is then per shard). [`SiteCache::new`] uses **one shard**: exact LRU, no hashing, the
-//! plain `parking_lot::Mutex<CLruCache>` of DESIGN §1. `benches/cache_contention.rs` measured (2
-//! CPUs): back-to-back `get`s on a warm cache take ~75–80 ns from 1 thread and ~150–400 ns each
-//! from 2 (the pair together does 0.4–0.9x the lookups of one thread), but with ~2 µs of other
-//! work per lookup — still several times a saturated server's lookup rate — 2 threads reach
-//! 1.8–2.0x, level with the no-lookup control. 2 shards did not beat 1 in the hammer, 8 shards
-//! reached 1.1–1.3x, and sharding adds ~15–25 ns to every uncontended lookup. So one shard until
-//! a server benchmark shows the lock; [`SiteCache::with_shards`] is the switch, tested to keep
-//! every invariant.
+//! plain `parking_lot::Mutex<CLruCache>` of DESIGN §1. `benches/cache_contention.rs` (2 vCPUs
+//! shared with other builds, so noisy): an uncontended `get` takes ~75–100 ns. Back-to-back
+//! `get`s from 2 threads usually do fewer lookups in total than 1 thread (typically 0.6–0.9x,
+//! range 0.15–1.4x) — but 2 or 8 shards did not do consistently better (0.3–1.3x) and add
+//! ~15–25 ns of hashing to every lookup. With ~2 µs of other work per lookup (still several times
+//! a saturated server's lookup rate) 2 threads on one shard reach 1.65–2.0x, level with the
+//! no-lookup control. So: one shard until a server benchmark shows the lock;
+//! [`SiteCache::with_shards`] is the switch, tested to keep every invariant.
 
 use clru::{CLruCache, CLruCacheConfig, WeightScale};
 use parking_lot::{Mutex, RwLock};
@@ -295,6 +297,7 @@ pub struct SiteCache {
     rejected_too_large: AtomicU64,
     streamed_bytes: AtomicU64,
 }
+
 /// A snapshot of the cache counters and gauges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CacheStats {
@@ -308,6 +311,7 @@ pub struct CacheStats {
     pub bytes_used: u64,
     pub bytes_limit: u64,
     pub entries: u64,
+    /// Weights (same estimate) of the pinned entries, outside `bytes_limit`.
     pub pinned_bytes: u64,
     pub pinned_entries: u64,
     /// Bytes served from the store without caching (files over the size cap).
@@ -511,7 +515,10 @@ impl SiteCache {
                     state.inserts += 1;
                     true
                 }
-                Err(_) => false,
+                Err((_, file)) => {
+                    out.push(file);
+                    false
+                }
             }
         };
         drop(out);
