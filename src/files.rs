@@ -50,7 +50,13 @@ pub fn respond(
         return base.with_status(304);
     }
     let base = base.header("Accept-Ranges", "bytes");
-    match parse_range(request.header_str("range"), meta.size) {
+    // If-Range (RFC 9110 §13.1.5): a range only of the version the client already has;
+    // anything but an exact strong match gets the whole current file.
+    let range = match request.header_str("if-range") {
+        Some(validator) if validator != meta.etag => None,
+        _ => request.header_str("range"),
+    };
+    match parse_range(range, meta.size) {
         RangeOutcome::Full => with_body(base, meta, body(0, meta.size)),
         RangeOutcome::Partial {
             start,

@@ -220,8 +220,16 @@ impl StagedFile {
     }
 }
 
-/// Site names: DNS labels (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`).
+/// Names whose host is taken by fazt itself, so a site there could never be reached.
+const RESERVED_SITE_NAMES: [&str; 1] = ["admin"];
+
+/// Site names: DNS labels (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`), not reserved.
 pub fn validate_site_name(name: &str) -> Result<(), String> {
+    if RESERVED_SITE_NAMES.contains(&name) {
+        return Err(format!(
+            "'{name}' is reserved: its host is fazt's own admin host"
+        ));
+    }
     let bytes = name.as_bytes();
     let valid = !bytes.is_empty()
         && bytes.len() <= 63
@@ -243,7 +251,7 @@ pub fn validate_site_name(name: &str) -> Result<(), String> {
 /// skipped, symlinks refused, each file hashed by streaming it.
 pub fn stage_directory(dir: &Path) -> Result<Vec<StagedFile>, String> {
     let mut files = Vec::new();
-    let meta = std::fs::symlink_metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let meta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     if !meta.is_dir() {
         return Err(format!("{} is not a directory", dir.display()));
     }
@@ -266,9 +274,16 @@ fn walk(dir: &Path, prefix: &str, files: &mut Vec<StagedFile>) -> Result<(), Str
         if name.starts_with('.') {
             continue;
         }
+        // Names are taken literally (a file `100%.txt` is served at `/100%25.txt`); only
+        // what no URL path can name is refused.
+        if name.contains('\\') || name.chars().any(char::is_control) {
+            let path = entry.path();
+            return Err(format!(
+                "{}: backslashes and control characters can't be served",
+                path.display()
+            ));
+        }
         let rel = format!("{prefix}{name}");
-        crate::vfs::path::normalize(&format!("/{rel}"))
-            .map_err(|e| format!("{}: {}", entry.path().display(), e.message()))?;
         let kind = entry
             .file_type()
             .map_err(|e| format!("{}: {e}", entry.path().display()))?;
@@ -478,4 +493,48 @@ pub fn unix_now() -> i64 {
 pub fn site_exists(conn: &Connection, site: &str) -> rusqlite::Result<bool> {
     conn.prepare_cached("SELECT 1 FROM sites WHERE name = ?1")?
         .exists(params![site])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn site_names() {
+        for good in ["blog", "a", "my-site-2", &"x".repeat(63)] {
+            assert!(validate_site_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "Blog",
+            "-x",
+            "x-",
+            "a.b",
+            "a_b",
+            "café",
+            &"x".repeat(64),
+            "admin",
+        ] {
+            assert!(validate_site_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn blob_stream_reads_a_range_across_chunks() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(include_str!("../../migrations/001_initial.sql"))
+            .unwrap();
+        let bytes: &'static [u8] = Box::leak((0..CHUNK_SIZE * 2 + 10).map(|i| i as u8).collect());
+        let file = StagedFile::embedded("big.bin", bytes);
+        apply_deployment(&mut conn, "s", &[file.clone()], "test").unwrap();
+        install_reader(conn);
+        let start = CHUNK_SIZE as u64 - 3;
+        let mut stream = BlobStream::new(file.sha256, start, CHUNK_SIZE as u64 + 6);
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next_chunk().unwrap() {
+            out.extend(chunk);
+        }
+        assert_eq!(out, &bytes[start as usize..start as usize + CHUNK_SIZE + 6]);
+        drop_reader();
+    }
 }
