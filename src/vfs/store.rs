@@ -526,7 +526,7 @@ mod tests {
             .unwrap();
         let bytes: &'static [u8] = Box::leak((0..CHUNK_SIZE * 2 + 10).map(|i| i as u8).collect());
         let file = StagedFile::embedded("big.bin", bytes);
-        apply_deployment(&mut conn, "s", &[file.clone()], "test").unwrap();
+        apply_deployment(&mut conn, "s", std::slice::from_ref(&file), "test").unwrap();
         install_reader(conn);
         let start = CHUNK_SIZE as u64 - 3;
         let mut stream = BlobStream::new(file.sha256, start, CHUNK_SIZE as u64 + 6);
