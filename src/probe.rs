@@ -132,14 +132,17 @@ const EVENT_CHANNEL_MAX: u64 = 1_000_000;
 const SQLITE_CACHE_DIVISOR: u64 = 64;
 /// 2 MiB (SQLite's own default) is the floor; less makes every query hit the page cache.
 const SQLITE_CACHE_MIN: u64 = 2 * MIB;
-/// 64 MiB per connection is plenty for a personal site's hot set.
-const SQLITE_CACHE_MAX: u64 = 64 * MIB;
+/// 16 MiB per connection: file bodies are served from our own byte-bounded cache, so the
+/// page cache only needs the B-tree interior and metadata pages hot.
+const SQLITE_CACHE_MAX: u64 = 16 * MIB;
 
-/// mmap lets readers share the kernel page cache instead of copying into each connection's
-/// cache; a quarter of memory keeps the mapped pages from dominating a small host.
-const SQLITE_MMAP_DIVISOR: u64 = 4;
-/// 256 MiB covers the working set of the DBs we expect; beyond that reads go through read().
-const SQLITE_MMAP_MAX: u64 = 256 * MIB;
+/// Memory-mapped I/O is off by default. Mapped pages count in the process's RSS and
+/// against its memory cgroup, once per connection that touched them, and file bodies are
+/// copied into our cache or streamed anyway. Measured with scripts/bench_vfs.sh (8 MiB
+/// cache): with a 256 MiB mmap, peak RSS while churning an 80 MB corpus was 184 MiB and
+/// 20 clients streaming a 50 MB file added 102 MiB; with it off, 18 MiB and 1 MiB, at
+/// similar throughput.
+const SQLITE_MMAP_DEFAULT: u64 = 0;
 
 // ---------------------------------------------------------------------------------------
 // Reading
@@ -524,11 +527,8 @@ pub fn derive(
     let sqlite_mmap = match size_override(env, "FAZT_SQLITE_MMAP_BYTES")? {
         Some(v) => (v, "FAZT_SQLITE_MMAP_BYTES".to_string()),
         None => (
-            (memory_limit / SQLITE_MMAP_DIVISOR).min(SQLITE_MMAP_MAX),
-            format!(
-                "memory limit / {SQLITE_MMAP_DIVISOR}, at most {}",
-                format_bytes(SQLITE_MMAP_MAX)
-            ),
+            SQLITE_MMAP_DEFAULT,
+            "off by default (mapped pages would count in RSS, once per connection)".to_string(),
         ),
     };
     let sqlite_mmap_bytes = push(&mut sources, "sqlite_mmap_bytes", sqlite_mmap);
@@ -879,7 +879,7 @@ mod tests {
         assert_eq!(l.temp_dir, PathBuf::from("/data/tmp"));
         assert_eq!(l.event_channel_capacity, 41_943); // 512 MiB * 2% / 256
         assert_eq!(l.sqlite_cache_bytes, 8 * MIB);
-        assert_eq!(l.sqlite_mmap_bytes, 128 * MIB);
+        assert_eq!(l.sqlite_mmap_bytes, 0);
         assert_eq!(
             l.sources.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
             LIMIT_NAMES
@@ -922,7 +922,7 @@ mod tests {
         assert_eq!(tiny.max_cached_file, 512 * KIB);
         assert_eq!(tiny.event_channel_capacity, 1024);
         assert_eq!(tiny.sqlite_cache_bytes, 2 * MIB);
-        assert_eq!(tiny.sqlite_mmap_bytes, 2 * MIB);
+        assert_eq!(tiny.sqlite_mmap_bytes, 0);
         assert_eq!(tiny.max_connections, 256); // 8 MiB / 32 KiB
 
         let huge = derive(
@@ -934,8 +934,8 @@ mod tests {
         assert_eq!(huge.cache_bytes, GIB);
         assert_eq!(huge.max_cached_file, 64 * MIB);
         assert_eq!(huge.event_channel_capacity, 1_000_000);
-        assert_eq!(huge.sqlite_cache_bytes, 64 * MIB);
-        assert_eq!(huge.sqlite_mmap_bytes, 256 * MIB);
+        assert_eq!(huge.sqlite_cache_bytes, 16 * MIB);
+        assert_eq!(huge.sqlite_mmap_bytes, 0);
         assert_eq!(huge.max_connections, (1u64 << 40) as usize / (32 * 1024));
         assert_eq!(huge.core_threads, 64);
 
@@ -981,7 +981,7 @@ mod tests {
                 ("FAZT_TEMP_DIR", "/scratch"),
                 ("FAZT_EVENT_CHANNEL", "5000"),
                 ("FAZT_SQLITE_CACHE_BYTES", "4MiB"),
-                ("FAZT_SQLITE_MMAP_BYTES", "0"),
+                ("FAZT_SQLITE_MMAP_BYTES", "64MiB"),
             ],
         )
         .unwrap();
@@ -998,7 +998,7 @@ mod tests {
         assert_eq!(l.source("temp_dir"), "FAZT_TEMP_DIR");
         assert_eq!(l.event_channel_capacity, 5000);
         assert_eq!(l.sqlite_cache_bytes, 4 * MIB);
-        assert_eq!(l.sqlite_mmap_bytes, 0);
+        assert_eq!(l.sqlite_mmap_bytes, 64 * MIB);
 
         let l = derive_with(
             &r,

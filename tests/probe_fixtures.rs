@@ -104,8 +104,8 @@ fn v2_without_limits_uses_meminfo_and_affinity() {
             threads: 4,
             cache: 256 * MIB,
             events: 167_772,
-            sqlite_cache: 32 * MIB,
-            sqlite_mmap: 256 * MIB,
+            sqlite_cache: 16 * MIB,
+            sqlite_mmap: 0,
         },
     );
     assert!(l
@@ -137,7 +137,7 @@ fn v2_with_limits() {
             cache: 64 * MIB,
             events: 41_943,
             sqlite_cache: 8 * MIB,
-            sqlite_mmap: 128 * MIB,
+            sqlite_mmap: 0,
         },
     );
     assert!(l
@@ -184,7 +184,7 @@ fn v1_docker() {
             cache: 32 * MIB,
             events: 20_971,
             sqlite_cache: 4 * MIB,
-            sqlite_mmap: 64 * MIB,
+            sqlite_mmap: 0,
         },
     );
 }
@@ -252,7 +252,7 @@ fn systemd_memory_max_on_parent_slice_is_seen() {
             cache: 96 * MIB,
             events: 62_914,
             sqlite_cache: 12 * MIB,
-            sqlite_mmap: 192 * MIB,
+            sqlite_mmap: 0,
         },
     );
     assert!(l
@@ -294,7 +294,7 @@ fn hybrid_hierarchy_falls_back_to_v1_controllers() {
             cache: 48 * MIB,
             events: 31_457,
             sqlite_cache: 6 * MIB,
-            sqlite_mmap: 96 * MIB,
+            sqlite_mmap: 0,
         },
     );
 }
@@ -324,7 +324,7 @@ fn no_cgroup_file() {
             cache: 124 * MIB,
             events: 81_264,
             sqlite_cache: 992 * MIB / 64,
-            sqlite_mmap: 248 * MIB,
+            sqlite_mmap: 0,
         },
     );
 }
