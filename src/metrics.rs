@@ -51,9 +51,10 @@ impl Gauge {
     }
 }
 
-/// Upper bounds (seconds) of the admin latency histogram buckets.
-pub const LATENCY_BUCKETS: [f64; 10] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+/// Upper bounds (seconds) of latency histogram buckets: from a sub-millisecond admin
+/// request to a large deploy commit.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0,
 ];
 
 pub struct Histogram {
@@ -77,10 +78,20 @@ impl Histogram {
             self.buckets[i].inc();
         }
         self.count.inc();
-        self.sum_micros.add(elapsed.as_micros() as u64);
+        self.sum_micros
+            .add(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
     }
 
-    fn render(&self, out: &mut String, name: &str, help: &str) {
+    pub fn count(&self) -> u64 {
+        self.count.get()
+    }
+
+    pub fn sum_seconds(&self) -> f64 {
+        self.sum_micros.get() as f64 / 1e6
+    }
+
+    /// Appends the histogram in the Prometheus text format.
+    pub fn render(&self, out: &mut String, name: &str, help: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         let mut cumulative = 0;
         for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.buckets) {

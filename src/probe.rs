@@ -127,11 +127,15 @@ const EVENT_CHANNEL_MIN: u64 = 1024;
 /// delays the inevitable drop.
 const EVENT_CHANNEL_MAX: u64 = 1_000_000;
 
-/// SQLite page cache per connection: 1/64 of memory, as several connections (one writer,
-/// a reader per core thread) each have one.
-const SQLITE_CACHE_DIVISOR: u64 = 64;
-/// 2 MiB (SQLite's own default) is the floor; less makes every query hit the page cache.
-const SQLITE_CACHE_MIN: u64 = 2 * MIB;
+/// SQLite page cache per connection: an eighth of the file cache, so one knob
+/// (`FAZT_CACHE_BYTES`, itself memory / 8) sizes both, and with a reader per core thread,
+/// the admin reader and the writer the page caches stay well under the file cache. File
+/// bodies live in the file cache; the page cache only keeps B-tree pages hot. Measured
+/// (scripts/bench_vfs.sh, 8 MiB file cache, 5,000-file miss workload): 16 MiB page caches
+/// took RSS to 58 MiB, past the cache + 32 MB bound.
+const SQLITE_CACHE_DIVISOR: u64 = 8;
+/// 1 MiB floor: enough for the interior pages of the tables we look files up in.
+const SQLITE_CACHE_MIN: u64 = MIB;
 /// 16 MiB per connection: file bodies are served from our own byte-bounded cache, so the
 /// page cache only needs the B-tree interior and metadata pages hot.
 const SQLITE_CACHE_MAX: u64 = 16 * MIB;
@@ -514,9 +518,9 @@ pub fn derive(
     let sqlite_cache = match size_override(env, "FAZT_SQLITE_CACHE_BYTES")? {
         Some(v) => (v, "FAZT_SQLITE_CACHE_BYTES".to_string()),
         None => (
-            (memory_limit / SQLITE_CACHE_DIVISOR).clamp(SQLITE_CACHE_MIN, SQLITE_CACHE_MAX),
+            (cache_bytes / SQLITE_CACHE_DIVISOR).clamp(SQLITE_CACHE_MIN, SQLITE_CACHE_MAX),
             format!(
-                "memory limit / {SQLITE_CACHE_DIVISOR} per connection, clamped {}–{}",
+                "file cache / {SQLITE_CACHE_DIVISOR} per connection, clamped {}–{}",
                 format_bytes(SQLITE_CACHE_MIN),
                 format_bytes(SQLITE_CACHE_MAX)
             ),
@@ -921,7 +925,7 @@ mod tests {
         assert_eq!(tiny.cache_bytes, CACHE_MIN);
         assert_eq!(tiny.max_cached_file, 512 * KIB);
         assert_eq!(tiny.event_channel_capacity, 1024);
-        assert_eq!(tiny.sqlite_cache_bytes, 2 * MIB);
+        assert_eq!(tiny.sqlite_cache_bytes, MIB);
         assert_eq!(tiny.sqlite_mmap_bytes, 0);
         assert_eq!(tiny.max_connections, 256); // 8 MiB / 32 KiB
 
@@ -1009,6 +1013,11 @@ mod tests {
         assert_eq!(l.source("max_cached_file_bytes"), "FAZT_MAX_CACHED_FILE");
         let l = derive_with(&r, &[("FAZT_CACHE_BYTES", "16M")]).unwrap();
         assert_eq!(l.max_cached_file, MIB);
+        assert_eq!(
+            l.sqlite_cache_bytes,
+            2 * MIB,
+            "the page caches follow the file cache"
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use rusqlite::Connection;
 
 use super::{Context, DbError};
-use crate::metrics::{Counter, Gauge};
+use crate::metrics::{Counter, Gauge, Histogram};
 
 /// Name of the writer thread (visible in `top -H`, panics and logs).
 pub const THREAD_NAME: &str = "fazt-writer";
@@ -351,65 +351,6 @@ fn checkpoint(conn: &Connection) -> bool {
 // Counters
 // ---------------------------------------------------------------------------------------
 
-/// Upper bounds (seconds) of the writer histograms: from a one-row update to a large
-/// deploy commit.
-pub const JOB_BUCKETS: [f64; 12] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0,
-];
-
-/// A fixed-bucket latency histogram (Prometheus shape), const-constructible for statics.
-pub struct LatencyHistogram {
-    buckets: [Counter; JOB_BUCKETS.len()],
-    count: Counter,
-    sum_micros: Counter,
-}
-
-impl LatencyHistogram {
-    pub const fn new() -> LatencyHistogram {
-        LatencyHistogram {
-            buckets: [const { Counter::new() }; JOB_BUCKETS.len()],
-            count: Counter::new(),
-            sum_micros: Counter::new(),
-        }
-    }
-
-    pub fn observe(&self, elapsed: Duration) {
-        let secs = elapsed.as_secs_f64();
-        if let Some(i) = JOB_BUCKETS.iter().position(|&b| secs <= b) {
-            self.buckets[i].inc();
-        }
-        self.count.inc();
-        self.sum_micros
-            .add(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
-    }
-
-    pub fn count(&self) -> u64 {
-        self.count.get()
-    }
-
-    pub fn sum_seconds(&self) -> f64 {
-        self.sum_micros.get() as f64 / 1e6
-    }
-
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (bound, bucket) in JOB_BUCKETS.iter().zip(&self.buckets) {
-            cumulative += bucket.get();
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
-        }
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count());
-        let _ = writeln!(out, "{name}_sum {}", self.sum_seconds());
-        let _ = writeln!(out, "{name}_count {}", self.count());
-    }
-}
-
-impl Default for LatencyHistogram {
-    fn default() -> Self {
-        LatencyHistogram::new()
-    }
-}
-
 /// Writer counters, process-wide (all writers in the process add to them).
 pub struct WriterStats {
     pub submitted: Counter,
@@ -427,9 +368,9 @@ pub struct WriterStats {
     /// Writer threads running (1 in a healthy server).
     pub running: Gauge,
     /// Time a job spends running, including its commit.
-    pub job_seconds: LatencyHistogram,
+    pub job_seconds: Histogram,
     /// Time a job waits in the queue before it starts.
-    pub wait_seconds: LatencyHistogram,
+    pub wait_seconds: Histogram,
 }
 
 pub static WRITER_STATS: WriterStats = WriterStats {
@@ -441,8 +382,8 @@ pub static WRITER_STATS: WriterStats = WriterStats {
     rejected_stopped: Counter::new(),
     queue_depth: Gauge::new(),
     running: Gauge::new(),
-    job_seconds: LatencyHistogram::new(),
-    wait_seconds: LatencyHistogram::new(),
+    job_seconds: Histogram::new(),
+    wait_seconds: Histogram::new(),
 };
 
 impl WriterStats {
@@ -541,7 +482,7 @@ mod tests {
 
     #[test]
     fn histogram_renders_cumulative_buckets() {
-        let h = LatencyHistogram::new();
+        let h = Histogram::new();
         h.observe(Duration::from_micros(300));
         h.observe(Duration::from_millis(3));
         h.observe(Duration::from_secs(60));

@@ -2,7 +2,7 @@
 //! then the admin thread (so admin requests handed over during the drain still finish),
 //! then the writer commits what it holds, checkpoints and closes the database last.
 
-use super::event_loop::{ConnCap, EventLoop, Mailbox};
+use super::event_loop::{ConnCap, EventLoop, LoopService, Mailbox};
 use super::services::{AdminService, CoreService};
 use super::App;
 use crate::admin::AdminApi;
@@ -47,7 +47,7 @@ pub fn start_threads(
 
     let (admin_mailbox, admin_inbox) = Mailbox::new().map_err(io_err)?;
     let admin_stop = Arc::new(AtomicBool::new(false));
-    let mut admin_loop = EventLoop::new(
+    let admin_loop = EventLoop::new(
         admin_listener,
         ConnCap::new(app.config.admin_max_connections),
         admin_mailbox.clone(),
@@ -56,30 +56,28 @@ pub fn start_threads(
         limits,
     )
     .map_err(io_err)?;
-    let mut admin_service = AdminService {
+    let admin_service = AdminService {
         api: AdminApi::new(app.clone()),
     };
-    let notice = ExitNotice(exit_tx.clone(), "admin");
     let reader = readers
         .pop()
         .ok_or("no read connection for the admin thread")?;
-    std::thread::Builder::new()
-        .name("fazt-admin".into())
-        .spawn(move || {
-            let _notice = notice;
-            crate::vfs::store::install_reader(reader);
-            if let Err(e) = admin_loop.run(&mut admin_service) {
-                log::error!("admin thread stopped: {e}");
-            }
-        })
-        .map_err(io_err)?;
+    let notice = ExitNotice(exit_tx.clone(), "admin");
+    spawn_loop(
+        "fazt-admin".into(),
+        notice,
+        reader,
+        admin_loop,
+        admin_service,
+    )
+    .map_err(io_err)?;
 
     let core_count = app.config.probe.limits.core_threads;
     let mut core_mailboxes = Vec::new();
     for i in 0..core_count {
         let listener = public.try_clone().map_err(io_err)?;
         let (mailbox, inbox) = Mailbox::new().map_err(io_err)?;
-        let mut event_loop = EventLoop::new(
+        let event_loop = EventLoop::new(
             Some(listener),
             app.public_cap.clone(),
             mailbox.clone(),
@@ -88,26 +86,24 @@ pub fn start_threads(
             limits,
         )
         .map_err(io_err)?;
-        let mut service = CoreService {
+        let service = CoreService {
             app: app.clone(),
             admin: admin_mailbox.clone(),
             me: mailbox.clone(),
         };
         core_mailboxes.push(mailbox);
-        let notice = ExitNotice(exit_tx.clone(), "core");
         let reader = readers
             .pop()
             .ok_or("no read connection for a core thread")?;
-        std::thread::Builder::new()
-            .name(format!("fazt-core-{i}"))
-            .spawn(move || {
-                let _notice = notice;
-                crate::vfs::store::install_reader(reader);
-                if let Err(e) = event_loop.run(&mut service) {
-                    log::error!("core thread stopped: {e}");
-                }
-            })
-            .map_err(io_err)?;
+        let notice = ExitNotice(exit_tx.clone(), "core");
+        spawn_loop(
+            format!("fazt-core-{i}"),
+            notice,
+            reader,
+            event_loop,
+            service,
+        )
+        .map_err(io_err)?;
     }
     Ok(Threads {
         core_mailboxes,
@@ -117,6 +113,28 @@ pub fn start_threads(
         core_count,
         writer,
     })
+}
+
+/// Runs one event loop on its own thread with its own read connection; the notice
+/// reports the thread's end, however it ends.
+fn spawn_loop(
+    name: String,
+    notice: ExitNotice,
+    reader: Connection,
+    mut event_loop: EventLoop,
+    mut service: impl LoopService + Send + 'static,
+) -> std::io::Result<()> {
+    std::thread::Builder::new().name(name).spawn(move || {
+        let _notice = notice;
+        crate::vfs::store::install_reader(reader);
+        if let Err(e) = event_loop.run(&mut service) {
+            log::error!(
+                "{} stopped: {e}",
+                std::thread::current().name().unwrap_or("thread")
+            );
+        }
+    })?;
+    Ok(())
 }
 
 /// Signals seen so far; the second one exits at once.
