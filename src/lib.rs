@@ -1,6 +1,7 @@
 //! fazt: a single-binary personal cloud for small hosts. See DESIGN.md beside the checkout.
 
 pub mod admin;
+pub mod analytics;
 pub mod cli;
 pub mod config;
 pub mod db;

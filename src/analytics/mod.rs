@@ -1,0 +1,6 @@
+//! Privacy-first analytics (DESIGN §3, §4, D4): ingestion handlers build compact events
+//! and hand them to the writer through a bounded channel; the writer commits them in
+//! batches together with their roll-ups.
+
+pub mod event;
+pub mod store;

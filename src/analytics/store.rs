@@ -1,0 +1,1 @@
+//! Writing event batches with their roll-ups, and retention (being written).
