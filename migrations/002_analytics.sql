@@ -24,7 +24,10 @@ CREATE TABLE events (
     tags     TEXT,                      -- tag ids (strings kind 5) as ",3,7,", NULL when none
     query    TEXT                       -- the `q` object as compact JSON, NULL when none
 );
-CREATE INDEX events_by_domain_ts ON events (domain, ts);
+-- (domain) is (domain, id) underneath: a site's events newest first, keyset-paginated by
+-- id, without a sort. (ts) finds what retention deletes, oldest first. Time ranges per
+-- site are answered by the roll-ups, never by raw rows.
+CREATE INDEX events_by_domain ON events (domain);
 CREATE INDEX events_by_ts ON events (ts);
 
 -- The salt of each day (UTC), for visitor hashes; deleted once older than a day.
@@ -67,16 +70,29 @@ CREATE TABLE rollup_hourly_dims (
 CREATE TABLE rollup_daily_dims (
     domain INTEGER NOT NULL,
     dim    INTEGER NOT NULL,
-    day    INTEGER NOT NULL,
+    day    INTEGER NOT NULL,            -- days since the Unix epoch (UTC)
     key    INTEGER NOT NULL,
     count  INTEGER NOT NULL,
     PRIMARY KEY (domain, dim, day, key)
 ) WITHOUT ROWID;
 
--- Short links: /r/<slug> answers 302 to `url` and counts a click.
+-- The same per calendar month (UTC), so a year of top-N lists reads about twelve months
+-- and a few edge days instead of 365 days of rows.
+CREATE TABLE rollup_monthly_dims (
+    domain INTEGER NOT NULL,
+    dim    INTEGER NOT NULL,
+    month  INTEGER NOT NULL,            -- months since 1970-01: (year - 1970) * 12 + month - 1
+    key    INTEGER NOT NULL,
+    count  INTEGER NOT NULL,
+    PRIMARY KEY (domain, dim, month, key)
+) WITHOUT ROWID;
+
+-- Short links: /r/<slug> answers 302 to `url` and counts a click (an event with source
+-- redirect and path "/r/<slug>", carrying `tags`).
 CREATE TABLE redirects (
     slug       TEXT PRIMARY KEY,
     url        TEXT NOT NULL,
+    tags       TEXT,                    -- comma-separated tags given to each click, or NULL
     created_at INTEGER NOT NULL
 );
 

@@ -30,24 +30,21 @@
 #   FAZT_*                   passed through to fazt (FAZT_MAX_CONNECTIONS defaults to 20000 here)
 #
 # Every load targets 127.0.0.1 and is bounded in time; every process started here is stopped on exit.
+# Shell functions shared with bench_vfs.sh (processes, results, tools, starting fazt and nginx) are in
+# scripts/bench/lib.sh; the Python helpers next to it do the measuring clients and parsing.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-HELPERS=$ROOT/scripts/bench
-DURATION=${BENCH_DURATION:-10}
-WARMUP=${BENCH_WARMUP:-2}
-ROUNDS=${BENCH_ROUNDS:-3}
+SCRIPT_TAG=bench
+# ROOT, HELPERS (scripts/bench), DURATION, WARMUP and ROUNDS (from BENCH_*), and the shared functions:
+# shellcheck source-path=SCRIPTDIR source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
+
 ONLY=${BENCH_ONLY:-fazt,nginx,tiny_http,admin,memory}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 LAT_COUNT=${BENCH_LATENCY_REQUESTS:-2000}
 TINY_THREADS=${BENCH_TINY_THREADS:-4}
 BODY_OVERRIDE=${BENCH_BODY_FILE:-}
 export FAZT_MAX_CONNECTIONS=${FAZT_MAX_CONNECTIONS:-20000}
-export PYTHONDONTWRITEBYTECODE=1
-
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { printf '\nbench.sh: ERROR: %s\n' "$*" >&2; exit 1; }
-trap 'rc=$?; printf "bench.sh: command failed (exit %s) at line %s: %s\n" "$rc" "$LINENO" "$BASH_COMMAND" >&2' ERR
 
 for s in ${ONLY//,/ }; do
     case $s in fazt|nginx|tiny_http|admin|memory) ;; *) die "unknown BENCH_ONLY section '$s' (fazt,nginx,tiny_http,admin,memory)";; esac
@@ -55,133 +52,18 @@ done
 [[ $DURATION =~ ^[0-9]+$ && $DURATION -ge 2 ]] || die "BENCH_DURATION must be an integer >= 2 (seconds)"
 [[ $WARMUP =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be an integer (seconds)"
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be an integer >= 1"
-selected() { [[ ",$ONLY," == *",$1,"* ]]; }
 need_fazt() { selected fazt || selected admin || selected memory || [[ -z $BODY_OVERRIDE ]]; }
 
-# ---------------------------------------------------------------- processes and cleanup
+# ---------------------------------------------------------------- temp dir; processes stopped on exit
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/fazt-bench.XXXXXX")
-PIDS=()
+install_traps
 
-alive() { # pid: running and not a zombie
-    local st
-    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-    [[ -n $st && $st != Z ]]
-}
-
-forget_pid() {
-    local keep=() p
-    for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
-    PIDS=("${keep[@]+"${keep[@]}"}")
-}
-
-# stop_pid PID: SIGTERM, up to 10 s grace, then SIGKILL (also its direct children, e.g. nginx
-# workers). Sets STOP_RC to the exit status and STOP_SECS to the time it took.
-stop_pid() {
-    local pid=$1 kids i t0
-    STOP_RC=0
-    t0=$(date +%s.%N)
-    kids=$(cat /proc/"$pid"/task/*/children 2>/dev/null || true)
-    if alive "$pid"; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < 100; i++)); do alive "$pid" || break; sleep 0.1; done
-        if alive "$pid"; then
-            log "pid $pid did not stop within 10 s of SIGTERM; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    fi
-    for k in $kids; do alive "$k" && kill -KILL "$k" 2>/dev/null || true; done
-    wait "$pid" 2>/dev/null || STOP_RC=$?
-    STOP_SECS=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
-    forget_pid "$pid"
-}
-
-# spawn_wait CMD...: run CMD as a tracked child and wait for it. `wait` returns as soon as a signal
-# arrives, so SIGTERM/SIGINT to this script stops a measurement at once instead of after it.
-spawn_wait() {
-    local p rc=0
-    "$@" &
-    p=$!
-    PIDS+=("$p")
-    wait "$p" || rc=$?
-    forget_pid "$p"
-    return "$rc"
-}
-
-cleanup() {
-    local rc=$? p
-    trap - ERR
-    for p in "${PIDS[@]+"${PIDS[@]}"}"; do stop_pid "$p" || true; done
-    if [[ ${BENCH_KEEP_TMP:-0} == 1 ]]; then log "temp dir kept: $TMP"; else rm -rf "$TMP"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# wait_for_line FILE REGEX PID WHAT ERRFILE: up to 10 s for a line matching REGEX in FILE.
-wait_for_line() {
-    local file=$1 re=$2 pid=$3 what=$4 errf=$5 i
-    for ((i = 0; i < 100; i++)); do
-        grep -qE "$re" "$file" 2>/dev/null && return 0
-        if ! alive "$pid"; then
-            wait "$pid" 2>/dev/null && rc=0 || rc=$?
-            forget_pid "$pid"
-            die "$what exited (status $rc) before printing '$re'. stdout:
-$(tail -n 20 "$file" 2>/dev/null)
-stderr:
-$(tail -n 40 "$errf" 2>/dev/null)"
-        fi
-        sleep 0.1
-    done
-    die "$what did not print '$re' within 10 s. stdout:
-$(tail -n 20 "$file" 2>/dev/null)
-stderr:
-$(tail -n 40 "$errf" 2>/dev/null)"
-}
-
-# ---------------------------------------------------------------- results
-declare -A R=()
-kv_into() { # PREFIX FILE: key=value lines into R[PREFIX.key]
-    local k v
-    while IFS="=" read -r k v; do if [[ -n $k ]]; then R[$1.$k]=$v; fi; done <"$2"
-}
-get() { printf '%s' "${R[$1]:-n/a}"; }
-mib() { [[ ${1:-} =~ ^[0-9]+$ ]] && awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }' || printf 'n/a'; }
-ratio() { awk -v a="${1:-x}" -v b="${2:-x}" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else printf "n/a" }'; }
-# verdict VALUE OP TARGET -> "meets" / "MISSES" / "" (informational only)
-verdict() {
-    awk -v v="${1:-x}" -v op="$2" -v t="$3" 'BEGIN {
-        if (v !~ /^[0-9.]+$/) { printf "-"; exit }
-        ok = (op == ">=") ? (v + 0 >= t + 0) : (v + 0 <= t + 0)
-        printf "%s", ok ? "meets" : "MISSES" }'
-}
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo n/a; }
-
-# ---------------------------------------------------------------- tools and builds
-ensure_tools() {
-    local missing=()
-    command -v python3 >/dev/null || die "python3 is required"
-    command -v curl >/dev/null || missing+=(curl)
-    command -v wrk >/dev/null || missing+=(wrk)
-    if selected nginx && ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then missing+=(nginx); fi
-    if ((${#missing[@]})); then
-        [[ $EUID -eq 0 ]] || die "missing ${missing[*]}; run as root (it installs them) or install them"
-        log "installing ${missing[*]} with apt-get"
-        apt-get update -qq >"$TMP/apt.log" 2>&1 || die "apt-get update failed: $(tail -5 "$TMP/apt.log")"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >>"$TMP/apt.log" 2>&1 ||
-            die "apt-get install ${missing[*]} failed: $(tail -5 "$TMP/apt.log")"
-    fi
-    NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
-}
-
+# ---------------------------------------------------------------- builds
 build() {
     FAZT_BIN=$ROOT/target/release/fazt
     command -v cargo >/dev/null || die "cargo is required (install Rust with rustup)"
     if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
-        if need_fazt; then
-            log "cargo build --release"
-            (cd "$ROOT" && cargo build --release) || die "cargo build --release failed"
-        fi
+        if need_fazt; then cargo_build_release; fi
         if selected tiny_http; then
             log "cargo bench --bench tiny_http_baseline --no-run"
             (cd "$ROOT" && cargo bench --bench tiny_http_baseline --no-run --message-format=json) \
@@ -211,20 +93,14 @@ run_wrk() {
 }
 
 # throughput NAME URL: warm-up, then BENCH_ROUNDS measured runs of wrk -t2 -c64. The round with the
-# median req/s is reported as R[NAME.*] (the machine is shared: one noisy run should not decide);
-# R[NAME.rps_all] lists every round.
+# median req/s is reported as R[NAME.*]; R[NAME.rps_all] lists every round.
 throughput() {
-    local name=$1 url=$2 r k all=() med
+    local name=$1 url=$2 r
     if ((WARMUP > 0)); then
         spawn_wait timeout $((WARMUP + 30)) wrk -t2 -c64 -d"${WARMUP}s" "${WRK_HOST_ARGS[@]+"${WRK_HOST_ARGS[@]}"}" "$url" >/dev/null 2>&1 || true
     fi
-    for ((r = 1; r <= ROUNDS; r++)); do
-        run_wrk "$name.r$r" "$url" 64 "$DURATION"
-        all+=("$(get "$name.r$r.rps") $r")
-    done
-    med=$(printf '%s\n' "${all[@]}" | sort -n | sed -n "$(((ROUNDS + 1) / 2))p" | cut -d' ' -f2)
-    for k in rps requests p50_ms p99_ms non2xx socket_errors; do R[$name.$k]=${R[$name.r$med.$k]:-n/a}; done
-    R[$name.rps_all]=$(printf '%s\n' "${all[@]}" | cut -d' ' -f1 | paste -sd' ')
+    for ((r = 1; r <= ROUNDS; r++)); do run_wrk "$name.r$r" "$url" 64 "$DURATION"; done
+    median_round "$name" rps requests p50_ms p99_ms non2xx socket_errors
 }
 
 check_body() { # NAME URL [curl args...]: the server must return exactly the benchmark body
@@ -240,7 +116,7 @@ check_body() { # NAME URL [curl args...]: the server must return exactly the ben
 # ---------------------------------------------------------------- start
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 log "temp dir $TMP; sections: $ONLY; wrk duration ${DURATION}s; open files limit $(ulimit -n)"
-ensure_tools
+ensure_tools nginx
 build
 
 MACHINE="$(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), kernel $(uname -r), load avg at start $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -255,14 +131,7 @@ if need_fazt; then
     FAZT_DATA=$TMP/fazt-data
     mkdir -p "$FAZT_DATA"
     log "starting fazt (data $FAZT_DATA, FAZT_MAX_CONNECTIONS=$FAZT_MAX_CONNECTIONS)"
-    "$FAZT_BIN" server start --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --data "$FAZT_DATA" \
-        --domain localhost >"$TMP/fazt.out" 2>"$TMP/fazt.err" &
-    FAZT_PID=$!
-    PIDS+=("$FAZT_PID")
-    wait_for_line "$TMP/fazt.out" 'listening on http://[^ ]+ \(public\)' "$FAZT_PID" fazt "$TMP/fazt.err"
-    wait_for_line "$TMP/fazt.out" 'listening on http://[^ ]+ \(admin\)' "$FAZT_PID" fazt "$TMP/fazt.err"
-    PUBLIC=$(sed -nE 's|.*listening on http://([^ ]+) \(public\).*|\1|p' "$TMP/fazt.out" | head -1)
-    ADMIN=$(sed -nE 's|.*listening on http://([^ ]+) \(admin\).*|\1|p' "$TMP/fazt.out" | head -1)
+    launch_fazt "$FAZT_DATA" "$TMP/fazt.out" "$TMP/fazt.err" fazt
     TOKEN=
     for ((i = 0; i < 20; i++)); do
         TOKEN=$(grep -m1 'owner API key' "$TMP/fazt.out" | awk '{ print $NF }' || true)
@@ -377,56 +246,8 @@ fi
 
 # ---------------------------------------------------------------- nginx
 if selected nginx; then
-    NGX=$TMP/nginx
-    mkdir -p "$NGX/logs" "$NGX/tmp"
-    NGX_PORT=$(python3 "$HELPERS/util.py" free-port)
-    user_line=""
-    if [[ $EUID -eq 0 ]]; then user_line="user root root;"; fi
-    # A strong, ordinary static setup: 2 workers (one per core), no access log, file metadata cached,
-    # keep-alive without a request cap so wrk never reconnects mid-run.
-    cat >"$NGX/nginx.conf" <<EOF
-$user_line
-worker_processes 2;
-daemon off;
-master_process on;
-pid $NGX/nginx.pid;
-error_log $NGX/logs/error.log warn;
-events { worker_connections 8192; }
-http {
-    access_log off;
-    default_type text/html;
-    charset utf-8;
-    sendfile on;
-    tcp_nodelay on;
-    keepalive_timeout 75s;
-    keepalive_requests 1000000;
-    open_file_cache max=64 inactive=60s;
-    open_file_cache_valid 60s;
-    client_body_temp_path $NGX/tmp/body;
-    proxy_temp_path $NGX/tmp/proxy;
-    fastcgi_temp_path $NGX/tmp/fastcgi;
-    uwsgi_temp_path $NGX/tmp/uwsgi;
-    scgi_temp_path $NGX/tmp/scgi;
-    server {
-        listen 127.0.0.1:$NGX_PORT;
-        server_name _;
-        root $WWW;
-        index index.html;
-    }
-}
-EOF
-    "$NGINX_BIN" -t -q -p "$NGX/" -e "$NGX/logs/error.log" -c "$NGX/nginx.conf" >"$NGX/test.log" 2>&1 ||
-        die "nginx config test failed: $(cat "$NGX/test.log" "$NGX/logs/error.log" 2>/dev/null)"
-    "$NGINX_BIN" -p "$NGX/" -e "$NGX/logs/error.log" -c "$NGX/nginx.conf" >"$NGX/stdout.log" 2>&1 &
-    NGX_PID=$!
-    PIDS+=("$NGX_PID")
-    for ((i = 0; i < 100; i++)); do
-        curl -s --max-time 1 -o /dev/null "http://127.0.0.1:$NGX_PORT/" && break
-        alive "$NGX_PID" || die "nginx exited: $(cat "$NGX/stdout.log" "$NGX/logs/error.log" 2>/dev/null)"
-        sleep 0.1
-    done
+    start_nginx "$WWW" / 'default_type text/html;' 'charset utf-8;'
     check_body nginx "http://127.0.0.1:$NGX_PORT/"
-    R[nginx.version]=$("$NGINX_BIN" -v 2>&1 | sed 's|.*nginx/||')
     WRK_HOST_ARGS=()
     throughput nginx "http://127.0.0.1:$NGX_PORT/"
     R[nginx.rss_after_kib]=$(python3 "$HELPERS/util.py" rss-tree "$NGX_PID")

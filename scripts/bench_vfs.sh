@@ -33,16 +33,17 @@
 #   FAZT_*                   passed through to fazt (FAZT_CACHE_BYTES is set per section)
 #
 # Every load targets 127.0.0.1 and is bounded in time; every process started here is stopped on exit.
-# Helpers: scripts/bench/util.py (free ports, wrk parsing, health JSON), vfs_gen.py (files),
+# Helpers: scripts/bench/lib.sh (shell functions shared with bench.sh: processes, results, tools, starting
+# fazt and nginx), util.py (free ports, wrk parsing, health JSON), vfs_gen.py (files),
 # vfs_random.lua (random paths for wrk), vfs_fetch.py (byte-exact checks, warm-up pass),
 # vfs_rss.py (RSS sampling around a command), vfs_stream.py (concurrent downloads + RSS).
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-HELPERS=$ROOT/scripts/bench
-DURATION=${BENCH_DURATION:-10}
-WARMUP=${BENCH_WARMUP:-2}
-ROUNDS=${BENCH_ROUNDS:-3}
+SCRIPT_TAG=bench_vfs
+# ROOT, HELPERS (scripts/bench), DURATION, WARMUP and ROUNDS (from BENCH_*), and the shared functions:
+# shellcheck source-path=SCRIPTDIR source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
+
 ONLY=${BENCH_ONLY:-hit,miss,churn,stream}
 SMALL_CACHE=${BENCH_SMALL_CACHE:-8M}
 LARGE_CACHE=${BENCH_LARGE_CACHE:-256M}
@@ -53,11 +54,6 @@ CHURN_SECS=${BENCH_CHURN_DURATION:-$((2 * DURATION))}
 STREAM_MIB=${BENCH_STREAM_MIB:-50}
 STREAM_CLIENTS=${BENCH_STREAM_CLIENTS:-20}
 SEED=${BENCH_SEED:-1}
-export PYTHONDONTWRITEBYTECODE=1
-
-log() { printf '[bench_vfs %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { printf '\nbench_vfs.sh: ERROR: %s\n' "$*" >&2; exit 1; }
-trap 'rc=$?; printf "bench_vfs.sh: command failed (exit %s) at line %s: %s\n" "$rc" "$LINENO" "$BASH_COMMAND" >&2' ERR
 
 for s in ${ONLY//,/ }; do
     case $s in hit|miss|churn|stream) ;; *) die "unknown BENCH_ONLY section '$s' (hit,miss,churn,stream)";; esac
@@ -69,133 +65,21 @@ done
 for v in ROUNDS MANY_FILES CHURN_FILES CHURN_KIB STREAM_MIB STREAM_CLIENTS SEED; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "BENCH_$v must be an integer >= 1"
 done
-selected() { [[ ",$ONLY," == *",$1,"* ]]; }
 
-# ---------------------------------------------------------------- processes and cleanup
+# ---------------------------------------------------------------- temp dir; processes stopped on exit
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/fazt-bench-vfs.XXXXXX")
-PIDS=()
-
-alive() { # pid: running and not a zombie
-    local st
-    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-    [[ -n $st && $st != Z ]]
-}
-
-forget_pid() {
-    local keep=() p
-    for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done
-    PIDS=("${keep[@]+"${keep[@]}"}")
-}
-
-# stop_pid PID: SIGTERM, up to 10 s grace, then SIGKILL (also its direct children, e.g. nginx
-# workers). Sets STOP_RC to the exit status and STOP_SECS to the time it took.
-stop_pid() {
-    local pid=$1 kids i t0 k
-    STOP_RC=0
-    t0=$(date +%s.%N)
-    kids=$(cat /proc/"$pid"/task/*/children 2>/dev/null || true)
-    if alive "$pid"; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < 100; i++)); do alive "$pid" || break; sleep 0.1; done
-        if alive "$pid"; then
-            log "pid $pid did not stop within 10 s of SIGTERM; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    fi
-    for k in $kids; do if alive "$k"; then kill -KILL "$k" 2>/dev/null || true; fi; done
-    wait "$pid" 2>/dev/null || STOP_RC=$?
-    STOP_SECS=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
-    forget_pid "$pid"
-}
-
-# spawn_wait CMD...: run CMD as a tracked child and wait for it, so SIGTERM/SIGINT to this script
-# stops a measurement at once (cleanup stops the child) instead of after it.
-spawn_wait() {
-    local p rc=0
-    "$@" &
-    p=$!
-    PIDS+=("$p")
-    wait "$p" || rc=$?
-    forget_pid "$p"
-    return "$rc"
-}
-
-cleanup() {
-    local rc=$? p
-    trap - ERR
-    for p in "${PIDS[@]+"${PIDS[@]}"}"; do stop_pid "$p" || true; done
-    if [[ ${BENCH_KEEP_TMP:-0} == 1 ]]; then log "temp dir kept: $TMP"; else rm -rf "$TMP"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# wait_for_line FILE REGEX PID WHAT ERRFILE: up to 10 s for a line matching REGEX in FILE.
-wait_for_line() {
-    local file=$1 re=$2 pid=$3 what=$4 errf=$5 i rc
-    for ((i = 0; i < 100; i++)); do
-        grep -qE "$re" "$file" 2>/dev/null && return 0
-        if ! alive "$pid"; then
-            wait "$pid" 2>/dev/null && rc=0 || rc=$?
-            forget_pid "$pid"
-            die "$what exited (status $rc) before printing '$re'. stdout:
-$(tail -n 20 "$file" 2>/dev/null)
-stderr:
-$(tail -n 40 "$errf" 2>/dev/null)"
-        fi
-        sleep 0.1
-    done
-    die "$what did not print '$re' within 10 s. stdout:
-$(tail -n 20 "$file" 2>/dev/null)
-stderr:
-$(tail -n 40 "$errf" 2>/dev/null)"
-}
+install_traps
 
 # ---------------------------------------------------------------- results
-declare -A R=()
 PROBLEMS=()
 problem() { PROBLEMS+=("$*"); log "PROBLEM: $*"; }
-kv_into() { # PREFIX FILE: key=value lines into R[PREFIX.key]
-    local k v
-    while IFS="=" read -r k v; do if [[ -n $k ]]; then R[$1.$k]=$v; fi; done <"$2"
-}
-get() { printf '%s' "${R[$1]:-n/a}"; }
-num() { [[ ${1:-} =~ ^[0-9]+$ ]]; }
-mib() { num "${1:-}" && awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }' || printf 'n/a'; }
-ratio() { awk -v a="${1:-x}" -v b="${2:-x}" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else printf "n/a" }'; }
-# verdict VALUE OP TARGET -> "meets" / "MISSES" / "-" (informational only)
-verdict() {
-    awk -v v="${1:-x}" -v op="$2" -v t="$3" 'BEGIN {
-        if (v !~ /^-?[0-9.]+$/) { printf "-"; exit }
-        ok = (op == ">=") ? (v + 0 >= t + 0) : (v + 0 <= t + 0)
-        printf "%s", ok ? "meets" : "MISSES" }'
-}
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo n/a; }
 
 # ---------------------------------------------------------------- tools and build
-ensure_tools() {
-    local missing=()
-    command -v python3 >/dev/null || die "python3 is required"
-    command -v curl >/dev/null || missing+=(curl)
-    command -v wrk >/dev/null || missing+=(wrk)
-    if selected hit && ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then missing+=(nginx); fi
-    if ((${#missing[@]})); then
-        [[ $EUID -eq 0 ]] || die "missing ${missing[*]}; run as root (it installs them) or install them"
-        log "installing ${missing[*]} with apt-get"
-        apt-get update -qq >"$TMP/apt.log" 2>&1 || die "apt-get update failed: $(tail -5 "$TMP/apt.log")"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >>"$TMP/apt.log" 2>&1 ||
-            die "apt-get install ${missing[*]} failed: $(tail -5 "$TMP/apt.log")"
-    fi
-    NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
-}
-
 build() {
     FAZT_BIN=$ROOT/target/release/fazt
     if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
         command -v cargo >/dev/null || die "cargo is required (install Rust with rustup)"
-        log "cargo build --release"
-        (cd "$ROOT" && cargo build --release) || die "cargo build --release failed"
+        cargo_build_release
     fi
     [[ -x $FAZT_BIN ]] || die "$FAZT_BIN not found (build it, or unset BENCH_NO_BUILD)"
 }
@@ -210,15 +94,8 @@ TOKEN=
 start_fazt() {
     local label=$1 cache=$2 code
     log "starting fazt '$label' (FAZT_CACHE_BYTES=$cache)"
-    FAZT_CACHE_BYTES=$cache "$FAZT_BIN" server start --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
-        --domain localhost --data "$DATA" >"$TMP/fazt-$label.out" 2>"$TMP/fazt-$label.err" &
-    FAZT_PID=$!
     FAZT_LABEL=$label
-    PIDS+=("$FAZT_PID")
-    wait_for_line "$TMP/fazt-$label.out" 'listening on http://[^ ]+ \(public\)' "$FAZT_PID" "fazt ($label)" "$TMP/fazt-$label.err"
-    wait_for_line "$TMP/fazt-$label.out" 'listening on http://[^ ]+ \(admin\)' "$FAZT_PID" "fazt ($label)" "$TMP/fazt-$label.err"
-    PUBLIC=$(sed -nE 's|.*listening on http://([^ ]+) \(public\).*|\1|p' "$TMP/fazt-$label.out" | head -1)
-    ADMIN=$(sed -nE 's|.*listening on http://([^ ]+) \(admin\).*|\1|p' "$TMP/fazt-$label.out" | head -1)
+    FAZT_CACHE_BYTES=$cache launch_fazt "$DATA" "$TMP/fazt-$label.out" "$TMP/fazt-$label.err" "fazt ($label)"
     code=$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' "http://$PUBLIC/health") ||
         die "fazt ($label): GET /health failed; stderr: $(tail -n 20 "$TMP/fazt-$label.err")"
     [[ $code == 200 ]] || die "fazt ($label): /health answered HTTP $code"
@@ -272,7 +149,7 @@ check_files() {
 # run_wrk NAME DURATION WRK_ARGS...: one run of wrk -t2 -c64 into R[NAME.*]; with a fazt process
 # running, also the cache counters' deltas over the run from its health JSON.
 run_wrk() {
-    local name=$1 dur=$2 k h0 m0
+    local name=$1 dur=$2 k
     shift 2
     if [[ -n $FAZT_PID ]]; then health "$name.h0"; fi
     spawn_wait timeout $((dur + 30)) wrk -t2 -c64 -d"${dur}s" --timeout 5s --latency "$@" \
@@ -302,20 +179,14 @@ warm() { # DURATION WRK_ARGS...: unmeasured wrk run
 
 # pick_median NAME: R[NAME.*] from the round NAME.rK with the median req/s; R[NAME.rps_all]
 pick_median() {
-    local name=$1 r k all=() med
-    for ((r = 1; r <= ROUNDS; r++)); do all+=("$(get "$name.r$r.rps") $r"); done
-    med=$(printf '%s\n' "${all[@]}" | sort -n | sed -n "$(((ROUNDS + 1) / 2))p" | cut -d' ' -f2)
-    for k in rps requests p50_ms p99_ms non2xx socket_errors hits misses evictions streamed_bytes hit_ratio; do
-        R[$name.$k]=${R[$name.r$med.$k]:-n/a}
-    done
-    R[$name.rps_all]=$(for ((r = 1; r <= ROUNDS; r++)); do get "$name.r$r.rps"; echo; done | paste -sd' ')
+    median_round "$1" rps requests p50_ms p99_ms non2xx socket_errors hits misses evictions streamed_bytes hit_ratio
 }
 
 # ---------------------------------------------------------------- start
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 log "temp dir $TMP; sections: $ONLY; wrk ${WARMUP}s warm-up + $ROUNDS x ${DURATION}s; load avg $LOAD_START"
-ensure_tools
+ensure_tools hit
 build
 
 MACHINE="$(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), kernel $(uname -r)"
@@ -372,53 +243,8 @@ LUA=$HELPERS/vfs_random.lua
 # ---------------------------------------------------------------- 1. cache hits: fazt vs nginx
 if selected hit || selected miss; then start_fazt large "$LARGE_CACHE"; fi
 if selected hit; then
-    NGX=$TMP/nginx
-    mkdir -p "$NGX/logs" "$NGX/tmp"
-    NGX_PORT=$(python3 "$HELPERS/util.py" free-port)
-    user_line=""
-    if [[ $EUID -eq 0 ]]; then user_line="user root root;"; fi
-    # The same static setup as scripts/bench.sh: 2 workers, no access log, sendfile, file metadata
-    # cached, keep-alive without a request cap.
-    cat >"$NGX/nginx.conf" <<EOF
-$user_line
-worker_processes 2;
-daemon off;
-master_process on;
-pid $NGX/nginx.pid;
-error_log $NGX/logs/error.log warn;
-events { worker_connections 8192; }
-http {
-    access_log off;
-    default_type application/octet-stream;
-    sendfile on;
-    tcp_nodelay on;
-    keepalive_timeout 75s;
-    keepalive_requests 1000000;
-    open_file_cache max=64 inactive=60s;
-    open_file_cache_valid 60s;
-    client_body_temp_path $NGX/tmp/body;
-    proxy_temp_path $NGX/tmp/proxy;
-    fastcgi_temp_path $NGX/tmp/fastcgi;
-    uwsgi_temp_path $NGX/tmp/uwsgi;
-    scgi_temp_path $NGX/tmp/scgi;
-    server {
-        listen 127.0.0.1:$NGX_PORT;
-        server_name _;
-        root $SITES/hot;
-    }
-}
-EOF
-    "$NGINX_BIN" -t -q -p "$NGX/" -e "$NGX/logs/error.log" -c "$NGX/nginx.conf" >"$NGX/test.log" 2>&1 ||
-        die "nginx config test failed: $(cat "$NGX/test.log" "$NGX/logs/error.log" 2>/dev/null)"
-    "$NGINX_BIN" -p "$NGX/" -e "$NGX/logs/error.log" -c "$NGX/nginx.conf" >"$NGX/stdout.log" 2>&1 &
-    NGX_PID=$!
-    PIDS+=("$NGX_PID")
-    for ((i = 0; i < 100; i++)); do
-        curl -s --max-time 1 -o /dev/null "http://127.0.0.1:$NGX_PORT/1k.bin" && break
-        alive "$NGX_PID" || die "nginx exited: $(cat "$NGX/stdout.log" "$NGX/logs/error.log" 2>/dev/null)"
-        sleep 0.1
-    done
-    R[nginx.version]=$("$NGINX_BIN" -v 2>&1 | sed 's|.*nginx/||')
+    # The static setup of start_nginx in scripts/bench/lib.sh, as in scripts/bench.sh.
+    start_nginx "$SITES/hot" /1k.bin 'default_type application/octet-stream;'
     for f in 1k 100k; do
         for srv in fazt nginx; do
             if [[ $srv == fazt ]]; then url="http://$PUBLIC/$f.bin"; hdr=(-H 'Host: hot.localhost'); else url="http://127.0.0.1:$NGX_PORT/$f.bin"; hdr=(); fi

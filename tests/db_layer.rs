@@ -93,8 +93,8 @@ fn migrations_from_empty_create_schema_one_with_incremental_vacuum_and_wal() {
     let path = dir.0.join("nested/data").join(db::DB_FILE);
     let limits = limits(&dir.0);
     let mut conn = db::open_and_migrate(&path, &limits).expect("open_and_migrate");
-    assert_eq!(int_pragma(&conn, "user_version"), 1);
-    assert_eq!(migrate::latest_version(), 1);
+    assert_eq!(int_pragma(&conn, "user_version"), migrate::latest_version());
+    assert_eq!(migrate::latest_version(), 2);
     assert_eq!(
         tables(&conn),
         [
@@ -102,8 +102,18 @@ fn migrations_from_empty_create_schema_one_with_incremental_vacuum_and_wal() {
             "blob_chunks",
             "blobs",
             "deployments",
+            "events",
             "files",
-            "sites"
+            "redirects",
+            "rollup_daily_dims",
+            "rollup_hourly",
+            "rollup_hourly_dims",
+            "rollup_monthly_dims",
+            "salts",
+            "sites",
+            "strings",
+            "visitors_daily",
+            "webhooks"
         ]
     );
     assert_eq!(int_pragma(&conn, "auto_vacuum"), 2, "INCREMENTAL");
@@ -113,8 +123,8 @@ fn migrations_from_empty_create_schema_one_with_incremental_vacuum_and_wal() {
     assert!(migrate::run(&mut conn).expect("re-run").is_empty());
     drop(conn);
     let conn = db::open_and_migrate(&path, &limits).expect("reopen");
-    assert_eq!(int_pragma(&conn, "user_version"), 1);
-    assert_eq!(tables(&conn).len(), 6);
+    assert_eq!(int_pragma(&conn, "user_version"), migrate::latest_version());
+    assert_eq!(tables(&conn).len(), 16);
     assert_eq!(int_pragma(&conn, "auto_vacuum"), 2);
 }
 
@@ -140,7 +150,7 @@ fn incremental_vacuum_is_applied_to_an_empty_file_already_in_wal() {
     }
     let conn = db::open_and_migrate(&path, &limits(&dir.0)).expect("open_and_migrate");
     assert_eq!(int_pragma(&conn, "auto_vacuum"), 2);
-    assert_eq!(int_pragma(&conn, "user_version"), 1);
+    assert_eq!(int_pragma(&conn, "user_version"), migrate::latest_version());
 }
 
 #[test]
@@ -168,7 +178,7 @@ fn a_database_from_a_newer_fazt_is_refused_and_left_untouched() {
     ] {
         match attempt {
             Err(DbError::NewerSchema { found, supported }) => {
-                assert_eq!((found, supported), (99, 1));
+                assert_eq!((found, supported), (99, migrate::latest_version()));
             }
             Err(other) => panic!("expected NewerSchema, got {other}"),
             Ok(_) => panic!("expected NewerSchema, got a connection"),
@@ -176,11 +186,11 @@ fn a_database_from_a_newer_fazt_is_refused_and_left_untouched() {
     }
     let err = db::open_and_migrate(&path, &limits).expect_err("refused");
     assert_eq!(err.status(), 500);
-    assert!(
-        err.to_string()
-            .contains("newer fazt (schema 99, this build knows up to 1); refusing to modify it"),
-        "{err}"
+    let expected = format!(
+        "newer fazt (schema 99, this build knows up to {}); refusing to modify it",
+        migrate::latest_version()
     );
+    assert!(err.to_string().contains(&expected), "{err}");
 
     assert_eq!(std::fs::read(&path).expect("reread"), bytes, "file bytes");
     let mtime_after = std::fs::metadata(&path)
@@ -190,7 +200,7 @@ fn a_database_from_a_newer_fazt_is_refused_and_left_untouched() {
     assert!(!wal_path(&path).exists(), "no WAL left behind");
     let reader = db::open_read(&path, &limits).expect("read-only still works");
     assert_eq!(int_pragma(&reader, "user_version"), 99);
-    assert_eq!(tables(&reader).len(), 6);
+    assert_eq!(tables(&reader).len(), 16);
 }
 
 /// A newer database still in rollback-journal mode must not even be switched to WAL.

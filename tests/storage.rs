@@ -8,8 +8,6 @@ mod common;
 use common::*;
 use rusqlite::{Connection, OpenFlags};
 use std::collections::HashMap;
-use std::io::Write;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -19,98 +17,12 @@ use std::time::{Duration, Instant};
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// Deterministic pseudo-random numbers (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(len + 8);
-        while out.len() < len {
-            out.extend_from_slice(&self.next().to_le_bytes());
-        }
-        out.truncate(len);
-        out
-    }
-
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            items.swap(i, self.below(i + 1));
-        }
-    }
-}
-
-fn write_file(root: &Path, rel: &str, bytes: &[u8]) {
-    let path = root.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, bytes).unwrap();
-}
-
 fn site_dir(tag: &str, files: &[(&str, &[u8])]) -> TempDir {
     let dir = TempDir::new(tag);
     for (path, bytes) in files {
         write_file(dir.path(), path, bytes);
     }
     dir
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// `fazt site import` with extra environment; returns (code, stdout, stderr).
-fn try_import(site: &str, dir: &Path, data: &Path, env: &[(&str, &str)]) -> (i32, String, String) {
-    run_cli(&["site", "import", site, s(dir), "--data", s(data)], env)
-}
-
-/// `fazt site import`, asserting success; returns stdout.
-fn import(site: &str, dir: &Path, data: &Path) -> String {
-    let (code, out, err) = try_import(site, dir, data, &[]);
-    assert_eq!(code, 0, "import {site} failed: {out}{err}");
-    out
-}
-
-/// Starts the server on an existing data dir (the harness's own `--data` comes first; the
-/// last one wins).
-fn start_on(data: &Path, env: &[(&str, &str)]) -> Server {
-    let mut builder = Server::builder();
-    for (k, v) in env {
-        builder = builder.env(k, v);
-    }
-    builder.arg("--data").arg(s(data)).start()
-}
-
-/// Polls until `accept` holds, for at most 5 s; returns the last response.
-fn wait_for(
-    server: &Server,
-    host: &str,
-    path: &str,
-    accept: impl Fn(&HttpResponse) -> bool,
-) -> HttpResponse {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let r = server.get(host, path);
-        if accept(&r) || Instant::now() >= deadline {
-            return r;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn raw_request(addr: SocketAddr, raw: &str) -> HttpResponse {
-    let mut stream = connect(addr);
-    stream.write_all(raw.as_bytes()).unwrap();
-    read_response(&mut stream).expect("a response")
 }
 
 fn admin_post(server: &Server, path: &str, body: &str) -> HttpResponse {
@@ -481,7 +393,7 @@ fn readers_never_see_a_half_switched_deployment() {
                         i += 1;
                         let r = raw_request(
                             addr,
-                            &format!(
+                            format!(
                                 "GET {url} HTTP/1.1\r\nHost: site.localhost\r\nConnection: close\r\n\r\n"
                             ),
                         );
@@ -654,7 +566,11 @@ fn fresh_data_dir_is_migrated_once_and_restarts_are_idempotent() {
         );
 
         let conn = open_read_only(&db_path(data.path()));
-        assert_eq!(user_version(&conn), 1, "round {round}");
+        assert_eq!(
+            user_version(&conn),
+            fazt::db::migrate::latest_version(),
+            "round {round}"
+        );
         let auto_vacuum: i64 = conn
             .pragma_query_value(None, "auto_vacuum", |r| r.get(0))
             .unwrap();

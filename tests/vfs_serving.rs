@@ -9,34 +9,10 @@ mod common;
 use common::*;
 use sha2::Digest;
 use std::io::Write;
-use std::net::SocketAddr;
-use std::path::Path;
-use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// Deterministic pseudo-random bytes (xorshift64*), so no test depends on a `rand` crate.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(len + 8);
-        while out.len() < len {
-            out.extend_from_slice(&self.next().to_le_bytes());
-        }
-        out.truncate(len);
-        out
-    }
-}
 
 fn sha256_hex(bytes: &[u8]) -> String {
     sha2::Sha256::digest(bytes)
@@ -47,29 +23,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 fn quoted_etag(bytes: &[u8]) -> String {
     format!("\"{}\"", sha256_hex(bytes))
-}
-
-fn write_file(root: &Path, rel: &str, bytes: &[u8]) {
-    let path = root.join(rel);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, bytes).unwrap();
-}
-
-/// `fazt site import NAME DIR --data DATA`, asserting success; returns stdout.
-fn import(site: &str, dir: &Path, data: &Path) -> String {
-    let (code, out, err) = run_cli(
-        &[
-            "site",
-            "import",
-            site,
-            dir.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert_eq!(code, 0, "import {site} failed: {out}{err}");
-    out
 }
 
 /// A 3 MiB + a partial chunk of pseudo-random bytes: over the 512 KiB cache-file limit of
@@ -147,15 +100,7 @@ fn start_with_blog(env: &[(&str, &str)], with_big: bool) -> Fixture {
     }
     let data = TempDir::new("vfs-data");
     import("blog", site.path(), data.path());
-    let mut builder = Server::builder();
-    for (k, v) in env {
-        builder = builder.env(k, v);
-    }
-    // The harness passes its own `--data` first; the last one wins.
-    let server = builder
-        .arg("--data")
-        .arg(data.path().to_str().unwrap())
-        .start();
+    let server = start_on(data.path(), env);
     Fixture {
         server,
         data,
@@ -172,13 +117,6 @@ fn get_with(server: &Server, host: &str, path: &str, headers: &[(&str, &str)]) -
     server.request(&format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n"
     ))
-}
-
-/// Sends raw bytes and reads one response.
-fn raw_request(addr: SocketAddr, raw: &[u8]) -> HttpResponse {
-    let mut s = connect(addr);
-    s.write_all(raw).unwrap();
-    read_response(&mut s).expect("a response")
 }
 
 /// HEAD, pipelined with `GET /health`: returns the HEAD response and checks that the
@@ -200,23 +138,6 @@ fn head(server: &Server, host: &str, path: &str) -> HttpResponse {
         "HEAD {path} must carry no body bytes"
     );
     head
-}
-
-/// Polls `host``path` until `accept` holds, for at most 5 s; returns the last response.
-fn wait_for(
-    server: &Server,
-    host: &str,
-    path: &str,
-    accept: impl Fn(&HttpResponse) -> bool,
-) -> HttpResponse {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let r = server.get(host, path);
-        if accept(&r) || Instant::now() >= deadline {
-            return r;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn health(server: &Server) -> serde_json::Value {

@@ -25,6 +25,19 @@ def raise_nofile(wanted=RAISE_NOFILE_TO):
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+def add_server_args(ap, host_header=None, path=None):
+    """The argparse options naming the server a client talks to: --addr, --port, --host-header
+    (required unless given a default) and, when given a default, --path."""
+    ap.add_argument("--addr", default="127.0.0.1")
+    ap.add_argument("--port", type=int, required=True)
+    if host_header is None:
+        ap.add_argument("--host-header", required=True)
+    else:
+        ap.add_argument("--host-header", default=host_header)
+    if path is not None:
+        ap.add_argument("--path", default=path)
+
+
 def build_request(path, host, headers=(), keep_alive=True):
     lines = [f"GET {path} HTTP/1.1", f"Host: {host}"]
     lines += list(headers)
@@ -125,6 +138,19 @@ class ResponseParser:
         rest = bytes(self.buf[end:])
         self.buf = bytearray(rest)
         self.reset()
+
+
+def read_response(sock, parser, bufsize=65536):
+    """recv() from a blocking socket into parser until the response is complete. Raises
+    ConnectionError if the peer closes mid-response (ValueError from the parser, OSError from recv)."""
+    while True:
+        data = sock.recv(bufsize)
+        if not data:
+            if parser.eof():
+                return
+            raise ConnectionError("connection closed mid-response")
+        if parser.feed(data):
+            return
 
 
 def connect(host, port, timeout):

@@ -25,7 +25,8 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from httpmini import ResponseParser, build_request, raise_nofile, vmrss_kib  # noqa: E402
+from httpmini import ResponseParser, add_server_args, build_request, raise_nofile, vmrss_kib  # noqa: E402
+from util import fmt_counts  # noqa: E402
 
 
 def fd_count(pid):
@@ -166,10 +167,7 @@ def curl_probe(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--addr", default="127.0.0.1")
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--host-header", default="root.localhost")
-    ap.add_argument("--path", default="/")
+    add_server_args(ap, host_header="root.localhost", path="/")
     ap.add_argument("--pid", type=int, required=True, help="server pid, for VmRSS and fd count")
     ap.add_argument("--count", type=int, default=10000)
     ap.add_argument("--window", type=int, default=512, help="connections in flight at once")
@@ -206,13 +204,12 @@ def main():
     fds_after = fd_count(args.pid)
 
     times = sorted(t for _, t in probes)
-    fmt = lambda d: ",".join(f"{k}:{v}" for k, v in sorted(d.items(), key=str)) or "none"  # noqa: E731
     print(f"requested={args.count}")
     print(f"started={started}")
     print(f"idle_ok={len(socks)}")
     print(f"open_seconds={open_s:.2f}")
-    print(f"statuses={fmt(statuses)}")
-    print(f"failures={fmt(failures)}")
+    print(f"statuses={fmt_counts(statuses, key=str)}")
+    print(f"failures={fmt_counts(failures, key=str)}")
     print(f"still_open={open_now}")
     print(f"still_open_after_probe={open_after_probe}")
     print(f"rss_before_kib={rss_before}")

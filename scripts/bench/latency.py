@@ -20,7 +20,8 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from httpmini import ResponseParser, build_request, connect  # noqa: E402
+from httpmini import ResponseParser, add_server_args, build_request, connect, read_response  # noqa: E402
+from util import fmt_counts  # noqa: E402
 
 
 def percentile(sorted_vals, p):
@@ -33,10 +34,7 @@ def percentile(sorted_vals, p):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--addr", default="127.0.0.1")
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--host-header", default="localhost")
-    ap.add_argument("--path", default="/api/system/health")
+    add_server_args(ap, host_header="localhost", path="/api/system/health")
     ap.add_argument("--header", action="append", default=[], help="extra header 'Name: value'")
     ap.add_argument("--count", type=int, default=2000)
     ap.add_argument("--max-seconds", type=float, default=10.0)
@@ -61,14 +59,7 @@ def main():
             parser = ResponseParser()
         t0 = time.perf_counter()
         sock.sendall(req)
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                if parser.eof():
-                    break
-                raise ConnectionError("connection closed mid-response")
-            if parser.feed(data):
-                break
+        read_response(sock, parser)
         dt = time.perf_counter() - t0
         status = parser.status
         if parser.close:
@@ -127,7 +118,7 @@ def main():
     print(f"mean_ms={ms(sum(s) / len(s)) if s else 'nan'}")
     print(f"errors={errors}")
     print(f"reconnects={reconnects}")
-    print("statuses=" + (",".join(f"{k}:{v}" for k, v in sorted(statuses.items())) or "none"))
+    print(f"statuses={fmt_counts(statuses)}")
     print(f"elapsed_s={elapsed:.2f}")
     return 0 if s else 1
 

@@ -9,6 +9,8 @@
   util.py rss-tree PID           VmRSS in KiB of PID plus its direct children (nginx master+workers)
   util.py json-kv URL [HEADER]   GET URL (optional header 'Name: value'), print the JSON answer
                                  flattened into key=value lines (nested keys joined with '.')
+
+Imported by the clients in this folder for fmt_counts (counters as one key=value line).
 """
 
 import json
@@ -20,6 +22,12 @@ import sys
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from httpmini import vmrss_kib  # noqa: E402
+
+
+def fmt_counts(counts, key=None):
+    """{200: 3, 503: 1} -> '200:3,503:1', in the order of sorted(counts.items(), key=key); 'none'
+    when empty."""
+    return ",".join(f"{k}:{v}" for k, v in sorted(counts.items(), key=key)) or "none"
 
 
 def free_port():

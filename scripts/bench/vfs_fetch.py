@@ -18,7 +18,8 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from httpmini import ResponseParser, build_request, connect  # noqa: E402
+from httpmini import ResponseParser, add_server_args, build_request, connect, read_response  # noqa: E402
+from util import fmt_counts  # noqa: E402
 
 
 def fetch(state, args, path):
@@ -28,14 +29,7 @@ def fetch(state, args, path):
     sock = state["sock"]
     parser = ResponseParser()
     sock.sendall(build_request(path, args.host_header))
-    while True:
-        data = sock.recv(1 << 20)
-        if not data:
-            if parser.eof():
-                break
-            raise ConnectionError("connection closed mid-response")
-        if parser.feed(data):
-            break
+    read_response(sock, parser, 1 << 20)
     if parser.chunked:
         raise ValueError("chunked response (not expected for a static file)")
     body = bytes(parser.buf[parser.head_end:parser.head_end + parser.body_bytes])
@@ -49,9 +43,7 @@ def fetch(state, args, path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--addr", default="127.0.0.1")
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--host-header", required=True)
+    add_server_args(ap)
     ap.add_argument("--dir", required=True, help="the directory the site was imported from")
     ap.add_argument("--sample", type=int, default=0, help="only N random files (0: all, in order)")
     ap.add_argument("--seed", type=int, default=7)
@@ -99,7 +91,7 @@ def main():
     print(f"ok={ok}")
     print(f"mismatches={mismatches}")
     print(f"errors={errors}")
-    print("statuses=" + (",".join(f"{k}:{v}" for k, v in sorted(statuses.items())) or "none"))
+    print(f"statuses={fmt_counts(statuses)}")
     print(f"seconds={time.monotonic() - t0:.2f}")
     print(f"first_problem={first_problem}")
     return 0 if ok == len(names) else 1

@@ -13,7 +13,7 @@ phase, VmRSS, RssAnon, RssFile, RssShmem in KiB). Prints key=value lines:
                    own maximum); rss_peak_any_kib over all phases
   rss_after_kib    last sample of the --after phase
   samples, cmd_rc, cmd_seconds, pid_alive (0 if PID vanished)
-SIGTERM/SIGINT stop COMMAND too. The Sampler class is reused by vfs_stream.py.
+SIGTERM/SIGINT stop COMMAND too. Sampler and exit_on_signals are reused by vfs_stream.py.
 """
 
 import argparse
@@ -41,6 +41,16 @@ def mem_kib(pid):
     except OSError:
         return None
     return out if "VmRSS" in out else None
+
+
+def exit_on_signals():
+    """SIGTERM/SIGINT raise SystemExit(128 + signal), so `finally:` blocks stop what was started."""
+
+    def on_signal(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
 
 
 class Sampler:
@@ -82,6 +92,18 @@ class Sampler:
             next_at += self.interval
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 
+    def start_during(self, before):
+        """After `before` seconds of the "before" phase, start the "during" phase with a sample."""
+        time.sleep(before)
+        self.phase = "during"
+        self.sample_now()
+
+    def finish_during(self, after):
+        """End the "during" phase with a sample, then `after` seconds of the "after" phase."""
+        self.sample_now()
+        self.phase = "after"
+        time.sleep(after)
+
     def stop(self):
         self._stop.set()
         self._thread.join()
@@ -121,25 +143,16 @@ def main():
         return 2
 
     child = None
-
-    def on_signal(signum, _frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    exit_on_signals()
     s = Sampler(args.pid, args.interval, args.samples).start()
     try:
-        time.sleep(args.before)
-        s.phase = "during"
-        s.sample_now()
+        s.start_during(args.before)
         t0 = time.monotonic()
         with open(args.cmd_out, "w") as out:
             child = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
             rc = child.wait()
         cmd_s = time.monotonic() - t0
-        s.sample_now()
-        s.phase = "after"
-        time.sleep(args.after)
+        s.finish_during(args.after)
     finally:
         if child is not None and child.poll() is None:
             child.terminate()

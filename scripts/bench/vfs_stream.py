@@ -18,14 +18,14 @@ problems.
 import argparse
 import hashlib
 import os
-import signal
 import subprocess
 import sys
 import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from vfs_rss import Sampler  # noqa: E402
+from util import fmt_counts  # noqa: E402
+from vfs_rss import Sampler, exit_on_signals  # noqa: E402
 
 
 def main():
@@ -44,19 +44,12 @@ def main():
     ap.add_argument("--samples", help="TSV file for every RSS sample")
     args = ap.parse_args()
 
-    def on_signal(signum, _frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
+    exit_on_signals()
     headers_path = args.save + ".headers"
     procs = []
     s = Sampler(args.pid, args.interval, args.samples).start()
     try:
-        time.sleep(args.before)
-        s.phase = "during"
-        s.sample_now()
+        s.start_during(args.before)
         t0 = time.monotonic()
         for i in range(args.clients):
             cmd = ["curl", "-sS", "--max-time", str(args.max_time), "-H", f"Host: {args.host_header}",
@@ -69,9 +62,7 @@ def main():
             out, err = p.communicate()
             results.append((p.returncode, out.strip(), err.strip()))
         wall = time.monotonic() - t0
-        s.sample_now()
-        s.phase = "after"
-        time.sleep(args.after)
+        s.finish_during(args.after)
     finally:
         for p in procs:
             if p.poll() is None:
@@ -127,11 +118,10 @@ def main():
     except OSError:
         pass
 
-    fmt = lambda d: ",".join(f"{k}:{v}" for k, v in sorted(d.items())) or "none"  # noqa: E731
     print(f"clients={args.clients}")
     print(f"ok_clients={ok}")
-    print(f"statuses={fmt(statuses)}")
-    print(f"sizes={fmt(sizes)}")
+    print(f"statuses={fmt_counts(statuses)}")
+    print(f"sizes={fmt_counts(sizes)}")
     print(f"sha_ok={int(sha_ok)}")
     print(f"etag={etag}")
     print(f"etag_ok={int(etag_ok)}")

@@ -3,4 +3,5 @@
 //! batches together with their roll-ups.
 
 pub mod event;
+pub mod stats;
 pub mod store;

@@ -1,1 +1,731 @@
-//! Writing event batches with their roll-ups, and retention (being written).
+//! Writing event batches together with their roll-ups, the daily salts, and retention
+//! (DESIGN §3, schema 2 in `migrations/002_analytics.sql`).
+//!
+//! Invariants:
+//! - A batch is one `BEGIN IMMEDIATE` transaction: its raw rows, the strings they refer to,
+//!   `visitors_daily` and every roll-up row change together or not at all. A failed batch
+//!   can be retried as a whole.
+//! - The roll-ups always equal a recount of the raw events written through
+//!   [`EventStore::write_batch`] (until retention prunes raw rows): per site and hour,
+//!   events, pageviews and first-seen-of-the-day visitors; per site, dimension and
+//!   hour/day/month, the count of each value. A visitor is counted in the hour of their
+//!   earliest event in the batch that first saw them that day (events arrive in time
+//!   order, so that is their first event of the day).
+//! - The in-memory string-id cache only holds ids of committed rows: it is cleared when a
+//!   batch fails, since ids inserted by a rolled-back transaction do not exist.
+//! - Nothing here deletes strings: ids stay valid for as long as the database lives.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::event::{day_of, Event, Source, PAGEVIEW};
+use crate::db::{Context, DbError};
+use crate::disk::DiskGuard;
+
+/// `strings.kind` values.
+pub const KIND_DOMAIN: u8 = 1;
+pub const KIND_PATH: u8 = 2;
+pub const KIND_REFERRER: u8 = 3;
+pub const KIND_TYPE: u8 = 4;
+pub const KIND_TAG: u8 = 5;
+const KINDS: usize = 5;
+
+/// `rollup_*_dims.dim` values. Keys are `strings` ids of the kind in the comment.
+/// Paths of pageviews (kind path).
+pub const DIM_PATH: i64 = 1;
+/// Referrer hosts of all events (kind referrer).
+pub const DIM_REFERRER: i64 = 2;
+/// Event types of all events (kind type).
+pub const DIM_TYPE: i64 = 3;
+/// Each tag of each event (kind tag).
+pub const DIM_TAG: i64 = 4;
+/// Redirect clicks by slug: the path of events whose source is [`Source::Redirect`].
+pub const DIM_REDIRECT: i64 = 5;
+/// Every dimension, in order.
+pub const DIMS: [i64; 5] = [DIM_PATH, DIM_REFERRER, DIM_TYPE, DIM_TAG, DIM_REDIRECT];
+
+/// Past this many cached strings the cache starts over (a few MB at most); the database
+/// remains the source of truth, so this only costs some lookups.
+const MAX_CACHED_STRINGS: usize = 100_000;
+
+/// Seconds per roll-up hour and day.
+const HOUR: i64 = 3_600;
+const DAY: i64 = 86_400;
+
+/// The hour (unix seconds / 3600) of a unix time.
+pub fn hour_of(ts: i64) -> i64 {
+    ts.div_euclid(HOUR)
+}
+
+/// The calendar month (UTC) of a day, as months since 1970-01:
+/// `(year - 1970) * 12 + month - 1`.
+pub fn month_of_day(day: i64) -> i64 {
+    // Howard Hinnant's civil_from_days, on March-based years.
+    let z = day + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let (year, month) = if mp < 10 {
+        (yoe + era * 400, mp + 3)
+    } else {
+        (yoe + era * 400 + 1, mp - 9)
+    };
+    (year - 1970) * 12 + month - 1
+}
+
+/// The first day (days since the epoch) of a month from [`month_of_day`].
+pub fn first_day_of_month(month: i64) -> i64 {
+    // Howard Hinnant's days_from_civil for day 1 of the month.
+    let (year, m) = (1970 + month.div_euclid(12), month.rem_euclid(12) + 1);
+    let y = if m <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The name of a stored `events.source` number.
+pub fn source_name(source: i64) -> &'static str {
+    match source {
+        1 => "track",
+        2 => "pixel",
+        3 => "redirect",
+        4 => "webhook",
+        5 => "page",
+        _ => "unknown",
+    }
+}
+
+/// Totals of one (site, hour) in a batch.
+#[derive(Default, Clone, Copy)]
+struct HourTotals {
+    events: i64,
+    pageviews: i64,
+    visitors: i64,
+}
+
+/// Commits event batches (the writer's event sink). Holds the string-id cache, so keep
+/// one per writer for the life of the connection.
+pub struct EventStore {
+    /// One map per `strings.kind` (index kind - 1), so lookups borrow a `&str`.
+    ids: [HashMap<String, i64>; KINDS],
+    cached: usize,
+    disk: Option<DiskGuard>,
+}
+
+impl EventStore {
+    /// `disk`: when set, every batch first checks the disk breaker, so a full disk stops
+    /// the batch (to be retried) before SQLite runs out of space half-way.
+    pub fn new(disk: Option<DiskGuard>) -> EventStore {
+        EventStore {
+            ids: Default::default(),
+            cached: 0,
+            disk,
+        }
+    }
+
+    /// Strings currently cached (for tests and metrics).
+    pub fn cached_strings(&self) -> usize {
+        self.cached
+    }
+
+    /// Writes `batch` — raw rows, strings, visitors and roll-ups — in one IMMEDIATE
+    /// transaction. On error nothing is written and the same batch may be retried.
+    pub fn write_batch(&mut self, conn: &mut Connection, batch: &[Event]) -> Result<(), DbError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if let Some(disk) = &self.disk {
+            disk.check()?;
+        }
+        if self.cached > MAX_CACHED_STRINGS {
+            self.clear_cache();
+        }
+        let result = self.write_in_transaction(conn, batch);
+        if result.is_err() {
+            // Ids interned by the rolled-back transaction do not exist any more.
+            self.clear_cache();
+        }
+        result
+    }
+
+    fn clear_cache(&mut self) {
+        for map in &mut self.ids {
+            map.clear();
+        }
+        self.cached = 0;
+    }
+
+    fn write_in_transaction(
+        &mut self,
+        conn: &mut Connection,
+        batch: &[Event],
+    ) -> Result<(), DbError> {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .context("starting an event batch")?;
+
+        let mut hours: BTreeMap<(i64, i64), HourTotals> = BTreeMap::new();
+        let mut hour_dims: BTreeMap<(i64, i64, i64, i64), i64> = BTreeMap::new();
+        let mut day_dims: BTreeMap<(i64, i64, i64, i64), i64> = BTreeMap::new();
+        let mut month_dims: BTreeMap<(i64, i64, i64, i64), i64> = BTreeMap::new();
+        // (domain, day, visitor) -> the earliest hour of that visitor's events in the batch.
+        let mut visitors: BTreeMap<(i64, i64, i64), i64> = BTreeMap::new();
+        let mut tag_ids: Vec<i64> = Vec::new();
+        let mut tags_text = String::new();
+
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO events (ts, domain, path, type, referrer, visitor, source, tags, \
+                     query) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .context("preparing the event insert")?;
+            for event in batch {
+                let domain = self.intern(&tx, KIND_DOMAIN, &event.domain)?;
+                let path = match &event.path {
+                    Some(p) => Some(self.intern(&tx, KIND_PATH, p)?),
+                    None => None,
+                };
+                let kind = self.intern(&tx, KIND_TYPE, &event.kind)?;
+                let referrer = match &event.referrer {
+                    Some(r) => Some(self.intern(&tx, KIND_REFERRER, r)?),
+                    None => None,
+                };
+                tag_ids.clear();
+                for tag in &event.tags {
+                    let id = self.intern(&tx, KIND_TAG, tag)?;
+                    if !tag_ids.contains(&id) {
+                        tag_ids.push(id);
+                    }
+                }
+                let tags = if tag_ids.is_empty() {
+                    None
+                } else {
+                    tags_text.clear();
+                    tags_text.push(',');
+                    for id in &tag_ids {
+                        tags_text.push_str(&id.to_string());
+                        tags_text.push(',');
+                    }
+                    Some(tags_text.as_str())
+                };
+                let visitor = event.visitor as i64;
+                insert
+                    .execute(params![
+                        event.ts,
+                        domain,
+                        path,
+                        kind,
+                        referrer,
+                        visitor,
+                        event.source as u8,
+                        tags,
+                        event.query,
+                    ])
+                    .context("inserting an event")?;
+
+                let hour = hour_of(event.ts);
+                let day = day_of(event.ts);
+                let month = month_of_day(day);
+                let pageview = event.kind == PAGEVIEW;
+                let totals = hours.entry((domain, hour)).or_default();
+                totals.events += 1;
+                totals.pageviews += i64::from(pageview);
+                visitors
+                    .entry((domain, day, visitor))
+                    .and_modify(|h| *h = (*h).min(hour))
+                    .or_insert(hour);
+
+                let mut count = |dim: i64, key: i64| {
+                    *hour_dims.entry((domain, dim, hour, key)).or_default() += 1;
+                    *day_dims.entry((domain, dim, day, key)).or_default() += 1;
+                    *month_dims.entry((domain, dim, month, key)).or_default() += 1;
+                };
+                if let (true, Some(path)) = (pageview, path) {
+                    count(DIM_PATH, path);
+                }
+                if let Some(referrer) = referrer {
+                    count(DIM_REFERRER, referrer);
+                }
+                count(DIM_TYPE, kind);
+                for &tag in &tag_ids {
+                    count(DIM_TAG, tag);
+                }
+                if let (Source::Redirect, Some(path)) = (event.source, path) {
+                    count(DIM_REDIRECT, path);
+                }
+            }
+        }
+
+        {
+            let mut seen = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO visitors_daily (domain, day, visitor) VALUES (?1, ?2, ?3)",
+                )
+                .context("preparing the visitor insert")?;
+            for (&(domain, day, visitor), &hour) in &visitors {
+                if seen
+                    .execute(params![domain, day, visitor])
+                    .context("recording a daily visitor")?
+                    == 1
+                {
+                    hours.entry((domain, hour)).or_default().visitors += 1;
+                }
+            }
+        }
+
+        {
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT INTO rollup_hourly (domain, hour, events, pageviews, visitors) \
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (domain, hour) DO UPDATE SET \
+                     events = events + excluded.events, \
+                     pageviews = pageviews + excluded.pageviews, \
+                     visitors = visitors + excluded.visitors",
+                )
+                .context("preparing the hourly roll-up")?;
+            for (&(domain, hour), t) in &hours {
+                upsert
+                    .execute(params![domain, hour, t.events, t.pageviews, t.visitors])
+                    .context("updating the hourly roll-up")?;
+            }
+        }
+        upsert_dims(&tx, "rollup_hourly_dims", "hour", &hour_dims)?;
+        upsert_dims(&tx, "rollup_daily_dims", "day", &day_dims)?;
+        upsert_dims(&tx, "rollup_monthly_dims", "month", &month_dims)?;
+
+        tx.commit().context("committing an event batch")
+    }
+
+    /// The id of `value` in `strings` (kind `kind`), inserting it if new.
+    fn intern(&mut self, conn: &Connection, kind: u8, value: &str) -> Result<i64, DbError> {
+        let map = &mut self.ids[usize::from(kind - 1)];
+        if let Some(&id) = map.get(value) {
+            return Ok(id);
+        }
+        let found: Option<i64> = conn
+            .prepare_cached("SELECT id FROM strings WHERE kind = ?1 AND value = ?2")
+            .context("preparing the string lookup")?
+            .query_row(params![kind, value], |row| row.get(0))
+            .optional()
+            .context("looking up a string")?;
+        let id = match found {
+            Some(id) => id,
+            None => {
+                conn.prepare_cached("INSERT INTO strings (kind, value) VALUES (?1, ?2)")
+                    .context("preparing the string insert")?
+                    .execute(params![kind, value])
+                    .context("inserting a string")?;
+                conn.last_insert_rowid()
+            }
+        };
+        map.insert(value.to_string(), id);
+        self.cached += 1;
+        Ok(id)
+    }
+}
+
+impl crate::db::writer::EventSink for EventStore {
+    fn write_batch(&mut self, conn: &mut Connection, batch: &[Event]) -> Result<(), DbError> {
+        EventStore::write_batch(self, conn, batch)
+    }
+}
+
+/// One upsert per distinct (domain, dim, hour|day|month, key) of the batch.
+fn upsert_dims(
+    conn: &Connection,
+    table: &str,
+    unit: &str,
+    counts: &BTreeMap<(i64, i64, i64, i64), i64>,
+) -> Result<(), DbError> {
+    let mut upsert = conn
+        .prepare_cached(&format!(
+            "INSERT INTO {table} (domain, dim, {unit}, key, count) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (domain, dim, {unit}, key) DO UPDATE SET count = count + excluded.count"
+        ))
+        .context(format!("preparing the {table} upsert"))?;
+    for (&(domain, dim, at, key), &count) in counts {
+        upsert
+            .execute(params![domain, dim, at, key, count])
+            .context(format!("updating {table}"))?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Salts
+// ---------------------------------------------------------------------------------------
+
+/// The salt of `day` (days since the epoch, UTC), created from the OS's randomness and
+/// stored if that day has none yet. Stable within a day, also across restarts.
+pub fn load_or_create_salt(conn: &Connection, day: i64) -> Result<[u8; 32], DbError> {
+    if let Some(salt) = read_salt(conn, day)? {
+        return Ok(salt);
+    }
+    let mut fresh = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut fresh))
+        .context("reading a new salt from /dev/urandom")?;
+    // OR IGNORE + re-read: if another connection created it meanwhile, theirs wins.
+    conn.execute(
+        "INSERT OR IGNORE INTO salts (day, salt) VALUES (?1, ?2)",
+        params![day, &fresh[..]],
+    )
+    .context(format!("storing the salt of day {day}"))?;
+    read_salt(conn, day)?.ok_or_else(|| {
+        DbError::Internal(format!(
+            "the salt of day {day} vanished right after storing it"
+        ))
+    })
+}
+
+fn read_salt(conn: &Connection, day: i64) -> Result<Option<[u8; 32]>, DbError> {
+    let blob: Option<Vec<u8>> = conn
+        .query_row("SELECT salt FROM salts WHERE day = ?1", [day], |row| {
+            row.get(0)
+        })
+        .optional()
+        .context(format!("reading the salt of day {day}"))?;
+    match blob {
+        None => Ok(None),
+        Some(bytes) => bytes.try_into().map(Some).map_err(|bytes: Vec<u8>| {
+            DbError::Internal(format!(
+                "the stored salt of day {day} has {} bytes, not 32",
+                bytes.len()
+            ))
+        }),
+    }
+}
+
+/// Deletes the salts of days before yesterday, so yesterday's visitors can no longer be
+/// re-identified. Returns how many were deleted.
+pub fn delete_old_salts(conn: &Connection, today: i64) -> Result<usize, DbError> {
+    conn.execute("DELETE FROM salts WHERE day < ?1", [today - 1])
+        .context("deleting old salts")
+}
+
+// ---------------------------------------------------------------------------------------
+// Retention
+// ---------------------------------------------------------------------------------------
+
+/// What one [`prune_batch`] call did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PruneProgress {
+    pub events_deleted: usize,
+    /// Rows of `rollup_hourly`, `rollup_hourly_dims`, `rollup_daily_dims`,
+    /// `rollup_monthly_dims` and `visitors_daily` deleted.
+    pub rollup_rows_deleted: usize,
+    /// Nothing older than the cutoff is left (of what this call prunes).
+    pub done: bool,
+}
+
+/// Deletes, in one transaction, at most `max_rows` raw events with `ts < cutoff_ts`
+/// (oldest first, through the `ts` index) and, when `include_rollups`, at most `max_rows`
+/// roll-up rows of the hours, days and months that end at or before the cutoff (hours
+/// before `cutoff_ts / 3600`, days before `cutoff_ts / 86400`, months before the cutoff
+/// day's month) and `visitors_daily` rows of those days. A roll-up row that straddles the
+/// cutoff is kept whole, so stats over ranges reaching before the cutoff may still count
+/// some of that time at the coarser grains. Call it until `done`, then
+/// `db::incremental_vacuum` to give the space back.
+pub fn prune_batch(
+    conn: &mut Connection,
+    cutoff_ts: i64,
+    include_rollups: bool,
+    max_rows: usize,
+) -> Result<PruneProgress, DbError> {
+    let max_rows = max_rows.max(1);
+    let limit = i64::try_from(max_rows).unwrap_or(i64::MAX);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .context("starting a prune batch")?;
+    let mut progress = PruneProgress::default();
+
+    // Oldest ids first; deleting them in id order walks the table's b-tree once.
+    let mut ids: Vec<i64> = tx
+        .prepare_cached(PRUNE_EVENT_IDS)
+        .context("preparing the prune")?
+        .query_map(params![cutoff_ts, limit], |row| row.get(0))
+        .context("finding events to prune")?
+        .collect::<Result<_, _>>()
+        .context("finding events to prune")?;
+    ids.sort_unstable();
+    {
+        let mut delete = tx
+            .prepare_cached(PRUNE_EVENT_RANGE)
+            .context("preparing the event delete")?;
+        // Consecutive ids are deleted as one range.
+        let mut i = 0;
+        while i < ids.len() {
+            let mut j = i;
+            while j + 1 < ids.len() && ids[j + 1] == ids[j] + 1 {
+                j += 1;
+            }
+            progress.events_deleted += delete
+                .execute(params![ids[i], ids[j], cutoff_ts])
+                .context("deleting old events")?;
+            i = j + 1;
+        }
+    }
+    let mut done = !tx
+        .prepare_cached(PRUNE_EVENTS_LEFT)
+        .context("preparing the prune check")?
+        .exists([cutoff_ts])
+        .context("checking for older events")?;
+
+    if include_rollups {
+        let cutoff_hour = cutoff_ts.div_euclid(HOUR);
+        let cutoff_day = cutoff_ts.div_euclid(DAY);
+        let cutoff_month = month_of_day(cutoff_day);
+        let mut budget = max_rows;
+        let domains: Vec<i64> = tx
+            .prepare_cached("SELECT id FROM strings WHERE kind = 1")
+            .context("preparing the domain list")?
+            .query_map([], |row| row.get(0))
+            .context("listing domains")?
+            .collect::<Result<_, _>>()
+            .context("listing domains")?;
+        for &domain in &domains {
+            for (select, delete, before) in [
+                (PRUNE_HOURLY_KEYS, PRUNE_HOURLY_ROW, cutoff_hour),
+                (PRUNE_VISITOR_KEYS, PRUNE_VISITOR_ROW, cutoff_day),
+            ] {
+                let deleted = prune_keys(&tx, select, delete, &[domain], before, &mut budget)?;
+                progress.rollup_rows_deleted += deleted;
+            }
+            for dim in DIMS {
+                for (select, delete, before) in [
+                    (PRUNE_HOUR_DIM_KEYS, PRUNE_HOUR_DIM_ROW, cutoff_hour),
+                    (PRUNE_DAY_DIM_KEYS, PRUNE_DAY_DIM_ROW, cutoff_day),
+                    (PRUNE_MONTH_DIM_KEYS, PRUNE_MONTH_DIM_ROW, cutoff_month),
+                ] {
+                    let deleted =
+                        prune_keys(&tx, select, delete, &[domain, dim], before, &mut budget)?;
+                    progress.rollup_rows_deleted += deleted;
+                }
+            }
+        }
+        // A spent budget may have left rows behind; the next call finds out.
+        if budget == 0 {
+            done = false;
+        }
+    }
+    tx.commit().context("committing a prune batch")?;
+    progress.done = done;
+    Ok(progress)
+}
+
+/// Deletes up to `budget` rows whose key starts with `prefix` and whose time column is
+/// below `before`: `select` lists their remaining key columns (prefix bound first, then
+/// `before`, then the limit), `delete` removes one row by its full key.
+fn prune_keys(
+    conn: &Connection,
+    select: &str,
+    delete: &str,
+    prefix: &[i64],
+    before: i64,
+    budget: &mut usize,
+) -> Result<usize, DbError> {
+    if *budget == 0 {
+        return Ok(0);
+    }
+    let mut args: Vec<i64> = prefix.to_vec();
+    args.push(before);
+    args.push(i64::try_from(*budget).unwrap_or(i64::MAX));
+    let mut stmt = conn
+        .prepare_cached(select)
+        .context("preparing a roll-up prune")?;
+    let columns = stmt.column_count();
+    let keys: Vec<Vec<i64>> = stmt
+        .query_map(rusqlite::params_from_iter(args.iter()), |row| {
+            (0..columns).map(|i| row.get(i)).collect()
+        })
+        .context("finding old roll-up rows")?
+        .collect::<Result<_, _>>()
+        .context("finding old roll-up rows")?;
+    let mut delete = conn
+        .prepare_cached(delete)
+        .context("preparing a roll-up delete")?;
+    let mut deleted = 0;
+    for key in &keys {
+        let full = prefix.iter().chain(key.iter());
+        deleted += delete
+            .execute(rusqlite::params_from_iter(full))
+            .context("deleting old roll-up rows")?;
+    }
+    *budget = budget.saturating_sub(keys.len());
+    Ok(deleted)
+}
+
+/// The statements of retention, named so a test can check their query plans.
+pub(crate) const PRUNE_EVENT_IDS: &str = "SELECT id FROM events WHERE ts < ?1 ORDER BY ts LIMIT ?2";
+pub(crate) const PRUNE_EVENT_RANGE: &str =
+    "DELETE FROM events WHERE id BETWEEN ?1 AND ?2 AND ts < ?3";
+pub(crate) const PRUNE_EVENTS_LEFT: &str = "SELECT 1 FROM events WHERE ts < ?1 LIMIT 1";
+pub(crate) const PRUNE_HOURLY_KEYS: &str =
+    "SELECT hour FROM rollup_hourly WHERE domain = ?1 AND hour < ?2 ORDER BY hour LIMIT ?3";
+pub(crate) const PRUNE_HOURLY_ROW: &str =
+    "DELETE FROM rollup_hourly WHERE domain = ?1 AND hour = ?2";
+pub(crate) const PRUNE_VISITOR_KEYS: &str = "SELECT day, visitor FROM visitors_daily \
+     WHERE domain = ?1 AND day < ?2 ORDER BY day, visitor LIMIT ?3";
+pub(crate) const PRUNE_VISITOR_ROW: &str =
+    "DELETE FROM visitors_daily WHERE domain = ?1 AND day = ?2 AND visitor = ?3";
+pub(crate) const PRUNE_HOUR_DIM_KEYS: &str = "SELECT hour, key FROM rollup_hourly_dims \
+     WHERE domain = ?1 AND dim = ?2 AND hour < ?3 ORDER BY hour, key LIMIT ?4";
+pub(crate) const PRUNE_HOUR_DIM_ROW: &str = "DELETE FROM rollup_hourly_dims \
+     WHERE domain = ?1 AND dim = ?2 AND hour = ?3 AND key = ?4";
+pub(crate) const PRUNE_DAY_DIM_KEYS: &str = "SELECT day, key FROM rollup_daily_dims \
+     WHERE domain = ?1 AND dim = ?2 AND day < ?3 ORDER BY day, key LIMIT ?4";
+pub(crate) const PRUNE_DAY_DIM_ROW: &str = "DELETE FROM rollup_daily_dims \
+     WHERE domain = ?1 AND dim = ?2 AND day = ?3 AND key = ?4";
+pub(crate) const PRUNE_MONTH_DIM_KEYS: &str = "SELECT month, key FROM rollup_monthly_dims \
+     WHERE domain = ?1 AND dim = ?2 AND month < ?3 ORDER BY month, key LIMIT ?4";
+pub(crate) const PRUNE_MONTH_DIM_ROW: &str = "DELETE FROM rollup_monthly_dims \
+     WHERE domain = ?1 AND dim = ?2 AND month = ?3 AND key = ?4";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn migrated() -> Connection {
+        let mut conn = Connection::open_in_memory().expect("open");
+        crate::db::migrate::run(&mut conn).expect("migrate");
+        conn
+    }
+
+    fn event(ts: i64, domain: &str, path: &str, kind: &str, tags: &[&str]) -> Event {
+        Event {
+            ts,
+            domain: domain.into(),
+            path: Some(path.into()),
+            kind: kind.into(),
+            referrer: None,
+            visitor: 42,
+            source: Source::Track,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            query: None,
+        }
+    }
+
+    #[test]
+    fn tags_are_stored_once_each_between_commas() {
+        let mut conn = migrated();
+        let mut store = EventStore::new(None);
+        let batch = [
+            event(7_200, "a.com", "/", PAGEVIEW, &["x", "y", "x"]),
+            event(7_201, "a.com", "/", PAGEVIEW, &[]),
+        ];
+        store.write_batch(&mut conn, &batch).expect("write");
+        let tags: Vec<Option<String>> = conn
+            .prepare("SELECT tags FROM events ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let x: i64 = conn
+            .query_row(
+                "SELECT id FROM strings WHERE kind = 5 AND value = 'x'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let y: i64 = conn
+            .query_row(
+                "SELECT id FROM strings WHERE kind = 5 AND value = 'y'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tags, [Some(format!(",{x},{y},")), None]);
+        let tag_count: i64 = conn
+            .query_row(
+                "SELECT sum(count) FROM rollup_hourly_dims WHERE dim = 4",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tag_count, 2, "a repeated tag counts once per event");
+    }
+
+    #[test]
+    fn the_cache_is_bounded_and_cleared_on_failure() {
+        let mut conn = migrated();
+        let mut store = EventStore::new(None);
+        store
+            .write_batch(&mut conn, &[event(0, "a.com", "/", PAGEVIEW, &["t"])])
+            .expect("write");
+        assert_eq!(store.cached_strings(), 4);
+        conn.execute_batch("DROP TABLE rollup_daily_dims").unwrap();
+        let err = store
+            .write_batch(&mut conn, &[event(0, "b.com", "/b", PAGEVIEW, &[])])
+            .expect_err("missing table");
+        assert!(err.to_string().contains("rollup_daily_dims"), "{err}");
+        assert_eq!(store.cached_strings(), 0);
+        assert!(conn.is_autocommit(), "rolled back");
+    }
+
+    #[test]
+    fn an_empty_batch_writes_nothing() {
+        let mut conn = migrated();
+        let mut store = EventStore::new(None);
+        store.write_batch(&mut conn, &[]).expect("empty");
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM strings", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn a_full_disk_stops_the_batch_before_it_starts() {
+        let mut conn = migrated();
+        // Threshold 1 %: any real filesystem with something on it is "full".
+        let guard = DiskGuard::new(vec![std::env::temp_dir()], 1);
+        let mut store = EventStore::new(Some(guard));
+        match store.write_batch(&mut conn, &[event(0, "a.com", "/", PAGEVIEW, &[])]) {
+            Err(DbError::DiskFull { .. }) => {}
+            other => panic!("expected DiskFull, got {other:?}"),
+        }
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn months_follow_the_calendar() {
+        assert_eq!(month_of_day(0), 0, "1970-01-01");
+        assert_eq!(month_of_day(30), 0, "1970-01-31");
+        assert_eq!(month_of_day(31), 1, "1970-02-01");
+        assert_eq!(first_day_of_month(2), 59, "1970-03-01");
+        // 2024-02-29 (leap day) is day 19782; 2024-03-01 is 19783.
+        assert_eq!(month_of_day(19_782), (2024 - 1970) * 12 + 1);
+        assert_eq!(month_of_day(19_783), (2024 - 1970) * 12 + 2);
+        assert_eq!(first_day_of_month((2024 - 1970) * 12 + 2), 19_783);
+        assert_eq!(month_of_day(-1), -1, "1969-12-31");
+        assert_eq!(first_day_of_month(-1), -31);
+        // 1900 and 2100 are not leap years, 2000 is.
+        for day in -30_000..80_000 {
+            let m = month_of_day(day);
+            assert!(
+                first_day_of_month(m) <= day && day < first_day_of_month(m + 1),
+                "{day}"
+            );
+            let len = first_day_of_month(m + 1) - first_day_of_month(m);
+            assert!((28..=31).contains(&len), "{day}");
+        }
+    }
+
+    #[test]
+    fn source_names() {
+        assert_eq!(source_name(Source::Redirect as i64), "redirect");
+        assert_eq!(source_name(Source::Page as i64), "page");
+        assert_eq!(source_name(0), "unknown");
+    }
+}

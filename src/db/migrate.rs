@@ -11,11 +11,18 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::{Context, DbError};
 
 /// `(version, name, sql)`, in the order they are applied.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/001_initial.sql"),
-)];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/001_initial.sql"),
+    ),
+    (
+        2,
+        "analytics",
+        include_str!("../../migrations/002_analytics.sql"),
+    ),
+];
 
 /// `PRAGMA auto_vacuum` value for INCREMENTAL.
 const AUTO_VACUUM_INCREMENTAL: i64 = 2;
@@ -138,7 +145,10 @@ mod tests {
     #[test]
     fn migrations_apply_to_an_in_memory_database() {
         let mut conn = Connection::open_in_memory().expect("open");
-        assert_eq!(run(&mut conn).expect("migrate"), vec![1]);
+        assert_eq!(
+            run(&mut conn).expect("migrate"),
+            (1..=latest_version()).collect::<Vec<_>>()
+        );
         assert_eq!(schema_version(&conn).expect("version"), latest_version());
         assert!(run(&mut conn).expect("re-run").is_empty());
     }

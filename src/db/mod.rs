@@ -11,6 +11,7 @@
 //!   readers, then [`writer::WriterHandle::stop`] and [`writer::WriterThread::join`], so the
 //!   final checkpoint can empty the WAL.
 
+pub mod events;
 pub mod migrate;
 pub mod writer;
 

@@ -9,6 +9,14 @@
 //!   carries on with the next one.
 //! - A job accepted by [`WriterHandle::try_submit`] is run, even if `stop` races with it;
 //!   after the last job the writer checkpoints the WAL (TRUNCATE) and closes the connection.
+//! - With [`spawn_with_events`] the writer also serves a second bounded channel of
+//!   analytics events and commits them in batches (see [`super::events`]). One loop
+//!   `select!`s over both channels and a timer: an idle writer sleeps; after every batch
+//!   commit one waiting job runs before more events are taken, and every job is followed
+//!   by a check of the batch deadline, so neither kind of work starves the other.
+//! - At stop: every event accepted before the channel closed is committed (or counted in
+//!   [`WriterReport::unwritten`] and logged), then the remaining jobs run, then the
+//!   checkpoint.
 
 use std::fmt::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -17,10 +25,17 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{Receiver, RecvError, Sender, TryRecvError, TrySendError};
 use rusqlite::Connection;
 
+use super::events::{Batcher, Gate};
+// The analytics path's public types, also reachable from here (handlers import
+// `crate::db::writer::EventQueue`).
+pub use super::events::{
+    BatchPolicy, EventPipeline, EventQueue, EventSink, EventStats, EVENT_STATS,
+};
 use super::{Context, DbError};
+use crate::analytics::event::Event;
 use crate::metrics::{Counter, Gauge, Histogram};
 
 /// Name of the writer thread (visible in `top -H`, panics and logs).
@@ -61,6 +76,8 @@ struct Shared {
     /// waits for this to reach zero after `Stop`, so no accepted job is left unrun.
     in_flight: AtomicUsize,
     capacity: usize,
+    /// The event channel's gate, when the writer runs the analytics path.
+    events: Option<Arc<Gate>>,
 }
 
 /// The writer thread; [`WriterThread::join`] waits for it after [`WriterHandle::stop`].
@@ -82,9 +99,15 @@ pub struct WriterReport {
     /// Closing the connection failed (logged); `None` when it closed cleanly.
     pub close_error: Option<String>,
     /// Accepted work whose data could not be committed and whose submitter could not be
-    /// told. Always 0 for jobs (their callers get the error); fire-and-forget messages
-    /// such as analytics event batches add to it.
+    /// told. Always 0 for jobs (their callers get the error); analytics events that still
+    /// failed at shutdown after the bounded retries add to it.
     pub unwritten: u64,
+    /// Analytics events committed.
+    pub events_committed: u64,
+    /// Analytics event batches committed.
+    pub event_batches: u64,
+    /// Failed attempts at committing an event batch (retried, so not necessarily lost).
+    pub event_batch_failures: u64,
 }
 
 impl WriterReport {
@@ -109,8 +132,19 @@ impl std::fmt::Display for WriterReport {
                 "incomplete"
             }
         )?;
+        if self.event_batches > 0 || self.event_batch_failures > 0 {
+            write!(
+                f,
+                ", {} analytics events committed in {} batches ({} failed attempts)",
+                self.events_committed, self.event_batches, self.event_batch_failures
+            )?;
+        }
         if self.unwritten > 0 {
-            write!(f, ", {} accepted writes lost", self.unwritten)?;
+            write!(
+                f,
+                ", {} accepted writes could not be written (lost)",
+                self.unwritten
+            )?;
         }
         if let Some(e) = &self.close_error {
             write!(f, ", closing failed: {e}")?;
@@ -120,21 +154,63 @@ impl std::fmt::Display for WriterReport {
 }
 
 /// Starts the writer thread on `conn` (from [`super::open_and_migrate`]) with a queue of
-/// `capacity` messages (at least 1).
+/// `capacity` messages (at least 1). No analytics path: see [`spawn_with_events`].
 pub fn spawn(conn: Connection, capacity: usize) -> Result<(WriterHandle, WriterThread), DbError> {
+    let (handle, _, thread) = start(conn, capacity, None)?;
+    Ok((handle, thread))
+}
+
+/// Like [`spawn`], and the writer also runs the analytics path: it commits the events
+/// recorded through the returned [`EventQueue`] in batches through `events.sink`. Clone
+/// the queue into every thread that records events. [`WriterHandle::stop`] closes it.
+pub fn spawn_with_events(
+    conn: Connection,
+    capacity: usize,
+    events: EventPipeline,
+) -> Result<(WriterHandle, EventQueue, WriterThread), DbError> {
+    let (handle, queue, thread) = start(conn, capacity, Some(events))?;
+    let queue = queue.ok_or_else(|| {
+        DbError::Internal("the writer started without its event queue".to_string())
+    })?;
+    Ok((handle, queue, thread))
+}
+
+fn start(
+    conn: Connection,
+    capacity: usize,
+    events: Option<EventPipeline>,
+) -> Result<(WriterHandle, Option<EventQueue>, WriterThread), DbError> {
     let capacity = capacity.max(1);
     let (tx, rx) = crossbeam_channel::bounded(capacity);
+    let (queue, event_rx, batcher) = match events {
+        Some(EventPipeline {
+            capacity,
+            policy,
+            sink,
+        }) => {
+            let (event_tx, event_rx) = crossbeam_channel::bounded(capacity.max(1));
+            let gate = Arc::new(Gate::new());
+            let queue = EventQueue::new(event_tx, Arc::clone(&gate));
+            (
+                Some(queue),
+                event_rx,
+                Some(Batcher::new(policy, sink, gate)),
+            )
+        }
+        None => (None, crossbeam_channel::never(), None),
+    };
     let shared = Arc::new(Shared {
         stopped: AtomicBool::new(false),
         in_flight: AtomicUsize::new(0),
         capacity,
+        events: batcher.as_ref().map(Batcher::gate),
     });
     let thread_shared = Arc::clone(&shared);
     let thread = thread::Builder::new()
         .name(THREAD_NAME.to_string())
-        .spawn(move || run(conn, rx, &thread_shared))
+        .spawn(move || run(conn, rx, &thread_shared, event_rx, batcher))
         .context("starting the database writer thread")?;
-    Ok((WriterHandle { tx, shared }, WriterThread { thread }))
+    Ok((WriterHandle { tx, shared }, queue, WriterThread { thread }))
 }
 
 impl WriterHandle {
@@ -220,9 +296,13 @@ impl WriterHandle {
     }
 
     /// Asks the writer to finish what is queued, checkpoint and exit. Later submissions
-    /// fail with [`DbError::WriterStopped`]. Idempotent; blocks only while the queue is
-    /// full. Follow with [`WriterThread::join`].
+    /// fail with [`DbError::WriterStopped`], and later events are dropped (counted as
+    /// "stopped"); the writer commits every event accepted before. Idempotent; blocks only
+    /// while the queue is full. Follow with [`WriterThread::join`].
     pub fn stop(&self) {
+        if let Some(gate) = &self.shared.events {
+            gate.close();
+        }
         if self.shared.stopped.swap(true, Ordering::SeqCst) {
             return;
         }
@@ -255,19 +335,59 @@ impl WriterThread {
 }
 
 /// The writer loop.
-fn run(mut conn: Connection, rx: Receiver<WriterMsg>, shared: &Shared) -> WriterReport {
+fn run(
+    mut conn: Connection,
+    rx: Receiver<WriterMsg>,
+    shared: &Shared,
+    event_rx: Receiver<Event>,
+    mut batcher: Option<Batcher>,
+) -> WriterReport {
     WRITER_STATS.running.inc();
     let mut report = WriterReport::default();
-    // Err: every handle is gone, which is a stop too.
-    while let Ok(msg) = rx.recv() {
-        match msg {
-            WriterMsg::Job { job, queued_at } => run_job(&mut conn, job, queued_at, &mut report),
-            WriterMsg::Stop => break,
+    let no_events = crossbeam_channel::never::<Event>();
+    loop {
+        if let Some(b) = batcher.as_mut().filter(|b| b.is_due(Instant::now())) {
+            b.commit(&mut conn, &mut report);
+            // A job waiting behind a flood of events runs before the next batch.
+            match rx.try_recv() {
+                Ok(msg) => {
+                    if !handle(&mut conn, Ok(msg), &mut report) {
+                        break;
+                    }
+                }
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => break,
+            }
+        }
+        let events = if batcher.as_ref().is_some_and(Batcher::wants_events) {
+            &event_rx
+        } else {
+            &no_events
+        };
+        let timer = batcher
+            .as_ref()
+            .and_then(Batcher::wake_at)
+            .map_or_else(crossbeam_channel::never, crossbeam_channel::at);
+        crossbeam_channel::select! {
+            recv(rx) -> msg => {
+                if !handle(&mut conn, msg, &mut report) {
+                    break;
+                }
+            }
+            recv(events) -> event => {
+                if let Some(b) = batcher.as_mut() {
+                    b.receive(event, &event_rx);
+                }
+            }
+            recv(timer) -> _ => {}
         }
     }
     // Jobs that were accepted while `stop` raced with their submission still run.
     while shared.in_flight.load(Ordering::SeqCst) != 0 {
         thread::sleep(Duration::from_millis(1));
+    }
+    if let Some(b) = batcher.as_mut() {
+        b.finish(&mut conn, &event_rx, &mut report);
     }
     loop {
         match rx.try_recv() {
@@ -284,8 +404,28 @@ fn run(mut conn: Connection, rx: Receiver<WriterMsg>, shared: &Shared) -> Writer
         report.close_error = Some(e.to_string());
     }
     WRITER_STATS.running.dec();
-    log::debug!("database writer stopped: {report}");
+    if report.all_written() {
+        log::debug!("database writer stopped: {report}");
+    } else {
+        log::error!("database writer stopped: {report}");
+    }
     report
+}
+
+/// Handles one message from the job channel; false when the writer should stop (a
+/// `Stop`, or every handle is gone).
+fn handle(
+    conn: &mut Connection,
+    msg: Result<WriterMsg, RecvError>,
+    report: &mut WriterReport,
+) -> bool {
+    match msg {
+        Ok(WriterMsg::Job { job, queued_at }) => {
+            run_job(conn, job, queued_at, report);
+            true
+        }
+        Ok(WriterMsg::Stop) | Err(RecvError) => false,
+    }
 }
 
 fn run_job(conn: &mut Connection, job: Job, queued_at: Instant, report: &mut WriterReport) {
@@ -315,8 +455,8 @@ fn run_job(conn: &mut Connection, job: Job, queued_at: Instant, report: &mut Wri
     }
 }
 
-/// Rolls back a transaction a job left open. Returns whether there was one.
-fn close_open_transaction(conn: &Connection) -> bool {
+/// Rolls back a transaction a job (or an event sink) left open. Returns whether there was one.
+pub(super) fn close_open_transaction(conn: &Connection) -> bool {
     if conn.is_autocommit() {
         return false;
     }

@@ -35,6 +35,68 @@ impl Drop for TempDir {
     }
 }
 
+/// A test path as `&str` (test paths are UTF-8), for command-line arguments.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Writes `bytes` to `root/rel`, creating the parent directories.
+pub fn write_file(root: &Path, rel: &str, bytes: &[u8]) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Deterministic pseudo-random numbers and bytes (xorshift64*), so no test depends on a
+/// `rand` crate.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 8);
+        while out.len() < len {
+            out.extend_from_slice(&self.next().to_le_bytes());
+        }
+        out.truncate(len);
+        out
+    }
+
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.below(i + 1));
+        }
+    }
+}
+
+/// `fazt site import SITE DIR --data DATA` with extra environment; returns (code, stdout,
+/// stderr).
+pub fn try_import(
+    site: &str,
+    dir: &Path,
+    data: &Path,
+    env: &[(&str, &str)],
+) -> (i32, String, String) {
+    run_cli(&["site", "import", site, s(dir), "--data", s(data)], env)
+}
+
+/// `fazt site import SITE DIR --data DATA`, asserting success; returns stdout.
+pub fn import(site: &str, dir: &Path, data: &Path) -> String {
+    let (code, out, err) = try_import(site, dir, data, &[]);
+    assert_eq!(code, 0, "import {site} failed: {out}{err}");
+    out
+}
+
 pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
@@ -123,6 +185,16 @@ impl ServerBuilder {
     }
 }
 
+/// Starts the server on an existing data dir with extra environment (the harness passes its
+/// own `--data` first; the last one wins).
+pub fn start_on(data: &Path, env: &[(&str, &str)]) -> Server {
+    let mut builder = Server::builder();
+    for (k, v) in env {
+        builder = builder.env(k, v);
+    }
+    builder.arg("--data").arg(s(data)).start()
+}
+
 impl Server {
     pub fn builder() -> ServerBuilder {
         ServerBuilder {
@@ -203,6 +275,31 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(15))).unwrap();
     s
+}
+
+/// Sends raw request bytes on a fresh connection to `addr` and reads one response.
+pub fn raw_request(addr: SocketAddr, raw: impl AsRef<[u8]>) -> HttpResponse {
+    let mut stream = connect(addr);
+    stream.write_all(raw.as_ref()).unwrap();
+    read_response(&mut stream).expect("a response")
+}
+
+/// Polls `GET path` on `host` until `accept` holds, for at most 5 s; returns the last
+/// response.
+pub fn wait_for(
+    server: &Server,
+    host: &str,
+    path: &str,
+    accept: impl Fn(&HttpResponse) -> bool,
+) -> HttpResponse {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = server.get(host, path);
+        if accept(&r) || Instant::now() >= deadline {
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[derive(Debug)]
