@@ -78,10 +78,32 @@ impl AdminApi {
                 method_not_allowed(path)
             }
             _ if path.starts_with("/api/keys/") => method_not_allowed(path),
-            _ => Response::error(
-                404,
-                &format!("no admin route {} {}", request.method_text(), path),
-            ),
+            _ => match crate::analytics::api::route(request, &self.app.writer) {
+                Some(Ok(response)) => response,
+                Some(Err(e)) => analytics_error(e),
+                None => {
+                    let method = request.method_text();
+                    Response::error(404, &format!("no admin route {method} {path}"))
+                }
+            },
+        }
+    }
+
+    /// At midnight UTC, starts the new day's visitor salt (stored, so a restart keeps
+    /// it) and deletes salts older than yesterday's.
+    pub fn rotate_salt_if_new_day(&self) {
+        let today = crate::analytics::event::day_of(store::unix_now());
+        if self.app.ingest.salts.day() == Some(today) {
+            return;
+        }
+        let rotated = self.app.writer.call(move |conn| {
+            let salt = crate::analytics::store::load_or_create_salt(conn, today)?;
+            crate::analytics::store::delete_old_salts(conn, today)?;
+            Ok(salt)
+        });
+        match rotated {
+            Ok(salt) => self.app.ingest.salts.set(today, salt),
+            Err(e) => log::error!("starting today's visitor salt: {e}"),
         }
     }
 
@@ -150,6 +172,7 @@ impl AdminApi {
             "counters": METRICS.to_json(),
             "cache": self.app.sites.cache.stats().to_json(),
             "writer": crate::db::writer::WRITER_STATS.to_json(),
+            "events": crate::db::writer::EVENT_STATS.to_json(),
             "disk": self.app.disk.to_json(),
         });
         // Readiness: an open breaker (disk full) or draining takes this instance out.
@@ -161,6 +184,7 @@ impl AdminApi {
         let mut out = METRICS.render_prometheus();
         self.app.sites.cache.stats().render_prometheus(&mut out);
         crate::db::writer::WRITER_STATS.render_prometheus(&mut out);
+        crate::db::writer::EVENT_STATS.render_prometheus(&mut out);
         self.app.disk.render_prometheus(&mut out);
         out
     }
@@ -227,6 +251,18 @@ impl AdminApi {
             Ok(false) => Response::error(404, &format!("no API key with id '{id}'")),
             Err(e) => db_error(e),
         }
+    }
+}
+
+fn analytics_error(e: crate::analytics::api::ApiError) -> Response {
+    use crate::analytics::api::ApiError;
+    match e {
+        ApiError::BadParameter(message) => Response::error(400, &message),
+        ApiError::NotFound(message) => Response::error(404, &message),
+        ApiError::Method(allow) => {
+            Response::error(405, "method not allowed here").header("Allow", allow)
+        }
+        ApiError::Db(e) => db_error(e),
     }
 }
 

@@ -31,6 +31,8 @@ pub struct Config {
     pub admin_max_connections: usize,
     /// Disk use (percent) at which bulk writes are refused with 507 (`FAZT_DISK_THRESHOLD`).
     pub disk_threshold: u8,
+    /// Proxies whose `X-Forwarded-For` is believed (`FAZT_TRUSTED_PROXIES`).
+    pub trusted_proxies: crate::analytics::proxies::TrustedProxies,
     /// The probe's readings and the resource-derived limits.
     pub probe: Report,
 }
@@ -102,6 +104,7 @@ impl Config {
             shutdown_timeout: duration(env, "FAZT_SHUTDOWN_TIMEOUT", Duration::from_secs(10))?,
             admin_max_connections,
             disk_threshold: crate::disk::threshold_from_env(env)?,
+            trusted_proxies: crate::analytics::proxies::TrustedProxies::from_env(env)?,
             probe,
         })
     }

@@ -2,6 +2,11 @@
 //! and hand them to the writer through a bounded channel; the writer commits them in
 //! batches together with their roll-ups.
 
+pub mod api;
 pub mod event;
+pub mod ingest;
+pub mod links;
+pub mod manage;
+pub mod proxies;
 pub mod stats;
 pub mod store;

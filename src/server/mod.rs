@@ -7,8 +7,12 @@ pub mod router;
 mod services;
 mod threads;
 
+use crate::analytics::event::{day_of, SaltBook};
+use crate::analytics::ingest::Ingest;
+use crate::analytics::store::{load_or_create_salt, EventStore};
 use crate::config::Config;
 use crate::db::writer::WriterHandle;
+use crate::db::writer::{BatchPolicy, EventPipeline};
 use crate::disk::DiskGuard;
 use crate::http::{Body, Response};
 use crate::sites::{SiteServer, SYSTEM_SITES};
@@ -35,6 +39,7 @@ pub struct App {
     pub sites: SiteServer,
     pub writer: WriterHandle,
     pub disk: DiskGuard,
+    pub ingest: Ingest,
     pub db_path: PathBuf,
     draining: Arc<AtomicBool>,
 }
@@ -58,16 +63,35 @@ pub fn run(config: Config) -> Result<i32, String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
     }
-    let disk = DiskGuard::new(
-        vec![data_dir.clone(), limits.temp_dir.clone()],
-        config.disk_threshold,
-    );
+    let watched = vec![data_dir.clone(), limits.temp_dir.clone()];
+    let disk = DiskGuard::new(watched.clone(), config.disk_threshold);
     let db_path = crate::db::db_path(&data_dir);
     let mut conn = crate::db::open_and_migrate(&db_path, &limits).map_err(|e| e.to_string())?;
     seed_system_sites(&mut conn)?;
     ensure_owner_key(&conn)?;
-    let (writer, writer_thread) =
-        crate::db::writer::spawn(conn, WRITER_QUEUE).map_err(|e| e.to_string())?;
+    let salts = Arc::new(SaltBook::default());
+    let today = day_of(store::unix_now());
+    salts.set(
+        today,
+        load_or_create_salt(&conn, today).map_err(|e| e.to_string())?,
+    );
+    // Event batches are bulk writes too: at the disk threshold they wait and retry.
+    let pipeline = EventPipeline {
+        capacity: limits.event_channel_capacity,
+        policy: BatchPolicy::default(),
+        sink: Box::new(EventStore::new(Some(DiskGuard::new(
+            watched,
+            config.disk_threshold,
+        )))),
+    };
+    let (writer, queue, writer_thread) =
+        crate::db::writer::spawn_with_events(conn, WRITER_QUEUE, pipeline)
+            .map_err(|e| e.to_string())?;
+    let ingest = Ingest {
+        queue,
+        salts,
+        proxies: config.trusted_proxies.clone(),
+    };
     // One read connection per core thread and one for the admin thread.
     let readers = (0..=limits.core_threads)
         .map(|_| crate::db::open_read(&db_path, &limits).map_err(|e| e.to_string()))
@@ -95,6 +119,7 @@ pub fn run(config: Config) -> Result<i32, String> {
         sites,
         writer,
         disk,
+        ingest,
         db_path,
         started: Instant::now(),
         draining: Arc::new(AtomicBool::new(false)),

@@ -1,10 +1,14 @@
 //! Host routing (DESIGN §4): which part of fazt answers a request.
 
+use crate::analytics::ingest::Endpoint;
+
 /// Where a request goes.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Target<'a> {
     /// Liveness, answered on every host by the thread that read the request.
     Health,
+    /// An analytics ingestion endpoint, answered on every host.
+    Ingest(Endpoint<'a>),
     /// The admin API, handed to the reserved admin thread.
     Admin,
     /// A hosted site by name (`root`, `404`, or a user site).
@@ -14,9 +18,12 @@ pub enum Target<'a> {
 }
 
 /// Routes by Host (already lower-cased and stripped of its port) and path.
-pub fn route<'a>(host: &'a str, path: &str, domain: &str) -> Target<'a> {
+pub fn route<'a>(host: &'a str, path: &'a str, domain: &str) -> Target<'a> {
     if path == "/health" {
         return Target::Health;
+    }
+    if let Some(endpoint) = Endpoint::of(path) {
+        return Target::Ingest(endpoint);
     }
     // Bare `localhost` is the admin host, as in the earlier Go fazt.
     if host == "localhost" {
@@ -54,6 +61,14 @@ mod tests {
         assert_eq!(route("other.org", "/", d), Target::UnknownHost);
         assert_eq!(route("badexample.com", "/", d), Target::UnknownHost);
         assert_eq!(route("anything", "/health", d), Target::Health);
+        assert_eq!(
+            route("admin.example.com", "/track", d),
+            Target::Ingest(Endpoint::Track)
+        );
+        assert_eq!(
+            route("x.org", "/r/promo", d),
+            Target::Ingest(Endpoint::Redirect("promo"))
+        );
     }
 
     #[test]

@@ -26,6 +26,7 @@ impl Service for CoreService {
     fn body_limit(&self, request: &Request) -> u64 {
         match route(&request.host, request.path(), &self.app.config.domain) {
             Target::Admin => ADMIN_BODY_LIMIT,
+            Target::Ingest(endpoint) => endpoint.body_limit(),
             _ => PUBLIC_BODY_LIMIT,
         }
     }
@@ -33,7 +34,14 @@ impl Service for CoreService {
     fn call(&mut self, request: Request, token: u64) -> Option<Response> {
         let response = match route(&request.host, request.path(), &self.app.config.domain) {
             Target::Health => liveness(),
-            Target::Site(site) => self.app.sites.serve(site, &request),
+            Target::Ingest(endpoint) => self.app.ingest.handle(endpoint, &request),
+            Target::Site(site) => {
+                let response = self.app.sites.serve(site, &request);
+                if is_page_view(&request, &response) {
+                    self.app.ingest.record_pageview(&request, &request.host);
+                }
+                response
+            }
             Target::UnknownHost => self.app.sites.serve_unknown_host(&request),
             Target::Admin => {
                 let reply_to = self.me.clone();
@@ -51,6 +59,16 @@ impl Service for CoreService {
         };
         Some(response)
     }
+}
+
+/// Pageviews of hosted sites are recorded automatically: a successful GET of an HTML
+/// page (assets, errors and `HEAD` are not views).
+fn is_page_view(request: &Request, response: &Response) -> bool {
+    request.method == crate::http::Method::Get
+        && response.status == 200
+        && response
+            .get_header("content-type")
+            .is_some_and(|t| t.starts_with("text/html"))
 }
 
 impl LoopService for CoreService {
@@ -96,5 +114,6 @@ impl LoopService for AdminService {
 
     fn on_tick(&mut self) {
         self.api.refresh_sites_if_changed();
+        self.api.rotate_salt_if_new_day();
     }
 }

@@ -48,6 +48,18 @@ pub fn with_reader<T>(f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> rus
     })
 }
 
+/// Like [`with_reader`], for queries that report the database layer's error.
+pub fn read_db<T>(
+    f: impl FnOnce(&Connection) -> Result<T, crate::db::DbError>,
+) -> Result<T, crate::db::DbError> {
+    READER.with(|r| match r.borrow().as_ref() {
+        Some(conn) => f(conn),
+        None => Err(crate::db::DbError::Internal(
+            "no database reader on this thread".into(),
+        )),
+    })
+}
+
 /// A file of a deployment, as stored.
 #[derive(Clone, Debug)]
 pub struct FileRow {

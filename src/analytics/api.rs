@@ -1,0 +1,265 @@
+//! The analytics part of the admin API: stats, recent events, domains, tags, and the
+//! management of short links and webhooks. Reads use the admin thread's connection;
+//! changes go to the writer. Bad parameters are 400s naming the parameter.
+
+use super::ingest::{split_tags, QueryParams};
+use super::manage;
+use super::stats::{self, Bucket, StatsQuery};
+use crate::db::writer::WriterHandle;
+use crate::db::DbError;
+use crate::http::{Method, Request, Response};
+use crate::vfs::store::read_db;
+use serde_json::{json, Value};
+
+/// Default range of `/api/stats`: the last 7 days.
+const DEFAULT_RANGE_SECS: i64 = 7 * 86_400;
+const DEFAULT_TOP: usize = 10;
+const MAX_TOP: usize = 100;
+const DEFAULT_EVENTS: usize = 100;
+const MAX_EVENTS: usize = 1000;
+
+/// Answers the analytics routes; `None` when the path is not one of them.
+pub fn route(request: &Request, writer: &WriterHandle) -> Option<Result<Response, ApiError>> {
+    let path = request.path();
+    let params = QueryParams::parse(request.query());
+    let reading = matches!(request.method, Method::Get | Method::Head);
+    let result = match path {
+        "/api/stats" if reading => get_stats(&params),
+        "/api/events" if reading => get_events(&params),
+        "/api/domains" if reading => read(stats::domains),
+        "/api/tags" if reading => read(stats::tags),
+        "/api/redirects" if reading => read(manage::list_redirects),
+        "/api/redirects" if request.method == Method::Post => put_redirect(request, writer),
+        "/api/webhooks" if reading => read(manage::list_webhooks),
+        "/api/webhooks" if request.method == Method::Post => put_webhook(request, writer),
+        "/api/stats" | "/api/events" | "/api/domains" | "/api/tags" => {
+            Err(ApiError::Method("GET, HEAD"))
+        }
+        "/api/redirects" | "/api/webhooks" => Err(ApiError::Method("GET, HEAD, POST")),
+        _ => {
+            if let Some(slug) = path.strip_prefix("/api/redirects/") {
+                delete(request, writer, "short link", slug, manage::delete_redirect)
+            } else if let Some(name) = path.strip_prefix("/api/webhooks/") {
+                delete(request, writer, "webhook", name, manage::delete_webhook)
+            } else {
+                return None;
+            }
+        }
+    };
+    Some(result.map(|body| Response::json(200, &body)))
+}
+
+/// Why an analytics request failed; mapped to a response by the admin module.
+#[derive(Debug)]
+pub enum ApiError {
+    BadParameter(String),
+    NotFound(String),
+    Method(&'static str),
+    Db(DbError),
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> ApiError {
+        ApiError::Db(e)
+    }
+}
+
+fn read(query: fn(&rusqlite::Connection) -> Result<Value, DbError>) -> Result<Value, ApiError> {
+    Ok(read_db(query)?)
+}
+
+fn get_stats(params: &QueryParams) -> Result<Value, ApiError> {
+    let now = super::ingest::now();
+    let to = time_param(params, "to")?.unwrap_or(now + 1);
+    let from = time_param(params, "from")?.unwrap_or(to - DEFAULT_RANGE_SECS);
+    if from >= to {
+        return Err(ApiError::BadParameter(
+            "parameter 'from' must be before 'to'".into(),
+        ));
+    }
+    let bucket = match params.get("bucket") {
+        None => Bucket::Hour,
+        Some(b) => Bucket::parse(&b).ok_or_else(|| {
+            ApiError::BadParameter(format!(
+                "parameter 'bucket' must be 'hour' or 'day', got '{b}'"
+            ))
+        })?,
+    };
+    let top = count_param(params, "top", DEFAULT_TOP, MAX_TOP)?;
+    let query = StatsQuery {
+        site: params.get("site"),
+        from,
+        to,
+        bucket,
+        top,
+    };
+    Ok(read_db(|conn| stats::stats(conn, &query))?)
+}
+
+fn get_events(params: &QueryParams) -> Result<Value, ApiError> {
+    let limit = count_param(params, "limit", DEFAULT_EVENTS, MAX_EVENTS)?;
+    let before = match params.get("before") {
+        None => None,
+        Some(b) => Some(b.parse::<i64>().map_err(|_| {
+            ApiError::BadParameter(format!("parameter 'before' must be an event id, got '{b}'"))
+        })?),
+    };
+    let (site, kind, tag) = (params.get("site"), params.get("type"), params.get("tag"));
+    let events = |conn: &rusqlite::Connection| {
+        stats::recent_events(
+            conn,
+            site.as_deref(),
+            kind.as_deref(),
+            tag.as_deref(),
+            before,
+            limit,
+        )
+    };
+    Ok(read_db(events)?)
+}
+
+/// Unix seconds, or a UTC date `YYYY-MM-DD` (its midnight).
+fn time_param(params: &QueryParams, name: &str) -> Result<Option<i64>, ApiError> {
+    let Some(text) = params.get(name) else {
+        return Ok(None);
+    };
+    if let Ok(secs) = text.parse::<i64>() {
+        return Ok(Some(secs));
+    }
+    parse_date(&text).map(Some).ok_or_else(|| {
+        ApiError::BadParameter(format!(
+            "parameter '{name}' must be unix seconds or a date YYYY-MM-DD, got '{text}'"
+        ))
+    })
+}
+
+fn parse_date(text: &str) -> Option<i64> {
+    let mut parts = text.split('-');
+    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return None;
+    }
+    let (y, m, d): (i64, i64, i64) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Days from civil (Howard Hinnant), the inverse of response::civil_from_days.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some((era * 146_097 + doe - 719_468) * 86_400)
+}
+
+fn count_param(
+    params: &QueryParams,
+    name: &str,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match params.get(name) {
+        None => Ok(default),
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n.min(max)),
+            _ => Err(ApiError::BadParameter(format!(
+                "parameter '{name}' must be a whole number from 1 to {max}, got '{text}'"
+            ))),
+        },
+    }
+}
+
+fn json_body(request: &Request) -> Result<serde_json::Map<String, Value>, ApiError> {
+    match serde_json::from_slice(&request.body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::BadParameter("body must be a JSON object".into())),
+        Err(e) => Err(ApiError::BadParameter(format!(
+            "body is not valid JSON: {e}"
+        ))),
+    }
+}
+
+fn string_field(
+    map: &serde_json::Map<String, Value>,
+    name: &str,
+) -> Result<Option<String>, ApiError> {
+    match map.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+        Some(_) => Err(ApiError::BadParameter(format!(
+            "field '{name}' must be a string"
+        ))),
+    }
+}
+
+fn put_redirect(request: &Request, writer: &WriterHandle) -> Result<Value, ApiError> {
+    let body = json_body(request)?;
+    let slug = string_field(&body, "slug")?
+        .ok_or_else(|| ApiError::BadParameter("field 'slug' (a string) is required".into()))?;
+    let url = string_field(&body, "url")?
+        .ok_or_else(|| ApiError::BadParameter("field 'url' (a string) is required".into()))?;
+    manage::validate_name("slug", &slug).map_err(ApiError::BadParameter)?;
+    manage::validate_url(&url).map_err(ApiError::BadParameter)?;
+    let tags = split_tags(&string_field(&body, "tags")?.unwrap_or_default());
+    let (s, u, t) = (slug.clone(), url.clone(), tags.clone());
+    writer.call(move |conn| manage::put_redirect(conn, &s, &u, &t))?;
+    Ok(json!({ "slug": slug, "url": url, "tags": tags }))
+}
+
+fn put_webhook(request: &Request, writer: &WriterHandle) -> Result<Value, ApiError> {
+    let body = json_body(request)?;
+    let endpoint = string_field(&body, "endpoint")?
+        .ok_or_else(|| ApiError::BadParameter("field 'endpoint' (a string) is required".into()))?;
+    manage::validate_name("endpoint", &endpoint).map_err(ApiError::BadParameter)?;
+    let secret = string_field(&body, "secret")?.filter(|s| !s.is_empty());
+    if secret.as_ref().is_some_and(|s| s.len() > 256) {
+        return Err(ApiError::BadParameter(
+            "field 'secret' must be at most 256 characters".into(),
+        ));
+    }
+    let active = match body.get("active") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(ApiError::BadParameter(
+                "field 'active' must be true or false".into(),
+            ))
+        }
+    };
+    let (e, s) = (endpoint.clone(), secret.clone());
+    writer.call(move |conn| manage::put_webhook(conn, &e, s.as_deref(), active))?;
+    Ok(json!({ "endpoint": endpoint, "signed": secret.is_some(), "active": active }))
+}
+
+fn delete(
+    request: &Request,
+    writer: &WriterHandle,
+    what: &'static str,
+    name: &str,
+    remove: fn(&rusqlite::Connection, &str) -> Result<bool, DbError>,
+) -> Result<Value, ApiError> {
+    if request.method != Method::Delete {
+        return Err(ApiError::Method("DELETE"));
+    }
+    let owned = name.to_string();
+    if writer.call(move |conn| remove(conn, &owned))? {
+        Ok(json!({ "deleted": name }))
+    } else {
+        Err(ApiError::NotFound(format!("no {what} '{name}'")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(parse_date("1970-01-01"), Some(0));
+        assert_eq!(parse_date("2000-03-01"), Some(951_868_800));
+        assert_eq!(parse_date("2026-11-27"), Some(1_795_737_600));
+        assert_eq!(parse_date("2026-13-01"), None);
+        assert_eq!(parse_date("26-11-27"), None);
+        assert_eq!(parse_date("yesterday"), None);
+    }
+}

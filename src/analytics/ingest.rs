@@ -1,0 +1,417 @@
+//! The ingestion endpoints (D4, wire-compatible with the earlier Go fazt): `POST /track`,
+//! `GET /pixel.gif`, `/r/<slug>`, `POST /webhook/<endpoint>`, plus pageviews of hosted
+//! sites. Handlers run on core threads: they build an event and `try_record` it; they
+//! never wait on the database, and a full queue costs the event, never the response.
+
+use super::event::{Event, SaltBook, Source, PAGEVIEW};
+use super::proxies::TrustedProxies;
+use crate::db::writer::EventQueue;
+use crate::http::{Body, Method, Request, Response};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// The 1×1 transparent GIF the Go fazt served, byte for byte.
+pub const PIXEL_GIF: [u8; 42] = [
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x01, 0x44, 0x00, 0x3b,
+];
+
+/// `/track` bodies: a beacon is small; more is abuse.
+pub const TRACK_BODY_LIMIT: u64 = 10 * 1024;
+/// `/webhook/<endpoint>` bodies.
+pub const WEBHOOK_BODY_LIMIT: u64 = 64 * 1024;
+/// Longest stored string field; longer values are cut (as the Go fazt did).
+const MAX_FIELD: usize = 500;
+/// Most tags kept from one event.
+const MAX_TAGS: usize = 20;
+
+/// Which ingestion endpoint a path names.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Endpoint<'a> {
+    Track,
+    Pixel,
+    Redirect(&'a str),
+    Webhook(&'a str),
+}
+
+impl Endpoint<'_> {
+    pub fn of(path: &str) -> Option<Endpoint<'_>> {
+        match path {
+            "/track" => Some(Endpoint::Track),
+            "/pixel.gif" => Some(Endpoint::Pixel),
+            _ => path
+                .strip_prefix("/r/")
+                .map(Endpoint::Redirect)
+                .or_else(|| path.strip_prefix("/webhook/").map(Endpoint::Webhook)),
+        }
+    }
+
+    pub fn body_limit(&self) -> u64 {
+        match self {
+            Endpoint::Track => TRACK_BODY_LIMIT,
+            Endpoint::Webhook(_) => WEBHOOK_BODY_LIMIT,
+            Endpoint::Pixel | Endpoint::Redirect(_) => 0,
+        }
+    }
+}
+
+pub struct Ingest {
+    pub queue: EventQueue,
+    pub salts: Arc<SaltBook>,
+    pub proxies: TrustedProxies,
+}
+
+impl Ingest {
+    pub fn handle(&self, endpoint: Endpoint, request: &Request) -> Response {
+        match endpoint {
+            Endpoint::Track => self.track(request),
+            Endpoint::Pixel => self.pixel(request),
+            Endpoint::Redirect(slug) => super::links::redirect(self, slug, request),
+            Endpoint::Webhook(name) => super::links::webhook(self, name, request),
+        }
+    }
+
+    /// Builds an event with the common fields and hands it to the writer.
+    pub fn record(&self, request: &Request, mut event: Event) {
+        let ip = self.proxies.client_ip(request);
+        let agent = request.header_str("user-agent").unwrap_or("");
+        event.visitor = self.salts.visitor(&event.domain, ip, agent);
+        self.queue.try_record(event);
+    }
+
+    fn track(&self, request: &Request) -> Response {
+        match request.method {
+            Method::Options => {
+                return cors(Response::new(204)).header("Access-Control-Max-Age", "86400")
+            }
+            Method::Post => {}
+            _ => {
+                return cors(Response::error(405, "use POST to send events to /track"))
+                    .header("Allow", "POST, OPTIONS")
+            }
+        }
+        let fields = match parse_track(&request.body) {
+            Ok(fields) => fields,
+            Err(message) => return cors(Response::error(400, &message)),
+        };
+        let referer_header = request.header_str("referer");
+        let domain = fields
+            .d
+            .or(fields.h)
+            .or_else(|| referer_header.and_then(host_of_url))
+            .unwrap_or_else(|| "unknown".to_string());
+        let referrer = fields
+            .referrer
+            .as_deref()
+            .or(referer_header)
+            .and_then(host_of_url);
+        let event = Event {
+            ts: now(),
+            domain: clean_domain(&domain),
+            path: fields.p.map(|p| clip(&p)),
+            kind: fields
+                .e
+                .map(|e| clip(&e))
+                .unwrap_or_else(|| PAGEVIEW.to_string()),
+            referrer,
+            visitor: 0,
+            source: Source::Track,
+            tags: fields.t,
+            query: fields.q,
+        };
+        self.record(request, event);
+        cors(Response::new(204))
+    }
+
+    fn pixel(&self, request: &Request) -> Response {
+        if matches!(request.method, Method::Get | Method::Head) {
+            let params = QueryParams::parse(request.query());
+            let referer = request.header_str("referer");
+            let domain = params
+                .get("domain")
+                .or_else(|| referer.and_then(host_of_url))
+                .unwrap_or_else(|| "unknown".to_string());
+            let event = Event {
+                ts: now(),
+                domain: clean_domain(&domain),
+                path: None,
+                kind: params
+                    .get("source")
+                    .map(|s| clip(&s))
+                    .unwrap_or_else(|| "pixel".to_string()),
+                referrer: referer.and_then(host_of_url),
+                visitor: 0,
+                source: Source::Pixel,
+                tags: params
+                    .get("tags")
+                    .map(|t| split_tags(&t))
+                    .unwrap_or_default(),
+                query: None,
+            };
+            self.record(request, event);
+        }
+        // The image is always answered, whatever happened to the event.
+        Response::new(200)
+            .header("Cache-Control", "no-cache, no-store, must-revalidate")
+            .header("Pragma", "no-cache")
+            .header("Expires", "0")
+            .body("image/gif", Body::Static(&PIXEL_GIF))
+    }
+
+    /// A pageview of a hosted site (an HTML page answered 2xx).
+    pub fn record_pageview(&self, request: &Request, domain: &str) {
+        let event = Event {
+            ts: now(),
+            domain: domain.to_string(),
+            path: Some(clip(request.path())),
+            kind: PAGEVIEW.to_string(),
+            referrer: request.header_str("referer").and_then(host_of_url),
+            visitor: 0,
+            source: Source::Page,
+            tags: Vec::new(),
+            query: None,
+        };
+        self.record(request, event);
+    }
+}
+
+fn cors(response: Response) -> Response {
+    response
+        .header("Access-Control-Allow-Origin", "*")
+        .header("Access-Control-Allow-Methods", "POST, OPTIONS")
+        .header("Access-Control-Allow-Headers", "Content-Type")
+}
+
+pub fn now() -> i64 {
+    crate::vfs::store::unix_now()
+}
+
+/// The fields of a `/track` body, type-checked.
+#[derive(Debug, Default, PartialEq)]
+struct TrackFields {
+    h: Option<String>,
+    d: Option<String>,
+    p: Option<String>,
+    e: Option<String>,
+    t: Vec<String>,
+    referrer: Option<String>,
+    q: Option<String>,
+}
+
+/// Parses a `/track` body (any Content-Type: `sendBeacon` sends `text/plain`).
+fn parse_track(body: &[u8]) -> Result<TrackFields, String> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
+    let Value::Object(map) = value else {
+        return Err("body must be a JSON object".to_string());
+    };
+    let text = |name: &str| -> Result<Option<String>, String> {
+        match map.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+            Some(_) => Err(format!("field '{name}' must be a string")),
+        }
+    };
+    let tags = match map.get("t") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => {
+            let mut tags = Vec::new();
+            for item in items {
+                match item {
+                    Value::String(s) => tags.extend(split_tags(s)),
+                    _ => return Err("field 't' must be an array of strings".to_string()),
+                }
+            }
+            tags.truncate(MAX_TAGS);
+            tags
+        }
+        Some(_) => return Err("field 't' must be an array of strings".to_string()),
+    };
+    let query = match map.get("q") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(q)) if q.is_empty() => None,
+        Some(Value::Object(q)) => {
+            if let Some((key, _)) = q
+                .iter()
+                .find(|(_, v)| !(v.is_string() || v.is_number() || v.is_boolean()))
+            {
+                return Err(format!(
+                    "field 'q.{key}' must be a string, number or boolean"
+                ));
+            }
+            Some(Value::Object(q.clone()).to_string())
+        }
+        Some(_) => return Err("field 'q' must be an object".to_string()),
+    };
+    Ok(TrackFields {
+        h: text("h")?,
+        d: text("d")?,
+        p: text("p")?,
+        e: text("e")?,
+        t: tags,
+        referrer: text("ref")?,
+        q: query,
+    })
+}
+
+/// Tags from a comma-separated list: trimmed, non-empty, clipped, at most `MAX_TAGS`.
+pub fn split_tags(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .take(MAX_TAGS)
+        .map(|t| t.chars().take(100).collect())
+        .collect()
+}
+
+fn clip(text: &str) -> String {
+    text.trim().chars().take(MAX_FIELD).collect()
+}
+
+/// A domain as stored: lower-case, no port, clipped.
+fn clean_domain(domain: &str) -> String {
+    let domain = domain.trim().to_ascii_lowercase();
+    let host = domain.split(':').next().unwrap_or("");
+    clip(if host.is_empty() { "unknown" } else { host })
+}
+
+/// The host of a URL (`https://a.example/x` → `a.example`), or of a bare host.
+pub fn host_of_url(url: &str) -> Option<String> {
+    let rest = url.trim();
+    let rest = rest.split_once("://").map_or(rest, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority
+        .rsplit('@')
+        .next()?
+        .split(':')
+        .next()?
+        .to_ascii_lowercase();
+    (!host.is_empty()).then(|| clip(&host))
+}
+
+/// `application/x-www-form-urlencoded` query parameters, decoded.
+pub struct QueryParams(Vec<(String, String)>);
+
+impl QueryParams {
+    pub fn parse(query: &str) -> QueryParams {
+        QueryParams(
+            query
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                    (form_decode(k), form_decode(v))
+                })
+                .collect(),
+        )
+    }
+
+    /// The first non-empty value of a parameter.
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(k, v)| k == name && !v.trim().is_empty())
+            .map(|(_, v)| v.trim().to_string())
+    }
+}
+
+fn form_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match (bytes[i], escaped) {
+            (_, Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b'+', None) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (byte, None) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Used by the redirect and webhook handlers.
+pub(super) fn event_for(
+    request: &Request,
+    domain: String,
+    path: String,
+    kind: String,
+    source: Source,
+) -> Event {
+    Event {
+        ts: now(),
+        domain,
+        path: Some(clip(&path)),
+        kind: clip(&kind),
+        referrer: request.header_str("referer").and_then(host_of_url),
+        visitor: 0,
+        source,
+        tags: Vec::new(),
+        query: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(Endpoint::of("/track"), Some(Endpoint::Track));
+        assert_eq!(Endpoint::of("/pixel.gif"), Some(Endpoint::Pixel));
+        assert_eq!(Endpoint::of("/r/promo"), Some(Endpoint::Redirect("promo")));
+        assert_eq!(Endpoint::of("/r/"), Some(Endpoint::Redirect("")));
+        assert_eq!(Endpoint::of("/webhook/gh"), Some(Endpoint::Webhook("gh")));
+        assert_eq!(Endpoint::of("/tracker"), None);
+        assert_eq!(Endpoint::of("/"), None);
+    }
+
+    #[test]
+    fn track_bodies() {
+        let f = parse_track(br#"{"h":"a.com","p":"/x","e":"signup","t":["a","b, c"],"ref":"https://g.co/s","q":{"n":1,"ok":true,"s":"x"}}"#).unwrap();
+        assert_eq!(f.h.as_deref(), Some("a.com"));
+        assert_eq!(f.t, vec!["a", "b", "c"]);
+        assert_eq!(f.q.as_deref(), Some(r#"{"n":1,"ok":true,"s":"x"}"#));
+        assert!(parse_track(b"not json").unwrap_err().contains("JSON"));
+        assert!(parse_track(b"[1]").unwrap_err().contains("object"));
+        assert!(parse_track(br#"{"p":5}"#).unwrap_err().contains("'p'"));
+        assert!(parse_track(br#"{"t":"a"}"#).unwrap_err().contains("'t'"));
+        assert!(parse_track(br#"{"t":[1]}"#).unwrap_err().contains("'t'"));
+        assert!(parse_track(br#"{"q":[1]}"#).unwrap_err().contains("'q'"));
+        assert!(parse_track(br#"{"q":{"x":{"y":1}}}"#)
+            .unwrap_err()
+            .contains("'q.x'"));
+        assert_eq!(parse_track(b"{}").unwrap(), TrackFields::default());
+    }
+
+    #[test]
+    fn urls_and_params() {
+        assert_eq!(
+            host_of_url("https://User@Blog.Example.com:8443/p?q#f").as_deref(),
+            Some("blog.example.com")
+        );
+        assert_eq!(host_of_url("example.org/x").as_deref(), Some("example.org"));
+        assert_eq!(host_of_url(""), None);
+        let p = QueryParams::parse("domain=a.com&tags=x%2Cy+z&empty=&source=news");
+        assert_eq!(p.get("domain").as_deref(), Some("a.com"));
+        assert_eq!(p.get("tags").as_deref(), Some("x,y z"));
+        assert_eq!(p.get("empty"), None);
+        assert_eq!(split_tags(" a, ,b "), vec!["a", "b"]);
+        assert_eq!(form_decode("%zz%4"), "%zz%4");
+    }
+}

@@ -1,0 +1,122 @@
+//! Which client address an event is attributed to: the socket peer, unless the peer is a
+//! configured trusted proxy, in which case the nearest untrusted hop of
+//! `X-Forwarded-For`. Never the header on its own word (the Go fazt trusted it from
+//! anyone, so any client could pick its own "address").
+
+use crate::http::Request;
+use std::net::IpAddr;
+
+/// An address or a CIDR block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Block {
+    base: IpAddr,
+    prefix: u8,
+}
+
+impl Block {
+    fn parse(text: &str) -> Result<Block, String> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let base: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{text}' is not an IP address or CIDR block"))?;
+        let max = if base.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|&p| p <= max)
+                .ok_or(format!("'{text}' has a bad prefix length"))?,
+        };
+        Ok(Block { base, prefix })
+    }
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        let (base, ip, width) = match (self.base, ip) {
+            (IpAddr::V4(b), IpAddr::V4(i)) => (u32::from(b) as u128, u32::from(i) as u128, 32),
+            (IpAddr::V6(b), IpAddr::V6(i)) => (u128::from(b), u128::from(i), 128),
+            _ => return false,
+        };
+        let shift = width - u32::from(self.prefix);
+        shift >= 128 || (base >> shift) == (ip >> shift)
+    }
+}
+
+/// The trusted-proxy list (`FAZT_TRUSTED_PROXIES`, comma-separated addresses or CIDRs).
+#[derive(Clone, Debug, Default)]
+pub struct TrustedProxies {
+    blocks: Vec<Block>,
+}
+
+impl TrustedProxies {
+    pub fn parse(text: &str) -> Result<TrustedProxies, String> {
+        let blocks = text
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(Block::parse)
+            .collect::<Result<_, _>>()?;
+        Ok(TrustedProxies { blocks })
+    }
+
+    pub fn from_env(env: crate::config::Env) -> Result<TrustedProxies, String> {
+        TrustedProxies::parse(&env("FAZT_TRUSTED_PROXIES").unwrap_or_default())
+            .map_err(|e| format!("FAZT_TRUSTED_PROXIES: {e}"))
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.blocks.iter().any(|b| b.contains(ip))
+    }
+
+    pub fn client_ip(&self, request: &Request) -> IpAddr {
+        let peer = request.peer.ip();
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let Some(forwarded) = request.header_str("x-forwarded-for") else {
+            return peer;
+        };
+        // Walk from the nearest hop outwards; the first address we don't trust is the
+        // client (anything further left was written by the client itself).
+        let mut client = peer;
+        for hop in forwarded.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) if self.trusts(ip) => client = ip,
+                Ok(ip) => return ip,
+                Err(_) => return client,
+            }
+        }
+        client
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks() {
+        let b = Block::parse("10.0.0.0/8").unwrap();
+        assert!(b.contains("10.9.8.7".parse().unwrap()));
+        assert!(!b.contains("11.0.0.1".parse().unwrap()));
+        assert!(!b.contains("::1".parse().unwrap()));
+        assert!(Block::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
+        assert!(Block::parse("::1")
+            .unwrap()
+            .contains("::1".parse().unwrap()));
+        assert!(Block::parse("fd00::/8")
+            .unwrap()
+            .contains("fd12::1".parse().unwrap()));
+        assert!(Block::parse("10.0.0.0/33").is_err());
+        assert!(Block::parse("nope").is_err());
+        assert!(TrustedProxies::parse("127.0.0.1, 10.0.0.0/8").is_ok());
+        assert!(TrustedProxies::parse("127.0.0.1,bad").is_err());
+    }
+}
