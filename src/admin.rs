@@ -16,14 +16,20 @@ pub const ADMIN_BODY_LIMIT: u64 = 64 * 1024;
 
 pub struct AdminApi {
     app: Arc<App>,
+    retention: Option<crate::analytics::retention::AutoRetention>,
     /// `PRAGMA data_version` when the site table was last loaded.
     seen_data_version: Option<i64>,
 }
 
 impl AdminApi {
     pub fn new(app: Arc<App>) -> AdminApi {
+        let retention = app
+            .config
+            .retention
+            .map(crate::analytics::retention::AutoRetention::new);
         AdminApi {
             app,
+            retention,
             seen_data_version: None,
         }
     }
@@ -86,6 +92,13 @@ impl AdminApi {
                     Response::error(404, &format!("no admin route {method} {path}"))
                 }
             },
+        }
+    }
+
+    /// One step of automatic retention, when configured.
+    pub fn run_retention(&mut self) {
+        if let Some(retention) = &mut self.retention {
+            retention.tick(&self.app.writer);
         }
     }
 

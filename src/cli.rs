@@ -16,12 +16,15 @@ USAGE:
     fazt key list [--json] [--data DIR]
     fazt key revoke ID [--data DIR]
     fazt site import NAME DIR [--data DIR]
+    fazt db prune --older-than AGE [--rollups] [--data DIR]
     fazt --help | --version
 
 COMMANDS:
     server start   Serve sites, analytics and the admin API until SIGTERM/SIGINT.
     probe          Print the memory and CPU this process was given and every limit derived from them.
     key            Manage admin API keys (works whether or not the server is running).
+    db prune       Delete analytics events older than AGE (e.g. 30d, 12h, 2w) in small batches,
+                   keeping the roll-ups unless --rollups, then return the space to the disk.
     site import    Publish a directory as site NAME: a new deployment, made current at once
                    (works whether or not the server is running; a running server picks it up).
 
@@ -39,7 +42,8 @@ ENVIRONMENT (limits; see `fazt probe` for the values in effect):
     FAZT_THREADS, FAZT_MEMORY_LIMIT, FAZT_CACHE_BYTES, FAZT_MAX_CACHED_FILE, FAZT_MAX_CONNECTIONS,
     FAZT_UPLOAD_RAM, FAZT_TEMP_DIR, FAZT_EVENT_CHANNEL, FAZT_SQLITE_CACHE_BYTES, FAZT_SQLITE_MMAP_BYTES,
     FAZT_HEADER_TIMEOUT, FAZT_IDLE_TIMEOUT, FAZT_BODY_TIMEOUT, FAZT_WRITE_TIMEOUT,
-    FAZT_SHUTDOWN_TIMEOUT, FAZT_ADMIN_MAX_CONNECTIONS, FAZT_DISK_THRESHOLD, RUST_LOG
+    FAZT_SHUTDOWN_TIMEOUT, FAZT_ADMIN_MAX_CONNECTIONS, FAZT_DISK_THRESHOLD,
+    FAZT_TRUSTED_PROXIES, FAZT_EVENT_CHANNEL, FAZT_EVENT_BATCH, FAZT_EVENT_FLUSH, FAZT_RETENTION, RUST_LOG
 ";
 
 /// Parsed `--flag value` options and positional arguments of one command.
@@ -148,6 +152,8 @@ fn run(args: &[String]) -> Result<i32, String> {
         ["key", ..] => Err("usage: fazt key create NAME | fazt key list | fazt key revoke ID".into()),
         ["site", "import"] => site_import(&args[2..]),
         ["site", ..] => Err("usage: fazt site import NAME DIR [--data DIR]".into()),
+        ["db", "prune"] => db_prune(&args[2..]),
+        ["db", ..] => Err("usage: fazt db prune --older-than AGE [--rollups] [--data DIR]".into()),
         [other, ..] => Err(format!("unknown command '{other}'; run 'fazt --help'")),
     }
 }
@@ -277,6 +283,31 @@ fn site_import(args: &[String]) -> Result<i32, String> {
         result.file_count,
         crate::units::format_bytes(result.total_bytes),
         crate::units::format_bytes(result.new_bytes)
+    );
+    Ok(0)
+}
+
+fn db_prune(args: &[String]) -> Result<i32, String> {
+    let args = Args::parse(args, &["data", "older-than"], &["rollups"])?;
+    args.expect_positional(0, "fazt db prune --older-than AGE [--rollups] [--data DIR]")?;
+    let age = args
+        .value("older-than")
+        .ok_or("--older-than is required (e.g. --older-than 30d)")?;
+    let age = crate::units::parse_duration(&age).map_err(|e| format!("--older-than: {e}"))?;
+    let cutoff = store::unix_now() - age.as_secs() as i64;
+    let (mut conn, _) = open_db(&args)?;
+    let totals = crate::analytics::retention::prune_now(&mut conn, cutoff, args.switch("rollups"))
+        .map_err(|e| format!("pruning: {e}"))?;
+    println!(
+        "deleted {} events{} older than {}; reclaimed {}",
+        totals.events_deleted,
+        if args.switch("rollups") {
+            format!(" and {} roll-up rows", totals.rollup_rows_deleted)
+        } else {
+            String::new()
+        },
+        crate::http::response::http_date(cutoff.max(0) as u64),
+        crate::units::format_bytes(totals.bytes_reclaimed)
     );
     Ok(0)
 }

@@ -33,6 +33,11 @@ pub struct Config {
     pub disk_threshold: u8,
     /// Proxies whose `X-Forwarded-For` is believed (`FAZT_TRUSTED_PROXIES`).
     pub trusted_proxies: crate::analytics::proxies::TrustedProxies,
+    /// When an analytics batch is committed (`FAZT_EVENT_BATCH` events or
+    /// `FAZT_EVENT_FLUSH` after its first event, whichever comes first).
+    pub event_batch: crate::db::writer::BatchPolicy,
+    /// Raw events older than this are pruned automatically (`FAZT_RETENTION`, off by default).
+    pub retention: Option<Duration>,
     /// The probe's readings and the resource-derived limits.
     pub probe: Report,
 }
@@ -105,9 +110,34 @@ impl Config {
             admin_max_connections,
             disk_threshold: crate::disk::threshold_from_env(env)?,
             trusted_proxies: crate::analytics::proxies::TrustedProxies::from_env(env)?,
+            event_batch: event_batch(env)?,
+            retention: match env("FAZT_RETENTION") {
+                None => None,
+                Some(_) => Some(duration(env, "FAZT_RETENTION", Duration::ZERO)?),
+            },
             probe,
         })
     }
+}
+
+fn event_batch(env: Env) -> Result<crate::db::writer::BatchPolicy, String> {
+    let default = crate::db::writer::BatchPolicy::default();
+    let max_events = match env("FAZT_EVENT_BATCH") {
+        None => default.max_events,
+        Some(text) => text
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| (1..=100_000).contains(&n))
+            .ok_or(format!(
+                "FAZT_EVENT_BATCH: '{text}' is not a whole number from 1 to 100000"
+            ))?,
+    };
+    let max_delay = duration(env, "FAZT_EVENT_FLUSH", default.max_delay)?;
+    Ok(crate::db::writer::BatchPolicy {
+        max_events,
+        max_delay,
+    })
 }
 
 fn pick(flag: &Option<String>, env: Env, var: &str, default: &str) -> String {

@@ -8,5 +8,6 @@ pub mod ingest;
 pub mod links;
 pub mod manage;
 pub mod proxies;
+pub mod retention;
 pub mod stats;
 pub mod store;

@@ -11,8 +11,8 @@ use crate::analytics::event::{day_of, SaltBook};
 use crate::analytics::ingest::Ingest;
 use crate::analytics::store::{load_or_create_salt, EventStore};
 use crate::config::Config;
+use crate::db::writer::EventPipeline;
 use crate::db::writer::WriterHandle;
-use crate::db::writer::{BatchPolicy, EventPipeline};
 use crate::disk::DiskGuard;
 use crate::http::{Body, Response};
 use crate::sites::{SiteServer, SYSTEM_SITES};
@@ -78,7 +78,7 @@ pub fn run(config: Config) -> Result<i32, String> {
     // Event batches are bulk writes too: at the disk threshold they wait and retry.
     let pipeline = EventPipeline {
         capacity: limits.event_channel_capacity,
-        policy: BatchPolicy::default(),
+        policy: config.event_batch,
         sink: Box::new(EventStore::new(Some(DiskGuard::new(
             watched,
             config.disk_threshold,

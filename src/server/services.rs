@@ -115,5 +115,6 @@ impl LoopService for AdminService {
     fn on_tick(&mut self) {
         self.api.refresh_sites_if_changed();
         self.api.rotate_salt_if_new_day();
+        self.api.run_retention();
     }
 }
