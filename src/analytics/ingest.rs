@@ -125,7 +125,8 @@ impl Ingest {
     }
 
     fn pixel(&self, request: &Request) -> Response {
-        if matches!(request.method, Method::Get | Method::Head) {
+        // HEAD (a link checker, a prefetch) is not a view.
+        if request.method == Method::Get {
             let params = QueryParams::parse(request.query());
             let referer = request.header_str("referer");
             let domain = params
