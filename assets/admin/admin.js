@@ -44,10 +44,23 @@ async function refresh() {
     ["core threads", l.core_threads], ["memory limit", fmtBytes(l.memory_limit_bytes)],
     ["max connections", l.max_connections], ["cache", fmtBytes(l.cache_bytes)],
   ]);
+  refreshStats(key);
   fill($("cache"), [
     ["used", fmtBytes(k.bytes_used || 0) + " of " + fmtBytes(k.bytes_limit || 0)],
     ["entries", k.entries], ["hits / misses", `${k.hits} / ${k.misses}`], ["evictions", k.evictions],
   ]);
+}
+
+async function refreshStats(key) {
+  const res = await fetch("/api/stats?bucket=day", { headers: { Authorization: "Bearer " + key } });
+  if (!res.ok) return;
+  const s = await res.json();
+  fill($("traffic"), [
+    ["pageviews", s.totals.pageviews], ["visitors (daily uniques)", s.totals.visitors], ["events", s.totals.events],
+  ]);
+  const top = (list) => list.length ? list.map((r) => [r.value, r.count]) : [["—", ""]];
+  fill($("pages"), top(s.top_paths));
+  fill($("referrers"), top(s.top_referrers));
 }
 
 function showError(text) { $("error").textContent = text; $("error").hidden = false; }
