@@ -65,6 +65,14 @@ async function refreshStats(key) {
 
 function showError(text) { $("error").textContent = text; $("error").hidden = false; }
 
+// A key can also arrive in the URL fragment (`/#key=fzt_…`), which browsers never send
+// to the server; it is moved into local storage and removed from the address bar.
+const fromHash = location.hash.match(/^#key=(.+)$/);
+if (fromHash) {
+  localStorage.setItem(KEY, decodeURIComponent(fromHash[1]));
+  history.replaceState(null, "", location.pathname);
+}
+
 $("login").addEventListener("submit", (e) => {
   e.preventDefault();
   localStorage.setItem(KEY, $("key").value.trim());

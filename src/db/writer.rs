@@ -188,9 +188,9 @@ fn start(
             policy,
             sink,
         }) => {
-            let (event_tx, event_rx) = crossbeam_channel::bounded(capacity.max(1));
+            let (event_tx, event_rx) = crossbeam_channel::unbounded();
             let gate = Arc::new(Gate::new());
-            let queue = EventQueue::new(event_tx, Arc::clone(&gate));
+            let queue = EventQueue::new(event_tx, Arc::clone(&gate), capacity);
             (
                 Some(queue),
                 event_rx,
