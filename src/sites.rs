@@ -37,6 +37,15 @@ enum Found {
     Large(FileRow),
 }
 
+impl Found {
+    fn mime(&self) -> &str {
+        match self {
+            Found::Cached(f) => &f.mime,
+            Found::Large(row) => &row.mime,
+        }
+    }
+}
+
 pub struct SiteServer {
     pub table: SiteTable,
     pub cache: SiteCache,
@@ -60,19 +69,27 @@ impl SiteServer {
         }
     }
 
-    pub fn serve(&self, site: &str, request: &Request) -> Response {
+    /// Answers a request for a site; the flag says whether it was a view of one of the
+    /// site's HTML pages (a 200, or a 304 revalidation: HTML is served `no-cache`, so a
+    /// returning visitor's view is usually a 304), for automatic pageview counting.
+    pub fn serve(&self, site: &str, request: &Request) -> (Response, bool) {
         if !matches!(request.method, Method::Get | Method::Head) {
-            return Response::error(405, "only GET and HEAD are allowed on sites")
-                .header("Allow", "GET, HEAD");
+            let refused = Response::error(405, "only GET and HEAD are allowed on sites");
+            return (refused.header("Allow", "GET, HEAD"), false);
         }
         let path = match normalize(request.path()) {
             Ok(path) => path,
-            Err(e) => return Response::error(e.status(), e.message()),
+            Err(e) => return (Response::error(e.status(), e.message()), false),
         };
         match self.resolve(site, &path) {
-            Ok(Some((found, file_path))) => self.send(request, found, &file_path, 200),
-            Ok(None) => self.not_found(site, request),
-            Err(e) => database_error(e),
+            Ok(Some((found, file_path))) => {
+                let html = found.mime().starts_with("text/html");
+                let response = self.send(request, found, &file_path, 200);
+                let viewed = html && matches!(response.status, 200 | 304);
+                (response, viewed && request.method == Method::Get)
+            }
+            Ok(None) => (self.not_found(site, request), false),
+            Err(e) => (database_error(e), false),
         }
     }
 

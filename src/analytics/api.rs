@@ -71,7 +71,7 @@ fn read(query: fn(&rusqlite::Connection) -> Result<Value, DbError>) -> Result<Va
 fn get_stats(params: &QueryParams) -> Result<Value, ApiError> {
     let now = super::ingest::now();
     let to = time_param(params, "to")?.unwrap_or(now + 1);
-    let from = time_param(params, "from")?.unwrap_or(to - DEFAULT_RANGE_SECS);
+    let from = time_param(params, "from")?.unwrap_or((to - DEFAULT_RANGE_SECS).max(0));
     if from >= to {
         return Err(ApiError::BadParameter(
             "parameter 'from' must be before 'to'".into(),
@@ -118,19 +118,21 @@ fn get_events(params: &QueryParams) -> Result<Value, ApiError> {
     Ok(read_db(events)?)
 }
 
-/// Unix seconds, or a UTC date `YYYY-MM-DD` (its midnight).
+/// Latest time accepted (year 9999): keeps every later computation far from overflow.
+const MAX_TIME: i64 = 253_402_300_799;
+
+/// Unix seconds, or a UTC date `YYYY-MM-DD` (its midnight), from 1970 to 9999.
 fn time_param(params: &QueryParams, name: &str) -> Result<Option<i64>, ApiError> {
     let Some(text) = params.get(name) else {
         return Ok(None);
     };
-    if let Ok(secs) = text.parse::<i64>() {
-        return Ok(Some(secs));
+    let parsed = text.parse::<i64>().ok().or_else(|| parse_date(&text));
+    match parsed {
+        Some(secs) if (0..=MAX_TIME).contains(&secs) => Ok(Some(secs)),
+        _ => Err(ApiError::BadParameter(format!(
+            "parameter '{name}' must be unix seconds or a date YYYY-MM-DD from 1970 to 9999, got '{text}'"
+        ))),
     }
-    parse_date(&text).map(Some).ok_or_else(|| {
-        ApiError::BadParameter(format!(
-            "parameter '{name}' must be unix seconds or a date YYYY-MM-DD, got '{text}'"
-        ))
-    })
 }
 
 fn parse_date(text: &str) -> Option<i64> {

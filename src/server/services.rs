@@ -8,6 +8,7 @@ use crate::admin::{AdminApi, ADMIN_BODY_LIMIT};
 use crate::http::conn::Service;
 use crate::http::{Request, Response};
 use crate::metrics::METRICS;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,12 +33,19 @@ impl Service for CoreService {
     }
 
     fn call(&mut self, request: Request, token: u64) -> Option<Response> {
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.dispatch(request, token)));
+        outcome.unwrap_or_else(|_| Some(handler_panicked()))
+    }
+}
+
+impl CoreService {
+    fn dispatch(&mut self, request: Request, token: u64) -> Option<Response> {
         let response = match route(&request.host, request.path(), &self.app.config.domain) {
             Target::Health => liveness(),
             Target::Ingest(endpoint) => self.app.ingest.handle(endpoint, &request),
             Target::Site(site) => {
-                let response = self.app.sites.serve(site, &request);
-                if is_page_view(&request, &response) {
+                let (response, page_view) = self.app.sites.serve(site, &request);
+                if page_view {
                     self.app.ingest.record_pageview(&request, &request.host);
                 }
                 response
@@ -59,16 +67,6 @@ impl Service for CoreService {
         };
         Some(response)
     }
-}
-
-/// Pageviews of hosted sites are recorded automatically: a successful GET of an HTML
-/// page (assets, errors and `HEAD` are not views).
-fn is_page_view(request: &Request, response: &Response) -> bool {
-    request.method == crate::http::Method::Get
-        && response.status == 200
-        && response
-            .get_header("content-type")
-            .is_some_and(|t| t.starts_with("text/html"))
 }
 
 impl LoopService for CoreService {
@@ -93,16 +91,31 @@ impl Service for AdminService {
 
     fn call(&mut self, request: Request, _token: u64) -> Option<Response> {
         let started = Instant::now();
-        let response = self.api.handle(&request);
+        let response = self.handle(&request);
         METRICS.admin_latency.observe(started.elapsed());
         Some(response)
     }
 }
 
+impl AdminService {
+    fn handle(&mut self, request: &Request) -> Response {
+        let api = &mut self.api;
+        catch_unwind(AssertUnwindSafe(|| api.handle(request)))
+            .unwrap_or_else(|_| handler_panicked())
+    }
+}
+
+/// A handler bug must cost one request, never the thread (and with it the server): the
+/// panic is logged by the panic hook and the client gets a 500.
+fn handler_panicked() -> Response {
+    log::error!("a request handler panicked; answered 500 (see the panic message above)");
+    Response::error(500, "internal error; see the server log").closing()
+}
+
 impl LoopService for AdminService {
     fn on_mail(&mut self, mail: Mail) -> Option<(u64, Response)> {
         if let Mail::AdminJob(job) = mail {
-            let response = self.api.handle(&job.request);
+            let response = self.handle(&job.request);
             METRICS.admin_latency.observe(job.received.elapsed());
             job.reply_to.send(Mail::Reply {
                 token: job.token,
