@@ -1,5 +1,5 @@
 # shellcheck shell=bash disable=SC2034,SC2153 # globals set here are read by the sourcing scripts
-# Shell functions shared by scripts/bench.sh and scripts/bench_vfs.sh; sourced, never run.
+# Shell functions shared by scripts/bench.sh, scripts/bench_vfs.sh and scripts/bench_analytics.sh; sourced, never run.
 #
 # The sourcing script sets SCRIPT_TAG, its name without .sh, before `source` (log lines read
 # "[SCRIPT_TAG HH:MM:SS] ...", errors "SCRIPT_TAG.sh: ..."), and later ONLY (comma list of the
@@ -35,18 +35,21 @@ forget_pid() {
     PIDS=("${keep[@]+"${keep[@]}"}")
 }
 
-# stop_pid PID: SIGTERM, up to 10 s grace, then SIGKILL (also its direct children, e.g. nginx
-# workers). Sets STOP_RC to the exit status and STOP_SECS to the time it took.
+# stop_pid PID [GRACE]: SIGTERM, up to GRACE seconds (default 10) to exit, then SIGKILL (also its
+# direct children, e.g. nginx workers). Sets STOP_RC to the exit status, STOP_SECS to the time it
+# took and STOP_KILLED to 1 if SIGKILL was needed (else 0).
 stop_pid() {
-    local pid=$1 kids i t0 k
+    local pid=$1 grace=${2:-10} kids i t0 k
     STOP_RC=0
+    STOP_KILLED=0
     t0=$(date +%s.%N)
     kids=$(cat /proc/"$pid"/task/*/children 2>/dev/null || true)
     if alive "$pid"; then
         kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < 100; i++)); do alive "$pid" || break; sleep 0.1; done
+        for ((i = 0; i < grace * 10; i++)); do alive "$pid" || break; sleep 0.1; done
         if alive "$pid"; then
-            log "pid $pid did not stop within 10 s of SIGTERM; sending SIGKILL"
+            log "pid $pid did not stop within $grace s of SIGTERM; sending SIGKILL"
+            STOP_KILLED=1
             kill -KILL "$pid" 2>/dev/null || true
         fi
     fi
