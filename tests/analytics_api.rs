@@ -4,104 +4,20 @@
 //! `fazt db prune`.
 mod common;
 use common::*;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-fn fast_server() -> Server {
-    Server::builder().env("FAZT_EVENT_FLUSH", "50ms").start()
-}
-
-fn request(
-    server: &Server,
-    method: &str,
-    host: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> HttpResponse {
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    if !body.is_empty() || matches!(method, "POST" | "PUT") {
-        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    head.push_str("\r\n");
-    let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(body);
-    raw_request(server.addr, bytes)
-}
-
-/// An authenticated admin request with an optional raw body.
-fn admin_raw(server: &Server, method: &str, path: &str, body: &str) -> HttpResponse {
-    let auth = format!("Bearer {}", server.token);
-    request(
-        server,
-        method,
-        "admin.localhost",
-        path,
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        body.as_bytes(),
-    )
-}
-
-fn admin(server: &Server, method: &str, path: &str, body: Option<&Value>) -> HttpResponse {
-    admin_raw(
-        server,
-        method,
-        path,
-        &body.map(Value::to_string).unwrap_or_default(),
-    )
-}
-
-fn get_json(server: &Server, path: &str) -> Value {
-    let r = server.admin_get(path, Some(&server.token));
-    assert_eq!(r.status, 200, "{path}: {}", r.text());
-    assert!(r
-        .header("content-type")
-        .is_some_and(|t| t.starts_with("application/json")));
-    r.json()
-}
-
-fn track(server: &Server, body: &Value) {
-    let r = request(
-        server,
-        "POST",
-        "collector.test",
-        "/track",
-        &[
-            ("Content-Type", "application/json"),
-            ("User-Agent", "api-test/1"),
-        ],
-        body.to_string().as_bytes(),
-    );
+/// `POST /track` with a JSON body, answered 204.
+fn track_ok(server: &Server, body: &Value) {
+    let r = track_with(server, &body.to_string(), &[("User-Agent", "api-test/1")]);
     assert_eq!(r.status, 204, "{body}: {}", r.text());
-}
-
-/// Polls `/api/events?<query>` until it lists `n` events (at most 5 s).
-fn wait_events(server: &Server, query: &str, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let list = get_json(server, &format!("/api/events?{query}"))["events"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        if list.len() >= n || Instant::now() >= deadline {
-            assert_eq!(list.len(), n, "{query}: {list:?}");
-            return list;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// A 400 whose JSON error names `needle`.
@@ -118,16 +34,6 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-fn count(conn: &Connection, sql: &str) -> i64 {
-    conn.query_row(sql, [], |r| r.get(0))
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
-fn open_read_only(data: &Path) -> Connection {
-    Connection::open_with_flags(data.join("fazt.db"), OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .expect("open fazt.db read-only")
 }
 
 /// Rows of every roll-up table (and `visitors_daily`) together.
@@ -147,19 +53,19 @@ fn rollup_rows(conn: &Connection) -> i64 {
 /// Three events on shape.test (two pageviews of /a, one signup on /b) and one on
 /// other.test, all from one visitor.
 fn record_sample(server: &Server) {
-    track(
+    track_ok(
         server,
         &json!({"d": "shape.test", "p": "/a", "ref": "https://news.example/x", "t": ["x"]}),
     );
-    track(
+    track_ok(
         server,
         &json!({"d": "shape.test", "p": "/a", "t": ["x", "y"]}),
     );
-    track(
+    track_ok(
         server,
         &json!({"d": "shape.test", "p": "/b", "e": "signup", "t": ["y"]}),
     );
-    track(server, &json!({"d": "other.test", "p": "/o"}));
+    track_ok(server, &json!({"d": "other.test", "p": "/o"}));
     wait_events(server, "", 4);
 }
 
@@ -350,7 +256,7 @@ fn an_empty_database_has_empty_answers() {
 fn events_paginate_by_keyset_with_next_before() {
     let server = fast_server();
     for i in 0..7 {
-        track(&server, &json!({"d": "page.test", "p": format!("/p{i}")}));
+        track_ok(&server, &json!({"d": "page.test", "p": format!("/p{i}")}));
     }
     wait_events(&server, "", 7);
 
@@ -511,7 +417,7 @@ fn analytics_routes_require_a_key() {
         }
     }
     // Changes too, and nothing is created.
-    let r = request(
+    let r = send(
         &server,
         "POST",
         "admin.localhost",
@@ -520,7 +426,7 @@ fn analytics_routes_require_a_key() {
         br#"{"slug":"x","url":"https://example.com"}"#,
     );
     assert_eq!(r.status, 401);
-    let r = request(
+    let r = send(
         &server,
         "DELETE",
         "admin.localhost",
@@ -568,24 +474,20 @@ fn wrong_methods_are_405_with_allow() {
 #[test]
 fn redirects_are_validated_listed_replaced_and_deleted() {
     let server = fast_server();
-    let r = admin(
+    let r = admin_post(
         &server,
-        "POST",
         "/api/redirects",
-        Some(
-            &json!({"slug": "promo-2026_a.b", "url": "https://example.com/x?y=1#z", "tags": "a, b"}),
-        ),
+        &json!({"slug": "promo-2026_a.b", "url": "https://example.com/x?y=1#z", "tags": "a, b"}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         r.json(),
         json!({"slug": "promo-2026_a.b", "url": "https://example.com/x?y=1#z", "tags": ["a", "b"]})
     );
-    let r = admin(
+    let r = admin_post(
         &server,
-        "POST",
         "/api/redirects",
-        Some(&json!({"slug": "docs", "url": "http://docs.example"})),
+        &json!({"slug": "docs", "url": "http://docs.example"}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
 
@@ -599,11 +501,10 @@ fn redirects_are_validated_listed_replaced_and_deleted() {
     assert!(list[1]["created_at"].as_i64().unwrap() > 1_600_000_000);
 
     // Posting an existing slug replaces its destination.
-    let r = admin(
+    let r = admin_post(
         &server,
-        "POST",
         "/api/redirects",
-        Some(&json!({"slug": "docs", "url": "https://docs.example/v2"})),
+        &json!({"slug": "docs", "url": "https://docs.example/v2"}),
     );
     assert_eq!(r.status, 200);
     let r = server.get("x.test", "/r/docs");
@@ -620,21 +521,19 @@ fn redirects_are_validated_listed_replaced_and_deleted() {
         json!("data:text/html,hi"),
     ];
     for url in &bad_urls {
-        let r = admin(
+        let r = admin_post(
             &server,
-            "POST",
             "/api/redirects",
-            Some(&json!({"slug": "bad", "url": url})),
+            &json!({"slug": "bad", "url": url}),
         );
         assert_bad(&r, "url", &url.to_string());
     }
     let too_long = "x".repeat(65);
     for slug in ["", "a/b", "has space", "..", ".", "ü", too_long.as_str()] {
-        let r = admin(
+        let r = admin_post(
             &server,
-            "POST",
             "/api/redirects",
-            Some(&json!({"slug": slug, "url": "https://example.com"})),
+            &json!({"slug": slug, "url": "https://example.com"}),
         );
         assert_bad(&r, "slug", slug);
     }
@@ -653,7 +552,7 @@ fn redirects_are_validated_listed_replaced_and_deleted() {
         (json!(["slug"]), "object"),
     ];
     for (body, needle) in &cases {
-        let r = admin(&server, "POST", "/api/redirects", Some(body));
+        let r = admin_post(&server, "/api/redirects", body);
         assert_bad(&r, needle, &body.to_string());
     }
     let r = admin_raw(&server, "POST", "/api/redirects", "{not json");
@@ -668,10 +567,10 @@ fn redirects_are_validated_listed_replaced_and_deleted() {
     );
 
     // Delete: 200, then 404, and the link is gone.
-    let r = admin(&server, "DELETE", "/api/redirects/docs", None);
+    let r = admin_delete(&server, "/api/redirects/docs");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["deleted"], "docs");
-    let r = admin(&server, "DELETE", "/api/redirects/docs", None);
+    let r = admin_delete(&server, "/api/redirects/docs");
     assert_eq!(r.status, 404);
     assert!(r.json()["error"].as_str().unwrap().contains("docs"));
     assert_eq!(server.get("x.test", "/r/docs").status, 404);
@@ -684,11 +583,10 @@ fn redirects_are_validated_listed_replaced_and_deleted() {
 fn webhooks_are_validated_listed_without_secrets_and_deleted() {
     let server = fast_server();
     let secret = "very-secret-value-9c1d";
-    let r = admin(
+    let r = admin_post(
         &server,
-        "POST",
         "/api/webhooks",
-        Some(&json!({"endpoint": "github", "secret": secret})),
+        &json!({"endpoint": "github", "secret": secret}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
@@ -696,11 +594,10 @@ fn webhooks_are_validated_listed_without_secrets_and_deleted() {
         json!({"endpoint": "github", "signed": true, "active": true})
     );
     assert!(!r.text().contains(secret));
-    let r = admin(
+    let r = admin_post(
         &server,
-        "POST",
         "/api/webhooks",
-        Some(&json!({"endpoint": "stripe", "active": false})),
+        &json!({"endpoint": "stripe", "active": false}),
     );
     assert_eq!(r.status, 200);
     assert_eq!(
@@ -721,14 +618,13 @@ fn webhooks_are_validated_listed_without_secrets_and_deleted() {
     assert!(list[1]["created_at"].as_i64().is_some());
 
     // Re-posting turns the endpoint back on.
-    let r = admin(
+    let r = admin_post(
         &server,
-        "POST",
         "/api/webhooks",
-        Some(&json!({"endpoint": "stripe", "active": true})),
+        &json!({"endpoint": "stripe", "active": true}),
     );
     assert_eq!(r.status, 200);
-    let r = request(&server, "POST", "x.test", "/webhook/stripe", &[], b"{}");
+    let r = send(&server, "POST", "x.test", "/webhook/stripe", &[], b"{}");
     assert_eq!(r.status, 200, "{}", r.text());
 
     let long_secret = "s".repeat(257);
@@ -742,7 +638,7 @@ fn webhooks_are_validated_listed_without_secrets_and_deleted() {
         (json!({"endpoint": "e", "active": "no"}), "'active'"),
     ];
     for (body, needle) in &cases {
-        let r = admin(&server, "POST", "/api/webhooks", Some(body));
+        let r = admin_post(&server, "/api/webhooks", body);
         assert_bad(&r, needle, &body.to_string());
     }
     assert_eq!(
@@ -753,13 +649,10 @@ fn webhooks_are_validated_listed_without_secrets_and_deleted() {
         2
     );
 
-    let r = admin(&server, "DELETE", "/api/webhooks/github", None);
+    let r = admin_delete(&server, "/api/webhooks/github");
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(
-        admin(&server, "DELETE", "/api/webhooks/github", None).status,
-        404
-    );
-    let r = request(&server, "POST", "x.test", "/webhook/github", &[], b"{}");
+    assert_eq!(admin_delete(&server, "/api/webhooks/github").status, 404);
+    let r = send(&server, "POST", "x.test", "/webhook/github", &[], b"{}");
     assert_eq!(r.status, 404, "a deleted endpoint is unknown");
 }
 
@@ -796,7 +689,7 @@ fn age_everything(data: &Path, days: i64) {
 fn prune_deletes_raw_events_and_keeps_rollups_unless_asked() {
     let mut server = fast_server();
     for i in 0..6 {
-        track(
+        track_ok(
             &server,
             &json!({"d": "prune.test", "p": format!("/{i}"), "t": ["kept"]}),
         );
@@ -864,7 +757,7 @@ fn prune_deletes_raw_events_and_keeps_rollups_unless_asked() {
 fn prune_with_rollups_deletes_old_events_and_their_rollups_together() {
     let mut server = fast_server();
     for i in 0..4 {
-        track(&server, &json!({"d": "old.test", "p": format!("/{i}")}));
+        track_ok(&server, &json!({"d": "old.test", "p": format!("/{i}")}));
     }
     wait_events(&server, "", 4);
     assert_eq!(server.terminate().code(), Some(0));

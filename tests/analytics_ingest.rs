@@ -5,7 +5,6 @@
 mod common;
 use common::*;
 use hmac::{Hmac, Mac};
-use rusqlite::{Connection, OpenFlags};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use std::io::{self, Write};
@@ -21,96 +20,6 @@ const PIXEL_B64: &str = "R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// A server that commits events within 50 ms.
-fn fast_server() -> Server {
-    Server::builder().env("FAZT_EVENT_FLUSH", "50ms").start()
-}
-
-/// The raw bytes of one request (`Connection: close`; a `Content-Length` whenever there is
-/// a body or the method usually carries one).
-fn raw(method: &str, host: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    if !body.is_empty() || matches!(method, "POST" | "PUT") {
-        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    head.push_str("\r\n");
-    let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(body);
-    bytes
-}
-
-fn send(
-    server: &Server,
-    method: &str,
-    host: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> HttpResponse {
-    raw_request(server.addr, raw(method, host, path, headers, body))
-}
-
-/// `POST /track` with a JSON body (on a host that names no site: `/track` answers on
-/// every host).
-fn track(server: &Server, body: &str) -> HttpResponse {
-    track_with(server, body, &[])
-}
-
-fn track_with(server: &Server, body: &str, headers: &[(&str, &str)]) -> HttpResponse {
-    let mut all = vec![("Content-Type", "application/json")];
-    all.extend_from_slice(headers);
-    send(
-        server,
-        "POST",
-        "collector.test",
-        "/track",
-        &all,
-        body.as_bytes(),
-    )
-}
-
-/// An authenticated admin request on the admin host of the public listener.
-fn admin(server: &Server, method: &str, path: &str, body: Option<&Value>) -> HttpResponse {
-    let token = format!("Bearer {}", server.token);
-    let mut headers = vec![("Authorization", token.as_str())];
-    let text = body.map(Value::to_string).unwrap_or_default();
-    if body.is_some() {
-        headers.push(("Content-Type", "application/json"));
-    }
-    send(
-        server,
-        method,
-        "admin.localhost",
-        path,
-        &headers,
-        text.as_bytes(),
-    )
-}
-
-/// `/api/events` (newest first) with a query string.
-fn events(server: &Server, query: &str) -> Vec<Value> {
-    let r = server.admin_get(&format!("/api/events?{query}"), Some(&server.token));
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()["events"].as_array().cloned().unwrap_or_default()
-}
-
-/// Polls `/api/events` until it lists at least `n` events (at most 5 s); returns the last
-/// listing, oldest first.
-fn wait_events(server: &Server, query: &str, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let mut list = events(server, query);
-        if list.len() >= n || Instant::now() >= deadline {
-            list.reverse();
-            return list;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// Records a marker event and waits until it is committed. Events go through one FIFO
 /// channel, so everything recorded before the marker has been committed too: what is not
@@ -182,16 +91,6 @@ fn metric(text: &str, series: &str) -> u64 {
         .trim()
         .parse()
         .unwrap()
-}
-
-fn open_read_only(data: &Path) -> Connection {
-    Connection::open_with_flags(data.join("fazt.db"), OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .expect("open fazt.db read-only")
-}
-
-fn count(conn: &Connection, sql: &str) -> i64 {
-    conn.query_row(sql, [], |r| r.get(0))
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 /// A keep-alive client that reconnects after the server closes; used by the load tests.
@@ -600,13 +499,10 @@ fn pixel_is_answered_for_weird_params() {
 #[test]
 fn short_link_redirects_and_counts_the_click() {
     let server = fast_server();
-    let r = admin(
+    let r = admin_post(
         &server,
-        "POST",
         "/api/redirects",
-        Some(
-            &json!({"slug": "promo", "url": "https://example.com/landing?utm=x", "tags": "spring, email"}),
-        ),
+        &json!({"slug": "promo", "url": "https://example.com/landing?utm=x", "tags": "spring, email"}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
 
@@ -635,7 +531,7 @@ fn short_link_redirects_and_counts_the_click() {
     assert_eq!(e["referrer"], "social.example");
     assert_eq!(e["tags"], json!(["spring", "email", "extra"]));
 
-    let stats = server.admin_get("/api/stats", Some(&server.token)).json();
+    let stats = get_json(&server, "/api/stats");
     assert_eq!(
         stats["redirect_clicks"],
         json!([{"value": "promo", "count": 1}]),
@@ -654,11 +550,10 @@ fn short_link_errors() {
     let r = server.get("links.test", "/r/");
     assert_eq!(r.status, 400);
     assert!(error_text(&r).contains("slug"));
-    let r = admin(
+    let r = admin_post(
         &server,
-        "POST",
         "/api/redirects",
-        Some(&json!({"slug": "go", "url": "https://example.com/"})),
+        &json!({"slug": "go", "url": "https://example.com/"}),
     );
     assert_eq!(r.status, 200);
     let r = send(&server, "POST", "links.test", "/r/go", &[], b"");
@@ -690,11 +585,10 @@ fn post_webhook(server: &Server, endpoint: &str, body: &[u8], sig: Option<&str>)
 #[test]
 fn signed_webhook_checks_the_hmac() {
     let server = fast_server();
-    let r = admin(
+    let r = admin_post(
         &server,
-        "POST",
         "/api/webhooks",
-        Some(&json!({"endpoint": "github", "secret": "s3cret-key"})),
+        &json!({"endpoint": "github", "secret": "s3cret-key"}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
 
@@ -745,18 +639,12 @@ fn signed_webhook_checks_the_hmac() {
 #[test]
 fn unsigned_inactive_and_unknown_webhooks() {
     let server = fast_server();
-    let r = admin(
-        &server,
-        "POST",
-        "/api/webhooks",
-        Some(&json!({"endpoint": "open"})),
-    );
+    let r = admin_post(&server, "/api/webhooks", &json!({"endpoint": "open"}));
     assert_eq!(r.status, 200, "{}", r.text());
-    let r = admin(
+    let r = admin_post(
         &server,
-        "POST",
         "/api/webhooks",
-        Some(&json!({"endpoint": "paused", "secret": "k", "active": false})),
+        &json!({"endpoint": "paused", "secret": "k", "active": false}),
     );
     assert_eq!(r.status, 200, "{}", r.text());
 
@@ -926,19 +814,13 @@ fn db_bytes(data: &Path) -> Vec<u8> {
 fn no_raw_ip_or_user_agent_reaches_the_database() {
     const UA: &str = "Mozilla/5.0 (FaztPrivacyProbe; rv:7f3a91) Gecko/20100101 ProbeAgent/4.2";
     let mut server = fast_server();
-    let r = admin(
+    let r = admin_post(
         &server,
-        "POST",
         "/api/redirects",
-        Some(&json!({"slug": "p", "url": "https://example.com/"})),
+        &json!({"slug": "p", "url": "https://example.com/"}),
     );
     assert_eq!(r.status, 200);
-    let r = admin(
-        &server,
-        "POST",
-        "/api/webhooks",
-        Some(&json!({"endpoint": "hook"})),
-    );
+    let r = admin_post(&server, "/api/webhooks", &json!({"endpoint": "hook"}));
     assert_eq!(r.status, 200);
     let ua = [("User-Agent", UA)];
     let body = br#"{"d":"privacy.test","p":"/t","t":["x"],"q":{"k":"v"}}"#;
@@ -1034,9 +916,7 @@ fn visitors_with_forwarded_for(server: &Server) -> i64 {
         assert_eq!(r.status, 204);
     }
     assert_eq!(wait_events(server, "site=xff.test", 3).len(), 3);
-    let stats = server
-        .admin_get("/api/stats?site=xff.test", Some(&server.token))
-        .json();
+    let stats = get_json(server, "/api/stats?site=xff.test");
     assert_eq!(stats["totals"]["events"], 3, "{stats}");
     stats["totals"]["visitors"].as_i64().unwrap()
 }

@@ -2,9 +2,9 @@
 //! queries against brute-force recounts, recent events, retention, salts and the bytes an
 //! event costs on disk (DESIGN §3).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use fazt::analytics::event::{day_of, Event, Source, PAGEVIEW};
 use fazt::analytics::stats::{self, Bucket, StatsQuery};
@@ -13,35 +13,14 @@ use fazt::db;
 use rusqlite::Connection;
 use serde_json::{json, Value};
 
+use common::{probe_limits, TempDir};
+
 // ---------------------------------------------------------------------------------------
 // Harness
 // ---------------------------------------------------------------------------------------
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("fazt-analytics-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn open(dir: &TempDir) -> Connection {
-    let limits = fazt::probe::Report::collect(Path::new("/nonexistent"), &dir.0, &|_| None)
-        .expect("limits")
-        .limits;
-    db::open_and_migrate(&db::db_path(&dir.0), &limits).expect("open_and_migrate")
+    db::open_and_migrate(&dir.db(), &probe_limits(&dir.0, &[])).expect("open_and_migrate")
 }
 
 /// Deterministic xorshift64*.
@@ -452,6 +431,21 @@ fn a_batch_writes_raw_rows_and_rollups_and_ids_are_reused() {
     );
 }
 
+/// Rows of the tables a batch writes to.
+fn row_counts(conn: &Connection) -> Vec<i64> {
+    [
+        "SELECT count(*) FROM events",
+        "SELECT count(*) FROM strings",
+        "SELECT count(*) FROM rollup_hourly",
+        "SELECT count(*) FROM rollup_hourly_dims",
+        "SELECT count(*) FROM rollup_daily_dims",
+        "SELECT count(*) FROM visitors_daily",
+    ]
+    .iter()
+    .map(|sql| int(conn, sql))
+    .collect()
+}
+
 #[test]
 fn a_failed_batch_leaves_nothing_and_the_id_cache_stays_correct() {
     let dir = TempDir::new("fail");
@@ -470,33 +464,13 @@ fn a_failed_batch_leaves_nothing_and_the_id_cache_stays_correct() {
         .map(|i| ev(T0 + i, "new.example", &format!("/new{i}"), "signup"))
         .collect();
     failing[5].ts = 666;
-    let before: Vec<i64> = [
-        "SELECT count(*) FROM events",
-        "SELECT count(*) FROM strings",
-        "SELECT count(*) FROM rollup_hourly",
-        "SELECT count(*) FROM rollup_hourly_dims",
-        "SELECT count(*) FROM rollup_daily_dims",
-        "SELECT count(*) FROM visitors_daily",
-    ]
-    .iter()
-    .map(|sql| int(&conn, sql))
-    .collect();
+    let before = row_counts(&conn);
     let err = store
         .write_batch(&mut conn, &failing)
         .expect_err("injected failure");
     assert!(err.to_string().contains("injected failure"), "{err}");
     assert!(conn.is_autocommit(), "the transaction was rolled back");
-    let after: Vec<i64> = [
-        "SELECT count(*) FROM events",
-        "SELECT count(*) FROM strings",
-        "SELECT count(*) FROM rollup_hourly",
-        "SELECT count(*) FROM rollup_hourly_dims",
-        "SELECT count(*) FROM rollup_daily_dims",
-        "SELECT count(*) FROM visitors_daily",
-    ]
-    .iter()
-    .map(|sql| int(&conn, sql))
-    .collect();
+    let after = row_counts(&conn);
     assert_eq!(before, after, "nothing of the failed batch is left");
     conn.execute_batch("DROP TRIGGER inject")
         .expect("drop trigger");

@@ -1,55 +1,34 @@
 //! The data layer through the library API: migrations, connection pragmas, the single
 //! writer and the disk breaker (DESIGN §3, §5, §6, D2).
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use fazt::db::writer::{self, WRITER_STATS};
 use fazt::db::{self, migrate, DbError};
 use fazt::disk::{self, DiskGuard};
-use fazt::probe::{self, Limits};
+use fazt::probe::Limits;
 use rusqlite::Connection;
 
-/// A unique temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("fazt-db-layer-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    fn db(&self) -> PathBuf {
-        db::db_path(&self.0)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::{probe_limits, TempDir, MEMORY_LIMIT_256_MIB};
 
 const CACHE_BYTES: u64 = 3 * 1024 * 1024;
 const MMAP_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Limits as the probe derives them, with the SQLite sizes pinned for the assertions.
 fn limits(dir: &Path) -> Limits {
-    let readings = probe::read(Path::new("/nonexistent-fazt-probe-root"));
-    let env = |name: &str| match name {
-        "FAZT_MEMORY_LIMIT" => Some("268435456".to_string()),
-        "FAZT_SQLITE_CACHE_BYTES" => Some(CACHE_BYTES.to_string()),
-        "FAZT_SQLITE_MMAP_BYTES" => Some(MMAP_BYTES.to_string()),
-        _ => None,
-    };
-    probe::derive(&readings, dir, &env).expect("derive limits")
+    probe_limits(
+        dir,
+        &[
+            MEMORY_LIMIT_256_MIB,
+            ("FAZT_SQLITE_CACHE_BYTES", &CACHE_BYTES.to_string()),
+            ("FAZT_SQLITE_MMAP_BYTES", &MMAP_BYTES.to_string()),
+        ],
+    )
 }
 
 fn wal_path(db: &Path) -> PathBuf {

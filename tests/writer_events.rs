@@ -2,7 +2,9 @@
 //! channel, draining at stop, retries of failed batches, and fairness with write jobs
 //! (DESIGN §1, §4, §6, D2).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -13,44 +15,9 @@ use fazt::analytics::event::{Event, Source};
 use fazt::db::events::{BatchPolicy, EventPipeline, EventQueue, EventSink, EVENT_STATS};
 use fazt::db::writer::{self, WriterHandle, WriterThread};
 use fazt::db::{self, DbError};
-use fazt::probe::{self, Limits};
 use rusqlite::Connection;
 
-/// A unique temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "fazt-writer-events-{tag}-{}-{n}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    fn db(&self) -> PathBuf {
-        db::db_path(&self.0)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn limits(dir: &Path) -> Limits {
-    let readings = probe::read(Path::new("/nonexistent-fazt-probe-root"));
-    let env = |name: &str| match name {
-        "FAZT_MEMORY_LIMIT" => Some("268435456".to_string()),
-        _ => None,
-    };
-    probe::derive(&readings, dir, &env).expect("derive limits")
-}
+use common::{probe_limits, TempDir, MEMORY_LIMIT_256_MIB};
 
 fn event(i: usize) -> Event {
     Event {
@@ -145,7 +112,8 @@ struct Writer {
 
 fn start(tag: &str, capacity: usize, policy: BatchPolicy, sink: Box<dyn EventSink>) -> Writer {
     let dir = TempDir::new(tag);
-    let conn = db::open_and_migrate(&dir.db(), &limits(&dir.0)).expect("open_and_migrate");
+    let conn = db::open_and_migrate(&dir.db(), &probe_limits(&dir.0, &[MEMORY_LIMIT_256_MIB]))
+        .expect("open_and_migrate");
     conn.execute_batch(
         "CREATE TABLE test_events (ts INTEGER NOT NULL, domain TEXT NOT NULL, path TEXT, \
          visitor INTEGER NOT NULL)",
@@ -513,7 +481,8 @@ fn jobs_are_not_starved_by_a_steady_event_flow() {
 #[test]
 fn plain_spawn_still_works_without_events() {
     let dir = TempDir::new("plain");
-    let conn = db::open_and_migrate(&dir.db(), &limits(&dir.0)).expect("open");
+    let conn = db::open_and_migrate(&dir.db(), &probe_limits(&dir.0, &[MEMORY_LIMIT_256_MIB]))
+        .expect("open");
     let (handle, thread) = writer::spawn(conn, 4).expect("spawn");
     let v = handle.call(|_| Ok(7)).expect("job");
     assert_eq!(v, 7);

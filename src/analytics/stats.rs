@@ -23,8 +23,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 
 use super::store::{
-    first_day_of_month, month_of_day, source_name, DIMS, DIM_PATH, DIM_REDIRECT, DIM_REFERRER,
-    DIM_TAG, DIM_TYPE, KIND_DOMAIN, KIND_TAG, KIND_TYPE,
+    first_day_of_month, month_of_day, source_name, string_id, DIMS, DIM_PATH, DIM_REDIRECT,
+    DIM_REFERRER, DIM_TAG, DIM_TYPE, KIND_DOMAIN, KIND_TAG, KIND_TYPE,
 };
 use crate::db::{Context, DbError};
 
@@ -588,16 +588,7 @@ fn all_domains(conn: &Connection) -> Result<Vec<(i64, String)>, DbError> {
 }
 
 const ALL_DOMAINS: &str = "SELECT id, value FROM strings WHERE kind = 1";
-const STRING_ID: &str = "SELECT id FROM strings WHERE kind = ?1 AND value = ?2";
 const STRING_VALUE: &str = "SELECT value FROM strings WHERE id = ?1";
-
-fn string_id(conn: &Connection, kind: u8, value: &str) -> Result<Option<i64>, DbError> {
-    conn.prepare_cached(STRING_ID)
-        .context("preparing a string lookup")?
-        .query_row(params![kind, value], |row| row.get(0))
-        .optional()
-        .context("looking up a string")
-}
 
 fn string_value(conn: &Connection, id: i64) -> Result<String, DbError> {
     conn.prepare_cached(STRING_VALUE)
@@ -622,12 +613,7 @@ fn div_ceil(a: i64, b: i64) -> i64 {
 mod tests {
     use super::*;
     use crate::analytics::store;
-
-    fn migrated() -> Connection {
-        let mut conn = Connection::open_in_memory().expect("open");
-        crate::db::migrate::run(&mut conn).expect("migrate");
-        conn
-    }
+    use crate::analytics::store::tests::migrated;
 
     fn plan(conn: &Connection, sql: &str) -> Vec<String> {
         let mut stmt = conn
@@ -661,7 +647,7 @@ mod tests {
             RECENT_ALL.to_string(),
             DOMAIN_TOTALS.to_string(),
             ALL_DOMAINS.to_string(),
-            STRING_ID.to_string(),
+            store::STRING_ID.to_string(),
             STRING_VALUE.to_string(),
         ];
         for sql in [

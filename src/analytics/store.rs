@@ -102,6 +102,17 @@ pub fn source_name(source: i64) -> &'static str {
     }
 }
 
+pub(crate) const STRING_ID: &str = "SELECT id FROM strings WHERE kind = ?1 AND value = ?2";
+
+/// The id of `value` in `strings` (kind `kind`), if it is there.
+pub(crate) fn string_id(conn: &Connection, kind: u8, value: &str) -> Result<Option<i64>, DbError> {
+    conn.prepare_cached(STRING_ID)
+        .context("preparing the string lookup")?
+        .query_row(params![kind, value], |row| row.get(0))
+        .optional()
+        .context("looking up a string")
+}
+
 /// Totals of one (site, hour) in a batch.
 #[derive(Default, Clone, Copy)]
 struct HourTotals {
@@ -310,13 +321,7 @@ impl EventStore {
         if let Some(&id) = map.get(value) {
             return Ok(id);
         }
-        let found: Option<i64> = conn
-            .prepare_cached("SELECT id FROM strings WHERE kind = ?1 AND value = ?2")
-            .context("preparing the string lookup")?
-            .query_row(params![kind, value], |row| row.get(0))
-            .optional()
-            .context("looking up a string")?;
-        let id = match found {
+        let id = match string_id(conn, kind, value)? {
             Some(id) => id,
             None => {
                 conn.prepare_cached("INSERT INTO strings (kind, value) VALUES (?1, ?2)")
@@ -590,10 +595,11 @@ pub(crate) const PRUNE_MONTH_DIM_ROW: &str = "DELETE FROM rollup_monthly_dims \
      WHERE domain = ?1 AND dim = ?2 AND month = ?3 AND key = ?4";
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn migrated() -> Connection {
+    /// An in-memory database with every migration applied.
+    pub(crate) fn migrated() -> Connection {
         let mut conn = Connection::open_in_memory().expect("open");
         crate::db::migrate::run(&mut conn).expect("migrate");
         conn

@@ -9,6 +9,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use rusqlite::{Connection, OpenFlags};
+use serde_json::Value;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_fazt");
 
 /// A temporary directory removed on drop.
@@ -27,12 +30,32 @@ impl TempDir {
     pub fn path(&self) -> &Path {
         &self.0
     }
+
+    /// The database file of this directory used as a data dir.
+    pub fn db(&self) -> PathBuf {
+        fazt::db::db_path(&self.0)
+    }
 }
 
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// `FAZT_MEMORY_LIMIT` of 256 MiB, for limits that do not depend on the host.
+pub const MEMORY_LIMIT_256_MIB: (&str, &str) = ("FAZT_MEMORY_LIMIT", "268435456");
+
+/// Limits as the probe derives them for `data_dir` on a host without readable `/proc` or
+/// cgroup files, with `env` as the only environment.
+pub fn probe_limits(data_dir: &Path, env: &[(&str, &str)]) -> fazt::probe::Limits {
+    let readings = fazt::probe::read(Path::new("/nonexistent-fazt-probe-root"));
+    let lookup = |name: &str| {
+        env.iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.to_string())
+    };
+    fazt::probe::derive(&readings, data_dir, &lookup).expect("derive limits")
 }
 
 /// A test path as `&str` (test paths are UTF-8), for command-line arguments.
@@ -418,4 +441,128 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+// ---------------------------------------------------------------------------------------
+// Analytics: /track, the admin API and the database of a data dir
+// ---------------------------------------------------------------------------------------
+
+/// A server that commits analytics events within 50 ms.
+pub fn fast_server() -> Server {
+    Server::builder().env("FAZT_EVENT_FLUSH", "50ms").start()
+}
+
+/// One request on a fresh connection (`Connection: close`; a `Content-Length` whenever
+/// there is a body or the method usually carries one).
+pub fn send(
+    server: &Server,
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() || matches!(method, "POST" | "PUT") {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(body);
+    raw_request(server.addr, bytes)
+}
+
+/// An authenticated admin request (JSON content type) on the admin host of the public
+/// listener, with a raw body.
+pub fn admin_raw(server: &Server, method: &str, path: &str, body: &str) -> HttpResponse {
+    let auth = format!("Bearer {}", server.token);
+    send(
+        server,
+        method,
+        "admin.localhost",
+        path,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body.as_bytes(),
+    )
+}
+
+/// An authenticated admin `POST` with a JSON body.
+pub fn admin_post(server: &Server, path: &str, body: &Value) -> HttpResponse {
+    admin_raw(server, "POST", path, &body.to_string())
+}
+
+/// An authenticated admin `DELETE`.
+pub fn admin_delete(server: &Server, path: &str) -> HttpResponse {
+    admin_raw(server, "DELETE", path, "")
+}
+
+/// An authenticated admin `GET` answered 200 with JSON; returns the JSON.
+pub fn get_json(server: &Server, path: &str) -> Value {
+    let r = server.admin_get(path, Some(&server.token));
+    assert_eq!(r.status, 200, "{path}: {}", r.text());
+    assert!(r
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("application/json")));
+    r.json()
+}
+
+/// `POST /track` with a JSON body (on a host that names no site: `/track` answers on
+/// every host).
+pub fn track(server: &Server, body: &str) -> HttpResponse {
+    track_with(server, body, &[])
+}
+
+/// `POST /track` with a JSON body and extra headers.
+pub fn track_with(server: &Server, body: &str, headers: &[(&str, &str)]) -> HttpResponse {
+    let mut all = vec![("Content-Type", "application/json")];
+    all.extend_from_slice(headers);
+    send(
+        server,
+        "POST",
+        "collector.test",
+        "/track",
+        &all,
+        body.as_bytes(),
+    )
+}
+
+/// `/api/events` (newest first) with a query string.
+pub fn events(server: &Server, query: &str) -> Vec<Value> {
+    get_json(server, &format!("/api/events?{query}"))["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Polls `/api/events?<query>` until it lists `n` events (at most 5 s), asserts that it
+/// lists exactly `n`, and returns them oldest first.
+pub fn wait_events(server: &Server, query: &str, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut list = events(server, query);
+        if list.len() >= n || Instant::now() >= deadline {
+            assert_eq!(list.len(), n, "{query}: {list:?}");
+            list.reverse();
+            return list;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The data dir's database, opened read-only.
+pub fn open_read_only(data: &Path) -> Connection {
+    Connection::open_with_flags(fazt::db::db_path(data), OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("open fazt.db read-only")
+}
+
+/// The one integer an SQL query answers.
+pub fn count(conn: &Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
