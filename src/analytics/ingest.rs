@@ -7,6 +7,7 @@ use super::event::{Event, SaltBook, Source, PAGEVIEW};
 use super::proxies::TrustedProxies;
 use crate::db::writer::EventQueue;
 use crate::http::{Body, Method, Request, Response};
+use crate::vfs::store::unix_now;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -107,7 +108,7 @@ impl Ingest {
             .or(referer_header)
             .and_then(host_of_url);
         let event = Event {
-            ts: now(),
+            ts: unix_now(),
             domain: clean_domain(&domain),
             path: fields.p.map(|p| clip(&p)),
             kind: fields
@@ -134,7 +135,7 @@ impl Ingest {
                 .or_else(|| referer.and_then(host_of_url))
                 .unwrap_or_else(|| "unknown".to_string());
             let event = Event {
-                ts: now(),
+                ts: unix_now(),
                 domain: clean_domain(&domain),
                 path: None,
                 kind: params
@@ -163,7 +164,7 @@ impl Ingest {
     /// A pageview of a hosted site (an HTML page answered 2xx).
     pub fn record_pageview(&self, request: &Request, domain: &str) {
         let event = Event {
-            ts: now(),
+            ts: unix_now(),
             domain: domain.to_string(),
             path: Some(clip(request.path())),
             kind: PAGEVIEW.to_string(),
@@ -182,10 +183,6 @@ fn cors(response: Response) -> Response {
         .header("Access-Control-Allow-Origin", "*")
         .header("Access-Control-Allow-Methods", "POST, OPTIONS")
         .header("Access-Control-Allow-Headers", "Content-Type")
-}
-
-pub fn now() -> i64 {
-    crate::vfs::store::unix_now()
 }
 
 /// The fields of a `/track` body, type-checked.
@@ -355,7 +352,7 @@ pub(super) fn event_for(
     source: Source,
 ) -> Event {
     Event {
-        ts: now(),
+        ts: unix_now(),
         domain,
         path: Some(clip(&path)),
         kind: clip(&kind),
