@@ -192,6 +192,11 @@ impl SiteTable {
         let fresh: HashMap<String, i64> = stmt
             .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
+        // Most database changes are analytics batches, not deploys: leave the table (and
+        // the request threads reading it) alone when nothing moved.
+        if *self.current.read() == fresh {
+            return Ok(Vec::new());
+        }
         let mut table = self.current.write();
         let replaced = table
             .iter()
