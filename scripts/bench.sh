@@ -27,7 +27,10 @@
 #   BENCH_NO_BUILD=1         use the existing target/release/fazt and tiny_http bench binary
 #   BENCH_KEEP_TMP=1         keep the temp dir (logs, wrk outputs, configs) and print its path
 #   BENCH_SUMMARY=PATH       also write the summary table to PATH
-#   FAZT_*                   passed through to fazt (FAZT_MAX_CONNECTIONS defaults to 20000 here)
+#   FAZT_*                   passed through to fazt (FAZT_MAX_CONNECTIONS defaults to 20000 here;
+#                            FAZT_AUTO_PAGEVIEWS defaults to 0: this compares HTTP serving, and
+#                            nginx and tiny_http record no analytics; set it to 1 to measure fazt
+#                            recording a pageview per request, see scripts/bench_analytics.sh)
 #
 # Every load targets 127.0.0.1 and is bounded in time; every process started here is stopped on exit.
 # Shell functions shared with bench_vfs.sh (processes, results, tools, starting fazt and nginx) are in
@@ -45,6 +48,7 @@ LAT_COUNT=${BENCH_LATENCY_REQUESTS:-2000}
 TINY_THREADS=${BENCH_TINY_THREADS:-4}
 BODY_OVERRIDE=${BENCH_BODY_FILE:-}
 export FAZT_MAX_CONNECTIONS=${FAZT_MAX_CONNECTIONS:-20000}
+export FAZT_AUTO_PAGEVIEWS=${FAZT_AUTO_PAGEVIEWS:-0}
 
 for s in ${ONLY//,/ }; do
     case $s in fazt|nginx|tiny_http|admin|memory) ;; *) die "unknown BENCH_ONLY section '$s' (fazt,nginx,tiny_http,admin,memory)";; esac
@@ -278,7 +282,7 @@ summary() {
     echo "machine: $MACHINE"
     echo "fazt: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') (+ working tree), $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "body: $(get body.bytes) bytes, sha256 $(get body.sha)..., from $(get body.source)"
-    if [[ -n $FAZT_PID ]]; then echo "fazt config: ${R[fazt.limits]:-see its log}; FAZT_MAX_CONNECTIONS=$FAZT_MAX_CONNECTIONS"; fi
+    if [[ -n $FAZT_PID ]]; then echo "fazt config: ${R[fazt.limits]:-see its log}; FAZT_MAX_CONNECTIONS=$FAZT_MAX_CONNECTIONS FAZT_AUTO_PAGEVIEWS=$FAZT_AUTO_PAGEVIEWS"; fi
     echo "wrk: -t2 keep-alive, ${WARMUP}s warm-up, then $ROUNDS x ${DURATION}s (median round shown); client and server share the same $(nproc) cores"
     echo "load avg at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "(numbers are informational; targets are not enforced)"

@@ -38,6 +38,10 @@ pub struct Config {
     pub event_batch: crate::db::writer::BatchPolicy,
     /// Raw events older than this are pruned automatically (`FAZT_RETENTION`, off by default).
     pub retention: Option<Duration>,
+    /// Record a pageview for every HTML page a hosted site serves (`FAZT_AUTO_PAGEVIEWS`,
+    /// default on). Off for sites that send their own `/track` beacons, which would
+    /// otherwise count each view twice.
+    pub auto_pageviews: bool,
     /// The probe's readings and the resource-derived limits.
     pub probe: Report,
 }
@@ -111,12 +115,24 @@ impl Config {
             disk_threshold: crate::disk::threshold_from_env(env)?,
             trusted_proxies: crate::analytics::proxies::TrustedProxies::from_env(env)?,
             event_batch: event_batch(env)?,
+            auto_pageviews: switch(env, "FAZT_AUTO_PAGEVIEWS", true)?,
             retention: match env("FAZT_RETENTION") {
                 None => None,
                 Some(_) => Some(duration(env, "FAZT_RETENTION", Duration::ZERO)?),
             },
             probe,
         })
+    }
+}
+
+fn switch(env: Env, var: &str, default: bool) -> Result<bool, String> {
+    match env(var).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) if matches!(v.as_str(), "1" | "true" | "on" | "yes") => Ok(true),
+        Some(v) if matches!(v.as_str(), "0" | "false" | "off" | "no") => Ok(false),
+        Some(v) => Err(format!(
+            "{var}: '{v}' is not on or off (use 1/0, true/false, on/off)"
+        )),
     }
 }
 
@@ -204,6 +220,9 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_setting() {
+        let bad_switch = |k: &str| (k == "FAZT_AUTO_PAGEVIEWS").then(|| "maybe".to_string());
+        let err = Config::build(&Flags::default(), &bad_switch, limits()).unwrap_err();
+        assert!(err.starts_with("FAZT_AUTO_PAGEVIEWS"), "{err}");
         let env = |k: &str| (k == "FAZT_WRITE_TIMEOUT").then(|| "soon".to_string());
         let err = Config::build(&Flags::default(), &env, limits()).unwrap_err();
         assert!(err.starts_with("FAZT_WRITE_TIMEOUT"), "{err}");

@@ -1141,3 +1141,21 @@ fn sigterm_during_sustained_ingest_loses_no_acknowledged_event() {
     );
     assert_eq!(rolled as u64, acked, "roll-ups committed with the raw rows");
 }
+
+#[test]
+fn automatic_pageviews_can_be_turned_off() {
+    let server = Server::builder()
+        .env("FAZT_EVENT_FLUSH", "50ms")
+        .env("FAZT_AUTO_PAGEVIEWS", "off")
+        .start();
+    assert_eq!(server.get("root.localhost", "/").status, 200);
+    flush(&server, "/after-page");
+    assert_eq!(
+        non_marker_events(&server),
+        Vec::<Value>::new(),
+        "no pageview recorded"
+    );
+    // Beacons still count.
+    assert_eq!(track(&server, r#"{"d":"blog.test","p":"/x"}"#).status, 204);
+    wait_events(&server, "site=blog.test", 1);
+}

@@ -45,7 +45,7 @@ impl CoreService {
             Target::Ingest(endpoint) => self.app.ingest.handle(endpoint, &request),
             Target::Site(site) => {
                 let (response, page_view) = self.app.sites.serve(site, &request);
-                if page_view {
+                if page_view && self.app.config.auto_pageviews {
                     self.app.ingest.record_pageview(&request, &request.host);
                 }
                 response
