@@ -15,7 +15,7 @@
 //!   batch fails, since ids inserted by a rolled-back transaction do not exist.
 //! - Nothing here deletes strings: ids stay valid for as long as the database lives.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -49,10 +49,6 @@ pub const DIMS: [i64; 5] = [DIM_PATH, DIM_REFERRER, DIM_TYPE, DIM_TAG, DIM_REDIR
 /// Past this many cached strings the cache starts over (a few MB at most); the database
 /// remains the source of truth, so this only costs some lookups.
 const MAX_CACHED_STRINGS: usize = 100_000;
-/// Visitor-days known to be in `visitors_daily`, so a returning visitor's later events skip
-/// the insert (a third of the writer's statements per event before). About 40 bytes each
-/// in the set, so at most ~4 MB; cleared when full, like the string cache.
-const MAX_KNOWN_VISITORS: usize = 100_000;
 
 /// Seconds per roll-up hour and day.
 const HOUR: i64 = 3_600;
@@ -131,10 +127,6 @@ pub struct EventStore {
     /// One map per `strings.kind` (index kind - 1), so lookups borrow a `&str`.
     ids: [HashMap<String, i64>; KINDS],
     cached: usize,
-    /// (domain, day, visitor) rows committed to `visitors_daily`.
-    known_visitors: HashSet<(i64, i64, i64)>,
-    /// Rows the batch in progress inserted or found; known once it commits.
-    batch_visitors: Vec<(i64, i64, i64)>,
     disk: Option<DiskGuard>,
 }
 
@@ -145,8 +137,6 @@ impl EventStore {
         EventStore {
             ids: Default::default(),
             cached: 0,
-            known_visitors: HashSet::new(),
-            batch_visitors: Vec::new(),
             disk,
         }
     }
@@ -168,16 +158,10 @@ impl EventStore {
         if self.cached > MAX_CACHED_STRINGS {
             self.clear_cache();
         }
-        if self.known_visitors.len() > MAX_KNOWN_VISITORS {
-            self.known_visitors.clear();
-        }
-        self.batch_visitors.clear();
         let result = self.write_in_transaction(conn, batch);
-        match &result {
-            Ok(()) => self.known_visitors.extend(self.batch_visitors.drain(..)),
-            // Ids interned and visitors inserted by the rolled-back transaction do not
-            // exist any more.
-            Err(_) => self.clear_cache(),
+        if result.is_err() {
+            // Ids interned by the rolled-back transaction do not exist any more.
+            self.clear_cache();
         }
         result
     }
@@ -187,8 +171,6 @@ impl EventStore {
             map.clear();
         }
         self.cached = 0;
-        self.known_visitors.clear();
-        self.batch_visitors.clear();
     }
 
     fn write_in_transaction(
@@ -300,10 +282,6 @@ impl EventStore {
                 )
                 .context("preparing the visitor insert")?;
             for (&(domain, day, visitor), &hour) in &visitors {
-                if self.known_visitors.contains(&(domain, day, visitor)) {
-                    continue;
-                }
-                self.batch_visitors.push((domain, day, visitor));
                 if seen
                     .execute(params![domain, day, visitor])
                     .context("recording a daily visitor")?
