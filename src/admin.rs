@@ -105,7 +105,7 @@ impl AdminApi {
     /// At midnight UTC, starts the new day's visitor salt (stored, so a restart keeps
     /// it) and deletes salts older than yesterday's.
     pub fn rotate_salt_if_new_day(&self) {
-        let today = crate::analytics::event::day_of(store::unix_now());
+        let today = crate::analytics::event::day_of(crate::clock::unix_now());
         if self.app.ingest.salts.day() == Some(today) {
             return;
         }

@@ -294,7 +294,7 @@ fn db_prune(args: &[String]) -> Result<i32, String> {
         .value("older-than")
         .ok_or("--older-than is required (e.g. --older-than 30d)")?;
     let age = crate::units::parse_duration(&age).map_err(|e| format!("--older-than: {e}"))?;
-    let cutoff = store::unix_now() - age.as_secs() as i64;
+    let cutoff = crate::clock::unix_now() - age.as_secs() as i64;
     let (mut conn, _) = open_db(&args)?;
     let totals = crate::analytics::retention::prune_now(&mut conn, cutoff, args.switch("rollups"))
         .map_err(|e| format!("pruning: {e}"))?;

@@ -75,7 +75,7 @@ pub fn create(conn: &Connection, name: &str, scope: &str) -> rusqlite::Result<(A
     let id = hex(&random[..4]);
     let token = format!("fzt_{id}_{}", hex(&random[4..]));
     let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-    let now = crate::vfs::store::unix_now();
+    let now = crate::clock::unix_now();
     conn.execute(
         "INSERT INTO api_keys (id, name, scope, token_sha256, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![id, name, scope, &digest[..], now],

@@ -69,7 +69,7 @@ fn read(query: fn(&rusqlite::Connection) -> Result<Value, DbError>) -> Result<Va
 }
 
 fn get_stats(params: &QueryParams) -> Result<Value, ApiError> {
-    let now = crate::vfs::store::unix_now();
+    let now = crate::clock::unix_now();
     let to = time_param(params, "to")?.unwrap_or(now + 1);
     let from = time_param(params, "from")?.unwrap_or((to - DEFAULT_RANGE_SECS).max(0));
     if from >= to {

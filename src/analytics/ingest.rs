@@ -5,9 +5,9 @@
 
 use super::event::{Event, SaltBook, Source, PAGEVIEW};
 use super::proxies::TrustedProxies;
+use crate::clock::unix_now;
 use crate::db::writer::EventQueue;
 use crate::http::{Body, Method, Request, Response};
-use crate::vfs::store::unix_now;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -163,17 +163,8 @@ impl Ingest {
 
     /// A pageview of a hosted site (an HTML page answered 2xx).
     pub fn record_pageview(&self, request: &Request, domain: &str) {
-        let event = Event {
-            ts: unix_now(),
-            domain: domain.to_string(),
-            path: Some(clip(request.path())),
-            kind: PAGEVIEW.to_string(),
-            referrer: request.header_str("referer").and_then(host_of_url),
-            visitor: 0,
-            source: Source::Page,
-            tags: Vec::new(),
-            query: None,
-        };
+        let (path, kind) = (request.path().to_string(), PAGEVIEW.to_string());
+        let event = event_for(request, domain.to_string(), path, kind, Source::Page);
         self.record(request, event);
     }
 }
@@ -343,7 +334,7 @@ fn form_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Used by the redirect and webhook handlers.
+/// An event with the fields every source fills the same way (path, type, referrer).
 pub(super) fn event_for(
     request: &Request,
     domain: String,

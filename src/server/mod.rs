@@ -70,7 +70,7 @@ pub fn run(config: Config) -> Result<i32, String> {
     seed_system_sites(&mut conn)?;
     ensure_owner_key(&conn)?;
     let salts = Arc::new(SaltBook::default());
-    let today = day_of(store::unix_now());
+    let today = day_of(crate::clock::unix_now());
     salts.set(
         today,
         load_or_create_salt(&conn, today).map_err(|e| e.to_string())?,

@@ -95,7 +95,7 @@ impl CachedFile {
     pub fn new(body: Arc<[u8]>, sha256: [u8; 32], mime: impl Into<Arc<str>>) -> CachedFile {
         CachedFile {
             body,
-            etag: quoted_hex(&sha256),
+            etag: crate::files::etag_of_hash(&sha256),
             sha256,
             mime: mime.into(),
         }
@@ -107,18 +107,6 @@ impl CachedFile {
         let sha256: [u8; 32] = Sha256::digest(&body).into();
         CachedFile::new(body, sha256, mime)
     }
-}
-
-fn quoted_hex(bytes: &[u8; 32]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(66);
-    s.push('"');
-    for &b in bytes {
-        s.push(HEX[usize::from(b >> 4)] as char);
-        s.push(HEX[usize::from(b & 15)] as char);
-    }
-    s.push('"');
-    s
 }
 
 /// Cache key: the deployment id keeps entries of different deploys of the same site distinct.

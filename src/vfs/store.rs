@@ -10,6 +10,7 @@
 //!   all writes are made by whoever holds the one write connection (the writer thread in
 //!   the server, or a CLI command on its own connection).
 
+use crate::clock::unix_now;
 use crate::http::response::BodyStream;
 use parking_lot::RwLock;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -498,12 +499,6 @@ fn read_full(source: &mut File, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(filled)
-}
-
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Whether a site has any deployment yet (system sites are seeded only once).
