@@ -24,6 +24,9 @@
 #                            BENCH_DURATION-2 seconds (one every ~4 ms by default);
 #                            BENCH_LATENCY_PACED=0 sends them back to back instead
 #   BENCH_TINY_THREADS=4     recv() threads of the tiny_http baseline
+#   BENCH_PIN=1              servers on CPU 0, wrk on CPU 1 (see scripts/bench/lib.sh); meant for
+#                            BENCH_ONLY=fazt,nginx,tiny_http: the throughput each server gets from
+#                            one core when it does not compete with the load generator for CPU
 #   BENCH_NO_BUILD=1         use the existing target/release/fazt and tiny_http bench binary
 #   BENCH_KEEP_TMP=1         keep the temp dir (logs, wrk outputs, configs) and print its path
 #   BENCH_SUMMARY=PATH       also write the summary table to PATH
@@ -89,22 +92,65 @@ WRK_HOST_ARGS=()
 # run_wrk NAME URL CONNS DURATION: one measured run into $TMP/wrk-NAME.txt, results in R[NAME.*]
 run_wrk() {
     local name=$1 url=$2 conns=$3 dur=$4
-    spawn_wait timeout $((dur + 30)) wrk -t2 -c"$conns" -d"${dur}s" --timeout 5s --latency "${WRK_HOST_ARGS[@]+"${WRK_HOST_ARGS[@]}"}" \
+    spawn_wait timeout $((dur + 30)) "${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"}" wrk -t2 -c"$conns" -d"${dur}s" --timeout 5s --latency "${WRK_HOST_ARGS[@]+"${WRK_HOST_ARGS[@]}"}" \
         "$url" >"$TMP/wrk-$name.txt" 2>&1 || die "wrk ($name) failed: $(tail -5 "$TMP/wrk-$name.txt")"
     python3 "$HELPERS/util.py" wrk-parse "$TMP/wrk-$name.txt" >"$TMP/wrk-$name.kv"
     kv_into "$name" "$TMP/wrk-$name.kv"
     log "$name: $(get "$name.rps") req/s, p99 $(get "$name.p99_ms") ms, non-2xx $(get "$name.non2xx"), socket errors $(get "$name.socket_errors")"
 }
 
-# throughput NAME URL: warm-up, then BENCH_ROUNDS measured runs of wrk -t2 -c64. The round with the
-# median req/s is reported as R[NAME.*]; R[NAME.rps_all] lists every round.
-throughput() {
-    local name=$1 url=$2 r
+# Throughput targets: NAME -> URL and optional Host header, measured by interleaved_throughput.
+declare -A TP_URL TP_PID TP_HOST
+TP_ORDER=()
+add_target() { TP_ORDER+=("$1"); TP_URL[$1]=$2; TP_PID[$1]=$3; TP_HOST[$1]=${4:-}; } # NAME URL PID [HOST]
+use_host() { WRK_HOST_ARGS=(); if [[ -n ${TP_HOST[$1]} ]]; then WRK_HOST_ARGS=(-H "Host: ${TP_HOST[$1]}"); fi; }
+
+# interleaved_throughput: a warm-up of each target, then BENCH_ROUNDS rounds in which every target
+# gets one measured wrk -t2 -c64 run, the starting target rotating from round to round. The machine
+# is shared and its speed drifts over minutes, so the servers take turns inside each round and
+# ratios are computed per round (see round_ratio), instead of one server's rounds all running
+# before the other's. The round with the median req/s is reported as R[NAME.*]; R[NAME.rps_all]
+# lists every round. Each run also records the CPU seconds the server used (all its threads and
+# child processes) and so its requests per CPU-second, R[NAME.rK.per_cpu_s]: what a request costs
+# the server, which the scheduler's share of a busy machine does not change.
+interleaved_throughput() {
+    local n=${#TP_ORDER[@]} r i name cpu_before cpu_after
+    ((n > 0)) || return 0
     if ((WARMUP > 0)); then
-        spawn_wait timeout $((WARMUP + 30)) wrk -t2 -c64 -d"${WARMUP}s" "${WRK_HOST_ARGS[@]+"${WRK_HOST_ARGS[@]}"}" "$url" >/dev/null 2>&1 || true
+        for name in "${TP_ORDER[@]}"; do
+            use_host "$name"
+            spawn_wait timeout $((WARMUP + 30)) "${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"}" wrk -t2 -c64 -d"${WARMUP}s" "${WRK_HOST_ARGS[@]+"${WRK_HOST_ARGS[@]}"}" \
+                "${TP_URL[$name]}" >/dev/null 2>&1 || true
+        done
     fi
-    for ((r = 1; r <= ROUNDS; r++)); do run_wrk "$name.r$r" "$url" 64 "$DURATION"; done
-    median_round "$name" rps requests p50_ms p99_ms non2xx socket_errors
+    for ((r = 1; r <= ROUNDS; r++)); do
+        for ((i = 0; i < n; i++)); do
+            name=${TP_ORDER[$(((r - 1 + i) % n))]}
+            use_host "$name"
+            cpu_before=$(python3 "$HELPERS/util.py" cpu-tree "${TP_PID[$name]}")
+            run_wrk "$name.r$r" "${TP_URL[$name]}" 64 "$DURATION"
+            cpu_after=$(python3 "$HELPERS/util.py" cpu-tree "${TP_PID[$name]}")
+            R[$name.r$r.cpu_s]=$(awk -v a="$cpu_before" -v b="$cpu_after" 'BEGIN { printf "%.2f", b - a }')
+            R[$name.r$r.per_cpu_s]=$(awk -v n="$(get "$name.r$r.requests")" -v c="${R[$name.r$r.cpu_s]}" \
+                'BEGIN { if (c > 0 && n + 0 > 0) printf "%.0f", n / c; else printf "n/a" }')
+        done
+    done
+    for name in "${TP_ORDER[@]}"; do
+        median_round "$name" rps requests p50_ms p99_ms non2xx socket_errors cpu_s per_cpu_s
+        R[$name.per_cpu_s_all]=$(for ((r = 1; r <= ROUNDS; r++)); do printf '%s ' "$(get "$name.r$r.per_cpu_s")"; done)
+    done
+    if selected fazt && selected nginx; then round_ratio fazt nginx rps; round_ratio fazt nginx per_cpu_s; fi
+    if selected fazt && selected tiny_http; then round_ratio fazt tiny rps; round_ratio fazt tiny per_cpu_s; fi
+    WRK_HOST_ARGS=()
+}
+
+# round_ratio A B KEY: R[A/B.KEY] = the median over rounds of A's KEY / B's KEY in the same round
+# (KEY rps or per_cpu_s); R[A/B.KEY.all] lists the per-round ratios.
+round_ratio() {
+    local a=$1 b=$2 k=$3 r all=()
+    for ((r = 1; r <= ROUNDS; r++)); do all+=("$(ratio "$(get "$a.r$r.$k")" "$(get "$b.r$r.$k")")"); done
+    R[$a/$b.$k.all]=${all[*]}
+    R[$a/$b.$k]=$(printf '%s\n' "${all[@]}" | sort -n | sed -n "$(((ROUNDS + 1) / 2))p")
 }
 
 check_body() { # NAME URL [curl args...]: the server must return exactly the benchmark body
@@ -115,6 +161,30 @@ check_body() { # NAME URL [curl args...]: the server must return exactly the ben
     [[ $code == 200 ]] || die "$name: $url answered HTTP $code"
     cmp -s "$TMP/check-$name.body" "$BODY" || die "$name: body differs from the benchmark body"
     R[$name.head_bytes]=$(stat -c %s "$TMP/check-$name.headers")
+}
+
+# start_tiny: the tiny_http baseline on a free port, registered as throughput target "tiny".
+start_tiny() {
+    "${SERVER_PIN[@]+"${SERVER_PIN[@]}"}" "$TINY_BIN" 0 "$BODY" "$TINY_THREADS" >"$TMP/tiny.out" 2>"$TMP/tiny.err" &
+    TINY_PID=$!
+    PIDS+=("$TINY_PID")
+    wait_for_line "$TMP/tiny.out" 'listening on http://' "$TINY_PID" tiny_http_baseline "$TMP/tiny.err"
+    TINY_ADDR=$(sed -nE 's|.*listening on http://([^ ]+).*|\1|p' "$TMP/tiny.out" | head -1)
+    R[tiny.nodelay]=$(sed -nE 's/.*inherited by accepted sockets: (.*)/\1/p' "$TMP/tiny.err" | head -1)
+    check_body tiny "http://$TINY_ADDR/"
+    add_target tiny "http://$TINY_ADDR/" "$TINY_PID"
+}
+
+# stop_baselines: nginx and tiny_http, with their RSS after the runs.
+stop_baselines() {
+    if selected nginx; then
+        R[nginx.rss_after_kib]=$(python3 "$HELPERS/util.py" rss-tree "$NGX_PID")
+        stop_pid "$NGX_PID"
+    fi
+    if selected tiny_http; then
+        R[tiny.rss_after_kib]=$(rss_kib "$TINY_PID")
+        stop_pid "$TINY_PID"
+    fi
 }
 
 # ---------------------------------------------------------------- start
@@ -189,10 +259,19 @@ log "benchmark body: ${R[body.bytes]} bytes (${R[body.source]}, sha256 ${R[body.
 if [[ -n $FAZT_PID ]]; then
     if selected fazt; then
         [[ -z $BODY_OVERRIDE ]] || log "note: BENCH_BODY_FILE set; fazt serves its own landing page"
-        WRK_HOST_ARGS=(-H 'Host: root.localhost')
-        throughput fazt "http://$PUBLIC/"
-        R[fazt.rss_after_kib]=$(rss_kib "$FAZT_PID")
+        add_target fazt "http://$PUBLIC/" "$FAZT_PID" root.localhost
     fi
+
+    # nginx and tiny_http start now, so that the three servers take turns in each round.
+    if selected nginx; then
+        start_nginx "$WWW" / 'default_type text/html;' 'charset utf-8;'
+        check_body nginx "http://127.0.0.1:$NGX_PORT/"
+        add_target nginx "http://127.0.0.1:$NGX_PORT/" "$NGX_PID"
+    fi
+    if selected tiny_http; then start_tiny; fi
+    interleaved_throughput
+    if selected fazt; then R[fazt.rss_after_kib]=$(rss_kib "$FAZT_PID"); fi
+    stop_baselines
 
     if selected admin; then
         AUTH="Authorization: Bearer $TOKEN"
@@ -248,29 +327,16 @@ if [[ -n $FAZT_PID ]]; then
     R[fazt.exit]="status $STOP_RC after ${STOP_SECS}s"
 fi
 
-# ---------------------------------------------------------------- nginx
-if selected nginx; then
-    start_nginx "$WWW" / 'default_type text/html;' 'charset utf-8;'
-    check_body nginx "http://127.0.0.1:$NGX_PORT/"
-    WRK_HOST_ARGS=()
-    throughput nginx "http://127.0.0.1:$NGX_PORT/"
-    R[nginx.rss_after_kib]=$(python3 "$HELPERS/util.py" rss-tree "$NGX_PID")
-    stop_pid "$NGX_PID"
-fi
-
-# ---------------------------------------------------------------- tiny_http
-if selected tiny_http; then
-    "$TINY_BIN" 0 "$BODY" "$TINY_THREADS" >"$TMP/tiny.out" 2>"$TMP/tiny.err" &
-    TINY_PID=$!
-    PIDS+=("$TINY_PID")
-    wait_for_line "$TMP/tiny.out" 'listening on http://' "$TINY_PID" tiny_http_baseline "$TMP/tiny.err"
-    TINY_ADDR=$(sed -nE 's|.*listening on http://([^ ]+).*|\1|p' "$TMP/tiny.out" | head -1)
-    R[tiny.nodelay]=$(sed -nE 's/.*inherited by accepted sockets: (.*)/\1/p' "$TMP/tiny.err" | head -1)
-    check_body tiny "http://$TINY_ADDR/"
-    WRK_HOST_ARGS=()
-    throughput tiny "http://$TINY_ADDR/"
-    R[tiny.rss_after_kib]=$(rss_kib "$TINY_PID")
-    stop_pid "$TINY_PID"
+# ---------------------------------------------------------------- without fazt (BENCH_BODY_FILE)
+if [[ -z $FAZT_PID ]]; then
+    if selected nginx; then
+        start_nginx "$WWW" / 'default_type text/html;' 'charset utf-8;'
+        check_body nginx "http://127.0.0.1:$NGX_PORT/"
+        add_target nginx "http://127.0.0.1:$NGX_PORT/" "$NGX_PID"
+    fi
+    if selected tiny_http; then start_tiny; fi
+    interleaved_throughput
+    stop_baselines
 fi
 
 # ---------------------------------------------------------------- summary
@@ -283,8 +349,9 @@ summary() {
     echo "fazt: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') (+ working tree), $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "body: $(get body.bytes) bytes, sha256 $(get body.sha)..., from $(get body.source)"
     if [[ -n $FAZT_PID ]]; then echo "fazt config: ${R[fazt.limits]:-see its log}; FAZT_MAX_CONNECTIONS=$FAZT_MAX_CONNECTIONS FAZT_AUTO_PAGEVIEWS=$FAZT_AUTO_PAGEVIEWS"; fi
-    echo "wrk: -t2 keep-alive, ${WARMUP}s warm-up, then $ROUNDS x ${DURATION}s (median round shown); client and server share the same $(nproc) cores"
+    echo "wrk: -t2 keep-alive, ${WARMUP}s warm-up each, then $ROUNDS rounds of ${DURATION}s per server, servers taking turns in each round (median round shown); client and server share the same $(nproc) cores"
     echo "load avg at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    if [[ ${BENCH_PIN:-0} == 1 ]]; then echo "BENCH_PIN=1: servers pinned to CPU 0, wrk to CPU 1"; fi
     echo "(numbers are informational; targets are not enforced)"
     echo
     row "" "measured" "target" ""
@@ -294,8 +361,20 @@ summary() {
         if selected fazt; then row "fazt landing page (Host: root.localhost)" "$fr ($(get fazt.p99_ms) ms)" "" "non-2xx $(get fazt.non2xx), sock err $(get fazt.socket_errors), head $(get fazt.head_bytes) B"; fi
         if selected nginx; then row "nginx $(get nginx.version), 2 workers, access_log off" "$nr ($(get nginx.p99_ms) ms)" "" "non-2xx $(get nginx.non2xx), sock err $(get nginx.socket_errors), head $(get nginx.head_bytes) B"; fi
         if selected tiny_http; then row "tiny_http 0.12, $TINY_THREADS recv threads, TCP_NODELAY" "$tr ($(get tiny.p99_ms) ms)" "" "non-2xx $(get tiny.non2xx), sock err $(get tiny.socket_errors), head $(get tiny.head_bytes) B"; fi
-        if selected fazt && selected nginx; then r1=$(ratio "$fr" "$nr"); row "fazt / nginx" "${r1}x" ">= 0.8x" "$(verdict "$r1" '>=' 0.8)"; fi
-        if selected fazt && selected tiny_http; then r2=$(ratio "$fr" "$tr"); row "fazt / tiny_http" "${r2}x" ">= 2x" "$(verdict "$r2" '>=' 2)"; fi
+        if selected fazt && selected nginx; then
+            r1=$(get fazt/nginx.rps)
+            row "fazt / nginx req/s (median of per-round ratios)" "${r1}x" ">= 0.8x" "$(verdict "$r1" '>=' 0.8); rounds: $(get fazt/nginx.rps.all)"
+        fi
+        if selected fazt && selected tiny_http; then
+            r2=$(get fazt/tiny.rps)
+            row "fazt / tiny_http req/s (median of per-round ratios)" "${r2}x" ">= 2x" "$(verdict "$r2" '>=' 2); rounds: $(get fazt/tiny.rps.all)"
+        fi
+        echo "server CPU cost: requests per CPU-second of the server process (all threads; nginx: master + workers)"
+        if selected fazt; then row "fazt" "$(get fazt.per_cpu_s)" "" "rounds: $(get fazt.per_cpu_s_all)"; fi
+        if selected nginx; then row "nginx" "$(get nginx.per_cpu_s)" "" "rounds: $(get nginx.per_cpu_s_all)"; fi
+        if selected tiny_http; then row "tiny_http" "$(get tiny.per_cpu_s)" "" "rounds: $(get tiny.per_cpu_s_all)"; fi
+        if selected fazt && selected nginx; then row "fazt / nginx req per CPU-s (median of rounds)" "$(get fazt/nginx.per_cpu_s)x" "" "rounds: $(get fazt/nginx.per_cpu_s.all)"; fi
+        if selected fazt && selected tiny_http; then row "fazt / tiny_http req per CPU-s (median of rounds)" "$(get fazt/tiny.per_cpu_s)x" "" "rounds: $(get fazt/tiny.per_cpu_s.all)"; fi
         if selected fazt; then row "  fazt rounds" "$(get fazt.rps_all)"; fi
         if selected nginx; then row "  nginx rounds" "$(get nginx.rps_all)"; fi
         if selected tiny_http; then row "  tiny_http rounds" "$(get tiny.rps_all)"; fi

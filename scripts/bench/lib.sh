@@ -163,12 +163,22 @@ cargo_build_release() {
 }
 
 # ---------------------------------------------------------------- servers
+# BENCH_PIN=1: every server on CPU 0 and the load generator on CPU 1, so a server's throughput is
+# what one core gives it, not what it wins from the client in the scheduler (fazt's probe then
+# sees one CPU and runs one core thread). Expand as "${SERVER_PIN[@]+"${SERVER_PIN[@]}"}".
+SERVER_PIN=()
+CLIENT_PIN=()
+if [[ ${BENCH_PIN:-0} == 1 ]]; then
+    SERVER_PIN=(taskset -c 0)
+    CLIENT_PIN=(taskset -c 1)
+fi
+
 # launch_fazt DATA OUT ERR WHAT: `fazt server start` on DATA (--domain localhost) with a public and an
 # admin listener on free loopback ports, stdout to OUT, stderr to ERR; waits for both "listening on"
 # lines (WHAT names the process in errors). Sets FAZT_PID (tracked), PUBLIC and ADMIN (host:port).
 launch_fazt() {
     local data=$1 out=$2 err=$3 what=$4
-    "$FAZT_BIN" server start --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --domain localhost \
+    "${SERVER_PIN[@]+"${SERVER_PIN[@]}"}" "$FAZT_BIN" server start --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --domain localhost \
         --data "$data" >"$out" 2>"$err" &
     FAZT_PID=$!
     PIDS+=("$FAZT_PID")
@@ -223,7 +233,7 @@ $directives
 EOF
     "$NGINX_BIN" -t -q -p "$NGX/" -e "$NGX/logs/error.log" -c "$NGX/nginx.conf" >"$NGX/test.log" 2>&1 ||
         die "nginx config test failed: $(cat "$NGX/test.log" "$NGX/logs/error.log" 2>/dev/null)"
-    "$NGINX_BIN" -p "$NGX/" -e "$NGX/logs/error.log" -c "$NGX/nginx.conf" >"$NGX/stdout.log" 2>&1 &
+    "${SERVER_PIN[@]+"${SERVER_PIN[@]}"}" "$NGINX_BIN" -p "$NGX/" -e "$NGX/logs/error.log" -c "$NGX/nginx.conf" >"$NGX/stdout.log" 2>&1 &
     NGX_PID=$!
     PIDS+=("$NGX_PID")
     for ((i = 0; i < 100; i++)); do

@@ -7,6 +7,8 @@
   util.py wrk-parse FILE         parse wrk output (run with --latency), print key=value lines:
                                  rps, requests, p50_ms, p99_ms, non2xx, socket_errors
   util.py rss-tree PID           VmRSS in KiB of PID plus its direct children (nginx master+workers)
+  util.py cpu-tree PID           CPU seconds (user + system) used so far by PID plus its direct
+                                 children, every thread included
   util.py json-kv URL [HEADER]   GET URL (optional header 'Name: value'), print the JSON answer
                                  flattened into key=value lines (nested keys joined with '.')
 
@@ -91,7 +93,8 @@ def wrk_parse(path):
     return 0
 
 
-def rss_tree(pid):
+def process_tree(pid):
+    """PID and its direct children (nginx's master and workers)."""
     pids = [pid]
     try:
         for task in os.listdir(f"/proc/{pid}/task"):
@@ -99,7 +102,26 @@ def rss_tree(pid):
                 pids += [int(p) for p in f.read().split()]
     except OSError:
         pass
-    print(sum(vmrss_kib(p) or 0 for p in pids))
+    return pids
+
+
+def rss_tree(pid):
+    print(sum(vmrss_kib(p) or 0 for p in process_tree(pid)))
+    return 0
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, all its threads included (fields 14 and 15 of /proc/PID/stat)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_tree(pid):
+    print(f"{sum(cpu_seconds(p) for p in process_tree(pid)):.2f}")
     return 0
 
 
@@ -143,6 +165,8 @@ def main(argv):
         return wrk_parse(argv[1])
     if len(argv) == 2 and argv[0] == "rss-tree":
         return rss_tree(int(argv[1]))
+    if len(argv) == 2 and argv[0] == "cpu-tree":
+        return cpu_tree(int(argv[1]))
     if len(argv) in (2, 3) and argv[0] == "json-kv":
         return json_kv(argv[1], argv[2] if len(argv) == 3 else None)
     print(__doc__, file=sys.stderr)
