@@ -1,24 +1,40 @@
 //! The admin host, served only on the reserved admin thread: the dashboard (pinned assets,
 //! public) and the JSON API (every route needs `Authorization: Bearer <key>`). Reads use
 //! this thread's read connection; every write is a job for the writer thread.
+//!
+//! Authorisation: the site routes (`/api/sites...`, see `deploy::sites_api`) check that the
+//! key's scopes cover the site; every other route needs the `owner` scope.
 
 use crate::db::DbError;
+use crate::deploy::sites_api;
 use crate::http::{Body, Method, Request, Response};
-use crate::keys::{self, validate_name};
+use crate::keys::{self, validate_name, ApiKey, Scopes};
 use crate::metrics::METRICS;
 use crate::server::App;
 use crate::vfs::store;
 use serde_json::json;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Largest body an admin route accepts: JSON documents only, until deploys arrive.
 pub const ADMIN_BODY_LIMIT: u64 = 64 * 1024;
+
+/// `api_keys.last_used_at` is written at most this often per key: it answers "is this key
+/// still in use?", and a write per request would put every admin call on the writer.
+const LAST_USED_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Keys remembered in the last-used map before stale entries are swept (keys are few;
+/// this only bounds the map against many keys used once).
+const LAST_USED_MAP_SWEEP: usize = 256;
 
 pub struct AdminApi {
     app: Arc<App>,
     retention: Option<crate::analytics::retention::AutoRetention>,
     /// `PRAGMA data_version` when the site table was last loaded.
     seen_data_version: Option<i64>,
+    /// Key id → when its `last_used_at` was last sent to the writer.
+    last_used_sent: HashMap<String, Instant>,
 }
 
 impl AdminApi {
@@ -31,6 +47,7 @@ impl AdminApi {
             app,
             retention,
             seen_data_version: None,
+            last_used_sent: HashMap::new(),
         }
     }
 
@@ -59,15 +76,51 @@ impl AdminApi {
                 .header("WWW-Authenticate", "Bearer");
         };
         match store::with_reader(|conn| keys::authenticate(conn, token)) {
-            Ok(Some(_)) => self.route(request),
+            Ok(Some(key)) => {
+                self.note_key_used(&key);
+                self.route(request, &key)
+            }
             Ok(None) => Response::error(401, "invalid or revoked API key")
                 .header("WWW-Authenticate", "Bearer"),
             Err(e) => sqlite_error("checking the API key", e),
         }
     }
 
-    fn route(&mut self, request: &Request) -> Response {
+    /// Sends the key's `last_used_at` to the writer, at most once per
+    /// [`LAST_USED_INTERVAL`]; never waits, and skips the update when the writer is busy.
+    fn note_key_used(&mut self, key: &ApiKey) {
+        let now = Instant::now();
+        let recent = self
+            .last_used_sent
+            .get(&key.id)
+            .is_some_and(|sent| now.duration_since(*sent) < LAST_USED_INTERVAL);
+        if recent {
+            return;
+        }
+        if self.last_used_sent.len() >= LAST_USED_MAP_SWEEP {
+            self.last_used_sent
+                .retain(|_, sent| now.duration_since(*sent) < LAST_USED_INTERVAL);
+        }
+        if keys::touch_last_used(&self.app.writer, &key.id, crate::clock::unix_now()) {
+            self.last_used_sent.insert(key.id.clone(), now);
+        }
+    }
+
+    fn route(&mut self, request: &Request, key: &ApiKey) -> Response {
         let path = request.path();
+        if sites_api::is_sites_path(path) {
+            return sites_api::handle(&self.app, key, request);
+        }
+        if !key.is_owner() {
+            return Response::error(
+                403,
+                &format!(
+                    "this API key's scope ({}) does not allow {} {path}: it needs the owner scope",
+                    key.scope,
+                    request.method_text()
+                ),
+            );
+        }
         match (request.method, path) {
             (Method::Get | Method::Head, "/api/system/health") => self.health(),
             (Method::Get | Method::Head, "/metrics") => Response::new(200).body(
@@ -132,13 +185,8 @@ impl AdminApi {
         if self.seen_data_version == Some(version) {
             return;
         }
-        match store::with_reader(|conn| self.app.sites.table.reload(conn)) {
-            Ok(replaced) => {
-                for deployment in replaced {
-                    self.app.sites.cache.invalidate_deployment(deployment);
-                }
-                self.seen_data_version = Some(version);
-            }
+        match store::with_reader(|conn| self.app.sites.reload(conn)) {
+            Ok(()) => self.seen_data_version = Some(version),
             Err(e) => log::error!("reloading sites: {e}"),
         }
     }
@@ -238,11 +286,23 @@ impl AdminApi {
         if let Err(e) = validate_name(name) {
             return Response::error(400, &e);
         }
+        let scopes =
+            match parsed.get("scope") {
+                None | Some(serde_json::Value::Null) => Scopes::owner(),
+                Some(serde_json::Value::String(text)) => match Scopes::parse(text) {
+                    Ok(scopes) => scopes,
+                    Err(e) => return Response::error(400, &e),
+                },
+                Some(_) => return Response::error(
+                    400,
+                    "field 'scope' must be a string like \"owner\" or \"deploy:blog,deploy:shop\"",
+                ),
+            };
         let name = name.to_string();
         match self
             .app
             .writer
-            .call(move |conn| Ok(keys::create(conn, &name, "owner")?))
+            .call(move |conn| Ok(keys::create(conn, &name, &scopes)?))
         {
             Ok((key, token)) => {
                 let mut body = key.to_json();
@@ -291,7 +351,7 @@ fn method_not_allowed(path: &str) -> Response {
 
 /// The one mapping of database errors to responses: status from the error, a log line
 /// for server-side failures, `Retry-After` when the writer queue is full.
-fn db_error(e: DbError) -> Response {
+pub(crate) fn db_error(e: DbError) -> Response {
     let status = e.status();
     if status >= 500 && status != 503 && status != 507 {
         log::error!("admin request failed: {e}");
@@ -305,7 +365,7 @@ fn db_error(e: DbError) -> Response {
     }
 }
 
-fn sqlite_error(what: &str, e: rusqlite::Error) -> Response {
+pub(crate) fn sqlite_error(what: &str, e: rusqlite::Error) -> Response {
     log::error!("{what}: {e}");
     Response::error(500, &format!("{what} failed; see the server log"))
 }

@@ -1,7 +1,7 @@
 //! Command-line entry: parses arguments, runs a command, maps the outcome to an exit code.
 
 use crate::config::{self, process_env, Config, Flags};
-use crate::keys::{self, validate_name};
+use crate::keys::{self, validate_name, Scopes};
 use crate::probe::Report;
 use crate::vfs::store;
 use std::path::{Path, PathBuf};
@@ -12,7 +12,7 @@ fazt — a single-binary personal cloud
 USAGE:
     fazt server start [--listen ADDR] [--admin-listen ADDR] [--domain D] [--data DIR]
     fazt probe [--json] [--data DIR] [--root DIR]
-    fazt key create NAME [--data DIR]
+    fazt key create NAME [--scope SCOPE[,SCOPE...]] [--data DIR]
     fazt key list [--json] [--data DIR]
     fazt key revoke ID [--data DIR]
     fazt site import NAME DIR [--data DIR]
@@ -23,6 +23,8 @@ COMMANDS:
     server start   Serve sites, analytics and the admin API until SIGTERM/SIGINT.
     probe          Print the memory and CPU this process was given and every limit derived from them.
     key            Manage admin API keys (works whether or not the server is running).
+                   Scopes: owner (everything; the default), deploy:* (deploy and manage any
+                   site but root and 404), deploy:SITE (that site only).
     db prune       Delete analytics events older than AGE (e.g. 30d, 12h, 2w) in small batches,
                    keeping the roll-ups unless --rollups, then return the space to the disk.
     site import    Publish a directory as site NAME: a new deployment, made current at once
@@ -43,7 +45,8 @@ ENVIRONMENT (limits; see `fazt probe` for the values in effect):
     FAZT_UPLOAD_RAM, FAZT_TEMP_DIR, FAZT_EVENT_CHANNEL, FAZT_SQLITE_CACHE_BYTES, FAZT_SQLITE_MMAP_BYTES,
     FAZT_HEADER_TIMEOUT, FAZT_IDLE_TIMEOUT, FAZT_BODY_TIMEOUT, FAZT_WRITE_TIMEOUT,
     FAZT_SHUTDOWN_TIMEOUT, FAZT_ADMIN_MAX_CONNECTIONS, FAZT_DISK_THRESHOLD,
-    FAZT_TRUSTED_PROXIES, FAZT_EVENT_CHANNEL, FAZT_EVENT_BATCH, FAZT_EVENT_FLUSH, FAZT_RETENTION, FAZT_AUTO_PAGEVIEWS, RUST_LOG
+    FAZT_TRUSTED_PROXIES, FAZT_EVENT_CHANNEL, FAZT_EVENT_BATCH, FAZT_EVENT_FLUSH, FAZT_RETENTION, FAZT_AUTO_PAGEVIEWS,
+    FAZT_KEEP_DEPLOYMENTS, RUST_LOG
 ";
 
 /// Parsed `--flag value` options and positional arguments of one command.
@@ -149,7 +152,7 @@ fn run(args: &[String]) -> Result<i32, String> {
         ["key", "create"] => key_create(&args[2..]),
         ["key", "list"] => key_list(&args[2..]),
         ["key", "revoke"] => key_revoke(&args[2..]),
-        ["key", ..] => Err("usage: fazt key create NAME | fazt key list | fazt key revoke ID".into()),
+        ["key", ..] => Err("usage: fazt key create NAME [--scope SCOPE] | fazt key list | fazt key revoke ID".into()),
         ["site", "import"] => site_import(&args[2..]),
         ["site", ..] => Err("usage: fazt site import NAME DIR [--data DIR]".into()),
         ["db", "prune"] => db_prune(&args[2..]),
@@ -216,16 +219,23 @@ fn open_db(args: &Args) -> Result<(rusqlite::Connection, Report), String> {
 }
 
 fn key_create(args: &[String]) -> Result<i32, String> {
-    let args = Args::parse(args, &["data"], &[])?;
-    args.expect_positional(1, "fazt key create NAME [--data DIR]")?;
+    let args = Args::parse(args, &["data", "scope"], &[])?;
+    args.expect_positional(
+        1,
+        "fazt key create NAME [--scope SCOPE[,SCOPE...]] [--data DIR]",
+    )?;
     let name = &args.positional[0];
     validate_name(name)?;
+    let scopes = match args.value("scope") {
+        Some(text) => Scopes::parse(&text).map_err(|e| format!("--scope: {e}"))?,
+        None => Scopes::owner(),
+    };
     let (conn, _) = open_db(&args)?;
     let (key, token) =
-        keys::create(&conn, name, "owner").map_err(|e| format!("creating key: {e}"))?;
+        keys::create(&conn, name, &scopes).map_err(|e| format!("creating key: {e}"))?;
     println!(
-        "created API key {} ({}); the token is shown only now:",
-        key.id, key.name
+        "created API key {} ({}, scope {}); the token is shown only now:",
+        key.id, key.name, key.scope
     );
     println!("{token}");
     Ok(0)

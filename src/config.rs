@@ -11,6 +11,9 @@ use std::time::Duration;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4698";
 pub const DEFAULT_DOMAIN: &str = "localhost";
 pub const DEFAULT_DATA: &str = "./data";
+/// Enough history to roll back a bad week of deploys; each kept deployment costs only its
+/// file rows plus the bytes that changed.
+pub const DEFAULT_KEEP_DEPLOYMENTS: usize = 10;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -42,6 +45,10 @@ pub struct Config {
     /// default on). Off for sites that send their own `/track` beacons, which would
     /// otherwise count each view twice.
     pub auto_pageviews: bool,
+    /// Deployments kept per site for rollback (`FAZT_KEEP_DEPLOYMENTS`, default 10); older
+    /// ones, except a site's current one, are deleted after a deploy, and then the blobs
+    /// nothing references any more.
+    pub keep_deployments: usize,
     /// The probe's readings and the resource-derived limits.
     pub probe: Report,
 }
@@ -104,8 +111,20 @@ impl Config {
                     "FAZT_ADMIN_MAX_CONNECTIONS: '{text}' is not a positive whole number"
                 ))?,
         };
+        let keep_deployments = match env("FAZT_KEEP_DEPLOYMENTS") {
+            None => DEFAULT_KEEP_DEPLOYMENTS,
+            Some(text) => text
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=10_000).contains(n))
+                .ok_or(format!(
+                    "FAZT_KEEP_DEPLOYMENTS: '{text}' is not a whole number from 1 to 10000"
+                ))?,
+        };
         Ok(Config {
             listen,
+            keep_deployments,
             admin_listen,
             domain,
             data_dir: data_dir(flags.data_dir.as_deref(), env),
@@ -216,10 +235,19 @@ mod tests {
         assert_eq!(config.conn.idle_timeout, Duration::from_secs(5));
         assert_eq!(config.conn.header_timeout, Duration::from_secs(10));
         assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.keep_deployments, DEFAULT_KEEP_DEPLOYMENTS);
+        let keep = |k: &str| (k == "FAZT_KEEP_DEPLOYMENTS").then(|| "2".to_string());
+        let config = Config::build(&Flags::default(), &keep, limits()).unwrap();
+        assert_eq!(config.keep_deployments, 2);
     }
 
     #[test]
     fn bad_values_name_their_setting() {
+        for bad in ["0", "ten", "-1"] {
+            let env = |k: &str| (k == "FAZT_KEEP_DEPLOYMENTS").then(|| bad.to_string());
+            let err = Config::build(&Flags::default(), &env, limits()).unwrap_err();
+            assert!(err.starts_with("FAZT_KEEP_DEPLOYMENTS"), "{err}");
+        }
         let bad_switch = |k: &str| (k == "FAZT_AUTO_PAGEVIEWS").then(|| "maybe".to_string());
         let err = Config::build(&Flags::default(), &bad_switch, limits()).unwrap_err();
         assert!(err.starts_with("FAZT_AUTO_PAGEVIEWS"), "{err}");

@@ -1,10 +1,134 @@
 //! API keys, stored in SQLite (`api_keys`). Only the sha-256 of a token is stored. A token
 //! names its key's id (`fzt_<id>_<secret>`), so lookup is one primary-key probe and the
 //! hash comparison is constant-time.
+//!
+//! A key's `scope` column is a comma-separated list of scopes ([`Scopes`]): `owner` may do
+//! everything; `deploy:*` and `deploy:<site>` may only manage (deploy, list, roll back,
+//! delete) the sites they cover. The system sites `root` and `404` are covered by `owner`
+//! alone.
 
+use crate::db::writer::WriterHandle;
+use crate::db::Context;
 use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
+use std::fmt;
 use std::io::Read;
+
+/// One permission a key carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything, including key management and the system sites.
+    Owner,
+    /// Deploy and manage any site except the system sites.
+    DeployAll,
+    /// Deploy and manage one site.
+    DeploySite(String),
+}
+
+impl Scope {
+    fn parse(text: &str) -> Result<Scope, String> {
+        match text {
+            "owner" => return Ok(Scope::Owner),
+            "deploy:*" => return Ok(Scope::DeployAll),
+            _ => {}
+        }
+        let Some(site) = text.strip_prefix("deploy:") else {
+            return Err(format!(
+                "unknown scope '{text}': use owner, deploy:* or deploy:<site>"
+            ));
+        };
+        crate::vfs::store::validate_site_name(site).map_err(|e| format!("scope '{text}': {e}"))?;
+        if crate::vfs::store::is_system_site(site) {
+            return Err(format!(
+                "scope '{text}': the system site '{site}' can only be managed by an owner key"
+            ));
+        }
+        Ok(Scope::DeploySite(site.to_string()))
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Scope::Owner => f.write_str("owner"),
+            Scope::DeployAll => f.write_str("deploy:*"),
+            Scope::DeploySite(site) => write!(f, "deploy:{site}"),
+        }
+    }
+}
+
+/// A key's scopes: at least one, no duplicates, in the order given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scopes(Vec<Scope>);
+
+impl Scopes {
+    /// The scope of the owner key created at first start.
+    pub fn owner() -> Scopes {
+        Scopes(vec![Scope::Owner])
+    }
+
+    /// Parses a list given by a person (`owner`, `deploy:*`, `deploy:blog,deploy:shop`):
+    /// entries trimmed and lower-cased, duplicates dropped; an empty or unknown entry is
+    /// an error naming it.
+    pub fn parse(text: &str) -> Result<Scopes, String> {
+        let mut scopes = Vec::new();
+        for entry in text.split(',') {
+            let entry = entry.trim().to_ascii_lowercase();
+            if entry.is_empty() {
+                return Err(format!(
+                    "invalid scope list '{text}': empty entry (use owner, deploy:* or \
+                     deploy:<site>, separated by commas)"
+                ));
+            }
+            let scope = Scope::parse(&entry)?;
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+        Ok(Scopes(scopes))
+    }
+
+    /// Scopes as stored. Entries that no longer parse (none should: every write is
+    /// validated) grant nothing.
+    fn from_stored(text: &str) -> Scopes {
+        Scopes(
+            text.split(',')
+                .filter_map(|entry| Scope::parse(entry.trim()).ok())
+                .collect(),
+        )
+    }
+
+    pub fn is_owner(&self) -> bool {
+        self.0.contains(&Scope::Owner)
+    }
+
+    /// Whether these scopes allow deploying and managing `site`.
+    pub fn can_deploy(&self, site: &str) -> bool {
+        if self.is_owner() {
+            return true;
+        }
+        if crate::vfs::store::is_system_site(site) {
+            return false;
+        }
+        self.0.iter().any(|scope| match scope {
+            Scope::DeployAll => true,
+            Scope::DeploySite(s) => s == site,
+            Scope::Owner => false,
+        })
+    }
+}
+
+impl fmt::Display for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        for (i, scope) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{scope}")?;
+        }
+        Ok(())
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct ApiKey {
@@ -16,6 +140,19 @@ pub struct ApiKey {
 }
 
 impl ApiKey {
+    pub fn scopes(&self) -> Scopes {
+        Scopes::from_stored(&self.scope)
+    }
+
+    pub fn is_owner(&self) -> bool {
+        self.scopes().is_owner()
+    }
+
+    /// Whether this key may deploy, list, roll back and delete `site`.
+    pub fn can_deploy(&self, site: &str) -> bool {
+        self.scopes().can_deploy(site)
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "id": self.id, "name": self.name, "scope": self.scope,
@@ -67,7 +204,12 @@ pub fn list(conn: &Connection) -> rusqlite::Result<Vec<ApiKey>> {
 }
 
 /// Creates a key and returns it with its token, which is never stored.
-pub fn create(conn: &Connection, name: &str, scope: &str) -> rusqlite::Result<(ApiKey, String)> {
+pub fn create(
+    conn: &Connection,
+    name: &str,
+    scopes: &Scopes,
+) -> rusqlite::Result<(ApiKey, String)> {
+    let scope = scopes.to_string();
     let mut random = [0u8; 36];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut random))
@@ -83,11 +225,26 @@ pub fn create(conn: &Connection, name: &str, scope: &str) -> rusqlite::Result<(A
     let key = ApiKey {
         id,
         name: name.to_string(),
-        scope: scope.to_string(),
+        scope,
         created_at: now,
         last_used_at: None,
     };
     Ok((key, token))
+}
+
+/// Records that a key was just used, as a fire-and-forget writer job: the request never
+/// waits for it, and when the writer's queue is full the update is skipped (false) —
+/// `last_used_at` is a hint, not an audit log.
+pub fn touch_last_used(writer: &WriterHandle, id: &str, now: i64) -> bool {
+    let id = id.to_string();
+    let submitted = writer.try_submit(move |conn| {
+        conn.execute(
+            "UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2",
+            params![now, id],
+        )
+        .context("recording when an API key was last used")
+    });
+    submitted.is_ok()
 }
 
 /// Removes a key; false when no key has that id.
@@ -138,7 +295,7 @@ mod tests {
     #[test]
     fn create_authenticate_revoke() {
         let conn = db();
-        let (key, token) = create(&conn, "laptop", "owner").unwrap();
+        let (key, token) = create(&conn, "laptop", &Scopes::owner()).unwrap();
         assert!(token.starts_with(&format!("fzt_{}_", key.id)));
         assert_eq!(
             authenticate(&conn, &token).unwrap().map(|k| k.id),
@@ -153,6 +310,52 @@ mod tests {
         assert!(revoke(&conn, &key.id).unwrap());
         assert!(!revoke(&conn, &key.id).unwrap());
         assert!(authenticate(&conn, &token).unwrap().is_none());
+    }
+
+    #[test]
+    fn scopes_parse_normalise_and_decide() {
+        let scopes = Scopes::parse(" Deploy:Blog, deploy:shop,deploy:blog ").unwrap();
+        assert_eq!(scopes.to_string(), "deploy:blog,deploy:shop");
+        assert!(!scopes.is_owner());
+        assert!(scopes.can_deploy("blog") && scopes.can_deploy("shop"));
+        assert!(!scopes.can_deploy("other") && !scopes.can_deploy("root"));
+
+        let all = Scopes::parse("deploy:*").unwrap();
+        assert!(all.can_deploy("anything") && !all.can_deploy("root") && !all.can_deploy("404"));
+
+        let owner = Scopes::parse("owner").unwrap();
+        assert_eq!(owner, Scopes::owner());
+        assert!(owner.is_owner() && owner.can_deploy("root") && owner.can_deploy("404"));
+
+        for (bad, needle) in [
+            ("", "empty entry"),
+            ("owner,", "empty entry"),
+            ("admin", "unknown scope"),
+            ("deploy", "unknown scope"),
+            ("deploy:", "invalid site name"),
+            ("deploy:Bad_Name", "invalid site name"),
+            ("deploy:admin", "reserved"),
+            ("deploy:root", "system site"),
+            ("deploy:404", "system site"),
+        ] {
+            let err = Scopes::parse(bad).unwrap_err();
+            assert!(err.contains(needle), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn stored_scopes_grant_only_what_parses() {
+        let key = |scope: &str| ApiKey {
+            id: "k".into(),
+            name: "k".into(),
+            scope: scope.into(),
+            created_at: 0,
+            last_used_at: None,
+        };
+        assert!(key("owner").is_owner());
+        assert!(key("deploy:blog,bogus").can_deploy("blog"));
+        assert!(!key("bogus").can_deploy("blog"));
+        assert!(!key("").is_owner());
     }
 
     #[test]

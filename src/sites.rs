@@ -69,6 +69,15 @@ impl SiteServer {
         }
     }
 
+    /// Reloads the site table from the database and drops the cache entries of the
+    /// deployments it no longer points at (a site deployed, rolled back or deleted).
+    pub fn reload(&self, conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+        for deployment in self.table.reload(conn)? {
+            self.cache.invalidate_deployment(deployment);
+        }
+        Ok(())
+    }
+
     /// Answers a request for a site; the flag says whether it was a view of one of the
     /// site's HTML pages (a 200, or a 304 revalidation: HTML is served `no-cache`, so a
     /// returning visitor's view is usually a 304), for automatic pageview counting.

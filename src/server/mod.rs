@@ -56,7 +56,7 @@ pub fn liveness() -> Response {
 }
 
 /// Runs the server until a signal; returns the process exit code.
-pub fn run(config: Config) -> Result<i32, String> {
+pub fn run(mut config: Config) -> Result<i32, String> {
     let limits = config.probe.limits.clone();
     let data_dir = config.data_dir.clone();
     for dir in [&data_dir, &limits.temp_dir] {
@@ -105,6 +105,10 @@ pub fn run(config: Config) -> Result<i32, String> {
 
     let signals = threads::handle_signals()?;
     let public = bind(config.listen, "--listen")?;
+    // With port 0 the system picked one: site URLs (`site_url`) must name the real one.
+    if let Ok(bound) = public.local_addr() {
+        config.listen = bound;
+    }
     let admin_listener = config
         .admin_listen
         .map(|addr| bind(addr, "--admin-listen"))
@@ -142,7 +146,7 @@ pub fn run(config: Config) -> Result<i32, String> {
 fn ensure_owner_key(conn: &Connection) -> Result<(), String> {
     let keys = crate::keys::list(conn).map_err(|e| format!("reading API keys: {e}"))?;
     if keys.is_empty() {
-        let (_, token) = crate::keys::create(conn, "owner", "owner")
+        let (_, token) = crate::keys::create(conn, "owner", &crate::keys::Scopes::owner())
             .map_err(|e| format!("creating the owner API key: {e}"))?;
         println!("owner API key (printed once, store it now): {token}");
     }

@@ -238,6 +238,14 @@ impl StagedFile {
     }
 }
 
+/// The sites fazt itself serves from: `root` (the bare domain) and `404` (the not-found
+/// pages of every site). Only owner keys manage them, and they are never deleted.
+pub const SYSTEM_SITE_NAMES: [&str; 2] = ["root", "404"];
+
+pub fn is_system_site(name: &str) -> bool {
+    SYSTEM_SITE_NAMES.contains(&name)
+}
+
 /// Names whose host is taken by fazt itself, so a site there could never be reached.
 const RESERVED_SITE_NAMES: [&str; 1] = ["admin"];
 
@@ -507,6 +515,289 @@ pub fn site_exists(conn: &Connection, site: &str) -> rusqlite::Result<bool> {
         .exists(params![site])
 }
 
+/// A site and its current deployment, for listings.
+#[derive(Clone, Debug)]
+pub struct SiteSummary {
+    pub name: String,
+    pub deployment: Option<i64>,
+    pub file_count: u64,
+    pub total_bytes: u64,
+    pub updated_at: i64,
+}
+
+pub fn list_sites(conn: &Connection) -> rusqlite::Result<Vec<SiteSummary>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.name, s.current_deployment, d.file_count, d.total_bytes, s.updated_at
+         FROM sites s LEFT JOIN deployments d ON d.id = s.current_deployment
+         ORDER BY s.name",
+    )?;
+    let sites = stmt
+        .query_map([], |row| {
+            Ok(SiteSummary {
+                name: row.get(0)?,
+                deployment: row.get(1)?,
+                file_count: row.get::<_, Option<i64>>(2)?.unwrap_or(0) as u64,
+                total_bytes: row.get::<_, Option<i64>>(3)?.unwrap_or(0) as u64,
+                updated_at: row.get(4)?,
+            })
+        })?
+        .collect();
+    sites
+}
+
+/// One deployment of a site, for listings.
+#[derive(Clone, Debug)]
+pub struct DeploymentSummary {
+    pub id: i64,
+    pub created_at: i64,
+    pub file_count: u64,
+    pub total_bytes: u64,
+    pub new_bytes: u64,
+    pub source: String,
+}
+
+/// A site's current deployment and all its deployments, newest first; `None` when there
+/// is no such site.
+pub fn list_deployments(
+    conn: &Connection,
+    site: &str,
+) -> rusqlite::Result<Option<(Option<i64>, Vec<DeploymentSummary>)>> {
+    let current: Option<Option<i64>> = conn
+        .prepare_cached("SELECT current_deployment FROM sites WHERE name = ?1")?
+        .query_row(params![site], |r| r.get(0))
+        .optional()?;
+    let Some(current) = current else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, created_at, file_count, total_bytes, new_bytes, source
+         FROM deployments WHERE site = ?1 ORDER BY id DESC",
+    )?;
+    let deployments = stmt
+        .query_map(params![site], |row| {
+            Ok(DeploymentSummary {
+                id: row.get(0)?,
+                created_at: row.get(1)?,
+                file_count: row.get::<_, i64>(2)? as u64,
+                total_bytes: row.get::<_, i64>(3)? as u64,
+                new_bytes: row.get::<_, i64>(4)? as u64,
+                source: row.get(5)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Some((current, deployments)))
+}
+
+/// What a rollback did, or why it did nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RollbackOutcome {
+    /// The site now serves `deployment`; it served `previous` before.
+    Done {
+        deployment: i64,
+        previous: Option<i64>,
+    },
+    UnknownSite,
+    /// No deployment with that id belongs to the site (never did, or garbage-collected).
+    UnknownDeployment(i64),
+    /// No deployment older than the current one is left.
+    NothingEarlier,
+    /// The requested deployment is the one being served.
+    AlreadyCurrent(i64),
+}
+
+/// Points `site` back at an older deployment: `to`, or else the newest one older than
+/// the current one. Only the pointer moves (one UPDATE): instant, nothing re-uploaded.
+pub fn rollback(
+    conn: &mut Connection,
+    site: &str,
+    to: Option<i64>,
+) -> rusqlite::Result<RollbackOutcome> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let current: Option<Option<i64>> = tx
+        .query_row(
+            "SELECT current_deployment FROM sites WHERE name = ?1",
+            params![site],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(current) = current else {
+        return Ok(RollbackOutcome::UnknownSite);
+    };
+    let target = match to {
+        Some(id) => {
+            let belongs = tx
+                .prepare_cached("SELECT 1 FROM deployments WHERE id = ?1 AND site = ?2")?
+                .exists(params![id, site])?;
+            if !belongs {
+                return Ok(RollbackOutcome::UnknownDeployment(id));
+            }
+            if current == Some(id) {
+                return Ok(RollbackOutcome::AlreadyCurrent(id));
+            }
+            id
+        }
+        None => {
+            let earlier: Option<i64> = tx.query_row(
+                "SELECT MAX(id) FROM deployments WHERE site = ?1 AND id < ?2",
+                params![site, current.unwrap_or(i64::MAX)],
+                |r| r.get(0),
+            )?;
+            match earlier {
+                Some(id) => id,
+                None => return Ok(RollbackOutcome::NothingEarlier),
+            }
+        }
+    };
+    tx.execute(
+        "UPDATE sites SET current_deployment = ?1, updated_at = ?2 WHERE name = ?3",
+        params![target, unix_now(), site],
+    )?;
+    tx.commit()?;
+    Ok(RollbackOutcome::Done {
+        deployment: target,
+        previous: current,
+    })
+}
+
+/// What garbage collection removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GcReport {
+    pub deployments_removed: u64,
+    pub blobs_removed: u64,
+    /// Bytes of blob content deleted (the database file keeps the pages for reuse until
+    /// an incremental vacuum returns them).
+    pub bytes_freed: u64,
+}
+
+impl GcReport {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "deployments_removed": self.deployments_removed,
+            "blobs_removed": self.blobs_removed,
+            "bytes_freed": self.bytes_freed,
+        })
+    }
+}
+
+/// A deleted site: the ids of its deployments (their cache entries can go) and what
+/// garbage collection then removed.
+#[derive(Clone, Debug)]
+pub struct SiteRemoval {
+    pub deployments: Vec<i64>,
+    pub gc: GcReport,
+}
+
+/// Deletes a site with its deployments and their file rows, then the blobs no other
+/// file uses, in one transaction. `None` when there is no such site. Refusing the system
+/// sites is the caller's policy.
+pub fn delete_site(conn: &mut Connection, site: &str) -> rusqlite::Result<Option<SiteRemoval>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    if !site_exists(&tx, site)? {
+        return Ok(None);
+    }
+    let deployments: Vec<i64> = tx
+        .prepare_cached("SELECT id FROM deployments WHERE site = ?1 ORDER BY id")?
+        .query_map(params![site], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let candidates = blobs_of(&tx, &deployments)?;
+    // The pointer references the current deployment: clear it before the rows go.
+    tx.execute(
+        "UPDATE sites SET current_deployment = NULL WHERE name = ?1",
+        params![site],
+    )?;
+    tx.execute("DELETE FROM deployments WHERE site = ?1", params![site])?;
+    tx.execute("DELETE FROM sites WHERE name = ?1", params![site])?;
+    let (blobs_removed, bytes_freed) = gc_blobs(&tx, &candidates)?;
+    tx.commit()?;
+    Ok(Some(SiteRemoval {
+        gc: GcReport {
+            deployments_removed: deployments.len() as u64,
+            blobs_removed,
+            bytes_freed,
+        },
+        deployments,
+    }))
+}
+
+/// Deletes every deployment beyond the newest `keep` of its site, except a site's current
+/// one (after a rollback it may be older). File rows go with them (cascade). Returns the
+/// deleted ids and the blobs their files used (candidates for [`gc_blobs`]).
+pub fn prune_deployments(
+    conn: &Connection,
+    keep: usize,
+) -> rusqlite::Result<(Vec<i64>, Vec<[u8; 32]>)> {
+    let doomed: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT r.id FROM (
+                 SELECT id, site, ROW_NUMBER() OVER (PARTITION BY site ORDER BY id DESC) AS rank
+                 FROM deployments
+             ) r JOIN sites s ON s.name = r.site
+             WHERE r.rank > ?1 AND r.id IS NOT s.current_deployment
+             ORDER BY r.id",
+        )?
+        .query_map(params![keep as i64], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let candidates = blobs_of(conn, &doomed)?;
+    let mut delete = conn.prepare_cached("DELETE FROM deployments WHERE id = ?1")?;
+    for id in &doomed {
+        delete.execute(params![id])?;
+    }
+    Ok((doomed, candidates))
+}
+
+/// The distinct blobs the files of `deployments` use.
+fn blobs_of(conn: &Connection, deployments: &[i64]) -> rusqlite::Result<Vec<[u8; 32]>> {
+    let mut hashes = std::collections::HashSet::new();
+    let mut stmt =
+        conn.prepare_cached("SELECT DISTINCT sha256 FROM files WHERE deployment = ?1")?;
+    for id in deployments {
+        let rows = stmt.query_map(params![id], |r| r.get::<_, [u8; 32]>(0))?;
+        for hash in rows {
+            hashes.insert(hash?);
+        }
+    }
+    Ok(hashes.into_iter().collect())
+}
+
+/// Deletes those of `candidates` that no file row references any more (their chunks go
+/// by cascade); a blob another site or deployment still uses stays. Returns the blobs
+/// removed and their bytes. Only the blobs of deleted deployments are checked, so the
+/// cost follows what was deleted, not the size of the store.
+pub fn gc_blobs(conn: &Connection, candidates: &[[u8; 32]]) -> rusqlite::Result<(u64, u64)> {
+    let mut delete = conn.prepare_cached(
+        "DELETE FROM blobs WHERE sha256 = ?1
+           AND NOT EXISTS (SELECT 1 FROM files WHERE sha256 = ?1)
+         RETURNING size",
+    )?;
+    let (mut removed, mut bytes) = (0u64, 0u64);
+    for hash in candidates {
+        let size: Option<i64> = delete
+            .query_row(params![&hash[..]], |r| r.get(0))
+            .optional()?;
+        if let Some(size) = size {
+            removed += 1;
+            bytes += size as u64;
+        }
+    }
+    Ok((removed, bytes))
+}
+
+/// Garbage collection, run by the writer after a deploy (and so serialised with
+/// [`apply_deployment`]): keeps the newest `keep` deployments of every site and each
+/// site's current one, then deletes the blobs nothing references any more, in one
+/// transaction.
+pub fn prune_and_gc(conn: &mut Connection, keep: usize) -> rusqlite::Result<GcReport> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let (removed, candidates) = prune_deployments(&tx, keep.max(1))?;
+    let (blobs_removed, bytes_freed) = gc_blobs(&tx, &candidates)?;
+    tx.commit()?;
+    Ok(GcReport {
+        deployments_removed: removed.len() as u64,
+        blobs_removed,
+        bytes_freed,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -529,6 +820,203 @@ mod tests {
         ] {
             assert!(validate_site_name(bad).is_err(), "{bad}");
         }
+    }
+
+    fn test_db() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+        conn.execute_batch(include_str!("../../migrations/001_initial.sql"))
+            .unwrap();
+        conn
+    }
+
+    /// Deploys `files` (path, content) to `site`; returns the deployment id.
+    fn deploy(conn: &mut Connection, site: &str, files: &[(&str, &str)]) -> i64 {
+        let staged: Vec<StagedFile> = files
+            .iter()
+            .map(|(path, text)| {
+                let bytes: &'static [u8] = Box::leak(text.as_bytes().to_vec().into_boxed_slice());
+                StagedFile::embedded(path, bytes)
+            })
+            .collect();
+        apply_deployment(conn, site, &staged, "test")
+            .unwrap()
+            .deployment
+    }
+
+    fn current(conn: &Connection, site: &str) -> Option<i64> {
+        conn.query_row(
+            "SELECT current_deployment FROM sites WHERE name = ?1",
+            params![site],
+            |r| r.get(0),
+        )
+        .optional()
+        .unwrap()
+        .flatten()
+    }
+
+    fn count(conn: &Connection, sql: &str) -> i64 {
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn rollback_to_previous_or_given_deployment() {
+        let mut conn = test_db();
+        assert_eq!(
+            rollback(&mut conn, "blog", None).unwrap(),
+            RollbackOutcome::UnknownSite
+        );
+        let d1 = deploy(&mut conn, "blog", &[("index.html", "one")]);
+        assert_eq!(
+            rollback(&mut conn, "blog", None).unwrap(),
+            RollbackOutcome::NothingEarlier
+        );
+        let d2 = deploy(&mut conn, "blog", &[("index.html", "two")]);
+        let d3 = deploy(&mut conn, "blog", &[("index.html", "three")]);
+        let other = deploy(&mut conn, "shop", &[("index.html", "shop")]);
+        assert_eq!(
+            rollback(&mut conn, "blog", None).unwrap(),
+            RollbackOutcome::Done {
+                deployment: d2,
+                previous: Some(d3)
+            }
+        );
+        // "Previous" is older than the current one, not the one served before.
+        assert_eq!(
+            rollback(&mut conn, "blog", None).unwrap(),
+            RollbackOutcome::Done {
+                deployment: d1,
+                previous: Some(d2)
+            }
+        );
+        assert_eq!(
+            rollback(&mut conn, "blog", None).unwrap(),
+            RollbackOutcome::NothingEarlier
+        );
+        assert_eq!(
+            rollback(&mut conn, "blog", Some(d3)).unwrap(),
+            RollbackOutcome::Done {
+                deployment: d3,
+                previous: Some(d1)
+            }
+        );
+        assert_eq!(
+            rollback(&mut conn, "blog", Some(d3)).unwrap(),
+            RollbackOutcome::AlreadyCurrent(d3)
+        );
+        assert_eq!(
+            rollback(&mut conn, "blog", Some(other)).unwrap(),
+            RollbackOutcome::UnknownDeployment(other)
+        );
+        assert_eq!(current(&conn, "blog"), Some(d3));
+        assert_eq!(current(&conn, "shop"), Some(other));
+    }
+
+    #[test]
+    fn prune_keeps_the_newest_and_the_current_and_gc_keeps_shared_blobs() {
+        let mut conn = test_db();
+        let shared = ("shared.css", "body{}");
+        let mut blog = Vec::new();
+        for n in 0..5 {
+            let text = format!("blog {n}");
+            blog.push(deploy(&mut conn, "blog", &[("index.html", &text), shared]));
+        }
+        // Roll back to the oldest: it is current, so it survives pruning.
+        rollback(&mut conn, "blog", Some(blog[0])).unwrap();
+        let shop = deploy(&mut conn, "shop", &[("index.html", "blog 1"), shared]);
+        assert_eq!(count(&conn, "SELECT COUNT(*) FROM blobs"), 6);
+
+        let report = prune_and_gc(&mut conn, 2).unwrap();
+        let ids: Vec<i64> = conn
+            .prepare("SELECT id FROM deployments WHERE site = 'blog' ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(ids, vec![blog[0], blog[3], blog[4]]);
+        assert_eq!(current(&conn, "shop"), Some(shop));
+        // blog 1 is shop's too; blog 2 is nobody's any more.
+        assert_eq!(
+            report,
+            GcReport {
+                deployments_removed: 2,
+                blobs_removed: 1,
+                bytes_freed: 6,
+            }
+        );
+        assert_eq!(count(&conn, "SELECT COUNT(*) FROM blobs"), 5);
+        assert_eq!(
+            count(
+                &conn,
+                "SELECT COUNT(*) FROM files WHERE deployment NOT IN (SELECT id FROM deployments)"
+            ),
+            0
+        );
+        // Nothing more to do the second time.
+        assert_eq!(prune_and_gc(&mut conn, 2).unwrap(), GcReport::default());
+    }
+
+    #[test]
+    fn delete_site_removes_its_rows_and_unshared_blobs() {
+        let mut conn = test_db();
+        let big: String = "x".repeat(CHUNK_SIZE * 2 + 1);
+        let d1 = deploy(
+            &mut conn,
+            "blog",
+            &[("index.html", "mine"), ("big.bin", &big)],
+        );
+        let d2 = deploy(
+            &mut conn,
+            "blog",
+            &[("index.html", "mine too"), ("common.txt", "c")],
+        );
+        deploy(&mut conn, "shop", &[("common.txt", "c")]);
+        assert!(delete_site(&mut conn, "nope").unwrap().is_none());
+
+        let removal = delete_site(&mut conn, "blog").unwrap().unwrap();
+        assert_eq!(removal.deployments, vec![d1, d2]);
+        assert_eq!(removal.gc.deployments_removed, 2);
+        assert_eq!(removal.gc.blobs_removed, 3);
+        assert_eq!(removal.gc.bytes_freed, (4 + 8 + big.len()) as u64);
+        assert!(!site_exists(&conn, "blog").unwrap());
+        assert_eq!(
+            count(
+                &conn,
+                "SELECT COUNT(*) FROM deployments WHERE site = 'blog'"
+            ),
+            0
+        );
+        assert_eq!(
+            count(
+                &conn,
+                "SELECT COUNT(*) FROM files WHERE deployment IN (1, 2)"
+            ),
+            0
+        );
+        // The shared blob stays; the big blob's chunks went with it.
+        assert_eq!(count(&conn, "SELECT COUNT(*) FROM blobs"), 1);
+        assert_eq!(count(&conn, "SELECT COUNT(*) FROM blob_chunks"), 1);
+        assert!(site_exists(&conn, "shop").unwrap());
+    }
+
+    #[test]
+    fn listings() {
+        let mut conn = test_db();
+        let d1 = deploy(&mut conn, "blog", &[("index.html", "one")]);
+        let d2 = deploy(&mut conn, "blog", &[("index.html", "one"), ("a.css", "a")]);
+        deploy(&mut conn, "a-site", &[]);
+        let sites = list_sites(&conn).unwrap();
+        let names: Vec<_> = sites.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["a-site", "blog"]);
+        assert_eq!(sites[1].deployment, Some(d2));
+        assert_eq!((sites[1].file_count, sites[1].total_bytes), (2, 4));
+        let (current, deployments) = list_deployments(&conn, "blog").unwrap().unwrap();
+        assert_eq!(current, Some(d2));
+        let ids: Vec<_> = deployments.iter().map(|d| d.id).collect();
+        assert_eq!(ids, [d2, d1]);
+        assert_eq!(deployments[0].new_bytes, 1);
+        assert!(list_deployments(&conn, "nope").unwrap().is_none());
     }
 
     #[test]
