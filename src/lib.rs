@@ -6,6 +6,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod deploy;
 pub mod disk;
 pub mod files;
 pub mod http;
