@@ -64,25 +64,12 @@ impl AdminApi {
                 .serve_admin_asset(request)
                 .unwrap_or_else(|| Response::error(404, &format!("no admin page {path}")));
         }
-        let token = request
-            .header_str("authorization")
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim);
-        let Some(token) = token else {
-            return Response::error(401, "missing API key: send 'Authorization: Bearer <key>'")
-                .header("WWW-Authenticate", "Bearer");
-        };
-        match store::with_reader(|conn| keys::authenticate(conn, token)) {
-            Ok(Some(key)) => {
+        match authenticate(request) {
+            Ok(key) => {
                 self.note_key_used(&key);
                 self.route(request, &key)
             }
-            Ok(None) => Response::error(401, "invalid or revoked API key")
-                .header("WWW-Authenticate", "Bearer"),
-            Err(e) => sqlite_error("checking the API key", e),
+            Err(response) => response,
         }
     }
 
@@ -235,6 +222,7 @@ impl AdminApi {
             "writer": crate::db::writer::WRITER_STATS.to_json(),
             "events": crate::db::writer::EVENT_STATS.to_json(),
             "disk": self.app.disk.to_json(),
+            "deploys": crate::deploy::service::DEPLOY_STATS.to_json(),
         });
         // Readiness: an open breaker (disk full) or draining takes this instance out.
         let ready = !draining && full_disks.is_empty();
@@ -247,6 +235,7 @@ impl AdminApi {
         crate::db::writer::WRITER_STATS.render_prometheus(&mut out);
         crate::db::writer::EVENT_STATS.render_prometheus(&mut out);
         self.app.disk.render_prometheus(&mut out);
+        crate::deploy::service::DEPLOY_STATS.render_prometheus(&mut out);
         out
     }
 
@@ -324,6 +313,32 @@ impl AdminApi {
             Ok(false) => Response::error(404, &format!("no API key with id '{id}'")),
             Err(e) => db_error(e),
         }
+    }
+}
+
+/// The API key of `Authorization: Bearer <token>`, or the 401 (or 500) to answer. Uses
+/// the calling thread's read connection, so core threads can check keys too.
+pub fn authenticate(request: &Request) -> Result<keys::ApiKey, Response> {
+    let token = request
+        .header_str("authorization")
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let Some(token) = token else {
+        return Err(
+            Response::error(401, "missing API key: send 'Authorization: Bearer <key>'")
+                .header("WWW-Authenticate", "Bearer"),
+        );
+    };
+    match store::with_reader(|conn| keys::authenticate(conn, token)) {
+        Ok(Some(key)) => Ok(key),
+        Ok(None) => {
+            Err(Response::error(401, "invalid or revoked API key")
+                .header("WWW-Authenticate", "Bearer"))
+        }
+        Err(e) => Err(sqlite_error("checking the API key", e)),
     }
 }
 

@@ -49,6 +49,9 @@ pub struct Config {
     /// ones, except a site's current one, are deleted after a deploy, and then the blobs
     /// nothing references any more.
     pub keep_deployments: usize,
+    /// Upload size, rate and archive limits of deploys (`FAZT_MAX_UPLOAD`,
+    /// `FAZT_DEPLOY_RATE`, `FAZT_DEPLOY_MAX_FILES`, `FAZT_DEPLOY_MAX_BYTES`).
+    pub deploy: crate::deploy::limits::DeployLimits,
     /// The probe's readings and the resource-derived limits.
     pub probe: Report,
 }
@@ -135,6 +138,7 @@ impl Config {
             trusted_proxies: crate::analytics::proxies::TrustedProxies::from_env(env)?,
             event_batch: event_batch(env)?,
             auto_pageviews: switch(env, "FAZT_AUTO_PAGEVIEWS", true)?,
+            deploy: crate::deploy::limits::DeployLimits::from_env(env)?,
             retention: match env("FAZT_RETENTION") {
                 None => None,
                 Some(_) => Some(duration(env, "FAZT_RETENTION", Duration::ZERO)?),

@@ -1,3 +1,7 @@
 //! Deploys (issue #5): uploads, archive extraction, site management and garbage collection.
 
+pub mod archive;
+pub mod limits;
+pub mod multipart;
+pub mod service;
 pub mod sites_api;

@@ -10,6 +10,7 @@
 
 use super::parse::{parse_head, ChunkedDecoder, Framing, HeadScanner, HeadStatus, MAX_HEAD_TOTAL};
 use super::response::DateCache;
+use super::spool::{self, SpoolPolicy};
 use super::{Body, HttpError, Method, Request, Response};
 use crate::metrics::METRICS;
 use std::collections::VecDeque;
@@ -34,6 +35,15 @@ pub struct ConnLimits {
 pub trait Service {
     /// Largest request body the route of this request accepts, in bytes.
     fn body_limit(&self, request: &Request) -> u64;
+    /// For routes taking large uploads: where the body goes once it outgrows memory.
+    fn spool_policy(&self, _request: &Request) -> Option<SpoolPolicy> {
+        None
+    }
+    /// A refusal decided from the head alone (say, a bad API key on an upload), sent
+    /// before any of the body is read; the connection then closes.
+    fn refuse_early(&mut self, _request: &Request) -> Option<Response> {
+        None
+    }
     /// Handles a complete request: `Some` answers now; `None` means the request was handed
     /// to another thread and the answer will arrive through [`Conn::deliver`].
     fn call(&mut self, request: Request, token: u64) -> Option<Response>;
@@ -66,6 +76,7 @@ struct PendingBody {
     request: Request,
     framing: BodyFraming,
     limit: u64,
+    spool: Option<SpoolPolicy>,
     read_at: Instant,
 }
 
@@ -377,10 +388,15 @@ impl Conn {
             Framing::Length(n) => BodyFraming::Length(n),
             Framing::Chunked => BodyFraming::Chunked(ChunkedDecoder::default()),
         };
+        if let Some(refusal) = svc.refuse_early(&request) {
+            self.refuse(refusal, ctx);
+            return false;
+        }
         if expect_continue && self.inbuf.is_empty() {
             self.push_out(Body::Static(b"HTTP/1.1 100 Continue\r\n\r\n"));
         }
         let pending = PendingBody {
+            spool: svc.spool_policy(&request),
             request,
             framing,
             limit,
@@ -398,24 +414,35 @@ impl Conn {
             request,
             framing,
             limit,
+            spool,
             read_at,
         } = &mut **pending;
         let limit = *limit;
         let (consumed, done) = match framing {
             BodyFraming::Length(remaining) => {
                 let take = (*remaining).min(self.inbuf.len() as u64) as usize;
-                request.body.extend_from_slice(&self.inbuf[..take]);
+                let data = &self.inbuf[..take];
+                let stored = spool::append(
+                    &mut request.body,
+                    &mut request.spooled,
+                    spool.as_ref(),
+                    data,
+                );
+                if let Err(e) = stored {
+                    self.fail(e, ctx);
+                    return false;
+                }
                 *remaining -= take as u64;
                 (take, *remaining == 0)
             }
             BodyFraming::Chunked(decoder) => {
-                let body = &mut request.body;
+                let (body, spooled) = (&mut request.body, &mut request.spooled);
                 let mut sink = |data: &[u8]| {
-                    if body.len() as u64 + data.len() as u64 > limit {
+                    let len = spooled.as_ref().map_or(body.len() as u64, |f| f.len());
+                    if len + data.len() as u64 > limit {
                         return Err(HttpError::PayloadTooLarge { limit });
                     }
-                    body.extend_from_slice(data);
-                    Ok(())
+                    spool::append(body, spooled, spool.as_ref(), data)
                 };
                 match decoder.decode(&self.inbuf, &mut sink) {
                     Ok(n) => (n, decoder.is_done()),
@@ -485,12 +512,18 @@ impl Conn {
     /// Answers a protocol error and closes: the rest of the input can't be trusted.
     fn fail(&mut self, error: HttpError, ctx: &mut ConnCtx) {
         METRICS.count_limit(error.status());
+        self.refuse(error.to_response(), ctx);
+    }
+
+    /// Answers and closes without reading further input (which the lingering close then
+    /// discards): the request, and any body it has, is dropped here.
+    fn refuse(&mut self, response: Response, ctx: &mut ConnCtx) {
         self.inbuf.clear();
         self.head_started = None;
         self.phase = Phase::Head;
         self.answering_head = false;
         self.answering_keep_alive = false;
-        self.queue_response(error.to_response(), ctx);
+        self.queue_response(response.closing(), ctx);
     }
 
     fn push_out(&mut self, body: Body) {

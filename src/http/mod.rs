@@ -6,6 +6,7 @@ pub mod conn;
 pub mod parse;
 pub mod request;
 pub mod response;
+pub mod spool;
 
 pub use request::{Method, Request};
 pub use response::{Body, Response};
@@ -15,10 +16,16 @@ pub use response::{Body, Response};
 pub enum HttpError {
     BadRequest(String),
     HeaderTooLarge(&'static str),
-    PayloadTooLarge { limit: u64 },
+    PayloadTooLarge {
+        limit: u64,
+    },
     HeadTimeout,
     BodyTimeout,
     ExpectationFailed,
+    /// The disk filled up while a body was being stored (507).
+    InsufficientStorage(String),
+    /// Storing the body failed on our side (500).
+    Internal(String),
 }
 
 impl HttpError {
@@ -29,12 +36,16 @@ impl HttpError {
             HttpError::PayloadTooLarge { .. } => 413,
             HttpError::HeadTimeout | HttpError::BodyTimeout => 408,
             HttpError::ExpectationFailed => 417,
+            HttpError::InsufficientStorage(_) => 507,
+            HttpError::Internal(_) => 500,
         }
     }
 
     pub fn message(&self) -> String {
         match self {
-            HttpError::BadRequest(m) => m.clone(),
+            HttpError::BadRequest(m)
+            | HttpError::InsufficientStorage(m)
+            | HttpError::Internal(m) => m.clone(),
             HttpError::HeaderTooLarge(m) => (*m).to_string(),
             HttpError::PayloadTooLarge { limit } => {
                 format!("request body is larger than this route allows ({limit} bytes)")

@@ -21,6 +21,9 @@ pub enum Framing {
     Chunked,
 }
 
+// A short-lived return value moved once into the connection; boxing the request would
+// cost an allocation per request for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum HeadStatus {
     /// More bytes are needed; the bytes so far are within limits.
     Partial,

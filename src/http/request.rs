@@ -39,7 +39,11 @@ pub struct Request {
     pub peer: SocketAddr,
     /// Host without port, lower-cased; empty when the request had none.
     pub host: String,
+    /// The body, or its first bytes when the rest went to `spooled`.
     pub body: Vec<u8>,
+    /// The whole body, when the route spools large bodies to a temp file and this one
+    /// outgrew memory (see `http::spool`); `body` is then empty.
+    pub spooled: Option<Box<super::spool::SpooledBody>>,
     /// Whether the client allows the connection to stay open after this request.
     pub keep_alive: bool,
     head: Vec<u8>,
@@ -64,6 +68,7 @@ impl Request {
             peer,
             host: String::new(),
             body: Vec::new(),
+            spooled: None,
             keep_alive: false,
             head,
             method_text,
@@ -72,6 +77,14 @@ impl Request {
         };
         request.keep_alive = request.wants_keep_alive();
         request
+    }
+
+    /// Length of the body, wherever it is kept.
+    pub fn body_len(&self) -> u64 {
+        match &self.spooled {
+            Some(file) => file.len(),
+            None => self.body.len() as u64,
+        }
     }
 
     pub fn method_text(&self) -> &str {

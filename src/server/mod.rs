@@ -40,6 +40,7 @@ pub struct App {
     pub writer: WriterHandle,
     pub disk: DiskGuard,
     pub ingest: Ingest,
+    pub deployer: crate::deploy::service::Deployer,
     pub db_path: PathBuf,
     draining: Arc<AtomicBool>,
 }
@@ -63,6 +64,7 @@ pub fn run(mut config: Config) -> Result<i32, String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
     }
+    crate::deploy::service::remove_leftovers(&limits.temp_dir);
     let watched = vec![data_dir.clone(), limits.temp_dir.clone()];
     let disk = DiskGuard::new(watched.clone(), config.disk_threshold);
     let db_path = crate::db::db_path(&data_dir);
@@ -124,6 +126,7 @@ pub fn run(mut config: Config) -> Result<i32, String> {
         writer,
         disk,
         ingest,
+        deployer: crate::deploy::service::Deployer::new(config.deploy.clone()),
         db_path,
         started: Instant::now(),
         draining: Arc::new(AtomicBool::new(false)),

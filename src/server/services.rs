@@ -5,7 +5,9 @@ use super::event_loop::{AdminJob, LoopService, Mail, Mailbox};
 use super::router::{route, Target};
 use super::{liveness, App};
 use crate::admin::{AdminApi, ADMIN_BODY_LIMIT};
+use crate::deploy::service as deploy;
 use crate::http::conn::Service;
+use crate::http::spool::SpoolPolicy;
 use crate::http::{Request, Response};
 use crate::metrics::METRICS;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -26,9 +28,23 @@ pub struct CoreService {
 impl Service for CoreService {
     fn body_limit(&self, request: &Request) -> u64 {
         match route(&request.host, request.path(), &self.app.config.domain) {
-            Target::Admin => ADMIN_BODY_LIMIT,
+            Target::Admin => admin_body_limit(&self.app, request),
             Target::Ingest(endpoint) => endpoint.body_limit(),
             _ => PUBLIC_BODY_LIMIT,
+        }
+    }
+
+    fn spool_policy(&self, request: &Request) -> Option<SpoolPolicy> {
+        let admin = route(&request.host, request.path(), &self.app.config.domain) == Target::Admin;
+        (admin && deploy::is_deploy(request)).then(|| deploy::spool_policy(&self.app))
+    }
+
+    fn refuse_early(&mut self, request: &Request) -> Option<Response> {
+        let admin = route(&request.host, request.path(), &self.app.config.domain) == Target::Admin;
+        if admin && deploy::is_deploy(request) {
+            deploy::refuse_early(&self.app, request)
+        } else {
+            None
         }
     }
 
@@ -78,18 +94,49 @@ impl LoopService for CoreService {
     }
 }
 
+/// Admin routes take small JSON bodies, but deploys take archives.
+fn admin_body_limit(app: &App, request: &Request) -> u64 {
+    if deploy::is_deploy(request) {
+        app.config.deploy.max_upload
+    } else {
+        ADMIN_BODY_LIMIT
+    }
+}
+
 /// The reserved admin thread: answers its own listener's requests inline and admin
 /// requests handed over by core threads; also notices database changes made elsewhere.
+/// Deploys go on to the deploy thread, which answers through the owning thread's mailbox.
 pub struct AdminService {
     pub api: AdminApi,
+    pub app: Arc<App>,
+    pub me: Mailbox,
 }
 
 impl Service for AdminService {
-    fn body_limit(&self, _request: &Request) -> u64 {
-        ADMIN_BODY_LIMIT
+    fn body_limit(&self, request: &Request) -> u64 {
+        admin_body_limit(&self.app, request)
     }
 
-    fn call(&mut self, request: Request, _token: u64) -> Option<Response> {
+    fn spool_policy(&self, request: &Request) -> Option<SpoolPolicy> {
+        deploy::is_deploy(request).then(|| deploy::spool_policy(&self.app))
+    }
+
+    fn refuse_early(&mut self, request: &Request) -> Option<Response> {
+        if deploy::is_deploy(request) {
+            deploy::refuse_early(&self.app, request)
+        } else {
+            None
+        }
+    }
+
+    fn call(&mut self, request: Request, token: u64) -> Option<Response> {
+        if deploy::is_deploy(&request) {
+            let me = self.me.clone();
+            let reply = Box::new(move |response| {
+                me.send(Mail::Reply { token, response });
+            });
+            return deploy::submit(&self.app, request, reply);
+        }
         let started = Instant::now();
         let response = self.handle(&request);
         METRICS.admin_latency.observe(started.elapsed());
@@ -114,14 +161,28 @@ fn handler_panicked() -> Response {
 
 impl LoopService for AdminService {
     fn on_mail(&mut self, mail: Mail) -> Option<(u64, Response)> {
-        if let Mail::AdminJob(job) = mail {
-            let response = self.handle(&job.request);
-            METRICS.admin_latency.observe(job.received.elapsed());
-            job.reply_to.send(Mail::Reply {
-                token: job.token,
-                response,
-            });
+        let job = match mail {
+            // A deploy of this thread's own listener has finished.
+            Mail::Reply { token, response } => return Some((token, response)),
+            Mail::AdminJob(job) => job,
+        };
+        if deploy::is_deploy(&job.request) {
+            let (reply_to, token) = (job.reply_to.clone(), job.token);
+            let send = move |response| {
+                reply_to.send(Mail::Reply { token, response });
+            };
+            let send_now = send.clone();
+            if let Some(response) = deploy::submit(&self.app, job.request, Box::new(send)) {
+                send_now(response);
+            }
+            return None;
         }
+        let response = self.handle(&job.request);
+        METRICS.admin_latency.observe(job.received.elapsed());
+        job.reply_to.send(Mail::Reply {
+            token: job.token,
+            response,
+        });
         None
     }
 

@@ -20,6 +20,7 @@ pub struct Threads {
     admin_stop: Arc<AtomicBool>,
     exited: crossbeam_channel::Receiver<&'static str>,
     core_count: usize,
+    deploy_worker: std::thread::JoinHandle<()>,
     writer: WriterThread,
 }
 
@@ -58,6 +59,8 @@ pub fn start_threads(
     .map_err(io_err)?;
     let admin_service = AdminService {
         api: AdminApi::new(app.clone()),
+        app: app.clone(),
+        me: admin_mailbox.clone(),
     };
     let reader = readers
         .pop()
@@ -105,12 +108,14 @@ pub fn start_threads(
         )
         .map_err(io_err)?;
     }
+    let deploy_worker = crate::deploy::service::spawn_worker(app.clone()).map_err(io_err)?;
     Ok(Threads {
         core_mailboxes,
         admin_mailbox,
         admin_stop,
         exited,
         core_count,
+        deploy_worker,
         writer,
     })
 }
@@ -211,9 +216,10 @@ impl Threads {
         }
     }
 
-    /// Lets the writer finish its queue, checkpoint and close; false if anything
-    /// acknowledged could not be written.
+    /// Lets a running deploy finish (it needs the writer), then lets the writer finish
+    /// its queue, checkpoint and close; false if anything acknowledged could not be written.
     fn stop_writer(self, app: &App) -> bool {
+        crate::deploy::service::stop_worker(app, self.deploy_worker);
         app.writer.stop();
         match self.writer.join() {
             Ok(report) => {

@@ -247,13 +247,15 @@ pub fn is_system_site(name: &str) -> bool {
 }
 
 /// Names whose host is taken by fazt itself, so a site there could never be reached.
-const RESERVED_SITE_NAMES: [&str; 1] = ["admin"];
+/// `admin` is the admin host; `api` and `www` are names people expect to mean the service
+/// itself or the root site, so a site there would only confuse.
+const RESERVED_SITE_NAMES: [&str; 3] = ["admin", "api", "www"];
 
 /// Site names: DNS labels (`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`), not reserved.
 pub fn validate_site_name(name: &str) -> Result<(), String> {
     if RESERVED_SITE_NAMES.contains(&name) {
         return Err(format!(
-            "'{name}' is reserved: its host is fazt's own admin host"
+            "site name '{name}' is reserved (admin, api and www are fazt's own)"
         ));
     }
     let bytes = name.as_bytes();

@@ -1,0 +1,558 @@
+//! `POST /api/deploy` (DESIGN §3, D3, D4): the one large write in fazt.
+//!
+//! The path of an upload:
+//! 1. head only, on the thread reading the socket (`refuse_early`): API key, scope, rate
+//!    limit, a free deploy slot and disk space are checked before a byte of the body is
+//!    read, so a refused upload costs nothing;
+//! 2. the body arrives into memory up to `FAZT_UPLOAD_RAM`, then into a temp file
+//!    (`http::spool`), never past `FAZT_MAX_UPLOAD` (413);
+//! 3. the admin thread hands the request to the deploy thread (`submit`): one deploy runs
+//!    and one may wait, others get 503 with `Retry-After`;
+//! 4. the deploy thread finds the zip (multipart part or raw body), validates and extracts
+//!    it into a temp dir (`archive`), then the writer stores new blobs, the deployment and
+//!    its files and flips the site's pointer in one transaction, and prunes old
+//!    deployments; the answer goes back through the mailbox of the thread that owns the
+//!    connection.
+//!
+//! Invariants: the live site changes only by that one transaction; every temp file
+//! (spooled body, extracted files) is removed when the deploy ends, however it ends, and
+//! leftovers of a crash are removed at start (`remove_leftovers`).
+
+use super::archive::{self, ArchiveLimits};
+use super::limits::DeployLimits;
+use super::multipart::{self, BodyWindow};
+use crate::analytics::ingest::QueryParams;
+use crate::db::DbError;
+use crate::http::spool::{self, SpoolPolicy};
+use crate::http::{Method, Request, Response};
+use crate::keys::ApiKey;
+use crate::metrics::Counter;
+use crate::server::App;
+use crate::vfs::store;
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use parking_lot::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::io::{self, Cursor, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const DEPLOY_PATH: &str = "/api/deploy";
+/// Extraction dirs start with this (see `remove_leftovers`).
+const EXTRACT_PREFIX: &str = "fazt-deploy-";
+/// Deploys that may wait while one runs; more get 503 at once instead of queueing
+/// uploads (and their temp files) behind a slow deploy.
+const WAITING_DEPLOYS: usize = 1;
+/// What a client refused for a busy deploy slot is told to wait, in seconds.
+const BUSY_RETRY_AFTER: &str = "5";
+const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Deploy counters, for `/api/system/health` and `/metrics`.
+pub struct DeployStats {
+    pub succeeded: Counter,
+    pub failed: Counter,
+    pub refused_busy: Counter,
+    pub rate_limited: Counter,
+}
+
+pub static DEPLOY_STATS: DeployStats = DeployStats {
+    succeeded: Counter::new(),
+    failed: Counter::new(),
+    refused_busy: Counter::new(),
+    rate_limited: Counter::new(),
+};
+
+impl DeployStats {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "succeeded": self.succeeded.get(), "failed": self.failed.get(),
+            "refused_busy": self.refused_busy.get(), "rate_limited": self.rate_limited.get(),
+        })
+    }
+
+    pub fn render_prometheus(&self, out: &mut String) {
+        out.push_str(
+            "# HELP fazt_deploys_total Deploys by outcome.\n# TYPE fazt_deploys_total counter\n",
+        );
+        for (outcome, value) in [
+            ("succeeded", self.succeeded.get()),
+            ("failed", self.failed.get()),
+            ("refused_busy", self.refused_busy.get()),
+            ("rate_limited", self.rate_limited.get()),
+        ] {
+            out.push_str(&format!(
+                "fazt_deploys_total{{outcome=\"{outcome}\"}} {value}\n"
+            ));
+        }
+    }
+}
+
+/// A deploy waiting for the deploy thread; `reply` sends the answer to the connection.
+pub struct DeployJob {
+    request: Request,
+    key: ApiKey,
+    reply: Box<dyn FnOnce(Response) + Send>,
+}
+
+/// The deploy slot, the per-key rate limit and the queue to the deploy thread.
+pub struct Deployer {
+    limits: DeployLimits,
+    queue: Sender<DeployJob>,
+    inbox: Mutex<Option<Receiver<DeployJob>>>,
+    recent: Mutex<HashMap<String, VecDeque<Instant>>>,
+    stop: AtomicBool,
+}
+
+impl Deployer {
+    pub fn new(limits: DeployLimits) -> Deployer {
+        let (queue, inbox) = crossbeam_channel::bounded(WAITING_DEPLOYS);
+        Deployer {
+            limits,
+            queue,
+            inbox: Mutex::new(Some(inbox)),
+            recent: Mutex::new(HashMap::new()),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    pub fn limits(&self) -> &DeployLimits {
+        &self.limits
+    }
+
+    /// Counts a deploy of `key` against its rate; `Err` carries the seconds to wait.
+    fn admit(&self, key: &str, now: Instant) -> Result<(), u64> {
+        let mut recent = self.recent.lock();
+        let starts = recent.entry(key.to_string()).or_default();
+        while starts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= RATE_WINDOW)
+        {
+            starts.pop_front();
+        }
+        if starts.len() >= self.limits.rate_per_minute as usize {
+            let oldest = starts.front().copied().unwrap_or(now);
+            let wait = RATE_WINDOW.saturating_sub(now.duration_since(oldest));
+            return Err(wait.as_secs().max(1));
+        }
+        starts.push_back(now);
+        Ok(())
+    }
+
+    fn is_busy(&self) -> bool {
+        self.queue.is_full()
+    }
+}
+
+pub fn is_deploy(request: &Request) -> bool {
+    request.path() == DEPLOY_PATH
+}
+
+/// The spool policy of deploy uploads.
+pub fn spool_policy(app: &App) -> SpoolPolicy {
+    SpoolPolicy {
+        in_memory: app.config.probe.limits.upload_ram as usize,
+        dir: app.config.probe.limits.temp_dir.clone(),
+        disk: app.disk.clone(),
+    }
+}
+
+/// Step 1: what can be refused from the head alone, before the upload is read.
+pub fn refuse_early(app: &App, request: &Request) -> Option<Response> {
+    if request.method != Method::Post {
+        return None;
+    }
+    let key = match crate::admin::authenticate(request) {
+        Ok(key) => key,
+        Err(response) => return Some(response),
+    };
+    if let Some(site) = QueryParams::parse(request.query()).get("site") {
+        if let Err(response) = check_scope(&key, &site.to_ascii_lowercase()) {
+            return Some(response);
+        }
+    }
+    if let Err(wait) = app.deployer.admit(&key.id, Instant::now()) {
+        DEPLOY_STATS.rate_limited.inc();
+        let message = format!(
+            "too many deploys with this key: at most {} a minute; retry in {wait} s",
+            app.deployer.limits.rate_per_minute
+        );
+        return Some(Response::error(429, &message).header("Retry-After", wait.to_string()));
+    }
+    if app.deployer.is_busy() {
+        return Some(busy());
+    }
+    if let Err(e) = app.disk.check() {
+        return Some(Response::error(e.status(), &e.to_string()));
+    }
+    None
+}
+
+fn busy() -> Response {
+    DEPLOY_STATS.refused_busy.inc();
+    Response::error(503, "another deploy is in progress; retry shortly")
+        .header("Retry-After", BUSY_RETRY_AFTER)
+}
+
+/// Step 3, on the admin thread: queues the deploy; `Some` is an immediate answer.
+pub fn submit(
+    app: &App,
+    request: Request,
+    reply: Box<dyn FnOnce(Response) + Send>,
+) -> Option<Response> {
+    if request.method != Method::Post {
+        return Some(Response::error(
+            405,
+            &format!("{DEPLOY_PATH} takes POST").to_string(),
+        ));
+    }
+    let key = match crate::admin::authenticate(&request) {
+        Ok(key) => key,
+        Err(response) => return Some(response),
+    };
+    if request.body_len() == 0 {
+        return Some(Response::error(400, EMPTY_BODY));
+    }
+    let job = DeployJob {
+        request,
+        key,
+        reply,
+    };
+    match app.deployer.queue.try_send(job) {
+        Ok(()) => None,
+        Err(TrySendError::Full(_)) => Some(busy()),
+        Err(TrySendError::Disconnected(_)) => {
+            Some(Response::error(503, "the server is shutting down").header("Retry-After", "10"))
+        }
+    }
+}
+
+const EMPTY_BODY: &str = "empty body: send multipart/form-data with fields 'site_name' and \
+                          'file' (a zip), or an application/zip body with ?site=NAME";
+
+/// Starts the deploy thread. It runs queued deploys until `stop_worker`.
+pub fn spawn_worker(app: Arc<App>) -> io::Result<std::thread::JoinHandle<()>> {
+    let inbox = app
+        .deployer
+        .inbox
+        .lock()
+        .take()
+        .ok_or_else(|| io::Error::other("the deploy thread was started twice"))?;
+    std::thread::Builder::new()
+        .name("fazt-deploy".into())
+        .spawn(move || {
+            while !app.deployer.stop.load(Ordering::SeqCst) {
+                if let Ok(job) = inbox.recv_timeout(Duration::from_millis(200)) {
+                    run_job(&app, job);
+                }
+            }
+            // Deploys accepted before the stop still run: their clients are waiting.
+            while let Ok(job) = inbox.try_recv() {
+                run_job(&app, job);
+            }
+        })
+}
+
+/// Lets the deploy thread finish what it holds, then end (before the writer stops).
+pub fn stop_worker(app: &App, worker: std::thread::JoinHandle<()>) {
+    app.deployer.stop.store(true, Ordering::SeqCst);
+    if worker.join().is_err() {
+        log::error!("the deploy thread panicked");
+    }
+}
+
+fn run_job(app: &Arc<App>, job: DeployJob) {
+    let started = Instant::now();
+    let DeployJob {
+        request,
+        key,
+        reply,
+    } = job;
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| deploy(app, &request, &key)))
+            .unwrap_or_else(|_| Err(DeployError::Internal("the deploy panicked".into())));
+    let response = match outcome {
+        Ok(body) => {
+            DEPLOY_STATS.succeeded.inc();
+            log::info!(
+                "deployed {} (deployment {}, {} files, {} new bytes) in {:?} with key {}",
+                body["site"],
+                body["deployment"],
+                body["files"],
+                body["new_bytes"],
+                started.elapsed(),
+                key.id
+            );
+            Response::json(200, &body)
+        }
+        Err(e) => {
+            DEPLOY_STATS.failed.inc();
+            e.to_response()
+        }
+    };
+    // The spooled body goes with the request, before the client hears back.
+    drop(request);
+    reply(response);
+}
+
+/// Why a deploy failed; each maps to its status here and nowhere else.
+#[derive(Debug)]
+enum DeployError {
+    BadRequest(String),
+    Forbidden(String),
+    UnsupportedType(String),
+    Archive(archive::ArchiveError),
+    Db(DbError),
+    Internal(String),
+}
+
+impl From<DbError> for DeployError {
+    fn from(e: DbError) -> DeployError {
+        DeployError::Db(e)
+    }
+}
+
+impl DeployError {
+    fn to_response(&self) -> Response {
+        match self {
+            DeployError::BadRequest(m) => Response::error(400, m),
+            DeployError::Forbidden(m) => Response::error(403, m),
+            DeployError::UnsupportedType(m) => Response::error(415, m),
+            DeployError::Archive(e) => {
+                if e.status() >= 500 {
+                    log::error!("deploy: {}", e.message());
+                }
+                Response::error(e.status(), &e.message())
+            }
+            DeployError::Db(e) => {
+                let status = e.status();
+                if status >= 500 && status != 507 {
+                    log::error!("deploy: {e}");
+                }
+                Response::error(status, &e.to_string())
+            }
+            DeployError::Internal(m) => {
+                log::error!("deploy: {m}");
+                Response::error(500, &format!("deploy failed: {m}"))
+            }
+        }
+    }
+}
+
+fn check_scope(key: &ApiKey, site: &str) -> Result<(), Response> {
+    if key.can_deploy(site) {
+        Ok(())
+    } else {
+        Err(Response::error(
+            403,
+            &format!(
+                "this API key may not deploy site '{site}' (scope: {})",
+                key.scope
+            ),
+        ))
+    }
+}
+
+/// Steps 4: find the archive, extract it, apply it through the writer.
+fn deploy(
+    app: &Arc<App>,
+    request: &Request,
+    key: &ApiKey,
+) -> Result<serde_json::Value, DeployError> {
+    let (site, zip) = open_upload(request)?;
+    store::validate_site_name(&site).map_err(DeployError::BadRequest)?;
+    check_scope(key, &site).map_err(|_| {
+        DeployError::Forbidden(format!(
+            "this API key may not deploy site '{site}' (scope: {})",
+            key.scope
+        ))
+    })?;
+    app.disk.check()?;
+    let dir = ExtractDir::create(&app.config.probe.limits.temp_dir)
+        .map_err(|e| DeployError::Internal(format!("creating a temp dir for the archive: {e}")))?;
+    let extracted = archive::extract(zip, &archive_limits(app.deployer.limits()), dir.path())
+        .map_err(DeployError::Archive)?;
+    if extracted.files.is_empty() {
+        return Err(DeployError::BadRequest(
+            "the archive has no files to publish (hidden files are never published)".into(),
+        ));
+    }
+    // The extracted files are on disk now; the database is about to grow by their size.
+    app.disk.check()?;
+    let keep = app.config.keep_deployments;
+    let files = extracted.files;
+    let writer_app = app.clone();
+    let writer_site = site.clone();
+    let result = app.writer.call(move |conn| {
+        let result = store::apply_deployment(conn, &writer_site, &files, "deploy")?;
+        // The deploy is committed; pruning is housekeeping and must not fail it.
+        if let Err(e) = store::prune_and_gc(conn, keep) {
+            log::error!("pruning old deployments after deploying {writer_site}: {e}");
+        }
+        if let Err(e) = writer_app.sites.reload(conn) {
+            log::error!("reloading sites after deploying {writer_site}: {e}");
+        }
+        Ok(result)
+    })?;
+    drop(dir);
+    crate::keys::touch_last_used(&app.writer, &key.id, crate::clock::unix_now());
+    let mut body = result.to_json();
+    body["previous"] = serde_json::json!(result.previous);
+    body["url"] = serde_json::json!(super::sites_api::site_url(&app.config, &site));
+    Ok(body)
+}
+
+fn archive_limits(limits: &DeployLimits) -> ArchiveLimits {
+    let mut archive = ArchiveLimits::default();
+    if let Some(n) = limits.max_files {
+        archive.max_files = n;
+    }
+    if let Some(n) = limits.max_total_bytes {
+        archive.max_total_bytes = n;
+        archive.max_entry_bytes = archive.max_entry_bytes.min(n);
+    }
+    archive
+}
+
+/// The uploaded body, in memory or spooled, readable and seekable from its start.
+enum UploadBody<'a> {
+    Memory(Cursor<&'a [u8]>),
+    File(File),
+}
+
+impl Read for UploadBody<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            UploadBody::Memory(c) => c.read(buf),
+            UploadBody::File(f) => f.read(buf),
+        }
+    }
+}
+
+impl Seek for UploadBody<'_> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        match self {
+            UploadBody::Memory(c) => c.seek(pos),
+            UploadBody::File(f) => f.seek(pos),
+        }
+    }
+}
+
+/// The site name and the zip inside the upload: a multipart form (`site_name`, `file`),
+/// as the earlier Go client sends it, or a raw zip body with `?site=`.
+fn open_upload(request: &Request) -> Result<(String, BodyWindow<UploadBody<'_>>), DeployError> {
+    let len = request.body_len();
+    let mut body = match &request.spooled {
+        Some(file) => UploadBody::File(
+            file.open()
+                .map_err(|e| DeployError::Internal(format!("reopening the spooled upload: {e}")))?,
+        ),
+        None => UploadBody::Memory(Cursor::new(&request.body[..])),
+    };
+    let content_type = request
+        .header_str("content-type")
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    let (site, offset, zip_len) = match mime {
+        "multipart/form-data" => {
+            let boundary = multipart::boundary_from_content_type(
+                request.header_str("content-type").unwrap_or(""),
+            )
+            .map_err(DeployError::BadRequest)?;
+            let form = multipart::parse_form(&mut body, len, &boundary)
+                .map_err(DeployError::BadRequest)?;
+            let site = form.text("site_name").ok_or_else(|| {
+                DeployError::BadRequest("the form has no 'site_name' field".into())
+            })?;
+            let file = form.file("file").ok_or_else(|| {
+                DeployError::BadRequest("the form has no 'file' field (the zip)".into())
+            })?;
+            (site.to_string(), file.offset, file.len)
+        }
+        "application/zip" | "application/x-zip-compressed" | "application/octet-stream" => {
+            let site = QueryParams::parse(request.query())
+                .get("site")
+                .ok_or_else(|| DeployError::BadRequest("a raw zip body needs ?site=NAME".into()))?;
+            (site, 0, len)
+        }
+        other => {
+            return Err(DeployError::UnsupportedType(format!(
+                "Content-Type '{other}' is not a deploy: use multipart/form-data or application/zip"
+            )))
+        }
+    };
+    let window = BodyWindow::new(body, offset, zip_len);
+    Ok((site.trim().to_ascii_lowercase(), window))
+}
+
+static NEXT_EXTRACT_DIR: AtomicU64 = AtomicU64::new(0);
+
+/// A private temp dir for one deploy's extracted files, removed on drop.
+struct ExtractDir(PathBuf);
+
+impl ExtractDir {
+    fn create(temp_dir: &Path) -> io::Result<ExtractDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        let n = NEXT_EXTRACT_DIR.fetch_add(1, Ordering::Relaxed);
+        let path = temp_dir.join(format!("{EXTRACT_PREFIX}{}-{n}", std::process::id()));
+        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+        Ok(ExtractDir(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ExtractDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            log::warn!("removing {}: {e}", self.0.display());
+        }
+    }
+}
+
+/// At start: removes spooled uploads and extraction dirs a crash left in the temp dir.
+pub fn remove_leftovers(temp_dir: &Path) {
+    for prefix in [spool::SPOOL_PREFIX, EXTRACT_PREFIX] {
+        match spool::remove_orphans(temp_dir, prefix) {
+            Ok(0) => {}
+            Ok(n) => log::warn!(
+                "removed {n} leftover temp file(s) {prefix}* from {} (an earlier run ended mid-deploy)",
+                temp_dir.display()
+            ),
+            Err(e) => log::error!("cleaning {}: {e}", temp_dir.display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_limit_counts_per_key_within_a_minute() {
+        let deployer = Deployer::new(DeployLimits {
+            rate_per_minute: 2,
+            ..DeployLimits::default()
+        });
+        let t0 = Instant::now();
+        assert!(deployer.admit("a", t0).is_ok());
+        assert!(deployer.admit("a", t0).is_ok());
+        let wait = deployer
+            .admit("a", t0 + Duration::from_secs(20))
+            .unwrap_err();
+        assert_eq!(wait, 40);
+        assert!(
+            deployer.admit("b", t0).is_ok(),
+            "keys are limited separately"
+        );
+        assert!(
+            deployer.admit("a", t0 + RATE_WINDOW).is_ok(),
+            "the window slides"
+        );
+    }
+}
