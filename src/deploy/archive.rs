@@ -398,7 +398,7 @@ fn check_declared(
             limits.max_entry_bytes
         ));
     }
-    if total_so_far + declared > limits.max_total_bytes {
+    if total_so_far.saturating_add(declared) > limits.max_total_bytes {
         return Err(format!(
             "brings the archive past the limit of {} uncompressed bytes",
             limits.max_total_bytes
