@@ -373,11 +373,6 @@ fn deploy(
         .map_err(|e| DeployError::Internal(format!("creating a temp dir for the archive: {e}")))?;
     let extracted = archive::extract(zip, &archive_limits(app.deployer.limits()), dir.path())
         .map_err(DeployError::Archive)?;
-    if extracted.files.is_empty() {
-        return Err(DeployError::BadRequest(
-            "the archive has no files to publish (hidden files are never published)".into(),
-        ));
-    }
     // The extracted files are on disk now; the database is about to grow by their size.
     app.disk.check()?;
     let keep = app.config.keep_deployments;
