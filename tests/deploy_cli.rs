@@ -855,3 +855,33 @@ fn a_server_that_stops_reading_mid_upload_is_reported_with_its_answer() {
     assert!(!err.contains("waiting for the server"), "{err}");
     assert!(server.requests()[0].body.len() < 16 << 20);
 }
+
+#[test]
+fn https_speaks_tls_and_reports_a_failed_handshake_as_a_connect_error() {
+    let home = TempDir::new("deploy-https");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let plain_server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut record_type = [0u8; 1];
+        s.read_exact(&mut record_type).unwrap();
+        let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        record_type[0]
+    });
+    let url = format!("https://{addr}");
+    let (code, out, err) = fazt(
+        &["sites", "--server", &url, "--token", "t"],
+        home.path(),
+        &[],
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains(&format!("cannot connect to {url}: TLS handshake: ")),
+        "{err}"
+    );
+    assert_eq!(
+        plain_server.join().unwrap(),
+        22,
+        "a TLS handshake record was sent"
+    );
+}

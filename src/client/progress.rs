@@ -212,6 +212,21 @@ mod tests {
     }
 
     #[test]
+    fn plain_mode_prints_a_line_per_interval_of_a_slow_upload() {
+        let out = Captured::default();
+        let mut progress = Progress::new(1000, false, Box::new(out.clone()));
+        progress.started -= LINE_INTERVAL * 2;
+        progress.update(300);
+        progress.update(400); // within the interval of the line just printed
+        progress.finish_partial(500);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].starts_with("upload: 300 B of 1000 B (30%), "), "{text}");
+        assert!(lines[1].starts_with("upload: 500 B of 1000 B sent in "), "{text}");
+    }
+
+    #[test]
     fn terminal_mode_redraws_in_place() {
         let out = Captured::default();
         let mut progress = Progress::new(1000, true, Box::new(out.clone()));

@@ -17,7 +17,7 @@ pub fn connect(server: &ServerUrl, timeout: Duration) -> io::Result<(Box<dyn Str
     let handle = socket.try_clone()?;
     match server.scheme {
         Scheme::Http => Ok((Box::new(socket), handle)),
-        Scheme::Https => Ok((super::tls::wrap(&server.host, socket)?, handle)),
+        Scheme::Https => Ok((super::tls::wrap(&server.host, socket, timeout)?, handle)),
     }
 }
 
