@@ -61,6 +61,13 @@ pub fn explain(response: &Response, action: &str) -> String {
             "cannot {action}: the token is not allowed to (403: {text}); it needs the owner \
              scope or a deploy scope that covers the site"
         ),
+        // fazt answers a host that is not its admin host with the `404` site's page: the
+        // URL most likely names the server by IP or by a site's host.
+        404 if !is_json_error(response) => format!(
+            "cannot {action}: the server answered 404 with a page, not the admin API; use the \
+             admin host (http://localhost:PORT, https://admin.<domain>) or the --admin-listen \
+             address as --server"
+        ),
         404 => format!("cannot {action}: not found (404: {text})"),
         409 => format!("cannot {action}: {text} (409)"),
         413 => format!(
@@ -76,6 +83,12 @@ pub fn explain(response: &Response, action: &str) -> String {
         ),
         _ => format!("cannot {action}: the server answered {status}: {text}"),
     }
+}
+
+fn is_json_error(response: &Response) -> bool {
+    response
+        .json()
+        .is_some_and(|v| v.get("error").is_some_and(|e| e.is_string()))
 }
 
 #[cfg(test)]
@@ -113,6 +126,16 @@ mod tests {
             assert!(message.starts_with("cannot deploy blog: "), "{message}");
             assert!(message.contains(needle), "{status}: {message}");
         }
+        let page = Response {
+            status: 404,
+            headers: vec![],
+            body: b"<html>no such site</html>".to_vec(),
+        };
+        let message = explain(&page, "list sites");
+        assert!(
+            message.contains("not the admin API; use the admin host"),
+            "{message}"
+        );
         let message = explain(&response(503, None), "deploy blog");
         assert!(message.contains("retry in a moment"), "{message}");
     }

@@ -39,8 +39,8 @@ pub fn run(dir: &Path, site: &str, settings: &Settings) -> Result<(), ClientErro
     }
     let content: u64 = staged.iter().map(|f| f.size).sum();
     eprintln!(
-        "packing {} files ({}) from {}",
-        staged.len(),
+        "packing {} ({}) from {}",
+        files(staged.len()),
         format_bytes(content),
         dir.display()
     );
@@ -51,8 +51,10 @@ pub fn run(dir: &Path, site: &str, settings: &Settings) -> Result<(), ClientErro
     let form = DeployForm::new(site, &new_boundary());
     let length = form.content_length(archive.size);
     eprintln!(
-        "uploading {} to {}",
+        "uploading {} (a {} zip of {}) to {}",
+        format_bytes(length),
         format_bytes(archive.size),
+        files(archive.files),
         settings.server
     );
     let mut progress = Progress::stderr(length);
@@ -81,6 +83,13 @@ pub fn run(dir: &Path, site: &str, settings: &Settings) -> Result<(), ClientErro
     Ok(())
 }
 
+fn files(count: usize) -> String {
+    match count {
+        1 => "1 file".into(),
+        n => format!("{n} files"),
+    }
+}
+
 /// `site blog is now deployment 12 (previous 11): 1000 files, 100.0 MiB (1.2 KiB new)`
 /// and the URL on its own line.
 fn summary(result: &Value, site: &str) -> String {
@@ -97,8 +106,8 @@ fn summary(result: &Value, site: &str) -> String {
         text.push_str(&format!(" (previous {previous})"));
     }
     text.push_str(&format!(
-        ": {} files, {} ({} new)",
-        number("files").unwrap_or(0),
+        ": {}, {} ({} new)",
+        files(number("files").unwrap_or(0) as usize),
         format_bytes(number("bytes").unwrap_or(0)),
         format_bytes(number("new_bytes").unwrap_or(0))
     ));
@@ -124,7 +133,7 @@ mod tests {
         );
         let first = serde_json::json!({"site":"blog","deployment":1,"previous":null,"files":1,
             "bytes":5,"new_bytes":5,"url":"http://blog.localhost:4698/"});
-        assert!(summary(&first, "blog").starts_with("site blog is now deployment 1: 1 files"));
+        assert!(summary(&first, "blog").starts_with("site blog is now deployment 1: 1 file, 5 B"));
     }
 
     #[test]

@@ -222,8 +222,14 @@ mod tests {
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2, "{text}");
-        assert!(lines[0].starts_with("upload: 300 B of 1000 B (30%), "), "{text}");
-        assert!(lines[1].starts_with("upload: 500 B of 1000 B sent in "), "{text}");
+        assert!(
+            lines[0].starts_with("upload: 300 B of 1000 B (30%), "),
+            "{text}"
+        );
+        assert!(
+            lines[1].starts_with("upload: 500 B of 1000 B sent in "),
+            "{text}"
+        );
     }
 
     #[test]
