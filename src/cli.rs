@@ -1,5 +1,6 @@
 //! Command-line entry: parses arguments, runs a command, maps the outcome to an exit code.
 
+use crate::client::{self, ClientError};
 use crate::config::{self, process_env, Config, Flags};
 use crate::keys::{self, validate_name, Scopes};
 use crate::probe::Report;
@@ -17,6 +18,11 @@ USAGE:
     fazt key revoke ID [--data DIR]
     fazt site import NAME DIR [--data DIR]
     fazt db prune --older-than AGE [--rollups] [--data DIR]
+    fazt deploy DIR --site NAME [--server URL] [--token T]
+    fazt login --server URL --token T
+    fazt sites [--json] [--server URL] [--token T]
+    fazt sites rm NAME [--server URL] [--token T]
+    fazt rollback NAME [--to ID] [--server URL] [--token T]
     fazt --help | --version
 
 COMMANDS:
@@ -29,6 +35,17 @@ COMMANDS:
                    keeping the roll-ups unless --rollups, then return the space to the disk.
     site import    Publish a directory as site NAME: a new deployment, made current at once
                    (works whether or not the server is running; a running server picks it up).
+
+CLIENT COMMANDS (talk to a running server's admin API; http:// or https://):
+    deploy         Zip DIR (dot-paths like .git/ skipped) into a temp file and upload it as site
+                   NAME with a progress bar; prints the site URL, files, size and bytes new.
+    login          Save the server URL and API token to $XDG_CONFIG_HOME/fazt/config
+                   (~/.config/fazt/config), created with mode 0600.
+    sites          List sites: name, current deployment, files, size, last update, URL.
+    sites rm       Delete site NAME and its deployments.
+    rollback       Make the previous deployment of NAME current again, or deployment ID (--to).
+    The server and token come from --server/--token, else FAZT_SERVER/FAZT_TOKEN, else the
+    config file. Exit codes: 0 done, 1 network or server error, 2 usage or configuration error.
 
 OPTIONS:
     --listen ADDR        Public listener [env FAZT_LISTEN, default 127.0.0.1:4698]
@@ -157,6 +174,11 @@ fn run(args: &[String]) -> Result<i32, String> {
         ["site", ..] => Err("usage: fazt site import NAME DIR [--data DIR]".into()),
         ["db", "prune"] => db_prune(&args[2..]),
         ["db", ..] => Err("usage: fazt db prune --older-than AGE [--rollups] [--data DIR]".into()),
+        ["deploy", ..] => client_deploy(&args[1..]),
+        ["login", ..] => client_login(&args[1..]),
+        ["sites", "rm"] => client_sites_rm(&args[2..]),
+        ["sites", ..] => client_sites(&args[1..]),
+        ["rollback", ..] => client_rollback(&args[1..]),
         [other, ..] => Err(format!("unknown command '{other}'; run 'fazt --help'")),
     }
 }
@@ -320,4 +342,100 @@ fn db_prune(args: &[String]) -> Result<i32, String> {
         crate::units::format_bytes(totals.bytes_reclaimed)
     );
     Ok(0)
+}
+
+/// Client commands fail in two ways: usage (returned as `Err`, exit 2) and network or
+/// server errors (printed here, exit 1).
+fn client_exit(outcome: Result<(), ClientError>) -> Result<i32, String> {
+    match outcome {
+        Ok(()) => Ok(0),
+        Err(ClientError::Usage(message)) => Err(message),
+        Err(ClientError::Failed(message)) => {
+            eprintln!("fazt: {message}");
+            Ok(1)
+        }
+    }
+}
+
+const CLIENT_FLAGS: [&str; 2] = ["server", "token"];
+
+fn client_settings(args: &Args) -> Result<client::config::Settings, ClientError> {
+    client::config::resolve(
+        args.value("server"),
+        args.value("token"),
+        &process_env,
+        &|| client::config::load(&client::config::config_path(&process_env)?),
+    )
+}
+
+fn client_deploy(args: &[String]) -> Result<i32, String> {
+    const USAGE: &str = "fazt deploy DIR --site NAME [--server URL] [--token T]";
+    let args = Args::parse(args, &["site", "server", "token"], &[])?;
+    args.expect_positional(1, USAGE)?;
+    let site = args
+        .value("site")
+        .ok_or(format!("--site NAME is required; usage: {USAGE}"))?;
+    let dir = Path::new(&args.positional[0]);
+    client_exit((|| {
+        let site = client::deploy::check_arguments(dir, &site)?;
+        let settings = client_settings(&args)?;
+        client::deploy::run(dir, &site, &settings)
+    })())
+}
+
+fn client_login(args: &[String]) -> Result<i32, String> {
+    let args = Args::parse(args, &CLIENT_FLAGS, &[])?;
+    args.expect_positional(0, "fazt login --server URL --token T")?;
+    client_exit((|| {
+        let (path, saved) =
+            client::config::login(args.value("server"), args.value("token"), &process_env)?;
+        println!(
+            "saved to {} (mode 0600): server {}, token {}",
+            path.display(),
+            saved.server.as_deref().unwrap_or("(none)"),
+            if saved.token.is_some() {
+                "set"
+            } else {
+                "(none)"
+            }
+        );
+        Ok(())
+    })())
+}
+
+fn client_sites(args: &[String]) -> Result<i32, String> {
+    let args = Args::parse(args, &CLIENT_FLAGS, &["json"])?;
+    args.expect_positional(
+        0,
+        "fazt sites [--json] [--server URL] [--token T] | fazt sites rm NAME",
+    )?;
+    client_exit(client_settings(&args).and_then(|s| client::sites::list(&s, args.switch("json"))))
+}
+
+fn client_sites_rm(args: &[String]) -> Result<i32, String> {
+    let args = Args::parse(args, &CLIENT_FLAGS, &[])?;
+    args.expect_positional(1, "fazt sites rm NAME [--server URL] [--token T]")?;
+    let site = args.positional[0].to_ascii_lowercase();
+    store::validate_site_name(&site)?;
+    client_exit(client_settings(&args).and_then(|s| client::sites::remove(&s, &site)))
+}
+
+fn client_rollback(args: &[String]) -> Result<i32, String> {
+    const USAGE: &str = "fazt rollback NAME [--to ID] [--server URL] [--token T]";
+    let args = Args::parse(args, &["to", "server", "token"], &[])?;
+    args.expect_positional(1, USAGE)?;
+    let site = args.positional[0].to_ascii_lowercase();
+    store::validate_site_name(&site)?;
+    let to = match args.value("to") {
+        Some(text) => match text.parse::<i64>() {
+            Ok(id) if id > 0 => Some(id),
+            _ => {
+                return Err(format!(
+                    "--to: '{text}' is not a deployment id (a positive number)"
+                ))
+            }
+        },
+        None => None,
+    };
+    client_exit(client_settings(&args).and_then(|s| client::sites::rollback(&s, &site, to)))
 }

@@ -1,0 +1,569 @@
+//! A small blocking HTTP/1.1 client: one request per connection (`Connection: close`),
+//! a streamed request body of known length, and a bounded response read into memory.
+//! Large bodies are announced with `Expect: 100-continue`, so a server that refuses the
+//! upload (bad token, too large, busy) answers before a byte of the archive is sent.
+
+use super::transport::{self, Stream};
+use super::url::ServerUrl;
+use crate::http::parse::ChunkedDecoder;
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// Responses are JSON documents; anything larger is not one of ours.
+const MAX_RESPONSE_BODY: usize = 8 * 1024 * 1024;
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// Bodies above this size wait for `100 Continue` (or a refusal) before being sent.
+const EXPECT_CONTINUE_ABOVE: u64 = 64 * 1024;
+/// How long to wait for `100 Continue` before sending the body anyway (RFC 9110 §10.1.1):
+/// a server or proxy that ignores `Expect` must not stall the upload for long.
+const EXPECT_WAIT: Duration = Duration::from_secs(2);
+/// After a failed body write, how long to look for the response that explains it.
+const LATE_RESPONSE_WAIT: Duration = Duration::from_secs(5);
+const WRITE_CHUNK: usize = 128 * 1024;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// Longest a single socket write may stall.
+    pub write: Duration,
+    /// Longest wait for the response once the request is sent (a deploy is validated and
+    /// applied before the server answers, so this is long for deploys).
+    pub response: Duration,
+}
+
+impl Timeouts {
+    pub const API: Timeouts = Timeouts {
+        connect: Duration::from_secs(10),
+        write: Duration::from_secs(60),
+        response: Duration::from_secs(60),
+    };
+    pub const DEPLOY: Timeouts = Timeouts {
+        connect: Duration::from_secs(10),
+        write: Duration::from_secs(60),
+        response: Duration::from_secs(600),
+    };
+}
+
+pub enum Body<'a> {
+    None,
+    Json(Vec<u8>),
+    /// `len` bytes read from `reader`; `progress` hears the running total after each write.
+    Stream {
+        content_type: &'a str,
+        reader: &'a mut dyn Read,
+        len: u64,
+        progress: &'a mut dyn FnMut(u64),
+    },
+}
+
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// API path, e.g. `/api/sites` (the server URL's prefix is added).
+    pub path: &'a str,
+    pub token: &'a str,
+    pub body: Body<'a>,
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// The server's explanation: `error` of a JSON error body, else the start of the text.
+    pub fn error_text(&self) -> String {
+        if let Some(text) = self
+            .json()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+        {
+            return text;
+        }
+        let text = String::from_utf8_lossy(&self.body);
+        let text = text.trim();
+        if text.is_empty() {
+            return "no message".into();
+        }
+        let mut short: String = text.chars().take(300).collect();
+        if short.len() < text.len() {
+            short.push_str(" ...");
+        }
+        short
+    }
+}
+
+/// Sends one request and reads its response. Errors carry the server URL and what failed.
+pub fn send(server: &ServerUrl, request: Request, timeouts: Timeouts) -> Result<Response, String> {
+    let (stream, socket) = transport::connect(server, timeouts.connect)
+        .map_err(|e| format!("cannot connect to {server}: {e}"))?;
+    let mut conn = Connection {
+        stream,
+        socket,
+        inbuf: Vec::new(),
+    };
+    conn.exchange(server, request, timeouts)
+}
+
+struct Connection {
+    stream: Box<dyn Stream>,
+    /// The same socket as `stream` (a clone of the descriptor), to change read timeouts.
+    socket: TcpStream,
+    inbuf: Vec<u8>,
+}
+
+struct Head {
+    status: u16,
+    headers: Vec<(String, String)>,
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+impl Connection {
+    fn exchange(
+        &mut self,
+        server: &ServerUrl,
+        request: Request,
+        timeouts: Timeouts,
+    ) -> Result<Response, String> {
+        let io_error = |what: &str, e: io::Error| format!("{what} {server}: {e}");
+        let _ = self.socket.set_write_timeout(Some(timeouts.write));
+        let _ = self.socket.set_read_timeout(Some(timeouts.response));
+        let mut head = format!(
+            "{} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: fazt/{}\r\nAccept: application/json\r\n\
+             Authorization: Bearer {}\r\nConnection: close\r\n",
+            request.method,
+            server.target(request.path),
+            server.host_header(),
+            env!("CARGO_PKG_VERSION"),
+            request.token,
+        );
+        let method = request.method;
+        match request.body {
+            Body::None => {
+                if method != "GET" && method != "HEAD" {
+                    head.push_str("Content-Length: 0\r\n\r\n");
+                } else {
+                    head.push_str("\r\n");
+                }
+                self.write_all(head.as_bytes())
+                    .map_err(|e| io_error("sending the request to", e))?;
+            }
+            Body::Json(bytes) => {
+                head.push_str(&format!(
+                    "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    bytes.len()
+                ));
+                let mut message = head.into_bytes();
+                message.extend_from_slice(&bytes);
+                self.write_all(&message)
+                    .map_err(|e| io_error("sending the request to", e))?;
+            }
+            Body::Stream {
+                content_type,
+                reader,
+                len,
+                progress,
+            } => {
+                let expect = len > EXPECT_CONTINUE_ABOVE;
+                head.push_str(&format!(
+                    "Content-Type: {content_type}\r\nContent-Length: {len}\r\n"
+                ));
+                if expect {
+                    head.push_str("Expect: 100-continue\r\n");
+                }
+                head.push_str("\r\n");
+                self.write_all(head.as_bytes())
+                    .map_err(|e| io_error("sending the request to", e))?;
+                if expect {
+                    if let Some(early) = self.await_continue(method, timeouts)? {
+                        return Ok(early);
+                    }
+                }
+                if let Err(e) = self.write_body(reader, len, progress) {
+                    // The server may have answered and closed early (413, 507, ...): its
+                    // answer explains the broken pipe better than the pipe does.
+                    let _ = self.socket.set_read_timeout(Some(LATE_RESPONSE_WAIT));
+                    return match self.read_response(method) {
+                        Ok(response) => Ok(response),
+                        Err(_) => Err(io_error("sending the upload to", e)),
+                    };
+                }
+            }
+        }
+        self.read_response(method)
+            .map_err(|e| format!("reading the answer from {server}: {e}"))
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)?;
+        self.stream.flush()
+    }
+
+    /// Waits briefly for `100 Continue`. Returns the final response if the server refused
+    /// the body, `None` to go on sending it (after `100`, or when no answer came in time).
+    fn await_continue(
+        &mut self,
+        method: &str,
+        timeouts: Timeouts,
+    ) -> Result<Option<Response>, String> {
+        let _ = self.socket.set_read_timeout(Some(EXPECT_WAIT));
+        let outcome = match self.read_head() {
+            Ok(head) if (100..200).contains(&head.status) => Ok(None),
+            Ok(head) => self.read_body(head, method).map(Some),
+            Err(e) if is_timeout(&e) => Ok(None),
+            Err(e) => Err(format!("waiting for the server to accept the upload: {e}")),
+        };
+        let _ = self.socket.set_read_timeout(Some(timeouts.response));
+        outcome
+    }
+
+    fn write_body(
+        &mut self,
+        reader: &mut dyn Read,
+        len: u64,
+        progress: &mut dyn FnMut(u64),
+    ) -> io::Result<()> {
+        let mut buf = vec![0u8; WRITE_CHUNK];
+        let mut sent = 0u64;
+        while sent < len {
+            let want = (len - sent).min(WRITE_CHUNK as u64) as usize;
+            let n = match reader.read(&mut buf[..want]) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("the upload ended after {sent} of {len} bytes"),
+                    ))
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.stream.write_all(&buf[..n])?;
+            sent += n as u64;
+            progress(sent);
+        }
+        self.stream.flush()
+    }
+
+    fn read_response(&mut self, method: &str) -> io::Result<Response> {
+        loop {
+            let head = self.read_head()?;
+            // Interim responses (a late `100 Continue`) precede the real one.
+            if !(100..200).contains(&head.status) {
+                return self.read_body(head, method).map_err(io::Error::other);
+            }
+        }
+    }
+
+    fn fill(&mut self) -> io::Result<usize> {
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(n) => {
+                    self.inbuf.extend_from_slice(&chunk[..n]);
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn read_head(&mut self) -> io::Result<Head> {
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut response = httparse::Response::new(&mut headers);
+            match response.parse(&self.inbuf) {
+                Ok(httparse::Status::Complete(len)) => {
+                    let head = Head {
+                        status: response.code.unwrap_or(0),
+                        headers: response
+                            .headers
+                            .iter()
+                            .map(|h| {
+                                (
+                                    h.name.to_string(),
+                                    String::from_utf8_lossy(h.value).trim().to_string(),
+                                )
+                            })
+                            .collect(),
+                    };
+                    self.inbuf.drain(..len);
+                    return Ok(head);
+                }
+                Ok(httparse::Status::Partial) if self.inbuf.len() > MAX_RESPONSE_HEAD => {
+                    return Err(io::Error::other("response head too large"))
+                }
+                Ok(httparse::Status::Partial) => {}
+                Err(e) => {
+                    return Err(io::Error::other(format!(
+                        "not an HTTP response ({e}); is this a fazt server?"
+                    )))
+                }
+            }
+            if self.fill()? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection without answering",
+                ));
+            }
+        }
+    }
+
+    fn read_body(&mut self, head: Head, method: &str) -> Result<Response, String> {
+        let header = |name: &str| {
+            head.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        };
+        let chunked = header("transfer-encoding")
+            .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
+        let length = header("content-length").map(str::parse::<u64>);
+        let body = if method == "HEAD" || head.status == 204 || head.status == 304 {
+            Vec::new()
+        } else if chunked {
+            self.read_chunked()?
+        } else {
+            match length {
+                Some(Ok(n)) if n > MAX_RESPONSE_BODY as u64 => {
+                    return Err(format!("response body of {n} bytes is too large"))
+                }
+                Some(Ok(n)) => self.read_exact_body(n as usize)?,
+                Some(Err(_)) => return Err("invalid Content-Length in the response".into()),
+                None => self.read_to_close()?,
+            }
+        };
+        Ok(Response {
+            status: head.status,
+            headers: head.headers,
+            body,
+        })
+    }
+
+    fn read_exact_body(&mut self, len: usize) -> Result<Vec<u8>, String> {
+        while self.inbuf.len() < len {
+            match self.fill() {
+                Ok(0) => {
+                    return Err(format!(
+                        "the response ended after {} of {len} bytes",
+                        self.inbuf.len()
+                    ))
+                }
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        let mut body = std::mem::take(&mut self.inbuf);
+        body.truncate(len);
+        Ok(body)
+    }
+
+    fn read_to_close(&mut self) -> Result<Vec<u8>, String> {
+        loop {
+            if self.inbuf.len() > MAX_RESPONSE_BODY {
+                return Err("response body too large".into());
+            }
+            match self.fill() {
+                Ok(0) => return Ok(std::mem::take(&mut self.inbuf)),
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    fn read_chunked(&mut self) -> Result<Vec<u8>, String> {
+        let mut decoder = ChunkedDecoder::default();
+        let mut body = Vec::new();
+        loop {
+            let consumed = {
+                let mut sink = |data: &[u8]| {
+                    if body.len() + data.len() > MAX_RESPONSE_BODY {
+                        return Err(crate::http::HttpError::BadRequest(
+                            "response body too large".into(),
+                        ));
+                    }
+                    body.extend_from_slice(data);
+                    Ok(())
+                };
+                decoder
+                    .decode(&self.inbuf, &mut sink)
+                    .map_err(|e| format!("bad chunked response: {}", e.message()))?
+            };
+            self.inbuf.drain(..consumed);
+            if decoder.is_done() {
+                return Ok(body);
+            }
+            match self.fill() {
+                Ok(0) => return Err("the chunked response ended early".into()),
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::thread;
+
+    /// Serves one connection: reads the request head (and `body_len` more bytes), then
+    /// writes `answer`; returns what it read.
+    fn one_shot(
+        answer: &'static [u8],
+        body_len: usize,
+    ) -> (ServerUrl, thread::JoinHandle<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = ServerUrl::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        let handle = thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0);
+                got.extend_from_slice(&buf[..n]);
+            }
+            let head_len = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            while got.len() < head_len + body_len {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0);
+                got.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(answer).unwrap();
+            got
+        });
+        (url, handle)
+    }
+
+    fn get(url: &ServerUrl) -> Result<Response, String> {
+        let request = Request {
+            method: "GET",
+            path: "/api/sites",
+            token: "tok",
+            body: Body::None,
+        };
+        send(url, request, Timeouts::API)
+    }
+
+    #[test]
+    fn reads_content_length_chunked_and_close_delimited_bodies() {
+        let (url, server) = one_shot(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\nX-A: b\r\n\r\n{\"a\":true}\nEXTRA",
+            0,
+        );
+        let response = get(&url).unwrap();
+        assert_eq!(response.status, 200);
+        assert_eq!(response.header("x-a"), Some("b"));
+        assert_eq!(response.body, b"{\"a\":true}\n");
+        let request = String::from_utf8(server.join().unwrap()).unwrap();
+        assert!(
+            request.starts_with("GET /api/sites HTTP/1.1\r\n"),
+            "{request}"
+        );
+        assert!(
+            request.contains("\r\nAuthorization: Bearer tok\r\n"),
+            "{request}"
+        );
+        assert!(request.contains(&format!("\r\nHost: {}\r\n", url.host_header())));
+
+        let (url, _server) = one_shot(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n6;x=y\r\n:true}\r\n0\r\n\r\n",
+            0,
+        );
+        assert_eq!(get(&url).unwrap().body, b"{\"a\":true}");
+
+        let (url, _server) = one_shot(b"HTTP/1.1 404 Not Found\r\n\r\nnot here", 0);
+        let response = get(&url).unwrap();
+        assert_eq!(
+            (response.status, response.error_text().as_str()),
+            (404, "not here")
+        );
+    }
+
+    #[test]
+    fn error_text_prefers_the_json_error_field() {
+        let response = Response {
+            status: 401,
+            headers: vec![],
+            body: br#"{"error":"invalid token","status":401}"#.to_vec(),
+        };
+        assert_eq!(response.error_text(), "invalid token");
+        let empty = Response {
+            status: 500,
+            headers: vec![],
+            body: vec![],
+        };
+        assert_eq!(empty.error_text(), "no message");
+    }
+
+    #[test]
+    fn a_refusal_before_100_continue_skips_the_body() {
+        let (url, server) = one_shot(
+            b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 40\r\n\r\n{\"error\":\"invalid token\",\"status\":401}\r\n",
+            0,
+        );
+        let data = vec![7u8; 1024 * 1024];
+        let mut reader = data.as_slice();
+        let mut sent = 0;
+        let mut progress = |n| sent = n;
+        let request = Request {
+            method: "POST",
+            path: "/api/deploy",
+            token: "bad",
+            body: Body::Stream {
+                content_type: "application/zip",
+                reader: &mut reader,
+                len: data.len() as u64,
+                progress: &mut progress,
+            },
+        };
+        let response = send(&url, request, Timeouts::API).unwrap();
+        assert_eq!(response.status, 401);
+        assert_eq!(response.error_text(), "invalid token");
+        assert_eq!(sent, 0, "no body byte was sent");
+        let head = String::from_utf8(server.join().unwrap()).unwrap();
+        assert!(head.contains("\r\nExpect: 100-continue\r\n"), "{head}");
+        assert!(head.contains("\r\nContent-Length: 1048576\r\n"), "{head}");
+    }
+
+    #[test]
+    fn a_closed_port_is_a_connect_error_naming_the_url() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = ServerUrl::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        drop(listener);
+        let err = get(&url).unwrap_err();
+        assert!(
+            err.starts_with(&format!("cannot connect to {url}: ")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn garbage_is_not_an_http_response() {
+        let (url, _server) = one_shot(b"SSH-2.0-OpenSSH\r\n\r\n", 0);
+        let err = get(&url).unwrap_err();
+        assert!(err.contains("not an HTTP response"), "{err}");
+    }
+}
