@@ -61,10 +61,11 @@ pub fn explain(response: &Response, action: &str) -> String {
             "cannot {action}: the token is not allowed to (403: {text}); it needs the owner \
              scope or a deploy scope that covers the site"
         ),
-        // fazt answers a host that is not its admin host with the `404` site's page: the
-        // URL most likely names the server by IP or by a site's host.
-        404 if !is_json_error(response) => format!(
-            "cannot {action}: the server answered 404 with a page, not the admin API; use the \
+        // fazt answers a host that is not its admin host as a site: the `404` site's page,
+        // or 405 to anything but GET. The URL most likely names the server by IP or by a
+        // site's host.
+        404 | 405 if reached_a_site(response) => format!(
+            "cannot {action}: the server answered {status} as a site, not the admin API; use the \
              admin host (http://localhost:PORT, https://admin.<domain>) or the --admin-listen \
              address as --server"
         ),
@@ -82,6 +83,14 @@ pub fn explain(response: &Response, action: &str) -> String {
             "cannot {action}: the server's disk is too full (507: {text}); nothing was changed"
         ),
         _ => format!("cannot {action}: the server answered {status}: {text}"),
+    }
+}
+
+/// A 404 page (not the API's JSON error), or the 405 sites give to POST and DELETE.
+fn reached_a_site(response: &Response) -> bool {
+    match response.status {
+        404 => !is_json_error(response),
+        _ => response.error_text().contains("allowed on sites"),
     }
 }
 
@@ -134,6 +143,16 @@ mod tests {
         let message = explain(&page, "list sites");
         assert!(
             message.contains("not the admin API; use the admin host"),
+            "{message}"
+        );
+        let site_refusal = Response {
+            status: 405,
+            headers: vec![],
+            body: br#"{"error":"only GET and HEAD are allowed on sites","status":405}"#.to_vec(),
+        };
+        let message = explain(&site_refusal, "deploy blog");
+        assert!(
+            message.contains("405 as a site, not the admin API; use the admin host"),
             "{message}"
         );
         let message = explain(&response(503, None), "deploy blog");
