@@ -15,12 +15,15 @@
 //! Results go to stdout as `key=value` lines (read by the script), progress to stderr.
 //!
 //! Modes:
-//! - `compare`: ANALYTICS_BENCH_EVENTS (default 200,000) realistic events over 30 days, the
+//! - `compare`: ANALYTICS_BENCH_EVENTS (default 200,000) realistic events over
+//!   ANALYTICS_BENCH_SPAN_SECS (default 30 days; events per hour decide how many roll-up rows
+//!   a batch touches: a live server under load sees a span of seconds), the
 //!   generator of `tests/analytics_store.rs`'s bytes test (3 sites, 200 paths, 50 referrers,
 //!   5 types, some tags and `q` objects, ~20 events per visitor and day), built before the
 //!   clock starts. Each of ANALYTICS_BENCH_ROUNDS (default 3) rounds writes them into a fresh
 //!   migrated database (`db::open_and_migrate`, the pragmas fazt runs with) twice:
-//!   - writer: `EventStore::write_batch` in batches of ANALYTICS_BENCH_BATCH (default 1000),
+//!   - writer: `EventStore::write_batch` in batches of ANALYTICS_BENCH_BATCH (default: the server's
+//!     `FAZT_EVENT_BATCH` default, `db::events::DEFAULT_MAX_EVENTS`),
 //!     with the disk breaker as the server has it: strings interned, raw rows, visitors and
 //!     every roll-up, one IMMEDIATE transaction per batch;
 //!   - raw: the same rows into the same `events` table (same indexes) with one prepared
@@ -58,8 +61,8 @@ use rusqlite::{params, Connection, TransactionBehavior};
 const USAGE: &str = "usage: ANALYTICS_BENCH=1 cargo bench --bench analytics_writer [-- compare]\n\
      \x20      ANALYTICS_BENCH=1 <bench exe> generate DATA_DIR EVENTS [DAYS=365] [BUDGET_SECS=240]\n\
      \x20      ANALYTICS_BENCH=1 <bench exe> fill-rollups DATA_DIR\n\
-     env: ANALYTICS_BENCH_EVENTS=200000 ANALYTICS_BENCH_ROUNDS=3 ANALYTICS_BENCH_BATCH=1000 \
-     ANALYTICS_BENCH_GEN_BATCH=10000 ANALYTICS_BENCH_END=<unix secs> ANALYTICS_BENCH_DIR=<scratch dir>";
+     env: ANALYTICS_BENCH_EVENTS=200000 ANALYTICS_BENCH_ROUNDS=3 ANALYTICS_BENCH_BATCH=10000 \
+     ANALYTICS_BENCH_SPAN_SECS=2592000 ANALYTICS_BENCH_GEN_BATCH=10000 ANALYTICS_BENCH_END=<unix secs> ANALYTICS_BENCH_DIR=<scratch dir>";
 
 const DAY: i64 = 86_400;
 const HOUR: i64 = 3_600;
@@ -488,15 +491,20 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn compare() -> Res<()> {
     let n: u64 = env_or("ANALYTICS_BENCH_EVENTS", 200_000).max(1000);
     let rounds: usize = env_or("ANALYTICS_BENCH_ROUNDS", 3).max(1);
-    let batch: usize = env_or("ANALYTICS_BENCH_BATCH", 1000).max(1);
+    let batch: usize = env_or(
+        "ANALYTICS_BENCH_BATCH",
+        fazt::db::events::DEFAULT_MAX_EVENTS,
+    )
+    .max(1);
     let base = scratch_dir();
     std::fs::create_dir_all(&base).map_err(|e| format!("creating {}: {e}", base.display()))?;
 
-    let mut traffic = Traffic::new(n, T0, 30 * DAY);
+    let span: i64 = env_or("ANALYTICS_BENCH_SPAN_SECS", 30 * DAY).max(1);
+    let mut traffic = Traffic::new(n, T0, span);
     let events: Vec<Event> = (0..n).map(|i| traffic.event(i)).collect();
     let raw = intern_all(&events);
     eprintln!(
-        "analytics_writer compare: {n} events over 30 days ({} distinct strings), batches of \
+        "analytics_writer compare: {n} events over {span} s ({} distinct strings), batches of \
          {batch}, {rounds} rounds, scratch {}",
         raw.strings.len(),
         base.display()

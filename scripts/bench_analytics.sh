@@ -13,7 +13,7 @@
 #
 # Sections (BENCH_ONLY=LIST, comma list, default all: ingest,writer,stats):
 #   ingest  Two fazt processes on fresh data dirs, one with the default batching (FAZT_EVENT_BATCH as
-#           in the environment, default 1000) and one with FAZT_EVENT_BATCH=1 (one transaction per
+#           in the environment, default 10000) and one with FAZT_EVENT_BATCH=1 (one transaction per
 #           event, the baseline). wrk -t2 -c64 keep-alive posts realistic /track bodies
 #           (scripts/bench/analytics_track.lua) until a deadline, then stops sending events, so every
 #           /track it sent is answered and counted (its Lua counts 204s exactly). The writer's
@@ -25,7 +25,7 @@
 #           HTML page it serves) take turns; the median round of each is reported. At the end the
 #           processes get SIGTERM, must exit 0, and the rows of `events` in their databases must equal
 #           the 204s (200s for the landing page) wrk received over all their runs, warm-up included.
-#   writer  benches/analytics_writer.rs `compare`: EventStore::write_batch in batches of 1000 against
+#   writer  benches/analytics_writer.rs `compare`: EventStore::write_batch in batches of 10000 against
 #           a raw prepared INSERT of the same rows into the same table, bytes per stored event.
 #   stats   benches/analytics_writer.rs `generate`: BENCH_STATS_EVENTS events over the 365 days up to
 #           now through EventStore::write_batch (fewer if they would not fit BENCH_STATS_BUDGET
@@ -478,7 +478,7 @@ summary() {
     if selected ingest; then
         echo "1-3. POST /track, wrk -t2 -c64 keep-alive, realistic bodies (analytics_track.lua); ${WARMUP}s warm-up, then $ROUNDS x ${DURATION}s rounds taking turns, median round"
         echo "     events/s = 204s / (wrk start -> last of them committed); HTTP 204/s = 204s / load window; client and server share $(nproc) cores"
-        row "1. batched (FAZT_EVENT_BATCH=${FAZT_EVENT_BATCH:-default 1000}): events/s" "$(get ing_batched.eps)" "" "rounds $(get ing_batched.eps_all)"
+        row "1. batched (FAZT_EVENT_BATCH=${FAZT_EVENT_BATCH:-default 10000}): events/s" "$(get ing_batched.eps)" "" "rounds $(get ing_batched.eps_all)"
         row "   HTTP 204/s (p50 / p99 latency)" "$(get ing_batched.http_eps) ($(get ing_batched.p50_ms) / $(get ing_batched.p99_ms) ms)" "" "committed $(get ing_batched.drain_s) s after the load; writer kept up at $(get ing_batched.commit_eps_window)/s"
         row "   every acknowledged event in the database" "$(get batched.rows) rows / $(get batched.acks) 204s" "equal" "$(get batched.check)"
         row "   dropped events (health, before shutdown)" "$(get batched.dropped)" "0" "queue_full $(get batched.final.dropped_full), stopped $(get batched.final.dropped_stopped)$( [[ $(get batched.final.dropped_full) != 0 ]] && printf ' -- THE QUEUE FILLED')"

@@ -15,10 +15,11 @@
 //!   batch fails, since ids inserted by a rolled-back transaction do not exist.
 //! - Nothing here deletes strings: ids stay valid for as long as the database lives.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::Read;
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
 use super::event::{day_of, Event, Source, PAGEVIEW};
 use crate::db::{Context, DbError};
@@ -128,6 +129,7 @@ pub struct EventStore {
     ids: [HashMap<String, i64>; KINDS],
     cached: usize,
     disk: Option<DiskGuard>,
+    tally: BatchTally,
 }
 
 impl EventStore {
@@ -138,6 +140,7 @@ impl EventStore {
             ids: Default::default(),
             cached: 0,
             disk,
+            tally: BatchTally::default(),
         }
     }
 
@@ -181,138 +184,106 @@ impl EventStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .context("starting an event batch")?;
+        let mut tally = std::mem::take(&mut self.tally);
+        tally.clear();
+        let result = self
+            .insert_events(&tx, batch, &mut tally)
+            .and_then(|()| write_rollups(&tx, &mut tally));
+        // Keep the allocations for the next batch.
+        self.tally = tally;
+        result?;
+        tx.commit().context("committing an event batch")
+    }
 
-        let mut hours: BTreeMap<(i64, i64), HourTotals> = BTreeMap::new();
-        let mut hour_dims: BTreeMap<(i64, i64, i64, i64), i64> = BTreeMap::new();
-        let mut day_dims: BTreeMap<(i64, i64, i64, i64), i64> = BTreeMap::new();
-        let mut month_dims: BTreeMap<(i64, i64, i64, i64), i64> = BTreeMap::new();
-        // (domain, day, visitor) -> the earliest hour of that visitor's events in the batch.
-        let mut visitors: BTreeMap<(i64, i64, i64), i64> = BTreeMap::new();
+    /// Inserts the raw rows of `batch` and counts them into `tally`.
+    fn insert_events(
+        &mut self,
+        tx: &Connection,
+        batch: &[Event],
+        tally: &mut BatchTally,
+    ) -> Result<(), DbError> {
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT INTO events (ts, domain, path, type, referrer, visitor, source, tags, \
+                 query) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .context("preparing the event insert")?;
         let mut tag_ids: Vec<i64> = Vec::new();
         let mut tags_text = String::new();
-
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO events (ts, domain, path, type, referrer, visitor, source, tags, \
-                     query) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )
-                .context("preparing the event insert")?;
-            for event in batch {
-                let domain = self.intern(&tx, KIND_DOMAIN, &event.domain)?;
-                let path = match &event.path {
-                    Some(p) => Some(self.intern(&tx, KIND_PATH, p)?),
-                    None => None,
-                };
-                let kind = self.intern(&tx, KIND_TYPE, &event.kind)?;
-                let referrer = match &event.referrer {
-                    Some(r) => Some(self.intern(&tx, KIND_REFERRER, r)?),
-                    None => None,
-                };
-                tag_ids.clear();
-                for tag in &event.tags {
-                    let id = self.intern(&tx, KIND_TAG, tag)?;
-                    if !tag_ids.contains(&id) {
-                        tag_ids.push(id);
-                    }
-                }
-                let tags = if tag_ids.is_empty() {
-                    None
-                } else {
-                    tags_text.clear();
-                    tags_text.push(',');
-                    for id in &tag_ids {
-                        tags_text.push_str(&id.to_string());
-                        tags_text.push(',');
-                    }
-                    Some(tags_text.as_str())
-                };
-                let visitor = event.visitor as i64;
-                insert
-                    .execute(params![
-                        event.ts,
-                        domain,
-                        path,
-                        kind,
-                        referrer,
-                        visitor,
-                        event.source as u8,
-                        tags,
-                        event.query,
-                    ])
-                    .context("inserting an event")?;
-
-                let hour = hour_of(event.ts);
-                let day = day_of(event.ts);
-                let month = month_of_day(day);
-                let pageview = event.kind == PAGEVIEW;
-                let totals = hours.entry((domain, hour)).or_default();
-                totals.events += 1;
-                totals.pageviews += i64::from(pageview);
-                visitors
-                    .entry((domain, day, visitor))
-                    .and_modify(|h| *h = (*h).min(hour))
-                    .or_insert(hour);
-
-                let mut count = |dim: i64, key: i64| {
-                    *hour_dims.entry((domain, dim, hour, key)).or_default() += 1;
-                    *day_dims.entry((domain, dim, day, key)).or_default() += 1;
-                    *month_dims.entry((domain, dim, month, key)).or_default() += 1;
-                };
-                if let (true, Some(path)) = (pageview, path) {
-                    count(DIM_PATH, path);
-                }
-                if let Some(referrer) = referrer {
-                    count(DIM_REFERRER, referrer);
-                }
-                count(DIM_TYPE, kind);
-                for &tag in &tag_ids {
-                    count(DIM_TAG, tag);
-                }
-                if let (Source::Redirect, Some(path)) = (event.source, path) {
-                    count(DIM_REDIRECT, path);
+        for event in batch {
+            let domain = self.intern(tx, KIND_DOMAIN, &event.domain)?;
+            let path = match &event.path {
+                Some(p) => Some(self.intern(tx, KIND_PATH, p)?),
+                None => None,
+            };
+            let kind = self.intern(tx, KIND_TYPE, &event.kind)?;
+            let referrer = match &event.referrer {
+                Some(r) => Some(self.intern(tx, KIND_REFERRER, r)?),
+                None => None,
+            };
+            tag_ids.clear();
+            for tag in &event.tags {
+                let id = self.intern(tx, KIND_TAG, tag)?;
+                if !tag_ids.contains(&id) {
+                    tag_ids.push(id);
                 }
             }
-        }
-
-        {
-            let mut seen = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO visitors_daily (domain, day, visitor) VALUES (?1, ?2, ?3)",
-                )
-                .context("preparing the visitor insert")?;
-            for (&(domain, day, visitor), &hour) in &visitors {
-                if seen
-                    .execute(params![domain, day, visitor])
-                    .context("recording a daily visitor")?
-                    == 1
-                {
-                    hours.entry((domain, hour)).or_default().visitors += 1;
+            let tags = if tag_ids.is_empty() {
+                None
+            } else {
+                tags_text.clear();
+                tags_text.push(',');
+                for id in &tag_ids {
+                    // Writing into a String cannot fail.
+                    let _ = write!(tags_text, "{id},");
                 }
+                Some(tags_text.as_str())
+            };
+            let visitor = event.visitor as i64;
+            insert
+                .execute(params![
+                    event.ts,
+                    domain,
+                    path,
+                    kind,
+                    referrer,
+                    visitor,
+                    event.source as u8,
+                    tags,
+                    event.query,
+                ])
+                .context("inserting an event")?;
+
+            let hour = hour_of(event.ts);
+            let pageview = event.kind == PAGEVIEW;
+            let totals = tally.hours.entry((domain, hour)).or_default();
+            totals.events += 1;
+            totals.pageviews += i64::from(pageview);
+            tally
+                .visitors
+                .entry((domain, day_of(event.ts), visitor))
+                .and_modify(|h| *h = (*h).min(hour))
+                .or_insert(hour);
+
+            let hour_dims = &mut tally.hour_dims;
+            let mut count = |dim: i64, key: i64| {
+                *hour_dims.entry((domain, dim, hour, key)).or_default() += 1;
+            };
+            if let (true, Some(path)) = (pageview, path) {
+                count(DIM_PATH, path);
+            }
+            if let Some(referrer) = referrer {
+                count(DIM_REFERRER, referrer);
+            }
+            count(DIM_TYPE, kind);
+            for &tag in &tag_ids {
+                count(DIM_TAG, tag);
+            }
+            if let (Source::Redirect, Some(path)) = (event.source, path) {
+                count(DIM_REDIRECT, path);
             }
         }
-
-        {
-            let mut upsert = tx
-                .prepare_cached(
-                    "INSERT INTO rollup_hourly (domain, hour, events, pageviews, visitors) \
-                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (domain, hour) DO UPDATE SET \
-                     events = events + excluded.events, \
-                     pageviews = pageviews + excluded.pageviews, \
-                     visitors = visitors + excluded.visitors",
-                )
-                .context("preparing the hourly roll-up")?;
-            for (&(domain, hour), t) in &hours {
-                upsert
-                    .execute(params![domain, hour, t.events, t.pageviews, t.visitors])
-                    .context("updating the hourly roll-up")?;
-            }
-        }
-        upsert_dims(&tx, "rollup_hourly_dims", "hour", &hour_dims)?;
-        upsert_dims(&tx, "rollup_daily_dims", "day", &day_dims)?;
-        upsert_dims(&tx, "rollup_monthly_dims", "month", &month_dims)?;
-
-        tx.commit().context("committing an event batch")
+        Ok(())
     }
 
     /// The id of `value` in `strings` (kind `kind`), inserting it if new.
@@ -343,23 +314,151 @@ impl crate::db::writer::EventSink for EventStore {
     }
 }
 
-/// One upsert per distinct (domain, dim, hour|day|month, key) of the batch.
-fn upsert_dims(
-    conn: &Connection,
-    table: &str,
-    unit: &str,
-    counts: &BTreeMap<(i64, i64, i64, i64), i64>,
-) -> Result<(), DbError> {
-    let mut upsert = conn
-        .prepare_cached(&format!(
-            "INSERT INTO {table} (domain, dim, {unit}, key, count) VALUES (?1, ?2, ?3, ?4, ?5) \
-             ON CONFLICT (domain, dim, {unit}, key) DO UPDATE SET count = count + excluded.count"
-        ))
-        .context(format!("preparing the {table} upsert"))?;
-    for (&(domain, dim, at, key), &count) in counts {
+/// The batch's counts, collected in hash maps while its events are inserted and written
+/// out in primary-key order afterwards (neighbouring keys share B-tree pages). Only the
+/// hourly dimension counts are collected per event; the daily and monthly ones are sums
+/// of the hourly ones, derived once per batch. Kept between batches for its allocations.
+#[derive(Default)]
+pub(crate) struct BatchTally {
+    /// (domain, hour) -> totals of the batch's events in that hour.
+    hours: FastMap<(i64, i64), HourTotals>,
+    /// (domain, day, visitor) -> the earliest hour of that visitor's events in the batch.
+    visitors: FastMap<(i64, i64, i64), i64>,
+    /// (domain, dim, hour, key) -> count.
+    hour_dims: FastMap<(i64, i64, i64, i64), i64>,
+    /// Roll-up rows `[domain, dim, unit, key, count]` of one grain at a time.
+    rows: Vec<[i64; 5]>,
+    coarser: Vec<[i64; 5]>,
+}
+
+impl BatchTally {
+    fn clear(&mut self) {
+        self.hours.clear();
+        self.visitors.clear();
+        self.hour_dims.clear();
+        self.rows.clear();
+        self.coarser.clear();
+    }
+}
+
+/// A hash map for integer keys the writer produces itself (string ids, hours, visitor
+/// hashes already salted per day), where SipHash's cost buys nothing.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Writes the batch's `visitors_daily`, `rollup_hourly` and dimension roll-up rows.
+fn write_rollups(tx: &Connection, tally: &mut BatchTally) -> Result<(), DbError> {
+    let mut visitors: Vec<((i64, i64, i64), i64)> = tally.visitors.drain().collect();
+    visitors.sort_unstable();
+    {
+        let mut seen = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO visitors_daily (domain, day, visitor) VALUES (?1, ?2, ?3)",
+            )
+            .context("preparing the visitor insert")?;
+        for ((domain, day, visitor), hour) in visitors {
+            if seen
+                .execute(params![domain, day, visitor])
+                .context("recording a daily visitor")?
+                == 1
+            {
+                tally.hours.entry((domain, hour)).or_default().visitors += 1;
+            }
+        }
+    }
+
+    let mut hours: Vec<((i64, i64), HourTotals)> = tally.hours.drain().collect();
+    hours.sort_unstable_by_key(|&(key, _)| key);
+    {
+        let mut upsert = tx
+            .prepare_cached(
+                "INSERT INTO rollup_hourly (domain, hour, events, pageviews, visitors) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (domain, hour) DO UPDATE SET \
+                 events = events + excluded.events, \
+                 pageviews = pageviews + excluded.pageviews, \
+                 visitors = visitors + excluded.visitors",
+            )
+            .context("preparing the hourly roll-up")?;
+        for ((domain, hour), t) in hours {
+            upsert
+                .execute(params![domain, hour, t.events, t.pageviews, t.visitors])
+                .context("updating the hourly roll-up")?;
+        }
+    }
+
+    let BatchTally {
+        hour_dims,
+        rows,
+        coarser,
+        ..
+    } = tally;
+    rows.extend(
+        hour_dims
+            .drain()
+            .map(|((domain, dim, hour, key), count)| [domain, dim, hour, key, count]),
+    );
+    rows.sort_unstable();
+    upsert_dims(tx, &HOURLY_DIMS, rows)?;
+    coarsen(rows, coarser, |hour| hour.div_euclid(24));
+    upsert_dims(tx, &DAILY_DIMS, coarser)?;
+    coarsen(coarser, rows, month_of_day);
+    upsert_dims(tx, &MONTHLY_DIMS, rows)
+}
+
+/// Sums `finer` roll-up rows into `out` at the grain `unit` maps their unit to, sorted by
+/// primary key.
+fn coarsen(finer: &[[i64; 5]], out: &mut Vec<[i64; 5]>, unit: impl Fn(i64) -> i64) {
+    out.clear();
+    out.extend(
+        finer
+            .iter()
+            .map(|&[domain, dim, at, key, count]| [domain, dim, unit(at), key, count]),
+    );
+    out.sort_unstable();
+    out.dedup_by(|next, kept| {
+        let same = next[..4] == kept[..4];
+        if same {
+            kept[4] += next[4];
+        }
+        same
+    });
+}
+
+/// The statement and error contexts of one dimension roll-up table.
+struct DimTable {
+    upsert: &'static str,
+    preparing: &'static str,
+    updating: &'static str,
+}
+
+const HOURLY_DIMS: DimTable = DimTable {
+    upsert: "INSERT INTO rollup_hourly_dims (domain, dim, hour, key, count) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (domain, dim, hour, key) \
+             DO UPDATE SET count = count + excluded.count",
+    preparing: "preparing the rollup_hourly_dims upsert",
+    updating: "updating rollup_hourly_dims",
+};
+const DAILY_DIMS: DimTable = DimTable {
+    upsert: "INSERT INTO rollup_daily_dims (domain, dim, day, key, count) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (domain, dim, day, key) \
+             DO UPDATE SET count = count + excluded.count",
+    preparing: "preparing the rollup_daily_dims upsert",
+    updating: "updating rollup_daily_dims",
+};
+const MONTHLY_DIMS: DimTable = DimTable {
+    upsert: "INSERT INTO rollup_monthly_dims (domain, dim, month, key, count) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (domain, dim, month, key) \
+             DO UPDATE SET count = count + excluded.count",
+    preparing: "preparing the rollup_monthly_dims upsert",
+    updating: "updating rollup_monthly_dims",
+};
+
+/// One upsert per row `[domain, dim, unit, key, count]`, in the order given.
+fn upsert_dims(conn: &Connection, table: &DimTable, rows: &[[i64; 5]]) -> Result<(), DbError> {
+    let mut upsert = conn.prepare_cached(table.upsert).context(table.preparing)?;
+    for row in rows {
         upsert
-            .execute(params![domain, dim, at, key, count])
-            .context(format!("updating {table}"))?;
+            .execute(params_from_iter(row))
+            .context(table.updating)?;
     }
     Ok(())
 }
