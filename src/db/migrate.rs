@@ -22,6 +22,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "analytics",
         include_str!("../../migrations/002_analytics.sql"),
     ),
+    (
+        3,
+        "deployment_ids",
+        include_str!("../../migrations/003_deployment_ids.sql"),
+    ),
 ];
 
 /// `PRAGMA auto_vacuum` value for INCREMENTAL.

@@ -400,10 +400,17 @@ pub fn apply_deployment(
         }
     }
     let total_bytes: u64 = files.iter().map(|f| f.size).sum();
+    // Never a reused id (see migrations/003_deployment_ids.sql).
+    let deployment: i64 = tx.query_row(
+        "UPDATE deployment_ids SET last = last + 1 WHERE one = 1 RETURNING last",
+        [],
+        |r| r.get(0),
+    )?;
     tx.execute(
-        "INSERT INTO deployments (site, created_at, file_count, total_bytes, new_bytes, source)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO deployments (id, site, created_at, file_count, total_bytes, new_bytes, source)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
+            deployment,
             site,
             now,
             files.len() as i64,
@@ -412,7 +419,6 @@ pub fn apply_deployment(
             source
         ],
     )?;
-    let deployment = tx.last_insert_rowid();
     {
         let mut insert = tx.prepare_cached(
             "INSERT INTO files (deployment, path, sha256, size, mime) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -825,10 +831,9 @@ mod tests {
     }
 
     fn test_db() -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
+        let mut conn = Connection::open_in_memory().unwrap();
         conn.pragma_update(None, "foreign_keys", "ON").unwrap();
-        conn.execute_batch(include_str!("../../migrations/001_initial.sql"))
-            .unwrap();
+        crate::db::migrate::run(&mut conn).unwrap();
         conn
     }
 
@@ -1022,10 +1027,24 @@ mod tests {
     }
 
     #[test]
+    fn deployment_ids_are_never_reused_after_the_newest_site_is_deleted() {
+        let mut conn = test_db();
+        let file = StagedFile::embedded("index.html", b"x");
+        let files = std::slice::from_ref(&file);
+        apply_deployment(&mut conn, "a", files, "test").unwrap();
+        let newest = apply_deployment(&mut conn, "b", files, "test")
+            .unwrap()
+            .deployment;
+        delete_site(&mut conn, "b").unwrap().unwrap();
+        let next = apply_deployment(&mut conn, "c", files, "test")
+            .unwrap()
+            .deployment;
+        assert!(next > newest, "{next} reuses an id up to {newest}");
+    }
+
+    #[test]
     fn blob_stream_reads_a_range_across_chunks() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(include_str!("../../migrations/001_initial.sql"))
-            .unwrap();
+        let mut conn = test_db();
         let bytes: &'static [u8] = Box::leak((0..CHUNK_SIZE * 2 + 10).map(|i| i as u8).collect());
         let file = StagedFile::embedded("big.bin", bytes);
         apply_deployment(&mut conn, "s", std::slice::from_ref(&file), "test").unwrap();
