@@ -381,6 +381,51 @@ pub fn apply_deployment(
     files: &[StagedFile],
     source: &str,
 ) -> rusqlite::Result<DeployResult> {
+    with_small_cache(conn, |conn| apply_in_transaction(conn, site, files, source))
+}
+
+/// The page cache of the connection writing or deleting blobs, in KiB. Those pages are
+/// written (or, for a GC, read once to free them) and never read back through the writer,
+/// so a full-size cache only fills with them: with the writer's 16 MiB cache a 100 MB
+/// deploy grew the server by the whole cache (scripts/bench_deploy.sh). With this one the
+/// dirty pages spill to the WAL sooner, which a large deploy does anyway; the time is
+/// the same.
+const BLOB_WORK_CACHE_KIB: i64 = 2 * 1024;
+
+/// Runs `work` with the connection's page cache at most `BLOB_WORK_CACHE_KIB`, then puts
+/// back the size it had. Lowering the size frees the cached pages above it; the cache
+/// refills with what the writer reads afterwards.
+fn with_small_cache<T>(
+    conn: &mut Connection,
+    work: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let previous: i64 = conn.pragma_query_value(None, "cache_size", |r| r.get(0))?;
+    // Negative: KiB; positive: pages.
+    let previous_kib = if previous < 0 {
+        previous.saturating_neg()
+    } else {
+        let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        previous.saturating_mul(page_size) / 1024
+    };
+    if previous_kib <= BLOB_WORK_CACHE_KIB {
+        return work(conn);
+    }
+    conn.pragma_update(None, "cache_size", -BLOB_WORK_CACHE_KIB)?;
+    let result = work(conn);
+    // The work is committed (or rolled back) by now: failing to restore the size only
+    // leaves a smaller cache, so it is logged, never reported as the work's failure.
+    if let Err(e) = conn.pragma_update(None, "cache_size", previous) {
+        log::warn!("restoring the writer's cache_size to {previous}: {e}");
+    }
+    result
+}
+
+fn apply_in_transaction(
+    conn: &mut Connection,
+    site: &str,
+    files: &[StagedFile],
+    source: &str,
+) -> rusqlite::Result<DeployResult> {
     let now = unix_now();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute(
@@ -699,6 +744,14 @@ pub struct SiteRemoval {
 /// file uses, in one transaction. `None` when there is no such site. Refusing the system
 /// sites is the caller's policy.
 pub fn delete_site(conn: &mut Connection, site: &str) -> rusqlite::Result<Option<SiteRemoval>> {
+    // Deletes the site's unshared blobs: the same small cache as `prune_and_gc`.
+    with_small_cache(conn, |conn| delete_site_in_transaction(conn, site))
+}
+
+fn delete_site_in_transaction(
+    conn: &mut Connection,
+    site: &str,
+) -> rusqlite::Result<Option<SiteRemoval>> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     if !site_exists(&tx, site)? {
         return Ok(None);
@@ -795,14 +848,18 @@ pub fn gc_blobs(conn: &Connection, candidates: &[[u8; 32]]) -> rusqlite::Result<
 /// site's current one, then deletes the blobs nothing references any more, in one
 /// transaction.
 pub fn prune_and_gc(conn: &mut Connection, keep: usize) -> rusqlite::Result<GcReport> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let (removed, candidates) = prune_deployments(&tx, keep.max(1))?;
-    let (blobs_removed, bytes_freed) = gc_blobs(&tx, &candidates)?;
-    tx.commit()?;
-    Ok(GcReport {
-        deployments_removed: removed.len() as u64,
-        blobs_removed,
-        bytes_freed,
+    // Deleting a blob reads every page of its chunks (SQLite walks overflow chains to free
+    // them): the same small cache as a deploy.
+    with_small_cache(conn, |conn| {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (removed, candidates) = prune_deployments(&tx, keep.max(1))?;
+        let (blobs_removed, bytes_freed) = gc_blobs(&tx, &candidates)?;
+        tx.commit()?;
+        Ok(GcReport {
+            deployments_removed: removed.len() as u64,
+            blobs_removed,
+            bytes_freed,
+        })
     })
 }
 
@@ -849,6 +906,31 @@ mod tests {
         apply_deployment(conn, site, &staged, "test")
             .unwrap()
             .deployment
+    }
+
+    #[test]
+    fn deploys_and_gc_put_back_the_cache_size_they_lowered() {
+        let cache_size = |conn: &Connection| -> i64 {
+            conn.pragma_query_value(None, "cache_size", |r| r.get(0))
+                .unwrap()
+        };
+        let mut conn = test_db();
+        conn.pragma_update(None, "cache_size", -16384).unwrap();
+        let seen_inside = with_small_cache(&mut conn, |conn| Ok(cache_size(conn))).unwrap();
+        assert_eq!(seen_inside, -BLOB_WORK_CACHE_KIB);
+        deploy(&mut conn, "blog", &[("index.html", "one")]);
+        prune_and_gc(&mut conn, 1).unwrap();
+        assert_eq!(cache_size(&conn), -16384);
+        // Already small (in pages here): left alone.
+        conn.pragma_update(None, "cache_size", 100).unwrap();
+        let seen_inside = with_small_cache(&mut conn, |conn| Ok(cache_size(conn))).unwrap();
+        assert_eq!(seen_inside, 100);
+        // A failed deploy restores it too.
+        conn.pragma_update(None, "cache_size", -8192).unwrap();
+        let failed: rusqlite::Result<()> =
+            with_small_cache(&mut conn, |_| Err(rusqlite::Error::InvalidQuery));
+        assert!(failed.is_err());
+        assert_eq!(cache_size(&conn), -8192);
     }
 
     fn current(conn: &Connection, site: &str) -> Option<i64> {
