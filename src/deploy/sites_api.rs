@@ -224,7 +224,7 @@ fn delete_site(app: &App, site: &str) -> Response {
             return Ok(None);
         };
         // Old deployments of other sites may be waiting for a collection too.
-        let pruned = store::prune_and_gc(conn, keep)?;
+        let pruned = store::prune_and_gc(conn, keep, &[])?;
         Ok(Some((removal, pruned)))
     });
     match outcome {
