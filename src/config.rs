@@ -46,8 +46,9 @@ pub struct Config {
     /// otherwise count each view twice.
     pub auto_pageviews: bool,
     /// Deployments kept per site for rollback (`FAZT_KEEP_DEPLOYMENTS`, default 10); older
-    /// ones, except a site's current one, are deleted after a deploy, and then the blobs
-    /// nothing references any more.
+    /// ones, except a site's current one and the one a deploy just replaced (requests may
+    /// still be reading it; it goes at the next deploy), are deleted after a deploy, and
+    /// then the blobs nothing references any more.
     pub keep_deployments: usize,
     /// Upload size, rate and archive limits of deploys (`FAZT_MAX_UPLOAD`,
     /// `FAZT_DEPLOY_RATE`, `FAZT_DEPLOY_MAX_FILES`, `FAZT_DEPLOY_MAX_BYTES`).

@@ -95,7 +95,10 @@ fn sites_and_deployments_are_listed_newest_first() {
     );
     assert!(blog["updated_at"].as_i64().unwrap() > 1_700_000_000);
     assert_eq!(blog["url"], format!("http://blog.localhost:{port}/"));
-    assert_eq!(list["sites"][2]["url"], format!("http://localhost:{port}/"));
+    assert_eq!(
+        list["sites"][2]["url"],
+        format!("http://root.localhost:{port}/")
+    );
 
     let deployments = get_json(&server, "/api/sites/blog/deployments");
     assert_eq!(deployments["site"], "blog");

@@ -381,8 +381,11 @@ fn deploy(
     let writer_site = site.clone();
     let result = app.writer.call(move |conn| {
         let result = store::apply_deployment(conn, &writer_site, &files, "deploy")?;
-        // The deploy is committed; pruning is housekeeping and must not fail it.
-        if let Err(e) = store::prune_and_gc(conn, keep) {
+        // The deploy is committed; pruning is housekeeping and must not fail it. The
+        // replaced deployment is still being read by requests that resolved it before
+        // the flip: it stays until the next collection.
+        let spared: Vec<i64> = result.previous.into_iter().collect();
+        if let Err(e) = store::prune_and_gc(conn, keep, &spared) {
             log::error!("pruning old deployments after deploying {writer_site}: {e}");
         }
         if let Err(e) = writer_app.sites.reload(conn) {

@@ -21,14 +21,15 @@ use crate::vfs::store::{self, RollbackOutcome};
 use serde_json::json;
 
 /// The public URL of a site: `http://<name>.<domain>/`, `http://<domain>/` for `root`,
-/// with the public listener's port unless it is 80.
+/// with the public listener's port unless it is 80. Bare `localhost` is the admin host
+/// (the router's rule), so with the domain `localhost` root is `http://root.localhost/`.
 pub fn site_url(config: &Config, name: &str) -> String {
     let port = match config.listen.port() {
         80 => String::new(),
         port => format!(":{port}"),
     };
     let domain = &config.domain;
-    if name == "root" {
+    if name == "root" && domain != "localhost" {
         format!("http://{domain}{port}/")
     } else {
         format!("http://{name}.{domain}{port}/")
@@ -223,7 +224,7 @@ fn delete_site(app: &App, site: &str) -> Response {
             return Ok(None);
         };
         // Old deployments of other sites may be waiting for a collection too.
-        let pruned = store::prune_and_gc(conn, keep)?;
+        let pruned = store::prune_and_gc(conn, keep, &[])?;
         Ok(Some((removal, pruned)))
     });
     match outcome {
@@ -292,7 +293,8 @@ mod tests {
     fn site_urls() {
         let local = config("127.0.0.1:4698", "localhost");
         assert_eq!(site_url(&local, "blog"), "http://blog.localhost:4698/");
-        assert_eq!(site_url(&local, "root"), "http://localhost:4698/");
+        // Bare `localhost` routes to the admin API, not to the root site.
+        assert_eq!(site_url(&local, "root"), "http://root.localhost:4698/");
         assert_eq!(site_url(&local, "404"), "http://404.localhost:4698/");
         let public = config("0.0.0.0:80", "example.com");
         assert_eq!(site_url(&public, "blog"), "http://blog.example.com/");

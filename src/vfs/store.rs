@@ -781,13 +781,15 @@ fn delete_site_in_transaction(
 }
 
 /// Deletes every deployment beyond the newest `keep` of its site, except a site's current
-/// one (after a rollback it may be older). File rows go with them (cascade). Returns the
-/// deleted ids and the blobs their files used (candidates for [`gc_blobs`]).
+/// one (after a rollback it may be older) and those in `spared`. File rows go with them
+/// (cascade). Returns the deleted ids and the blobs their files used (candidates for
+/// [`gc_blobs`]).
 pub fn prune_deployments(
     conn: &Connection,
     keep: usize,
+    spared: &[i64],
 ) -> rusqlite::Result<(Vec<i64>, Vec<[u8; 32]>)> {
-    let doomed: Vec<i64> = conn
+    let mut doomed: Vec<i64> = conn
         .prepare_cached(
             "SELECT r.id FROM (
                  SELECT id, site, ROW_NUMBER() OVER (PARTITION BY site ORDER BY id DESC) AS rank
@@ -798,6 +800,7 @@ pub fn prune_deployments(
         )?
         .query_map(params![keep as i64], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
+    doomed.retain(|id| !spared.contains(id));
     let candidates = blobs_of(conn, &doomed)?;
     let mut delete = conn.prepare_cached("DELETE FROM deployments WHERE id = ?1")?;
     for id in &doomed {
@@ -844,15 +847,24 @@ pub fn gc_blobs(conn: &Connection, candidates: &[[u8; 32]]) -> rusqlite::Result<
 }
 
 /// Garbage collection, run by the writer after a deploy (and so serialised with
-/// [`apply_deployment`]): keeps the newest `keep` deployments of every site and each
-/// site's current one, then deletes the blobs nothing references any more, in one
-/// transaction.
-pub fn prune_and_gc(conn: &mut Connection, keep: usize) -> rusqlite::Result<GcReport> {
+/// [`apply_deployment`]): keeps the newest `keep` deployments of every site, each site's
+/// current one and those in `spared`, then deletes the blobs nothing references any more,
+/// in one transaction.
+///
+/// A deploy spares the deployment it replaced: requests that resolved the site just
+/// before the flip still look its files up, and large files stream chunk by chunk from
+/// their blobs, so deleting it at once (`keep` 1) answers them 404 or cuts them off
+/// mid-body. It goes at the next collection.
+pub fn prune_and_gc(
+    conn: &mut Connection,
+    keep: usize,
+    spared: &[i64],
+) -> rusqlite::Result<GcReport> {
     // Deleting a blob reads every page of its chunks (SQLite walks overflow chains to free
     // them): the same small cache as a deploy.
     with_small_cache(conn, |conn| {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let (removed, candidates) = prune_deployments(&tx, keep.max(1))?;
+        let (removed, candidates) = prune_deployments(&tx, keep.max(1), spared)?;
         let (blobs_removed, bytes_freed) = gc_blobs(&tx, &candidates)?;
         tx.commit()?;
         Ok(GcReport {
@@ -1015,7 +1027,7 @@ mod tests {
         let shop = deploy(&mut conn, "shop", &[("index.html", "blog 1"), shared]);
         assert_eq!(count(&conn, "SELECT COUNT(*) FROM blobs"), 6);
 
-        let report = prune_and_gc(&mut conn, 2).unwrap();
+        let report = prune_and_gc(&mut conn, 2, &[]).unwrap();
         let ids: Vec<i64> = conn
             .prepare("SELECT id FROM deployments WHERE site = 'blog' ORDER BY id")
             .unwrap()
@@ -1043,7 +1055,26 @@ mod tests {
             0
         );
         // Nothing more to do the second time.
-        assert_eq!(prune_and_gc(&mut conn, 2).unwrap(), GcReport::default());
+        assert_eq!(
+            prune_and_gc(&mut conn, 2, &[]).unwrap(),
+            GcReport::default()
+        );
+    }
+
+    #[test]
+    fn a_spared_deployment_and_its_blobs_survive_one_collection() {
+        let mut conn = test_db();
+        let old = deploy(&mut conn, "blog", &[("index.html", "old")]);
+        let new = deploy(&mut conn, "blog", &[("index.html", "new")]);
+        assert_eq!(
+            prune_and_gc(&mut conn, 1, &[old]).unwrap(),
+            GcReport::default()
+        );
+        assert_eq!(count(&conn, "SELECT COUNT(*) FROM blobs"), 2);
+        let report = prune_and_gc(&mut conn, 1, &[]).unwrap();
+        assert_eq!(report.deployments_removed, 1);
+        assert_eq!(report.blobs_removed, 1);
+        assert_eq!(current(&conn, "blog"), Some(new));
     }
 
     #[test]

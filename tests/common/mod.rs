@@ -2,6 +2,8 @@
 //! temporary data directory, and speaks raw HTTP/1.1 to it.
 #![allow(dead_code)]
 
+pub mod zips;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
