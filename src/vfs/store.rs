@@ -931,7 +931,7 @@ mod tests {
         let seen_inside = with_small_cache(&mut conn, |conn| Ok(cache_size(conn))).unwrap();
         assert_eq!(seen_inside, -BLOB_WORK_CACHE_KIB);
         deploy(&mut conn, "blog", &[("index.html", "one")]);
-        prune_and_gc(&mut conn, 1).unwrap();
+        prune_and_gc(&mut conn, 1, &[]).unwrap();
         assert_eq!(cache_size(&conn), -16384);
         // Already small (in pages here): left alone.
         conn.pragma_update(None, "cache_size", 100).unwrap();
