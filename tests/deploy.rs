@@ -794,6 +794,9 @@ fn oversize_uploads_get_413_without_the_body_being_read() {
         1 << 40,
     );
     assert_eq!(r.status, 413);
+    // Without a valid key the answer is 401: the limit is not told to strangers.
+    let r = head_only(&server, None, "/api/deploy?site=blog", 1 << 40);
+    assert_eq!(r.status, 401, "{}", r.text());
 
     // Chunked: refused once the bytes read pass the limit; the body never ends.
     let head = deploy_head(

@@ -172,6 +172,13 @@ pub fn refuse_early(app: &App, request: &Request) -> Option<Response> {
             return Some(response);
         }
     }
+    if app.deployer.is_busy() {
+        return Some(busy());
+    }
+    if let Err(e) = app.disk.check() {
+        return Some(Response::error(e.status(), &e.to_string()));
+    }
+    // Counted last: a deploy refused as busy or for disk space is not one of the key's.
     if let Err(wait) = app.deployer.admit(&key.id, Instant::now()) {
         DEPLOY_STATS.rate_limited.inc();
         let message = format!(
@@ -179,12 +186,6 @@ pub fn refuse_early(app: &App, request: &Request) -> Option<Response> {
             app.deployer.limits.rate_per_minute
         );
         return Some(Response::error(429, &message).header("Retry-After", wait.to_string()));
-    }
-    if app.deployer.is_busy() {
-        return Some(busy());
-    }
-    if let Err(e) = app.disk.check() {
-        return Some(Response::error(e.status(), &e.to_string()));
     }
     None
 }

@@ -375,22 +375,26 @@ impl Conn {
         self.inbuf.drain(..head_len);
         self.scanner.reset();
         self.head_started = None;
-        let limit = svc.body_limit(&request);
         let framing = match framing {
             Framing::None => {
                 self.dispatch(request, svc, token, ctx);
                 return true;
             }
-            Framing::Length(n) if n > limit => {
-                self.fail(HttpError::PayloadTooLarge { limit }, ctx);
-                return false;
-            }
             Framing::Length(n) => BodyFraming::Length(n),
             Framing::Chunked => BodyFraming::Chunked(ChunkedDecoder::default()),
         };
+        // Before the size check, so a client without a valid key learns nothing, not even
+        // the upload limit.
         if let Some(refusal) = svc.refuse_early(&request) {
             self.refuse(refusal, ctx);
             return false;
+        }
+        let limit = svc.body_limit(&request);
+        if let BodyFraming::Length(n) = framing {
+            if n > limit {
+                self.fail(HttpError::PayloadTooLarge { limit }, ctx);
+                return false;
+            }
         }
         if expect_continue && self.inbuf.is_empty() {
             self.push_out(Body::Static(b"HTTP/1.1 100 Continue\r\n\r\n"));
