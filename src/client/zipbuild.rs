@@ -75,16 +75,13 @@ pub fn build(files: &[StagedFile], temp_dir: &Path) -> Result<Archive, String> {
             .large_file(staged.size >= u64::from(u32::MAX));
         zip.start_file(staged.path.as_str(), options)
             .map_err(|e| format!("adding {} to the archive: {e}", staged.path))?;
-        let copied = match &staged.source {
-            FileSource::Disk(path) => File::open(path)
-                .and_then(|mut source| copy(&mut source, &mut zip, &mut buf))
-                .map_err(|e| format!("{}: {e}", path.display()))?,
-            FileSource::Embedded(bytes) => {
-                zip.write_all(bytes)
-                    .map_err(|e| format!("adding {} to the archive: {e}", staged.path))?;
-                bytes.len() as u64
-            }
-        };
+        let copied = staged
+            .reader()
+            .and_then(|mut source| copy(&mut source, &mut zip, &mut buf))
+            .map_err(|e| match &staged.source {
+                FileSource::Disk(path) => format!("{}: {e}", path.display()),
+                _ => format!("adding {} to the archive: {e}", staged.path),
+            })?;
         content_bytes += copied;
     }
     let writer = zip

@@ -8,14 +8,16 @@
 //!
 //! Invariants:
 //! - memory does not grow with the archive: the central directory is walked one entry at a
-//!   time ([`ZipIterable`]) and each entry is streamed through one fixed buffer into its own
-//!   temp file while it is hashed;
+//!   time ([`ZipIterable`]) and each entry is streamed through one fixed buffer into one
+//!   temp file, `entries.pack`, while it is hashed; each staged file is a byte range of it
+//!   (one file per deploy: creating and deleting a file per entry cost more than writing
+//!   the bytes);
 //! - limits are enforced on the bytes actually decompressed, each entry read through a
 //!   `take(limit + 1)`, so an entry that lies about its size is stopped one byte past the
 //!   limit; an entry whose bytes differ in length from its header is refused as well;
-//! - temp files are named by entry index (`entry-000001.part`), never by entry name, so no
-//!   name can reach outside `out_dir` whatever the validation below lets through;
-//! - on any error every temp file this call created is removed.
+//! - no entry name is ever used as a file name, so no name can reach outside `out_dir`
+//!   whatever the validation below lets through;
+//! - on any error the pack file is removed.
 //!
 //! Entry names are taken literally (`100%.txt` is the file `100%.txt`): empty and `.`
 //! components are dropped (`./a//b` is `a/b`), everything else that could not be a site
@@ -28,6 +30,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::fs::OpenOptions;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::sync::Arc;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use zip::read::ZipReadOptions;
@@ -53,6 +56,8 @@ pub const DEFAULT_RATIO_FLOOR_BYTES: u64 = 1024 * 1024;
 
 /// Bytes copied per read from an entry into its temp file.
 const COPY_BUFFER_BYTES: usize = 64 * 1024;
+/// The one temp file in `out_dir` that holds every extracted entry.
+const PACK_FILE: &str = "entries.pack";
 /// Longest entry name shown in an error message; names may be up to 64 KiB.
 const MAX_SHOWN_NAME_CHARS: usize = 200;
 
@@ -199,6 +204,16 @@ fn extract_into<R: Read + Seek>(
     let mut skipped_hidden = 0usize;
     let mut buf = vec![0u8; COPY_BUFFER_BYTES];
     let mut index = 0usize;
+    let pack_path = out_dir.join(PACK_FILE);
+    let pack = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&pack_path)
+        .map_err(|e| io_error(format!("creating {}", pack_path.display()), e))?;
+    created.push(pack_path.clone());
+    let pack = Arc::new(pack);
+    let mut packed_bytes = 0u64;
 
     while let Some(entry) = entries.next() {
         index += 1;
@@ -243,14 +258,6 @@ fn extract_into<R: Read + Seek>(
         let declared = entry.size();
         check_declared(declared, entry.compressed_size(), total_bytes, limits).map_err(refuse)?;
 
-        let temp = out_dir.join(format!("entry-{index:06}.part"));
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .map_err(|e| io_error(format!("creating {}", temp.display()), e))?;
-        created.push(temp.clone());
-
         let mut content = entry
             .with_reader(entries.reader_mut(), ZipReadOptions::new())
             .map_err(|e| {
@@ -281,23 +288,27 @@ fn extract_into<R: Read + Seek>(
             let packed = consumed.get() - consumed_before;
             check_read(size, packed, declared, total_bytes, limits).map_err(refuse)?;
             hasher.update(&buf[..n]);
-            out.write_all(&buf[..n])
-                .map_err(|e| io_error(format!("writing {}", temp.display()), e))?;
+            (&*pack)
+                .write_all(&buf[..n])
+                .map_err(|e| io_error(format!("writing {}", pack_path.display()), e))?;
         }
         if size != declared {
             return Err(refuse(format!(
                 "holds {size} bytes but its header declares {declared}"
             )));
         }
-        drop(out);
         total_bytes += size;
         files.push(StagedFile {
             mime: crate::vfs::rules::mime_for(&path),
             path,
-            source: FileSource::Disk(temp),
+            source: FileSource::Packed {
+                file: Arc::clone(&pack),
+                offset: packed_bytes,
+            },
             size,
             sha256: hasher.finalize().into(),
         });
+        packed_bytes += size;
     }
 
     if files.is_empty() {

@@ -295,6 +295,7 @@ fn run_job(app: &Arc<App>, job: DeployJob) {
     // The spooled body goes with the request, before the client hears back.
     drop(request);
     reply(response);
+    crate::sys::release_free_memory();
 }
 
 /// Why a deploy failed; each maps to its status here and nowhere else.

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Bytes per stored chunk: a streamed response holds one chunk at a time.
 pub const CHUNK_SIZE: usize = 128 * 1024;
@@ -214,6 +215,36 @@ impl SiteTable {
 pub enum FileSource {
     Disk(PathBuf),
     Embedded(&'static [u8]),
+    /// `size` bytes at `offset` of a shared file: a deploy's extracted entries are packed
+    /// into one temp file, so a deploy creates one file, not one per entry (creating and
+    /// deleting thousands of files cost more than writing their bytes).
+    Packed { file: Arc<File>, offset: u64 },
+}
+
+/// Reads a byte range of a shared file by position, leaving the file's offset alone.
+struct PackedReader<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for PackedReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let want = (self.end - self.pos).min(buf.len() as u64) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the packed file ended early",
+            ));
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
 }
 
 /// A file ready to be written into a deployment: path normalised, bytes hashed.
@@ -227,6 +258,19 @@ pub struct StagedFile {
 }
 
 impl StagedFile {
+    /// The file's bytes, from wherever they are.
+    pub fn reader(&self) -> io::Result<Box<dyn Read + '_>> {
+        Ok(match &self.source {
+            FileSource::Disk(path) => Box::new(File::open(path)?),
+            FileSource::Embedded(bytes) => Box::new(*bytes),
+            FileSource::Packed { file, offset } => Box::new(PackedReader {
+                file,
+                pos: *offset,
+                end: offset + self.size,
+            }),
+        })
+    }
+
     pub fn embedded(path: &str, bytes: &'static [u8]) -> StagedFile {
         StagedFile {
             path: path.to_string(),
@@ -517,26 +561,17 @@ fn store_blob(tx: &rusqlite::Transaction, file: &StagedFile, now: i64) -> rusqli
             .execute(params![&file.sha256[..], seq, data])
             .map(|_| ())
     };
-    match &file.source {
-        FileSource::Embedded(bytes) => {
-            for (seq, chunk) in bytes.chunks(CHUNK_SIZE).enumerate() {
-                put(seq as i64, chunk)?;
-            }
+    let io_err = |e: io::Error| corrupt(format!("{}: {e}", file.path));
+    let mut source = file.reader().map_err(io_err)?;
+    let mut buf = vec![0u8; CHUNK_SIZE];
+    let mut seq = 0i64;
+    loop {
+        let n = read_full(&mut source, &mut buf).map_err(io_err)?;
+        if n == 0 {
+            break;
         }
-        FileSource::Disk(path) => {
-            let io_err = |e: io::Error| corrupt(format!("{}: {e}", path.display()));
-            let mut source = File::open(path).map_err(io_err)?;
-            let mut buf = vec![0u8; CHUNK_SIZE];
-            let mut seq = 0i64;
-            loop {
-                let n = read_full(&mut source, &mut buf).map_err(io_err)?;
-                if n == 0 {
-                    break;
-                }
-                put(seq, &buf[..n])?;
-                seq += 1;
-            }
-        }
+        put(seq, &buf[..n])?;
+        seq += 1;
     }
     let digest: [u8; 32] = hasher.finalize().into();
     if digest != file.sha256 || written != file.size {
@@ -549,7 +584,7 @@ fn store_blob(tx: &rusqlite::Transaction, file: &StagedFile, now: i64) -> rusqli
 }
 
 /// Fills `buf` unless the source ends first; returns the bytes read.
-fn read_full(source: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+fn read_full(source: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match source.read(&mut buf[filled..]) {
