@@ -26,7 +26,9 @@
 #           processes get SIGTERM, must exit 0, and the rows of `events` in their databases must equal
 #           the 204s (200s for the landing page) wrk received over all their runs, warm-up included.
 #   writer  benches/analytics_writer.rs `compare`: EventStore::write_batch in batches of 10000 against
-#           a raw prepared INSERT of the same rows into the same table, bytes per stored event.
+#           a raw prepared INSERT of the same rows into the same table, bytes per stored event. The
+#           events span 60 s (a live-load density; the bench header says why), or
+#           ANALYTICS_BENCH_SPAN_SECS from the environment (2592000: 30 days of slow traffic).
 #   stats   benches/analytics_writer.rs `generate`: BENCH_STATS_EVENTS events over the 365 days up to
 #           now through EventStore::write_batch (fewer if they would not fit BENCH_STATS_BUDGET
 #           seconds, said so in the summary), then fazt on that data dir answers GET /api/stats for
@@ -400,7 +402,7 @@ if selected writer; then
     ANALYTICS_BENCH=1 ANALYTICS_BENCH_DIR=$TMP/writer-scratch spawn_wait "$WRITER" compare \
         >"$TMP/writer.kv" 2>"$TMP/writer.err" || die "analytics_writer compare failed: $(tail -20 "$TMP/writer.err")"
     kv_into writer "$TMP/writer.kv"
-    log "writer: $(get writer.writer_eps) events/s vs raw $(get writer.raw_eps) events/s (ratio $(get writer.ratio)); $(get writer.bytes_per_event) B/event"
+    log "writer ($(get writer.events) events over $(get writer.span_secs) s): $(get writer.writer_eps) events/s vs raw $(get writer.raw_eps) events/s (ratio $(get writer.ratio)); $(get writer.bytes_per_event) B/event"
 fi
 
 # ---------------------------------------------------------------- 5. stats over a year
@@ -494,7 +496,7 @@ summary() {
         row "   ingestion (batched events/s) / static" "$(get ratio.static)x" ">= 0.7x" "$(verdict "$(get ratio.static)" '>=' 0.7); by HTTP 204/s: $(get ratio.static_http)x"
     fi
     if selected writer; then
-        echo "4. writer path alone (benches/analytics_writer.rs compare): $(get writer.events) events, batches of $(get writer.batch), fresh migrated DBs, median of $(get writer.rounds)"
+        echo "4. writer path alone (benches/analytics_writer.rs compare): $(get writer.events) events over $(get writer.span_secs) s, batches of $(get writer.batch), fresh migrated DBs, median of $(get writer.rounds)"
         row "EventStore::write_batch (strings, rows, roll-ups)" "$(get writer.writer_eps) events/s" "" "rounds $(get writer.writer_eps_all)"
         row "raw prepared INSERT into events only" "$(get writer.raw_eps) events/s" "" "rounds $(get writer.raw_eps_all)"
         row "  writer / raw" "$(get writer.ratio)x" ">= 0.7x" "$(verdict "$(get writer.ratio)" '>=' 0.7); writer SQL statements per event $(get writer.writer_statements_per_event)"

@@ -11,11 +11,15 @@
 //!   hour/day/month, the count of each value. A visitor is counted in the hour of their
 //!   earliest event in the batch that first saw them that day (events arrive in time
 //!   order, so that is their first event of the day).
-//! - The in-memory string-id cache only holds ids of committed rows: it is cleared when a
-//!   batch fails, since ids inserted by a rolled-back transaction do not exist.
+//! - The in-memory caches (string ids, visitor-days) only hold committed rows: they are
+//!   cleared when a batch fails, since rows inserted by a rolled-back transaction do not
+//!   exist. A visitor-day in the cache is in `visitors_daily`, so its insert is skipped
+//!   (same answer: it would be ignored); one not in the cache is looked up by the insert.
+//!   Only `fazt db prune --rollups` deletes `visitors_daily` rows, of days before its
+//!   cutoff, which live events (stamped at ingest) never reach.
 //! - Nothing here deletes strings: ids stay valid for as long as the database lives.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::io::Read;
 
@@ -50,6 +54,9 @@ pub const DIMS: [i64; 5] = [DIM_PATH, DIM_REFERRER, DIM_TYPE, DIM_TAG, DIM_REDIR
 /// Past this many cached strings the cache starts over (a few MB at most); the database
 /// remains the source of truth, so this only costs some lookups.
 const MAX_CACHED_STRINGS: usize = 100_000;
+/// Past this many cached visitor-days (~40 bytes each in the set, so ~4 MB) the visitor
+/// cache starts over, like the string cache.
+const MAX_KNOWN_VISITORS: usize = 100_000;
 
 /// Seconds per roll-up hour and day.
 const HOUR: i64 = 3_600;
@@ -126,8 +133,14 @@ struct HourTotals {
 /// one per writer for the life of the connection.
 pub struct EventStore {
     /// One map per `strings.kind` (index kind - 1), so lookups borrow a `&str`.
-    ids: [HashMap<String, i64>; KINDS],
+    ids: [FastMap<String, i64>; KINDS],
     cached: usize,
+    /// (domain, day, visitor) rows committed to `visitors_daily`, of the newest day seen
+    /// and the day before. Under live load a visitor's events span many batches a day:
+    /// without this, every batch would look each of them up again.
+    known_visitors: FastSet<(i64, i64, i64)>,
+    /// The newest day in `known_visitors`.
+    known_day: i64,
     disk: Option<DiskGuard>,
     tally: BatchTally,
 }
@@ -139,6 +152,8 @@ impl EventStore {
         EventStore {
             ids: Default::default(),
             cached: 0,
+            known_visitors: FastSet::default(),
+            known_day: i64::MIN,
             disk,
             tally: BatchTally::default(),
         }
@@ -161,10 +176,15 @@ impl EventStore {
         if self.cached > MAX_CACHED_STRINGS {
             self.clear_cache();
         }
+        if self.known_visitors.len() > MAX_KNOWN_VISITORS {
+            self.known_visitors.clear();
+        }
         let result = self.write_in_transaction(conn, batch);
-        if result.is_err() {
-            // Ids interned by the rolled-back transaction do not exist any more.
-            self.clear_cache();
+        match &result {
+            Ok(()) => self.remember_visitors(),
+            // Ids interned and visitors inserted by the rolled-back transaction do not
+            // exist any more.
+            Err(_) => self.clear_cache(),
         }
         result
     }
@@ -174,6 +194,21 @@ impl EventStore {
             map.clear();
         }
         self.cached = 0;
+        self.known_visitors.clear();
+        self.tally.new_visitors.clear();
+    }
+
+    /// Adds the committed batch's visitor-days to the cache, keeping the newest day and
+    /// the one before (events near midnight may still arrive for it).
+    fn remember_visitors(&mut self) {
+        let newest = self.tally.new_visitors.iter().map(|&(_, day, _)| day).max();
+        if let Some(newest) = newest.filter(|&d| d > self.known_day) {
+            self.known_day = newest;
+            self.known_visitors
+                .retain(|&(_, day, _)| day >= newest.saturating_sub(1));
+        }
+        self.known_visitors
+            .extend(self.tally.new_visitors.drain(..));
     }
 
     fn write_in_transaction(
@@ -188,7 +223,7 @@ impl EventStore {
         tally.clear();
         let result = self
             .insert_events(&tx, batch, &mut tally)
-            .and_then(|()| write_rollups(&tx, &mut tally));
+            .and_then(|()| write_rollups(&tx, &mut tally, &self.known_visitors));
         // Keep the allocations for the next batch.
         self.tally = tally;
         result?;
@@ -324,6 +359,8 @@ pub(crate) struct BatchTally {
     hours: FastMap<(i64, i64), HourTotals>,
     /// (domain, day, visitor) -> the earliest hour of that visitor's events in the batch.
     visitors: FastMap<(i64, i64, i64), i64>,
+    /// The batch's visitor-days that were not cached: in `visitors_daily` once it commits.
+    new_visitors: Vec<(i64, i64, i64)>,
     /// (domain, dim, hour, key) -> count.
     hour_dims: FastMap<(i64, i64, i64, i64), i64>,
     /// Roll-up rows `[domain, dim, unit, key, count]` of one grain at a time.
@@ -335,19 +372,34 @@ impl BatchTally {
     fn clear(&mut self) {
         self.hours.clear();
         self.visitors.clear();
+        self.new_visitors.clear();
         self.hour_dims.clear();
         self.rows.clear();
         self.coarser.clear();
     }
 }
 
-/// A hash map for integer keys the writer produces itself (string ids, hours, visitor
-/// hashes already salted per day), where SipHash's cost buys nothing.
+/// The writer's hash maps: integer keys it produces itself (string ids, hours, visitor
+/// hashes already salted per day) and the string-id cache, 4-5 lookups per event where
+/// SipHash showed up in profiles (a tenth of the writer at first). The cache's keys come
+/// from clients, but each map has its own random seed, is never iterated where a client
+/// could see the order, and holds at most `MAX_CACHED_STRINGS` entries, so a flood of
+/// crafted collisions has little to aim at.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
 /// Writes the batch's `visitors_daily`, `rollup_hourly` and dimension roll-up rows.
-fn write_rollups(tx: &Connection, tally: &mut BatchTally) -> Result<(), DbError> {
-    let mut visitors: Vec<((i64, i64, i64), i64)> = tally.visitors.drain().collect();
+/// `known_visitors`: visitor-days already in `visitors_daily` (committed earlier).
+fn write_rollups(
+    tx: &Connection,
+    tally: &mut BatchTally,
+    known_visitors: &FastSet<(i64, i64, i64)>,
+) -> Result<(), DbError> {
+    let mut visitors: Vec<((i64, i64, i64), i64)> = tally
+        .visitors
+        .drain()
+        .filter(|(visitor_day, _)| !known_visitors.contains(visitor_day))
+        .collect();
     visitors.sort_unstable();
     {
         let mut seen = tx
@@ -356,6 +408,7 @@ fn write_rollups(tx: &Connection, tally: &mut BatchTally) -> Result<(), DbError>
             )
             .context("preparing the visitor insert")?;
         for ((domain, day, visitor), hour) in visitors {
+            tally.new_visitors.push((domain, day, visitor));
             if seen
                 .execute(params![domain, day, visitor])
                 .context("recording a daily visitor")?
@@ -753,6 +806,66 @@ pub(crate) mod tests {
         conn.execute_batch("DROP TRIGGER inject").unwrap();
         store.write_batch(&mut conn, &[newcomer]).unwrap();
         assert_eq!(visitors_in_hour(&conn, 2), 2);
+    }
+
+    fn visitors_on_day(conn: &Connection, day: i64) -> i64 {
+        conn.query_row(
+            "SELECT coalesce(sum(visitors), 0) FROM rollup_hourly \
+             WHERE hour >= ?1 * 24 AND hour < (?1 + 1) * 24",
+            params![day],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn cached_visitors_are_counted_once_a_day_across_batches_days_and_restarts() {
+        let mut conn = migrated();
+        let mut store = EventStore::new(None);
+        let at = |ts: i64, visitor: u64| Event {
+            visitor,
+            ..event(ts, "a.com", "/", PAGEVIEW, &[])
+        };
+        // Day 1: visitors 1 and 2, over several batches (the later ones hit the cache).
+        for ts in [DAY + 10, DAY + 20, DAY + 3_700] {
+            store
+                .write_batch(&mut conn, &[at(ts, 1), at(ts + 1, 2)])
+                .unwrap();
+        }
+        assert_eq!(visitors_on_day(&conn, 1), 2);
+        // Day 2 and day 3: the same visitors are new each day. Day 1 leaves the cache when
+        // day 3 arrives; a late day-1 event after that is found in the database.
+        store
+            .write_batch(&mut conn, &[at(2 * DAY + 5, 1), at(2 * DAY + 6, 2)])
+            .unwrap();
+        store.write_batch(&mut conn, &[at(3 * DAY + 5, 1)]).unwrap();
+        assert!(store.known_visitors.iter().all(|&(_, day, _)| day >= 2));
+        store
+            .write_batch(&mut conn, &[at(DAY + 7_300, 2), at(DAY + 7_301, 3)])
+            .unwrap();
+        assert_eq!(
+            [1, 2, 3].map(|day| visitors_on_day(&conn, day)),
+            [3, 2, 1],
+            "day 1 gained only visitor 3"
+        );
+        // A restarted writer (empty cache) does not count them again.
+        let mut restarted = EventStore::new(None);
+        restarted
+            .write_batch(&mut conn, &[at(3 * DAY + 50, 1), at(3 * DAY + 51, 2)])
+            .unwrap();
+        assert_eq!(
+            visitors_on_day(&conn, 3),
+            2,
+            "only visitor 2 is new on day 3"
+        );
+        restarted
+            .write_batch(&mut conn, &[at(3 * DAY + 60, 1), at(3 * DAY + 61, 2)])
+            .unwrap();
+        assert_eq!(visitors_on_day(&conn, 3), 2);
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM visitors_daily", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 3 + 2 + 2);
     }
 
     #[test]
