@@ -125,7 +125,11 @@ fn normal_archive_is_extracted_byte_exact() {
     };
     assert!(mime("index.html").starts_with("text/html"));
     assert!(mime("css/site.css").starts_with("text/css"));
-    assert_eq!(dir_entries(out.path()), 1, "every entry is in one pack file");
+    assert_eq!(
+        dir_entries(out.path()),
+        1,
+        "every entry is in one pack file"
+    );
 }
 
 #[test]

@@ -218,7 +218,10 @@ pub enum FileSource {
     /// `size` bytes at `offset` of a shared file: a deploy's extracted entries are packed
     /// into one temp file, so a deploy creates one file, not one per entry (creating and
     /// deleting thousands of files cost more than writing their bytes).
-    Packed { file: Arc<File>, offset: u64 },
+    Packed {
+        file: Arc<File>,
+        offset: u64,
+    },
 }
 
 /// Reads a byte range of a shared file by position, leaving the file's offset alone.
