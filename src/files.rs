@@ -5,13 +5,15 @@
 
 use crate::http::{Body, Method, Request, Response};
 use crate::vfs::rules::{content_range, parse_range, unsatisfied_range, RangeOutcome};
+use std::sync::Arc;
 
-/// What the response path needs to know about a file, besides its bytes.
+/// What the response path needs to know about a file, besides its bytes. The strings are
+/// shared with the cache entry, so answering from the cache copies none of them.
 #[derive(Clone, Debug)]
 pub struct FileMeta {
     /// Quoted strong ETag: the hex sha-256 of the content.
-    pub etag: String,
-    pub mime: String,
+    pub etag: Arc<str>,
+    pub mime: Arc<str>,
     pub cache_control: &'static str,
     pub size: u64,
 }
@@ -53,7 +55,7 @@ pub fn respond(
     // If-Range (RFC 9110 §13.1.5): a range only of the version the client already has;
     // anything but an exact strong match gets the whole current file.
     let range = match request.header_str("if-range") {
-        Some(validator) if validator != meta.etag => None,
+        Some(validator) if validator != &*meta.etag => None,
         _ => request.header_str("range"),
     };
     match parse_range(range, meta.size) {
@@ -76,7 +78,9 @@ pub fn respond(
 
 fn with_body(response: Response, meta: &FileMeta, body: Body) -> Response {
     let mut response = response;
-    response.headers.push(("Content-Type", meta.mime.clone()));
+    response
+        .headers
+        .push(("Content-Type", meta.mime.clone().into()));
     response.body = body;
     response
 }

@@ -9,6 +9,7 @@ use crate::vfs::cache::{CachedFile, SiteCache};
 use crate::vfs::path::{candidates, normalize};
 use crate::vfs::rules::cache_control;
 use crate::vfs::store::{self, BlobStream, FileRow, SiteTable};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// The page of last resort, when neither the site nor the `404` site has one.
@@ -124,7 +125,11 @@ impl SiteServer {
     }
 
     /// The first candidate path of `path` that exists in the site's current deployment.
-    fn resolve(&self, site: &str, path: &str) -> rusqlite::Result<Option<(Found, String)>> {
+    fn resolve<'p>(
+        &self,
+        site: &str,
+        path: &'p str,
+    ) -> rusqlite::Result<Option<(Found, Cow<'p, str>)>> {
         let Some(deployment) = self.table.current(site) else {
             return Ok(None);
         };
@@ -180,15 +185,15 @@ impl SiteServer {
     fn send(&self, request: &Request, found: Found, path: &str, status: u16) -> Response {
         let (meta, sha256) = match &found {
             Found::Cached(f) => (
-                meta(path, &f.mime, f.body.len() as u64, f.etag.clone()),
+                meta(path, f.mime.clone(), f.body.len() as u64, f.etag.clone()),
                 f.sha256,
             ),
             Found::Large(row) => (
                 meta(
                     path,
-                    &row.mime,
+                    Arc::from(row.mime.as_str()),
                     row.size,
-                    crate::files::etag_of_hash(&row.sha256),
+                    Arc::from(crate::files::etag_of_hash(&row.sha256)),
                 ),
                 row.sha256,
             ),
@@ -208,11 +213,11 @@ impl SiteServer {
     }
 }
 
-fn meta(path: &str, mime: &str, size: u64, etag: String) -> FileMeta {
+fn meta(path: &str, mime: Arc<str>, size: u64, etag: Arc<str>) -> FileMeta {
     FileMeta {
         etag,
-        mime: mime.to_string(),
-        cache_control: cache_control(path, mime),
+        cache_control: cache_control(path, &mime),
+        mime,
         size,
     }
 }

@@ -60,6 +60,9 @@ const LINGER_TIME: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 256 * 1024;
 /// Bodies at most this large are copied next to their head so both go in one write.
 const COALESCE_BODY: u64 = 16 * 1024;
+/// Largest sent buffer kept for the next response (see [`ConnCtx::spare_out`]): a head with
+/// a coalesced body fits.
+const SPARE_OUT_MAX: usize = 2 * COALESCE_BODY as usize;
 /// Stream chunks pulled per flush, so one fast reader of a large file can't hold the
 /// event loop: after this many the loop serves others and comes back (still writable).
 const STREAM_CHUNKS_PER_FLUSH: usize = 8;
@@ -185,7 +188,7 @@ impl Conn {
     }
 
     pub fn on_writable(&mut self, svc: &mut dyn Service, token: u64, ctx: &mut ConnCtx) {
-        self.flush(ctx.now);
+        self.flush(ctx.now, ctx.spare_out);
         if self.out.is_empty() {
             // Pipelined requests that waited for the queue to drain.
             self.pump(svc, token, ctx);
@@ -201,7 +204,7 @@ impl Conn {
             let before = (self.inbuf.len(), self.served);
             let queue_was_empty = self.out.is_empty();
             self.advance(svc, token, ctx);
-            self.flush(ctx.now);
+            self.flush(ctx.now, ctx.spare_out);
             // With an empty queue and no progress, what is buffered needs more input.
             let stuck = queue_was_empty && (self.inbuf.len(), self.served) == before;
             if !self.out.is_empty() || self.inbuf.is_empty() || stuck || self.broken {
@@ -294,7 +297,7 @@ impl Conn {
                 }
             },
         }
-        self.flush(now);
+        self.flush(now, ctx.spare_out);
     }
 
     /// The socket reported an error or a full hang-up: nothing more can be read or
@@ -493,8 +496,12 @@ impl Conn {
         METRICS.count_status(response.status);
         let keep_alive = self.answering_keep_alive && !response.close && !ctx.draining;
         let body_len = response.body.len();
-        let mut head = Vec::with_capacity(256 + body_len.min(COALESCE_BODY) as usize);
-        response.write_head(&mut head, ctx.date.get(), keep_alive);
+        let date = ctx.date.get();
+        let capacity = response.head_len_bound(date) + body_len.min(COALESCE_BODY) as usize;
+        let mut head = std::mem::take(ctx.spare_out);
+        head.clear();
+        head.reserve(capacity);
+        response.write_head(&mut head, date, keep_alive);
         let send_body = !self.answering_head && body_len > 0;
         let in_memory = !matches!(response.body, Body::Stream(_));
         if send_body && in_memory && body_len <= COALESCE_BODY {
@@ -535,8 +542,9 @@ impl Conn {
         self.out.push_back(body);
     }
 
-    /// Writes queued output until done or the socket is full.
-    fn flush(&mut self, now: Instant) {
+    /// Writes queued output until done or the socket is full; a sent buffer small enough
+    /// goes back to `spare`.
+    fn flush(&mut self, now: Instant, spare: &mut Vec<u8>) {
         let mut chunks_pulled = 0;
         while !self.out.is_empty() && !self.broken {
             if let Some(Body::Stream(_)) = self.out.front() {
@@ -576,7 +584,7 @@ impl Conn {
             match written {
                 Ok(0) => self.broken = true,
                 Ok(n) => {
-                    self.consume_out(n);
+                    self.consume_out(n, spare);
                     self.write_blocked_at = None;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -646,7 +654,7 @@ impl Conn {
         }
     }
 
-    fn consume_out(&mut self, n: usize) {
+    fn consume_out(&mut self, n: usize, spare: &mut Vec<u8>) {
         self.out_bytes -= n as u64;
         let mut n = n;
         while n > 0 {
@@ -654,7 +662,9 @@ impl Conn {
             let left = front.as_bytes().len() - self.out_offset;
             if n >= left {
                 n -= left;
-                self.out.pop_front();
+                if let Some(Body::Owned(sent)) = self.out.pop_front() {
+                    keep_spare(spare, sent);
+                }
                 self.out_offset = 0;
             } else {
                 self.out_offset += n;
@@ -664,9 +674,21 @@ impl Conn {
     }
 }
 
+/// Keeps `sent` as the spare output buffer if it is bounded and larger than the current one.
+fn keep_spare(spare: &mut Vec<u8>, mut sent: Vec<u8>) {
+    if sent.capacity() <= SPARE_OUT_MAX && sent.capacity() > spare.capacity() {
+        sent.clear();
+        *spare = sent;
+    }
+}
+
 /// Per-event context from the event loop.
 pub struct ConnCtx<'a> {
     pub now: Instant,
     pub date: &'a mut DateCache,
     pub draining: bool,
+    /// An output buffer of the event loop, reused for the next response: a keep-alive
+    /// request then allocates (and frees) no output buffer. One per loop, not per
+    /// connection, so idle connections hold none (at most `SPARE_OUT_MAX` bytes).
+    pub spare_out: &'a mut Vec<u8>,
 }

@@ -9,7 +9,7 @@ pub mod response;
 pub mod spool;
 
 pub use request::{Method, Request};
-pub use response::{Body, Response};
+pub use response::{Body, HeaderValue, Response};
 
 /// Protocol-level failures, each answered with its status and then the connection closes.
 #[derive(Debug)]

@@ -51,6 +51,12 @@ impl HeadScanner {
     /// Checks line lengths and total size of the partial head in `buf`.
     fn check(&mut self, buf: &[u8]) -> Result<(), HttpError> {
         const TOO_LONG: HttpError = HttpError::HeaderTooLarge("a header line is longer than 8 KiB");
+        if buf.len() <= MAX_HEAD_LINE {
+            // No line of it can be too long, nor the whole too large (the usual head is a few
+            // hundred bytes). The scan state is left as it is: once the head grows past this,
+            // the scan resumes from there, still looking at each byte once.
+            return Ok(());
+        }
         for (i, &b) in buf.iter().enumerate().skip(self.scanned) {
             if b == b'\n' {
                 if content_len(&buf[self.line_start..i]) > MAX_HEAD_LINE {
@@ -83,9 +89,11 @@ pub fn parse_head(
     scanner: &mut HeadScanner,
     peer: SocketAddr,
 ) -> Result<HeadStatus, HttpError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Request::new(&mut headers);
-    let head_len = match parsed.parse(buf) {
+    // Uninitialised slots: httparse fills only as many as the request has, so the 100
+    // slots (3 KiB) are not zeroed for every request.
+    let mut headers = [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut []);
+    let head_len = match parsed.parse_with_uninit_headers(buf, &mut headers) {
         Ok(httparse::Status::Partial) => {
             scanner.check(buf)?;
             return Ok(HeadStatus::Partial);
@@ -177,48 +185,91 @@ fn host_of(request: &Request) -> Result<String, HttpError> {
     })
 }
 
-/// Accepts `name[:port]` with a DNS-style name or IPv4 literal, or `[ipv6][:port]`.
+/// Accepts `name[:port]` with a DNS-style name or IPv4 literal, or `[ipv6][:port]`, and
+/// returns it lower-cased without the port. Works on bytes, one pass per part: every
+/// accepted byte is ASCII, so anything else is refused without a UTF-8 check.
 pub fn parse_host(raw: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(raw).ok()?;
-    let (name, port) = if text.starts_with('[') {
-        let end = text.find(']')?;
-        let inner = &text[1..end];
+    let (name, port) = if raw.first() == Some(&b'[') {
+        let end = raw.iter().position(|&b| b == b']')?;
+        let inner = &raw[1..end];
         if inner.is_empty()
             || !inner
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
         {
             return None;
         }
-        let after = &text[end + 1..];
-        let port = if after.is_empty() {
-            ""
-        } else {
-            after.strip_prefix(':')?
+        let after = &raw[end + 1..];
+        let port = match after.split_first() {
+            None => after,
+            Some((b':', port)) => port,
+            Some(_) => return None,
         };
-        (&text[..=end], port)
+        (&raw[..=end], port)
     } else {
-        text.rsplit_once(':').unwrap_or((text, ""))
+        match raw.iter().rposition(|&b| b == b':') {
+            Some(colon) => (&raw[..colon], &raw[colon + 1..]),
+            None => (raw, &[][..]),
+        }
     };
-    if !port.bytes().all(|b| b.is_ascii_digit()) || port.len() > 5 {
+    if !port.iter().all(u8::is_ascii_digit) || port.len() > 5 {
         return None;
     }
-    if name.starts_with('[') {
-        return Some(name.to_ascii_lowercase());
+    if name.first() == Some(&b'[') {
+        return ascii_lowercase(name);
     }
-    let name = name.strip_suffix('.').unwrap_or(name);
-    let valid = !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
-    valid.then(|| name.to_ascii_lowercase())
+    let name = name.strip_suffix(b".").unwrap_or(name);
+    if !is_dns_name(name) {
+        return None;
+    }
+    ascii_lowercase(name)
+}
+
+/// The bytes a host label may hold: ASCII letters, digits, `-` and `_` (a table: this runs
+/// for every byte of every request's Host).
+const LABEL_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        table[b] = byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_';
+        b += 1;
+    }
+    table
+};
+
+/// Labels of 1–63 letters, digits, `-` or `_`, not starting or ending with `-`, separated
+/// by single dots; at most 253 bytes in all.
+fn is_dns_name(name: &[u8]) -> bool {
+    if name.is_empty() || name.len() > 253 {
+        return false;
+    }
+    let mut label_len = 0;
+    let mut previous = b'.';
+    for &b in name {
+        if b == b'.' {
+            if label_len == 0 || previous == b'-' {
+                return false;
+            }
+            label_len = 0;
+        } else {
+            let allowed = LABEL_BYTES[usize::from(b)] && (b != b'-' || label_len > 0);
+            label_len += 1;
+            if !allowed || label_len > 63 {
+                return false;
+            }
+        }
+        previous = b;
+    }
+    label_len > 0 && previous != b'-'
+}
+
+/// `bytes` lower-cased into a `String`; `None` if they are not UTF-8 (callers pass only
+/// ASCII, so the check costs a few instructions and never fails).
+fn ascii_lowercase(bytes: &[u8]) -> Option<String> {
+    let mut lower = bytes.to_vec();
+    lower.make_ascii_lowercase();
+    String::from_utf8(lower).ok()
 }
 
 /// Works out body framing, refusing the ambiguous combinations used for request smuggling.
@@ -488,6 +539,32 @@ mod tests {
         assert_eq!(parse_host(b""), None);
         assert_eq!(parse_host(b"a..b"), None);
         assert_eq!(parse_host(b"-a.b"), None);
+        assert_eq!(parse_host(b"a-.b"), None);
+        assert_eq!(parse_host(b"a.b-"), None);
+        assert_eq!(parse_host(b"a.-b"), None);
+        assert_eq!(parse_host(b".a"), None);
+        assert_eq!(parse_host(b"a.."), None);
+        assert_eq!(parse_host(b"."), None);
+        assert_eq!(parse_host(b"a:123456"), None);
+        assert_eq!(parse_host(b"a:").as_deref(), Some("a"));
+        assert_eq!(
+            parse_host(b"Blog.Ex_1-2.COM:8080").as_deref(),
+            Some("blog.ex_1-2.com")
+        );
+        assert_eq!(parse_host(b"10.0.0.1").as_deref(), Some("10.0.0.1"));
+        assert_eq!(parse_host(b"caf\xc3\xa9.com"), None);
+        assert_eq!(parse_host(b"[FE80::1]").as_deref(), Some("[fe80::1]"));
+        assert_eq!(parse_host(b"[::1]:").as_deref(), Some("[::1]"));
+        assert_eq!(parse_host(b"[::1]x"), None);
+        assert_eq!(parse_host(b"[::1"), None);
+        assert_eq!(parse_host(b"[]"), None);
+        let label = "a".repeat(63);
+        assert!(parse_host(label.as_bytes()).is_some());
+        assert_eq!(parse_host(format!("{label}a").as_bytes()), None);
+        let name = ["a"; 127].join(".");
+        assert_eq!(name.len(), 253);
+        assert!(parse_host(name.as_bytes()).is_some());
+        assert_eq!(parse_host(format!("{name}a").as_bytes()), None);
     }
 
     #[test]

@@ -98,11 +98,12 @@ impl Request {
 
     pub fn path(&self) -> &str {
         let target = self.target();
-        target.split_once('?').map_or(target, |(path, _)| path)
+        &target[..query_start(target).map_or(target.len(), |q| q - 1)]
     }
 
     pub fn query(&self) -> &str {
-        self.target().split_once('?').map_or("", |(_, query)| query)
+        let target = self.target();
+        query_start(target).map_or("", |q| &target[q..])
     }
 
     /// First header with this name (ASCII case-insensitive).
@@ -138,4 +139,10 @@ impl Request {
             !has("close")
         }
     }
+}
+
+/// Where the query of a request target starts (after its `?`). A byte scan: targets are
+/// short, and the path is looked at several times per request.
+fn query_start(target: &str) -> Option<usize> {
+    target.bytes().position(|b| b == b'?').map(|q| q + 1)
 }

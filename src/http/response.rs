@@ -1,7 +1,6 @@
 //! Responses and their serialisation. Every response carries `Content-Length`, since the
 //! body is always known in full when the handler returns.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 /// A source of body bytes produced while the response is being sent (a large file read
@@ -48,10 +47,50 @@ impl Body {
     }
 }
 
+/// A response header's value. Most values are constants or strings the file cache already
+/// holds (ETag, MIME type), so building a response allocates only for values computed per
+/// request.
+#[derive(Debug, Clone)]
+pub enum HeaderValue {
+    Static(&'static str),
+    Shared(Arc<str>),
+    Owned(String),
+}
+
+impl std::ops::Deref for HeaderValue {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            HeaderValue::Static(s) => s,
+            HeaderValue::Shared(s) => s,
+            HeaderValue::Owned(s) => s,
+        }
+    }
+}
+
+impl From<&'static str> for HeaderValue {
+    fn from(value: &'static str) -> Self {
+        HeaderValue::Static(value)
+    }
+}
+
+impl From<String> for HeaderValue {
+    fn from(value: String) -> Self {
+        HeaderValue::Owned(value)
+    }
+}
+
+impl From<Arc<str>> for HeaderValue {
+    fn from(value: Arc<str>) -> Self {
+        HeaderValue::Shared(value)
+    }
+}
+
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(&'static str, HeaderValue)>,
     pub body: Body,
     /// Close the connection after this response.
     pub close: bool,
@@ -67,14 +106,14 @@ impl Response {
         }
     }
 
-    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+    pub fn header(mut self, name: &'static str, value: impl Into<HeaderValue>) -> Response {
         self.headers.push((name, value.into()));
         self
     }
 
     pub fn body(mut self, content_type: &'static str, body: Body) -> Response {
         self.headers
-            .push(("Content-Type", content_type.to_string()));
+            .push(("Content-Type", HeaderValue::Static(content_type)));
         self.body = body;
         self
     }
@@ -107,33 +146,65 @@ impl Response {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| &**v)
     }
 
     /// Writes status line and headers. `body_len` is declared even for HEAD, as RFC 9110
-    /// allows, so clients can learn the size without the bytes.
+    /// allows, so clients can learn the size without the bytes. Appends the pieces directly
+    /// (no `fmt` machinery): this runs once per response on the hot path.
     pub fn write_head(&self, out: &mut Vec<u8>, date: &str, keep_alive: bool) {
-        let mut head = String::with_capacity(160);
-        let _ = write!(
-            head,
-            "HTTP/1.1 {} {}\r\nDate: {}\r\n",
-            self.status,
-            reason(self.status),
-            date
-        );
+        out.extend_from_slice(b"HTTP/1.1 ");
+        push_decimal(out, u64::from(self.status));
+        out.push(b' ');
+        out.extend_from_slice(reason(self.status).as_bytes());
+        out.extend_from_slice(b"\r\nDate: ");
+        out.extend_from_slice(date.as_bytes());
+        out.extend_from_slice(b"\r\n");
         for (name, value) in &self.headers {
-            let _ = write!(head, "{name}: {value}\r\n");
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
         if !(100..200).contains(&self.status) && self.status != 204 && self.status != 304 {
-            let _ = write!(head, "Content-Length: {}\r\n", self.body.len());
+            out.extend_from_slice(b"Content-Length: ");
+            push_decimal(out, self.body.len());
+            out.extend_from_slice(b"\r\n");
         }
-        head.push_str(if keep_alive {
-            "Connection: keep-alive\r\n\r\n"
+        out.extend_from_slice(if keep_alive {
+            b"Connection: keep-alive\r\n\r\n"
         } else {
-            "Connection: close\r\n\r\n"
+            b"Connection: close\r\n\r\n"
         });
-        out.extend_from_slice(head.as_bytes());
     }
+
+    /// An upper bound of the bytes [`Response::write_head`] appends, so the buffer is
+    /// allocated once.
+    pub fn head_len_bound(&self, date: &str) -> usize {
+        // Status line, Date, Content-Length and Connection lines with their longest values.
+        const FIXED: usize = 64 + 16 + 40 + 30;
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 4)
+            .sum();
+        FIXED + date.len() + headers
+    }
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
 }
 
 pub fn reason(status: u16) -> &'static str {
@@ -250,5 +321,32 @@ mod tests {
         assert!(text.starts_with("HTTP/1.1 200 OK\r\nDate: D\r\n"));
         assert!(text.contains("Content-Length: 2\r\n"));
         assert!(text.ends_with("Connection: keep-alive\r\n\r\n"));
+    }
+
+    #[test]
+    fn head_lists_headers_in_order_and_fits_its_bound() {
+        let r = Response::new(404)
+            .header("ETag", HeaderValue::Shared(Arc::from("\"e\"")))
+            .header("Retry-After", 10.to_string())
+            .body("text/html", Body::Owned(vec![b'x'; 12_345]));
+        let mut out = Vec::new();
+        r.write_head(&mut out, "Tue, 14 Nov 2023 22:13:20 GMT", false);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "HTTP/1.1 404 Not Found\r\nDate: Tue, 14 Nov 2023 22:13:20 GMT\r\n\
+             ETag: \"e\"\r\nRetry-After: 10\r\nContent-Type: text/html\r\n\
+             Content-Length: 12345\r\nConnection: close\r\n\r\n"
+        );
+        assert!(text.len() <= r.head_len_bound("Tue, 14 Nov 2023 22:13:20 GMT"));
+    }
+
+    #[test]
+    fn decimals() {
+        for n in [0, 7, 10, 799, 1_000_000, u64::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
     }
 }

@@ -130,6 +130,8 @@ pub struct EventLoop {
     free: Vec<u32>,
     live: usize,
     date: DateCache,
+    /// See [`ConnCtx::spare_out`].
+    spare_out: Vec<u8>,
     draining: bool,
 }
 
@@ -161,6 +163,7 @@ impl EventLoop {
             free: Vec::new(),
             live: 0,
             date: DateCache::default(),
+            spare_out: Vec::new(),
             draining: false,
         })
     }
@@ -201,6 +204,7 @@ impl EventLoop {
             now,
             date: &mut self.date,
             draining: self.draining,
+            spare_out: &mut self.spare_out,
         }
     }
 

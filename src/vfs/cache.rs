@@ -44,7 +44,6 @@ use clru::{CLruCache, CLruCacheConfig, WeightScale};
 use parking_lot::{Mutex, RwLock};
 use sha2::{Digest, Sha256};
 use std::borrow::Borrow;
-use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
@@ -61,14 +60,14 @@ use std::sync::Arc;
 /// | free-slot index in the LRU list | 8 |
 /// | hash-table slot (`usize` + control byte) at ≤ 7/8 load and doubling growth | 24 |
 /// | path `Arc<str>` header (two counts) + malloc rounding | 24 |
-/// | `Arc<CachedFile>` allocation: counts 16 + `CachedFile` 88, rounded | 112 |
+/// | `Arc<CachedFile>` allocation: counts 16 + `CachedFile` 80, rounded | 112 |
 /// | body `Arc<[u8]>` header (two counts) + malloc rounding | 32 |
-/// | mime `Arc<str>` header + etag `String` malloc rounding | 24 |
-/// | **total** | **320** |
+/// | mime and etag `Arc<str>` headers (two counts each) + malloc rounding | 40 |
+/// | **total** | **336** |
 ///
 /// The path, mime and etag lengths are added per entry on top of this (see [`entry_weight`]); a
 /// shared mime string is counted in every entry that uses it, which errs on the safe side.
-pub const ENTRY_OVERHEAD: u64 = 320;
+pub const ENTRY_OVERHEAD: u64 = 336;
 
 /// The weight of one entry: body bytes, variable-length strings, and [`ENTRY_OVERHEAD`].
 pub fn entry_weight(path: &str, file: &CachedFile) -> u64 {
@@ -87,7 +86,8 @@ pub struct CachedFile {
     pub sha256: [u8; 32],
     pub mime: Arc<str>,
     /// Quoted strong ETag: the hex sha-256 of the content (same format as `files::etag_of`).
-    pub etag: String,
+    /// Shared, so a response's ETag header costs no copy.
+    pub etag: Arc<str>,
 }
 
 impl CachedFile {
@@ -95,7 +95,7 @@ impl CachedFile {
     pub fn new(body: Arc<[u8]>, sha256: [u8; 32], mime: impl Into<Arc<str>>) -> CachedFile {
         CachedFile {
             body,
-            etag: crate::files::etag_of_hash(&sha256),
+            etag: crate::files::etag_of_hash(&sha256).into(),
             sha256,
             mime: mime.into(),
         }
@@ -191,7 +191,10 @@ impl WeightScale<CacheKey, Arc<CachedFile>> for Scale {
     }
 }
 
-type Lru = CLruCache<CacheKey, Arc<CachedFile>, RandomState, Scale>;
+/// foldhash instead of the default SipHash: a lookup hashes a short path on every request, and
+/// SipHash cost more than the rest of the lookup. Keys are paths of deployed files (a client
+/// can only look up, not insert, arbitrary keys), and the seed is still random per process.
+type Lru = CLruCache<CacheKey, Arc<CachedFile>, foldhash::fast::RandomState, Scale>;
 
 fn to_usize(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
@@ -243,7 +246,11 @@ impl Shard {
 
 fn new_lru(limit: u64) -> Lru {
     let capacity = NonZeroUsize::new(to_usize(limit)).unwrap_or(NonZeroUsize::MIN);
-    CLruCache::with_config(CLruCacheConfig::new(capacity).with_scale(Scale))
+    CLruCache::with_config(
+        CLruCacheConfig::new(capacity)
+            .with_hasher(foldhash::fast::RandomState::default())
+            .with_scale(Scale),
+    )
 }
 
 /// The sum of entry weights in `lru` (`len + weight`, see [`Scale`]).
@@ -685,10 +692,10 @@ mod tests {
     fn etag_is_quoted_hex_of_the_hash() {
         let f = CachedFile::from_bytes(Arc::from(&b"hello"[..]), "text/plain");
         assert_eq!(
-            f.etag,
+            &*f.etag,
             "\"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824\""
         );
-        assert_eq!(f.etag, crate::files::etag_of(b"hello"));
+        assert_eq!(*f.etag, crate::files::etag_of(b"hello"));
     }
 
     #[cfg(target_pointer_width = "64")]
@@ -1022,7 +1029,7 @@ mod tests {
         for (path, bytes) in &pinned_originals {
             let f = cache.get_pinned(path).expect("pinned entry survives");
             assert_eq!(&f.body[..], &bytes[..], "{path}");
-            assert_eq!(f.etag, crate::files::etag_of(bytes));
+            assert_eq!(*f.etag, crate::files::etag_of(bytes));
         }
     }
 

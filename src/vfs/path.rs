@@ -19,6 +19,7 @@
 //! string and nothing decodes it a second time. A `+` is a literal plus in a path (only
 //! form bodies and query strings use it for a space).
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Longest raw path accepted, in bytes (before decoding).
@@ -187,26 +188,32 @@ pub fn extension(path: &str) -> Option<&str> {
 ///
 /// Serving `about/index.html` at `/about` (no slash) means relative links in that page
 /// resolve against `/`; redirecting to `/about/` instead is the caller's choice.
-pub fn candidates(normalized: &str) -> Vec<String> {
-    if normalized.is_empty() {
-        return vec!["index.html".to_string()];
-    }
-    if normalized.ends_with('/') {
-        return vec![format!("{normalized}index.html")];
-    }
-    if extension(normalized).is_some() {
-        return vec![normalized.to_string()];
-    }
-    vec![
-        normalized.to_string(),
-        format!("{normalized}.html"),
-        format!("{normalized}/index.html"),
-    ]
+///
+/// Produced lazily and borrowed where possible: the first candidate usually exists, so the
+/// others are never built, and `""` or `"a/b.css"` cost no allocation.
+pub fn candidates(normalized: &str) -> impl Iterator<Item = Cow<'_, str>> {
+    let (first, clean_url) = if normalized.is_empty() {
+        (Cow::Borrowed("index.html"), false)
+    } else if normalized.ends_with('/') {
+        (Cow::Owned([normalized, "index.html"].concat()), false)
+    } else {
+        (Cow::Borrowed(normalized), extension(normalized).is_none())
+    };
+    let clean_urls = clean_url
+        .then_some([".html", "/index.html"])
+        .into_iter()
+        .flatten()
+        .map(move |suffix| Cow::Owned([normalized, suffix].concat()));
+    std::iter::once(first).chain(clean_urls)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn all_candidates(normalized: &str) -> Vec<String> {
+        candidates(normalized).map(Cow::into_owned).collect()
+    }
 
     fn ok(raw: &str) -> String {
         match normalize(raw) {
@@ -446,29 +453,29 @@ mod tests {
 
     #[test]
     fn candidate_lookup_order() {
-        assert_eq!(candidates(""), ["index.html"]);
-        assert_eq!(candidates("dir/"), ["dir/index.html"]);
-        assert_eq!(candidates("a/b/"), ["a/b/index.html"]);
+        assert_eq!(all_candidates(""), ["index.html"]);
+        assert_eq!(all_candidates("dir/"), ["dir/index.html"]);
+        assert_eq!(all_candidates("a/b/"), ["a/b/index.html"]);
         assert_eq!(
-            candidates("about"),
+            all_candidates("about"),
             ["about", "about.html", "about/index.html"]
         );
         assert_eq!(
-            candidates("blog/My Post"),
+            all_candidates("blog/My Post"),
             [
                 "blog/My Post",
                 "blog/My Post.html",
                 "blog/My Post/index.html"
             ]
         );
-        assert_eq!(candidates("a/b.css"), ["a/b.css"]);
-        assert_eq!(candidates("about.html"), ["about.html"]);
+        assert_eq!(all_candidates("a/b.css"), ["a/b.css"]);
+        assert_eq!(all_candidates("about.html"), ["about.html"]);
         assert_eq!(
-            candidates("v1.2/notes"),
+            all_candidates("v1.2/notes"),
             ["v1.2/notes", "v1.2/notes.html", "v1.2/notes/index.html"]
         );
         assert_eq!(
-            candidates(".well-known/.hidden"),
+            all_candidates(".well-known/.hidden"),
             [
                 ".well-known/.hidden",
                 ".well-known/.hidden.html",
@@ -476,15 +483,15 @@ mod tests {
             ]
         );
         assert_eq!(
-            candidates("日本/🦀"),
+            all_candidates("日本/🦀"),
             ["日本/🦀", "日本/🦀.html", "日本/🦀/index.html"]
         );
     }
 
     #[test]
     fn normalized_output_feeds_candidates() {
-        assert_eq!(candidates(&ok("/")), ["index.html"]);
-        assert_eq!(candidates(&ok("/docs/")), ["docs/index.html"]);
-        assert_eq!(candidates(&ok("/My%20Page")).len(), 3);
+        assert_eq!(all_candidates(&ok("/")), ["index.html"]);
+        assert_eq!(all_candidates(&ok("/docs/")), ["docs/index.html"]);
+        assert_eq!(all_candidates(&ok("/My%20Page")).len(), 3);
     }
 }

@@ -69,7 +69,9 @@ pub const CACHE_DEFAULT: &str = "public, max-age=300";
 /// HTML → [`CACHE_HTML`]; otherwise a fingerprinted asset (see [`is_fingerprinted`]) →
 /// [`CACHE_IMMUTABLE`]; otherwise [`CACHE_DEFAULT`].
 pub fn cache_control(path: &str, mime: &str) -> &'static str {
-    let essence = mime.split(';').next().unwrap_or(mime).trim();
+    // A byte scan, not `split(';')`: the MIME type is short and this runs per response.
+    let end = mime.bytes().position(|b| b == b';').unwrap_or(mime.len());
+    let essence = mime[..end].trim();
     if essence.eq_ignore_ascii_case("text/html") {
         CACHE_HTML
     } else if is_fingerprinted(path) {

@@ -177,8 +177,12 @@ impl BodyStream for BlobStream {
 /// deployment without a query. Reloaded from the database when it changes.
 #[derive(Default)]
 pub struct SiteTable {
-    current: RwLock<HashMap<String, i64>>,
+    current: RwLock<SiteMap>,
 }
+
+/// foldhash, not SipHash: every request looks its site up here, and the names are the
+/// deployed sites' (a client can't add keys).
+type SiteMap = HashMap<String, i64, foldhash::fast::RandomState>;
 
 impl SiteTable {
     pub fn current(&self, site: &str) -> Option<i64> {
@@ -191,7 +195,7 @@ impl SiteTable {
         let mut stmt = conn.prepare_cached(
             "SELECT name, current_deployment FROM sites WHERE current_deployment IS NOT NULL",
         )?;
-        let fresh: HashMap<String, i64> = stmt
+        let fresh: SiteMap = stmt
             .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
         // Most database changes are analytics batches, not deploys: leave the table (and
