@@ -616,7 +616,11 @@ fn compare() -> Res<()> {
     println!("raw_eps_all={}", fmt(&raw_eps));
     // Per round: the two runs of a round are back to back, so a machine that slows down
     // for a while (it is shared) moves both.
-    let ratios: Vec<f64> = writer_eps.iter().zip(&raw_eps).map(|(w, r)| w / r).collect();
+    let ratios: Vec<f64> = writer_eps
+        .iter()
+        .zip(&raw_eps)
+        .map(|(w, r)| w / r)
+        .collect();
     println!("ratio={:.2}", median(ratios.clone()));
     println!(
         "ratio_all={}",
