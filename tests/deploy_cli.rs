@@ -8,7 +8,6 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -172,27 +171,6 @@ fn serve(mut stream: TcpStream, canned: &Canned) -> Recorded {
     recorded
 }
 
-/// Runs `fazt` with a clean client environment: no FAZT_SERVER/FAZT_TOKEN from the
-/// caller, and HOME/XDG_CONFIG_HOME inside `home` so no real config file is read.
-fn fazt(args: &[&str], home: &Path, env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .env_remove("FAZT_SERVER")
-        .env_remove("FAZT_TOKEN")
-        .env("HOME", home)
-        .env("XDG_CONFIG_HOME", home.join("config"));
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run fazt");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 const DEPLOYED: &str = r#"{"site":"blog","deployment":12,"previous":11,"files":3,"bytes":70017,"new_bytes":1234,"url":"http://blog.example.com/"}"#;
 
 /// A small site with dot-paths that must not be sent, and one incompressible image big
@@ -260,7 +238,7 @@ fn deploy_streams_a_multipart_zip_of_the_directory_and_prints_the_result() {
     let home = TempDir::new("deploy-ok");
     let site = sample_site(home.path());
     let server = FakeServer::start(vec![answer(200, DEPLOYED)]);
-    let (code, out, err) = fazt(
+    let (code, out, err) = run_client(
         &[
             "deploy",
             s(&site),
@@ -350,7 +328,7 @@ fn a_small_deploy_sends_without_waiting_and_lower_cases_the_site() {
     let site = home.path().join("site");
     write_file(&site, "index.html", b"hi");
     let server = FakeServer::start(vec![answer(200, DEPLOYED)]);
-    let (code, out, err) = fazt(
+    let (code, out, err) = run_client(
         &["deploy", s(&site), "--site", "Blog"],
         home.path(),
         &[("FAZT_SERVER", &server.url), ("FAZT_TOKEN", "envtok")],
@@ -423,7 +401,7 @@ fn every_error_status_is_explained_with_a_non_zero_exit() {
     for (canned, expected) in cases {
         let status = canned.status;
         let server = FakeServer::start(vec![canned]);
-        let (code, out, err) = fazt(
+        let (code, out, err) = run_client(
             &[
                 "deploy",
                 s(&site),
@@ -462,7 +440,7 @@ fn an_unreachable_server_is_named() {
     let addr: SocketAddr = listener.local_addr().unwrap();
     drop(listener);
     let url = format!("http://{addr}");
-    let (code, out, err) = fazt(
+    let (code, out, err) = run_client(
         &[
             "deploy",
             s(&site),
@@ -478,7 +456,7 @@ fn an_unreachable_server_is_named() {
     );
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains(&format!("cannot connect to {url}: ")), "{err}");
-    let (code, _, err) = fazt(
+    let (code, _, err) = run_client(
         &["sites", "--server", &url, "--token", "t"],
         home.path(),
         &[],
@@ -620,7 +598,7 @@ fn usage_and_configuration_errors_exit_2_before_any_request() {
         ),
     ];
     for (args, env, expected) in cases {
-        let (code, out, err) = fazt(&args, home.path(), &env);
+        let (code, out, err) = run_client(&args, home.path(), &env);
         assert_eq!(code, 2, "{args:?}: {out}{err}");
         assert!(
             err.contains(expected),
@@ -637,7 +615,7 @@ fn login_writes_a_private_config_that_env_and_flags_override() {
         answer(200, r#"{"sites":[]}"#),
         answer(200, r#"{"sites":[]}"#),
     ]);
-    let (code, out, err) = fazt(
+    let (code, out, err) = run_client(
         &["login", "--server", &server.url, "--token", "file-token"],
         home.path(),
         &[],
@@ -665,7 +643,7 @@ fn login_writes_a_private_config_that_env_and_flags_override() {
         ),
     ];
     for (args, env) in runs {
-        let (code, out, err) = fazt(args, home.path(), env);
+        let (code, out, err) = run_client(args, home.path(), env);
         assert_eq!(code, 0, "{args:?}: {out}{err}");
         assert!(out.contains("no sites yet"), "{out}");
     }
@@ -682,12 +660,12 @@ fn login_writes_a_private_config_that_env_and_flags_override() {
 
     // A server from the environment beats the saved one (which is now unreachable).
     let other = FakeServer::start(vec![answer(200, r#"{"sites":[]}"#)]);
-    let (code, _, err) = fazt(&["sites"], home.path(), &[("FAZT_SERVER", &other.url)]);
+    let (code, _, err) = run_client(&["sites"], home.path(), &[("FAZT_SERVER", &other.url)]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(other.requests().len(), 1);
 
     // Logging in again with only a token keeps the saved server.
-    let (code, _, _) = fazt(&["login", "--token", "second"], home.path(), &[]);
+    let (code, _, _) = run_client(&["login", "--token", "second"], home.path(), &[]);
     assert_eq!(code, 0);
     let text = std::fs::read_to_string(&config).unwrap();
     assert!(text.contains(&format!("server = {saved_url}")) && text.contains("token = second"));
@@ -705,7 +683,7 @@ fn sites_lists_a_table_or_json() {
         {"name":"root","deployment":1,"files":1,"bytes":512,"updated_at":1700000000,"url":"http://example.com/"}]}"#;
     let server = FakeServer::start(vec![answer(200, body), answer(200, body)]);
     let auth = ["--server", server.url.as_str(), "--token", "tok"];
-    let (code, out, err) = fazt(&[&["sites"][..], &auth].concat(), home.path(), &[]);
+    let (code, out, err) = run_client(&[&["sites"][..], &auth].concat(), home.path(), &[]);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
@@ -720,7 +698,7 @@ fn sites_lists_a_table_or_json() {
         lines[2].starts_with("root  1           1      512 B      2023-11-14 22:13"),
         "{out}"
     );
-    let (code, out, _) = fazt(
+    let (code, out, _) = run_client(
         &[&["sites", "--json"][..], &auth].concat(),
         home.path(),
         &[],
@@ -755,7 +733,7 @@ fn sites_rm_and_rollback_send_the_contract_requests() {
         error_answer(404, "no site 'nope'", Answer::AfterReading),
     ]);
     let auth = ["--server", server.url.as_str(), "--token", "tok"];
-    let run = |args: &[&str]| fazt(&[args, &auth[..]].concat(), home.path(), &[]);
+    let run = |args: &[&str]| run_client(&[args, &auth[..]].concat(), home.path(), &[]);
 
     let (code, out, err) = run(&["sites", "rm", "blog"]);
     assert_eq!((code, out.trim()), (0, "deleted site blog"), "{err}");
@@ -810,7 +788,7 @@ fn sites_rm_and_rollback_send_the_contract_requests() {
 #[test]
 fn help_lists_the_client_commands() {
     let home = TempDir::new("deploy-help");
-    let (code, out, _) = fazt(&["--help"], home.path(), &[]);
+    let (code, out, _) = run_client(&["--help"], home.path(), &[]);
     assert_eq!(code, 0);
     for needle in [
         "fazt deploy DIR --site NAME",
@@ -834,7 +812,7 @@ fn a_server_that_stops_reading_mid_upload_is_reported_with_its_answer() {
         "body over 64 KiB",
         Answer::MidUpload,
     )]);
-    let (code, out, err) = fazt(
+    let (code, out, err) = run_client(
         &[
             "deploy",
             s(&site),
@@ -869,7 +847,7 @@ fn https_speaks_tls_and_reports_a_failed_handshake_as_a_connect_error() {
         record_type[0]
     });
     let url = format!("https://{addr}");
-    let (code, out, err) = fazt(
+    let (code, out, err) = run_client(
         &["sites", "--server", &url, "--token", "t"],
         home.path(),
         &[],

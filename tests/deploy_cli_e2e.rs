@@ -3,26 +3,9 @@
 mod common;
 use common::*;
 
-use std::path::Path;
-
 /// `--server` for the test server: its admin host is bare `localhost` on its port.
 fn server_url(server: &Server) -> String {
     format!("http://localhost:{}", server.addr.port())
-}
-
-/// A client environment that never reads the developer's own `fazt login` file.
-fn client_env(config_home: &Path) -> Vec<(&'static str, String)> {
-    vec![
-        ("XDG_CONFIG_HOME", s(config_home).to_string()),
-        ("HOME", s(config_home).to_string()),
-        ("FAZT_TOKEN", String::new()),
-        ("FAZT_SERVER", String::new()),
-    ]
-}
-
-fn fazt(args: &[&str], env: &[(&'static str, String)]) -> (i32, String, String) {
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    run_cli(args, &env)
 }
 
 fn site_dir(version: &str) -> TempDir {
@@ -41,12 +24,11 @@ fn site_dir(version: &str) -> TempDir {
 fn deploy_list_roll_back_and_remove_a_site_with_the_cli() {
     let server = Server::start();
     let home = TempDir::new("home");
-    let env = client_env(home.path());
     let url = server_url(&server);
     let v1 = site_dir("v1");
 
     let deploy = |dir: &TempDir| {
-        fazt(
+        run_client(
             &[
                 "deploy",
                 s(dir.path()),
@@ -57,7 +39,8 @@ fn deploy_list_roll_back_and_remove_a_site_with_the_cli() {
                 "--token",
                 &server.token,
             ],
-            &env,
+            home.path(),
+            &[],
         )
     };
     let (code, out, err) = deploy(&v1);
@@ -77,12 +60,16 @@ fn deploy_list_roll_back_and_remove_a_site_with_the_cli() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(server.get("blog.localhost", "/").text(), "<h1>v2</h1>");
 
-    let (code, out, _) = fazt(&["sites", "--server", &url, "--token", &server.token], &env);
+    let (code, out, _) = run_client(
+        &["sites", "--server", &url, "--token", &server.token],
+        home.path(),
+        &[],
+    );
     assert_eq!(code, 0);
     let blog_line = out.lines().find(|l| l.starts_with("blog ")).expect(&out);
     assert!(blog_line.contains(&blog_url), "{blog_line}");
 
-    let (code, out, err) = fazt(
+    let (code, out, err) = run_client(
         &[
             "rollback",
             "blog",
@@ -91,12 +78,13 @@ fn deploy_list_roll_back_and_remove_a_site_with_the_cli() {
             "--token",
             &server.token,
         ],
-        &env,
+        home.path(),
+        &[],
     );
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(server.get("blog.localhost", "/").text(), "<h1>v1</h1>");
 
-    let (code, out, err) = fazt(
+    let (code, out, err) = run_client(
         &[
             "sites",
             "rm",
@@ -106,7 +94,8 @@ fn deploy_list_roll_back_and_remove_a_site_with_the_cli() {
             "--token",
             &server.token,
         ],
-        &env,
+        home.path(),
+        &[],
     );
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(server.get("blog.localhost", "/").status, 404);
@@ -116,12 +105,19 @@ fn deploy_list_roll_back_and_remove_a_site_with_the_cli() {
 fn login_saves_the_server_and_token_for_later_commands() {
     let server = Server::start();
     let home = TempDir::new("home");
-    let env = client_env(home.path());
     let url = server_url(&server);
-    let (code, out, err) = fazt(&["login", "--server", &url, "--token", &server.token], &env);
+    let (code, out, err) = run_client(
+        &["login", "--server", &url, "--token", &server.token],
+        home.path(),
+        &[],
+    );
     assert_eq!(code, 0, "{out}{err}");
     let site = site_dir("saved");
-    let (code, out, err) = fazt(&["deploy", s(site.path()), "--site", "saved"], &env);
+    let (code, out, err) = run_client(
+        &["deploy", s(site.path()), "--site", "saved"],
+        home.path(),
+        &[],
+    );
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(server.get("saved.localhost", "/").text(), "<h1>saved</h1>");
 }
@@ -130,12 +126,11 @@ fn login_saves_the_server_and_token_for_later_commands() {
 fn failures_exit_non_zero_with_a_message_that_says_what_to_do() {
     let server = Server::start();
     let home = TempDir::new("home");
-    let env = client_env(home.path());
     let url = server_url(&server);
     let site = site_dir("x");
     let dir = s(site.path());
 
-    let (code, _, err) = fazt(
+    let (code, _, err) = run_client(
         &[
             "deploy",
             dir,
@@ -146,12 +141,13 @@ fn failures_exit_non_zero_with_a_message_that_says_what_to_do() {
             "--token",
             "fzt_nope_x",
         ],
-        &env,
+        home.path(),
+        &[],
     );
     assert_eq!(code, 1);
     assert!(err.contains("refused the token"), "{err}");
 
-    let created = fazt(
+    let created = run_client(
         &[
             "key",
             "create",
@@ -161,7 +157,8 @@ fn failures_exit_non_zero_with_a_message_that_says_what_to_do() {
             "--data",
             s(server.data.path()),
         ],
-        &env,
+        home.path(),
+        &[],
     );
     assert_eq!(created.0, 0, "{created:?}");
     let narrow = created
@@ -170,25 +167,27 @@ fn failures_exit_non_zero_with_a_message_that_says_what_to_do() {
         .find(|w| w.starts_with("fzt_"))
         .expect(&created.1)
         .to_string();
-    let (code, _, err) = fazt(
+    let (code, _, err) = run_client(
         &[
             "deploy", dir, "--site", "shop", "--server", &url, "--token", &narrow,
         ],
-        &env,
+        home.path(),
+        &[],
     );
     assert_eq!(code, 1);
     assert!(err.contains("403") && err.contains("shop"), "{err}");
-    let (code, out, err) = fazt(
+    let (code, out, err) = run_client(
         &[
             "deploy", dir, "--site", "blog", "--server", &url, "--token", &narrow,
         ],
-        &env,
+        home.path(),
+        &[],
     );
     assert_eq!(code, 0, "a deploy:blog key deploys blog: {out}{err}");
 
     // The server named by IP address reaches a site, not the admin API.
     let by_ip = format!("http://{}", server.addr);
-    let (code, _, err) = fazt(
+    let (code, _, err) = run_client(
         &[
             "deploy",
             dir,
@@ -199,12 +198,13 @@ fn failures_exit_non_zero_with_a_message_that_says_what_to_do() {
             "--token",
             &server.token,
         ],
-        &env,
+        home.path(),
+        &[],
     );
     assert_eq!(code, 1);
     assert!(err.contains("use the admin host"), "{err}");
 
-    let (code, _, err) = fazt(
+    let (code, _, err) = run_client(
         &[
             "deploy",
             dir,
@@ -215,12 +215,13 @@ fn failures_exit_non_zero_with_a_message_that_says_what_to_do() {
             "--token",
             &server.token,
         ],
-        &env,
+        home.path(),
+        &[],
     );
     assert_eq!(code, 2, "a reserved name is refused before uploading");
     assert!(err.contains("reserved"), "{err}");
 
-    let (code, _, err) = fazt(
+    let (code, _, err) = run_client(
         &[
             "rollback",
             "nosuch",
@@ -229,7 +230,8 @@ fn failures_exit_non_zero_with_a_message_that_says_what_to_do() {
             "--token",
             &server.token,
         ],
-        &env,
+        home.path(),
+        &[],
     );
     assert_eq!(code, 1);
     assert!(err.contains("404"), "{err}");
@@ -239,14 +241,15 @@ fn failures_exit_non_zero_with_a_message_that_says_what_to_do() {
         .local_addr()
         .unwrap();
     let closed = format!("http://localhost:{}", free.port());
-    let (code, _, err) = fazt(
+    let (code, _, err) = run_client(
         &["sites", "--server", &closed, "--token", &server.token],
-        &env,
+        home.path(),
+        &[],
     );
     assert_eq!(code, 1);
     assert!(err.contains("cannot connect"), "{err}");
 
-    let (code, _, err) = fazt(&["deploy", dir, "--site", "blog"], &env);
+    let (code, _, err) = run_client(&["deploy", dir, "--site", "blog"], home.path(), &[]);
     assert_eq!(code, 2, "no server or token configured");
     assert!(err.contains("login") || err.contains("--server"), "{err}");
 }
@@ -255,11 +258,10 @@ fn failures_exit_non_zero_with_a_message_that_says_what_to_do() {
 fn an_upload_over_the_servers_limit_is_refused_with_413_before_it_is_sent() {
     let server = Server::builder().env("FAZT_MAX_UPLOAD", "64K").start();
     let home = TempDir::new("home");
-    let env = client_env(home.path());
     let url = server_url(&server);
     let site = TempDir::new("big-site");
     write_file(site.path(), "blob.bin", &Rng(7).bytes(512 * 1024));
-    let (code, _, err) = fazt(
+    let (code, _, err) = run_client(
         &[
             "deploy",
             s(site.path()),
@@ -270,7 +272,8 @@ fn an_upload_over_the_servers_limit_is_refused_with_413_before_it_is_sent() {
             "--token",
             &server.token,
         ],
-        &env,
+        home.path(),
+        &[],
     );
     assert_eq!(code, 1);
     assert!(err.contains("413"), "{err}");

@@ -31,21 +31,6 @@ fn publish(server: &Server, site: &str, files: &[(&str, &str)]) -> i64 {
     id
 }
 
-fn request_as(server: &Server, token: &str, method: &str, path: &str, body: &str) -> HttpResponse {
-    let auth = format!("Bearer {token}");
-    send(
-        server,
-        method,
-        "admin.localhost",
-        path,
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        body.as_bytes(),
-    )
-}
-
 fn rollback(server: &Server, site: &str, body: &str) -> HttpResponse {
     admin_raw(server, "POST", &format!("/api/sites/{site}/rollback"), body)
 }
@@ -367,7 +352,7 @@ fn scopes_limit_keys_to_their_sites_and_the_owner_can_do_everything() {
         ("GET", "/api/stats"),
         ("POST", "/api/system/vacuum"),
     ] {
-        let r = request_as(&server, &blog_token, method, path, "{}");
+        let r = admin_raw_as(&server, &blog_token, method, path, "{}");
         assert_eq!(r.status, 403, "{method} {path}: {}", r.text());
         assert!(
             error_of(&r).contains("owner"),
@@ -375,7 +360,7 @@ fn scopes_limit_keys_to_their_sites_and_the_owner_can_do_everything() {
             r.text()
         );
     }
-    let listed = request_as(&server, &blog_token, "GET", "/api/sites", "").json();
+    let listed = admin_raw_as(&server, &blog_token, "GET", "/api/sites", "").json();
     assert_eq!(site_names(&listed), ["blog"]);
     let refused = [
         ("GET", "/api/sites/shop/deployments"),
@@ -386,15 +371,15 @@ fn scopes_limit_keys_to_their_sites_and_the_owner_can_do_everything() {
         ("GET", "/api/sites/nope/deployments"),
     ];
     for (method, path) in refused {
-        let r = request_as(&server, &blog_token, method, path, "");
+        let r = admin_raw_as(&server, &blog_token, method, path, "");
         assert_eq!(r.status, 403, "{method} {path}: {}", r.text());
         assert!(error_of(&r).contains("scope"), "{}", r.text());
     }
     assert_eq!(server.get("shop.localhost", "/").text(), "shop v2");
-    let r = request_as(&server, &blog_token, "POST", "/api/sites/blog/rollback", "");
+    let r = admin_raw_as(&server, &blog_token, "POST", "/api/sites/blog/rollback", "");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(server.get("blog.localhost", "/").text(), "blog v1");
-    let r = request_as(
+    let r = admin_raw_as(
         &server,
         &blog_token,
         "GET",
@@ -405,13 +390,13 @@ fn scopes_limit_keys_to_their_sites_and_the_owner_can_do_everything() {
 
     // deploy:* covers every site but the system ones.
     let (_, any_token) = create_key(&server, "any", "deploy:*");
-    let listed = request_as(&server, &any_token, "GET", "/api/sites", "").json();
+    let listed = admin_raw_as(&server, &any_token, "GET", "/api/sites", "").json();
     assert_eq!(site_names(&listed), ["blog", "shop"]);
-    let r = request_as(&server, &any_token, "POST", "/api/sites/shop/rollback", "");
+    let r = admin_raw_as(&server, &any_token, "POST", "/api/sites/shop/rollback", "");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(server.get("shop.localhost", "/").text(), "shop v1");
     assert_eq!(
-        request_as(&server, &any_token, "POST", "/api/sites/404/rollback", "").status,
+        admin_raw_as(&server, &any_token, "POST", "/api/sites/404/rollback", "").status,
         403
     );
 
@@ -523,7 +508,7 @@ fn a_used_key_gets_its_last_used_time_recorded() {
     assert_eq!(last_used(&id), Value::Null);
     let before = fazt::clock::unix_now();
     assert_eq!(
-        request_as(&server, &token, "GET", "/api/sites", "").status,
+        admin_raw_as(&server, &token, "GET", "/api/sites", "").status,
         200
     );
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -540,7 +525,7 @@ fn a_used_key_gets_its_last_used_time_recorded() {
     let (other, _) = create_key(&server, "unused", "owner");
     let wrong = format!("fzt_{other}_{}", "0".repeat(64));
     assert_eq!(
-        request_as(&server, &wrong, "GET", "/api/sites", "").status,
+        admin_raw_as(&server, &wrong, "GET", "/api/sites", "").status,
         401
     );
     std::thread::sleep(Duration::from_millis(200));

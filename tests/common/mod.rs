@@ -437,6 +437,27 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     for (k, v) in env {
         cmd.env(k, v);
     }
+    output_of(cmd)
+}
+
+/// Runs a client command (`deploy`, `login`, `sites`, `rollback`) with a clean client
+/// environment: no FAZT_SERVER/FAZT_TOKEN from the caller, and HOME/XDG_CONFIG_HOME inside
+/// `home`, so no real `fazt login` file is read or written.
+pub fn run_client(args: &[&str], home: &Path, env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .env_remove("FAZT_SERVER")
+        .env_remove("FAZT_TOKEN")
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    output_of(cmd)
+}
+
+fn output_of(mut cmd: Command) -> (i32, String, String) {
     let out = cmd.output().expect("run fazt");
     (
         out.status.code().unwrap_or(-1),
@@ -480,7 +501,18 @@ pub fn send(
 /// An authenticated admin request (JSON content type) on the admin host of the public
 /// listener, with a raw body.
 pub fn admin_raw(server: &Server, method: &str, path: &str, body: &str) -> HttpResponse {
-    let auth = format!("Bearer {}", server.token);
+    admin_raw_as(server, &server.token, method, path, body)
+}
+
+/// [`admin_raw`] with another API key.
+pub fn admin_raw_as(
+    server: &Server,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> HttpResponse {
+    let auth = format!("Bearer {token}");
     send(
         server,
         method,
