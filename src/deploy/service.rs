@@ -168,8 +168,8 @@ pub fn refuse_early(app: &App, request: &Request) -> Option<Response> {
         Err(response) => return Some(response),
     };
     if let Some(site) = QueryParams::parse(request.query()).get("site") {
-        if let Err(response) = check_scope(&key, &site.to_ascii_lowercase()) {
-            return Some(response);
+        if let Some(refusal) = scope_refusal(&key, &site.to_ascii_lowercase()) {
+            return Some(Response::error(403, &refusal));
         }
     }
     if app.deployer.is_busy() {
@@ -203,10 +203,8 @@ pub fn submit(
     reply: Box<dyn FnOnce(Response) + Send>,
 ) -> Option<Response> {
     if request.method != Method::Post {
-        return Some(Response::error(
-            405,
-            &format!("{DEPLOY_PATH} takes POST").to_string(),
-        ));
+        let message = format!("{DEPLOY_PATH} takes POST");
+        return Some(Response::error(405, &message).header("Allow", "POST"));
     }
     let key = match crate::admin::authenticate(&request) {
         Ok(key) => key,
@@ -342,18 +340,14 @@ impl DeployError {
     }
 }
 
-fn check_scope(key: &ApiKey, site: &str) -> Result<(), Response> {
-    if key.can_deploy(site) {
-        Ok(())
-    } else {
-        Err(Response::error(
-            403,
-            &format!(
-                "this API key may not deploy site '{site}' (scope: {})",
-                key.scope
-            ),
-        ))
-    }
+/// Why `key` may not deploy `site`, if it may not.
+fn scope_refusal(key: &ApiKey, site: &str) -> Option<String> {
+    (!key.can_deploy(site)).then(|| {
+        format!(
+            "this API key may not deploy site '{site}' (scope: {})",
+            key.scope
+        )
+    })
 }
 
 /// Steps 4: find the archive, extract it, apply it through the writer.
@@ -364,12 +358,9 @@ fn deploy(
 ) -> Result<serde_json::Value, DeployError> {
     let (site, zip) = open_upload(request)?;
     store::validate_site_name(&site).map_err(DeployError::BadRequest)?;
-    check_scope(key, &site).map_err(|_| {
-        DeployError::Forbidden(format!(
-            "this API key may not deploy site '{site}' (scope: {})",
-            key.scope
-        ))
-    })?;
+    if let Some(refusal) = scope_refusal(key, &site) {
+        return Err(DeployError::Forbidden(refusal));
+    }
     app.disk.check()?;
     let dir = ExtractDir::create(&app.config.probe.limits.temp_dir)
         .map_err(|e| DeployError::Internal(format!("creating a temp dir for the archive: {e}")))?;
