@@ -160,13 +160,14 @@ pub fn spool_policy(app: &App) -> SpoolPolicy {
 
 /// Step 1: what can be refused from the head alone, before the upload is read.
 pub fn refuse_early(app: &App, request: &Request) -> Option<Response> {
-    if request.method != Method::Post {
-        return None;
-    }
     let key = match crate::admin::authenticate(request) {
         Ok(key) => key,
         Err(response) => return Some(response),
     };
+    // Any method's body on this path would be spooled like an upload, then refused.
+    if request.method != Method::Post {
+        return Some(wrong_method());
+    }
     if let Some(site) = QueryParams::parse(request.query()).get("site") {
         if let Err(response) = check_scope(&key, &site.to_ascii_lowercase()) {
             return Some(response);
@@ -190,6 +191,10 @@ pub fn refuse_early(app: &App, request: &Request) -> Option<Response> {
     None
 }
 
+fn wrong_method() -> Response {
+    Response::error(405, &format!("{DEPLOY_PATH} takes POST"))
+}
+
 fn busy() -> Response {
     DEPLOY_STATS.refused_busy.inc();
     Response::error(503, "another deploy is in progress; retry shortly")
@@ -203,10 +208,7 @@ pub fn submit(
     reply: Box<dyn FnOnce(Response) + Send>,
 ) -> Option<Response> {
     if request.method != Method::Post {
-        return Some(Response::error(
-            405,
-            &format!("{DEPLOY_PATH} takes POST").to_string(),
-        ));
+        return Some(wrong_method());
     }
     let key = match crate::admin::authenticate(&request) {
         Ok(key) => key,
