@@ -379,6 +379,37 @@ fn sigterm_during_an_upload_lets_it_finish_and_exits_cleanly() {
 }
 
 #[test]
+fn an_upload_still_arriving_at_the_shutdown_deadline_leaves_no_temp_file() {
+    let mut server = Server::builder()
+        .env("FAZT_UPLOAD_RAM", "64K")
+        .env("FAZT_SHUTDOWN_TIMEOUT", "1s")
+        .start();
+    let temp = temp_dir_of(server.data.path());
+    let mut stream = server.connect();
+    let request = head(
+        "POST",
+        Some(&server.token),
+        "/api/deploy?site=blog",
+        &format!("Content-Length: {}", 4 << 20),
+        "",
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(&vec![7u8; 1 << 20]).unwrap();
+    assert!(wait_for_spool(&temp, Duration::from_secs(10)));
+    signal(&server.child, libc::SIGTERM);
+    let status = server
+        .wait(Duration::from_secs(30))
+        .expect("exits at the deadline");
+    assert_eq!(status.code(), Some(1), "the drain did not finish");
+    assert!(
+        leftovers(&temp).is_empty(),
+        "the abandoned upload's spool file is left: {:?}",
+        leftovers(&temp)
+    );
+    drop(stream);
+}
+
+#[test]
 fn a_deploy_through_the_public_port_and_the_admin_listener_alike() {
     let server = Server::builder()
         .admin_listener()

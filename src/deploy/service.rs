@@ -531,6 +531,23 @@ pub fn remove_leftovers(temp_dir: &Path) {
     }
 }
 
+/// At exit, once the deploy thread has ended: removes this process's temp files still
+/// there, the spooled bodies of uploads a drain past its deadline abandoned (their
+/// threads end with the process, without running the destructors that remove them).
+pub fn remove_own_leftovers(temp_dir: &Path) {
+    let pid = std::process::id();
+    for prefix in [spool::SPOOL_PREFIX, EXTRACT_PREFIX] {
+        match spool::remove_orphans(temp_dir, &format!("{prefix}{pid}-")) {
+            Ok(0) => {}
+            Ok(n) => log::warn!(
+                "removed {n} temp file(s) {prefix}* of uploads still arriving at exit from {}",
+                temp_dir.display()
+            ),
+            Err(e) => log::error!("cleaning {}: {e}", temp_dir.display()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
