@@ -449,3 +449,133 @@ fn a_deploy_through_the_public_port_and_the_admin_listener_alike() {
     stream.write_all(unauthenticated.as_bytes()).unwrap();
     assert_eq!(read_response(&mut stream).unwrap().status, 401);
 }
+
+#[test]
+fn a_temp_dir_deleted_at_runtime_fails_deploys_clearly_and_serving_goes_on() {
+    let server = Server::builder()
+        .env("FAZT_UPLOAD_RAM", "64K")
+        .env("FAZT_DEPLOY_RATE", "1000")
+        .start();
+    let temp = temp_dir_of(server.data.path());
+    assert_still_deploys(&server, "blog");
+    std::fs::remove_dir_all(&temp).unwrap();
+    let big = zip_of(
+        &[("big.bin", &Rng(5).bytes(256 * 1024)[..])],
+        CompressionMethod::Stored,
+    );
+    for zip in [small_zip("no temp dir"), big] {
+        let r = deploy(&server, "blog", &zip);
+        assert_eq!(r.status, 500, "{}", r.text());
+        assert!(r.json()["error"].is_string(), "{}", r.text());
+    }
+    assert_eq!(server.get("blog.localhost", "/").text(), "still deploying");
+    assert_eq!(server.get("localhost", "/health").status, 200);
+    std::fs::create_dir(&temp).unwrap();
+    assert_still_deploys(&server, "shop");
+}
+
+/// `count` files of `size` incompressible bytes: a deploy that takes a while to apply.
+fn heavy_zip(seed: u64, count: usize, size: usize) -> Vec<u8> {
+    let mut rng = Rng(seed);
+    let files: Vec<(String, Vec<u8>)> = (0..count)
+        .map(|i| (format!("d/f{i:04}.bin"), rng.bytes(size)))
+        .collect();
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_slice()))
+        .collect();
+    zip_of(&refs, CompressionMethod::Stored)
+}
+
+#[test]
+fn sigterm_while_a_deploy_runs_and_another_waits_answers_both_and_exits_0() {
+    let mut server = Server::builder()
+        .env("FAZT_DEPLOY_RATE", "1000")
+        .env("FAZT_SHUTDOWN_TIMEOUT", "60s")
+        .start();
+    let temp = temp_dir_of(server.data.path());
+    let heavy = heavy_zip(9, 300, 100_000);
+    let send = |site: &str, zip: &[u8]| {
+        let mut stream = server.connect();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut raw = head(
+            "POST",
+            Some(&server.token),
+            &format!("/api/deploy?site={site}"),
+            &format!("Content-Length: {}", zip.len()),
+            "",
+        )
+        .into_bytes();
+        raw.extend_from_slice(zip);
+        stream.write_all(&raw).unwrap();
+        stream
+    };
+    let mut first = send("heavy", &heavy);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !leftovers(&temp)
+        .iter()
+        .any(|n| n.starts_with("fazt-deploy-"))
+    {
+        assert!(Instant::now() < deadline, "the heavy deploy never started");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let mut second = send("second", &small_zip("second"));
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&server.child, libc::SIGTERM);
+    let r = read_response(&mut first).expect("the running deploy is answered");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = read_response(&mut second).expect("the waiting deploy is answered");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let status = server.wait(Duration::from_secs(60)).expect("exits");
+    assert_eq!(status.code(), Some(0), "{}", server.stderr());
+    assert!(leftovers(&temp).is_empty(), "{:?}", leftovers(&temp));
+}
+
+#[test]
+fn uploads_racing_for_the_deploy_queue_are_all_answered_and_leave_nothing() {
+    let server = Server::builder()
+        .env("FAZT_DEPLOY_RATE", "1000")
+        .env("FAZT_UPLOAD_RAM", "64K")
+        .start();
+    let temp = temp_dir_of(server.data.path());
+    let zips: Vec<Vec<u8>> = (0..4).map(|i| heavy_zip(20 + i, 40, 50_000)).collect();
+    // Every head passes refuse_early while the queue is empty...
+    let mut streams: Vec<TcpStream> = zips
+        .iter()
+        .enumerate()
+        .map(|(i, zip)| {
+            let mut stream = server.connect();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(60)))
+                .unwrap();
+            let request = head(
+                "POST",
+                Some(&server.token),
+                &format!("/api/deploy?site=race{i}"),
+                &format!("Content-Length: {}", zip.len()),
+                "",
+            );
+            stream.write_all(request.as_bytes()).unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // ...then the bodies all complete at once.
+    for (stream, zip) in streams.iter_mut().zip(&zips) {
+        stream.write_all(zip).unwrap();
+    }
+    let mut deployed = 0;
+    for (i, stream) in streams.iter_mut().enumerate() {
+        let r = read_response(stream).expect("every upload is answered");
+        match r.status {
+            200 => deployed += 1,
+            503 => assert!(r.header("retry-after").is_some(), "race{i}: {}", r.text()),
+            other => panic!("race{i}: {other} {}", r.text()),
+        }
+    }
+    assert!(deployed >= 1);
+    assert!(leftovers_after(&temp, Duration::from_secs(3)).is_empty());
+    assert_still_deploys(&server, "after");
+}
