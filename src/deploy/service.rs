@@ -160,13 +160,14 @@ pub fn spool_policy(app: &App) -> SpoolPolicy {
 
 /// Step 1: what can be refused from the head alone, before the upload is read.
 pub fn refuse_early(app: &App, request: &Request) -> Option<Response> {
-    if request.method != Method::Post {
-        return None;
-    }
     let key = match crate::admin::authenticate(request) {
         Ok(key) => key,
         Err(response) => return Some(response),
     };
+    // Any method's body on this path would be spooled like an upload, then refused.
+    if request.method != Method::Post {
+        return Some(wrong_method());
+    }
     if let Some(site) = QueryParams::parse(request.query()).get("site") {
         if let Some(refusal) = scope_refusal(&key, &site.to_ascii_lowercase()) {
             return Some(Response::error(403, &refusal));
@@ -190,6 +191,10 @@ pub fn refuse_early(app: &App, request: &Request) -> Option<Response> {
     None
 }
 
+fn wrong_method() -> Response {
+    Response::error(405, &format!("{DEPLOY_PATH} takes POST")).header("Allow", "POST")
+}
+
 fn busy() -> Response {
     DEPLOY_STATS.refused_busy.inc();
     Response::error(503, "another deploy is in progress; retry shortly")
@@ -203,8 +208,7 @@ pub fn submit(
     reply: Box<dyn FnOnce(Response) + Send>,
 ) -> Option<Response> {
     if request.method != Method::Post {
-        let message = format!("{DEPLOY_PATH} takes POST");
-        return Some(Response::error(405, &message).header("Allow", "POST"));
+        return Some(wrong_method());
     }
     let key = match crate::admin::authenticate(&request) {
         Ok(key) => key,
@@ -513,6 +517,23 @@ pub fn remove_leftovers(temp_dir: &Path) {
             Ok(0) => {}
             Ok(n) => log::warn!(
                 "removed {n} leftover temp file(s) {prefix}* from {} (an earlier run ended mid-deploy)",
+                temp_dir.display()
+            ),
+            Err(e) => log::error!("cleaning {}: {e}", temp_dir.display()),
+        }
+    }
+}
+
+/// At exit, once the deploy thread has ended: removes this process's temp files still
+/// there, the spooled bodies of uploads a drain past its deadline abandoned (their
+/// threads end with the process, without running the destructors that remove them).
+pub fn remove_own_leftovers(temp_dir: &Path) {
+    let pid = std::process::id();
+    for prefix in [spool::SPOOL_PREFIX, EXTRACT_PREFIX] {
+        match spool::remove_orphans(temp_dir, &format!("{prefix}{pid}-")) {
+            Ok(0) => {}
+            Ok(n) => log::warn!(
+                "removed {n} temp file(s) {prefix}* of uploads still arriving at exit from {}",
                 temp_dir.display()
             ),
             Err(e) => log::error!("cleaning {}: {e}", temp_dir.display()),

@@ -219,6 +219,25 @@ mod tests {
     }
 
     #[test]
+    fn the_disk_is_checked_every_8_mib_written_and_a_full_one_refuses_with_507() {
+        let dir = temp_dir("disk");
+        // A threshold of 1 %: any real filesystem is "full".
+        let full = SpoolPolicy {
+            disk: DiskGuard::new(vec![dir.clone()], 1),
+            ..policy(&dir, 0)
+        };
+        let (mut body, mut spooled) = (Vec::new(), None);
+        let chunk = vec![0u8; 1024 * 1024];
+        for _ in 0..7 {
+            append(&mut body, &mut spooled, Some(&full), &chunk).unwrap();
+        }
+        let err = append(&mut body, &mut spooled, Some(&full), &chunk).unwrap_err();
+        assert_eq!(err.status(), 507);
+        drop(spooled);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn a_missing_temp_dir_is_an_internal_error_not_a_crash() {
         let dir = temp_dir("missing").join("gone");
         let policy = policy(&dir, 0);

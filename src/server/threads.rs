@@ -216,10 +216,12 @@ impl Threads {
         }
     }
 
-    /// Lets a running deploy finish (it needs the writer), then lets the writer finish
-    /// its queue, checkpoint and close; false if anything acknowledged could not be written.
+    /// Lets a running deploy finish (it needs the writer) and removes the temp files of
+    /// uploads still arriving, then lets the writer finish its queue, checkpoint and
+    /// close; false if anything acknowledged could not be written.
     fn stop_writer(self, app: &App) -> bool {
         crate::deploy::service::stop_worker(app, self.deploy_worker);
+        crate::deploy::service::remove_own_leftovers(&app.config.probe.limits.temp_dir);
         app.writer.stop();
         match self.writer.join() {
             Ok(report) => {
