@@ -123,10 +123,11 @@ pub fn append(
     file.len += data.len() as u64;
     if file.len - file.checked_at >= DISK_CHECK_EVERY {
         file.checked_at = file.len;
-        policy
-            .disk
-            .check()
-            .map_err(|e| HttpError::InsufficientStorage(e.to_string()))?;
+        policy.disk.check().map_err(|e| match e.status() {
+            507 => HttpError::InsufficientStorage(e.to_string()),
+            // The disk could not even be inspected: our fault, not a full disk.
+            _ => HttpError::Internal(e.to_string()),
+        })?;
     }
     Ok(())
 }
