@@ -592,14 +592,28 @@ fn connections_past_the_cap_get_503_and_service_resumes() {
         status, 200,
         "service did not resume after the holders closed"
     );
-    // And all four slots are usable again.
-    let mut again = Vec::new();
-    for _ in 0..4 {
-        let mut s = server.connect();
-        s.write_all(health_get().as_bytes()).unwrap();
-        assert_eq!(read_response(&mut s).unwrap().status, 200);
-        again.push(s);
-    }
+    // And all four slots are usable again, once the server has seen every holder's close
+    // (one answered request above proves only the first).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let statuses = loop {
+        let mut again = Vec::new();
+        let mut statuses = Vec::new();
+        for _ in 0..4 {
+            let mut s = server.connect();
+            s.write_all(health_get().as_bytes()).unwrap();
+            statuses.push(read_response(&mut s).map_or(0, |r| r.status));
+            again.push(s);
+        }
+        if statuses.iter().all(|&s| s == 200) || Instant::now() >= deadline {
+            break statuses;
+        }
+        drop(again);
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        statuses, [200; 4],
+        "four connections at once after the holders left"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
