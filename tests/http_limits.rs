@@ -885,7 +885,9 @@ fn running_out_of_file_descriptors_pauses_accepting_and_recovers() {
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
         clients[i].write_all(health_get().as_bytes()).unwrap();
-        assert_eq!(read_response(&mut clients[i]).unwrap().status, 200);
+        let again = read_response(&mut clients[i]);
+        let again = again.unwrap_or_else(|e| panic!("client {i} (answered {answered:?}): {e}"));
+        assert_eq!(again.status, 200);
     }
 
     // Freeing descriptors lets the waiting clients in: accepting resumed by itself.
