@@ -175,6 +175,16 @@ start_tiny() {
     add_target tiny "http://$TINY_ADDR/" "$TINY_PID"
 }
 
+# start_baselines: nginx and tiny_http (those selected), registered as throughput targets.
+start_baselines() {
+    if selected nginx; then
+        start_nginx "$WWW" / 'default_type text/html;' 'charset utf-8;'
+        check_body nginx "http://127.0.0.1:$NGX_PORT/"
+        add_target nginx "http://127.0.0.1:$NGX_PORT/" "$NGX_PID"
+    fi
+    if selected tiny_http; then start_tiny; fi
+}
+
 # stop_baselines: nginx and tiny_http, with their RSS after the runs.
 stop_baselines() {
     if selected nginx; then
@@ -263,12 +273,7 @@ if [[ -n $FAZT_PID ]]; then
     fi
 
     # nginx and tiny_http start now, so that the three servers take turns in each round.
-    if selected nginx; then
-        start_nginx "$WWW" / 'default_type text/html;' 'charset utf-8;'
-        check_body nginx "http://127.0.0.1:$NGX_PORT/"
-        add_target nginx "http://127.0.0.1:$NGX_PORT/" "$NGX_PID"
-    fi
-    if selected tiny_http; then start_tiny; fi
+    start_baselines
     interleaved_throughput
     if selected fazt; then R[fazt.rss_after_kib]=$(rss_kib "$FAZT_PID"); fi
     stop_baselines
@@ -329,12 +334,7 @@ fi
 
 # ---------------------------------------------------------------- without fazt (BENCH_BODY_FILE)
 if [[ -z $FAZT_PID ]]; then
-    if selected nginx; then
-        start_nginx "$WWW" / 'default_type text/html;' 'charset utf-8;'
-        check_body nginx "http://127.0.0.1:$NGX_PORT/"
-        add_target nginx "http://127.0.0.1:$NGX_PORT/" "$NGX_PID"
-    fi
-    if selected tiny_http; then start_tiny; fi
+    start_baselines
     interleaved_throughput
     stop_baselines
 fi

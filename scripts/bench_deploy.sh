@@ -64,14 +64,6 @@ problem() {
     PROBLEMS+=("$*")
 }
 
-FAZT_BIN=$ROOT/target/release/fazt
-build() {
-    if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
-        command -v cargo >/dev/null || die "cargo is required (install Rust with rustup)"
-        cargo_build_release
-    fi
-    [[ -x $FAZT_BIN ]] || die "$FAZT_BIN not found (build it, or unset BENCH_NO_BUILD)"
-}
 
 # ---------------------------------------------------------------- fazt
 DATA=$TMP/fazt-data
@@ -138,7 +130,7 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 log "temp dir $TMP; site $SITE_MB MiB in $SITE_FILES files (seed $SEED); load avg $LOAD_START"
 command -v python3 >/dev/null || die "python3 is required"
 command -v curl >/dev/null || die "curl is required"
-build
+build_fazt
 
 MACHINE="$(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), kernel $(uname -r)"
 FAZT_VERSION=$("$FAZT_BIN" --version 2>&1 | head -1)

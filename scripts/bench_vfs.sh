@@ -75,14 +75,6 @@ PROBLEMS=()
 problem() { PROBLEMS+=("$*"); log "PROBLEM: $*"; }
 
 # ---------------------------------------------------------------- tools and build
-build() {
-    FAZT_BIN=$ROOT/target/release/fazt
-    if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
-        command -v cargo >/dev/null || die "cargo is required (install Rust with rustup)"
-        cargo_build_release
-    fi
-    [[ -x $FAZT_BIN ]] || die "$FAZT_BIN not found (build it, or unset BENCH_NO_BUILD)"
-}
 
 # ---------------------------------------------------------------- fazt
 DATA=$TMP/fazt-data
@@ -187,7 +179,7 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 log "temp dir $TMP; sections: $ONLY; wrk ${WARMUP}s warm-up + $ROUNDS x ${DURATION}s; load avg $LOAD_START"
 ensure_tools hit
-build
+build_fazt
 
 MACHINE="$(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), kernel $(uname -r)"
 FAZT_VERSION=$("$FAZT_BIN" --version 2>&1 | head -1)

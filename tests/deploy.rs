@@ -8,7 +8,7 @@ use common::*;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -138,61 +138,28 @@ fn assert_serves(server: &Server, site: &str, files: &Files) {
     }
 }
 
-/// The temp dir of a server started on `data` with the default `FAZT_TEMP_DIR`.
-fn temp_dir_of(data: &Path) -> PathBuf {
-    data.join("tmp")
-}
-
-/// Deploy temp files (spooled uploads, extraction dirs) in `dir`.
-fn leftovers(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("fazt-upload-") || n.starts_with("fazt-deploy-"))
-        .collect()
-}
-
 /// No deploy temp files in `dir`, allowing a refused connection a moment to be dropped.
 fn assert_no_leftovers(dir: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let left = leftovers(dir);
-        if left.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "temp files left in {}: {left:?}",
-            dir.display()
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    let left = leftovers_after(dir, Duration::from_secs(3));
+    assert!(
+        left.is_empty(),
+        "temp files left in {}: {left:?}",
+        dir.display()
+    );
 }
 
-/// How many files the running deploy has extracted into its `fazt-deploy-*` dir in
-/// `temp`, if one exists.
-fn extracted_files(temp: &Path) -> Option<usize> {
+/// How many bytes the running deploy has extracted into the pack file of its
+/// `fazt-deploy-*` dir in `temp`, if one exists.
+fn extracted_bytes(temp: &Path) -> Option<u64> {
     let dir = std::fs::read_dir(temp)
         .ok()?
         .filter_map(|e| e.ok())
         .find(|e| e.file_name().to_string_lossy().starts_with("fazt-deploy-"))?;
-    Some(std::fs::read_dir(dir.path()).ok()?.count())
-}
-
-/// Polls `dir` (at most `limit`) until a deploy temp file with `prefix` exists or `stop`
-/// is set; true when one was seen.
-fn wait_for_temp(dir: &Path, prefix: &str, limit: Duration, stop: &AtomicBool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline && !stop.load(Ordering::SeqCst) {
-        if leftovers(dir).iter().any(|n| n.starts_with(prefix)) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    false
+    Some(
+        std::fs::metadata(dir.path().join("entries.pack"))
+            .ok()?
+            .len(),
+    )
 }
 
 /// Creates an API key with `scope` through the API; returns its token.
@@ -1213,10 +1180,11 @@ fn sigkill_during_a_deploy_leaves_a_whole_deployment_and_no_temp_files() {
     // Kill once every file is extracted, about a second into applying them (the apply
     // takes seconds in a debug build). Wherever the kill lands, before, during or after
     // the commit, the outcome must be one whole deployment.
+    let v2_bytes: u64 = v2.iter().map(|(_, content)| content.len() as u64).sum();
     let deadline = Instant::now() + DEPLOY_TIMEOUT;
     let mut applying = false;
     while Instant::now() < deadline && !answered.load(Ordering::SeqCst) {
-        if extracted_files(&temp) == Some(v2.len()) {
+        if extracted_bytes(&temp) == Some(v2_bytes) {
             applying = true;
             break;
         }

@@ -7,49 +7,9 @@ use common::zips::*;
 use common::*;
 use std::io::Write;
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 use zip::CompressionMethod;
-
-fn temp_dir_of(data: &Path) -> PathBuf {
-    data.join("tmp")
-}
-
-/// Deploy temp files (spooled uploads, extraction dirs) in `dir`.
-fn leftovers(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("fazt-upload-") || n.starts_with("fazt-deploy-"))
-        .collect()
-}
-
-/// Polls (at most `limit`) until `dir` has no deploy temp files; returns what is left.
-fn leftovers_after(dir: &Path, limit: Duration) -> Vec<String> {
-    let deadline = Instant::now() + limit;
-    loop {
-        let left = leftovers(dir);
-        if left.is_empty() || Instant::now() >= deadline {
-            return left;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-/// Polls (at most `limit`) until a spooled upload exists in `dir`.
-fn wait_for_spool(dir: &Path, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if leftovers(dir).iter().any(|n| n.starts_with("fazt-upload-")) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    false
-}
 
 fn small_zip(text: &str) -> Vec<u8> {
     zip_of(
@@ -178,7 +138,12 @@ fn a_client_that_disconnects_mid_upload_leaves_no_spool_file_and_frees_nothing_i
         stream.write_all(request.as_bytes()).unwrap();
         stream.write_all(&vec![7u8; 1 << 20]).unwrap();
         assert!(
-            wait_for_spool(&temp, Duration::from_secs(10)),
+            wait_for_temp(
+                &temp,
+                "fazt-upload-",
+                Duration::from_secs(10),
+                &AtomicBool::new(false)
+            ),
             "the upload was spooled"
         );
         drop(stream);
@@ -205,7 +170,12 @@ fn a_stalled_upload_gets_408_and_its_spool_file_is_removed() {
     );
     stream.write_all(request.as_bytes()).unwrap();
     stream.write_all(&vec![7u8; 1 << 20]).unwrap();
-    assert!(wait_for_spool(&temp, Duration::from_secs(10)));
+    assert!(wait_for_temp(
+        &temp,
+        "fazt-upload-",
+        Duration::from_secs(10),
+        &AtomicBool::new(false)
+    ));
     let r = read_response(&mut stream).expect("408 once the body stalls");
     assert_eq!(r.status, 408, "{}", r.text());
     let left = leftovers_after(&temp, Duration::from_secs(5));
@@ -364,7 +334,12 @@ fn sigterm_during_an_upload_lets_it_finish_and_exits_cleanly() {
     stream.write_all(request.as_bytes()).unwrap();
     let half = zip.len() / 2;
     stream.write_all(&zip[..half]).unwrap();
-    assert!(wait_for_spool(&temp, Duration::from_secs(10)));
+    assert!(wait_for_temp(
+        &temp,
+        "fazt-upload-",
+        Duration::from_secs(10),
+        &AtomicBool::new(false)
+    ));
     signal(&server.child, libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(500));
     stream.write_all(&zip[half..]).unwrap();
@@ -395,7 +370,12 @@ fn an_upload_still_arriving_at_the_shutdown_deadline_leaves_no_temp_file() {
     );
     stream.write_all(request.as_bytes()).unwrap();
     stream.write_all(&vec![7u8; 1 << 20]).unwrap();
-    assert!(wait_for_spool(&temp, Duration::from_secs(10)));
+    assert!(wait_for_temp(
+        &temp,
+        "fazt-upload-",
+        Duration::from_secs(10),
+        &AtomicBool::new(false)
+    ));
     signal(&server.child, libc::SIGTERM);
     let status = server
         .wait(Duration::from_secs(30))

@@ -157,6 +157,16 @@ ensure_tools() {
     NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
 }
 
+# build_fazt: target/release/fazt into FAZT_BIN, unless BENCH_NO_BUILD=1 (then it must exist).
+build_fazt() {
+    FAZT_BIN=$ROOT/target/release/fazt
+    if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
+        command -v cargo >/dev/null || die "cargo is required (install Rust with rustup)"
+        cargo_build_release
+    fi
+    [[ -x $FAZT_BIN ]] || die "$FAZT_BIN not found (build it, or unset BENCH_NO_BUILD)"
+}
+
 cargo_build_release() {
     log "cargo build --release"
     (cd "$ROOT" && cargo build --release) || die "cargo build --release failed"

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
@@ -599,4 +599,50 @@ pub fn open_read_only(data: &Path) -> Connection {
 pub fn count(conn: &Connection, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0))
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+// ---------------------------------------------------------------------------------------
+// Deploy temp files
+// ---------------------------------------------------------------------------------------
+
+/// The temp dir of a server started on `data` with the default `FAZT_TEMP_DIR`.
+pub fn temp_dir_of(data: &Path) -> PathBuf {
+    data.join("tmp")
+}
+
+/// Deploy temp files (spooled uploads, extraction dirs) in `dir`.
+pub fn leftovers(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("fazt-upload-") || n.starts_with("fazt-deploy-"))
+        .collect()
+}
+
+/// Polls (at most `limit`) until `dir` has no deploy temp files; returns what is left.
+pub fn leftovers_after(dir: &Path, limit: Duration) -> Vec<String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = leftovers(dir);
+        if left.is_empty() || Instant::now() >= deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Polls `dir` (at most `limit`) until a deploy temp file with `prefix` exists or `stop`
+/// is set; true when one was seen.
+pub fn wait_for_temp(dir: &Path, prefix: &str, limit: Duration, stop: &AtomicBool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline && !stop.load(Ordering::SeqCst) {
+        if leftovers(dir).iter().any(|n| n.starts_with(prefix)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    false
 }
