@@ -66,8 +66,8 @@ use std::time::{Duration, Instant};
 use fazt::analytics::event::{day_of, Event, Source, PAGEVIEW};
 use fazt::analytics::store::EventStore;
 use fazt::db;
-use fazt::disk::DiskGuard;
-use fazt::probe::Report;
+use fazt::platform::disk::DiskGuard;
+use fazt::platform::probe::Report;
 use rusqlite::{params, Connection, TransactionBehavior};
 
 const USAGE: &str = "usage: ANALYTICS_BENCH=1 cargo bench --bench analytics_writer [-- compare]\n\
@@ -149,7 +149,7 @@ fn open_existing(dir: &Path) -> Res<Connection> {
 
 /// The disk breaker the server gives its event store (FAZT_DISK_THRESHOLD, default 90 %).
 fn disk_guard(dir: &Path) -> Res<DiskGuard> {
-    let threshold = fazt::disk::threshold_from_env(&|k| std::env::var(k).ok())?;
+    let threshold = fazt::platform::disk::threshold_from_env(&|k| std::env::var(k).ok())?;
     Ok(DiskGuard::new(vec![dir.to_path_buf()], threshold))
 }
 

@@ -23,7 +23,7 @@
 //! - `work only`: the same computation without lookups — the control for how far 2 threads can
 //!   scale on this machine at this moment (other load, SMT siblings, frequency).
 
-use fazt::vfs::cache::{CacheKey, CachedFile, SiteCache};
+use fazt::hosting::cache::{CacheKey, CachedFile, SiteCache};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;

@@ -1,10 +1,10 @@
 //! Command-line entry: parses arguments, runs a command, maps the outcome to an exit code.
 
 use crate::client::{self, ClientError};
-use crate::config::{self, process_env, Config, Flags};
+use crate::hosting::store;
 use crate::keys::{self, validate_name, Scopes};
-use crate::probe::Report;
-use crate::vfs::store;
+use crate::platform::probe::Report;
+use crate::server::config::{self, process_env, Config, Flags};
 use std::path::{Path, PathBuf};
 
 const HELP: &str = "\
@@ -195,7 +195,7 @@ fn server_start(args: &[String]) -> Result<i32, String> {
     )?;
     init_logging();
     // Raise the descriptor limit before probing so the connection cap is sized from it.
-    if let Err(e) = crate::sys::raise_nofile_limit() {
+    if let Err(e) = crate::platform::sys::raise_nofile_limit() {
         log::warn!("could not raise the open-file limit: {e}");
     }
     let flags = Flags {
@@ -301,9 +301,9 @@ fn site_import(args: &[String]) -> Result<i32, String> {
     store::validate_site_name(name)?;
     let files = store::stage_directory(dir)?;
     let (mut conn, report) = open_db(&args)?;
-    let threshold = crate::disk::threshold_from_env(&process_env)?;
+    let threshold = crate::platform::disk::threshold_from_env(&process_env)?;
     let watched = vec![args.data_dir(), report.limits.temp_dir];
-    crate::disk::DiskGuard::new(watched, threshold)
+    crate::platform::disk::DiskGuard::new(watched, threshold)
         .check()
         .map_err(|e| e.to_string())?;
     let result = store::apply_deployment(&mut conn, name, &files, "import")
@@ -313,8 +313,8 @@ fn site_import(args: &[String]) -> Result<i32, String> {
         result.site,
         result.deployment,
         result.file_count,
-        crate::units::format_bytes(result.total_bytes),
-        crate::units::format_bytes(result.new_bytes)
+        crate::platform::units::format_bytes(result.total_bytes),
+        crate::platform::units::format_bytes(result.new_bytes)
     );
     Ok(0)
 }
@@ -325,8 +325,9 @@ fn db_prune(args: &[String]) -> Result<i32, String> {
     let age = args
         .value("older-than")
         .ok_or("--older-than is required (e.g. --older-than 30d)")?;
-    let age = crate::units::parse_duration(&age).map_err(|e| format!("--older-than: {e}"))?;
-    let cutoff = crate::clock::unix_now() - age.as_secs() as i64;
+    let age =
+        crate::platform::units::parse_duration(&age).map_err(|e| format!("--older-than: {e}"))?;
+    let cutoff = crate::platform::clock::unix_now() - age.as_secs() as i64;
     let (mut conn, _) = open_db(&args)?;
     let totals = crate::analytics::retention::prune_now(&mut conn, cutoff, args.switch("rollups"))
         .map_err(|e| format!("pruning: {e}"))?;
@@ -339,7 +340,7 @@ fn db_prune(args: &[String]) -> Result<i32, String> {
             String::new()
         },
         crate::http::response::http_date(cutoff.max(0) as u64),
-        crate::units::format_bytes(totals.bytes_reclaimed)
+        crate::platform::units::format_bytes(totals.bytes_reclaimed)
     );
     Ok(0)
 }

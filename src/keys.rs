@@ -37,8 +37,9 @@ impl Scope {
                 "unknown scope '{text}': use owner, deploy:* or deploy:<site>"
             ));
         };
-        crate::vfs::store::validate_site_name(site).map_err(|e| format!("scope '{text}': {e}"))?;
-        if crate::vfs::store::is_system_site(site) {
+        crate::hosting::store::validate_site_name(site)
+            .map_err(|e| format!("scope '{text}': {e}"))?;
+        if crate::hosting::store::is_system_site(site) {
             return Err(format!(
                 "scope '{text}': the system site '{site}' can only be managed by an owner key"
             ));
@@ -107,7 +108,7 @@ impl Scopes {
         if self.is_owner() {
             return true;
         }
-        if crate::vfs::store::is_system_site(site) {
+        if crate::hosting::store::is_system_site(site) {
             return false;
         }
         self.0.iter().any(|scope| match scope {
@@ -217,7 +218,7 @@ pub fn create(
     let id = hex(&random[..4]);
     let token = format!("fzt_{id}_{}", hex(&random[4..]));
     let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-    let now = crate::clock::unix_now();
+    let now = crate::platform::clock::unix_now();
     conn.execute(
         "INSERT INTO api_keys (id, name, scope, token_sha256, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![id, name, scope, &digest[..], now],

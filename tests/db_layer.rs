@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use fazt::db::writer::{self, WRITER_STATS};
 use fazt::db::{self, migrate, DbError};
-use fazt::disk::{self, DiskGuard};
-use fazt::probe::Limits;
+use fazt::platform::disk::{self, DiskGuard};
+use fazt::platform::probe::Limits;
 use rusqlite::Connection;
 
 use common::{probe_limits, TempDir, MEMORY_LIMIT_256_MIB};
@@ -693,7 +693,7 @@ fn the_disk_threshold_comes_from_the_environment() {
 
 #[test]
 fn statvfs_reports_a_sane_filesystem() {
-    let (total, avail) = fazt::sys::disk_space(&std::env::temp_dir()).expect("statvfs");
+    let (total, avail) = fazt::platform::sys::disk_space(&std::env::temp_dir()).expect("statvfs");
     assert!(total > 0 && avail <= total, "total {total}, avail {avail}");
-    assert!(fazt::sys::disk_space(Path::new("/nonexistent/fazt/path")).is_err());
+    assert!(fazt::platform::sys::disk_space(Path::new("/nonexistent/fazt/path")).is_err());
 }

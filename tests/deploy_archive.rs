@@ -8,7 +8,7 @@ use common::zips::*;
 use common::TempDir;
 use fazt::deploy::archive::{extract, ArchiveError, ArchiveLimits, Extracted};
 use fazt::deploy::multipart::{boundary_from_content_type, parse_form};
-use fazt::vfs::store::FileSource;
+use fazt::hosting::store::FileSource;
 use sha2::{Digest, Sha256};
 use std::io::{Cursor, Read, Write};
 use std::path::Path;
@@ -111,7 +111,7 @@ fn normal_archive_is_extracted_byte_exact() {
         assert_eq!(&bytes, content, "{}", file.path);
         assert_eq!(file.size, content.len() as u64);
         assert_eq!(file.sha256, <[u8; 32]>::from(Sha256::digest(content)));
-        assert_eq!(file.mime, fazt::vfs::rules::mime_for(&file.path));
+        assert_eq!(file.mime, fazt::hosting::rules::mime_for(&file.path));
         total += file.size;
     }
     assert_eq!(extracted.total_bytes, total);

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fazt::probe::{self, Limits, Readings, Report, LIMIT_NAMES};
+use fazt::platform::probe::{self, Limits, Readings, Report, LIMIT_NAMES};
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;

@@ -506,7 +506,7 @@ fn a_used_key_gets_its_last_used_time_recorded() {
             .unwrap()
     };
     assert_eq!(last_used(&id), Value::Null);
-    let before = fazt::clock::unix_now();
+    let before = fazt::platform::clock::unix_now();
     assert_eq!(
         admin_raw_as(&server, &token, "GET", "/api/sites", "").status,
         200
@@ -520,7 +520,10 @@ fn a_used_key_gets_its_last_used_time_recorded() {
     let at = seen
         .as_i64()
         .unwrap_or_else(|| panic!("last_used_at still {seen}"));
-    assert!(at >= before && at <= fazt::clock::unix_now(), "{at}");
+    assert!(
+        at >= before && at <= fazt::platform::clock::unix_now(),
+        "{at}"
+    );
     // A failed authentication records nothing.
     let (other, _) = create_key(&server, "unused", "owner");
     let wrong = format!("fzt_{other}_{}", "0".repeat(64));

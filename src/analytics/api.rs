@@ -5,10 +5,10 @@
 use super::ingest::{split_tags, QueryParams};
 use super::manage;
 use super::stats::{self, Bucket, StatsQuery};
+use crate::db::reader::read_db;
 use crate::db::writer::WriterHandle;
 use crate::db::DbError;
 use crate::http::{Method, Request, Response};
-use crate::vfs::store::read_db;
 use serde_json::{json, Value};
 
 /// Default range of `/api/stats`: the last 7 days.
@@ -69,7 +69,7 @@ fn read(query: fn(&rusqlite::Connection) -> Result<Value, DbError>) -> Result<Va
 }
 
 fn get_stats(params: &QueryParams) -> Result<Value, ApiError> {
-    let now = crate::clock::unix_now();
+    let now = crate::platform::clock::unix_now();
     let to = time_param(params, "to")?.unwrap_or(now + 1);
     let from = time_param(params, "from")?.unwrap_or((to - DEFAULT_RANGE_SECS).max(0));
     if from >= to {

@@ -5,9 +5,9 @@
 
 use super::event::{Event, SaltBook, Source, PAGEVIEW};
 use super::proxies::TrustedProxies;
-use crate::clock::unix_now;
 use crate::db::writer::EventQueue;
 use crate::http::{Body, Method, Request, Response};
+use crate::platform::clock::unix_now;
 use serde_json::Value;
 use std::sync::Arc;
 

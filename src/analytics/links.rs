@@ -3,8 +3,8 @@
 
 use super::event::Source;
 use super::ingest::{event_for, split_tags, Ingest, QueryParams};
+use crate::db::reader::with_reader;
 use crate::http::{Method, Request, Response};
-use crate::vfs::store::with_reader;
 use hmac::{Hmac, Mac};
 use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Value};

@@ -68,7 +68,7 @@ pub fn put_redirect(
     conn.execute(
         "INSERT INTO redirects (slug, url, tags, created_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (slug) DO UPDATE SET url = excluded.url, tags = excluded.tags",
-        params![slug, url, tags, crate::clock::unix_now()],
+        params![slug, url, tags, crate::platform::clock::unix_now()],
     )?;
     Ok(())
 }
@@ -105,7 +105,7 @@ pub fn put_webhook(
     conn.execute(
         "INSERT INTO webhooks (endpoint, secret, active, created_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (endpoint) DO UPDATE SET secret = excluded.secret, active = excluded.active",
-        params![endpoint, secret, active, crate::clock::unix_now()],
+        params![endpoint, secret, active, crate::platform::clock::unix_now()],
     )?;
     Ok(())
 }

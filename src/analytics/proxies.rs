@@ -64,7 +64,7 @@ impl TrustedProxies {
         Ok(TrustedProxies { blocks })
     }
 
-    pub fn from_env(env: crate::config::Env) -> Result<TrustedProxies, String> {
+    pub fn from_env(env: crate::server::config::Env) -> Result<TrustedProxies, String> {
         TrustedProxies::parse(&env("FAZT_TRUSTED_PROXIES").unwrap_or_default())
             .map_err(|e| format!("FAZT_TRUSTED_PROXIES: {e}"))
     }

@@ -62,7 +62,7 @@ impl AutoRetention {
         if self.running.is_none() && Instant::now() < self.next_run {
             return;
         }
-        let cutoff = crate::clock::unix_now() - self.keep.as_secs() as i64;
+        let cutoff = crate::platform::clock::unix_now() - self.keep.as_secs() as i64;
         let step = writer.call(move |conn| prune_batch(conn, cutoff, false, PRUNE_BATCH_ROWS));
         let mut totals = self.running.take().unwrap_or_default();
         match step {

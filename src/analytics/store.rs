@@ -27,7 +27,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transact
 
 use super::event::{day_of, Event, Source, PAGEVIEW};
 use crate::db::{Context, DbError};
-use crate::disk::DiskGuard;
+use crate::platform::disk::DiskGuard;
 
 /// `strings.kind` values.
 pub const KIND_DOMAIN: u8 = 1;

@@ -3,7 +3,7 @@
 
 use super::url::ServerUrl;
 use super::ClientError;
-use crate::config::Env;
+use crate::server::config::Env;
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};

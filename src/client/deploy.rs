@@ -7,8 +7,8 @@ use super::multipart::{new_boundary, DeployForm};
 use super::progress::Progress;
 use super::zipbuild;
 use super::ClientError;
-use crate::units::format_bytes;
-use crate::vfs::store;
+use crate::hosting::store;
+use crate::platform::units::format_bytes;
 use serde_json::Value;
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! Upload progress on stderr: a redrawn bar on a terminal, plain periodic lines otherwise
 //! (CI logs, pipes), so neither floods a log nor leaves a terminal silent.
 
-use crate::units::format_bytes;
+use crate::platform::units::format_bytes;
 use std::io::Write;
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@ use super::api;
 use super::config::Settings;
 use super::url::encode_segment;
 use super::ClientError;
-use crate::units::format_bytes;
+use crate::platform::units::format_bytes;
 use serde_json::{json, Value};
 
 /// Prints the sites table (or the server's JSON with `json`).

@@ -1,7 +1,7 @@
 //! Builds the deploy archive in an anonymous temp file: walked files in, a zip out,
 //! never more than one copy buffer of it in memory.
 
-use crate::vfs::store::{FileSource, StagedFile};
+use crate::hosting::store::{FileSource, StagedFile};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -119,7 +119,7 @@ fn copy(source: &mut impl Read, sink: &mut impl Write, buf: &mut [u8]) -> io::Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vfs::store::stage_directory;
+    use crate::hosting::store::stage_directory;
     use std::path::PathBuf;
 
     fn temp_dir(tag: &str) -> PathBuf {

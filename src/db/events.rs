@@ -33,7 +33,7 @@ use rusqlite::Connection;
 use super::writer::{close_open_transaction, WriterReport};
 use super::DbError;
 use crate::analytics::event::Event;
-use crate::metrics::{Counter, Histogram};
+use crate::platform::metrics::{Counter, Histogram};
 
 /// Commits batches of events for the writer thread. Implemented by the analytics store.
 ///

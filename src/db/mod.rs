@@ -13,6 +13,7 @@
 
 pub mod events;
 pub mod migrate;
+pub mod reader;
 pub mod writer;
 
 use std::fmt;
@@ -22,7 +23,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::probe::Limits;
+use crate::platform::probe::Limits;
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "fazt.db";

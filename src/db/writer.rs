@@ -36,7 +36,7 @@ pub use super::events::{
 };
 use super::{Context, DbError};
 use crate::analytics::event::Event;
-use crate::metrics::{Counter, Gauge, Histogram};
+use crate::platform::metrics::{Counter, Gauge, Histogram};
 
 /// Name of the writer thread (visible in `top -H`, panics and logs).
 pub const THREAD_NAME: &str = "fazt-writer";

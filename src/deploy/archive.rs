@@ -23,7 +23,7 @@
 //! components are dropped (`./a//b` is `a/b`), everything else that could not be a site
 //! path is refused, never repaired.
 
-use crate::vfs::store::{FileSource, StagedFile};
+use crate::hosting::store::{FileSource, StagedFile};
 use sha2::{Digest, Sha256};
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -299,7 +299,7 @@ fn extract_into<R: Read + Seek>(
         }
         total_bytes += size;
         files.push(StagedFile {
-            mime: crate::vfs::rules::mime_for(&path),
+            mime: crate::hosting::rules::mime_for(&path),
             path,
             source: FileSource::Packed {
                 file: Arc::clone(&pack),
@@ -362,12 +362,12 @@ fn entry_path(name: &str) -> Result<EntryPath, &'static str> {
     if segments.is_empty() {
         return Err("names no file");
     }
-    if segments.len() > crate::vfs::path::MAX_SEGMENTS {
+    if segments.len() > crate::hosting::path::MAX_SEGMENTS {
         return Err("has more than 64 path components (no request could reach it)");
     }
     let path = segments.join("/");
     // A request path is `/` + this, at most MAX_PATH_BYTES long before any percent-encoding.
-    if path.len() >= crate::vfs::path::MAX_PATH_BYTES {
+    if path.len() >= crate::hosting::path::MAX_PATH_BYTES {
         return Err("is longer than 2047 bytes (no request could reach it)");
     }
     Ok(EntryPath::File(path))

@@ -1,7 +1,7 @@
 //! Deploy settings, from `FAZT_*` variables over defaults.
 
-use crate::config::Env;
-use crate::units::parse_bytes;
+use crate::platform::units::parse_bytes;
+use crate::server::config::Env;
 
 /// Largest upload accepted (`FAZT_MAX_UPLOAD`). Bigger than any static site we expect a
 /// small host to serve, small enough that a spooled upload plus its extracted files fit

@@ -4,4 +4,3 @@ pub mod archive;
 pub mod limits;
 pub mod multipart;
 pub mod service;
-pub mod sites_api;

@@ -23,12 +23,12 @@ use super::limits::DeployLimits;
 use super::multipart::{self, BodyWindow};
 use crate::analytics::ingest::QueryParams;
 use crate::db::DbError;
+use crate::hosting::store;
 use crate::http::spool::{self, SpoolPolicy};
 use crate::http::{Method, Request, Response};
 use crate::keys::ApiKey;
-use crate::metrics::Counter;
+use crate::platform::metrics::Counter;
 use crate::server::App;
-use crate::vfs::store;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
@@ -297,7 +297,7 @@ fn run_job(app: &Arc<App>, job: DeployJob) {
     // The spooled body goes with the request, before the client hears back.
     drop(request);
     reply(response);
-    crate::sys::release_free_memory();
+    crate::platform::sys::release_free_memory();
 }
 
 /// Why a deploy failed; each maps to its status here and nowhere else.
@@ -391,10 +391,10 @@ fn deploy(
         Ok(result)
     })?;
     drop(dir);
-    crate::keys::touch_last_used(&app.writer, &key.id, crate::clock::unix_now());
+    crate::keys::touch_last_used(&app.writer, &key.id, crate::platform::clock::unix_now());
     let mut body = result.to_json();
     body["previous"] = serde_json::json!(result.previous);
-    body["url"] = serde_json::json!(super::sites_api::site_url(&app.config, &site));
+    body["url"] = serde_json::json!(crate::admin::sites::site_url(&app.config, &site));
     Ok(body)
 }
 

@@ -12,7 +12,7 @@ use super::parse::{parse_head, ChunkedDecoder, Framing, HeadScanner, HeadStatus,
 use super::response::DateCache;
 use super::spool::{self, SpoolPolicy};
 use super::{Body, HttpError, Method, Request, Response};
-use crate::metrics::METRICS;
+use crate::platform::metrics::METRICS;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

@@ -8,7 +8,7 @@
 //! copying the bytes would; the disk itself is checked every `DISK_CHECK_EVERY` bytes.
 
 use super::HttpError;
-use crate::disk::DiskGuard;
+use crate::platform::disk::DiskGuard;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};

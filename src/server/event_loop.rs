@@ -5,8 +5,8 @@
 use crate::http::conn::{Conn, ConnCtx, ConnLimits, Service, Want};
 use crate::http::response::DateCache;
 use crate::http::{Request, Response};
-use crate::metrics::METRICS;
-use crate::sys::{Epoll, Event, EventFd, Interest};
+use crate::platform::metrics::METRICS;
+use crate::platform::sys::{Epoll, Event, EventFd, Interest};
 use crossbeam_channel::{Receiver, Sender};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

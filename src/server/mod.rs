@@ -2,6 +2,7 @@
 //! listeners, starts N core threads (each an event loop on the shared public listener), the
 //! reserved admin thread and the writer thread, and shuts them down in order on a signal.
 
+pub mod config;
 pub mod event_loop;
 pub mod router;
 mod services;
@@ -10,14 +11,14 @@ mod threads;
 use crate::analytics::event::{day_of, SaltBook};
 use crate::analytics::ingest::Ingest;
 use crate::analytics::store::{load_or_create_salt, EventStore};
-use crate::config::Config;
 use crate::db::writer::EventPipeline;
 use crate::db::writer::WriterHandle;
-use crate::disk::DiskGuard;
+use crate::hosting::cache::SiteCache;
+use crate::hosting::sites::{SiteServer, SYSTEM_SITES};
+use crate::hosting::store::{self, StagedFile};
 use crate::http::{Body, Response};
-use crate::sites::{SiteServer, SYSTEM_SITES};
-use crate::vfs::cache::SiteCache;
-use crate::vfs::store::{self, StagedFile};
+use crate::platform::disk::DiskGuard;
+use crate::server::config::Config;
 use event_loop::ConnCap;
 use rusqlite::Connection;
 use std::io::Write;
@@ -72,7 +73,7 @@ pub fn run(mut config: Config) -> Result<i32, String> {
     seed_system_sites(&mut conn)?;
     ensure_owner_key(&conn)?;
     let salts = Arc::new(SaltBook::default());
-    let today = day_of(crate::clock::unix_now());
+    let today = day_of(crate::platform::clock::unix_now());
     salts.set(
         today,
         load_or_create_salt(&conn, today).map_err(|e| e.to_string())?,
@@ -139,7 +140,7 @@ pub fn run(mut config: Config) -> Result<i32, String> {
         app.config.domain,
         limits.core_threads,
         limits.max_connections,
-        crate::units::format_bytes(limits.cache_bytes),
+        crate::platform::units::format_bytes(limits.cache_bytes),
     );
     threads.wait_for_shutdown(&app, signals)
 }

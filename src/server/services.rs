@@ -9,7 +9,7 @@ use crate::deploy::service as deploy;
 use crate::http::conn::Service;
 use crate::http::spool::SpoolPolicy;
 use crate::http::{Request, Response};
-use crate::metrics::METRICS;
+use crate::platform::metrics::METRICS;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;

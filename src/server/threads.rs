@@ -131,7 +131,7 @@ fn spawn_loop(
 ) -> std::io::Result<()> {
     std::thread::Builder::new().name(name).spawn(move || {
         let _notice = notice;
-        crate::vfs::store::install_reader(reader);
+        crate::db::reader::install_reader(reader);
         if let Err(e) = event_loop.run(&mut service) {
             log::error!(
                 "{} stopped: {e}",
@@ -201,7 +201,7 @@ impl Threads {
         }
         let drained = cores_left == 0 && !admin_running;
         if !drained {
-            let open = crate::metrics::METRICS.connections_open.get();
+            let open = crate::platform::metrics::METRICS.connections_open.get();
             log::error!(
                 "shutdown deadline of {:?} passed with {open} connection(s) still open; exiting anyway",
                 app.config.shutdown_timeout

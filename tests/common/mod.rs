@@ -50,14 +50,14 @@ pub const MEMORY_LIMIT_256_MIB: (&str, &str) = ("FAZT_MEMORY_LIMIT", "268435456"
 
 /// Limits as the probe derives them for `data_dir` on a host without readable `/proc` or
 /// cgroup files, with `env` as the only environment.
-pub fn probe_limits(data_dir: &Path, env: &[(&str, &str)]) -> fazt::probe::Limits {
-    let readings = fazt::probe::read(Path::new("/nonexistent-fazt-probe-root"));
+pub fn probe_limits(data_dir: &Path, env: &[(&str, &str)]) -> fazt::platform::probe::Limits {
+    let readings = fazt::platform::probe::read(Path::new("/nonexistent-fazt-probe-root"));
     let lookup = |name: &str| {
         env.iter()
             .find(|(key, _)| *key == name)
             .map(|(_, value)| value.to_string())
     };
-    fazt::probe::derive(&readings, data_dir, &lookup).expect("derive limits")
+    fazt::platform::probe::derive(&readings, data_dir, &lookup).expect("derive limits")
 }
 
 /// A test path as `&str` (test paths are UTF-8), for command-line arguments.

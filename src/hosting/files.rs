@@ -3,8 +3,8 @@
 //! body), `Content-Type` and `Cache-Control`. Sites, the built-in pages and the admin
 //! assets all answer through it.
 
+use crate::hosting::rules::{content_range, parse_range, unsatisfied_range, RangeOutcome};
 use crate::http::{Body, Method, Request, Response};
-use crate::vfs::rules::{content_range, parse_range, unsatisfied_range, RangeOutcome};
 use std::sync::Arc;
 
 /// What the response path needs to know about a file, besides its bytes. The strings are

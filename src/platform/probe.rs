@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::units::{format_bytes, parse_bytes};
+use crate::platform::units::{format_bytes, parse_bytes};
 
 /// Where a reading or a limit came from, printed by `fazt probe`.
 pub type Source = String;
@@ -414,7 +414,7 @@ fn count_cpu_list(list: &str) -> Option<usize> {
 
 /// The soft open-file limit of this process (always the real process, whatever the root).
 fn read_nofile() -> (u64, Source) {
-    match crate::sys::nofile_limit() {
+    match crate::platform::sys::nofile_limit() {
         Ok((soft, _hard)) => (soft, "getrlimit(RLIMIT_NOFILE)".to_string()),
         // 1024 is the usual default soft limit; getrlimit failing is near impossible anyway.
         Err(e) => (

@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::db::{Context, DbError};
-use crate::metrics::Counter;
-use crate::sys;
+use crate::platform::metrics::Counter;
+use crate::platform::sys;
 
 /// The environment variable that sets the threshold, in percent.
 pub const THRESHOLD_ENV: &str = "FAZT_DISK_THRESHOLD";

@@ -3,33 +3,36 @@
 //! from the shared cache or the thread's read connection, and fall back to the site's
 //! `404.html`, then the `404` site, then the built-in page — always with status 404.
 
-use crate::files::{respond, FileMeta};
+use crate::hosting::cache::{CachedFile, SiteCache};
+use crate::hosting::files::{respond, FileMeta};
+use crate::hosting::path::{candidates, normalize};
+use crate::hosting::rules::cache_control;
+use crate::hosting::store::{self, BlobStream, FileRow, SiteTable};
 use crate::http::{Body, Method, Request, Response};
-use crate::vfs::cache::{CachedFile, SiteCache};
-use crate::vfs::path::{candidates, normalize};
-use crate::vfs::rules::cache_control;
-use crate::vfs::store::{self, BlobStream, FileRow, SiteTable};
 use std::borrow::Cow;
 use std::sync::Arc;
 
 /// The page of last resort, when neither the site nor the `404` site has one.
-const BUILTIN_404: &[u8] = include_bytes!("../assets/404.html");
+const BUILTIN_404: &[u8] = include_bytes!("../../assets/404.html");
 
 /// The seed content of the system sites, written at first start (deploys replace it).
 pub const SYSTEM_SITES: [(&str, &str, &[u8]); 2] = [
     (
         "root",
         "index.html",
-        include_bytes!("../assets/landing.html"),
+        include_bytes!("../../assets/landing.html"),
     ),
-    ("404", "index.html", include_bytes!("../assets/404.html")),
+    ("404", "index.html", include_bytes!("../../assets/404.html")),
 ];
 
 /// The admin dashboard's assets: pinned in the cache at start, served on the admin host.
 pub const ADMIN_ASSETS: [(&str, &[u8]); 3] = [
-    ("index.html", include_bytes!("../assets/admin/index.html")),
-    ("admin.js", include_bytes!("../assets/admin/admin.js")),
-    ("admin.css", include_bytes!("../assets/admin/admin.css")),
+    (
+        "index.html",
+        include_bytes!("../../assets/admin/index.html"),
+    ),
+    ("admin.js", include_bytes!("../../assets/admin/admin.js")),
+    ("admin.css", include_bytes!("../../assets/admin/admin.css")),
 ];
 
 /// A file found for a request: from the cache, or too large to cache and streamed.
@@ -56,7 +59,8 @@ pub struct SiteServer {
 impl SiteServer {
     pub fn new(cache: SiteCache) -> SiteServer {
         for (path, bytes) in ADMIN_ASSETS {
-            let file = CachedFile::from_bytes(Arc::from(bytes), crate::vfs::rules::mime_for(path));
+            let file =
+                CachedFile::from_bytes(Arc::from(bytes), crate::hosting::rules::mime_for(path));
             cache.pin(path, Arc::new(file));
         }
         let builtin_404 = Arc::new(CachedFile::from_bytes(
@@ -145,20 +149,23 @@ impl SiteServer {
         if let Some(file) = self.cache.get_path(deployment, path) {
             return Ok(Some(Found::Cached(file)));
         }
-        let Some(row) = store::with_reader(|conn| store::find_file(conn, deployment, path))? else {
+        let Some(row) =
+            crate::db::reader::with_reader(|conn| store::find_file(conn, deployment, path))?
+        else {
             return Ok(None);
         };
         if !self.cache.admits(row.size) {
             return Ok(Some(Found::Large(row)));
         }
-        let bytes = store::with_reader(|conn| store::read_blob(conn, &row.sha256, row.size))?;
+        let bytes =
+            crate::db::reader::with_reader(|conn| store::read_blob(conn, &row.sha256, row.size))?;
         let file = Arc::new(CachedFile::new(
             Arc::from(bytes),
             row.sha256,
             row.mime.as_str(),
         ));
         self.cache.insert(
-            crate::vfs::cache::CacheKey::new(deployment, path),
+            crate::hosting::cache::CacheKey::new(deployment, path),
             file.clone(),
         );
         Ok(Some(Found::Cached(file)))
@@ -193,7 +200,7 @@ impl SiteServer {
                     path,
                     Arc::from(row.mime.as_str()),
                     row.size,
-                    Arc::from(crate::files::etag_of_hash(&row.sha256)),
+                    Arc::from(crate::hosting::files::etag_of_hash(&row.sha256)),
                 ),
                 row.sha256,
             ),

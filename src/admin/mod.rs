@@ -2,16 +2,17 @@
 //! public) and the JSON API (every route needs `Authorization: Bearer <key>`). Reads use
 //! this thread's read connection; every write is a job for the writer thread.
 //!
-//! Authorisation: the site routes (`/api/sites...`, see `deploy::sites_api`) check that the
+//! Authorisation: the site routes (`/api/sites...`, see `sites`) check that the
 //! key's scopes cover the site; every other route needs the `owner` scope.
 
+pub mod sites;
+
 use crate::db::DbError;
-use crate::deploy::sites_api;
+
 use crate::http::{Body, Method, Request, Response};
 use crate::keys::{self, validate_name, ApiKey, Scopes};
-use crate::metrics::METRICS;
+use crate::platform::metrics::METRICS;
 use crate::server::App;
-use crate::vfs::store;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -88,15 +89,19 @@ impl AdminApi {
             self.last_used_sent
                 .retain(|_, sent| now.duration_since(*sent) < LAST_USED_INTERVAL);
         }
-        if keys::touch_last_used(&self.app.writer, &key.id, crate::clock::unix_now()) {
+        if keys::touch_last_used(
+            &self.app.writer,
+            &key.id,
+            crate::platform::clock::unix_now(),
+        ) {
             self.last_used_sent.insert(key.id.clone(), now);
         }
     }
 
     fn route(&mut self, request: &Request, key: &ApiKey) -> Response {
         let path = request.path();
-        if sites_api::is_sites_path(path) {
-            return sites_api::handle(&self.app, key, request);
+        if sites::is_sites_path(path) {
+            return sites::handle(&self.app, key, request);
         }
         if !key.is_owner() {
             return Response::error(
@@ -145,7 +150,7 @@ impl AdminApi {
     /// At midnight UTC, starts the new day's visitor salt (stored, so a restart keeps
     /// it) and deletes salts older than yesterday's.
     pub fn rotate_salt_if_new_day(&self) {
-        let today = crate::analytics::event::day_of(crate::clock::unix_now());
+        let today = crate::analytics::event::day_of(crate::platform::clock::unix_now());
         if self.app.ingest.salts.day() == Some(today) {
             return;
         }
@@ -163,8 +168,9 @@ impl AdminApi {
     /// Reloads the site table when the database changed (a deploy, or `fazt site import`
     /// from another process), and drops cache entries of deployments no longer current.
     pub fn refresh_sites_if_changed(&mut self) {
-        let version =
-            store::with_reader(|conn| conn.query_row("PRAGMA data_version", [], |r| r.get(0)));
+        let version = crate::db::reader::with_reader(|conn| {
+            conn.query_row("PRAGMA data_version", [], |r| r.get(0))
+        });
         let version: i64 = match version {
             Ok(v) => v,
             Err(e) => return log::error!("checking for database changes: {e}"),
@@ -172,7 +178,7 @@ impl AdminApi {
         if self.seen_data_version == Some(version) {
             return;
         }
-        match store::with_reader(|conn| self.app.sites.reload(conn)) {
+        match crate::db::reader::with_reader(|conn| self.app.sites.reload(conn)) {
             Ok(()) => self.seen_data_version = Some(version),
             Err(e) => log::error!("reloading sites: {e}"),
         }
@@ -255,7 +261,7 @@ impl AdminApi {
     }
 
     fn list_keys(&self) -> Response {
-        match store::with_reader(keys::list) {
+        match crate::db::reader::with_reader(keys::list) {
             Ok(keys) => Response::json(
                 200,
                 &json!({ "keys": keys.iter().map(|k| k.to_json()).collect::<Vec<_>>() }),
@@ -332,7 +338,7 @@ pub fn authenticate(request: &Request) -> Result<keys::ApiKey, Response> {
                 .header("WWW-Authenticate", "Bearer"),
         );
     };
-    match store::with_reader(|conn| keys::authenticate(conn, token)) {
+    match crate::db::reader::with_reader(|conn| keys::authenticate(conn, token)) {
         Ok(Some(key)) => Ok(key),
         Ok(None) => {
             Err(Response::error(401, "invalid or revoked API key")

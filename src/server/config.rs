@@ -2,8 +2,8 @@
 //! over defaults. Resource-derived limits come from the probe (`probe::derive`).
 
 use crate::http::conn::ConnLimits;
-use crate::probe::Report;
-use crate::units::parse_duration;
+use crate::platform::probe::Report;
+use crate::platform::units::parse_duration;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -135,7 +135,7 @@ impl Config {
             conn,
             shutdown_timeout: duration(env, "FAZT_SHUTDOWN_TIMEOUT", Duration::from_secs(10))?,
             admin_max_connections,
-            disk_threshold: crate::disk::threshold_from_env(env)?,
+            disk_threshold: crate::platform::disk::threshold_from_env(env)?,
             trusted_proxies: crate::analytics::proxies::TrustedProxies::from_env(env)?,
             event_batch: event_batch(env)?,
             auto_pageviews: switch(env, "FAZT_AUTO_PAGEVIEWS", true)?,

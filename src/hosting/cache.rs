@@ -95,7 +95,7 @@ impl CachedFile {
     pub fn new(body: Arc<[u8]>, sha256: [u8; 32], mime: impl Into<Arc<str>>) -> CachedFile {
         CachedFile {
             body,
-            etag: crate::files::etag_of_hash(&sha256).into(),
+            etag: crate::hosting::files::etag_of_hash(&sha256).into(),
             sha256,
             mime: mime.into(),
         }
@@ -695,7 +695,7 @@ mod tests {
             &*f.etag,
             "\"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824\""
         );
-        assert_eq!(*f.etag, crate::files::etag_of(b"hello"));
+        assert_eq!(*f.etag, crate::hosting::files::etag_of(b"hello"));
     }
 
     #[cfg(target_pointer_width = "64")]
@@ -1029,7 +1029,7 @@ mod tests {
         for (path, bytes) in &pinned_originals {
             let f = cache.get_pinned(path).expect("pinned entry survives");
             assert_eq!(&f.body[..], &bytes[..], "{path}");
-            assert_eq!(*f.etag, crate::files::etag_of(bytes));
+            assert_eq!(*f.etag, crate::hosting::files::etag_of(bytes));
         }
     }
 

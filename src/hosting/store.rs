@@ -10,12 +10,11 @@
 //!   all writes are made by whoever holds the one write connection (the writer thread in
 //!   the server, or a CLI command on its own connection).
 
-use crate::clock::unix_now;
 use crate::http::response::BodyStream;
+use crate::platform::clock::unix_now;
 use parking_lot::RwLock;
 use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
@@ -24,43 +23,6 @@ use std::sync::Arc;
 
 /// Bytes per stored chunk: a streamed response holds one chunk at a time.
 pub const CHUNK_SIZE: usize = 128 * 1024;
-
-thread_local! {
-    /// This thread's read-only connection (core threads and the admin thread each open one).
-    static READER: RefCell<Option<Connection>> = const { RefCell::new(None) };
-}
-
-/// Gives the calling thread its read connection; connections never cross threads.
-pub fn install_reader(conn: Connection) {
-    READER.with(|r| *r.borrow_mut() = Some(conn));
-}
-
-/// Closes the calling thread's read connection (before the writer's final checkpoint).
-pub fn drop_reader() {
-    READER.with(|r| r.borrow_mut().take());
-}
-
-/// Runs `f` on this thread's read connection.
-pub fn with_reader<T>(f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
-    READER.with(|r| match r.borrow().as_ref() {
-        Some(conn) => f(conn),
-        None => Err(rusqlite::Error::InvalidPath(
-            "no database reader on this thread".into(),
-        )),
-    })
-}
-
-/// Like [`with_reader`], for queries that report the database layer's error.
-pub fn read_db<T>(
-    f: impl FnOnce(&Connection) -> Result<T, crate::db::DbError>,
-) -> Result<T, crate::db::DbError> {
-    READER.with(|r| match r.borrow().as_ref() {
-        Some(conn) => f(conn),
-        None => Err(crate::db::DbError::Internal(
-            "no database reader on this thread".into(),
-        )),
-    })
-}
 
 /// A file of a deployment, as stored.
 #[derive(Clone, Debug)]
@@ -145,7 +107,7 @@ impl BodyStream for BlobStream {
         if self.remaining == 0 {
             return Ok(None);
         }
-        let chunk: Option<Vec<u8>> = with_reader(|conn| {
+        let chunk: Option<Vec<u8>> = crate::db::reader::with_reader(|conn| {
             let mut stmt =
                 conn.prepare_cached("SELECT data FROM blob_chunks WHERE sha256 = ?1 AND seq = ?2")?;
             stmt.query_row(params![&self.sha256[..], self.next_seq], |row| row.get(0))
@@ -284,7 +246,7 @@ impl StagedFile {
             source: FileSource::Embedded(bytes),
             size: bytes.len() as u64,
             sha256: Sha256::digest(bytes).into(),
-            mime: crate::vfs::rules::mime_for(path),
+            mime: crate::hosting::rules::mime_for(path),
         }
     }
 }
@@ -372,7 +334,7 @@ fn walk(dir: &Path, prefix: &str, files: &mut Vec<StagedFile>) -> Result<(), Str
             let (sha256, size) =
                 hash_file(&entry.path()).map_err(|e| format!("{}: {e}", entry.path().display()))?;
             files.push(StagedFile {
-                mime: crate::vfs::rules::mime_for(&rel),
+                mime: crate::hosting::rules::mime_for(&rel),
                 path: rel,
                 source: FileSource::Disk(entry.path()),
                 size,
@@ -1203,7 +1165,7 @@ mod tests {
         let bytes: &'static [u8] = Box::leak((0..CHUNK_SIZE * 2 + 10).map(|i| i as u8).collect());
         let file = StagedFile::embedded("big.bin", bytes);
         apply_deployment(&mut conn, "s", std::slice::from_ref(&file), "test").unwrap();
-        install_reader(conn);
+        crate::db::reader::install_reader(conn);
         let start = CHUNK_SIZE as u64 - 3;
         let mut stream = BlobStream::new(file.sha256, start, CHUNK_SIZE as u64 + 6);
         let mut out = Vec::new();
@@ -1211,6 +1173,6 @@ mod tests {
             out.extend(chunk);
         }
         assert_eq!(out, &bytes[start as usize..start as usize + CHUNK_SIZE + 6]);
-        drop_reader();
+        crate::db::reader::drop_reader();
     }
 }

@@ -13,11 +13,11 @@
 //! - deleting never checks the disk breaker: it is how an operator frees space.
 
 use crate::admin::{db_error, sqlite_error};
-use crate::config::Config;
+use crate::hosting::store::{self, RollbackOutcome};
 use crate::http::{Method, Request, Response};
 use crate::keys::ApiKey;
+use crate::server::config::Config;
 use crate::server::App;
-use crate::vfs::store::{self, RollbackOutcome};
 use serde_json::json;
 
 /// The public URL of a site: `http://<name>.<domain>/`, `http://<domain>/` for `root`,
@@ -92,7 +92,7 @@ fn check_site(key: &ApiKey, site: &str) -> Option<Response> {
 }
 
 fn list_sites(app: &App, key: &ApiKey) -> Response {
-    let sites = match store::with_reader(store::list_sites) {
+    let sites = match crate::db::reader::with_reader(store::list_sites) {
         Ok(sites) => sites,
         Err(e) => return sqlite_error("listing sites", e),
     };
@@ -114,7 +114,7 @@ fn list_sites(app: &App, key: &ApiKey) -> Response {
 }
 
 fn list_deployments(app: &App, site: &str) -> Response {
-    let listed = match store::with_reader(|conn| store::list_deployments(conn, site)) {
+    let listed = match crate::db::reader::with_reader(|conn| store::list_deployments(conn, site)) {
         Ok(Some(listed)) => listed,
         Ok(None) => return unknown_site(site),
         Err(e) => return sqlite_error("listing deployments", e),
@@ -256,7 +256,7 @@ fn delete_site(app: &App, site: &str) -> Response {
 /// entries of deployments it no longer points at) and drops `also_dropped` from the
 /// cache (every deployment of a deleted site, not only its last current one).
 fn reload_sites(app: &App, also_dropped: &[i64]) {
-    if let Err(e) = store::with_reader(|conn| app.sites.reload(conn)) {
+    if let Err(e) = crate::db::reader::with_reader(|conn| app.sites.reload(conn)) {
         // The admin thread's next tick retries (the database's data_version moved).
         log::error!("reloading sites after a change: {e}");
     }
@@ -278,14 +278,17 @@ mod tests {
     use super::*;
 
     fn config(listen: &str, domain: &str) -> Config {
-        let flags = crate::config::Flags {
+        let flags = crate::server::config::Flags {
             listen: Some(listen.into()),
             domain: Some(domain.into()),
             ..Default::default()
         };
         let root = std::path::Path::new("/nonexistent");
         let probe =
-            crate::probe::Report::collect(root, std::path::Path::new("/tmp/d"), &|_| None).unwrap();
+            crate::platform::probe::Report::collect(root, std::path::Path::new("/tmp/d"), &|_| {
+                None
+            })
+            .unwrap();
         Config::build(&flags, &|_| None, probe).unwrap()
     }
 

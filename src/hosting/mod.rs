@@ -1,0 +1,10 @@
+//! Hosting: sites, immutable deployments and content-addressed blobs in SQLite (`store`),
+//! URL path rules (`path`, `rules`), the shared file cache (`cache`) and serving
+//! (`sites`, `files`).
+
+pub mod cache;
+pub mod files;
+pub mod path;
+pub mod rules;
+pub mod sites;
+pub mod store;

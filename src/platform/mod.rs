@@ -1,0 +1,9 @@
+//! The platform layer: the operating system (`sys`, the only `unsafe` code), resource
+//! probing, units, time, disk space and metric primitives. Depends on nothing else in fazt.
+
+pub mod clock;
+pub mod disk;
+pub mod metrics;
+pub mod probe;
+pub mod sys;
+pub mod units;
