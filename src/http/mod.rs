@@ -2,6 +2,7 @@
 //! machine, and response serialisation. Handlers see a complete [`Request`] and return a
 //! [`Response`]; everything about sockets stays in `conn` and `server::event_loop`.
 
+pub mod cap;
 pub mod conn;
 pub mod parse;
 pub mod request;

@@ -2,6 +2,7 @@
 //! and a mailbox (channel + eventfd) through which other threads hand it work or answers.
 //! Core threads and the admin thread both run this loop with different services.
 
+use crate::http::cap::ConnCap;
 use crate::http::conn::{Conn, ConnCtx, ConnLimits, Service, Want};
 use crate::http::response::DateCache;
 use crate::http::{Request, Response};
@@ -11,7 +12,7 @@ use crossbeam_channel::{Receiver, Sender};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -75,29 +76,6 @@ impl Mailbox {
 
     pub fn wake(&self) {
         self.waker.notify();
-    }
-}
-
-/// Open connections of one listener (shared by the loops that accept from it) and the cap.
-pub struct ConnCap {
-    open: AtomicUsize,
-    max: usize,
-}
-
-impl ConnCap {
-    pub fn new(max: usize) -> Arc<ConnCap> {
-        Arc::new(ConnCap {
-            open: AtomicUsize::new(0),
-            max,
-        })
-    }
-
-    pub fn open(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
-    }
-
-    pub fn max(&self) -> usize {
-        self.max
     }
 }
 
@@ -216,13 +194,12 @@ impl EventLoop {
             match listener.accept() {
                 Ok((stream, peer)) => {
                     METRICS.connections_accepted.inc();
-                    if self.cap.open.fetch_add(1, Ordering::Relaxed) >= self.cap.max {
-                        self.cap.open.fetch_sub(1, Ordering::Relaxed);
+                    if !self.cap.try_acquire() {
                         refuse_over_cap(stream);
                         continue;
                     }
                     if let Err(e) = self.register(stream, peer, now) {
-                        self.cap.open.fetch_sub(1, Ordering::Relaxed);
+                        self.cap.release();
                         log::warn!("could not register a connection from {peer}: {e}");
                     }
                 }
@@ -397,7 +374,7 @@ impl EventLoop {
             // Dropping the stream closes the fd, which also removes it from the epoll set.
             self.free.push(index as u32);
             self.live -= 1;
-            self.cap.open.fetch_sub(1, Ordering::Relaxed);
+            self.cap.release();
             METRICS.connections_open.dec();
         }
     }

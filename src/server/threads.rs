@@ -2,11 +2,12 @@
 //! then the admin thread (so admin requests handed over during the drain still finish),
 //! then the writer commits what it holds, checkpoints and closes the database last.
 
-use super::event_loop::{ConnCap, EventLoop, LoopService, Mailbox};
+use super::event_loop::{EventLoop, LoopService, Mailbox};
 use super::services::{AdminService, CoreService};
 use super::App;
 use crate::admin::AdminApi;
 use crate::db::writer::WriterThread;
+use crate::http::cap::ConnCap;
 use crossbeam_channel::Receiver;
 use rusqlite::Connection;
 use std::net::TcpListener;
