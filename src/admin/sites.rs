@@ -278,18 +278,7 @@ mod tests {
     use super::*;
 
     fn config(listen: &str, domain: &str) -> Config {
-        let flags = crate::server::config::Flags {
-            listen: Some(listen.into()),
-            domain: Some(domain.into()),
-            ..Default::default()
-        };
-        let root = std::path::Path::new("/nonexistent");
-        let probe =
-            crate::platform::probe::Report::collect(root, std::path::Path::new("/tmp/d"), &|_| {
-                None
-            })
-            .unwrap();
-        Config::build(&flags, &|_| None, probe).unwrap()
+        crate::cli::settings::config_for_tests(&["--listen", listen, "--domain", domain])
     }
 
     #[test]
