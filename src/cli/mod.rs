@@ -86,7 +86,7 @@ struct DbArgs {
 enum KeyCmd {
     /// Create an API key and print its token (shown only once)
     Create {
-        /// A name to recognise the key by
+        /// A name to recognise the key by (shown by `fazt key list`)
         name: String,
         /// owner (everything), deploy:* (any site but root and 404) or deploy:SITE, comma-separated
         #[arg(long, value_name = "SCOPE[,SCOPE...]", value_parser = Scopes::parse, default_value = "owner")]
@@ -104,6 +104,7 @@ enum KeyCmd {
     },
     /// Revoke an API key by id
     Revoke {
+        /// The key's id, from `fazt key list`
         id: String,
         #[command(flatten)]
         db: DbArgs,
@@ -115,7 +116,9 @@ enum SiteCmd {
     /// Publish DIR as site NAME: a new deployment, made current at once (a running server
     /// picks it up)
     Import {
+        /// Site name: NAME.DOMAIN serves it (root serves the bare domain, 404 the not-found page)
         name: String,
+        /// Directory to publish
         dir: PathBuf,
         #[command(flatten)]
         disk: DiskArgs,
@@ -178,6 +181,7 @@ struct SitesCmd {
 enum SitesSub {
     /// Delete site NAME and its deployments
     Rm {
+        /// Site name
         name: String,
         #[command(flatten)]
         client: ClientArgs,
@@ -296,7 +300,8 @@ fn clap_exit(e: clap::Error, root: &Command) -> i32 {
             print!("{}", e.render());
             return 0;
         }
-        ErrorKind::ValueValidation | ErrorKind::InvalidValue => {
+        // (InvalidValue is clap's "a value is required": its own words are clearer.)
+        ErrorKind::ValueValidation => {
             if let Some(message) = bad_value(&e, root) {
                 eprintln!("fazt: {message}");
                 return 2;
@@ -309,7 +314,7 @@ fn clap_exit(e: clap::Error, root: &Command) -> i32 {
     2
 }
 
-/// `invalid value 'x' for FAZT_X (--x): why`, from clap's error context.
+/// `invalid value 'x' for FAZT_CACHE_BYTES (--cache-bytes): why`, from clap's error context.
 fn bad_value(e: &clap::Error, root: &Command) -> Option<String> {
     let text = |kind| match e.get(kind) {
         Some(ContextValue::String(s)) => Some(s.clone()),
@@ -319,7 +324,7 @@ fn bad_value(e: &clap::Error, root: &Command) -> Option<String> {
     let value = text(ContextKind::InvalidValue).unwrap_or_default();
     let why = std::error::Error::source(e)
         .map(|s| s.to_string())
-        .unwrap_or_else(|| "is not one of the accepted values".into());
+        .unwrap_or_else(|| "is not valid".into());
     let long = shown
         .strip_prefix("--")
         .map(|s| s.split([' ', '=']).next().unwrap_or(s));

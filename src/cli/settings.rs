@@ -335,7 +335,7 @@ impl Parsed<'_> {
         self.command.get_arguments().find(|a| a.get_id() == id)
     }
 
-    /// `flag --name`, `env FAZT_NAME` or `default`.
+    /// `flag --idle-timeout`, `env FAZT_IDLE_TIMEOUT` or `default`.
     fn source(&self, id: &str) -> String {
         let arg = self.arg(id);
         match (self.matches.value_source(id), arg) {
@@ -369,7 +369,7 @@ impl Parsed<'_> {
     }
 }
 
-/// The one error format for a bad value: `invalid value 'x' for FAZT_X (--x): why`.
+/// The one error format for a bad value: `invalid value 'x' for FAZT_CACHE_BYTES (--cache-bytes): why`.
 pub(crate) fn invalid(value: &str, arg: &Arg, why: &str) -> String {
     let name = match arg.get_env() {
         Some(env) => format!("{} ({})", env.to_string_lossy(), flag_name(arg)),
@@ -634,6 +634,30 @@ mod tests {
         }
         assert_eq!(Dur(Duration::from_millis(250)).to_string(), "250ms");
         assert_eq!(Dur(Duration::from_secs(60)).to_string(), "1m");
+    }
+
+    #[test]
+    fn health_reports_each_setting_with_its_source() {
+        let config = config_for_tests(&["--listen", "127.0.0.1:9100", "--cache-bytes", "16M"]);
+        let limits = config.limits_json();
+        assert_eq!(limits["listen"], "127.0.0.1:9100");
+        assert_eq!(limits["sources"]["listen"], "flag --listen");
+        assert_eq!(limits["header_timeout"], "10s");
+        assert_eq!(limits["sources"]["header_timeout"], "default");
+        assert_eq!(limits["admin_listen"], serde_json::Value::Null);
+        // The probe's limits keep their numbers; an override names its flag.
+        assert_eq!(limits["cache_bytes"], 16u64 << 20);
+        assert_eq!(limits["sources"]["cache_bytes"], "flag --cache-bytes");
+        assert!(limits["sources"]["core_threads"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty()));
+        // Probe overrides appear once, as limits, not again as settings.
+        assert!(limits.get("threads").is_none());
+        assert_eq!(config.keep_deployments, config::DEFAULT_KEEP_DEPLOYMENTS);
+        assert_eq!(
+            config.deploy.max_files,
+            Some(crate::deploy::archive::DEFAULT_MAX_FILES)
+        );
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub struct Config {
 }
 
 /// One setting as the operator wrote it (or its default), and where that came from:
-/// `flag --name`, `env FAZT_NAME` or `default`.
+/// `flag --idle-timeout`, `env FAZT_IDLE_TIMEOUT` or `default`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SettingValue {
     /// The setting's name in JSON: its flag in snake case (`header_timeout`).
