@@ -276,7 +276,7 @@ fn bad_values_share_one_format_and_exit_2() {
     let data = TempDir::new("badvalues");
     let d = data.path().to_str().unwrap();
     let site = TempDir::new("badvalues-site");
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+    let cases: &[BadCase] = &[
         (&["probe"], &[("FAZT_CACHE_BYTES", "12Q")],
          "invalid value '12Q' for FAZT_CACHE_BYTES (--cache-bytes): has an unknown size unit 'q'"),
         (&["probe", "--cache-bytes", "12Q"], &[],
