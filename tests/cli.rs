@@ -335,5 +335,5 @@ fn flags_beat_variables_beat_defaults_and_empty_is_unset() {
     assert_eq!(cache(&[], &env), (16 << 20, "env FAZT_CACHE_BYTES".into()));
     let (bytes, source) = cache(&[], &[("FAZT_CACHE_BYTES", "")]);
     assert_eq!(bytes, 64 << 20, "512 MiB fixture / 8");
-    assert!(source.starts_with("memory limit / 8"), "{source}");
+    assert!(source.starts_with("derived: memory limit / 8"), "{source}");
 }

@@ -598,7 +598,7 @@ pub fn derive(
     let sqlite_cache_bytes = push(&mut sources, "sqlite_cache_bytes", sqlite_cache);
 
     let sqlite_mmap = given_or(&o.sqlite_mmap_bytes, || {
-        (SQLITE_MMAP_DEFAULT, SQLITE_MMAP_RULE.to_string())
+        (SQLITE_MMAP_DEFAULT, format!("default: {SQLITE_MMAP_RULE}"))
     });
     let sqlite_mmap_bytes = push(&mut sources, "sqlite_mmap_bytes", sqlite_mmap);
 
@@ -727,7 +727,7 @@ impl Report {
         let sources: serde_json::Map<String, Value> = l
             .sources
             .iter()
-            .map(|(name, src)| (name.to_string(), Value::from(src.as_str())))
+            .map(|(name, src)| (name.to_string(), Value::from(shown_source(src))))
             .collect();
         json!({
             "readings": {
@@ -804,9 +804,19 @@ impl Report {
         }
         out.push_str("\nLimits\n");
         for ((label, value), name) in limits.iter().zip(LIMIT_NAMES) {
-            out.push_str(&line(label, value, l.source(name)));
+            out.push_str(&line(label, value, &shown_source(l.source(name))));
         }
         out
+    }
+}
+
+/// A limit's source as printed: what the operator gave (`flag --…`, `env FAZT_…`), the
+/// fixed `default`, or `derived: ` and how.
+fn shown_source(source: &str) -> String {
+    let given = ["flag ", "env ", "default"];
+    match given.iter().any(|p| source.starts_with(p)) {
+        true => source.to_string(),
+        false => format!("derived: {source}"),
     }
 }
 
@@ -1113,7 +1123,7 @@ mod tests {
         assert_eq!(j["readings"]["nofile"]["soft"], 4096);
         assert_eq!(
             j["sources"]["cache_bytes"],
-            "memory limit / 8, clamped 8.0 MiB–1.0 GiB"
+            "derived: memory limit / 8, clamped 8.0 MiB–1.0 GiB"
         );
         for name in LIMIT_NAMES {
             assert!(j["limits"].get(name).is_some(), "{name}");
@@ -1127,7 +1137,7 @@ mod tests {
         assert!(text.contains("/sys/fs/cgroup/memory.max"), "{text}");
         assert!(text.contains("1.5 cores"), "{text}");
         assert!(
-            text.contains("memory limit / 8, clamped 8.0 MiB–1.0 GiB"),
+            text.contains("(derived: memory limit / 8, clamped 8.0 MiB–1.0 GiB)"),
             "{text}"
         );
         assert!(text.contains("/data/tmp"), "{text}");
