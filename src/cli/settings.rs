@@ -253,6 +253,7 @@ pub(crate) struct AnalyticsArgs {
     pub retention: Option<Dur>,
     /// Count a pageview for every HTML page served (off for sites with their own beacon)
     #[arg(long, env = "FAZT_AUTO_PAGEVIEWS", value_name = "ON|OFF", value_parser = switch,
+          action = clap::ArgAction::Set,
           default_value = "on")]
     pub auto_pageviews: bool,
 }
@@ -658,6 +659,13 @@ mod tests {
             config.deploy.max_files,
             Some(crate::deploy::archive::DEFAULT_MAX_FILES)
         );
+    }
+
+    #[test]
+    fn a_switch_takes_a_value() {
+        let off = config_for_tests(&["--auto-pageviews", "off"]);
+        assert!(!off.auto_pageviews);
+        assert!(config_for_tests(&[]).auto_pageviews);
     }
 
     #[test]
