@@ -333,6 +333,8 @@ fn flags_beat_variables_beat_defaults_and_empty_is_unset() {
         (32 << 20, "flag --cache-bytes".into())
     );
     assert_eq!(cache(&[], &env), (16 << 20, "env FAZT_CACHE_BYTES".into()));
+    let twice = ["--cache-bytes", "8M", "--cache-bytes", "32M"];
+    assert_eq!(cache(&twice, &env).0, 32 << 20, "the last flag wins");
     let (bytes, source) = cache(&[], &[("FAZT_CACHE_BYTES", "")]);
     assert_eq!(bytes, 64 << 20, "512 MiB fixture / 8");
     assert!(source.starts_with("derived: memory limit / 8"), "{source}");

@@ -16,11 +16,12 @@ use std::path::{Path, PathBuf};
 /// fazt — a single-binary personal cloud: static sites from SQLite, privacy-first
 /// analytics, deploys and an admin API
 #[derive(Parser, Debug)]
+// A repeated flag takes its last value, as before clap: scripts append overrides.
 #[command(
     name = "fazt",
     version,
-    disable_help_subcommand = false,
-    max_term_width = 100
+    max_term_width = 100,
+    args_override_self = true
 )]
 struct Cli {
     #[command(subcommand)]
