@@ -88,6 +88,8 @@ enum KeyCmd {
     /// Create an API key and print its token (shown only once)
     Create {
         /// A name to recognise the key by (shown by `fazt key list`)
+        // `-x` is a bad name, reported as one, not an unknown flag.
+        #[arg(allow_hyphen_values = true)]
         name: String,
         /// owner (everything), deploy:* (any site but root and 404) or deploy:SITE, comma-separated
         #[arg(long, value_name = "SCOPE[,SCOPE...]", value_parser = Scopes::parse, default_value = "owner")]
@@ -118,6 +120,8 @@ enum SiteCmd {
     /// picks it up)
     Import {
         /// Site name: NAME.DOMAIN serves it (root serves the bare domain, 404 the not-found page)
+        // `-x` is a bad name, reported as one, not an unknown flag.
+        #[arg(allow_hyphen_values = true)]
         name: String,
         /// Directory to publish
         dir: PathBuf,
@@ -183,6 +187,8 @@ enum SitesSub {
     /// Delete site NAME and its deployments
     Rm {
         /// Site name
+        // `-x` is a bad name, reported as one, not an unknown flag.
+        #[arg(allow_hyphen_values = true)]
         name: String,
         #[command(flatten)]
         client: ClientArgs,
@@ -192,6 +198,8 @@ enum SitesSub {
 #[derive(clap::Args, Debug)]
 struct RollbackCmd {
     /// Site name
+    // `-x` is a bad name, reported as one, not an unknown flag.
+    #[arg(allow_hyphen_values = true)]
     name: String,
     /// Deployment to make current [default: the one before the current one]
     #[arg(long, value_name = "ID", value_parser = deployment_id)]
