@@ -222,7 +222,7 @@ impl AdminApi {
             "reasons": reasons,
             "version": env!("CARGO_PKG_VERSION"),
             "uptime_seconds": self.app.started.elapsed().as_secs(),
-            "limits": self.app.config.limits_json(),
+            "limits": self.app.config.probe.limits_json(),
             "counters": METRICS.to_json(),
             "cache": self.app.sites.cache.stats().to_json(),
             "writer": crate::db::writer::WRITER_STATS.to_json(),

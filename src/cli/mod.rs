@@ -361,7 +361,7 @@ fn server_start(args: &ServerArgs, p: &Parsed) -> Result<i32, String> {
         log::warn!("could not raise the open-file limit: {e}");
     }
     let report = args.limits.probe(p, Path::new("/"), &args.data.data)?;
-    crate::server::run(args.config(p, report))
+    crate::server::run(args.config(report))
 }
 
 fn probe(args: &ProbeArgs, p: &Parsed) -> Result<i32, String> {

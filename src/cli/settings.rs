@@ -22,7 +22,7 @@ use crate::deploy::limits::DeployLimits;
 use crate::http::conn::ConnLimits;
 use crate::platform::probe::{self, Given, Overrides, Report};
 use crate::platform::units::{parse_bytes, parse_duration};
-use crate::server::config::{self, Config, SettingValue};
+use crate::server::config::{self, Config};
 
 // ---------------------------------------------------------------------------------------
 // Value types and parsers: one per unit, each saying what is wrong without the value (the
@@ -443,7 +443,7 @@ fn limit_setting(limit: &str) -> &'static str {
 
 impl ServerArgs {
     /// The server's configuration: these settings plus the probe of this host.
-    pub(crate) fn config(&self, p: &Parsed, probe: Report) -> Config {
+    pub(crate) fn config(&self, probe: Report) -> Config {
         let d = &self.deploy;
         let a = &self.analytics;
         Config {
@@ -475,28 +475,8 @@ impl ServerArgs {
                 max_total_bytes: Some(d.deploy_max_bytes.0),
             },
             probe,
-            settings: listing(p),
         }
     }
-}
-
-/// Every setting of the command except the probe's overrides (the report carries those as
-/// limits): its value as written and where it came from.
-fn listing(p: &Parsed) -> Vec<SettingValue> {
-    let limits = LimitArgs::augment_args(Command::new("limits"));
-    let is_limit = |id: &str| limits.get_arguments().any(|a| a.get_id() == id);
-    p.command
-        .get_arguments()
-        .filter(|a| a.get_env().is_some() && !is_limit(a.get_id().as_str()))
-        .map(|a| {
-            let id = a.get_id().as_str();
-            SettingValue {
-                name: id.to_string(),
-                value: p.raw(id),
-                source: p.source(id),
-            }
-        })
-        .collect()
 }
 
 impl ClientArgs {
@@ -616,7 +596,7 @@ pub(crate) fn config_for_tests(flags: &[&str]) -> Config {
     };
     let root = std::path::Path::new("/nonexistent-fazt-probe-root");
     let report = args.limits.probe(&p, root, &args.data.data).expect("probe");
-    args.config(&p, report)
+    args.config(report)
 }
 
 #[cfg(test)]
@@ -638,26 +618,20 @@ mod tests {
     }
 
     #[test]
-    fn health_reports_each_setting_with_its_source() {
+    fn settings_reach_the_config_with_their_sources() {
         let config = config_for_tests(&["--listen", "127.0.0.1:9100", "--cache-bytes", "16M"]);
-        let limits = config.limits_json();
-        assert_eq!(limits["listen"], "127.0.0.1:9100");
-        assert_eq!(limits["sources"]["listen"], "flag --listen");
-        assert_eq!(limits["header_timeout"], "10s");
-        assert_eq!(limits["sources"]["header_timeout"], "default");
-        assert_eq!(limits["admin_listen"], serde_json::Value::Null);
-        // The probe's limits keep their numbers; an override names its flag.
+        assert_eq!(config.listen.port(), 9100);
+        assert_eq!(config.conn.header_timeout, config::DEFAULT_HEADER_TIMEOUT);
+        assert_eq!(config.keep_deployments, config::DEFAULT_KEEP_DEPLOYMENTS);
+        let max_files = Some(crate::deploy::archive::DEFAULT_MAX_FILES);
+        assert_eq!(config.deploy.max_files, max_files);
+        // What health reports: the probe's limits with where each came from.
+        let limits = config.probe.limits_json();
         assert_eq!(limits["cache_bytes"], 16u64 << 20);
         assert_eq!(limits["sources"]["cache_bytes"], "flag --cache-bytes");
-        assert!(limits["sources"]["core_threads"]
-            .as_str()
-            .is_some_and(|s| !s.is_empty()));
-        // Probe overrides appear once, as limits, not again as settings.
-        assert!(limits.get("threads").is_none());
-        assert_eq!(config.keep_deployments, config::DEFAULT_KEEP_DEPLOYMENTS);
         assert_eq!(
-            config.deploy.max_files,
-            Some(crate::deploy::archive::DEFAULT_MAX_FILES)
+            limits["sources"]["max_cached_file_bytes"],
+            "derived: cache bytes / 16"
         );
     }
 

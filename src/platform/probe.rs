@@ -754,6 +754,15 @@ impl Report {
         })
     }
 
+    /// The limits with, under "sources", where each came from: what `/api/system/health`
+    /// reports under "limits".
+    pub fn limits_json(&self) -> Value {
+        let mut report = self.to_json();
+        let mut limits = report["limits"].take();
+        limits["sources"] = report["sources"].take();
+        limits
+    }
+
     /// `fazt probe`: one line per reading and per limit, each with where it came from.
     pub fn to_text(&self) -> String {
         let r = &self.readings;

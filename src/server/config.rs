@@ -4,7 +4,6 @@
 
 use crate::http::conn::ConnLimits;
 use crate::platform::probe::Report;
-use serde_json::{Map, Value};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -66,41 +65,4 @@ pub struct Config {
     pub deploy: crate::deploy::limits::DeployLimits,
     /// The probe's readings and the resource-derived limits.
     pub probe: Report,
-    /// Every other setting as given and where it came from, for `/api/system/health`.
-    pub settings: Vec<SettingValue>,
-}
-
-/// One setting as the operator wrote it (or its default), and where that came from:
-/// `flag --idle-timeout`, `env FAZT_IDLE_TIMEOUT` or `default`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SettingValue {
-    /// The setting's name in JSON: its flag in snake case (`header_timeout`).
-    pub name: String,
-    pub value: Option<String>,
-    pub source: String,
-}
-
-impl Config {
-    /// What `/api/system/health` reports under "limits": the probe's limits (numbers),
-    /// every other setting (as written), and under "sources" where each came from.
-    pub fn limits_json(&self) -> Value {
-        let report = self.probe.to_json();
-        let mut limits = match &report["limits"] {
-            Value::Object(map) => map.clone(),
-            _ => Map::new(),
-        };
-        let mut sources = match &report["sources"] {
-            Value::Object(map) => map.clone(),
-            _ => Map::new(),
-        };
-        for s in &self.settings {
-            limits.insert(
-                s.name.clone(),
-                s.value.clone().map_or(Value::Null, Value::from),
-            );
-            sources.insert(s.name.clone(), Value::from(s.source.as_str()));
-        }
-        limits.insert("sources".into(), Value::Object(sources));
-        Value::Object(limits)
-    }
 }
