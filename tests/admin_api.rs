@@ -48,8 +48,6 @@ fn api_requires_a_valid_key() {
     let body = r.json();
     assert_eq!(body["status"], "ok");
     assert!(body["limits"]["max_connections"].as_u64().unwrap() > 0);
-    let source = body["limits"]["sources"]["max_connections"].as_str();
-    assert!(source.is_some_and(|s| s.starts_with("derived: ")), "{body}");
     assert!(body["counters"]["connections_accepted"].as_u64().unwrap() >= 1);
     assert!(body["counters"]["resident_memory_bytes"].as_u64().unwrap() > 0);
 }
