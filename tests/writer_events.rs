@@ -36,7 +36,7 @@ fn event(i: usize) -> Event {
 /// Writes each batch into `test_events` in one transaction.
 struct TableSink;
 
-impl EventSink for TableSink {
+impl EventSink<Event> for TableSink {
     fn write_batch(&mut self, conn: &mut Connection, batch: &[Event]) -> Result<(), DbError> {
         let tx = conn.transaction()?;
         {
@@ -58,7 +58,7 @@ struct FlakySink {
     attempts: Arc<AtomicU32>,
 }
 
-impl EventSink for FlakySink {
+impl EventSink<Event> for FlakySink {
     fn write_batch(&mut self, conn: &mut Connection, batch: &[Event]) -> Result<(), DbError> {
         let n = self.attempts.fetch_add(1, Ordering::SeqCst) + 1;
         if n <= self.fail_first {
@@ -84,7 +84,7 @@ struct BlockingSink {
     gate: Receiver<()>,
 }
 
-impl EventSink for BlockingSink {
+impl EventSink<Event> for BlockingSink {
     fn write_batch(&mut self, conn: &mut Connection, batch: &[Event]) -> Result<(), DbError> {
         let _ = self.entered.send(batch.len());
         // Err: the test dropped the gate's sender, i.e. opened it for good.
@@ -96,7 +96,7 @@ impl EventSink for BlockingSink {
 /// Sleeps in every commit, like a slow disk.
 struct SlowSink(Duration);
 
-impl EventSink for SlowSink {
+impl EventSink<Event> for SlowSink {
     fn write_batch(&mut self, conn: &mut Connection, batch: &[Event]) -> Result<(), DbError> {
         thread::sleep(self.0);
         TableSink.write_batch(conn, batch)
@@ -106,11 +106,16 @@ impl EventSink for SlowSink {
 struct Writer {
     dir: TempDir,
     handle: WriterHandle,
-    queue: EventQueue,
+    queue: EventQueue<Event>,
     thread: WriterThread,
 }
 
-fn start(tag: &str, capacity: usize, policy: BatchPolicy, sink: Box<dyn EventSink>) -> Writer {
+fn start(
+    tag: &str,
+    capacity: usize,
+    policy: BatchPolicy,
+    sink: Box<dyn EventSink<Event>>,
+) -> Writer {
     let dir = TempDir::new(tag);
     let conn = db::open_and_migrate(&dir.db(), &probe_limits(&dir.0, &[MEMORY_LIMIT_256_MIB]))
         .expect("open_and_migrate");

@@ -343,7 +343,7 @@ impl EventStore {
     }
 }
 
-impl crate::db::writer::EventSink for EventStore {
+impl crate::db::events::EventSink<Event> for EventStore {
     fn write_batch(&mut self, conn: &mut Connection, batch: &[Event]) -> Result<(), DbError> {
         EventStore::write_batch(self, conn, batch)
     }

@@ -1,6 +1,6 @@
 //! The buffered analytics path inside the writer (DESIGN §1, §4, §6, D2).
 //!
-//! Request handlers build an [`Event`] and hand it to [`EventQueue::try_record`], which
+//! Request handlers build an event (of any type; the analytics layer's `Event`) and hand it to [`EventQueue::try_record`], which
 //! `try_send`s it on a bounded channel and never waits on the database. The writer thread
 //! collects events into a batch and gives the batch to an [`EventSink`], which commits it
 //! in one transaction (raw rows and roll-ups together).
@@ -32,7 +32,6 @@ use rusqlite::Connection;
 
 use super::writer::{close_open_transaction, WriterReport};
 use super::DbError;
-use crate::analytics::event::Event;
 use crate::platform::metrics::{Counter, Histogram};
 
 /// Commits batches of events for the writer thread. Implemented by the analytics store.
@@ -45,10 +44,10 @@ use crate::platform::metrics::{Counter, Histogram};
 /// the disk breaker here (return [`DbError::DiskFull`]) rather than failing half-way.
 /// Bad input in a single event should be clamped or skipped, not returned as `Err`: a
 /// batch that can never commit holds back every later event until shutdown.
-pub trait EventSink: Send {
+pub trait EventSink<E>: Send {
     /// Commits one batch (its own transaction, rollups included). Err → the whole batch
     /// was rolled back.
-    fn write_batch(&mut self, conn: &mut Connection, batch: &[Event]) -> Result<(), DbError>;
+    fn write_batch(&mut self, conn: &mut Connection, batch: &[E]) -> Result<(), DbError>;
 }
 
 /// Events per transaction at most, by default. A batch takes whatever is queued, so this
@@ -102,11 +101,11 @@ impl Default for BatchPolicy {
 
 /// Everything the writer needs to run the analytics path; see
 /// [`super::writer::spawn_with_events`].
-pub struct EventPipeline {
+pub struct EventPipeline<E> {
     /// Events the channel holds (the probe's `event_channel_capacity`; at least 1).
     pub capacity: usize,
     pub policy: BatchPolicy,
-    pub sink: Box<dyn EventSink>,
+    pub sink: Box<dyn EventSink<E>>,
 }
 
 /// Lets the writer close the event channel and wait for senders that are mid-send, so an
@@ -144,15 +143,25 @@ impl Gate {
 /// probe's capacity on a large host (a million events) was 160 MiB of resident memory at
 /// idle. This way memory follows the events actually waiting. Concurrent senders can
 /// overshoot the bound by at most one event each.
-#[derive(Clone)]
-pub struct EventQueue {
-    tx: Sender<Event>,
+pub struct EventQueue<E> {
+    tx: Sender<E>,
     gate: Arc<Gate>,
     capacity: usize,
 }
 
-impl EventQueue {
-    pub(super) fn new(tx: Sender<Event>, gate: Arc<Gate>, capacity: usize) -> EventQueue {
+// Not derived: a derive would require `E: Clone`, and events are only ever moved.
+impl<E> Clone for EventQueue<E> {
+    fn clone(&self) -> Self {
+        EventQueue {
+            tx: self.tx.clone(),
+            gate: Arc::clone(&self.gate),
+            capacity: self.capacity,
+        }
+    }
+}
+
+impl<E> EventQueue<E> {
+    pub(super) fn new(tx: Sender<E>, gate: Arc<Gate>, capacity: usize) -> EventQueue<E> {
         EventQueue {
             tx,
             gate,
@@ -162,14 +171,14 @@ impl EventQueue {
 
     /// A queue not connected to a writer: whoever holds the receiver gets the events. For
     /// tests of the handlers that record events.
-    pub fn detached(capacity: usize) -> (EventQueue, Receiver<Event>) {
+    pub fn detached(capacity: usize) -> (EventQueue<E>, Receiver<E>) {
         let (tx, rx) = crossbeam_channel::unbounded();
         (EventQueue::new(tx, Arc::new(Gate::new()), capacity), rx)
     }
 
     /// Queues `event` for the writer. Never blocks. `false`: it was dropped (and counted)
     /// because the channel is full or the writer has stopped; answer the request anyway.
-    pub fn try_record(&self, event: Event) -> bool {
+    pub fn try_record(&self, event: E) -> bool {
         let gate = &self.gate;
         gate.in_flight.fetch_add(1, Ordering::SeqCst);
         let accepted = if gate.closed.load(Ordering::SeqCst) {
@@ -226,21 +235,21 @@ struct Failing {
 }
 
 /// The writer thread's side: the batch being filled (or retried) and the sink.
-pub(super) struct Batcher {
+pub(super) struct Batcher<E> {
     policy: BatchPolicy,
-    sink: Box<dyn EventSink>,
+    sink: Box<dyn EventSink<E>>,
     gate: Arc<Gate>,
     /// False once every [`EventQueue`] is gone (nothing more can arrive).
     rx_open: bool,
-    batch: Vec<Event>,
+    batch: Vec<E>,
     /// When the first event of `batch` reached the writer.
     opened_at: Option<Instant>,
     /// Set while `batch` is a failed batch waiting to be retried.
     failing: Option<Failing>,
 }
 
-impl Batcher {
-    pub(super) fn new(policy: BatchPolicy, sink: Box<dyn EventSink>, gate: Arc<Gate>) -> Self {
+impl<E> Batcher<E> {
+    pub(super) fn new(policy: BatchPolicy, sink: Box<dyn EventSink<E>>, gate: Arc<Gate>) -> Self {
         Batcher {
             policy: BatchPolicy {
                 max_events: policy.max_events.max(1),
@@ -293,8 +302,8 @@ impl Batcher {
     /// whatever else is already waiting, up to a full batch.
     pub(super) fn receive(
         &mut self,
-        received: Result<Event, crossbeam_channel::RecvError>,
-        rx: &Receiver<Event>,
+        received: Result<E, crossbeam_channel::RecvError>,
+        rx: &Receiver<E>,
     ) {
         match received {
             Ok(event) => {
@@ -305,7 +314,7 @@ impl Batcher {
         }
     }
 
-    fn push(&mut self, event: Event) {
+    fn push(&mut self, event: E) {
         if self.batch.is_empty() {
             self.opened_at = Some(Instant::now());
         }
@@ -314,7 +323,7 @@ impl Batcher {
     }
 
     /// Moves waiting events into the batch until it is full or the channel is empty.
-    fn fill(&mut self, rx: &Receiver<Event>) {
+    fn fill(&mut self, rx: &Receiver<E>) {
         while self.batch.len() < self.policy.max_events {
             match rx.try_recv() {
                 Ok(event) => self.push(event),
@@ -407,7 +416,7 @@ impl Batcher {
     pub(super) fn finish(
         &mut self,
         conn: &mut Connection,
-        rx: &Receiver<Event>,
+        rx: &Receiver<E>,
         report: &mut WriterReport,
     ) {
         self.gate.close();
@@ -663,25 +672,16 @@ impl EventStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analytics::event::Source;
+    /// Events here are plain numbers: the pipeline never looks inside them.
+    type Event = usize;
 
     fn event(i: usize) -> Event {
-        Event {
-            ts: 1_700_000_000,
-            domain: "a.example".to_string(),
-            path: Some(format!("/p/{i}")),
-            kind: "pageview".to_string(),
-            referrer: None,
-            visitor: i as u64,
-            source: Source::Track,
-            tags: Vec::new(),
-            query: None,
-        }
+        i
     }
 
     struct NullSink;
 
-    impl EventSink for NullSink {
+    impl EventSink<Event> for NullSink {
         fn write_batch(&mut self, _: &mut Connection, _: &[Event]) -> Result<(), DbError> {
             Ok(())
         }

@@ -35,7 +35,6 @@ pub use super::events::{
     BatchPolicy, EventPipeline, EventQueue, EventSink, EventStats, EVENT_STATS,
 };
 use super::{Context, DbError};
-use crate::analytics::event::Event;
 use crate::platform::metrics::{Counter, Gauge, Histogram};
 
 /// Name of the writer thread (visible in `top -H`, panics and logs).
@@ -156,18 +155,18 @@ impl std::fmt::Display for WriterReport {
 /// Starts the writer thread on `conn` (from [`super::open_and_migrate`]) with a queue of
 /// `capacity` messages (at least 1). No analytics path: see [`spawn_with_events`].
 pub fn spawn(conn: Connection, capacity: usize) -> Result<(WriterHandle, WriterThread), DbError> {
-    let (handle, _, thread) = start(conn, capacity, None)?;
+    let (handle, _, thread) = start::<()>(conn, capacity, None)?;
     Ok((handle, thread))
 }
 
 /// Like [`spawn`], and the writer also runs the analytics path: it commits the events
 /// recorded through the returned [`EventQueue`] in batches through `events.sink`. Clone
 /// the queue into every thread that records events. [`WriterHandle::stop`] closes it.
-pub fn spawn_with_events(
+pub fn spawn_with_events<E: Send + 'static>(
     conn: Connection,
     capacity: usize,
-    events: EventPipeline,
-) -> Result<(WriterHandle, EventQueue, WriterThread), DbError> {
+    events: EventPipeline<E>,
+) -> Result<(WriterHandle, EventQueue<E>, WriterThread), DbError> {
     let (handle, queue, thread) = start(conn, capacity, Some(events))?;
     let queue = queue.ok_or_else(|| {
         DbError::Internal("the writer started without its event queue".to_string())
@@ -175,11 +174,11 @@ pub fn spawn_with_events(
     Ok((handle, queue, thread))
 }
 
-fn start(
+fn start<E: Send + 'static>(
     conn: Connection,
     capacity: usize,
-    events: Option<EventPipeline>,
-) -> Result<(WriterHandle, Option<EventQueue>, WriterThread), DbError> {
+    events: Option<EventPipeline<E>>,
+) -> Result<(WriterHandle, Option<EventQueue<E>>, WriterThread), DbError> {
     let capacity = capacity.max(1);
     let (tx, rx) = crossbeam_channel::bounded(capacity);
     let (queue, event_rx, batcher) = match events {
@@ -335,16 +334,16 @@ impl WriterThread {
 }
 
 /// The writer loop.
-fn run(
+fn run<E>(
     mut conn: Connection,
     rx: Receiver<WriterMsg>,
     shared: &Shared,
-    event_rx: Receiver<Event>,
-    mut batcher: Option<Batcher>,
+    event_rx: Receiver<E>,
+    mut batcher: Option<Batcher<E>>,
 ) -> WriterReport {
     WRITER_STATS.running.inc();
     let mut report = WriterReport::default();
-    let no_events = crossbeam_channel::never::<Event>();
+    let no_events = crossbeam_channel::never::<E>();
     loop {
         if let Some(b) = batcher.as_mut().filter(|b| b.is_due(Instant::now())) {
             b.commit(&mut conn, &mut report);
