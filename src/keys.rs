@@ -215,8 +215,8 @@ pub fn create(
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut random))
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    let id = hex(&random[..4]);
-    let token = format!("fzt_{id}_{}", hex(&random[4..]));
+    let id = crate::platform::units::hex(&random[..4]);
+    let token = format!("fzt_{id}_{}", crate::platform::units::hex(&random[4..]));
     let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     let now = crate::platform::clock::unix_now();
     conn.execute(
@@ -251,16 +251,6 @@ pub fn touch_last_used(writer: &WriterHandle, id: &str, now: i64) -> bool {
 /// Removes a key; false when no key has that id.
 pub fn revoke(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
     Ok(conn.execute("DELETE FROM api_keys WHERE id = ?1", params![id])? > 0)
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize] as char);
-        out.push(DIGITS[(b & 15) as usize] as char);
-    }
-    out
 }
 
 /// Validates a key name given by a person: printable, ≤ 64 chars.

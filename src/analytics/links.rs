@@ -154,7 +154,7 @@ mod tests {
     fn signatures() {
         let mut mac = Hmac::<Sha256>::new_from_slice(b"s3cret").unwrap();
         mac.update(b"{\"a\":1}");
-        let good = crate::keys::hex(&mac.finalize().into_bytes());
+        let good = crate::platform::units::hex(&mac.finalize().into_bytes());
         assert!(signature_valid(b"s3cret", b"{\"a\":1}", &good));
         assert!(
             signature_valid(b"s3cret", b"{\"a\":1}", &good.to_uppercase()),

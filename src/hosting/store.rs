@@ -62,7 +62,7 @@ pub fn read_blob(conn: &Connection, sha256: &[u8; 32], size: u64) -> rusqlite::R
     if out.len() as u64 != size {
         return Err(corrupt(format!(
             "blob {} has {} bytes, expected {size}",
-            crate::keys::hex(sha256),
+            crate::platform::units::hex(sha256),
             out.len()
         )));
     }
@@ -118,7 +118,7 @@ impl BodyStream for BlobStream {
             return Err(io::Error::other(format!(
                 "chunk {} of blob {} is missing",
                 self.next_seq,
-                crate::keys::hex(&self.sha256)
+                crate::platform::units::hex(&self.sha256)
             )));
         };
         if self.skip > 0 {
