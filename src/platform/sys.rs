@@ -136,8 +136,9 @@ impl Epoll {
 }
 
 /// A non-blocking eventfd: other threads `notify`, the owning loop sees it readable.
+/// Held as a `File` (as mio does), so reading and writing the counter is safe I/O.
 pub struct EventFd {
-    fd: OwnedFd,
+    file: std::fs::File,
 }
 
 impl EventFd {
@@ -145,39 +146,28 @@ impl EventFd {
         // SAFETY: no pointers involved; the returned fd is owned here.
         let fd = check(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
         // SAFETY: fd is a fresh descriptor nobody else owns.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(EventFd {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            file: std::fs::File::from(owned),
         })
     }
 
     pub fn raw(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.file.as_raw_fd()
     }
 
+    /// Adds one to the counter. A full counter (EAGAIN) still leaves the fd readable,
+    /// which is all a wake-up needs, so the result is ignored.
     pub fn notify(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a valid u64. A full counter (EAGAIN) still leaves
-        // the fd readable, which is all a wake-up needs, so the result is ignored.
-        unsafe {
-            libc::write(
-                self.fd.as_raw_fd(),
-                &one as *const u64 as *const libc::c_void,
-                8,
-            )
-        };
+        use std::io::Write;
+        let _ = (&self.file).write(&1u64.to_ne_bytes());
     }
 
-    /// Resets the counter so the level-triggered registration stops reporting it.
+    /// Resets the counter so the level-triggered registration stops reporting it;
+    /// EAGAIN (already drained) is fine.
     pub fn drain(&self) {
-        let mut value: u64 = 0;
-        // SAFETY: reads 8 bytes into a valid u64; EAGAIN (already drained) is fine.
-        unsafe {
-            libc::read(
-                self.fd.as_raw_fd(),
-                &mut value as *mut u64 as *mut libc::c_void,
-                8,
-            )
-        };
+        use std::io::Read;
+        let _ = (&self.file).read(&mut [0u8; 8]);
     }
 }
 
@@ -205,19 +195,6 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
     // SAFETY: `lim` is a valid in-pointer.
     check(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) })?;
     Ok(hard)
-}
-
-/// Takes an exclusive advisory lock on `file`, blocking until it is free; the lock is
-/// released when the file is closed. Serialises read-modify-write of small state files
-/// between the server and CLI commands.
-pub fn lock_exclusive(file: &std::fs::File) -> io::Result<()> {
-    loop {
-        // SAFETY: flock takes a valid open descriptor and no pointers.
-        match check(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other.map(|_| ()),
-        }
-    }
 }
 
 /// Size and space available to unprivileged users of the filesystem holding `path`, in
