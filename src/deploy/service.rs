@@ -27,7 +27,7 @@ use crate::hosting::store;
 use crate::http::spool::{self, SpoolPolicy};
 use crate::http::{Method, Request, Response};
 use crate::keys::ApiKey;
-use crate::platform::metrics::Counter;
+use crate::platform::metrics::{Collector, Counter, Desc, Kind, Source};
 use crate::server::App;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use parking_lot::Mutex;
@@ -64,28 +64,20 @@ pub static DEPLOY_STATS: DeployStats = DeployStats {
     rate_limited: Counter::new(),
 };
 
-impl DeployStats {
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "succeeded": self.succeeded.get(), "failed": self.failed.get(),
-            "refused_busy": self.refused_busy.get(), "rate_limited": self.rate_limited.get(),
-        })
-    }
+static DEPLOYS: Desc = Desc::new(
+    Kind::Counter,
+    "fazt_deploys_total",
+    "deploys",
+    "Deploys by outcome.",
+)
+.labelled("outcome");
 
-    pub fn render_prometheus(&self, out: &mut String) {
-        out.push_str(
-            "# HELP fazt_deploys_total Deploys by outcome.\n# TYPE fazt_deploys_total counter\n",
-        );
-        for (outcome, value) in [
-            ("succeeded", self.succeeded.get()),
-            ("failed", self.failed.get()),
-            ("refused_busy", self.refused_busy.get()),
-            ("rate_limited", self.rate_limited.get()),
-        ] {
-            out.push_str(&format!(
-                "fazt_deploys_total{{outcome=\"{outcome}\"}} {value}\n"
-            ));
-        }
+impl Source for DeployStats {
+    fn collect(&self, out: &mut Collector) {
+        out.int_with(&DEPLOYS, "succeeded", self.succeeded.get());
+        out.int_with(&DEPLOYS, "failed", self.failed.get());
+        out.int_with(&DEPLOYS, "refused_busy", self.refused_busy.get());
+        out.int_with(&DEPLOYS, "rate_limited", self.rate_limited.get());
     }
 }
 
