@@ -11,6 +11,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
+use Kind::{Counter as C, Gauge as G, Histogram as H};
 
 pub struct Counter(AtomicU64);
 
@@ -68,7 +69,7 @@ const NANOS: f64 = 1e9;
 
 /// Upper bounds (nanoseconds) of the writer's and event pipeline's latency buckets: from a
 /// sub-millisecond job to a large deploy commit.
-pub const LATENCY_BUCKETS: [u64; 12] = [
+pub(crate) const LATENCY_BUCKETS: [u64; 12] = [
     500_000,
     1_000_000,
     2_500_000,
@@ -86,7 +87,7 @@ pub const LATENCY_BUCKETS: [u64; 12] = [
 /// Upper bounds (nanoseconds) of request-duration buckets: a cached file is answered in
 /// tens of microseconds, a 100 MB deploy in seconds; one set serves every route class so
 /// the classes can be compared bucket by bucket.
-pub const REQUEST_BUCKETS: [u64; 16] = [
+pub(crate) const REQUEST_BUCKETS: [u64; 16] = [
     25_000,
     50_000,
     100_000,
@@ -280,6 +281,12 @@ pub struct Collector {
 
 impl Collector {
     fn push(&mut self, desc: &'static Desc, label: Option<String>, value: Value) {
+        debug_assert_eq!(
+            desc.label.is_some(),
+            label.is_some(),
+            "{}: a label value exactly when the family declares a label",
+            desc.name
+        );
         let sample = Sample { label, value };
         match self.families.last_mut() {
             Some(family) if std::ptr::eq(family.desc, desc) => family.samples.push(sample),
@@ -395,7 +402,7 @@ impl<'a> Registry<'a> {
 // Renderers
 // ---------------------------------------------------------------------------------------
 
-pub fn render_prometheus(families: &[Family]) -> String {
+pub(crate) fn render_prometheus(families: &[Family]) -> String {
     let mut out = String::with_capacity(8192);
     for family in families {
         let desc = family.desc;
@@ -466,14 +473,14 @@ fn escape_help(text: &str) -> String {
 }
 
 /// Label values escape `\`, `"` and newline (format 0.0.4).
-pub fn escape_label(value: &str) -> String {
+fn escape_label(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
 }
 
-pub fn render_json(families: &[Family]) -> serde_json::Value {
+pub(crate) fn render_json(families: &[Family]) -> serde_json::Value {
     let mut root = serde_json::Map::new();
     for family in families {
         let value = family_json(family);
@@ -538,7 +545,7 @@ fn insert_at(
 
 /// Which part of fazt answered a request, for the request-duration histogram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteClass {
+pub(crate) enum RouteClass {
     /// Sites, the unknown-host page and liveness, answered by a core thread.
     Static,
     /// Analytics endpoints (`/track`, `/pixel.gif`, `/r/...`).
@@ -550,14 +557,14 @@ pub enum RouteClass {
 }
 
 impl RouteClass {
-    pub const ALL: [RouteClass; 4] = [
+    pub(crate) const ALL: [RouteClass; 4] = [
         RouteClass::Static,
         RouteClass::Ingest,
         RouteClass::Admin,
         RouteClass::Deploy,
     ];
 
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             RouteClass::Static => "static",
             RouteClass::Ingest => "ingest",
@@ -568,7 +575,7 @@ impl RouteClass {
 }
 
 /// Records how long a request of `class` took to answer.
-pub fn observe(class: RouteClass, elapsed: Duration) {
+pub(crate) fn observe(class: RouteClass, elapsed: Duration) {
     METRICS.request_duration[class as usize].observe(elapsed);
 }
 
@@ -622,8 +629,6 @@ impl Metrics {
         }
     }
 }
-
-use Kind::{Counter as C, Gauge as G, Histogram as H};
 
 static CONNECTIONS_OPEN: Desc = Desc::new(
     G,
@@ -718,7 +723,7 @@ impl Source for Metrics {
 // ---------------------------------------------------------------------------------------
 
 /// The standard `process_*` metrics and `fazt_build_info`, read from `/proc` at scrape time.
-pub struct Process;
+pub(crate) struct Process;
 
 static RESIDENT_MEMORY: Desc = Desc::new(
     G,
@@ -765,7 +770,7 @@ impl Source for Process {
 }
 
 /// Resident set size: `/proc/self/statm`'s resident pages × the page size from `sysconf`.
-pub fn resident_memory_bytes() -> Option<u64> {
+fn resident_memory_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages.saturating_mul(super::sys::page_size()?))
