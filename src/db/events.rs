@@ -32,8 +32,11 @@ use rusqlite::Connection;
 use super::writer::{close_open_transaction, WriterReport};
 use super::DbError;
 use crate::analytics::event::Event;
+use crate::platform::metrics::{Counter, Histogram};
+
+// The metrics registry, which describes and renders the counters at the end of this file.
 use crate::platform::metrics::Kind::{Counter as C, Gauge as G, Histogram as H};
-use crate::platform::metrics::{Collector, Counter, Desc, Histogram, Source, LATENCY_BUCKETS};
+use crate::platform::metrics::{Collector, Desc, Source, LATENCY_BUCKETS};
 
 /// Commits batches of events for the writer thread. Implemented by the analytics store.
 ///
@@ -594,7 +597,6 @@ impl Source for EventStats {
 mod tests {
     use super::*;
     use crate::analytics::event::Source;
-    use crate::platform::metrics::Registry;
 
     fn event(i: usize) -> Event {
         Event {
@@ -620,7 +622,7 @@ mod tests {
 
     #[test]
     fn stats_render_every_series() {
-        let registry = Registry::new().with(&EVENT_STATS);
+        let registry = crate::platform::metrics::Registry::new().with(&EVENT_STATS);
         let out = registry.render_prometheus();
         for name in [
             "fazt_events_accepted_total ",

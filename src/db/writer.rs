@@ -35,10 +35,11 @@ pub use super::events::{
 };
 use super::{Context, DbError};
 use crate::analytics::event::Event;
+use crate::platform::metrics::{Counter, Gauge, Histogram};
+
+// The metrics registry, which describes and renders the counters at the end of this file.
 use crate::platform::metrics::Kind::{Counter as C, Gauge as G, Histogram as H};
-use crate::platform::metrics::{
-    Collector, Counter, Desc, Gauge, Histogram, Source, LATENCY_BUCKETS,
-};
+use crate::platform::metrics::{Collector, Desc, Source, LATENCY_BUCKETS};
 
 /// Name of the writer thread (visible in `top -H`, panics and logs).
 pub const THREAD_NAME: &str = "fazt-writer";
@@ -602,11 +603,10 @@ impl Source for WriterStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::platform::metrics::Registry;
 
     #[test]
     fn stats_render_every_series() {
-        let registry = Registry::new().with(&WRITER_STATS);
+        let registry = crate::platform::metrics::Registry::new().with(&WRITER_STATS);
         let out = registry.render_prometheus();
         for name in [
             "fazt_writer_running",
