@@ -27,7 +27,7 @@ use crate::hosting::store;
 use crate::http::spool::{self, SpoolPolicy};
 use crate::http::{Method, Request, Response};
 use crate::keys::ApiKey;
-use crate::platform::metrics::{Collector, Counter, Desc, Kind, Source};
+use crate::platform::metrics::Counter;
 use crate::server::App;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use parking_lot::Mutex;
@@ -64,16 +64,16 @@ pub static DEPLOY_STATS: DeployStats = DeployStats {
     rate_limited: Counter::new(),
 };
 
-static DEPLOYS: Desc = Desc::new(
-    Kind::Counter,
+static DEPLOYS: crate::platform::metrics::Desc = crate::platform::metrics::Desc::new(
+    crate::platform::metrics::Kind::Counter,
     "fazt_deploys_total",
     "deploys",
     "Deploys by outcome.",
 )
 .labelled("outcome");
 
-impl Source for DeployStats {
-    fn collect(&self, out: &mut Collector) {
+impl crate::platform::metrics::Source for DeployStats {
+    fn collect(&self, out: &mut crate::platform::metrics::Collector) {
         out.int_with(&DEPLOYS, "succeeded", self.succeeded.get());
         out.int_with(&DEPLOYS, "failed", self.failed.get());
         out.int_with(&DEPLOYS, "refused_busy", self.refused_busy.get());
