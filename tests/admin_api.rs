@@ -49,7 +49,9 @@ fn api_requires_a_valid_key() {
     assert_eq!(body["status"], "ok");
     assert!(body["limits"]["max_connections"].as_u64().unwrap() > 0);
     assert!(body["counters"]["connections_accepted"].as_u64().unwrap() >= 1);
-    assert!(body["counters"]["resident_memory_bytes"].as_u64().unwrap() > 0);
+    assert!(body["process"]["resident_memory_bytes"].as_u64().unwrap() > 0);
+    assert!(body["process"]["open_fds"].as_u64().unwrap() > 0);
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
 }
 
 #[test]
@@ -75,8 +77,12 @@ fn metrics_are_prometheus_text() {
         "fazt_limit_violations_total{status=\"413\"} 0",
         "fazt_limit_violations_total{status=\"431\"} 0",
         "fazt_admin_requests_total ",
-        "fazt_admin_request_duration_seconds_bucket{le=\"+Inf\"} ",
-        "fazt_resident_memory_bytes ",
+        "fazt_request_duration_seconds_bucket{class=\"admin\",le=\"+Inf\"} ",
+        "fazt_request_duration_seconds_count{class=\"static\"} ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_start_time_seconds ",
+        "fazt_build_info{version=\"",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }

@@ -666,12 +666,17 @@ fn the_disk_breaker_trips_at_its_threshold() {
     } else {
         eprintln!("skipped the 1% check: the test filesystem reports 0% used");
     }
-    let json = strict.to_json();
-    assert_eq!(json["threshold_percent"], 1);
-    assert_eq!(json["paths"].as_array().map(Vec::len), Some(2));
-    let mut text = String::new();
-    strict.render_prometheus(&mut text);
-    assert!(text.contains("fazt_disk_used_percent{path=\""), "{text}");
+    let registry = fazt::platform::metrics::Registry::new().with(&strict);
+    let json = registry.to_json();
+    assert_eq!(json["disk"]["threshold_ratio"], 0.01);
+    let ratios = json["disk"]["used_ratio"].as_object().expect("used_ratio");
+    assert_eq!(ratios.len(), 2, "{json}");
+    assert!(ratios
+        .values()
+        .all(|r| r.as_f64().is_some_and(|r| (0.0..=1.0).contains(&r))));
+    let text = registry.render_prometheus();
+    assert!(text.contains("fazt_disk_used_ratio{path=\""), "{text}");
+    assert!(!text.contains("_percent"), "{text}");
     assert!(text.contains("fazt_disk_refusals_total "), "{text}");
 }
 

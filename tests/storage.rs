@@ -486,11 +486,11 @@ fn disk_breaker_refuses_bulk_writes_while_serving_continues() {
             .is_some_and(|r| r.contains("disk") && r.contains(&data))),
         "a reason names the disk: {body}"
     );
-    assert_eq!(body["disk"]["threshold_percent"], 1, "{body}");
+    assert_eq!(body["disk"]["threshold_ratio"], 0.01, "{body}");
     let metrics = server.admin_get("/metrics", Some(&server.token));
     assert_eq!(metrics.status, 200);
     assert!(
-        metrics.text().contains("fazt_disk_used_percent"),
+        metrics.text().contains("fazt_disk_used_ratio{path="),
         "{}",
         metrics.text()
     );

@@ -5,6 +5,7 @@
 //! Authorisation: the site routes (`/api/sites...`, see `sites`) check that the
 //! key's scopes cover the site; every other route needs the `owner` scope.
 
+mod metrics;
 pub mod sites;
 
 use crate::db::DbError;
@@ -217,32 +218,18 @@ impl AdminApi {
             (false, false) => "degraded",
             (false, true) => "ok",
         };
-        let body = json!({
-            "status": status,
-            "reasons": reasons,
-            "version": env!("CARGO_PKG_VERSION"),
-            "uptime_seconds": self.app.started.elapsed().as_secs(),
-            "limits": self.app.config.probe.to_json()["limits"],
-            "counters": METRICS.to_json(),
-            "cache": self.app.sites.cache.stats().to_json(),
-            "writer": crate::db::writer::WRITER_STATS.to_json(),
-            "events": crate::db::writer::EVENT_STATS.to_json(),
-            "disk": self.app.disk.to_json(),
-            "deploys": crate::deploy::service::DEPLOY_STATS.to_json(),
-        });
+        let mut body = metrics::registry(&self.app.sites.cache, &self.app.disk).to_json();
+        body["status"] = json!(status);
+        body["reasons"] = json!(reasons);
+        body["uptime_seconds"] = json!(self.app.started.elapsed().as_secs());
+        body["limits"] = self.app.config.probe.to_json()["limits"].clone();
         // Readiness: an open breaker (disk full) or draining takes this instance out.
         let ready = !draining && full_disks.is_empty();
         Response::json(if ready { 200 } else { 503 }, &body)
     }
 
     fn prometheus(&self) -> String {
-        let mut out = METRICS.render_prometheus();
-        self.app.sites.cache.stats().render_prometheus(&mut out);
-        crate::db::writer::WRITER_STATS.render_prometheus(&mut out);
-        crate::db::writer::EVENT_STATS.render_prometheus(&mut out);
-        self.app.disk.render_prometheus(&mut out);
-        crate::deploy::service::DEPLOY_STATS.render_prometheus(&mut out);
-        out
+        metrics::registry(&self.app.sites.cache, &self.app.disk).render_prometheus()
     }
 
     /// Returns free pages to the filesystem (the schema uses incremental auto-vacuum).

@@ -20,7 +20,6 @@
 //!   event still in it is committed in batches, and a batch that still fails after a
 //!   bounded number of attempts is counted as unwritten, so the process exits non-zero.
 
-use std::fmt::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -33,6 +32,10 @@ use rusqlite::Connection;
 use super::writer::{close_open_transaction, WriterReport};
 use super::DbError;
 use crate::platform::metrics::{Counter, Histogram};
+
+// The metrics registry, which describes and renders the counters at the end of this file.
+use crate::platform::metrics::Kind::{Counter as C, Gauge as G, Histogram as H};
+use crate::platform::metrics::{Collector, Desc, Source, LATENCY_BUCKETS};
 
 /// Commits batches of events for the writer thread. Implemented by the analytics store.
 ///
@@ -359,7 +362,9 @@ impl<E> Batcher<E> {
             Ok(()) => {
                 EVENT_STATS.batches.inc();
                 EVENT_STATS.committed.add(n);
-                EVENT_STATS.batch_size.observe(self.batch.len());
+                EVENT_STATS
+                    .batch_size
+                    .observe_value(self.batch.len() as u64);
                 EVENT_STATS.commit_seconds.observe(started.elapsed());
                 report.event_batches += 1;
                 report.events_committed += n;
@@ -479,59 +484,6 @@ impl<E> Batcher<E> {
 /// Upper bounds of the batch-size histogram buckets (events per committed batch).
 pub const BATCH_SIZE_BUCKETS: [u64; 5] = [1, 10, 100, 1000, 10000];
 
-/// A histogram of counts (not durations), in the shape of [`Histogram`].
-pub struct SizeHistogram {
-    buckets: [Counter; BATCH_SIZE_BUCKETS.len()],
-    count: Counter,
-    sum: Counter,
-}
-
-impl SizeHistogram {
-    pub const fn new() -> SizeHistogram {
-        SizeHistogram {
-            buckets: [const { Counter::new() }; BATCH_SIZE_BUCKETS.len()],
-            count: Counter::new(),
-            sum: Counter::new(),
-        }
-    }
-
-    pub fn observe(&self, n: usize) {
-        let n = n as u64;
-        if let Some(i) = BATCH_SIZE_BUCKETS.iter().position(|&b| n <= b) {
-            self.buckets[i].inc();
-        }
-        self.count.inc();
-        self.sum.add(n);
-    }
-
-    pub fn count(&self) -> u64 {
-        self.count.get()
-    }
-
-    pub fn sum(&self) -> u64 {
-        self.sum.get()
-    }
-
-    /// Appends the histogram in the Prometheus text format.
-    pub fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (bound, bucket) in BATCH_SIZE_BUCKETS.iter().zip(&self.buckets) {
-            cumulative += bucket.get();
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
-        }
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count.get());
-        let _ = writeln!(out, "{name}_sum {}", self.sum.get());
-        let _ = writeln!(out, "{name}_count {}", self.count.get());
-    }
-}
-
-impl Default for SizeHistogram {
-    fn default() -> Self {
-        SizeHistogram::new()
-    }
-}
-
 /// Analytics pipeline counters, process-wide (every writer in the process adds to them).
 pub struct EventStats {
     /// Events accepted into the channel.
@@ -551,9 +503,9 @@ pub struct EventStats {
     /// Accepted events that could not be written at shutdown.
     pub unwritten: Counter,
     /// Events per committed batch.
-    pub batch_size: SizeHistogram,
+    pub batch_size: Histogram<{ BATCH_SIZE_BUCKETS.len() }>,
     /// Time a successful batch commit takes.
-    pub commit_seconds: Histogram,
+    pub commit_seconds: Histogram<{ LATENCY_BUCKETS.len() }>,
 }
 
 pub static EVENT_STATS: EventStats = EventStats {
@@ -565,8 +517,8 @@ pub static EVENT_STATS: EventStats = EventStats {
     batch_failures: Counter::new(),
     committed: Counter::new(),
     unwritten: Counter::new(),
-    batch_size: SizeHistogram::new(),
-    commit_seconds: Histogram::new(),
+    batch_size: Histogram::counts(&BATCH_SIZE_BUCKETS),
+    commit_seconds: Histogram::seconds(&LATENCY_BUCKETS),
 };
 
 impl EventStats {
@@ -577,95 +529,76 @@ impl EventStats {
         let dequeued = self.dequeued.get();
         self.accepted.get().saturating_sub(dequeued)
     }
+}
 
-    /// The counters as JSON for `/api/system/health`.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "accepted": self.accepted.get(),
-            "dropped": {
-                "queue_full": self.dropped_full.get(),
-                "stopped": self.dropped_stopped.get(),
-            },
-            "batches": self.batches.get(),
-            "batch_failures": self.batch_failures.get(),
-            "committed": self.committed.get(),
-            "unwritten": self.unwritten.get(),
-            "queue_depth": self.queue_depth(),
-            "batch_size": {
-                "count": self.batch_size.count(),
-                "sum": self.batch_size.sum(),
-            },
-            "commit_seconds": {
-                "count": self.commit_seconds.count(),
-                "sum": self.commit_seconds.sum_seconds(),
-            },
-        })
-    }
+static ACCEPTED: Desc = Desc::new(
+    C,
+    "fazt_events_accepted_total",
+    "events.accepted",
+    "Analytics events accepted into the writer's event channel.",
+);
+static DROPPED: Desc = Desc::new(
+    C,
+    "fazt_events_dropped_total",
+    "events.dropped",
+    "Analytics events dropped before the writer, by reason.",
+)
+.labelled("reason");
+static BATCHES: Desc = Desc::new(
+    C,
+    "fazt_event_batches_total",
+    "events.batches",
+    "Analytics event batches committed.",
+);
+static BATCH_FAILURES: Desc = Desc::new(
+    C,
+    "fazt_event_batch_failures_total",
+    "events.batch_failures",
+    "Failed attempts at committing an analytics event batch (each is retried).",
+);
+static COMMITTED: Desc = Desc::new(
+    C,
+    "fazt_events_committed_total",
+    "events.committed",
+    "Analytics events committed to the database.",
+);
+static UNWRITTEN: Desc = Desc::new(
+    C,
+    "fazt_events_unwritten_total",
+    "events.unwritten",
+    "Accepted analytics events that could not be written at shutdown.",
+);
+static QUEUE_DEPTH: Desc = Desc::new(
+    G,
+    "fazt_event_queue_depth",
+    "events.queue_depth",
+    "Analytics events waiting in the writer's event channel.",
+);
+static BATCH_SIZE: Desc = Desc::new(
+    H,
+    "fazt_event_batch_size",
+    "events.batch_size",
+    "Analytics events per committed batch.",
+);
+static COMMIT_SECONDS: Desc = Desc::new(
+    H,
+    "fazt_event_commit_seconds",
+    "events.commit_seconds",
+    "Time an analytics event batch commit takes.",
+);
 
-    /// Appends the counters in the Prometheus text format (version 0.0.4).
-    pub fn render_prometheus(&self, out: &mut String) {
-        let mut one = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        };
-        one(
-            "fazt_events_accepted_total",
-            "counter",
-            "Analytics events accepted into the writer's event channel.",
-            self.accepted.get(),
-        );
-        one(
-            "fazt_event_batches_total",
-            "counter",
-            "Analytics event batches committed.",
-            self.batches.get(),
-        );
-        one(
-            "fazt_event_batch_failures_total",
-            "counter",
-            "Failed attempts at committing an analytics event batch (each is retried).",
-            self.batch_failures.get(),
-        );
-        one(
-            "fazt_events_committed_total",
-            "counter",
-            "Analytics events committed to the database.",
-            self.committed.get(),
-        );
-        one(
-            "fazt_events_unwritten_total",
-            "counter",
-            "Accepted analytics events that could not be written at shutdown.",
-            self.unwritten.get(),
-        );
-        one(
-            "fazt_event_queue_depth",
-            "gauge",
-            "Analytics events waiting in the writer's event channel.",
-            self.queue_depth(),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP fazt_events_dropped_total Analytics events dropped before the writer, by \
-             reason.\n\
-             # TYPE fazt_events_dropped_total counter\n\
-             fazt_events_dropped_total{{reason=\"queue_full\"}} {}\n\
-             fazt_events_dropped_total{{reason=\"stopped\"}} {}",
-            self.dropped_full.get(),
-            self.dropped_stopped.get()
-        );
-        self.batch_size.render(
-            out,
-            "fazt_event_batch_size",
-            "Analytics events per committed batch.",
-        );
-        self.commit_seconds.render(
-            out,
-            "fazt_event_commit_seconds",
-            "Time an analytics event batch commit takes.",
-        );
+impl Source for EventStats {
+    fn collect(&self, out: &mut Collector) {
+        out.int(&ACCEPTED, self.accepted.get());
+        out.int_with(&DROPPED, "queue_full", self.dropped_full.get());
+        out.int_with(&DROPPED, "stopped", self.dropped_stopped.get());
+        out.int(&BATCHES, self.batches.get());
+        out.int(&BATCH_FAILURES, self.batch_failures.get());
+        out.int(&COMMITTED, self.committed.get());
+        out.int(&UNWRITTEN, self.unwritten.get());
+        out.int(&QUEUE_DEPTH, self.queue_depth());
+        out.histogram(&BATCH_SIZE, &self.batch_size);
+        out.histogram(&COMMIT_SECONDS, &self.commit_seconds);
     }
 }
 
@@ -688,27 +621,9 @@ mod tests {
     }
 
     #[test]
-    fn size_histogram_renders_cumulative_buckets() {
-        let h = SizeHistogram::new();
-        for n in [1, 7, 10, 11, 1000, 20000] {
-            h.observe(n);
-        }
-        let mut out = String::new();
-        h.render(&mut out, "x_size", "Test.");
-        assert!(out.contains("x_size_bucket{le=\"1\"} 1\n"), "{out}");
-        assert!(out.contains("x_size_bucket{le=\"10\"} 3\n"), "{out}");
-        assert!(out.contains("x_size_bucket{le=\"100\"} 4\n"), "{out}");
-        assert!(out.contains("x_size_bucket{le=\"1000\"} 5\n"), "{out}");
-        assert!(out.contains("x_size_bucket{le=\"10000\"} 5\n"), "{out}");
-        assert!(out.contains("x_size_bucket{le=\"+Inf\"} 6\n"), "{out}");
-        assert!(out.contains("x_size_sum 21029\n"), "{out}");
-        assert!(out.contains("x_size_count 6\n"), "{out}");
-    }
-
-    #[test]
     fn stats_render_every_series() {
-        let mut out = String::new();
-        EVENT_STATS.render_prometheus(&mut out);
+        let registry = crate::platform::metrics::Registry::new().with(&EVENT_STATS);
+        let out = registry.render_prometheus();
         for name in [
             "fazt_events_accepted_total ",
             "fazt_events_dropped_total{reason=\"queue_full\"} ",
@@ -724,7 +639,7 @@ mod tests {
         ] {
             assert!(out.contains(name), "{name} missing from:\n{out}");
         }
-        let json = EVENT_STATS.to_json();
+        let json = &registry.to_json()["events"];
         for key in [
             "accepted",
             "batches",
@@ -735,6 +650,7 @@ mod tests {
             assert!(json[key].is_u64(), "{key}: {json}");
         }
         assert!(json["dropped"]["queue_full"].is_u64(), "{json}");
+        assert!(json["batch_size"]["count"].is_u64(), "{json}");
     }
 
     #[test]

@@ -18,7 +18,6 @@
 //!   [`WriterReport::unwritten`] and logged), then the remaining jobs run, then the
 //!   checkpoint.
 
-use std::fmt::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -36,6 +35,10 @@ pub use super::events::{
 };
 use super::{Context, DbError};
 use crate::platform::metrics::{Counter, Gauge, Histogram};
+
+// The metrics registry, which describes and renders the counters at the end of this file.
+use crate::platform::metrics::Kind::{Counter as C, Gauge as G, Histogram as H};
+use crate::platform::metrics::{Collector, Desc, Source, LATENCY_BUCKETS};
 
 /// Name of the writer thread (visible in `top -H`, panics and logs).
 pub const THREAD_NAME: &str = "fazt-writer";
@@ -507,9 +510,9 @@ pub struct WriterStats {
     /// Writer threads running (1 in a healthy server).
     pub running: Gauge,
     /// Time a job spends running, including its commit.
-    pub job_seconds: Histogram,
+    pub job_seconds: Histogram<{ LATENCY_BUCKETS.len() }>,
     /// Time a job waits in the queue before it starts.
-    pub wait_seconds: Histogram,
+    pub wait_seconds: Histogram<{ LATENCY_BUCKETS.len() }>,
 }
 
 pub static WRITER_STATS: WriterStats = WriterStats {
@@ -521,97 +524,78 @@ pub static WRITER_STATS: WriterStats = WriterStats {
     rejected_stopped: Counter::new(),
     queue_depth: Gauge::new(),
     running: Gauge::new(),
-    job_seconds: Histogram::new(),
-    wait_seconds: Histogram::new(),
+    job_seconds: Histogram::seconds(&LATENCY_BUCKETS),
+    wait_seconds: Histogram::seconds(&LATENCY_BUCKETS),
 };
 
-impl WriterStats {
-    /// The counters as JSON for `/api/system/health`.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "running": self.running.get() > 0,
-            "jobs_submitted": self.submitted.get(),
-            "jobs_completed": self.completed.get(),
-            "jobs_failed": self.failed.get(),
-            "jobs_panicked": self.panicked.get(),
-            "rejected_queue_full": self.rejected_full.get(),
-            "rejected_stopped": self.rejected_stopped.get(),
-            "queue_depth": self.queue_depth.get().max(0),
-            "job_seconds": {
-                "count": self.job_seconds.count(),
-                "sum": self.job_seconds.sum_seconds(),
-            },
-            "wait_seconds": {
-                "count": self.wait_seconds.count(),
-                "sum": self.wait_seconds.sum_seconds(),
-            },
-        })
-    }
+static RUNNING: Desc = Desc::new(
+    G,
+    "fazt_writer_running",
+    "writer.running",
+    "Database writer threads running.",
+);
+static SUBMITTED: Desc = Desc::new(
+    C,
+    "fazt_writer_jobs_submitted_total",
+    "writer.jobs_submitted",
+    "Write jobs accepted by the writer queue.",
+);
+static COMPLETED: Desc = Desc::new(
+    C,
+    "fazt_writer_jobs_completed_total",
+    "writer.jobs_completed",
+    "Write jobs that committed (or had nothing to commit).",
+);
+static FAILED: Desc = Desc::new(
+    C,
+    "fazt_writer_jobs_failed_total",
+    "writer.jobs_failed",
+    "Write jobs that failed or panicked and were rolled back.",
+);
+static PANICKED: Desc = Desc::new(
+    C,
+    "fazt_writer_jobs_panicked_total",
+    "writer.jobs_panicked",
+    "Write jobs that panicked (also counted as failed).",
+);
+static QUEUE_DEPTH: Desc = Desc::new(
+    G,
+    "fazt_writer_queue_depth",
+    "writer.queue_depth",
+    "Write jobs waiting in the writer queue.",
+);
+static REJECTED: Desc = Desc::new(
+    C,
+    "fazt_writer_rejected_total",
+    "writer.rejected",
+    "Write jobs refused, by reason.",
+)
+.labelled("reason");
+static JOB_SECONDS: Desc = Desc::new(
+    H,
+    "fazt_writer_job_duration_seconds",
+    "writer.job_seconds",
+    "Time a write job runs, including its commit.",
+);
+static WAIT_SECONDS: Desc = Desc::new(
+    H,
+    "fazt_writer_job_wait_seconds",
+    "writer.wait_seconds",
+    "Time a write job waits in the queue.",
+);
 
-    /// Appends the counters in the Prometheus text format (version 0.0.4).
-    pub fn render_prometheus(&self, out: &mut String) {
-        let mut one = |name: &str, kind: &str, help: &str, value: i64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        };
-        let count = |c: &Counter| i64::try_from(c.get()).unwrap_or(i64::MAX);
-        one(
-            "fazt_writer_running",
-            "gauge",
-            "Database writer threads running.",
-            self.running.get(),
-        );
-        one(
-            "fazt_writer_jobs_submitted_total",
-            "counter",
-            "Write jobs accepted by the writer queue.",
-            count(&self.submitted),
-        );
-        one(
-            "fazt_writer_jobs_completed_total",
-            "counter",
-            "Write jobs that committed (or had nothing to commit).",
-            count(&self.completed),
-        );
-        one(
-            "fazt_writer_jobs_failed_total",
-            "counter",
-            "Write jobs that failed or panicked and were rolled back.",
-            count(&self.failed),
-        );
-        one(
-            "fazt_writer_jobs_panicked_total",
-            "counter",
-            "Write jobs that panicked (also counted as failed).",
-            count(&self.panicked),
-        );
-        one(
-            "fazt_writer_queue_depth",
-            "gauge",
-            "Write jobs waiting in the writer queue.",
-            self.queue_depth.get().max(0),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP fazt_writer_rejected_total Write jobs refused, by reason.\n\
-             # TYPE fazt_writer_rejected_total counter\n\
-             fazt_writer_rejected_total{{reason=\"queue_full\"}} {}\n\
-             fazt_writer_rejected_total{{reason=\"stopped\"}} {}",
-            self.rejected_full.get(),
-            self.rejected_stopped.get()
-        );
-        self.job_seconds.render(
-            out,
-            "fazt_writer_job_duration_seconds",
-            "Time a write job runs, including its commit.",
-        );
-        self.wait_seconds.render(
-            out,
-            "fazt_writer_job_wait_seconds",
-            "Time a write job waits in the queue.",
-        );
+impl Source for WriterStats {
+    fn collect(&self, out: &mut Collector) {
+        out.int(&RUNNING, self.running.get());
+        out.int(&SUBMITTED, self.submitted.get());
+        out.int(&COMPLETED, self.completed.get());
+        out.int(&FAILED, self.failed.get());
+        out.int(&PANICKED, self.panicked.get());
+        out.int(&QUEUE_DEPTH, self.queue_depth.get().max(0));
+        out.int_with(&REJECTED, "queue_full", self.rejected_full.get());
+        out.int_with(&REJECTED, "stopped", self.rejected_stopped.get());
+        out.histogram(&JOB_SECONDS, &self.job_seconds);
+        out.histogram(&WAIT_SECONDS, &self.wait_seconds);
     }
 }
 
@@ -620,24 +604,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn histogram_renders_cumulative_buckets() {
-        let h = Histogram::new();
-        h.observe(Duration::from_micros(300));
-        h.observe(Duration::from_millis(3));
-        h.observe(Duration::from_secs(60));
-        let mut out = String::new();
-        h.render(&mut out, "x_seconds", "Test.");
-        assert!(out.contains("x_seconds_bucket{le=\"0.0005\"} 1\n"), "{out}");
-        assert!(out.contains("x_seconds_bucket{le=\"0.005\"} 2\n"), "{out}");
-        assert!(out.contains("x_seconds_bucket{le=\"30\"} 2\n"), "{out}");
-        assert!(out.contains("x_seconds_bucket{le=\"+Inf\"} 3\n"), "{out}");
-        assert!(out.contains("x_seconds_count 3\n"), "{out}");
-    }
-
-    #[test]
     fn stats_render_every_series() {
-        let mut out = String::new();
-        WRITER_STATS.render_prometheus(&mut out);
+        let registry = crate::platform::metrics::Registry::new().with(&WRITER_STATS);
+        let out = registry.render_prometheus();
         for name in [
             "fazt_writer_running",
             "fazt_writer_jobs_submitted_total",
@@ -649,9 +618,10 @@ mod tests {
         ] {
             assert!(out.contains(name), "{name} missing from:\n{out}");
         }
-        let json = WRITER_STATS.to_json();
-        assert!(json["jobs_submitted"].is_u64());
+        let json = &registry.to_json()["writer"];
+        assert!(json["jobs_submitted"].is_u64(), "{json}");
         assert!(json["queue_depth"].is_i64() || json["queue_depth"].is_u64());
+        assert!(json["rejected"]["stopped"].is_u64(), "{json}");
     }
 
     #[test]

@@ -64,28 +64,20 @@ pub static DEPLOY_STATS: DeployStats = DeployStats {
     rate_limited: Counter::new(),
 };
 
-impl DeployStats {
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "succeeded": self.succeeded.get(), "failed": self.failed.get(),
-            "refused_busy": self.refused_busy.get(), "rate_limited": self.rate_limited.get(),
-        })
-    }
+static DEPLOYS: crate::platform::metrics::Desc = crate::platform::metrics::Desc::new(
+    crate::platform::metrics::Kind::Counter,
+    "fazt_deploys_total",
+    "deploys",
+    "Deploys by outcome.",
+)
+.labelled("outcome");
 
-    pub fn render_prometheus(&self, out: &mut String) {
-        out.push_str(
-            "# HELP fazt_deploys_total Deploys by outcome.\n# TYPE fazt_deploys_total counter\n",
-        );
-        for (outcome, value) in [
-            ("succeeded", self.succeeded.get()),
-            ("failed", self.failed.get()),
-            ("refused_busy", self.refused_busy.get()),
-            ("rate_limited", self.rate_limited.get()),
-        ] {
-            out.push_str(&format!(
-                "fazt_deploys_total{{outcome=\"{outcome}\"}} {value}\n"
-            ));
-        }
+impl crate::platform::metrics::Source for DeployStats {
+    fn collect(&self, out: &mut crate::platform::metrics::Collector) {
+        out.int_with(&DEPLOYS, "succeeded", self.succeeded.get());
+        out.int_with(&DEPLOYS, "failed", self.failed.get());
+        out.int_with(&DEPLOYS, "refused_busy", self.refused_busy.get());
+        out.int_with(&DEPLOYS, "rate_limited", self.rate_limited.get());
     }
 }
 

@@ -9,7 +9,7 @@ use crate::deploy::service as deploy;
 use crate::http::conn::Service;
 use crate::http::spool::SpoolPolicy;
 use crate::http::{Request, Response};
-use crate::platform::metrics::METRICS;
+use crate::platform::metrics::{observe, RouteClass};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
@@ -56,9 +56,14 @@ impl Service for CoreService {
 
 impl CoreService {
     fn dispatch(&mut self, request: Request, token: u64) -> Option<Response> {
+        let started = Instant::now();
         let response = match route(&request.host, request.path(), &self.app.config.domain) {
             Target::Health => liveness(),
-            Target::Ingest(endpoint) => self.app.ingest.handle(endpoint, &request),
+            Target::Ingest(endpoint) => {
+                let response = self.app.ingest.handle(endpoint, &request);
+                observe(RouteClass::Ingest, started.elapsed());
+                return Some(response);
+            }
             Target::Site(site) => {
                 let (response, page_view) = self.app.sites.serve(site, &request);
                 if page_view && self.app.config.auto_pageviews {
@@ -78,9 +83,11 @@ impl CoreService {
                 if self.admin.send(Mail::AdminJob(job)) {
                     return None;
                 }
-                Response::error(503, "the admin thread is not running").header("Retry-After", "1")
+                let refused = Response::error(503, "the admin thread is not running");
+                return Some(refused.header("Retry-After", "1"));
             }
         };
+        observe(RouteClass::Static, started.elapsed());
         Some(response)
     }
 }
@@ -132,14 +139,16 @@ impl Service for AdminService {
     fn call(&mut self, request: Request, token: u64) -> Option<Response> {
         if deploy::is_deploy(&request) {
             let me = self.me.clone();
+            let started = Instant::now();
             let reply = Box::new(move |response| {
+                observe(RouteClass::Deploy, started.elapsed());
                 me.send(Mail::Reply { token, response });
             });
             return deploy::submit(&self.app, request, reply);
         }
         let started = Instant::now();
         let response = self.handle(&request);
-        METRICS.admin_latency.observe(started.elapsed());
+        observe(RouteClass::Admin, started.elapsed());
         Some(response)
     }
 }
@@ -172,13 +181,18 @@ impl LoopService for AdminService {
                 reply_to.send(Mail::Reply { token, response });
             };
             let send_now = send.clone();
-            if let Some(response) = deploy::submit(&self.app, job.request, Box::new(send)) {
+            let received = job.received;
+            let done = move |response| {
+                observe(RouteClass::Deploy, received.elapsed());
+                send(response);
+            };
+            if let Some(response) = deploy::submit(&self.app, job.request, Box::new(done)) {
                 send_now(response);
             }
             return None;
         }
         let response = self.handle(&job.request);
-        METRICS.admin_latency.observe(job.received.elapsed());
+        observe(RouteClass::Admin, job.received.elapsed());
         job.reply_to.send(Mail::Reply {
             token: job.token,
             response,
