@@ -4,11 +4,13 @@
 
 pub mod cap;
 pub mod conn;
+pub mod error;
 pub mod parse;
 pub mod request;
 pub mod response;
 pub mod spool;
 
+pub use error::{error_response, ResponseError};
 pub use request::{Method, Request};
 pub use response::{Body, HeaderValue, Response};
 
@@ -58,6 +60,6 @@ impl HttpError {
     }
 
     pub fn to_response(&self) -> Response {
-        Response::error(self.status(), &self.message()).closing()
+        error_response(self).closing()
     }
 }
