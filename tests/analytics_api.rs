@@ -24,7 +24,7 @@ fn track_ok(server: &Server, body: &Value) {
 fn assert_bad(r: &HttpResponse, needle: &str, what: &str) {
     assert_eq!(r.status, 400, "{what}: {}", r.text());
     let body = r.json();
-    assert_eq!(body["error"]["code"], "bad_parameter", "{what}: {body}");
+    assert_eq!(body["error"]["code"], "bad_request", "{what}: {body}");
     let message = body["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains(needle), "{what}: {message}");
 }

@@ -561,6 +561,7 @@ fn connections_past_the_cap_get_503_and_service_resumes() {
             start.elapsed()
         );
         assert_json_error(&r, 503);
+        assert_eq!(r.json()["error"]["code"], "unavailable");
         let retry: u64 = r
             .header("retry-after")
             .expect("Retry-After on 503")

@@ -86,7 +86,6 @@ impl ResponseError for ApiError {
 
     fn code(&self) -> &'static str {
         match self {
-            ApiError::BadParameter(_) => "bad_parameter",
             ApiError::Db(e) => e.code(),
             other => crate::http::error::status_code(other.status()),
         }
@@ -306,5 +305,36 @@ mod tests {
         assert_eq!(parse_date("2026-13-01"), None);
         assert_eq!(parse_date("26-11-27"), None);
         assert_eq!(parse_date("yesterday"), None);
+    }
+
+    #[test]
+    fn errors_map_to_statuses_codes_and_headers() {
+        use crate::http::error_response;
+        let cases = [
+            (ApiError::BadParameter("p".into()), 400, "bad_request", None),
+            (ApiError::NotFound("n".into()), 404, "not_found", None),
+            (
+                ApiError::Method("GET, HEAD"),
+                405,
+                "method_not_allowed",
+                None,
+            ),
+            (
+                ApiError::Db(DbError::QueueFull),
+                503,
+                "writer_queue_full",
+                Some("1"),
+            ),
+        ];
+        for (error, status, code, retry) in cases {
+            let response = error_response(&error);
+            assert_eq!(response.status, status, "{error}");
+            let body: Value = serde_json::from_slice(response.body.as_bytes()).unwrap();
+            assert_eq!(body["error"]["code"], code, "{error}");
+            assert_eq!(body["error"]["message"], error.to_string());
+            assert_eq!(response.get_header("Retry-After"), retry, "{error}");
+            let allow = (status == 405).then_some("GET, HEAD");
+            assert_eq!(response.get_header("Allow"), allow, "{error}");
+        }
     }
 }
