@@ -418,7 +418,7 @@ impl Connection {
                 };
                 decoder
                     .decode(&self.inbuf, &mut sink)
-                    .map_err(|e| format!("bad chunked response: {}", e.message()))?
+                    .map_err(|e| format!("bad chunked response: {e}"))?
             };
             self.inbuf.drain(..consumed);
             if decoder.is_done() {

@@ -158,12 +158,6 @@ impl ResponseError for HttpError {
     }
 }
 
-impl fmt::Display for HttpError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message())
-    }
-}
-
 impl ResponseError for DiskError {
     fn status(&self) -> u16 {
         match self {
