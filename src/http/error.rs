@@ -71,7 +71,7 @@ pub fn error_response(error: &dyn ResponseError) -> Response {
 }
 
 /// `{"error":{"code":…,"message":…}}` with `status`; nothing logged or counted.
-pub fn error_body(status: u16, code: &str, message: &str) -> Response {
+pub(crate) fn error_body(status: u16, code: &str, message: &str) -> Response {
     Response::json(
         status,
         &serde_json::json!({ "error": { "code": code, "message": message } }),
@@ -79,7 +79,7 @@ pub fn error_body(status: u16, code: &str, message: &str) -> Response {
 }
 
 /// The code of an error known only by its status (see [`Response::error`]).
-pub fn status_code(status: u16) -> &'static str {
+pub(crate) fn status_code(status: u16) -> &'static str {
     match status {
         400 => "bad_request",
         401 => "unauthorized",
@@ -106,14 +106,14 @@ pub fn status_code(status: u16) -> &'static str {
 /// A failure on a public route (a site's files, a short link) whose cause stays in the
 /// log: visitors are told what failed, never which table or SQLite error.
 #[derive(Debug)]
-pub struct Concealed {
+pub(crate) struct Concealed {
     what: String,
     detail: String,
 }
 
 impl Concealed {
     /// `what` failed (e.g. "reading the site's files") because of `cause`.
-    pub fn new(what: impl Into<String>, cause: impl fmt::Display) -> Concealed {
+    pub(crate) fn new(what: impl Into<String>, cause: impl fmt::Display) -> Concealed {
         Concealed {
             what: what.into(),
             detail: cause.to_string(),
@@ -138,7 +138,7 @@ impl ResponseError for Concealed {
 }
 
 /// A full filesystem is `disk_full` (507) wherever it is met; anything else is our fault.
-pub fn io_status(error: &io::Error) -> (u16, &'static str) {
+pub(crate) fn io_status(error: &io::Error) -> (u16, &'static str) {
     match ErrnoClass::of(error) {
         ErrnoClass::DiskFull => (507, "disk_full"),
         _ => (500, "io_error"),

@@ -240,7 +240,7 @@ pub fn disk_space(path: &std::path::Path) -> io::Result<(u64, u64)> {
 /// values are "the disk is full" (answer 507, stop bulk writes) and which are "out of
 /// descriptors or kernel memory" (pause accepting instead of spinning).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrnoClass {
+pub(crate) enum ErrnoClass {
     /// No space (ENOSPC) or the user's quota is used up (EDQUOT): freeing space or waiting
     /// helps. EFBIG is not here: a file over RLIMIT_FSIZE or the filesystem's largest file
     /// size fails the same way however much space is freed, so it is our fault (500).
@@ -255,7 +255,7 @@ pub enum ErrnoClass {
 }
 
 impl ErrnoClass {
-    pub fn of(error: &io::Error) -> ErrnoClass {
+    pub(crate) fn of(error: &io::Error) -> ErrnoClass {
         match error.raw_os_error() {
             Some(libc::ENOSPC | libc::EDQUOT) => ErrnoClass::DiskFull,
             Some(libc::EMFILE | libc::ENFILE) => ErrnoClass::DescriptorsExhausted,
@@ -268,7 +268,7 @@ impl ErrnoClass {
     }
 
     /// A resource of the whole process ran out: an accept loop must back off.
-    pub fn is_resource_exhaustion(self) -> bool {
+    pub(crate) fn is_resource_exhaustion(self) -> bool {
         matches!(
             self,
             ErrnoClass::DescriptorsExhausted | ErrnoClass::KernelMemory
