@@ -188,6 +188,20 @@ mod tests {
     }
 
     #[test]
+    fn only_a_full_disk_or_quota_is_507() {
+        for (errno, status) in [
+            (libc::ENOSPC, 507),
+            (libc::EDQUOT, 507),
+            (libc::EFBIG, 500),
+            (libc::EIO, 500),
+            (libc::EACCES, 500),
+        ] {
+            let error = spool_error(io::Error::from_raw_os_error(errno));
+            assert_eq!(error.status(), status, "errno {errno}: {error}");
+        }
+    }
+
+    #[test]
     fn small_bodies_stay_in_memory_large_ones_move_to_a_file_removed_on_drop() {
         let dir = temp_dir("move");
         let policy = policy(&dir, 10);
