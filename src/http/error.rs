@@ -41,7 +41,7 @@ pub trait ResponseError: fmt::Display {
         status >= 500 && status != 503 && status != 507
     }
 
-    /// What the log line adds to the message: details the client is not shown.
+    /// What the log says instead of the message, when the client is shown less.
     fn log_detail(&self) -> Option<String> {
         None
     }
@@ -53,7 +53,7 @@ pub fn error_response(error: &dyn ResponseError) -> Response {
     let status = error.status();
     if error.is_server_fault() {
         match error.log_detail() {
-            Some(detail) => log::error!("answered {status} ({}): {error}: {detail}", error.code()),
+            Some(detail) => log::error!("answered {status} ({}): {detail}", error.code()),
             None => log::error!("answered {status} ({}): {error}", error.code()),
         }
     }
@@ -133,7 +133,7 @@ impl ResponseError for Concealed {
     }
 
     fn log_detail(&self) -> Option<String> {
-        Some(self.detail.clone())
+        Some(format!("{}: {}", self.what, self.detail))
     }
 }
 
@@ -309,7 +309,10 @@ mod tests {
         let error = Concealed::new("reading the site's files", "no such table: files");
         assert_eq!(error.status(), 500);
         assert!(error.is_server_fault());
-        assert_eq!(error.log_detail().as_deref(), Some("no such table: files"));
+        assert_eq!(
+            error.log_detail().as_deref(),
+            Some("reading the site's files: no such table: files")
+        );
         let body = body(&error_response(&error));
         assert_eq!(body["error"]["code"], "internal_error");
         assert_eq!(
