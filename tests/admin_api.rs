@@ -137,7 +137,10 @@ fn keys_created_and_revoked_through_the_api() {
         server.token
     ));
     assert_eq!(bad.status, 400);
-    assert!(bad.json()["error"].as_str().unwrap().contains("JSON"));
+    assert!(bad.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("JSON"));
 }
 
 #[test]

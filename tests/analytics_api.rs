@@ -24,8 +24,8 @@ fn track_ok(server: &Server, body: &Value) {
 fn assert_bad(r: &HttpResponse, needle: &str, what: &str) {
     assert_eq!(r.status, 400, "{what}: {}", r.text());
     let body = r.json();
-    assert_eq!(body["status"], 400, "{what}: {body}");
-    let message = body["error"].as_str().unwrap_or_default();
+    assert_eq!(body["error"]["code"], "bad_request", "{what}: {body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains(needle), "{what}: {message}");
 }
 
@@ -381,7 +381,10 @@ fn extreme_time_parameters_are_answered_without_crashing() {
             r.text()
         );
         if r.status == 400 {
-            let message = r.json()["error"].as_str().unwrap_or_default().to_string();
+            let message = r.json()["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             assert!(
                 message.contains("'from'") || message.contains("'to'"),
                 "{path}: {message}"
@@ -413,7 +416,7 @@ fn analytics_routes_require_a_key() {
             let r = server.admin_get(path, token);
             assert_eq!(r.status, 401, "{path} with {token:?}: {}", r.text());
             assert!(r.header("www-authenticate").is_some(), "{path}");
-            assert_eq!(r.json()["status"], 401);
+            assert_eq!(r.json()["error"]["code"], "unauthorized");
         }
     }
     // Changes too, and nothing is created.
@@ -572,7 +575,10 @@ fn redirects_are_validated_listed_replaced_and_deleted() {
     assert_eq!(r.json()["deleted"], "docs");
     let r = admin_delete(&server, "/api/redirects/docs");
     assert_eq!(r.status, 404);
-    assert!(r.json()["error"].as_str().unwrap().contains("docs"));
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("docs"));
     assert_eq!(server.get("x.test", "/r/docs").status, 404);
     let list = get_json(&server, "/api/redirects");
     assert_eq!(list["redirects"].as_array().unwrap().len(), 1);

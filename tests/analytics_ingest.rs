@@ -52,8 +52,11 @@ fn non_marker_events(server: &Server) -> Vec<Value> {
 
 fn error_text(r: &HttpResponse) -> String {
     let body = r.json();
-    assert_eq!(body["status"], r.status, "error shape: {body}");
-    body["error"].as_str().unwrap_or_default().to_string()
+    assert!(body["error"]["code"].is_string(), "error shape: {body}");
+    body["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use fazt::db::writer::{self, WRITER_STATS};
 use fazt::db::{self, migrate, DbError};
-use fazt::platform::disk::{self, DiskGuard};
+use fazt::http::ResponseError;
+use fazt::platform::disk::{self, DiskError, DiskGuard};
 use fazt::platform::probe::Limits;
 use rusqlite::Connection;
 
@@ -648,9 +649,9 @@ fn the_disk_breaker_trips_at_its_threshold() {
     assert_eq!(strict.threshold_percent(), 1);
     if used >= 1 {
         match strict.check() {
-            Err(e @ DbError::DiskFull { .. }) => {
-                assert_eq!(e.status(), 507);
-                let DbError::DiskFull {
+            Err(e @ DiskError::Full { .. }) => {
+                assert_eq!((e.status(), e.code()), (507, "disk_full"));
+                let DiskError::Full {
                     used_percent,
                     threshold,
                     ..

@@ -122,7 +122,10 @@ fn get_url(server: &Server, url: &str) -> HttpResponse {
 }
 
 fn error_of(r: &HttpResponse) -> String {
-    r.json()["error"].as_str().unwrap_or_default().to_string()
+    r.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn site_host(site: &str) -> String {
@@ -570,7 +573,7 @@ fn assert_refused_and_site_intact(
                 "{how}: {message:?} lacks {needle:?}"
             );
         }
-        assert_eq!(r.json()["status"], 400);
+        assert_eq!(r.json()["error"]["code"], "invalid_archive", "{how}");
     }
     assert_eq!(current_deployment(server, site), before, "{needles:?}");
     assert_serves(server, site, live);
@@ -753,7 +756,7 @@ fn oversize_uploads_get_413_without_the_body_being_read() {
         (1 << 20) + 1,
     );
     assert_eq!(r.status, 413, "{}", r.text());
-    assert_eq!(r.json()["status"], 413);
+    assert_eq!(r.json()["error"]["code"], "payload_too_large");
     let r = head_only(
         &server,
         Some(&server.token),
@@ -926,7 +929,7 @@ fn a_full_disk_gets_507_and_the_site_keeps_serving() {
     );
     let r = deploy_zip(&server, "root", &zip);
     assert_eq!(r.status, 507, "{}", r.text());
-    assert_eq!(r.json()["status"], 507);
+    assert_eq!(r.json()["error"]["code"], "disk_full");
     let r = head_only(
         &server,
         Some(&server.token),

@@ -57,7 +57,10 @@ fn deploy_form_body(server: &Server, body: &[u8]) -> HttpResponse {
 }
 
 fn error_of(r: &HttpResponse) -> String {
-    r.json()["error"].as_str().unwrap_or_default().to_string()
+    r.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The server still takes a deploy and serves it.
@@ -446,7 +449,7 @@ fn a_temp_dir_deleted_at_runtime_fails_deploys_clearly_and_serving_goes_on() {
     for zip in [small_zip("no temp dir"), big] {
         let r = deploy(&server, "blog", &zip);
         assert_eq!(r.status, 500, "{}", r.text());
-        assert!(r.json()["error"].is_string(), "{}", r.text());
+        assert!(r.json()["error"]["message"].is_string(), "{}", r.text());
     }
     assert_eq!(server.get("blog.localhost", "/").text(), "still deploying");
     assert_eq!(server.get("localhost", "/health").status, 200);

@@ -9,6 +9,7 @@ use common::TempDir;
 use fazt::deploy::archive::{extract, ArchiveError, ArchiveLimits, Extracted};
 use fazt::deploy::multipart::{boundary_from_content_type, parse_form};
 use fazt::hosting::store::FileSource;
+use fazt::http::ResponseError;
 use sha2::{Digest, Sha256};
 use std::io::{Cursor, Read, Write};
 use std::path::Path;
@@ -34,8 +35,12 @@ fn refused(zip: &[u8], limits: &ArchiveLimits, needles: &[&str]) -> String {
         Ok(extracted) => panic!("accepted: {:?}", extracted.files),
         Err(err) => err,
     };
-    assert_eq!(err.status(), 400, "{err}");
-    let message = err.message();
+    assert_eq!(
+        (err.status(), err.code()),
+        (400, "invalid_archive"),
+        "{err}"
+    );
+    let message = err.to_string();
     for needle in needles {
         assert!(message.contains(needle), "{message:?} lacks {needle:?}");
     }
@@ -465,7 +470,7 @@ fn temp_dir_failures_are_server_errors() {
     )
     .unwrap_err();
     assert!(matches!(err, ArchiveError::Io { .. }), "{err}");
-    assert_eq!(err.status(), 500);
+    assert_eq!((err.status(), err.code()), (500, "io_error"));
 }
 
 #[test]

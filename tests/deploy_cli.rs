@@ -42,7 +42,7 @@ fn answer(status: u16, body: &str) -> Canned {
 fn error_answer(status: u16, message: &str, when: Answer) -> Canned {
     let mut canned = answer(
         status,
-        &serde_json::json!({"error": message, "status": status}).to_string(),
+        &serde_json::json!({"error": {"code": "test", "message": message}}).to_string(),
     );
     canned.when = when;
     canned

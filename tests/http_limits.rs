@@ -75,10 +75,12 @@ fn assert_json_error(r: &HttpResponse, status: u16) {
     assert_eq!(r.status, status, "{}", r.text());
     let body = r.json();
     assert!(
-        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
         "error body without a message: {body}"
     );
-    assert_eq!(body["status"], status, "{body}");
+    assert!(body["error"]["code"].is_string(), "{body}");
     assert_eq!(r.header("connection"), Some("close"), "{r:?}");
 }
 
@@ -229,7 +231,10 @@ fn more_than_100_headers_is_431() {
     let r = read_response(&mut s).expect("a 431");
     assert_json_error(&r, 431);
     assert!(
-        r.json()["error"].as_str().unwrap().contains("100"),
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("100"),
         "{}",
         r.text()
     );
@@ -556,6 +561,7 @@ fn connections_past_the_cap_get_503_and_service_resumes() {
             start.elapsed()
         );
         assert_json_error(&r, 503);
+        assert_eq!(r.json()["error"]["code"], "unavailable");
         let retry: u64 = r
             .header("retry-after")
             .expect("Retry-After on 503")

@@ -53,10 +53,12 @@ fn assert_json_400(r: &HttpResponse, what: &str) {
     assert_eq!(r.status, 400, "{what}: {}", r.text());
     let body = r.json();
     assert!(
-        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
         "{what}: no error message in {body}"
     );
-    assert_eq!(body["status"], 400, "{what}");
+    assert_eq!(body["error"]["code"], "bad_request", "{what}");
     assert_eq!(r.header("content-type"), Some("application/json"), "{what}");
     assert_eq!(r.header("connection"), Some("close"), "{what}");
 }
@@ -389,7 +391,7 @@ fn expect_100_continue_gets_interim_response_before_the_body() {
     let r = server
         .request("GET /health HTTP/1.1\r\nHost: root.localhost\r\nExpect: something-else\r\n\r\n");
     assert_eq!(r.status, 417, "{}", r.text());
-    assert!(r.json()["error"].is_string());
+    assert_eq!(r.json()["error"]["code"], "expectation_failed");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -55,7 +55,10 @@ fn admin_host_is_the_dashboard_and_api_not_a_site() {
         let r = server.get(host, "/api/system/health");
         assert_eq!(r.status, 401, "host {host}: {}", r.text());
         assert_eq!(r.header("www-authenticate"), Some("Bearer"));
-        assert!(r.json()["error"].as_str().unwrap().contains("API key"));
+        assert!(r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("API key"));
     }
 }
 
@@ -133,7 +136,10 @@ fn bad_host_headers_are_400() {
         let r = server.request(&format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n"));
         assert_eq!(r.status, 400, "host {host:?}");
         assert!(
-            r.json()["error"].as_str().unwrap().contains("Host"),
+            r.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Host"),
             "host {host:?}"
         );
     }

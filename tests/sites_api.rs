@@ -36,7 +36,10 @@ fn rollback(server: &Server, site: &str, body: &str) -> HttpResponse {
 }
 
 fn error_of(r: &HttpResponse) -> String {
-    r.json()["error"].as_str().unwrap_or_default().to_string()
+    r.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Creates a key with `scope` through the API; returns (id, token).

@@ -459,7 +459,8 @@ fn disk_breaker_refuses_bulk_writes_while_serving_continues() {
         "{:?}",
         r.header("content-type")
     );
-    let error = r.json()["error"].as_str().unwrap().to_string();
+    assert_eq!(r.json()["error"]["code"], "disk_full");
+    let error = r.json()["error"]["message"].as_str().unwrap().to_string();
     assert!(error.contains("full"), "{error}");
     assert!(
         error.contains(&data),

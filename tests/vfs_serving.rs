@@ -159,7 +159,7 @@ fn assert_json_error(r: &HttpResponse, status: u16, what: &str) {
         "{what}: JSON error expected, got {:?}",
         r.header("content-type")
     );
-    let message = r.json()["error"].as_str().map(str::to_string);
+    let message = r.json()["error"]["message"].as_str().map(str::to_string);
     assert!(
         message.is_some_and(|m| !m.is_empty()),
         "{what}: an error message: {}",

@@ -15,6 +15,7 @@ use fazt::analytics::event::{Event, Source};
 use fazt::db::events::{BatchPolicy, EventPipeline, EventQueue, EventSink, EVENT_STATS};
 use fazt::db::writer::{self, WriterHandle, WriterThread};
 use fazt::db::{self, DbError};
+use fazt::platform::disk::DiskError;
 use rusqlite::Connection;
 
 use common::{probe_limits, TempDir, MEMORY_LIMIT_256_MIB};
@@ -68,11 +69,11 @@ impl EventSink<Event> for FlakySink {
                 "INSERT INTO test_events (ts, domain, path, visitor) VALUES (0, 'x', NULL, 0)",
                 [],
             )?;
-            return Err(DbError::DiskFull {
+            return Err(DbError::from(DiskError::Full {
                 path: "/data".into(),
                 used_percent: 95,
                 threshold: 90,
-            });
+            }));
         }
         TableSink.write_batch(conn, batch)
     }

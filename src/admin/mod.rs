@@ -8,9 +8,8 @@
 mod metrics;
 pub mod sites;
 
-use crate::db::DbError;
-
-use crate::http::{Body, Method, Request, Response};
+use crate::http::error::Concealed;
+use crate::http::{error_response, Body, Method, Request, Response};
 use crate::keys::{self, validate_name, ApiKey, Scopes};
 use crate::platform::metrics::METRICS;
 use crate::server::App;
@@ -132,7 +131,7 @@ impl AdminApi {
             _ if path.starts_with("/api/keys/") => method_not_allowed(path),
             _ => match crate::analytics::api::route(request, &self.app.writer) {
                 Some(Ok(response)) => response,
-                Some(Err(e)) => analytics_error(e),
+                Some(Err(e)) => error_response(&e),
                 None => {
                     let method = request.method_text();
                     Response::error(404, &format!("no admin route {method} {path}"))
@@ -235,7 +234,7 @@ impl AdminApi {
     /// Returns free pages to the filesystem (the schema uses incremental auto-vacuum).
     fn vacuum(&self) -> Response {
         if let Err(e) = self.app.disk.check() {
-            return db_error(e);
+            return error_response(&e);
         }
         let result = self
             .app
@@ -243,7 +242,7 @@ impl AdminApi {
             .call(|conn| crate::db::incremental_vacuum(conn, None));
         match result {
             Ok(freed) => Response::json(200, &json!({ "freed_bytes": freed })),
-            Err(e) => db_error(e),
+            Err(e) => error_response(&e),
         }
     }
 
@@ -253,7 +252,7 @@ impl AdminApi {
                 200,
                 &json!({ "keys": keys.iter().map(|k| k.to_json()).collect::<Vec<_>>() }),
             ),
-            Err(e) => sqlite_error("listing API keys", e),
+            Err(e) => error_response(&Concealed::new("listing API keys", e)),
         }
     }
 
@@ -291,7 +290,7 @@ impl AdminApi {
                 body["token"] = json!(token);
                 Response::json(201, &body)
             }
-            Err(e) => db_error(e),
+            Err(e) => error_response(&e),
         }
     }
 
@@ -304,7 +303,7 @@ impl AdminApi {
         {
             Ok(true) => Response::json(200, &json!({ "revoked": id })),
             Ok(false) => Response::error(404, &format!("no API key with id '{id}'")),
-            Err(e) => db_error(e),
+            Err(e) => error_response(&e),
         }
     }
 }
@@ -331,19 +330,7 @@ pub fn authenticate(request: &Request) -> Result<keys::ApiKey, Response> {
             Err(Response::error(401, "invalid or revoked API key")
                 .header("WWW-Authenticate", "Bearer"))
         }
-        Err(e) => Err(sqlite_error("checking the API key", e)),
-    }
-}
-
-fn analytics_error(e: crate::analytics::api::ApiError) -> Response {
-    use crate::analytics::api::ApiError;
-    match e {
-        ApiError::BadParameter(message) => Response::error(400, &message),
-        ApiError::NotFound(message) => Response::error(404, &message),
-        ApiError::Method(allow) => {
-            Response::error(405, "method not allowed here").header("Allow", allow)
-        }
-        ApiError::Db(e) => db_error(e),
+        Err(e) => Err(error_response(&Concealed::new("checking the API key", e))),
     }
 }
 
@@ -355,25 +342,4 @@ fn method_not_allowed(path: &str) -> Response {
         _ => "GET, HEAD",
     };
     Response::error(405, &format!("method not allowed on {path}")).header("Allow", allow)
-}
-
-/// The one mapping of database errors to responses: status from the error, a log line
-/// for server-side failures, `Retry-After` when the writer queue is full.
-pub(crate) fn db_error(e: DbError) -> Response {
-    let status = e.status();
-    if status >= 500 && status != 503 && status != 507 {
-        log::error!("admin request failed: {e}");
-    }
-    let response = Response::error(status, &e.to_string());
-    if status == 503 {
-        METRICS.shed_requests.inc();
-        response.header("Retry-After", "1")
-    } else {
-        response
-    }
-}
-
-pub(crate) fn sqlite_error(what: &str, e: rusqlite::Error) -> Response {
-    log::error!("{what}: {e}");
-    Response::error(500, &format!("{what} failed; see the server log"))
 }

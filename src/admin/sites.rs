@@ -12,9 +12,9 @@
 //!   are dropped at the same moment;
 //! - deleting never checks the disk breaker: it is how an operator frees space.
 
-use crate::admin::{db_error, sqlite_error};
 use crate::hosting::store::{self, RollbackOutcome};
-use crate::http::{Method, Request, Response};
+use crate::http::error::Concealed;
+use crate::http::{error_response, Method, Request, Response};
 use crate::keys::ApiKey;
 use crate::server::config::Config;
 use crate::server::App;
@@ -94,7 +94,7 @@ fn check_site(key: &ApiKey, site: &str) -> Option<Response> {
 fn list_sites(app: &App, key: &ApiKey) -> Response {
     let sites = match crate::db::reader::with_reader(store::list_sites) {
         Ok(sites) => sites,
-        Err(e) => return sqlite_error("listing sites", e),
+        Err(e) => return error_response(&Concealed::new("listing sites", e)),
     };
     let sites: Vec<_> = sites
         .into_iter()
@@ -117,7 +117,7 @@ fn list_deployments(app: &App, site: &str) -> Response {
     let listed = match crate::db::reader::with_reader(|conn| store::list_deployments(conn, site)) {
         Ok(Some(listed)) => listed,
         Ok(None) => return unknown_site(site),
-        Err(e) => return sqlite_error("listing deployments", e),
+        Err(e) => return error_response(&Concealed::new("listing deployments", e)),
     };
     let (current, deployments) = listed;
     let deployments: Vec<_> = deployments
@@ -206,7 +206,7 @@ fn rollback(app: &App, site: &str, body: &[u8]) -> Response {
             409,
             &format!("deployment {id} is already the current one of site '{site}'"),
         ),
-        Err(e) => db_error(e),
+        Err(e) => error_response(&e),
     }
 }
 
@@ -248,7 +248,7 @@ fn delete_site(app: &App, site: &str) -> Response {
             )
         }
         Ok(None) => unknown_site(site),
-        Err(e) => db_error(e),
+        Err(e) => error_response(&e),
     }
 }
 

@@ -8,7 +8,7 @@ use super::stats::{self, Bucket, StatsQuery};
 use crate::db::reader::read_db;
 use crate::db::writer::WriterHandle;
 use crate::db::DbError;
-use crate::http::{Method, Request, Response};
+use crate::http::{Method, Request, Response, ResponseError};
 use serde_json::{json, Value};
 
 /// Default range of `/api/stats`: the last 7 days.
@@ -49,7 +49,7 @@ pub fn route(request: &Request, writer: &WriterHandle) -> Option<Result<Response
     Some(result.map(|body| Response::json(200, &body)))
 }
 
-/// Why an analytics request failed; mapped to a response by the admin module.
+/// Why an analytics request failed; answered through [`crate::http::error_response`].
 #[derive(Debug)]
 pub enum ApiError {
     BadParameter(String),
@@ -61,6 +61,48 @@ pub enum ApiError {
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> ApiError {
         ApiError::Db(e)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiError::BadParameter(m) | ApiError::NotFound(m) => f.write_str(m),
+            ApiError::Method(allow) => write!(f, "method not allowed here; use {allow}"),
+            ApiError::Db(e) => e.fmt(f),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status(&self) -> u16 {
+        match self {
+            ApiError::BadParameter(_) => 400,
+            ApiError::NotFound(_) => 404,
+            ApiError::Method(_) => 405,
+            ApiError::Db(e) => e.status(),
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::Db(e) => e.code(),
+            other => crate::http::error::status_code(other.status()),
+        }
+    }
+
+    fn retry_after_secs(&self) -> Option<u32> {
+        match self {
+            ApiError::Db(e) => e.retry_after_secs(),
+            _ => None,
+        }
+    }
+
+    fn allow(&self) -> Option<&'static str> {
+        match self {
+            ApiError::Method(allow) => Some(allow),
+            _ => None,
+        }
     }
 }
 
@@ -263,5 +305,36 @@ mod tests {
         assert_eq!(parse_date("2026-13-01"), None);
         assert_eq!(parse_date("26-11-27"), None);
         assert_eq!(parse_date("yesterday"), None);
+    }
+
+    #[test]
+    fn errors_map_to_statuses_codes_and_headers() {
+        use crate::http::error_response;
+        let cases = [
+            (ApiError::BadParameter("p".into()), 400, "bad_request", None),
+            (ApiError::NotFound("n".into()), 404, "not_found", None),
+            (
+                ApiError::Method("GET, HEAD"),
+                405,
+                "method_not_allowed",
+                None,
+            ),
+            (
+                ApiError::Db(DbError::QueueFull),
+                503,
+                "writer_queue_full",
+                Some("1"),
+            ),
+        ];
+        for (error, status, code, retry) in cases {
+            let response = error_response(&error);
+            assert_eq!(response.status, status, "{error}");
+            let body: Value = serde_json::from_slice(response.body.as_bytes()).unwrap();
+            assert_eq!(body["error"]["code"], code, "{error}");
+            assert_eq!(body["error"]["message"], error.to_string());
+            assert_eq!(response.get_header("Retry-After"), retry, "{error}");
+            let allow = (status == 405).then_some("GET, HEAD");
+            assert_eq!(response.get_header("Allow"), allow, "{error}");
+        }
     }
 }

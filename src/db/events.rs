@@ -44,7 +44,7 @@ use crate::platform::metrics::{Collector, Desc, Source, LATENCY_BUCKETS};
 /// its roll-ups, and commits. `Err` means the whole batch was rolled back (a transaction
 /// left open is rolled back by the writer and the attempt counts as failed); the writer
 /// then retries the *same* batch later, so one attempt must leave nothing behind. Check
-/// the disk breaker here (return [`DbError::DiskFull`]) rather than failing half-way.
+/// the disk breaker here (return [`DbError::Disk`]) rather than failing half-way.
 /// Bad input in a single event should be clamped or skipped, not returned as `Err`: a
 /// batch that can never commit holds back every later event until shutdown.
 pub trait EventSink<E>: Send {

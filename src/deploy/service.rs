@@ -25,13 +25,15 @@ use crate::analytics::ingest::QueryParams;
 use crate::db::DbError;
 use crate::hosting::store;
 use crate::http::spool::{self, SpoolPolicy};
-use crate::http::{Method, Request, Response};
+use crate::http::{error_response, Method, Request, Response, ResponseError};
 use crate::keys::ApiKey;
+use crate::platform::disk::DiskError;
 use crate::platform::metrics::Counter;
 use crate::server::App;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
+use std::fmt;
 use std::fs::File;
 use std::io::{self, Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -169,7 +171,7 @@ pub fn refuse_early(app: &App, request: &Request) -> Option<Response> {
         return Some(busy());
     }
     if let Err(e) = app.disk.check() {
-        return Some(Response::error(e.status(), &e.to_string()));
+        return Some(error_response(&e));
     }
     // Counted last: a deploy refused as busy or for disk space is not one of the key's.
     if let Err(wait) = app.deployer.admit(&key.id, Instant::now()) {
@@ -283,7 +285,7 @@ fn run_job(app: &Arc<App>, job: DeployJob) {
         }
         Err(e) => {
             DEPLOY_STATS.failed.inc();
-            e.to_response()
+            error_response(&e)
         }
     };
     // The spooled body goes with the request, before the client hears back.
@@ -309,29 +311,48 @@ impl From<DbError> for DeployError {
     }
 }
 
-impl DeployError {
-    fn to_response(&self) -> Response {
+impl From<DiskError> for DeployError {
+    fn from(e: DiskError) -> DeployError {
+        DeployError::Db(e.into())
+    }
+}
+
+impl fmt::Display for DeployError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DeployError::BadRequest(m) => Response::error(400, m),
-            DeployError::Forbidden(m) => Response::error(403, m),
-            DeployError::UnsupportedType(m) => Response::error(415, m),
-            DeployError::Archive(e) => {
-                if e.status() >= 500 {
-                    log::error!("deploy: {}", e.message());
-                }
-                Response::error(e.status(), &e.message())
-            }
-            DeployError::Db(e) => {
-                let status = e.status();
-                if status >= 500 && status != 507 {
-                    log::error!("deploy: {e}");
-                }
-                Response::error(status, &e.to_string())
-            }
-            DeployError::Internal(m) => {
-                log::error!("deploy: {m}");
-                Response::error(500, &format!("deploy failed: {m}"))
-            }
+            DeployError::BadRequest(m) | DeployError::Forbidden(m) => f.write_str(m),
+            DeployError::UnsupportedType(m) => f.write_str(m),
+            DeployError::Archive(e) => e.fmt(f),
+            DeployError::Db(e) => e.fmt(f),
+            DeployError::Internal(m) => write!(f, "deploy failed: {m}"),
+        }
+    }
+}
+
+impl ResponseError for DeployError {
+    fn status(&self) -> u16 {
+        match self {
+            DeployError::BadRequest(_) => 400,
+            DeployError::Forbidden(_) => 403,
+            DeployError::UnsupportedType(_) => 415,
+            DeployError::Archive(e) => e.status(),
+            DeployError::Db(e) => e.status(),
+            DeployError::Internal(_) => 500,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            DeployError::Archive(e) => e.code(),
+            DeployError::Db(e) => e.code(),
+            other => crate::http::error::status_code(other.status()),
+        }
+    }
+
+    fn retry_after_secs(&self) -> Option<u32> {
+        match self {
+            DeployError::Db(e) => e.retry_after_secs(),
+            _ => None,
         }
     }
 }

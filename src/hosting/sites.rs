@@ -8,7 +8,8 @@ use crate::hosting::files::{respond, FileMeta};
 use crate::hosting::path::{candidates, normalize};
 use crate::hosting::rules::cache_control;
 use crate::hosting::store::{self, BlobStream, FileRow, SiteTable};
-use crate::http::{Body, Method, Request, Response};
+use crate::http::error::Concealed;
+use crate::http::{error_response, Body, Method, Request, Response};
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -93,7 +94,7 @@ impl SiteServer {
         }
         let path = match normalize(request.path()) {
             Ok(path) => path,
-            Err(e) => return (Response::error(e.status(), e.message()), false),
+            Err(e) => return (error_response(&e), false),
         };
         match self.resolve(site, &path) {
             Ok(Some((found, file_path))) => {
@@ -103,7 +104,7 @@ impl SiteServer {
                 (response, viewed && request.method == Method::Get)
             }
             Ok(None) => (self.not_found(site, request), false),
-            Err(e) => (database_error(e), false),
+            Err(e) => (unreadable_files(e), false),
         }
     }
 
@@ -178,7 +179,7 @@ impl SiteServer {
             match self.resolve(site, path) {
                 Ok(Some((found, file_path))) => return self.send(request, found, &file_path, 404),
                 Ok(None) => {}
-                Err(e) => return database_error(e),
+                Err(e) => return unreadable_files(e),
             }
         }
         self.send(
@@ -229,10 +230,6 @@ fn meta(path: &str, mime: Arc<str>, size: u64, etag: Arc<str>) -> FileMeta {
     }
 }
 
-fn database_error(e: rusqlite::Error) -> Response {
-    log::error!("serving a site file: {e}");
-    Response::error(
-        500,
-        "the site's files could not be read; see the server log",
-    )
+fn unreadable_files(e: rusqlite::Error) -> Response {
+    error_response(&Concealed::new("reading the site's files", e))
 }

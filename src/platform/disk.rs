@@ -3,9 +3,10 @@
 //! 507 while serving, small writes and deletions that free space carry on. Checked just
 //! before a bulk write starts, so it costs one `statvfs` per checked path per deploy.
 
+use std::fmt;
+use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::db::{Context, DbError};
 use crate::platform::metrics::Kind::{Counter as C, Gauge as G};
 use crate::platform::metrics::{Collector, Counter, Desc, Source};
 use crate::platform::sys;
@@ -25,6 +26,48 @@ pub static DISK_REFUSALS: Counter = Counter::new();
 pub struct DiskGuard {
     paths: Vec<PathBuf>,
     threshold_percent: u8,
+}
+
+/// Why the breaker refused a bulk write.
+#[derive(Debug)]
+pub enum DiskError {
+    /// The filesystem holding `path` is at or above the threshold.
+    Full {
+        path: PathBuf,
+        used_percent: u8,
+        threshold: u8,
+    },
+    /// The filesystem holding `path` could not be inspected (statvfs failed).
+    Unreadable { path: PathBuf, source: io::Error },
+}
+
+impl fmt::Display for DiskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DiskError::Full {
+                path,
+                used_percent,
+                threshold,
+            } => write!(
+                f,
+                "the filesystem holding {} is {used_percent}% full (the limit is {threshold}%, \
+                 set by {THRESHOLD_ENV}); bulk writes are refused until space is freed",
+                path.display()
+            ),
+            DiskError::Unreadable { path, source } => {
+                write!(f, "checking free space on {}: {source}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for DiskError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DiskError::Full { .. } => None,
+            DiskError::Unreadable { source, .. } => Some(source),
+        }
+    }
 }
 
 /// Space on one watched path.
@@ -53,9 +96,9 @@ impl DiskGuard {
         &self.paths
     }
 
-    /// `Err(DbError::DiskFull)` naming the fullest path when any watched filesystem is at
-    /// or above the threshold; `Err(DbError::Io)` if a filesystem cannot be inspected.
-    pub fn check(&self) -> Result<(), DbError> {
+    /// `Err(DiskError::Full)` naming the fullest path when any watched filesystem is at
+    /// or above the threshold; `Err(DiskError::Unreadable)` if one cannot be inspected.
+    pub fn check(&self) -> Result<(), DiskError> {
         let mut worst: Option<Usage> = None;
         for path in &self.paths {
             let usage = measure(path)?;
@@ -69,7 +112,7 @@ impl DiskGuard {
         match worst {
             Some(w) if w.used_percent >= self.threshold_percent => {
                 DISK_REFUSALS.inc();
-                Err(DbError::DiskFull {
+                Err(DiskError::Full {
                     path: w.path,
                     used_percent: w.used_percent,
                     threshold: self.threshold_percent,
@@ -180,13 +223,15 @@ pub fn used_ratio(total: u64, avail: u64) -> f64 {
 
 /// Usage of the filesystem holding `path`. A path that does not exist yet (a temp dir
 /// created on first use) is measured at its nearest existing ancestor.
-fn measure(path: &Path) -> Result<Usage, DbError> {
+fn measure(path: &Path) -> Result<Usage, DiskError> {
     let existing = path
         .ancestors()
         .find(|p| !p.as_os_str().is_empty() && p.exists())
         .unwrap_or(Path::new("."));
-    let (total, avail) =
-        sys::disk_space(existing).context(format!("checking free space on {}", path.display()))?;
+    let (total, avail) = sys::disk_space(existing).map_err(|source| DiskError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(Usage {
         path: path.to_path_buf(),
         used_percent: used_percent(total, avail),
