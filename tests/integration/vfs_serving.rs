@@ -5,8 +5,7 @@
 //!
 //! Fixtures are generated at run time in temporary directories (the large file is
 //! pseudo-random, so it is never checked in).
-mod common;
-use common::*;
+use crate::common::*;
 use sha2::Digest;
 use std::io::Write;
 
