@@ -33,6 +33,7 @@ mod routing;
 mod shutdown;
 mod sites_api;
 mod storage;
+mod upgrade;
 mod vfs_serving;
 mod writer_events;
 

@@ -67,6 +67,20 @@ pub fn probe_limits(data_dir: &Path, env: &[(&str, &str)]) -> fazt::platform::pr
     fazt::platform::probe::derive(&readings, data_dir, &lookup).expect("derive limits")
 }
 
+/// Lower-case hex sha-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The strong ETag the server gives a stored file: its quoted hex sha-256.
+pub fn quoted_etag(bytes: &[u8]) -> String {
+    format!("\"{}\"", sha256_hex(bytes))
+}
+
 /// A test path as `&str` (test paths are UTF-8), for command-line arguments.
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
