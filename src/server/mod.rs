@@ -10,7 +10,7 @@ mod threads;
 
 use crate::analytics::event::{day_of, SaltBook};
 use crate::analytics::ingest::Ingest;
-use crate::analytics::store::{load_or_create_salt, EventStore};
+use crate::analytics::store::{delete_old_salts, load_or_create_salt, EventStore};
 use crate::db::writer::EventPipeline;
 use crate::db::writer::WriterHandle;
 use crate::hosting::cache::SiteCache;
@@ -78,6 +78,9 @@ pub fn run(mut config: Config) -> Result<i32, String> {
         today,
         load_or_create_salt(&conn, today).map_err(|e| e.to_string())?,
     );
+    // The midnight rotation deletes old salts only while running; a server that was down
+    // (or an upgraded database) would keep them until the next midnight.
+    delete_old_salts(&conn, today).map_err(|e| e.to_string())?;
     // Event batches are bulk writes too: at the disk threshold they wait and retry.
     let pipeline = EventPipeline {
         capacity: limits.event_channel_capacity,

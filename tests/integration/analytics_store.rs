@@ -2,8 +2,6 @@
 //! queries against brute-force recounts, recent events, retention, salts and the bytes an
 //! event costs on disk (DESIGN §3).
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use fazt::analytics::event::{day_of, Event, Source, PAGEVIEW};
@@ -13,7 +11,7 @@ use fazt::db;
 use rusqlite::Connection;
 use serde_json::{json, Value};
 
-use common::{probe_limits, TempDir};
+use crate::common::{probe_limits, TempDir};
 
 // ---------------------------------------------------------------------------------------
 // Harness

@@ -2,8 +2,7 @@
 //! `/api/domains`, `/api/tags` (shapes, bad parameters, auth, keyset pagination),
 //! `/api/redirects` and `/api/webhooks` (validation, listing, delete), and retention with
 //! `fazt db prune`.
-mod common;
-use common::*;
+use crate::common::*;
 use rusqlite::Connection;
 use serde_json::{json, Value};
 use std::io::Write;

@@ -1,6 +1,5 @@
 //! The command line: help, version, bad flags and values, probe against fixture trees.
-mod common;
-use common::*;
+use crate::common::*;
 
 fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/probe/{name}", env!("CARGO_MANIFEST_DIR"))

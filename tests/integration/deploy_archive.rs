@@ -2,10 +2,8 @@
 //! well-formed ones with the zip crate's writer, malicious ones byte by byte (the writer
 //! would refuse or repair them).
 
-mod common;
-
-use common::zips::*;
-use common::TempDir;
+use crate::common::zips::*;
+use crate::common::TempDir;
 use fazt::deploy::archive::{extract, ArchiveError, ArchiveLimits, Extracted};
 use fazt::deploy::multipart::{boundary_from_content_type, parse_form};
 use fazt::hosting::store::FileSource;

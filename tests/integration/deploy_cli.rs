@@ -1,8 +1,7 @@
 //! The deploy client (`fazt deploy|login|sites|rollback`) against a fake admin API: a
 //! loopback listener thread that records each request and answers a canned response.
 //! End-to-end runs against the real server live with the server's deploy tests.
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -5,25 +5,12 @@
 //!
 //! Fixtures are generated at run time in temporary directories (the large file is
 //! pseudo-random, so it is never checked in).
-mod common;
-use common::*;
-use sha2::Digest;
+use crate::common::*;
 use std::io::Write;
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn quoted_etag(bytes: &[u8]) -> String {
-    format!("\"{}\"", sha256_hex(bytes))
-}
 
 /// A 3 MiB + a partial chunk of pseudo-random bytes: over the 512 KiB cache-file limit of
 /// an 8 MiB cache, and not a multiple of the 128 KiB storage chunk.

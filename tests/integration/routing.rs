@@ -1,6 +1,5 @@
 //! Host routing, the embedded landing page's response path (ETag, 304, HEAD), liveness.
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::Write;
 
 #[test]

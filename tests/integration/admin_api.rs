@@ -1,7 +1,6 @@
 //! Owner access: keys are required on the admin API; readiness and metrics; key management
 //! through the API and the CLI; the dedicated admin listener.
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::Write;
 
 #[test]

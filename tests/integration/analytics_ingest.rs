@@ -2,8 +2,7 @@
 //! `/webhook/<endpoint>` and hosted pageviews (DESIGN §3–§6, D4); what reaches the
 //! database (and what never does: raw IPs, user agents); `X-Forwarded-For` only from
 //! trusted proxies; a full event channel; and SIGTERM under a sustained ingest load.
-mod common;
-use common::*;
+use crate::common::*;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;

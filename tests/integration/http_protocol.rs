@@ -1,14 +1,10 @@
 //! HTTP/1.1 protocol behaviour of our own server (DESIGN D1): keep-alive and closing,
 //! pipelining (including across the hand-off to the admin thread), chunked uploads,
 //! `Expect: 100-continue`, HEAD, malformed requests, and requests split into tiny writes.
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
-
-const LANDING: &[u8] = include_bytes!("../assets/landing.html");
-const NOT_FOUND: &[u8] = include_bytes!("../assets/404.html");
 
 fn send(s: &mut TcpStream, raw: &str) {
     s.write_all(raw.as_bytes()).unwrap();

@@ -1,6 +1,5 @@
 //! Test harness: starts the real `fazt` binary on free loopback ports with its own
 //! temporary data directory, and speaks raw HTTP/1.1 to it.
-#![allow(dead_code)]
 
 pub mod zips;
 
@@ -15,6 +14,14 @@ use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_fazt");
+
+/// The landing page the binary embeds (the `root` site before anything is deployed).
+pub const LANDING: &[u8] =
+    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/landing.html"));
+
+/// The built-in page of the `404` site.
+pub const NOT_FOUND: &[u8] =
+    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/404.html"));
 
 /// A temporary directory removed on drop.
 pub struct TempDir(pub PathBuf);
@@ -58,6 +65,20 @@ pub fn probe_limits(data_dir: &Path, env: &[(&str, &str)]) -> fazt::platform::pr
             .map(|(_, value)| value.to_string())
     };
     fazt::platform::probe::derive(&readings, data_dir, &lookup).expect("derive limits")
+}
+
+/// Lower-case hex sha-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The strong ETag the server gives a stored file: its quoted hex sha-256.
+pub fn quoted_etag(bytes: &[u8]) -> String {
+    format!("\"{}\"", sha256_hex(bytes))
 }
 
 /// A test path as `&str` (test paths are UTF-8), for command-line arguments.

@@ -1,7 +1,6 @@
 //! Graceful shutdown: stop accepting, let in-flight requests finish, exit 0; exit non-zero
 //! when the deadline passes; a second signal exits at once.
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::Write;
 use std::time::{Duration, Instant};
 

@@ -4,8 +4,7 @@
 //! including `last_used_at`.
 //!
 //! Content is published with `fazt site import` while the server runs.
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 

@@ -2,15 +2,12 @@
 //! and streamed bodies past the route limit (413), the connection cap (503), stalled and
 //! non-reading clients, and the idle / header deadlines. Every test starts its own server
 //! with small timeouts so each finishes in a few seconds.
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const LANDING: &[u8] = include_bytes!("../assets/landing.html");
 
 // ---------------------------------------------------------------------------------------
 // helpers

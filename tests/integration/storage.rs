@@ -4,8 +4,7 @@
 //! after shutdown, and the byte-bounded cache.
 //!
 //! Fixtures are generated at run time in temporary directories.
-mod common;
-use common::*;
+use crate::common::*;
 use rusqlite::{Connection, OpenFlags};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

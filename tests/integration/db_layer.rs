@@ -1,8 +1,6 @@
 //! The data layer through the library API: migrations, connection pragmas, the single
 //! writer and the disk breaker (DESIGN §3, §5, §6, D2).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,7 +13,7 @@ use fazt::platform::disk::{self, DiskError, DiskGuard};
 use fazt::platform::probe::Limits;
 use rusqlite::Connection;
 
-use common::{probe_limits, TempDir, MEMORY_LIMIT_256_MIB};
+use crate::common::{probe_limits, TempDir, MEMORY_LIMIT_256_MIB};
 
 const CACHE_BYTES: u64 = 3 * 1024 * 1024;
 const MMAP_BYTES: u64 = 8 * 1024 * 1024;

@@ -2,9 +2,8 @@
 //! archive rejection rule over HTTP (the live site byte-identical afterwards, no temp files
 //! left), refusals before the body is read (401, 403, 413, 429, 503, 507), uploads spooled
 //! to disk, dedup, atomicity under concurrent reads, and SIGKILL in the middle of a deploy.
-mod common;
-use common::zips::*;
-use common::*;
+use crate::common::zips::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::net::TcpStream;

@@ -2,8 +2,6 @@
 //! channel, draining at stop, retries of failed batches, and fairness with write jobs
 //! (DESIGN §1, §4, §6, D2).
 
-mod common;
-
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -18,7 +16,7 @@ use fazt::db::{self, DbError};
 use fazt::platform::disk::DiskError;
 use rusqlite::Connection;
 
-use common::{probe_limits, TempDir, MEMORY_LIMIT_256_MIB};
+use crate::common::{probe_limits, TempDir, MEMORY_LIMIT_256_MIB};
 
 fn event(i: usize) -> Event {
     Event {

@@ -1,7 +1,6 @@
 //! `fazt deploy|login|sites|rollback` against the real server, end to end: what a user
 //! types, what the site then serves, and the messages and exit codes of the failures.
-mod common;
-use common::*;
+use crate::common::*;
 
 /// `--server` for the test server: its admin host is bare `localhost` on its port.
 fn server_url(server: &Server) -> String {

@@ -2,9 +2,8 @@
 //! stalled half-way, other methods carrying bodies, pipelining, malformed forms and
 //! archives, and a shutdown in the middle of an upload. Every case checks the answer,
 //! that no temp file is left behind and that the server keeps deploying afterwards.
-mod common;
-use common::zips::*;
-use common::*;
+use crate::common::zips::*;
+use crate::common::*;
 use std::io::Write;
 use std::net::TcpStream;
 use std::sync::atomic::AtomicBool;
