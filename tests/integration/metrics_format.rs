@@ -2,8 +2,8 @@
 //! 0.0.4: one HELP and one TYPE per family before its samples, valid names, escaped label
 //! values, cumulative histogram buckets whose `+Inf` equals `_count`, and Prometheus
 //! naming conventions (`_total` counters, `_ratio` rather than `_percent`).
-mod common;
-use common::*;
+
+use crate::common::*;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 type Labels = Vec<(String, String)>;

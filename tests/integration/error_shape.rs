@@ -2,9 +2,7 @@
 //! `Content-Type: application/json`: checked on each admin route family, on deploys, on
 //! `/track`, and where a `Retry-After` or `Allow` belongs, against the real binary.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// Asserts the status, the content type, the one shape with `code` and a non-empty
 /// message; returns the message.
