@@ -4,10 +4,14 @@
 # behind other work; this shows whether health answers stay fast while the writer commits deploys.
 #
 # What runs at the same time, all on the admin listener:
-#   - deploys: BENCH_DEPLOYS uploads, one after another, of different generated sites (the
-#     100 MiB, 1,000-file site of bench_deploy.sh with seeds BENCH_SEED, BENCH_SEED+1, ...: every
-#     deploy stores 100 MiB of new blobs, nothing is deduplicated away), uploaded like
-#     bench_deploy.sh does (curl -F site_name=... -F file=@site.zip, multipart/form-data);
+#   - deploys: up to BENCH_DEPLOYS uploads to one site, one after another, for at most
+#     BENCH_DEPLOY_SECONDS, uploaded like bench_deploy.sh does (curl -F site_name=... -F
+#     file=@site.zip, multipart/form-data). They cycle through BENCH_ZIPS different generated
+#     sites (bench_deploy.sh's 100 MiB, 1,000-file site with seeds BENCH_SEED, BENCH_SEED+1, ...).
+#     FAZT_KEEP_DEPLOYMENTS defaults to 1 here, so fazt keeps only the current deployment and the
+#     one it replaced: by the time a site comes round again its blobs were deleted, and every
+#     deploy stores 100 MiB of new blobs and garbage-collects the 100 MiB of the one before
+#     (the summary shows new_bytes per deploy);
 #   - admin writes: POST /api/redirects and POST /api/keys, alternating, fresh names, one every
 #     BENCH_WRITE_INTERVAL_MS on one keep-alive connection;
 #   - the health sampler: GET /api/system/health, one request at a time on one keep-alive
@@ -22,8 +26,9 @@
 #     bench/admin_latency.sh
 #
 # Environment:
-#   BENCH_DEPLOYS=6              deploys, back to back (each a different site)
-#   BENCH_DEPLOY_SECONDS=90      no deploy starts after this many seconds of deploying (bounds the run)
+#   BENCH_DEPLOYS=30             deploys at most, back to back
+#   BENCH_DEPLOY_SECONDS=75      no deploy starts after this many seconds of deploying (bounds the run)
+#   BENCH_ZIPS=3                 different sites the deploys cycle through (3 or more: see above)
 #   BENCH_SITE_MB=100            size of each generated site in MiB
 #   BENCH_SITE_FILES=1000        files in each site
 #   BENCH_SEED=1                 seed of the first site (deploy i uses BENCH_SEED + i - 1)
@@ -33,7 +38,7 @@
 #   BENCH_NO_BUILD=1             use the existing target/release/fazt
 #   BENCH_KEEP_TMP=1             keep the temp dir (zips, data dir, logs, every health sample) and print its path
 #   BENCH_SUMMARY=PATH           also write the summary table to PATH
-#   FAZT_*                       passed through to fazt
+#   FAZT_*                       passed through to fazt (FAZT_KEEP_DEPLOYMENTS defaults to 1 here)
 #
 # Every request targets 127.0.0.1 and is bounded in time; every process started here is stopped on exit.
 # Helpers: bench/lib.sh (processes, results, building and starting fazt), deploy_site.py (sites and
@@ -45,8 +50,9 @@ SCRIPT_TAG=admin_latency
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-DEPLOYS=${BENCH_DEPLOYS:-6}
-DEPLOY_SECONDS=${BENCH_DEPLOY_SECONDS:-90}
+DEPLOYS=${BENCH_DEPLOYS:-30}
+DEPLOY_SECONDS=${BENCH_DEPLOY_SECONDS:-75}
+ZIPS=${BENCH_ZIPS:-3}
 SITE_MB=${BENCH_SITE_MB:-100}
 SITE_FILES=${BENCH_SITE_FILES:-1000}
 SEED=${BENCH_SEED:-1}
@@ -54,13 +60,16 @@ HEALTH_MS=${BENCH_HEALTH_INTERVAL_MS:-2}
 WRITE_MS=${BENCH_WRITE_INTERVAL_MS:-50}
 SETTLE=${BENCH_SETTLE:-2}
 SITE_NAME=bench
-for v in DEPLOYS DEPLOY_SECONDS SITE_MB SITE_FILES SEED; do
+for v in DEPLOYS DEPLOY_SECONDS ZIPS SITE_MB SITE_FILES SEED; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "BENCH_$v must be an integer >= 1"
 done
 for v in HEALTH_MS WRITE_MS SETTLE; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "BENCH_${v/_MS/_INTERVAL_MS} must be an integer >= 0"
 done
-((DEPLOYS <= 50)) || die "BENCH_DEPLOYS must be at most 50 (each zip is built first and kept on disk)"
+((DEPLOYS <= 1000)) || die "BENCH_DEPLOYS must be at most 1000"
+((ZIPS >= 3 && ZIPS <= 20)) || die "BENCH_ZIPS must be from 3 to 20 (each zip is built first and kept on disk)"
+((ZIPS <= DEPLOYS)) || ZIPS=$DEPLOYS
+export FAZT_KEEP_DEPLOYMENTS=${FAZT_KEEP_DEPLOYMENTS:-1}
 ((SITE_FILES >= 20)) || die "BENCH_SITE_FILES must be at least 20"
 ((SITE_MB * 1024 >= SITE_FILES)) || die "BENCH_SITE_MB must give at least 1 KiB per file"
 
@@ -73,7 +82,7 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 # ---------------------------------------------------------------- start
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-log "temp dir $TMP; $DEPLOYS deploys of $SITE_MB MiB in $SITE_FILES files (seeds $SEED..$((SEED + DEPLOYS - 1))); load avg $LOAD_START"
+log "temp dir $TMP; up to $DEPLOYS deploys in $DEPLOY_SECONDS s of $ZIPS sites of $SITE_MB MiB in $SITE_FILES files (seeds $SEED..$((SEED + ZIPS - 1))); load avg $LOAD_START"
 command -v python3 >/dev/null || die "python3 is required"
 command -v curl >/dev/null || die "curl is required"
 build_fazt
@@ -85,7 +94,7 @@ GIT_DIRTY=$(git -C "$ROOT" --no-optional-locks status --porcelain --untracked-fi
 
 # ---------------------------------------------------------------- the sites' zips, before fazt starts
 t0=$(now)
-for ((i = 1; i <= DEPLOYS; i++)); do
+for ((i = 1; i <= ZIPS; i++)); do
     site=$TMP/site-$i
     python3 "$HELPERS/deploy_site.py" gen "$site" --bytes $((SITE_MB * 1024 * 1024)) --files "$SITE_FILES" \
         --seed $((SEED + i - 1)) >"$TMP/gen-$i.kv" 2>"$TMP/gen-$i.err" || die "deploy_site.py gen failed: $(cat "$TMP/gen-$i.err")"
@@ -93,7 +102,7 @@ for ((i = 1; i <= DEPLOYS; i++)); do
         die "deploy_site.py zip failed: $(cat "$TMP/zip-$i.err")"
     kv_into "zip$i" "$TMP/zip-$i.kv"
     rm -rf "$site"
-    log "zip $i of $DEPLOYS: $(get "zip$i.zip_bytes") bytes, $(get "zip$i.entries") files"
+    log "zip $i of $ZIPS: $(get "zip$i.zip_bytes") bytes, $(get "zip$i.entries") files"
 done
 R[zips_s]=$(since "$t0")
 log "zips built in $(get zips_s) s"
@@ -147,6 +156,7 @@ R[deploys.ok]=0
 R[deploys.failed]=0
 R[deploys.walls]=""
 R[deploys.statuses]=""
+R[deploys.new_mib]=""
 run_start=$(now)
 for ((i = 1; i <= DEPLOYS; i++)); do
     if (($(awk -v a="$run_start" -v b="$(now)" 'BEGIN { print (b - a >= '"$DEPLOY_SECONDS"') }'))); then
@@ -155,7 +165,7 @@ for ((i = 1; i <= DEPLOYS; i++)); do
     fi
     a=$(now)
     out=$(curl -sS --max-time 300 -o "$TMP/deploy-$i.json" -w '%{http_code} %{time_total}' \
-        -H "Authorization: Bearer $TOKEN" -F "site_name=$SITE_NAME" -F "file=@$TMP/site-$i.zip;type=application/zip" \
+        -H "Authorization: Bearer $TOKEN" -F "site_name=$SITE_NAME" -F "file=@$TMP/site-$(((i - 1) % ZIPS + 1)).zip;type=application/zip" \
         "http://$ADMIN/api/deploy" 2>"$TMP/deploy-$i.err") || out="curl-error $(since "$a")"
     b=$(now)
     read -r code secs <<<"$out"
@@ -165,6 +175,8 @@ for ((i = 1; i <= DEPLOYS; i++)); do
     R[deploys.statuses]+="${R[deploys.statuses]:+ }$code"
     if [[ $code == 200 ]]; then
         R[deploys.ok]=$(($(get deploys.ok) + 1))
+        new=$(sed -nE 's/.*"new_bytes":([0-9]+).*/\1/p' "$TMP/deploy-$i.json")
+        R[deploys.new_mib]+="${R[deploys.new_mib]:+ }$(mib $((${new:-0} / 1024)))"
         log "deploy $i: HTTP 200 in $secs s: $(head -c 200 "$TMP/deploy-$i.json")"
     else
         R[deploys.failed]=$(($(get deploys.failed) + 1))
@@ -199,7 +211,7 @@ summary() {
     echo "fazt: $FAZT_VERSION, commit $GIT_REV$( ((GIT_DIRTY > 0)) && printf ' + %s modified tracked files' "$GIT_DIRTY"), $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "load avg: start $LOAD_START, end $LOAD_END (other work on the machine shows up as latency)"
     echo "FAZT_* in the environment: $(env | grep -E '^FAZT_' | sort | paste -sd' ' | grep . || echo none)"
-    echo "deploys: $DEPLOYS sites of $SITE_MB MiB / $SITE_FILES files (seeds $SEED..), back to back (zip 1: $(get zip1.zip_bytes) bytes, built in $(get zips_s) s before fazt started, all zips)"
+    echo "deploys: up to $DEPLOYS in $DEPLOY_SECONDS s, back to back, cycling through $ZIPS sites of $SITE_MB MiB / $SITE_FILES files (seeds $SEED..; zip 1: $(get zip1.zip_bytes) bytes; zips built before fazt started)"
     echo "health: GET /api/system/health on the admin listener, one at a time, keep-alive, every $HEALTH_MS ms"
     echo "admin writes: POST /api/redirects and POST /api/keys alternating, every $WRITE_MS ms, keep-alive"
     echo "(numbers are informational; targets are not enforced)"
@@ -212,7 +224,10 @@ summary() {
     row "  while a deploy was in flight" "$(get slow.during_n) samples" "" "p99 $(get slow.during_p99_ms) ms, max $(get slow.during_max_ms) ms"
     row "  between deploys" "$(get slow.between_n) samples" "" "max $(get slow.between_max_ms) ms"
     row "  slowest (t from start: ms: deploy)" "" "" "$(get slow.slowest)"
-    row "deploys completed (HTTP 200)" "$(get deploys.ok) of $DEPLOYS" "" "failed $(get deploys.failed); statuses $(get deploys.statuses); wall s $(get deploys.walls); $(get deploys.run_s) s in all"
+    row "deploys completed (HTTP 200)" "$(get deploys.ok)" "" "failed $(get deploys.failed); $(get deploys.run_s) s in all"
+    row "  wall s, each" "" "" "$(get deploys.walls)"
+    row "  new_bytes MiB, each" "" "" "$(get deploys.new_mib)"
+    row "  statuses" "" "" "$(get deploys.statuses)"
     row "admin writes completed (2xx)" "$(($(get writes.redirects.ok) + $(get writes.keys.ok)))" "" "non-2xx $(($(get writes.redirects.non2xx) + $(get writes.keys.non2xx))), errors $(($(get writes.redirects.errors) + $(get writes.keys.errors)))"
     write_row redirects
     write_row keys
