@@ -13,11 +13,15 @@
         POST /api/redirects {"slug","url","tags"} and POST /api/keys {"name","scope"} (fresh names,
         so every one is a real insert). Prints, per route (redirects, keys): sent, ok (2xx), non2xx,
         statuses, errors, p50_ms, p99_ms, max_ms.
-    admin_latency.py slowest --samples TSV --deploys TSV [--top 5]
+    admin_latency.py slowest --samples TSV --deploys TSV [--top 5] [--stall-ms 50]
         The slowest health samples with the deploy in flight when each started (deploys TSV: index,
         wall-clock start, wall-clock end, HTTP status). Prints: slowest=<t_s>:<ms>ms:<deploy>,...
-        (t_s counted from the first sample), and the samples started while a deploy was in flight
-        vs between deploys: during_n, during_p99_ms, during_max_ms, between_n, between_max_ms.
+        (t_s counted from the first sample); the samples started while a deploy was in flight vs
+        between deploys: during_n, during_p99_ms, during_max_ms, between_n, between_max_ms; and the
+        answers slower than --stall-ms: stalls (count), stalled_s (their total time), span_s (first
+        sample to last answer). A paced sampler takes one sample per stall where it would have
+        taken hundreds, so percentiles understate stalls; stalled_s / span_s says how long health
+        could not answer.
 
 Every request goes to 127.0.0.1 and has a socket timeout; a request that fails (timeout, reset)
 is counted under errors and the connection is opened again.
@@ -217,6 +221,10 @@ def slowest(args):
     print(f"during_max_ms={ms(during[-1]) if during else 'nan'}")
     print(f"between_n={len(between)}")
     print(f"between_max_ms={ms(between[-1]) if between else 'nan'}")
+    stalls = [d for _, d in samples if d * 1000 > args.stall_ms]
+    print(f"stalls={len(stalls)}")
+    print(f"stalled_s={sum(stalls):.2f}")
+    print(f"span_s={samples[-1][0] + samples[-1][1] - t_first:.2f}")
     return 0
 
 
@@ -238,6 +246,7 @@ def main():
     s.add_argument("--samples", required=True)
     s.add_argument("--deploys", required=True)
     s.add_argument("--top", type=int, default=5)
+    s.add_argument("--stall-ms", type=float, default=50.0, help="answers slower than this are stalls")
     args = ap.parse_args()
     return {"health": health, "writes": writes, "slowest": slowest}[args.cmd](args)
 

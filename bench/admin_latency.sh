@@ -223,6 +223,7 @@ summary() {
     row "health samples" "$(get health.n)" "" "statuses $(get health.statuses), errors $(get health.errors), reconnects $(get health.reconnects), over $(get health.elapsed_s) s"
     row "  while a deploy was in flight" "$(get slow.during_n) samples" "" "p99 $(get slow.during_p99_ms) ms, max $(get slow.during_max_ms) ms"
     row "  between deploys" "$(get slow.between_n) samples" "" "max $(get slow.between_max_ms) ms"
+    row "  answers > 50 ms (stalls)" "$(get slow.stalls)" "0" "$(get slow.stalled_s) s of $(get slow.span_s) s spent in them (the paced sampler takes one sample per stall)"
     row "  slowest (t from start: ms: deploy)" "" "" "$(get slow.slowest)"
     row "deploys completed (HTTP 200)" "$(get deploys.ok)" "" "failed $(get deploys.failed); $(get deploys.run_s) s in all"
     row "  wall s, each" "" "" "$(get deploys.walls)"
