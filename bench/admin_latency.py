@@ -3,7 +3,7 @@
 
     admin_latency.py health --port P --token T --stop FILE --samples TSV [--interval-ms 2]
         GET /api/system/health on one keep-alive connection (TCP_NODELAY), one request at a time,
-        until FILE exists or --max-seconds. Each request is timed from just before send() to the
+        until FILE exists or --max-seconds (--ready FILE2: created once the first answer came). Each request is timed from just before send() to the
         last byte of the answer; --interval-ms paces them (one starts at most every interval; a
         slow answer is never followed by a burst). Every sample goes to TSV (wall-clock start,
         seconds, status). Prints: n, p50_ms, p90_ms, p99_ms, p999_ms, max_ms, mean_ms, statuses,
@@ -110,6 +110,12 @@ def running(args, deadline):
     return time.perf_counter() < deadline and not os.path.exists(args.stop)
 
 
+def mark_ready(args):
+    """Creates --ready (once), so the script starts deploying only once this client is answered."""
+    if args.ready and not os.path.exists(args.ready):
+        open(args.ready, "w").close()
+
+
 def health(args):
     exit_on_signals()
     conn = KeepAlive(args.addr, args.port, args.timeout)
@@ -133,6 +139,7 @@ def health(args):
             durations.append(dt)
             statuses[status] = statuses.get(status, 0) + 1
             out.write(f"{wall:.6f}\t{dt:.6f}\t{status}\n")
+            mark_ready(args)
     conn.drop()
     s = sorted(durations)
     print(f"n={len(s)}")
@@ -174,6 +181,7 @@ def writes(args):
         else:
             st["durations"].append(dt)
             st["statuses"][status] = st["statuses"].get(status, 0) + 1
+            mark_ready(args)
         i += 1
     conn.drop()
     for route in routes:
@@ -237,6 +245,7 @@ def main():
         p.add_argument("--port", type=int, required=True)
         p.add_argument("--token", required=True)
         p.add_argument("--stop", required=True, help="stop once this file exists")
+        p.add_argument("--ready", help="created once the first request is answered")
         p.add_argument("--max-seconds", type=float, default=300.0)
         p.add_argument("--interval-ms", type=float, default=interval, help="pace: one request per interval")
         p.add_argument("--timeout", type=float, default=timeout, help="per-request socket timeout")

@@ -134,20 +134,33 @@ helper_done() {
     ((rc == 0)) || die "admin_latency.py $2 failed (exit $rc): $(tail -n 20 "$TMP/$2.err")"
 }
 
+# helper_ready PID NAME: up to 10 s for the helper's first answered request (its NAME.ready file).
+helper_ready() {
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [[ -e $TMP/$2.ready ]] && return 0
+        alive "$1" || helper_done "$1" "$2"
+        sleep 0.1
+    done
+    die "admin_latency.py $2 got no answer within 10 s: $(tail -n 20 "$TMP/$2.err")"
+}
+
 # ---------------------------------------------------------------- the measured run
 STOP=$TMP/stop
 # The helpers stop on their own after this, should the stop file never come.
 HELPER_MAX=$((DEPLOY_SECONDS + 2 * SETTLE + 360))
 python3 "$HELPERS/admin_latency.py" health --port "$ADMIN_PORT" --token "$TOKEN" --stop "$STOP" \
-    --max-seconds "$HELPER_MAX" --interval-ms "$HEALTH_MS" --samples "$TMP/health.tsv" \
+    --max-seconds "$HELPER_MAX" --interval-ms "$HEALTH_MS" --samples "$TMP/health.tsv" --ready "$TMP/health.ready" \
     >"$TMP/health.kv" 2>"$TMP/health.err" &
 HEALTH_PID=$!
 PIDS+=("$HEALTH_PID")
 python3 "$HELPERS/admin_latency.py" writes --port "$ADMIN_PORT" --token "$TOKEN" --stop "$STOP" \
-    --max-seconds "$HELPER_MAX" --interval-ms "$WRITE_MS" --prefix "$SITE_NAME" \
+    --max-seconds "$HELPER_MAX" --interval-ms "$WRITE_MS" --prefix "$SITE_NAME" --ready "$TMP/writes.ready" \
     >"$TMP/writes.kv" 2>"$TMP/writes.err" &
 WRITES_PID=$!
 PIDS+=("$WRITES_PID")
+helper_ready "$HEALTH_PID" health
+helper_ready "$WRITES_PID" writes
 log "health sampler (every $HEALTH_MS ms) and admin writes (every $WRITE_MS ms) running; ${SETTLE}s alone first"
 sleep "$SETTLE"
 
