@@ -1,6 +1,6 @@
 //! The analytics writer path alone (DESIGN §1, §3): `EventStore::write_batch` against a raw
 //! `rusqlite` bulk insert of the same rows, bytes per stored event, and a year of generated
-//! events for the stats benchmark of `scripts/bench_analytics.sh`.
+//! events for the stats benchmark of `bench/bench_analytics.sh`.
 //!
 //! Usage (release build; `cargo bench` builds benches with the release profile):
 //!   ANALYTICS_BENCH=1 cargo bench --bench analytics_writer                    (= compare)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Many concurrent downloads of one large file while sampling the server's memory.
 
-For scripts/bench_vfs.sh (streaming section). Samples the server's VmRSS (and RssAnon/RssFile)
+For bench/bench_vfs.sh (streaming section). Samples the server's VmRSS (and RssAnon/RssFile)
 every --interval seconds for --before seconds, then starts --clients curl processes at once, each
 fetching URL with the given Host header (client 0 saves the body to --save and its headers next to
 it; the others discard the body), waits for all of them (each bounded by --max-time), then samples

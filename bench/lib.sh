@@ -1,5 +1,6 @@
 # shellcheck shell=bash disable=SC2034,SC2153 # globals set here are read by the sourcing scripts
-# Shell functions shared by scripts/bench.sh, scripts/bench_vfs.sh and scripts/bench_analytics.sh; sourced, never run.
+# Shell functions shared by the benchmark scripts in bench/ (bench.sh, bench_vfs.sh, bench_analytics.sh,
+# bench_deploy.sh, admin_latency.sh); sourced, never run.
 #
 # The sourcing script sets SCRIPT_TAG, its name without .sh, before `source` (log lines read
 # "[SCRIPT_TAG HH:MM:SS] ...", errors "SCRIPT_TAG.sh: ..."), and later ONLY (comma list of the
@@ -7,8 +8,8 @@
 # (before launch_fazt). Sourcing sets the settings common to both scripts, defines the functions and
 # the result table R, and installs the ERR trap.
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-HELPERS=$ROOT/scripts/bench
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+HELPERS=$ROOT/bench
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
 ROUNDS=${BENCH_ROUNDS:-3}

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Sequential request latency over one keep-alive connection (scripts/bench.sh, admin latency).
+"""Sequential request latency over one keep-alive connection (bench/bench.sh, admin latency).
 
 Sends GET requests one after another on a single TCP connection (TCP_NODELAY) and times each from
 just before send() to the last byte of the response with time.perf_counter(). With --interval-ms the

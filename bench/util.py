@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Small helpers for scripts/bench.sh.
+"""Small helpers for bench/bench.sh.
 
   util.py free-port              print a TCP port on 127.0.0.1 that was free a moment ago
   util.py bench-exe NAME         read `cargo ... --message-format=json` on stdin, print the

@@ -1,6 +1,6 @@
--- wrk script for scripts/bench_analytics.sh: realistic POST /track beacons, with exact status counts.
+-- wrk script for bench/bench_analytics.sh: realistic POST /track beacons, with exact status counts.
 --
---     wrk -s scripts/bench/analytics_track.lua [wrk options] URL -- MODE DEADLINE [SEED] [HOST]
+--     wrk -s bench/analytics_track.lua [wrk options] URL -- MODE DEADLINE [SEED] [HOST]
 --
 -- MODE track: until the unix second DEADLINE every request is a POST /track with a JSON body picked at
 --   random from a pool of 512 (3 sites, ~60 paths, 10 referrers or none, a few event types, 0-2 tags,

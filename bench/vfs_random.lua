@@ -1,6 +1,6 @@
--- wrk script for scripts/bench_vfs.sh: every request asks for a path picked uniformly at random.
+-- wrk script for bench/bench_vfs.sh: every request asks for a path picked uniformly at random.
 --
---     wrk -s scripts/bench/vfs_random.lua [wrk options] URL -- COUNT [SEED] [FORMAT]
+--     wrk -s bench/vfs_random.lua [wrk options] URL -- COUNT [SEED] [FORMAT]
 --
 -- Paths are string.format(FORMAT, i) for i in 0..COUNT-1 (FORMAT defaults to "/%05d.bin"), matching
 -- the names written by vfs_gen.py. Each wrk thread seeds math.random with SEED * 1000 + its thread

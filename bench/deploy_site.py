@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The site, the archive and the measured uploads of scripts/bench_deploy.sh.
+"""The site, the archive and the measured uploads of bench/bench_deploy.sh.
 
     deploy_site.py gen DIR --bytes N --files N [--seed S]
         A deterministic static site in DIR: about 1 in 10 files are HTML/CSS/JS (small, compressible

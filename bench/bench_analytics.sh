@@ -9,13 +9,13 @@
 # under PROBLEMS without stopping.
 #
 # Run as root on a Debian machine (it apt-get installs wrk if missing):
-#     scripts/bench_analytics.sh
+#     bench/bench_analytics.sh
 #
 # Sections (BENCH_ONLY=LIST, comma list, default all: ingest,writer,stats):
 #   ingest  Two fazt processes on fresh data dirs, one with the default batching (FAZT_EVENT_BATCH as
 #           in the environment, default 10000) and one with FAZT_EVENT_BATCH=1 (one transaction per
 #           event, the baseline). wrk -t2 -c64 keep-alive posts realistic /track bodies
-#           (scripts/bench/analytics_track.lua) until a deadline, then stops sending events, so every
+#           (bench/analytics_track.lua) until a deadline, then stops sending events, so every
 #           /track it sent is answered and counted (its Lua counts 204s exactly). The writer's
 #           counters (admin health) are polled until every accepted event is committed:
 #             events/s      = 204s / (time from wrk's start until the last of them is committed)
@@ -33,7 +33,7 @@
 #           now through EventStore::write_batch (fewer if they would not fit BENCH_STATS_BUDGET
 #           seconds, said so in the summary), then fazt on that data dir answers GET /api/stats for
 #           the whole year (bucket=day, bucket=hour, and one site) BENCH_STATS_REQUESTS times each on
-#           one keep-alive connection (scripts/bench/latency.py): p50/p99. When fewer events were
+#           one keep-alive connection (bench/latency.py): p50/p99. When fewer events were
 #           generated (or BENCH_STATS_FILL=1), the same on roll-up tables filled directly with SQL at
 #           10-million-event scale (`fill-rollups`, the shape of tests/analytics_store.rs's ignored
 #           year benchmark).
@@ -61,15 +61,15 @@
 #     harness = false
 #
 # Every load targets 127.0.0.1 and is bounded in time; every process started here is stopped on exit.
-# Helpers: scripts/bench/lib.sh (processes, results, tools, starting fazt), util.py (wrk parsing, the
+# Helpers: bench/lib.sh (processes, results, tools, starting fazt), util.py (wrk parsing, the
 # bench executable), latency.py (sequential request latency), analytics_track.lua (wrk /track and
 # static requests with exact status counts), analytics_util.py (writer counters, drain wait, row count).
 set -euo pipefail
 
 SCRIPT_TAG=bench_analytics
-# ROOT, HELPERS (scripts/bench), DURATION, WARMUP and ROUNDS (from BENCH_*), and the shared functions:
-# shellcheck source-path=SCRIPTDIR source=bench/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
+# ROOT, HELPERS (bench/), DURATION, WARMUP and ROUNDS (from BENCH_*), and the shared functions:
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ONLY=${BENCH_ONLY:-ingest,writer,stats}
 SEED=${BENCH_SEED:-1}

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Sample a process's resident memory while a command runs (scripts/bench_vfs.sh, memory sections).
+"""Sample a process's resident memory while a command runs (bench/bench_vfs.sh, memory sections).
 
     vfs_rss.py --pid PID [--interval 0.5] [--before 1] [--after 1] [--samples FILE]
                [--cmd-out FILE] -- COMMAND...

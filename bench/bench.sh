@@ -6,7 +6,7 @@
 # (targets are shown next to them). It exits non-zero, with the reason, when a step fails.
 #
 # Run as root on a fresh Debian machine (it apt-get installs wrk and nginx if missing):
-#     scripts/bench.sh
+#     bench/bench.sh
 #
 # Environment:
 #   BENCH_DURATION=10        seconds of each measured wrk run (a warm-up of BENCH_WARMUP=2 s precedes
@@ -24,7 +24,7 @@
 #                            BENCH_DURATION-2 seconds (one every ~4 ms by default);
 #                            BENCH_LATENCY_PACED=0 sends them back to back instead
 #   BENCH_TINY_THREADS=4     recv() threads of the tiny_http baseline
-#   BENCH_PIN=1              servers on CPU 0, wrk on CPU 1 (see scripts/bench/lib.sh); meant for
+#   BENCH_PIN=1              servers on CPU 0, wrk on CPU 1 (see bench/lib.sh); meant for
 #                            BENCH_ONLY=fazt,nginx,tiny_http: the throughput each server gets from
 #                            one core when it does not compete with the load generator for CPU
 #   BENCH_NO_BUILD=1         use the existing target/release/fazt and tiny_http bench binary
@@ -33,17 +33,17 @@
 #   FAZT_*                   passed through to fazt (FAZT_MAX_CONNECTIONS defaults to 20000 here;
 #                            FAZT_AUTO_PAGEVIEWS defaults to 0: this compares HTTP serving, and
 #                            nginx and tiny_http record no analytics; set it to 1 to measure fazt
-#                            recording a pageview per request, see scripts/bench_analytics.sh)
+#                            recording a pageview per request, see bench/bench_analytics.sh)
 #
 # Every load targets 127.0.0.1 and is bounded in time; every process started here is stopped on exit.
 # Shell functions shared with bench_vfs.sh (processes, results, tools, starting fazt and nginx) are in
-# scripts/bench/lib.sh; the Python helpers next to it do the measuring clients and parsing.
+# bench/lib.sh; the Python helpers next to it do the measuring clients and parsing.
 set -euo pipefail
 
 SCRIPT_TAG=bench
-# ROOT, HELPERS (scripts/bench), DURATION, WARMUP and ROUNDS (from BENCH_*), and the shared functions:
-# shellcheck source-path=SCRIPTDIR source=bench/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
+# ROOT, HELPERS (bench/), DURATION, WARMUP and ROUNDS (from BENCH_*), and the shared functions:
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ONLY=${BENCH_ONLY:-fazt,nginx,tiny_http,admin,memory}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}

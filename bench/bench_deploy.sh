@@ -11,7 +11,7 @@
 # answered other than 200, fazt died), and it reports (without stopping) wrong bytes served and
 # temp files left behind.
 #
-#     scripts/bench_deploy.sh
+#     bench/bench_deploy.sh
 #
 # The upload is what the earlier Go client sends: multipart/form-data with the fields site_name and
 # file (the zip), sent by curl -F; the zip is built by python's zipfile (deflate), like the Go
@@ -33,14 +33,14 @@
 #   FAZT_*                   passed through to fazt (e.g. FAZT_UPLOAD_RAM, FAZT_SQLITE_CACHE_BYTES)
 #
 # Every request targets 127.0.0.1 and is bounded in time; every process started here is stopped on exit.
-# Helpers: scripts/bench/lib.sh (processes, results, starting fazt), deploy_site.py (site, zip, the
+# Helpers: bench/lib.sh (processes, results, starting fazt), deploy_site.py (site, zip, the
 # measured upload with its RSS sampler, byte checks), util.py (health JSON), vfs_rss.py (the sampler).
 set -euo pipefail
 
 SCRIPT_TAG=bench_deploy
-# ROOT, HELPERS (scripts/bench) and the shared functions:
-# shellcheck source-path=SCRIPTDIR source=bench/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
+# ROOT, HELPERS (bench/) and the shared functions:
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SITE_MB=${BENCH_SITE_MB:-100}
 SITE_FILES=${BENCH_SITE_FILES:-1000}

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate the site directories of scripts/bench_vfs.sh (random, incompressible bytes).
+"""Generate the site directories of bench/bench_vfs.sh (random, incompressible bytes).
 
     vfs_gen.py DIR COUNT MIN_BYTES MAX_BYTES [--seed S] [--name FMT]
 

@@ -8,7 +8,7 @@
 # reports (without stopping) wrong bytes, non-2xx answers and socket errors it sees along the way.
 #
 # Run as root on a Debian machine (it apt-get installs wrk and nginx if missing):
-#     scripts/bench_vfs.sh
+#     bench/bench_vfs.sh
 #
 # Environment:
 #   BENCH_DURATION=10        seconds of each measured wrk run (a warm-up of BENCH_WARMUP=2 s precedes
@@ -33,16 +33,16 @@
 #   FAZT_*                   passed through to fazt (FAZT_CACHE_BYTES is set per section)
 #
 # Every load targets 127.0.0.1 and is bounded in time; every process started here is stopped on exit.
-# Helpers: scripts/bench/lib.sh (shell functions shared with bench.sh: processes, results, tools, starting
+# Helpers: bench/lib.sh (shell functions shared with bench.sh: processes, results, tools, starting
 # fazt and nginx), util.py (free ports, wrk parsing, health JSON), vfs_gen.py (files),
 # vfs_random.lua (random paths for wrk), vfs_fetch.py (byte-exact checks, warm-up pass),
 # vfs_rss.py (RSS sampling around a command), vfs_stream.py (concurrent downloads + RSS).
 set -euo pipefail
 
 SCRIPT_TAG=bench_vfs
-# ROOT, HELPERS (scripts/bench), DURATION, WARMUP and ROUNDS (from BENCH_*), and the shared functions:
-# shellcheck source-path=SCRIPTDIR source=bench/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/bench/lib.sh"
+# ROOT, HELPERS (bench/), DURATION, WARMUP and ROUNDS (from BENCH_*), and the shared functions:
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ONLY=${BENCH_ONLY:-hit,miss,churn,stream}
 SMALL_CACHE=${BENCH_SMALL_CACHE:-8M}
@@ -235,7 +235,7 @@ LUA=$HELPERS/vfs_random.lua
 # ---------------------------------------------------------------- 1. cache hits: fazt vs nginx
 if selected hit || selected miss; then start_fazt large "$LARGE_CACHE"; fi
 if selected hit; then
-    # The static setup of start_nginx in scripts/bench/lib.sh, as in scripts/bench.sh.
+    # The static setup of start_nginx in bench/lib.sh, as in bench/bench.sh.
     start_nginx "$SITES/hot" /1k.bin 'default_type application/octet-stream;'
     for f in 1k 100k; do
         for srv in fazt nginx; do

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Open many idle keep-alive connections and measure the server while they stay open.
 
-For scripts/bench.sh (memory section). Opens --count TCP connections to the server (non-blocking
+For bench/bench.sh (memory section). Opens --count TCP connections to the server (non-blocking
 sockets + selectors, at most --window of them in flight), sends one complete GET on each, reads the
 whole response, and keeps the connection open. Then, with all of them idle:
   * reads the server's VmRSS and open fd count from /proc/<pid>,

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fetch the files of a site directory from the server and compare them byte for byte.
 
-For scripts/bench_vfs.sh: the warm-up pass that fills fazt's cache (every file once, in order) and
+For bench/bench_vfs.sh: the warm-up pass that fills fazt's cache (every file once, in order) and
 the correctness checks after the load runs (--sample N random files). One keep-alive connection
 (reconnecting if the server closes it), GET /NAME with the given Host header for each regular file
 NAME directly in --dir.

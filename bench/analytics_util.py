@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Helpers for scripts/bench_analytics.sh. Each prints key=value lines on stdout.
+"""Helpers for bench/bench_analytics.sh. Each prints key=value lines on stdout.
 
   analytics_util.py events --admin HOST:PORT --token T
         the `events` counters of GET /api/system/health: accepted, committed, dropped_full,
