@@ -35,7 +35,7 @@
 #           the whole year (bucket=day, bucket=hour, and one site) BENCH_STATS_REQUESTS times each on
 #           one keep-alive connection (bench/latency.py): p50/p99. When fewer events were
 #           generated (or BENCH_STATS_FILL=1), the same on roll-up tables filled directly with SQL at
-#           10-million-event scale (`fill-rollups`, the shape of tests/analytics_store.rs's ignored
+#           10-million-event scale (`fill-rollups`, the shape of tests/integration/analytics_store.rs's ignored
 #           year benchmark).
 #
 # Environment:

@@ -44,7 +44,7 @@ pub fn apply_deployment(
 /// The page cache of the connection writing or deleting blobs, in KiB. Those pages are
 /// written (or, for a GC, read once to free them) and never read back through the writer,
 /// so a full-size cache only fills with them: with the writer's 16 MiB cache a 100 MB
-/// deploy grew the server by the whole cache (scripts/bench_deploy.sh). With this one the
+/// deploy grew the server by the whole cache (bench/bench_deploy.sh). With this one the
 /// dirty pages spill to the WAL sooner, which a large deploy does anyway; the time is
 /// the same.
 pub(super) const BLOB_WORK_CACHE_KIB: i64 = 2 * 1024;
