@@ -3,12 +3,12 @@
 
 use super::event_loop::{AdminJob, LoopService, Mail, Mailbox};
 use super::router::{route, Target};
-use super::{liveness, App};
-use crate::admin::{AdminApi, ADMIN_BODY_LIMIT};
+use super::App;
+use crate::admin::{AdminApi, Reply, ADMIN_BODY_LIMIT};
 use crate::deploy::service as deploy;
 use crate::http::conn::Service;
 use crate::http::spool::SpoolPolicy;
-use crate::http::{Request, Response};
+use crate::http::{liveness, Request, Response};
 use crate::platform::metrics::METRICS;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -36,13 +36,13 @@ impl Service for CoreService {
 
     fn spool_policy(&self, request: &Request) -> Option<SpoolPolicy> {
         let admin = route(&request.host, request.path(), &self.app.config.domain) == Target::Admin;
-        (admin && deploy::is_deploy(request)).then(|| deploy::spool_policy(&self.app))
+        (admin && deploy::is_deploy(request)).then(|| deploy::spool_policy(&self.app.deploy))
     }
 
     fn refuse_early(&mut self, request: &Request) -> Option<Response> {
         let admin = route(&request.host, request.path(), &self.app.config.domain) == Target::Admin;
         if admin && deploy::is_deploy(request) {
-            deploy::refuse_early(&self.app, request)
+            deploy::refuse_early(&self.app.deploy, request)
         } else {
             None
         }
@@ -118,37 +118,43 @@ impl Service for AdminService {
     }
 
     fn spool_policy(&self, request: &Request) -> Option<SpoolPolicy> {
-        deploy::is_deploy(request).then(|| deploy::spool_policy(&self.app))
+        deploy::is_deploy(request).then(|| deploy::spool_policy(&self.app.deploy))
     }
 
     fn refuse_early(&mut self, request: &Request) -> Option<Response> {
         if deploy::is_deploy(request) {
-            deploy::refuse_early(&self.app, request)
+            deploy::refuse_early(&self.app.deploy, request)
         } else {
             None
         }
     }
 
     fn call(&mut self, request: Request, token: u64) -> Option<Response> {
+        let me = self.me.clone();
+        let reply = Box::new(move |response| {
+            me.send(Mail::Reply { token, response });
+        });
         if deploy::is_deploy(&request) {
-            let me = self.me.clone();
-            let reply = Box::new(move |response| {
-                me.send(Mail::Reply { token, response });
-            });
-            return deploy::submit(&self.app, request, reply);
+            return deploy::submit(&self.app.deploy, request, reply);
         }
-        let started = Instant::now();
-        let response = self.handle(&request);
-        METRICS.admin_latency.observe(started.elapsed());
-        Some(response)
+        self.handle(&request, Instant::now(), reply)
     }
 }
 
 impl AdminService {
-    fn handle(&mut self, request: &Request) -> Response {
+    /// Runs the admin API on `request`, received at `received`; answers now (`Some`) or
+    /// later through `reply` once a writer job is done. Either way the latency is counted
+    /// when the answer exists.
+    fn handle(&mut self, request: &Request, received: Instant, reply: Reply) -> Option<Response> {
+        let reply: Reply = Box::new(move |response| {
+            METRICS.admin_latency.observe(received.elapsed());
+            reply(response);
+        });
         let api = &mut self.api;
-        catch_unwind(AssertUnwindSafe(|| api.handle(request)))
-            .unwrap_or_else(|_| handler_panicked())
+        let response = catch_unwind(AssertUnwindSafe(|| api.handle(request, reply)))
+            .unwrap_or_else(|_| Some(handler_panicked()))?;
+        METRICS.admin_latency.observe(received.elapsed());
+        Some(response)
     }
 }
 
@@ -172,17 +178,19 @@ impl LoopService for AdminService {
                 reply_to.send(Mail::Reply { token, response });
             };
             let send_now = send.clone();
-            if let Some(response) = deploy::submit(&self.app, job.request, Box::new(send)) {
+            if let Some(response) = deploy::submit(&self.app.deploy, job.request, Box::new(send)) {
                 send_now(response);
             }
             return None;
         }
-        let response = self.handle(&job.request);
-        METRICS.admin_latency.observe(job.received.elapsed());
-        job.reply_to.send(Mail::Reply {
-            token: job.token,
-            response,
-        });
+        let (reply_to, token) = (job.reply_to, job.token);
+        let send = move |response| {
+            reply_to.send(Mail::Reply { token, response });
+        };
+        let send_now = send.clone();
+        if let Some(response) = self.handle(&job.request, job.received, Box::new(send)) {
+            send_now(response);
+        }
         None
     }
 
