@@ -206,3 +206,77 @@ fn admin_answers_while_public_connections_are_at_the_cap() {
     );
     drop(holders);
 }
+
+/// DESIGN §1: the admin thread never waits on the writer. While a large deploy commits and
+/// other admin writes queue behind it, readiness on `--admin-listen` keeps answering; only
+/// a generous bound is asserted (the benchmark reports the real latencies).
+#[test]
+fn admin_health_stays_fast_while_a_large_deploy_and_admin_writes_commit() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    let server = Server::builder().admin_listener().start();
+    let admin = server.admin_addr.unwrap();
+    // Incompressible content, stored: the writer copies every byte into the database.
+    let mut rng = Rng(0x5eed_0009);
+    let files: Vec<(String, Vec<u8>)> = (0..48)
+        .map(|i| (format!("blob{i}.bin"), rng.bytes(1 << 20)))
+        .collect();
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, c)| (p.as_str(), &c[..])).collect();
+    let zip = common::zips::zip_of(&refs, zip::CompressionMethod::Stored);
+    let health = format!(
+        "GET /api/system/health HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Connection: close\r\n\r\n",
+        server.token
+    );
+    let done = AtomicBool::new(false);
+    let (mut samples, mut slowest) = (0, Duration::ZERO);
+    std::thread::scope(|scope| {
+        let deploy = scope.spawn(|| {
+            let auth = format!("Bearer {}", server.token);
+            let headers = [
+                ("Authorization", auth.as_str()),
+                ("Content-Type", "application/zip"),
+            ];
+            let r = send(
+                &server,
+                "POST",
+                "admin.localhost",
+                "/api/deploy?site=big",
+                &headers,
+                &zip,
+            );
+            done.store(true, Ordering::SeqCst);
+            r
+        });
+        let writes = scope.spawn(|| {
+            let mut n = 0;
+            while !done.load(Ordering::SeqCst) && n < 500 {
+                let body =
+                    serde_json::json!({"slug": format!("s{n}"), "url": "https://example.com/"});
+                let r = admin_post(&server, "/api/redirects", &body);
+                assert_eq!(r.status, 200, "{}", r.text());
+                n += 1;
+            }
+        });
+        while !done.load(Ordering::SeqCst) {
+            let started = Instant::now();
+            let r = raw_request(admin, &health);
+            slowest = slowest.max(started.elapsed());
+            assert_eq!(r.status, 200, "{}", r.text());
+            samples += 1;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let r = deploy.join().unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        writes.join().unwrap();
+    });
+    eprintln!("admin health during the deploy: {samples} checks, slowest {slowest:?}");
+    assert!(
+        samples >= 5,
+        "only {samples} health checks ran during the deploy"
+    );
+    assert!(
+        slowest < Duration::from_secs(1),
+        "admin health took {slowest:?} during a deploy ({samples} checks)"
+    );
+}

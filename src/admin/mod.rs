@@ -472,3 +472,6 @@ pub(crate) fn sqlite_error(what: &str, e: rusqlite::Error) -> Response {
     log::error!("{what}: {e}");
     Response::error(500, &format!("{what} failed; see the server log"))
 }
+
+#[cfg(test)]
+mod tests;

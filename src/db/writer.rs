@@ -785,3 +785,103 @@ mod tests {
         assert_eq!(report.jobs_panicked, 1);
     }
 }
+
+#[cfg(test)]
+mod completion_tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    /// A callback that counts its calls and records the last result.
+    fn recorder() -> (
+        Arc<AtomicU32>,
+        Arc<parking_lot::Mutex<Option<Result<u32, DbError>>>>,
+        impl FnOnce(Result<u32, DbError>) + Send + 'static,
+    ) {
+        let calls = Arc::new(AtomicU32::new(0));
+        let last = Arc::new(parking_lot::Mutex::new(None));
+        let (c, l) = (Arc::clone(&calls), Arc::clone(&last));
+        let on_done = move |result| {
+            c.fetch_add(1, Ordering::SeqCst);
+            *l.lock() = Some(result);
+        };
+        (calls, last, on_done)
+    }
+
+    #[test]
+    fn on_done_gets_the_result_on_the_writer_thread() {
+        let (writer, thread) = spawn(Connection::open_in_memory().unwrap(), 4).unwrap();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        writer
+            .submit_then(
+                |conn| Ok(conn.query_row("SELECT 41 + 1", [], |r| r.get::<_, u32>(0))?),
+                move |result| {
+                    let _ = tx.send((result.ok(), thread::current().name().map(String::from)));
+                },
+            )
+            .unwrap();
+        let (value, thread_name) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(value, Some(42));
+        assert_eq!(thread_name.as_deref(), Some(THREAD_NAME));
+        writer.stop();
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn a_refused_job_returns_the_error_and_never_calls_back() {
+        let (writer, thread) = spawn(Connection::open_in_memory().unwrap(), 1).unwrap();
+        let (running_tx, running_rx) = crossbeam_channel::bounded(1);
+        let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(1);
+        writer
+            .try_submit(move |_| {
+                let _ = running_tx.send(());
+                let _ = release_rx.recv_timeout(Duration::from_secs(10));
+                Ok(())
+            })
+            .unwrap();
+        running_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        writer.try_submit(|_| Ok(())).unwrap();
+        let (calls, _, on_done) = recorder();
+        let refused = writer.submit_then(|_| Ok(1), on_done);
+        assert!(matches!(refused, Err(DbError::QueueFull)), "{refused:?}");
+        release_tx.send(()).unwrap();
+        writer.stop();
+        thread.join().unwrap();
+        let (calls_after_stop, _, on_done) = recorder();
+        let stopped = writer.submit_then(|_| Ok(1), on_done);
+        assert!(
+            matches!(stopped, Err(DbError::WriterStopped)),
+            "{stopped:?}"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        assert_eq!(calls_after_stop.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_job_dropped_unrun_reports_writer_stopped_exactly_once() {
+        // Dropped after it was accepted.
+        let (calls, last, on_done) = recorder();
+        let completion = Arc::new(Completion::new(Box::new(on_done)));
+        let guard = UnrunGuard(Arc::clone(&completion));
+        completion.arm();
+        drop(guard);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(matches!(*last.lock(), Some(Err(DbError::WriterStopped))));
+
+        // Dropped by a dying writer before the submitter armed it.
+        let (calls, last, on_done) = recorder();
+        let completion = Arc::new(Completion::new(Box::new(on_done)));
+        drop(UnrunGuard(Arc::clone(&completion)));
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "not accepted yet");
+        completion.arm();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(matches!(*last.lock(), Some(Err(DbError::WriterStopped))));
+
+        // Refused: the submitter took the callback; the dropped job stays silent.
+        let (calls, _, on_done) = recorder();
+        let completion = Arc::new(Completion::new(Box::new(on_done)));
+        let guard = UnrunGuard(Arc::clone(&completion));
+        assert!(completion.take().is_some());
+        drop(guard);
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+}
