@@ -791,10 +791,12 @@ mod completion_tests {
     use super::*;
     use std::sync::atomic::AtomicU32;
 
+    type LastResult = Arc<parking_lot::Mutex<Option<Result<u32, DbError>>>>;
+
     /// A callback that counts its calls and records the last result.
     fn recorder() -> (
         Arc<AtomicU32>,
-        Arc<parking_lot::Mutex<Option<Result<u32, DbError>>>>,
+        LastResult,
         impl FnOnce(Result<u32, DbError>) + Send + 'static,
     ) {
         let calls = Arc::new(AtomicU32::new(0));
