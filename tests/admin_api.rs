@@ -216,10 +216,11 @@ fn admin_health_stays_fast_while_a_large_deploy_and_admin_writes_commit() {
     use std::time::{Duration, Instant};
     let server = Server::builder().admin_listener().start();
     let admin = server.admin_addr.unwrap();
-    // Incompressible content, stored: the writer copies every byte into the database.
+    // Many distinct files (the archive's limit): the writer's commit inserts a blob and a
+    // file row for each, which holds it for a while even on a fast disk.
     let mut rng = Rng(0x5eed_0009);
-    let files: Vec<(String, Vec<u8>)> = (0..48)
-        .map(|i| (format!("blob{i}.bin"), rng.bytes(1 << 20)))
+    let files: Vec<(String, Vec<u8>)> = (0..10_000)
+        .map(|i| (format!("f/{i}.bin"), rng.bytes(4096)))
         .collect();
     let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, c)| (p.as_str(), &c[..])).collect();
     let zip = common::zips::zip_of(&refs, zip::CompressionMethod::Stored);
@@ -249,10 +250,12 @@ fn admin_health_stays_fast_while_a_large_deploy_and_admin_writes_commit() {
             r
         });
         let writes = scope.spawn(|| {
+            // Until the deploy has answered, so some of them queue behind its commit.
+            let until = Instant::now() + Duration::from_secs(120);
             let mut n = 0;
-            while !done.load(Ordering::SeqCst) && n < 500 {
-                let body =
-                    serde_json::json!({"slug": format!("s{n}"), "url": "https://example.com/"});
+            while !done.load(Ordering::SeqCst) && Instant::now() < until {
+                let slug = format!("s{}", n % 100);
+                let body = serde_json::json!({"slug": slug, "url": "https://example.com/"});
                 let r = admin_post(&server, "/api/redirects", &body);
                 assert_eq!(r.status, 200, "{}", r.text());
                 n += 1;
