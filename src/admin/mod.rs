@@ -2,6 +2,13 @@
 //! public) and the JSON API (every route needs `Authorization: Bearer <key>`). Reads use
 //! this thread's read connection; every write is a job for the writer thread.
 //!
+//! Invariant (DESIGN §1): this thread never waits on the writer. A write route hands its
+//! job over with [`write_then`] and returns; the answer is built when the job has run and
+//! goes to the connection's owning thread through its mailbox ([`Reply`]). A full writer
+//! queue is a 503 at once. Tick work (salt rotation, retention) likewise starts a job and
+//! collects its result on a later tick. So readiness and reads answer during a large
+//! deploy, a GC or a vacuum.
+//!
 //! Authorisation: the site routes (`/api/sites...`, see `sites`) check that the
 //! key's scopes cover the site; every other route needs the `owner` scope.
 

@@ -229,9 +229,10 @@ impl WriterHandle {
         Ok(reply_rx)
     }
 
-    /// Submits `f` and waits for its result. For the admin and jobs threads and CLI
-    /// commands, never for core threads (they must not block). Never call it from inside
-    /// a job: the writer would wait for itself.
+    /// Submits `f` and waits for its result. For the deploy and jobs threads and CLI
+    /// commands, never for core threads or the admin thread (they must not block: see
+    /// [`WriterHandle::submit_then`]). Never call it from inside a job: the writer would
+    /// wait for itself.
     pub fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
