@@ -24,8 +24,7 @@ use crate::server::config::Config;
 use rusqlite::Connection;
 use std::io::Write;
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -44,15 +43,10 @@ pub struct App {
     pub disk: DiskGuard,
     pub ingest: Ingest,
     pub deploy: Arc<DeployContext>,
-    pub db_path: PathBuf,
     draining: Arc<AtomicBool>,
 }
 
 impl App {
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
-    }
-
     /// What the admin thread's API gets: shared handles, copies of settings.
     pub fn admin_context(&self) -> AdminContext {
         AdminContext {
@@ -157,7 +151,6 @@ pub fn run(mut config: Config) -> Result<i32, String> {
         disk,
         ingest,
         deploy,
-        db_path,
         started: Instant::now(),
         draining: Arc::new(AtomicBool::new(false)),
         config,
