@@ -283,3 +283,101 @@ fn admin_health_stays_fast_while_a_large_deploy_and_admin_writes_commit() {
         "admin health took {slowest:?} during a deploy ({samples} checks)"
     );
 }
+
+/// An admin write answered later (after its writer job) goes back to its own connection,
+/// in order before a pipelined read, on the admin listener and on the public one.
+#[test]
+fn deferred_admin_answers_reach_their_connection_in_order() {
+    let server = Server::builder().admin_listener().start();
+    for (addr, host) in [
+        (server.admin_addr.unwrap(), "127.0.0.1"),
+        (server.addr, "admin.localhost"),
+    ] {
+        let body = format!(
+            r#"{{"slug":"via-{}","url":"https://example.com/"}}"#,
+            addr.port()
+        );
+        let auth = format!("Authorization: Bearer {}\r\n", server.token);
+        let mut s = connect(addr);
+        write!(
+            s,
+            "POST /api/redirects HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Length: {}\r\n\r\n{body}\
+             GET /api/system/health HTTP/1.1\r\nHost: {host}\r\n{auth}\r\n",
+            body.len()
+        )
+        .unwrap();
+        let created = read_response(&mut s).unwrap();
+        assert_eq!(created.status, 200, "{}", created.text());
+        assert_eq!(created.json()["slug"], format!("via-{}", addr.port()));
+        let health = read_response(&mut s).unwrap();
+        assert_eq!(health.status, 200, "{}", health.text());
+        assert_eq!(health.json()["status"], "ok");
+    }
+    let listed = get_json(&server, "/api/redirects");
+    assert_eq!(listed["redirects"].as_array().unwrap().len(), 2, "{listed}");
+}
+
+/// Shutdown: an admin write whose writer job is still queued (behind a deploy's commit)
+/// when SIGTERM arrives is answered, the deploy finishes, and the exit is clean.
+#[test]
+fn admin_writes_queued_at_shutdown_are_answered() {
+    use std::time::{Duration, Instant};
+    let mut server = Server::builder().admin_listener().start();
+    let admin = server.admin_addr.unwrap();
+    let mut rng = Rng(0x5eed_0010);
+    let files: Vec<(String, Vec<u8>)> = (0..10_000)
+        .map(|i| (format!("f/{i}.bin"), rng.bytes(4096)))
+        .collect();
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, c)| (p.as_str(), &c[..])).collect();
+    let zip = common::zips::zip_of(&refs, zip::CompressionMethod::Stored);
+    let auth = format!("Authorization: Bearer {}\r\n", server.token);
+    let mut deploy = connect(admin);
+    deploy
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    write!(
+        deploy,
+        "POST /api/deploy?site=big HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/zip\r\n\
+         Content-Length: {}\r\n\r\n",
+        zip.len()
+    )
+    .unwrap();
+    deploy.write_all(&zip).unwrap();
+
+    // Keys are created until one is seen waiting in the writer's queue.
+    let body = r#"{"name":"late"}"#;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut queued = None;
+    while queued.is_none() && Instant::now() < deadline {
+        let mut s = connect(admin);
+        write!(
+            s,
+            "POST /api/keys HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let health = raw_request(
+            admin,
+            format!(
+                "GET /api/system/health HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+            ),
+        );
+        if health.json()["writer"]["queue_depth"].as_u64() >= Some(1) {
+            queued = Some(s);
+        } else {
+            assert_eq!(read_response(&mut s).unwrap().status, 201);
+        }
+    }
+    let mut queued = queued.expect("no key creation was ever seen queued behind the deploy");
+    signal(&server.child, libc::SIGTERM);
+    let created = read_response(&mut queued).unwrap();
+    assert_eq!(created.status, 201, "{}", created.text());
+    assert!(created.json()["token"]
+        .as_str()
+        .unwrap()
+        .starts_with("fzt_"));
+    let deployed = read_response(&mut deploy).unwrap();
+    assert_eq!(deployed.status, 200, "{}", deployed.text());
+    let status = server.wait(Duration::from_secs(30)).expect("exits");
+    assert_eq!(status.code(), Some(0), "{}", server.stderr());
+}
