@@ -105,7 +105,8 @@ fn admin_body_limit(app: &App, request: &Request) -> u64 {
 
 /// The reserved admin thread: answers its own listener's requests inline and admin
 /// requests handed over by core threads; also notices database changes made elsewhere.
-/// Deploys go on to the deploy thread, which answers through the owning thread's mailbox.
+/// Deploys go on to the deploy thread and admin writes to the writer; both answer through
+/// the mailbox of the thread that owns the connection, so this thread never waits.
 pub struct AdminService {
     pub api: AdminApi,
     pub app: Arc<App>,
@@ -168,27 +169,26 @@ fn handler_panicked() -> Response {
 impl LoopService for AdminService {
     fn on_mail(&mut self, mail: Mail) -> Option<(u64, Response)> {
         let job = match mail {
-            // A deploy of this thread's own listener has finished.
+            // A deploy or an admin write for this thread's own listener has finished.
             Mail::Reply { token, response } => return Some((token, response)),
             Mail::AdminJob(job) => job,
         };
-        if deploy::is_deploy(&job.request) {
-            let (reply_to, token) = (job.reply_to.clone(), job.token);
-            let send = move |response| {
-                reply_to.send(Mail::Reply { token, response });
-            };
-            let send_now = send.clone();
-            if let Some(response) = deploy::submit(&self.app.deploy, job.request, Box::new(send)) {
-                send_now(response);
-            }
-            return None;
-        }
-        let (reply_to, token) = (job.reply_to, job.token);
+        let AdminJob {
+            request,
+            token,
+            reply_to,
+            received,
+        } = job;
         let send = move |response| {
             reply_to.send(Mail::Reply { token, response });
         };
         let send_now = send.clone();
-        if let Some(response) = self.handle(&job.request, job.received, Box::new(send)) {
+        let answer = if deploy::is_deploy(&request) {
+            deploy::submit(&self.app.deploy, request, Box::new(send))
+        } else {
+            self.handle(&request, received, Box::new(send))
+        };
+        if let Some(response) = answer {
             send_now(response);
         }
         None
