@@ -9,6 +9,7 @@
 
 use crate::db::writer::WriterHandle;
 use crate::db::Context;
+use crate::http::{Request, Response};
 use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -246,6 +247,38 @@ pub fn touch_last_used(writer: &WriterHandle, id: &str, now: i64) -> bool {
         .context("recording when an API key was last used")
     });
     submitted.is_ok()
+}
+
+/// The API key of `Authorization: Bearer <token>`, or the 401 (or 500) to answer. Uses
+/// the calling thread's read connection, so core threads can check keys too.
+pub fn authenticate_request(request: &Request) -> Result<ApiKey, Response> {
+    let token = request
+        .header_str("authorization")
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let Some(token) = token else {
+        return Err(
+            Response::error(401, "missing API key: send 'Authorization: Bearer <key>'")
+                .header("WWW-Authenticate", "Bearer"),
+        );
+    };
+    match crate::db::reader::with_reader(|conn| authenticate(conn, token)) {
+        Ok(Some(key)) => Ok(key),
+        Ok(None) => {
+            Err(Response::error(401, "invalid or revoked API key")
+                .header("WWW-Authenticate", "Bearer"))
+        }
+        Err(e) => {
+            log::error!("checking the API key: {e}");
+            Err(Response::error(
+                500,
+                "checking the API key failed; see the server log",
+            ))
+        }
+    }
 }
 
 /// Removes a key; false when no key has that id.

@@ -217,47 +217,24 @@ fn start<E: Send + 'static>(
 
 impl WriterHandle {
     /// Queues `f` to run on the write connection and returns where its result will arrive.
-    /// Never blocks. The receiver gets `Err(DbError::Panicked)` if `f` panics, and is
-    /// disconnected only if the writer died without running it.
+    /// Never blocks. The receiver gets `Err(DbError::Panicked)` if `f` panics, and
+    /// `Err(DbError::WriterStopped)` if the writer died without running it.
     pub fn try_submit<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
     ) -> Result<crossbeam_channel::Receiver<Result<T, DbError>>, DbError> {
         let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
-        let job: Job = Box::new(move |conn: &mut Connection| {
-            let result = catch_unwind(AssertUnwindSafe(|| f(conn)));
-            let (outcome, reply) = match result {
-                Ok(Ok(_)) if close_open_transaction(conn) => (
-                    JobOutcome::Failed,
-                    Err(DbError::Internal(
-                        "a write job returned without committing its transaction; it was \
-                         rolled back"
-                            .to_string(),
-                    )),
-                ),
-                Ok(Ok(value)) => (JobOutcome::Done, Ok(value)),
-                Ok(Err(e)) => (JobOutcome::Failed, Err(e)),
-                Err(_) => (
-                    JobOutcome::Panicked,
-                    Err(DbError::Panicked {
-                        what: "a database write job",
-                    }),
-                ),
-            };
+        self.submit_then(f, move |result| {
             // The submitter may have stopped waiting; the work is done either way.
-            let _ = reply_tx.send(reply);
-            outcome
-        });
-        self.try_send(WriterMsg::Job {
-            job,
-            queued_at: Instant::now(),
+            let _ = reply_tx.send(result);
         })?;
         Ok(reply_rx)
     }
 
-    /// Submits `f` and waits for its result. For the admin and jobs threads and CLI
-    /// commands, never for core threads (they must not block). Never call it from inside
-    /// a job: the writer would wait for itself.
+    /// Submits `f` and waits for its result. For the deploy and jobs threads and CLI
+    /// commands, never for core threads or the admin thread (they must not block: see
+    /// [`WriterHandle::submit_then`]). Never call it from inside a job: the writer would
+    /// wait for itself.
     pub fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
@@ -323,6 +300,131 @@ impl WriterHandle {
 
     pub fn capacity(&self) -> usize {
         self.shared.capacity
+    }
+}
+
+/// Completion callbacks: how a thread that must never wait (the admin thread) hands work
+/// to the writer and still answers its client. `on_done` is the hand-back; it runs once.
+impl WriterHandle {
+    /// Queues `f` without blocking; when it has run, `on_done` is called with its result
+    /// on the writer thread (so it must only hand the result on, e.g. send a mail). A
+    /// panic in `f` arrives as `Err(DbError::Panicked)`, a job the writer dropped unrun
+    /// (the writer died) as `Err(DbError::WriterStopped)`. When the job is refused (queue
+    /// full, writer stopped) this returns the error and `on_done` is never called, so the
+    /// caller answers at once.
+    pub fn submit_then<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
+        on_done: impl FnOnce(Result<T, DbError>) + Send + 'static,
+    ) -> Result<(), DbError> {
+        let completion = Arc::new(Completion::new(Box::new(on_done)));
+        let guard = UnrunGuard(Arc::clone(&completion));
+        let job: Job = Box::new(move |conn: &mut Connection| {
+            let (outcome, result) = run_catching(conn, f);
+            if let Some(on_done) = guard.0.take() {
+                on_done(result);
+            }
+            outcome
+        });
+        let sent = self.try_send(WriterMsg::Job {
+            job,
+            queued_at: Instant::now(),
+        });
+        match sent {
+            Ok(()) => {
+                completion.arm();
+                Ok(())
+            }
+            Err(e) => {
+                // Refused: the caller answers; the callback must never run as well.
+                completion.take();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Runs a job's closure, turning a panic or a transaction left open into an error.
+fn run_catching<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&mut Connection) -> Result<T, DbError>,
+) -> (JobOutcome, Result<T, DbError>) {
+    match catch_unwind(AssertUnwindSafe(|| f(conn))) {
+        Ok(Ok(_)) if close_open_transaction(conn) => (
+            JobOutcome::Failed,
+            Err(DbError::Internal(
+                "a write job returned without committing its transaction; it was rolled back"
+                    .to_string(),
+            )),
+        ),
+        Ok(Ok(value)) => (JobOutcome::Done, Ok(value)),
+        Ok(Err(e)) => (JobOutcome::Failed, Err(e)),
+        Err(_) => (
+            JobOutcome::Panicked,
+            Err(DbError::Panicked {
+                what: "a database write job",
+            }),
+        ),
+    }
+}
+
+type OnDone<T> = Box<dyn FnOnce(Result<T, DbError>) + Send>;
+
+/// The callback of one submitted job, called exactly once: by the job, or, if the job is
+/// dropped unrun after it was accepted, with `WriterStopped`. The lock makes "accepted"
+/// and "dropped" race-free (the writer may drop the job before `arm` runs).
+struct Completion<T> {
+    state: parking_lot::Mutex<CompletionState<T>>,
+}
+
+struct CompletionState<T> {
+    on_done: Option<OnDone<T>>,
+    armed: bool,
+    dropped: bool,
+}
+
+impl<T> Completion<T> {
+    fn new(on_done: OnDone<T>) -> Completion<T> {
+        let state = CompletionState {
+            on_done: Some(on_done),
+            armed: false,
+            dropped: false,
+        };
+        Completion {
+            state: parking_lot::Mutex::new(state),
+        }
+    }
+
+    fn take(&self) -> Option<OnDone<T>> {
+        self.state.lock().on_done.take()
+    }
+
+    /// The job was accepted: from now on dropping it unrun reports `WriterStopped`.
+    fn arm(&self) {
+        let unrun = {
+            let mut state = self.state.lock();
+            state.armed = true;
+            state.dropped.then(|| state.on_done.take()).flatten()
+        };
+        if let Some(on_done) = unrun {
+            on_done(Err(DbError::WriterStopped));
+        }
+    }
+}
+
+/// Owned by the job; when the job is dropped without having run, reports it.
+struct UnrunGuard<T>(Arc<Completion<T>>);
+
+impl<T> Drop for UnrunGuard<T> {
+    fn drop(&mut self) {
+        let unrun = {
+            let mut state = self.0.state.lock();
+            state.dropped = true;
+            state.armed.then(|| state.on_done.take()).flatten()
+        };
+        if let Some(on_done) = unrun {
+            on_done(Err(DbError::WriterStopped));
+        }
     }
 }
 
@@ -651,5 +753,107 @@ mod tests {
         assert_eq!(report.jobs_done, 1);
         assert_eq!(report.jobs_failed, 2);
         assert_eq!(report.jobs_panicked, 1);
+    }
+}
+
+#[cfg(test)]
+mod completion_tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    type LastResult = Arc<parking_lot::Mutex<Option<Result<u32, DbError>>>>;
+
+    /// A callback that counts its calls and records the last result.
+    fn recorder() -> (
+        Arc<AtomicU32>,
+        LastResult,
+        impl FnOnce(Result<u32, DbError>) + Send + 'static,
+    ) {
+        let calls = Arc::new(AtomicU32::new(0));
+        let last = Arc::new(parking_lot::Mutex::new(None));
+        let (c, l) = (Arc::clone(&calls), Arc::clone(&last));
+        let on_done = move |result| {
+            c.fetch_add(1, Ordering::SeqCst);
+            *l.lock() = Some(result);
+        };
+        (calls, last, on_done)
+    }
+
+    #[test]
+    fn on_done_gets_the_result_on_the_writer_thread() {
+        let (writer, thread) = spawn(Connection::open_in_memory().unwrap(), 4).unwrap();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        writer
+            .submit_then(
+                |conn| Ok(conn.query_row("SELECT 41 + 1", [], |r| r.get::<_, u32>(0))?),
+                move |result| {
+                    let _ = tx.send((result.ok(), thread::current().name().map(String::from)));
+                },
+            )
+            .unwrap();
+        let (value, thread_name) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(value, Some(42));
+        assert_eq!(thread_name.as_deref(), Some(THREAD_NAME));
+        writer.stop();
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn a_refused_job_returns_the_error_and_never_calls_back() {
+        let (writer, thread) = spawn(Connection::open_in_memory().unwrap(), 1).unwrap();
+        let (running_tx, running_rx) = crossbeam_channel::bounded(1);
+        let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(1);
+        writer
+            .try_submit(move |_| {
+                let _ = running_tx.send(());
+                let _ = release_rx.recv_timeout(Duration::from_secs(10));
+                Ok(())
+            })
+            .unwrap();
+        running_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        writer.try_submit(|_| Ok(())).unwrap();
+        let (calls, _, on_done) = recorder();
+        let refused = writer.submit_then(|_| Ok(1), on_done);
+        assert!(matches!(refused, Err(DbError::QueueFull)), "{refused:?}");
+        release_tx.send(()).unwrap();
+        writer.stop();
+        thread.join().unwrap();
+        let (calls_after_stop, _, on_done) = recorder();
+        let stopped = writer.submit_then(|_| Ok(1), on_done);
+        assert!(
+            matches!(stopped, Err(DbError::WriterStopped)),
+            "{stopped:?}"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        assert_eq!(calls_after_stop.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_job_dropped_unrun_reports_writer_stopped_exactly_once() {
+        // Dropped after it was accepted.
+        let (calls, last, on_done) = recorder();
+        let completion = Arc::new(Completion::new(Box::new(on_done)));
+        let guard = UnrunGuard(Arc::clone(&completion));
+        completion.arm();
+        drop(guard);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(matches!(*last.lock(), Some(Err(DbError::WriterStopped))));
+
+        // Dropped by a dying writer before the submitter armed it.
+        let (calls, last, on_done) = recorder();
+        let completion = Arc::new(Completion::new(Box::new(on_done)));
+        drop(UnrunGuard(Arc::clone(&completion)));
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "not accepted yet");
+        completion.arm();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(matches!(*last.lock(), Some(Err(DbError::WriterStopped))));
+
+        // Refused: the submitter took the callback; the dropped job stays silent.
+        let (calls, _, on_done) = recorder();
+        let completion = Arc::new(Completion::new(Box::new(on_done)));
+        let guard = UnrunGuard(Arc::clone(&completion));
+        assert!(completion.take().is_some());
+        drop(guard);
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
     }
 }

@@ -1,7 +1,6 @@
 //! Deploy settings, from `FAZT_*` variables over defaults.
 
 use crate::platform::units::parse_bytes;
-use crate::server::config::Env;
 
 /// Largest upload accepted (`FAZT_MAX_UPLOAD`). Bigger than any static site we expect a
 /// small host to serve, small enough that a spooled upload plus its extracted files fit
@@ -33,7 +32,7 @@ impl Default for DeployLimits {
 }
 
 impl DeployLimits {
-    pub fn from_env(env: Env) -> Result<DeployLimits, String> {
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<DeployLimits, String> {
         let defaults = DeployLimits::default();
         let size = |var: &str| -> Result<Option<u64>, String> {
             env(var)

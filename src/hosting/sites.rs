@@ -36,6 +36,21 @@ pub const ADMIN_ASSETS: [(&str, &[u8]); 3] = [
     ("admin.css", include_bytes!("../../assets/admin/admin.css")),
 ];
 
+/// The public URL of a site: `http://<name>.<domain>/`, `http://<domain>/` for `root`,
+/// with the public listener's `port` unless it is 80. Bare `localhost` is the admin host
+/// (the router's rule), so with the domain `localhost` root is `http://root.localhost/`.
+pub fn site_url(domain: &str, port: u16, name: &str) -> String {
+    let port = match port {
+        80 => String::new(),
+        port => format!(":{port}"),
+    };
+    if name == "root" && domain != "localhost" {
+        format!("http://{domain}{port}/")
+    } else {
+        format!("http://{name}.{domain}{port}/")
+    }
+}
+
 /// A file found for a request: from the cache, or too large to cache and streamed.
 enum Found {
     Cached(Arc<CachedFile>),
@@ -232,4 +247,31 @@ fn meta(path: &str, mime: Arc<str>, size: u64, etag: Arc<str>) -> FileMeta {
 
 fn unreadable_files(e: rusqlite::Error) -> Response {
     error_response(&Concealed::new("reading the site's files", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::site_url;
+
+    #[test]
+    fn site_urls() {
+        assert_eq!(
+            site_url("localhost", 4698, "blog"),
+            "http://blog.localhost:4698/"
+        );
+        // Bare `localhost` routes to the admin API, not to the root site.
+        assert_eq!(
+            site_url("localhost", 4698, "root"),
+            "http://root.localhost:4698/"
+        );
+        assert_eq!(
+            site_url("localhost", 4698, "404"),
+            "http://404.localhost:4698/"
+        );
+        assert_eq!(
+            site_url("example.com", 80, "blog"),
+            "http://blog.example.com/"
+        );
+        assert_eq!(site_url("example.com", 80, "root"), "http://example.com/");
+    }
 }

@@ -14,6 +14,12 @@ pub use error::{error_response, ResponseError};
 pub use request::{Method, Request};
 pub use response::{Body, HeaderValue, Response};
 
+/// `GET /health`: liveness, answered by whichever thread read the request (a core thread
+/// or the admin thread), so it lives below both.
+pub fn liveness() -> Response {
+    Response::new(200).body("text/plain; charset=utf-8", Body::Static(b"ok\n"))
+}
+
 /// Protocol-level failures, each answered with its status and then the connection closes.
 #[derive(Debug)]
 pub enum HttpError {

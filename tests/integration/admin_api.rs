@@ -214,3 +214,178 @@ fn admin_answers_while_public_connections_are_at_the_cap() {
     );
     drop(holders);
 }
+
+/// DESIGN §1: the admin thread never waits on the writer. While a large deploy commits and
+/// other admin writes queue behind it, readiness on `--admin-listen` keeps answering; only
+/// a generous bound is asserted (the benchmark reports the real latencies).
+#[test]
+fn admin_health_stays_fast_while_a_large_deploy_and_admin_writes_commit() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    let server = Server::builder().admin_listener().start();
+    let admin = server.admin_addr.unwrap();
+    // Many distinct files (the archive's limit): the writer's commit inserts a blob and a
+    // file row for each, which holds it for a while even on a fast disk.
+    let mut rng = Rng(0x5eed_0009);
+    let files: Vec<(String, Vec<u8>)> = (0..10_000)
+        .map(|i| (format!("f/{i}.bin"), rng.bytes(4096)))
+        .collect();
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, c)| (p.as_str(), &c[..])).collect();
+    let zip = crate::common::zips::zip_of(&refs, zip::CompressionMethod::Stored);
+    let health = format!(
+        "GET /api/system/health HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Connection: close\r\n\r\n",
+        server.token
+    );
+    let done = AtomicBool::new(false);
+    let (mut samples, mut slowest) = (0, Duration::ZERO);
+    std::thread::scope(|scope| {
+        let deploy = scope.spawn(|| {
+            let auth = format!("Bearer {}", server.token);
+            let headers = [
+                ("Authorization", auth.as_str()),
+                ("Content-Type", "application/zip"),
+            ];
+            let r = send(
+                &server,
+                "POST",
+                "admin.localhost",
+                "/api/deploy?site=big",
+                &headers,
+                &zip,
+            );
+            done.store(true, Ordering::SeqCst);
+            r
+        });
+        let writes = scope.spawn(|| {
+            // Until the deploy has answered, so some of them queue behind its commit.
+            let until = Instant::now() + Duration::from_secs(120);
+            let mut n = 0;
+            while !done.load(Ordering::SeqCst) && Instant::now() < until {
+                let slug = format!("s{}", n % 100);
+                let body = serde_json::json!({"slug": slug, "url": "https://example.com/"});
+                let r = admin_post(&server, "/api/redirects", &body);
+                assert_eq!(r.status, 200, "{}", r.text());
+                n += 1;
+            }
+        });
+        while !done.load(Ordering::SeqCst) {
+            let started = Instant::now();
+            let r = raw_request(admin, &health);
+            slowest = slowest.max(started.elapsed());
+            assert_eq!(r.status, 200, "{}", r.text());
+            samples += 1;
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let r = deploy.join().unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        writes.join().unwrap();
+    });
+    eprintln!("admin health during the deploy: {samples} checks, slowest {slowest:?}");
+    assert!(
+        samples >= 5,
+        "only {samples} health checks ran during the deploy"
+    );
+    assert!(
+        slowest < Duration::from_secs(1),
+        "admin health took {slowest:?} during a deploy ({samples} checks)"
+    );
+}
+
+/// An admin write answered later (after its writer job) goes back to its own connection,
+/// in order before a pipelined read, on the admin listener and on the public one.
+#[test]
+fn deferred_admin_answers_reach_their_connection_in_order() {
+    let server = Server::builder().admin_listener().start();
+    for (addr, host) in [
+        (server.admin_addr.unwrap(), "127.0.0.1"),
+        (server.addr, "admin.localhost"),
+    ] {
+        let body = format!(
+            r#"{{"slug":"via-{}","url":"https://example.com/"}}"#,
+            addr.port()
+        );
+        let auth = format!("Authorization: Bearer {}\r\n", server.token);
+        let mut s = connect(addr);
+        write!(
+            s,
+            "POST /api/redirects HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Length: {}\r\n\r\n{body}\
+             GET /api/system/health HTTP/1.1\r\nHost: {host}\r\n{auth}\r\n",
+            body.len()
+        )
+        .unwrap();
+        let created = read_response(&mut s).unwrap();
+        assert_eq!(created.status, 200, "{}", created.text());
+        assert_eq!(created.json()["slug"], format!("via-{}", addr.port()));
+        let health = read_response(&mut s).unwrap();
+        assert_eq!(health.status, 200, "{}", health.text());
+        assert_eq!(health.json()["status"], "ok");
+    }
+    let listed = get_json(&server, "/api/redirects");
+    assert_eq!(listed["redirects"].as_array().unwrap().len(), 2, "{listed}");
+}
+
+/// Shutdown: an admin write whose writer job is still queued (behind a deploy's commit)
+/// when SIGTERM arrives is answered, the deploy finishes, and the exit is clean.
+#[test]
+fn admin_writes_queued_at_shutdown_are_answered() {
+    use std::time::{Duration, Instant};
+    let mut server = Server::builder().admin_listener().start();
+    let admin = server.admin_addr.unwrap();
+    let mut rng = Rng(0x5eed_0010);
+    let files: Vec<(String, Vec<u8>)> = (0..10_000)
+        .map(|i| (format!("f/{i}.bin"), rng.bytes(4096)))
+        .collect();
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, c)| (p.as_str(), &c[..])).collect();
+    let zip = crate::common::zips::zip_of(&refs, zip::CompressionMethod::Stored);
+    let auth = format!("Authorization: Bearer {}\r\n", server.token);
+    let mut deploy = connect(admin);
+    deploy
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    write!(
+        deploy,
+        "POST /api/deploy?site=big HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/zip\r\n\
+         Content-Length: {}\r\n\r\n",
+        zip.len()
+    )
+    .unwrap();
+    deploy.write_all(&zip).unwrap();
+
+    // Keys are created until one is seen waiting in the writer's queue.
+    let body = r#"{"name":"late"}"#;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut queued = None;
+    while queued.is_none() && Instant::now() < deadline {
+        let mut s = connect(admin);
+        write!(
+            s,
+            "POST /api/keys HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let health = raw_request(
+            admin,
+            format!(
+                "GET /api/system/health HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+            ),
+        );
+        if health.json()["writer"]["queue_depth"].as_u64() >= Some(1) {
+            queued = Some(s);
+        } else {
+            assert_eq!(read_response(&mut s).unwrap().status, 201);
+        }
+    }
+    let mut queued = queued.expect("no key creation was ever seen queued behind the deploy");
+    signal(&server.child, libc::SIGTERM);
+    let created = read_response(&mut queued).unwrap();
+    assert_eq!(created.status, 201, "{}", created.text());
+    assert!(created.json()["token"]
+        .as_str()
+        .unwrap()
+        .starts_with("fzt_"));
+    let deployed = read_response(&mut deploy).unwrap();
+    assert_eq!(deployed.status, 200, "{}", deployed.text());
+    let status = server.wait(Duration::from_secs(30)).expect("exits");
+    assert_eq!(status.code(), Some(0), "{}", server.stderr());
+}
