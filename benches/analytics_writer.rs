@@ -1,6 +1,6 @@
 //! The analytics writer path alone (DESIGN §1, §3): `EventStore::write_batch` against a raw
 //! `rusqlite` bulk insert of the same rows, bytes per stored event, and a year of generated
-//! events for the stats benchmark of `scripts/bench_analytics.sh`.
+//! events for the stats benchmark of `bench/bench_analytics.sh`.
 //!
 //! Usage (release build; `cargo bench` builds benches with the release profile):
 //!   ANALYTICS_BENCH=1 cargo bench --bench analytics_writer                    (= compare)
@@ -17,7 +17,7 @@
 //! Modes:
 //! - `compare`: ANALYTICS_BENCH_EVENTS (default 200,000) realistic events over
 //!   ANALYTICS_BENCH_SPAN_SECS seconds (default 60, printed as `span_secs`), the
-//!   generator of `tests/analytics_store.rs`'s bytes test (3 sites, 200 paths, 50 referrers,
+//!   generator of `tests/integration/analytics_store.rs`'s bytes test (3 sites, 200 paths, 50 referrers,
 //!   5 types, some tags and `q` objects, ~20 events per visitor and day), built before the
 //!   clock starts.
 //!
@@ -55,7 +55,7 @@
 //!   longer than the budget it writes fewer (reported as `reduced=1`), and it stops at 1.5x
 //!   the budget whatever happens (`stopped_early=1`).
 //! - `fill-rollups DATA_DIR`: the roll-up tables alone, as a year of ~10 million events leaves
-//!   them (the shape of `tests/analytics_store.rs`'s ignored year benchmark: 3 sites, ~380
+//!   them (the shape of `tests/integration/analytics_store.rs`'s ignored year benchmark: 3 sites, ~380
 //!   events per site and hour; 150 paths, 40 referrers, 5 types, 10 tags, 5 slugs an hour;
 //!   200/50/5/20/10 a day and month), for the 8,760 hours that end now, inserted with SQL, no
 //!   raw events. Months are calendar months here.
@@ -200,7 +200,7 @@ impl Rng {
     }
 }
 
-/// The events of `tests/analytics_store.rs`'s bytes test: `n` events spread evenly over
+/// The events of `tests/integration/analytics_store.rs`'s bytes test: `n` events spread evenly over
 /// `[start, start + span)` in time order, ~20 events per visitor and day.
 struct Traffic {
     rng: Rng,

@@ -1,4 +1,4 @@
-//! tiny_http baseline for `scripts/bench.sh` (DESIGN D1): serves one fixed body on every request so the
+//! tiny_http baseline for `bench/bench.sh` (DESIGN D1): serves one fixed body on every request so the
 //! benchmark can compare fazt's landing page against the simplest thread-pool Rust server.
 //!
 //! Usage: `tiny_http_baseline PORT BODY_FILE [THREADS]`
@@ -29,7 +29,7 @@ const DEFAULT_THREADS: usize = 4;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // No arguments, or only libtest-style flags (`--bench`, `--nocapture`...): we are being run by
-    // cargo as a bench/test target, not by scripts/bench.sh.
+    // cargo as a bench/test target, not by bench/bench.sh.
     if args.is_empty() || args[0].starts_with('-') {
         println!("{USAGE}");
         return;

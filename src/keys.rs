@@ -9,6 +9,7 @@
 
 use crate::db::writer::WriterHandle;
 use crate::db::Context;
+use crate::http::{Request, Response};
 use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -215,8 +216,8 @@ pub fn create(
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut random))
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    let id = hex(&random[..4]);
-    let token = format!("fzt_{id}_{}", hex(&random[4..]));
+    let id = crate::platform::units::hex(&random[..4]);
+    let token = format!("fzt_{id}_{}", crate::platform::units::hex(&random[4..]));
     let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     let now = crate::platform::clock::unix_now();
     conn.execute(
@@ -248,19 +249,41 @@ pub fn touch_last_used(writer: &WriterHandle, id: &str, now: i64) -> bool {
     submitted.is_ok()
 }
 
+/// The API key of `Authorization: Bearer <token>`, or the 401 (or 500) to answer. Uses
+/// the calling thread's read connection, so core threads can check keys too.
+pub fn authenticate_request(request: &Request) -> Result<ApiKey, Response> {
+    let token = request
+        .header_str("authorization")
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let Some(token) = token else {
+        return Err(
+            Response::error(401, "missing API key: send 'Authorization: Bearer <key>'")
+                .header("WWW-Authenticate", "Bearer"),
+        );
+    };
+    match crate::db::reader::with_reader(|conn| authenticate(conn, token)) {
+        Ok(Some(key)) => Ok(key),
+        Ok(None) => {
+            Err(Response::error(401, "invalid or revoked API key")
+                .header("WWW-Authenticate", "Bearer"))
+        }
+        Err(e) => {
+            log::error!("checking the API key: {e}");
+            Err(Response::error(
+                500,
+                "checking the API key failed; see the server log",
+            ))
+        }
+    }
+}
+
 /// Removes a key; false when no key has that id.
 pub fn revoke(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
     Ok(conn.execute("DELETE FROM api_keys WHERE id = ?1", params![id])? > 0)
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize] as char);
-        out.push(DIGITS[(b & 15) as usize] as char);
-    }
-    out
 }
 
 /// Validates a key name given by a person: printable, ≤ 64 chars.

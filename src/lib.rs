@@ -1,6 +1,8 @@
 //! fazt: a single-binary personal cloud for small hosts. The layers, bottom to top, are
 //! described in ARCHITECTURE.md.
 
+#![deny(unsafe_code)]
+
 pub mod admin;
 pub mod analytics;
 pub mod cli;

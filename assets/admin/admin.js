@@ -38,7 +38,7 @@ async function refresh() {
   fill($("health"), [
     ["version", h.version], ["uptime", h.uptime_seconds + " s"],
     ["connections open", c.connections_open], ["requests 2xx / 4xx / 5xx", `${c.requests["2xx"]} / ${c.requests["4xx"]} / ${c.requests["5xx"]}`],
-    ["shed (503)", c.shed_requests], ["resident memory", fmtBytes(c.resident_memory_bytes)],
+    ["shed (503)", c.shed_requests], ["resident memory", fmtBytes(h.process.resident_memory_bytes)],
   ]);
   fill($("limits"), [
     ["core threads", l.core_threads], ["memory limit", fmtBytes(l.memory_limit_bytes)],

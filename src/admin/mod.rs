@@ -2,19 +2,38 @@
 //! public) and the JSON API (every route needs `Authorization: Bearer <key>`). Reads use
 //! this thread's read connection; every write is a job for the writer thread.
 //!
+//! Invariant (DESIGN §1): this thread never waits on the writer. A write route hands its
+//! job over with [`write_then`] and returns; the answer is built when the job has run and
+//! goes to the connection's owning thread through its mailbox ([`Reply`]). A full writer
+//! queue is a 503 at once. Tick work (salt rotation, retention) likewise starts a job and
+//! collects its result on a later tick. So readiness and reads answer during a large
+//! deploy, a GC or a vacuum.
+//!
 //! Authorisation: the site routes (`/api/sites...`, see `sites`) check that the
 //! key's scopes cover the site; every other route needs the `owner` scope.
 
+mod metrics;
 pub mod sites;
 
+use crate::analytics::api::Routed;
+use crate::analytics::event::SaltBook;
+use crate::analytics::retention::AutoRetention;
+use crate::db::writer::WriterHandle;
 use crate::db::DbError;
-
-use crate::http::{Body, Method, Request, Response};
-use crate::keys::{self, validate_name, ApiKey, Scopes};
+use crate::hosting::sites::SiteServer;
+use crate::http::cap::ConnCap;
+use crate::http::error::Concealed;
+use crate::http::{error_response, Body, Method, Request, Response};
+use crate::keys::{self, authenticate_request, validate_name, ApiKey, Scopes};
+use crate::platform::disk::DiskGuard;
 use crate::platform::metrics::METRICS;
-use crate::server::App;
+use crate::platform::probe::Report;
+use crossbeam_channel::{Receiver, TryRecvError};
+use rusqlite::Connection;
 use serde_json::json;
 use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,48 +48,89 @@ const LAST_USED_INTERVAL: Duration = Duration::from_secs(60);
 /// this only bounds the map against many keys used once).
 const LAST_USED_MAP_SWEEP: usize = 256;
 
+/// Sends the answer of a request whose response comes later (after a writer job) to the
+/// thread that owns its connection. Runs on the writer thread: it only sends a mail.
+pub type Reply = Box<dyn FnOnce(Response) + Send>;
+
+/// What the admin API needs from the rest of the server, built by `server` at start.
+pub struct AdminContext {
+    pub started: Instant,
+    /// Set when shutdown begins: readiness then reports "draining".
+    pub draining: Arc<AtomicBool>,
+    /// The public listener's connection cap (open/max, for readiness).
+    pub public_cap: Arc<ConnCap>,
+    pub sites: Arc<SiteServer>,
+    pub writer: WriterHandle,
+    pub disk: DiskGuard,
+    /// The visitor salts the ingest path hashes with; rotated at midnight UTC.
+    pub salts: Arc<SaltBook>,
+    pub probe: Report,
+    /// Automatic retention of raw events (`FAZT_RETENTION`), if configured.
+    pub retention: Option<Duration>,
+    /// Deployments kept per site when a site delete prunes old ones.
+    pub keep_deployments: usize,
+    /// The public domain and port, for site URLs.
+    pub domain: String,
+    pub port: u16,
+}
+
+impl AdminContext {
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// The public URL of `site`.
+    pub fn site_url(&self, site: &str) -> String {
+        crate::hosting::sites::site_url(&self.domain, self.port, site)
+    }
+}
+
+/// Where a visitor salt the writer loads or creates arrives.
+type SaltArrival = Receiver<Result<[u8; 32], DbError>>;
+
 pub struct AdminApi {
-    app: Arc<App>,
-    retention: Option<crate::analytics::retention::AutoRetention>,
+    ctx: AdminContext,
+    retention: Option<AutoRetention>,
     /// `PRAGMA data_version` when the site table was last loaded.
     seen_data_version: Option<i64>,
     /// Key id → when its `last_used_at` was last sent to the writer.
     last_used_sent: HashMap<String, Instant>,
+    /// The day whose salt the writer is loading or creating, and where it arrives.
+    salt_pending: Option<(i64, SaltArrival)>,
 }
 
 impl AdminApi {
-    pub fn new(app: Arc<App>) -> AdminApi {
-        let retention = app
-            .config
-            .retention
-            .map(crate::analytics::retention::AutoRetention::new);
+    pub fn new(ctx: AdminContext) -> AdminApi {
+        let retention = ctx.retention.map(AutoRetention::new);
         AdminApi {
-            app,
+            ctx,
             retention,
             seen_data_version: None,
             last_used_sent: HashMap::new(),
+            salt_pending: None,
         }
     }
 
-    pub fn handle(&mut self, request: &Request) -> Response {
+    /// Answers `request`: `Some` now, or `None` when a writer job was started and its
+    /// answer will go through `reply` (never both). Never waits for the writer.
+    pub fn handle(&mut self, request: &Request, reply: Reply) -> Option<Response> {
         METRICS.admin_requests.inc();
         let path = request.path();
         if path == "/health" {
-            return crate::server::liveness();
+            return Some(crate::http::liveness());
         }
         if !path.starts_with("/api/") && path != "/metrics" {
-            return self
-                .app
-                .sites
-                .serve_admin_asset(request)
-                .unwrap_or_else(|| Response::error(404, &format!("no admin page {path}")));
+            let page = self.ctx.sites.serve_admin_asset(request);
+            return Some(
+                page.unwrap_or_else(|| Response::error(404, &format!("no admin page {path}"))),
+            );
         }
-        match authenticate(request) {
+        match authenticate_request(request) {
             Ok(key) => {
                 self.note_key_used(&key);
-                self.route(request, &key)
+                self.route(request, &key, reply)
             }
-            Err(response) => response,
+            Err(response) => Some(response),
         }
     }
 
@@ -90,7 +150,7 @@ impl AdminApi {
                 .retain(|_, sent| now.duration_since(*sent) < LAST_USED_INTERVAL);
         }
         if keys::touch_last_used(
-            &self.app.writer,
+            &self.ctx.writer,
             &key.id,
             crate::platform::clock::unix_now(),
         ) {
@@ -98,69 +158,106 @@ impl AdminApi {
         }
     }
 
-    fn route(&mut self, request: &Request, key: &ApiKey) -> Response {
+    fn route(&mut self, request: &Request, key: &ApiKey, reply: Reply) -> Option<Response> {
         let path = request.path();
         if sites::is_sites_path(path) {
-            return sites::handle(&self.app, key, request);
+            return sites::handle(&self.ctx, key, request, reply);
         }
         if !key.is_owner() {
-            return Response::error(
+            return Some(Response::error(
                 403,
                 &format!(
                     "this API key's scope ({}) does not allow {} {path}: it needs the owner scope",
                     key.scope,
                     request.method_text()
                 ),
-            );
+            ));
         }
-        match (request.method, path) {
+        let response = match (request.method, path) {
             (Method::Get | Method::Head, "/api/system/health") => self.health(),
             (Method::Get | Method::Head, "/metrics") => Response::new(200).body(
                 "text/plain; version=0.0.4; charset=utf-8",
                 Body::Owned(self.prometheus().into_bytes()),
             ),
-            (Method::Post, "/api/system/vacuum") => self.vacuum(),
+            (Method::Post, "/api/system/vacuum") => return self.vacuum(reply),
             (Method::Get | Method::Head, "/api/keys") => self.list_keys(),
-            (Method::Post, "/api/keys") => self.create_key(request),
+            (Method::Post, "/api/keys") => return self.create_key(request, reply),
             (Method::Delete, _) if path.starts_with("/api/keys/") => {
-                self.revoke_key(&path["/api/keys/".len()..])
+                return self.revoke_key(&path["/api/keys/".len()..], reply)
             }
             (_, "/api/system/health" | "/metrics" | "/api/keys" | "/api/system/vacuum") => {
                 method_not_allowed(path)
             }
             _ if path.starts_with("/api/keys/") => method_not_allowed(path),
-            _ => match crate::analytics::api::route(request, &self.app.writer) {
-                Some(Ok(response)) => response,
-                Some(Err(e)) => analytics_error(e),
-                None => {
-                    let method = request.method_text();
-                    Response::error(404, &format!("no admin route {method} {path}"))
-                }
-            },
+            _ => return self.route_analytics(request, reply),
+        };
+        Some(response)
+    }
+
+    fn route_analytics(&self, request: &Request, reply: Reply) -> Option<Response> {
+        match crate::analytics::api::route(request) {
+            Some(Routed::Now(Ok(response))) => Some(response),
+            Some(Routed::Now(Err(e))) => Some(error_response(&e)),
+            Some(Routed::Write(change)) => {
+                // A refusal that is not a database failure (say, an unknown slug) is the
+                // job's result, not a failed write.
+                let job = move |conn: &mut Connection| match change(conn) {
+                    Err(crate::analytics::api::ApiError::Db(e)) => Err(e),
+                    other => Ok(other),
+                };
+                let answer = |result: Result<_, DbError>| match result {
+                    Ok(Ok(body)) => Response::json(200, &body),
+                    Ok(Err(e)) => error_response(&e),
+                    Err(e) => error_response(&e),
+                };
+                write_then(&self.ctx.writer, reply, job, answer)
+            }
+            None => {
+                let (method, path) = (request.method_text(), request.path());
+                Some(Response::error(
+                    404,
+                    &format!("no admin route {method} {path}"),
+                ))
+            }
         }
     }
 
-    /// One step of automatic retention, when configured.
+    /// One step of automatic retention, when configured; never waits for the writer.
     pub fn run_retention(&mut self) {
         if let Some(retention) = &mut self.retention {
-            retention.tick(&self.app.writer);
+            retention.tick(&self.ctx.writer);
         }
     }
 
     /// At midnight UTC, starts the new day's visitor salt (stored, so a restart keeps
-    /// it) and deletes salts older than yesterday's.
-    pub fn rotate_salt_if_new_day(&self) {
+    /// it) and deletes salts older than yesterday's. The writer does it; a later tick
+    /// puts the salt in use once it has arrived.
+    pub fn rotate_salt_if_new_day(&mut self) {
+        if let Some((day, rx)) = &self.salt_pending {
+            let arrived = match rx.try_recv() {
+                Err(TryRecvError::Empty) => return,
+                Err(TryRecvError::Disconnected) => Err(DbError::WriterStopped),
+                Ok(result) => result,
+            };
+            match arrived {
+                Ok(salt) => self.ctx.salts.set(*day, salt),
+                Err(e) => log::error!("starting today's visitor salt: {e}"),
+            }
+            self.salt_pending = None;
+        }
         let today = crate::analytics::event::day_of(crate::platform::clock::unix_now());
-        if self.app.ingest.salts.day() == Some(today) {
+        if self.ctx.salts.day() == Some(today) {
             return;
         }
-        let rotated = self.app.writer.call(move |conn| {
+        let started = self.ctx.writer.try_submit(move |conn| {
             let salt = crate::analytics::store::load_or_create_salt(conn, today)?;
             crate::analytics::store::delete_old_salts(conn, today)?;
             Ok(salt)
         });
-        match rotated {
-            Ok(salt) => self.app.ingest.salts.set(today, salt),
+        match started {
+            Ok(rx) => self.salt_pending = Some((today, rx)),
+            // The next tick tries again.
+            Err(DbError::QueueFull) => {}
             Err(e) => log::error!("starting today's visitor salt: {e}"),
         }
     }
@@ -178,24 +275,24 @@ impl AdminApi {
         if self.seen_data_version == Some(version) {
             return;
         }
-        match crate::db::reader::with_reader(|conn| self.app.sites.reload(conn)) {
+        match crate::db::reader::with_reader(|conn| self.ctx.sites.reload(conn)) {
             Ok(()) => self.seen_data_version = Some(version),
             Err(e) => log::error!("reloading sites: {e}"),
         }
     }
 
     fn health(&self) -> Response {
-        let draining = self.app.is_draining();
-        let threshold = self.app.disk.threshold_percent();
+        let draining = self.ctx.is_draining();
+        let threshold = self.ctx.disk.threshold_percent();
         let full_disks: Vec<_> = self
-            .app
+            .ctx
             .disk
             .usage()
             .into_iter()
             .filter(|(_, used, _)| *used >= threshold)
             .collect();
-        let open = self.app.public_cap.open();
-        let near_cap = open * 10 >= self.app.public_cap.max() * 9;
+        let open = self.ctx.public_cap.open();
+        let near_cap = open * 10 >= self.ctx.public_cap.max() * 9;
         let mut reasons = Vec::new();
         if draining {
             reasons.push("shutting down".to_string());
@@ -209,7 +306,7 @@ impl AdminApi {
         if near_cap {
             reasons.push(format!(
                 "{open} of {} connections in use",
-                self.app.public_cap.max()
+                self.ctx.public_cap.max()
             ));
         }
         let status = match (draining, reasons.is_empty()) {
@@ -217,47 +314,31 @@ impl AdminApi {
             (false, false) => "degraded",
             (false, true) => "ok",
         };
-        let body = json!({
-            "status": status,
-            "reasons": reasons,
-            "version": env!("CARGO_PKG_VERSION"),
-            "uptime_seconds": self.app.started.elapsed().as_secs(),
-            "limits": self.app.config.probe.limits_json(),
-            "counters": METRICS.to_json(),
-            "cache": self.app.sites.cache.stats().to_json(),
-            "writer": crate::db::writer::WRITER_STATS.to_json(),
-            "events": crate::db::writer::EVENT_STATS.to_json(),
-            "disk": self.app.disk.to_json(),
-            "deploys": crate::deploy::service::DEPLOY_STATS.to_json(),
-        });
+        let mut body = metrics::registry(&self.ctx.sites.cache, &self.ctx.disk).to_json();
+        body["status"] = json!(status);
+        body["reasons"] = json!(reasons);
+        body["uptime_seconds"] = json!(self.ctx.started.elapsed().as_secs());
+        body["limits"] = self.ctx.probe.limits_json();
         // Readiness: an open breaker (disk full) or draining takes this instance out.
         let ready = !draining && full_disks.is_empty();
         Response::json(if ready { 200 } else { 503 }, &body)
     }
 
     fn prometheus(&self) -> String {
-        let mut out = METRICS.render_prometheus();
-        self.app.sites.cache.stats().render_prometheus(&mut out);
-        crate::db::writer::WRITER_STATS.render_prometheus(&mut out);
-        crate::db::writer::EVENT_STATS.render_prometheus(&mut out);
-        self.app.disk.render_prometheus(&mut out);
-        crate::deploy::service::DEPLOY_STATS.render_prometheus(&mut out);
-        out
+        metrics::registry(&self.ctx.sites.cache, &self.ctx.disk).render_prometheus()
     }
 
     /// Returns free pages to the filesystem (the schema uses incremental auto-vacuum).
-    fn vacuum(&self) -> Response {
-        if let Err(e) = self.app.disk.check() {
-            return db_error(e);
+    fn vacuum(&self, reply: Reply) -> Option<Response> {
+        if let Err(e) = self.ctx.disk.check() {
+            return Some(error_response(&e));
         }
-        let result = self
-            .app
-            .writer
-            .call(|conn| crate::db::incremental_vacuum(conn, None));
-        match result {
+        let job = |conn: &mut Connection| crate::db::incremental_vacuum(conn, None);
+        let answer = |result: Result<u64, DbError>| match result {
             Ok(freed) => Response::json(200, &json!({ "freed_bytes": freed })),
-            Err(e) => db_error(e),
-        }
+            Err(e) => error_response(&e),
+        };
+        write_then(&self.ctx.writer, reply, job, answer)
     }
 
     fn list_keys(&self) -> Response {
@@ -266,97 +347,81 @@ impl AdminApi {
                 200,
                 &json!({ "keys": keys.iter().map(|k| k.to_json()).collect::<Vec<_>>() }),
             ),
-            Err(e) => sqlite_error("listing API keys", e),
+            Err(e) => error_response(&Concealed::new("listing API keys", e)),
         }
     }
 
-    fn create_key(&self, request: &Request) -> Response {
-        let parsed: serde_json::Value = match serde_json::from_slice(&request.body) {
-            Ok(v) => v,
-            Err(e) => return Response::error(400, &format!("body is not valid JSON: {e}")),
+    fn create_key(&self, request: &Request, reply: Reply) -> Option<Response> {
+        let (name, scopes) = match key_request(&request.body) {
+            Ok(parsed) => parsed,
+            Err(message) => return Some(Response::error(400, &message)),
         };
-        let Some(name) = parsed.get("name").and_then(|n| n.as_str()) else {
-            return Response::error(400, "field 'name' (a string) is required");
-        };
-        if let Err(e) = validate_name(name) {
-            return Response::error(400, &e);
-        }
-        let scopes =
-            match parsed.get("scope") {
-                None | Some(serde_json::Value::Null) => Scopes::owner(),
-                Some(serde_json::Value::String(text)) => match Scopes::parse(text) {
-                    Ok(scopes) => scopes,
-                    Err(e) => return Response::error(400, &e),
-                },
-                Some(_) => return Response::error(
-                    400,
-                    "field 'scope' must be a string like \"owner\" or \"deploy:blog,deploy:shop\"",
-                ),
-            };
-        let name = name.to_string();
-        match self
-            .app
-            .writer
-            .call(move |conn| Ok(keys::create(conn, &name, &scopes)?))
-        {
+        let job = move |conn: &mut Connection| Ok(keys::create(conn, &name, &scopes)?);
+        let answer = |result: Result<(ApiKey, String), DbError>| match result {
             Ok((key, token)) => {
                 let mut body = key.to_json();
                 body["token"] = json!(token);
                 Response::json(201, &body)
             }
-            Err(e) => db_error(e),
-        }
+            Err(e) => error_response(&e),
+        };
+        write_then(&self.ctx.writer, reply, job, answer)
     }
 
-    fn revoke_key(&self, id: &str) -> Response {
-        let owned = id.to_string();
-        match self
-            .app
-            .writer
-            .call(move |conn| Ok(keys::revoke(conn, &owned)?))
-        {
+    fn revoke_key(&self, id: &str, reply: Reply) -> Option<Response> {
+        let id = id.to_string();
+        let owned = id.clone();
+        let job = move |conn: &mut Connection| Ok(keys::revoke(conn, &owned)?);
+        let answer = move |result: Result<bool, DbError>| match result {
             Ok(true) => Response::json(200, &json!({ "revoked": id })),
             Ok(false) => Response::error(404, &format!("no API key with id '{id}'")),
-            Err(e) => db_error(e),
-        }
+            Err(e) => error_response(&e),
+        };
+        write_then(&self.ctx.writer, reply, job, answer)
     }
 }
 
-/// The API key of `Authorization: Bearer <token>`, or the 401 (or 500) to answer. Uses
-/// the calling thread's read connection, so core threads can check keys too.
-pub fn authenticate(request: &Request) -> Result<keys::ApiKey, Response> {
-    let token = request
-        .header_str("authorization")
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim);
-    let Some(token) = token else {
-        return Err(
-            Response::error(401, "missing API key: send 'Authorization: Bearer <key>'")
-                .header("WWW-Authenticate", "Bearer"),
-        );
+/// The name and scopes of a `POST /api/keys` body, or the 400 message.
+fn key_request(body: &[u8]) -> Result<(String, Scopes), String> {
+    let parsed: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
+    let Some(name) = parsed.get("name").and_then(|n| n.as_str()) else {
+        return Err("field 'name' (a string) is required".to_string());
     };
-    match crate::db::reader::with_reader(|conn| keys::authenticate(conn, token)) {
-        Ok(Some(key)) => Ok(key),
-        Ok(None) => {
-            Err(Response::error(401, "invalid or revoked API key")
-                .header("WWW-Authenticate", "Bearer"))
+    validate_name(name)?;
+    let scopes = match parsed.get("scope") {
+        None | Some(serde_json::Value::Null) => Scopes::owner(),
+        Some(serde_json::Value::String(text)) => Scopes::parse(text)?,
+        Some(_) => {
+            return Err(
+                "field 'scope' must be a string like \"owner\" or \"deploy:blog,deploy:shop\""
+                    .to_string(),
+            )
         }
-        Err(e) => Err(sqlite_error("checking the API key", e)),
-    }
+    };
+    Ok((name.to_string(), scopes))
 }
 
-fn analytics_error(e: crate::analytics::api::ApiError) -> Response {
-    use crate::analytics::api::ApiError;
-    match e {
-        ApiError::BadParameter(message) => Response::error(400, &message),
-        ApiError::NotFound(message) => Response::error(404, &message),
-        ApiError::Method(allow) => {
-            Response::error(405, "method not allowed here").header("Allow", allow)
-        }
-        ApiError::Db(e) => db_error(e),
+/// Hands `job` to the writer without waiting: `None`, and when the job has run `answer`
+/// turns its result into the response that `reply` delivers; or, when the writer refuses
+/// the job (queue full, stopping), `Some` of the error response to send at once.
+pub(crate) fn write_then<T: Send + 'static>(
+    writer: &WriterHandle,
+    reply: Reply,
+    job: impl FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
+    answer: impl FnOnce(Result<T, DbError>) -> Response + Send + 'static,
+) -> Option<Response> {
+    let on_done = move |result: Result<T, DbError>| {
+        // A bug in building the answer must still answer the client.
+        let response = catch_unwind(AssertUnwindSafe(|| answer(result))).unwrap_or_else(|_| {
+            log::error!("building an admin answer panicked; answered 500");
+            Response::error(500, "internal error; see the server log")
+        });
+        reply(response);
+    };
+    match writer.submit_then(job, on_done) {
+        Ok(()) => None,
+        Err(e) => Some(error_response(&e)),
     }
 }
 
@@ -370,23 +435,5 @@ fn method_not_allowed(path: &str) -> Response {
     Response::error(405, &format!("method not allowed on {path}")).header("Allow", allow)
 }
 
-/// The one mapping of database errors to responses: status from the error, a log line
-/// for server-side failures, `Retry-After` when the writer queue is full.
-pub(crate) fn db_error(e: DbError) -> Response {
-    let status = e.status();
-    if status >= 500 && status != 503 && status != 507 {
-        log::error!("admin request failed: {e}");
-    }
-    let response = Response::error(status, &e.to_string());
-    if status == 503 {
-        METRICS.shed_requests.inc();
-        response.header("Retry-After", "1")
-    } else {
-        response
-    }
-}
-
-pub(crate) fn sqlite_error(what: &str, e: rusqlite::Error) -> Response {
-    log::error!("{what}: {e}");
-    Response::error(500, &format!("{what} failed; see the server log"))
-}
+#[cfg(test)]
+mod tests;

@@ -6,69 +6,65 @@
 //! Invariants:
 //! - every change is one writer job, each step one transaction (`store::rollback`,
 //!   `store::delete_site`, `store::prune_and_gc`), so a failure leaves the site as it was;
-//! - after a change the shared site table is reloaded before the response is sent, so the
-//!   next request to the site (on any thread) sees the new deployment, or, for a deleted
-//!   site, no site at all (the 404 chain); cache entries of deployments no longer current
-//!   are dropped at the same moment;
+//!   the admin thread never waits for it: the answer goes back through the mailbox of the
+//!   thread that owns the connection;
+//! - after a change the shared site table is reloaded (in the same writer job, from the
+//!   write connection) before the response is sent, so the next request to the site (on
+//!   any thread) sees the new deployment, or, for a deleted site, no site at all (the 404
+//!   chain); cache entries of deployments no longer current are dropped at the same moment;
 //! - deleting never checks the disk breaker: it is how an operator frees space.
 
-use crate::admin::{db_error, sqlite_error};
-use crate::hosting::store::{self, RollbackOutcome};
-use crate::http::{Method, Request, Response};
+use crate::admin::{write_then, AdminContext, Reply};
+use crate::db::DbError;
+use crate::hosting::sites::SiteServer;
+use crate::hosting::store::{self, GcReport, RollbackOutcome, SiteRemoval};
+use crate::http::error::Concealed;
+use crate::http::{error_response, Method, Request, Response};
 use crate::keys::ApiKey;
-use crate::server::config::Config;
-use crate::server::App;
+use rusqlite::Connection;
 use serde_json::json;
-
-/// The public URL of a site: `http://<name>.<domain>/`, `http://<domain>/` for `root`,
-/// with the public listener's port unless it is 80. Bare `localhost` is the admin host
-/// (the router's rule), so with the domain `localhost` root is `http://root.localhost/`.
-pub fn site_url(config: &Config, name: &str) -> String {
-    let port = match config.listen.port() {
-        80 => String::new(),
-        port => format!(":{port}"),
-    };
-    let domain = &config.domain;
-    if name == "root" && domain != "localhost" {
-        format!("http://{domain}{port}/")
-    } else {
-        format!("http://{name}.{domain}{port}/")
-    }
-}
+use std::sync::Arc;
 
 /// Whether `path` is one of this module's routes (`/api/sites`, `/api/sites/...`).
 pub fn is_sites_path(path: &str) -> bool {
     path == "/api/sites" || path.starts_with("/api/sites/")
 }
 
-/// Answers a request whose path [`is_sites_path`], for an authenticated `key`.
-pub fn handle(app: &App, key: &ApiKey, request: &Request) -> Response {
+/// Answers a request whose path [`is_sites_path`], for an authenticated `key`: `Some`
+/// now, or `None` when a change was handed to the writer and `reply` will answer.
+pub fn handle(
+    ctx: &AdminContext,
+    key: &ApiKey,
+    request: &Request,
+    reply: Reply,
+) -> Option<Response> {
     let path = request.path();
     let rest = path["/api/sites".len()..].trim_end_matches('/');
     let reading = matches!(request.method, Method::Get | Method::Head);
     if rest.is_empty() {
-        return match reading {
-            true => list_sites(app, key),
+        return Some(match reading {
+            true => list_sites(ctx, key),
             false => method_not_allowed(path, "GET, HEAD"),
-        };
+        });
     }
     let rest = &rest[1..];
     let (site, action) = rest.split_once('/').unwrap_or((rest, ""));
     if let Some(refused) = check_site(key, site) {
-        return refused;
+        return Some(refused);
     }
-    match (action, &request.method) {
-        ("", Method::Delete) => delete_site(app, site),
+    let response = match (action, &request.method) {
+        ("", Method::Delete) => return delete_site(ctx, site, reply),
         ("", _) => method_not_allowed(path, "DELETE"),
-        ("deployments", _) if reading => list_deployments(app, site),
+        ("deployments", _) if reading => list_deployments(ctx, site),
         ("deployments", _) => method_not_allowed(path, "GET, HEAD"),
-        ("rollback", Method::Post) => rollback(app, site, &request.body),
+        ("rollback", Method::Post) => return rollback(ctx, site, &request.body, reply),
         ("rollback", _) => method_not_allowed(path, "POST"),
         _ => Response::error(
             404,
             &format!("no admin route {} {path}", request.method_text()),
         ),
-    }
+    };
+    Some(response)
 }
 
 /// A refusal when `site` is not a site name or the key's scopes do not cover it. Scope is
@@ -91,10 +87,10 @@ fn check_site(key: &ApiKey, site: &str) -> Option<Response> {
     None
 }
 
-fn list_sites(app: &App, key: &ApiKey) -> Response {
+fn list_sites(ctx: &AdminContext, key: &ApiKey) -> Response {
     let sites = match crate::db::reader::with_reader(store::list_sites) {
         Ok(sites) => sites,
-        Err(e) => return sqlite_error("listing sites", e),
+        Err(e) => return error_response(&Concealed::new("listing sites", e)),
     };
     let sites: Vec<_> = sites
         .into_iter()
@@ -106,18 +102,18 @@ fn list_sites(app: &App, key: &ApiKey) -> Response {
                 "files": site.file_count,
                 "bytes": site.total_bytes,
                 "updated_at": site.updated_at,
-                "url": site_url(&app.config, &site.name),
+                "url": ctx.site_url(&site.name),
             })
         })
         .collect();
     Response::json(200, &json!({ "sites": sites }))
 }
 
-fn list_deployments(app: &App, site: &str) -> Response {
+fn list_deployments(ctx: &AdminContext, site: &str) -> Response {
     let listed = match crate::db::reader::with_reader(|conn| store::list_deployments(conn, site)) {
         Ok(Some(listed)) => listed,
         Ok(None) => return unknown_site(site),
-        Err(e) => return sqlite_error("listing deployments", e),
+        Err(e) => return error_response(&Concealed::new("listing deployments", e)),
     };
     let (current, deployments) = listed;
     let deployments: Vec<_> = deployments
@@ -140,7 +136,7 @@ fn list_deployments(app: &App, site: &str) -> Response {
             "site": site,
             "current": current,
             "deployments": deployments,
-            "url": site_url(&app.config, site),
+            "url": ctx.site_url(site),
         }),
     )
 }
@@ -165,21 +161,31 @@ fn rollback_target(body: &[u8]) -> Result<Option<i64>, String> {
     }
 }
 
-fn rollback(app: &App, site: &str, body: &[u8]) -> Response {
+fn rollback(ctx: &AdminContext, site: &str, body: &[u8], reply: Reply) -> Option<Response> {
     let to = match rollback_target(body) {
         Ok(to) => to,
-        Err(e) => return Response::error(400, &e),
+        Err(e) => return Some(Response::error(400, &e)),
     };
     let owned = site.to_string();
-    let outcome = app
-        .writer
-        .call(move |conn| Ok(store::rollback(conn, &owned, to)?));
+    let sites = Arc::clone(&ctx.sites);
+    let job = move |conn: &mut Connection| {
+        let outcome = store::rollback(conn, &owned, to)?;
+        if matches!(outcome, RollbackOutcome::Done { .. }) {
+            reload_sites(&sites, conn, &[]);
+        }
+        Ok(outcome)
+    };
+    let (site, url) = (site.to_string(), ctx.site_url(site));
+    let answer = move |outcome: Result<RollbackOutcome, DbError>| rolled_back(&site, &url, outcome);
+    write_then(&ctx.writer, reply, job, answer)
+}
+
+fn rolled_back(site: &str, url: &str, outcome: Result<RollbackOutcome, DbError>) -> Response {
     match outcome {
         Ok(RollbackOutcome::Done {
             deployment,
             previous,
         }) => {
-            reload_sites(app, &[]);
             log::info!("site {site} rolled back to deployment {deployment} (was {previous:?})");
             Response::json(
                 200,
@@ -187,7 +193,7 @@ fn rollback(app: &App, site: &str, body: &[u8]) -> Response {
                     "site": site,
                     "deployment": deployment,
                     "previous": previous,
-                    "url": site_url(&app.config, site),
+                    "url": url,
                 }),
             )
         }
@@ -206,62 +212,71 @@ fn rollback(app: &App, site: &str, body: &[u8]) -> Response {
             409,
             &format!("deployment {id} is already the current one of site '{site}'"),
         ),
-        Err(e) => db_error(e),
+        Err(e) => error_response(&e),
     }
 }
 
-fn delete_site(app: &App, site: &str) -> Response {
+fn delete_site(ctx: &AdminContext, site: &str, reply: Reply) -> Option<Response> {
     if store::is_system_site(site) {
-        return Response::error(
+        return Some(Response::error(
             403,
             &format!("'{site}' is a system site and can't be deleted; deploy over it instead"),
-        );
+        ));
     }
     let owned = site.to_string();
-    let keep = app.config.keep_deployments;
-    let outcome = app.writer.call(move |conn| {
+    let keep = ctx.keep_deployments;
+    let sites = Arc::clone(&ctx.sites);
+    let job = move |conn: &mut Connection| {
         let Some(removal) = store::delete_site(conn, &owned)? else {
             return Ok(None);
         };
         // Old deployments of other sites may be waiting for a collection too.
         let pruned = store::prune_and_gc(conn, keep, &[])?;
+        reload_sites(&sites, conn, &removal.deployments);
         Ok(Some((removal, pruned)))
-    });
+    };
+    let site = site.to_string();
+    let answer =
+        move |outcome: Result<Option<(SiteRemoval, GcReport)>, DbError>| deleted(&site, outcome);
+    write_then(&ctx.writer, reply, job, answer)
+}
+
+fn deleted(site: &str, outcome: Result<Option<(SiteRemoval, GcReport)>, DbError>) -> Response {
     match outcome {
         Ok(Some((removal, pruned))) => {
-            reload_sites(app, &removal.deployments);
             let gc = removal.gc;
+            let deployments = gc.deployments_removed + pruned.deployments_removed;
+            let blobs = gc.blobs_removed + pruned.blobs_removed;
+            let bytes = gc.bytes_freed + pruned.bytes_freed;
             log::info!(
-                "site {site} deleted: {} deployment(s), {} blob(s), {} bytes freed",
-                gc.deployments_removed + pruned.deployments_removed,
-                gc.blobs_removed + pruned.blobs_removed,
-                gc.bytes_freed + pruned.bytes_freed
+                "site {site} deleted: {deployments} deployment(s), {blobs} blob(s), {bytes} bytes freed"
             );
             Response::json(
                 200,
                 &json!({
                     "deleted": site,
-                    "deployments_removed": gc.deployments_removed + pruned.deployments_removed,
-                    "blobs_removed": gc.blobs_removed + pruned.blobs_removed,
-                    "bytes_freed": gc.bytes_freed + pruned.bytes_freed,
+                    "deployments_removed": deployments,
+                    "blobs_removed": blobs,
+                    "bytes_freed": bytes,
                 }),
             )
         }
         Ok(None) => unknown_site(site),
-        Err(e) => db_error(e),
+        Err(e) => error_response(&e),
     }
 }
 
-/// Makes a committed change visible at once: reloads the site table (dropping the cache
-/// entries of deployments it no longer points at) and drops `also_dropped` from the
-/// cache (every deployment of a deleted site, not only its last current one).
-fn reload_sites(app: &App, also_dropped: &[i64]) {
-    if let Err(e) = crate::db::reader::with_reader(|conn| app.sites.reload(conn)) {
+/// Makes a committed change visible before its answer is sent: reloads the site table
+/// from the write connection (dropping the cache entries of deployments it no longer
+/// points at) and drops `also_dropped` from the cache (every deployment of a deleted
+/// site, not only its last current one).
+fn reload_sites(sites: &SiteServer, conn: &Connection, also_dropped: &[i64]) {
+    if let Err(e) = sites.reload(conn) {
         // The admin thread's next tick retries (the database's data_version moved).
         log::error!("reloading sites after a change: {e}");
     }
     for deployment in also_dropped {
-        app.sites.cache.invalidate_deployment(*deployment);
+        sites.cache.invalidate_deployment(*deployment);
     }
 }
 
@@ -276,22 +291,6 @@ fn method_not_allowed(path: &str, allow: &'static str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn config(listen: &str, domain: &str) -> Config {
-        crate::cli::settings::config_for_tests(&["--listen", listen, "--domain", domain])
-    }
-
-    #[test]
-    fn site_urls() {
-        let local = config("127.0.0.1:4698", "localhost");
-        assert_eq!(site_url(&local, "blog"), "http://blog.localhost:4698/");
-        // Bare `localhost` routes to the admin API, not to the root site.
-        assert_eq!(site_url(&local, "root"), "http://root.localhost:4698/");
-        assert_eq!(site_url(&local, "404"), "http://404.localhost:4698/");
-        let public = config("0.0.0.0:80", "example.com");
-        assert_eq!(site_url(&public, "blog"), "http://blog.example.com/");
-        assert_eq!(site_url(&public, "root"), "http://example.com/");
-    }
 
     #[test]
     fn rollback_bodies() {

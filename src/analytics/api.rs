@@ -1,14 +1,14 @@
 //! The analytics part of the admin API: stats, recent events, domains, tags, and the
 //! management of short links and webhooks. Reads use the admin thread's connection;
-//! changes go to the writer. Bad parameters are 400s naming the parameter.
+//! changes are returned as a [`Change`] for the caller to hand to the writer (the admin
+//! thread never waits for it). Bad parameters are 400s naming the parameter.
 
 use super::ingest::{split_tags, QueryParams};
 use super::manage;
 use super::stats::{self, Bucket, StatsQuery};
 use crate::db::reader::read_db;
-use crate::db::writer::WriterHandle;
 use crate::db::DbError;
-use crate::http::{Method, Request, Response};
+use crate::http::{Method, Request, Response, ResponseError};
 use serde_json::{json, Value};
 
 /// Default range of `/api/stats`: the last 7 days.
@@ -18,8 +18,19 @@ const MAX_TOP: usize = 100;
 const DEFAULT_EVENTS: usize = 100;
 const MAX_EVENTS: usize = 1000;
 
+/// A validated change to run on the write connection; its `Ok` is the response body.
+pub type Change = Box<dyn FnOnce(&rusqlite::Connection) -> Result<Value, ApiError> + Send>;
+
+/// What an analytics route decided.
+pub enum Routed {
+    /// Answered from the reader (or refused).
+    Now(Result<Response, ApiError>),
+    /// A write: run it on the writer, answer with [`Response::json`] 200 of its body.
+    Write(Change),
+}
+
 /// Answers the analytics routes; `None` when the path is not one of them.
-pub fn route(request: &Request, writer: &WriterHandle) -> Option<Result<Response, ApiError>> {
+pub fn route(request: &Request) -> Option<Routed> {
     let path = request.path();
     let params = QueryParams::parse(request.query());
     let reading = matches!(request.method, Method::Get | Method::Head);
@@ -29,27 +40,25 @@ pub fn route(request: &Request, writer: &WriterHandle) -> Option<Result<Response
         "/api/domains" if reading => read(stats::domains),
         "/api/tags" if reading => read(stats::tags),
         "/api/redirects" if reading => read(manage::list_redirects),
-        "/api/redirects" if request.method == Method::Post => put_redirect(request, writer),
+        "/api/redirects" if request.method == Method::Post => return Some(put_redirect(request)),
         "/api/webhooks" if reading => read(manage::list_webhooks),
-        "/api/webhooks" if request.method == Method::Post => put_webhook(request, writer),
+        "/api/webhooks" if request.method == Method::Post => return Some(put_webhook(request)),
         "/api/stats" | "/api/events" | "/api/domains" | "/api/tags" => {
             Err(ApiError::Method("GET, HEAD"))
         }
         "/api/redirects" | "/api/webhooks" => Err(ApiError::Method("GET, HEAD, POST")),
         _ => {
             if let Some(slug) = path.strip_prefix("/api/redirects/") {
-                delete(request, writer, "short link", slug, manage::delete_redirect)
-            } else if let Some(name) = path.strip_prefix("/api/webhooks/") {
-                delete(request, writer, "webhook", name, manage::delete_webhook)
-            } else {
-                return None;
+                return Some(delete(request, "short link", slug, manage::delete_redirect));
             }
+            let name = path.strip_prefix("/api/webhooks/")?;
+            return Some(delete(request, "webhook", name, manage::delete_webhook));
         }
     };
-    Some(result.map(|body| Response::json(200, &body)))
+    Some(Routed::Now(result.map(|body| Response::json(200, &body))))
 }
 
-/// Why an analytics request failed; mapped to a response by the admin module.
+/// Why an analytics request failed; answered through [`crate::http::error_response`].
 #[derive(Debug)]
 pub enum ApiError {
     BadParameter(String),
@@ -61,6 +70,48 @@ pub enum ApiError {
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> ApiError {
         ApiError::Db(e)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiError::BadParameter(m) | ApiError::NotFound(m) => f.write_str(m),
+            ApiError::Method(allow) => write!(f, "method not allowed here; use {allow}"),
+            ApiError::Db(e) => e.fmt(f),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status(&self) -> u16 {
+        match self {
+            ApiError::BadParameter(_) => 400,
+            ApiError::NotFound(_) => 404,
+            ApiError::Method(_) => 405,
+            ApiError::Db(e) => e.status(),
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::Db(e) => e.code(),
+            other => crate::http::error::status_code(other.status()),
+        }
+    }
+
+    fn retry_after_secs(&self) -> Option<u32> {
+        match self {
+            ApiError::Db(e) => e.retry_after_secs(),
+            _ => None,
+        }
+    }
+
+    fn allow(&self) -> Option<&'static str> {
+        match self {
+            ApiError::Method(allow) => Some(allow),
+            _ => None,
+        }
     }
 }
 
@@ -194,7 +245,16 @@ fn string_field(
     }
 }
 
-fn put_redirect(request: &Request, writer: &WriterHandle) -> Result<Value, ApiError> {
+/// A refusal found before any write.
+fn refused(e: ApiError) -> Routed {
+    Routed::Now(Err(e))
+}
+
+fn put_redirect(request: &Request) -> Routed {
+    validated_redirect(request).map_or_else(refused, Routed::Write)
+}
+
+fn validated_redirect(request: &Request) -> Result<Change, ApiError> {
     let body = json_body(request)?;
     let slug = string_field(&body, "slug")?
         .ok_or_else(|| ApiError::BadParameter("field 'slug' (a string) is required".into()))?;
@@ -203,12 +263,17 @@ fn put_redirect(request: &Request, writer: &WriterHandle) -> Result<Value, ApiEr
     manage::validate_name("slug", &slug).map_err(ApiError::BadParameter)?;
     manage::validate_url(&url).map_err(ApiError::BadParameter)?;
     let tags = split_tags(&string_field(&body, "tags")?.unwrap_or_default());
-    let (s, u, t) = (slug.clone(), url.clone(), tags.clone());
-    writer.call(move |conn| manage::put_redirect(conn, &s, &u, &t))?;
-    Ok(json!({ "slug": slug, "url": url, "tags": tags }))
+    Ok(Box::new(move |conn| {
+        manage::put_redirect(conn, &slug, &url, &tags)?;
+        Ok(json!({ "slug": slug, "url": url, "tags": tags }))
+    }))
 }
 
-fn put_webhook(request: &Request, writer: &WriterHandle) -> Result<Value, ApiError> {
+fn put_webhook(request: &Request) -> Routed {
+    validated_webhook(request).map_or_else(refused, Routed::Write)
+}
+
+fn validated_webhook(request: &Request) -> Result<Change, ApiError> {
     let body = json_body(request)?;
     let endpoint = string_field(&body, "endpoint")?
         .ok_or_else(|| ApiError::BadParameter("field 'endpoint' (a string) is required".into()))?;
@@ -228,27 +293,29 @@ fn put_webhook(request: &Request, writer: &WriterHandle) -> Result<Value, ApiErr
             ))
         }
     };
-    let (e, s) = (endpoint.clone(), secret.clone());
-    writer.call(move |conn| manage::put_webhook(conn, &e, s.as_deref(), active))?;
-    Ok(json!({ "endpoint": endpoint, "signed": secret.is_some(), "active": active }))
+    Ok(Box::new(move |conn| {
+        manage::put_webhook(conn, &endpoint, secret.as_deref(), active)?;
+        Ok(json!({ "endpoint": endpoint, "signed": secret.is_some(), "active": active }))
+    }))
 }
 
 fn delete(
     request: &Request,
-    writer: &WriterHandle,
     what: &'static str,
     name: &str,
     remove: fn(&rusqlite::Connection, &str) -> Result<bool, DbError>,
-) -> Result<Value, ApiError> {
+) -> Routed {
     if request.method != Method::Delete {
-        return Err(ApiError::Method("DELETE"));
+        return refused(ApiError::Method("DELETE"));
     }
-    let owned = name.to_string();
-    if writer.call(move |conn| remove(conn, &owned))? {
-        Ok(json!({ "deleted": name }))
-    } else {
-        Err(ApiError::NotFound(format!("no {what} '{name}'")))
-    }
+    let name = name.to_string();
+    Routed::Write(Box::new(move |conn| {
+        if remove(conn, &name)? {
+            Ok(json!({ "deleted": name }))
+        } else {
+            Err(ApiError::NotFound(format!("no {what} '{name}'")))
+        }
+    }))
 }
 
 #[cfg(test)]
@@ -263,5 +330,36 @@ mod tests {
         assert_eq!(parse_date("2026-13-01"), None);
         assert_eq!(parse_date("26-11-27"), None);
         assert_eq!(parse_date("yesterday"), None);
+    }
+
+    #[test]
+    fn errors_map_to_statuses_codes_and_headers() {
+        use crate::http::error_response;
+        let cases = [
+            (ApiError::BadParameter("p".into()), 400, "bad_request", None),
+            (ApiError::NotFound("n".into()), 404, "not_found", None),
+            (
+                ApiError::Method("GET, HEAD"),
+                405,
+                "method_not_allowed",
+                None,
+            ),
+            (
+                ApiError::Db(DbError::QueueFull),
+                503,
+                "writer_queue_full",
+                Some("1"),
+            ),
+        ];
+        for (error, status, code, retry) in cases {
+            let response = error_response(&error);
+            assert_eq!(response.status, status, "{error}");
+            let body: Value = serde_json::from_slice(response.body.as_bytes()).unwrap();
+            assert_eq!(body["error"]["code"], code, "{error}");
+            assert_eq!(body["error"]["message"], error.to_string());
+            assert_eq!(response.get_header("Retry-After"), retry, "{error}");
+            let allow = (status == 405).then_some("GET, HEAD");
+            assert_eq!(response.get_header("Allow"), allow, "{error}");
+        }
     }
 }

@@ -17,6 +17,9 @@ pub enum Source {
     Page = 5,
 }
 
+/// The queue request handlers record events on; the writer commits them in batches.
+pub type EventQueue = crate::db::events::EventQueue<Event>;
+
 /// One event, built by a handler and committed by the writer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {

@@ -3,9 +3,9 @@
 //! sites. Handlers run on core threads: they build an event and `try_record` it; they
 //! never wait on the database, and a full queue costs the event, never the response.
 
+use super::event::EventQueue;
 use super::event::{Event, SaltBook, Source, PAGEVIEW};
 use super::proxies::TrustedProxies;
-use crate::db::writer::EventQueue;
 use crate::http::{Body, Method, Request, Response};
 use crate::platform::clock::unix_now;
 use serde_json::Value;

@@ -4,7 +4,8 @@
 use super::event::Source;
 use super::ingest::{event_for, split_tags, Ingest, QueryParams};
 use crate::db::reader::with_reader;
-use crate::http::{Method, Request, Response};
+use crate::http::error::Concealed;
+use crate::http::{error_response, Method, Request, Response};
 use hmac::{Hmac, Mac};
 use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Value};
@@ -139,11 +140,7 @@ fn site_of(request: &Request) -> String {
 }
 
 fn lookup_failed(what: &str, e: rusqlite::Error) -> Response {
-    log::error!("looking up a {what}: {e}");
-    Response::error(
-        500,
-        &format!("the {what} could not be looked up; see the server log"),
-    )
+    error_response(&Concealed::new(format!("looking up the {what}"), e))
 }
 
 #[cfg(test)]
@@ -154,7 +151,7 @@ mod tests {
     fn signatures() {
         let mut mac = Hmac::<Sha256>::new_from_slice(b"s3cret").unwrap();
         mac.update(b"{\"a\":1}");
-        let good = crate::keys::hex(&mac.finalize().into_bytes());
+        let good = crate::platform::units::hex(&mac.finalize().into_bytes());
         assert!(signature_valid(b"s3cret", b"{\"a\":1}", &good));
         assert!(
             signature_valid(b"s3cret", b"{\"a\":1}", &good.to_uppercase()),

@@ -2,9 +2,10 @@
 //! short transaction, so serving and ingestion never wait long on the write lock; then
 //! returning the freed pages (incremental vacuum). Roll-ups are kept unless asked.
 
-use super::store::prune_batch;
+use super::store::{prune_batch, PruneProgress};
 use crate::db::writer::WriterHandle;
 use crate::db::{incremental_vacuum, DbError};
+use crossbeam_channel::{Receiver, TryRecvError};
 use rusqlite::Connection;
 use std::time::{Duration, Instant};
 
@@ -39,12 +40,20 @@ pub fn prune_now(
 }
 
 /// Automatic retention (`FAZT_RETENTION`): once an hour, raw events older than the
-/// retention are pruned, one batch per admin tick through the writer, so the admin
-/// thread never waits long.
+/// retention are pruned one batch per writer job, then the freed pages are returned. The
+/// admin thread drives it from its tick and never waits: a tick starts the next step or
+/// collects a finished one (`try_recv`), and does nothing while a step is running.
 pub struct AutoRetention {
     keep: Duration,
     next_run: Instant,
-    running: Option<PruneTotals>,
+    totals: PruneTotals,
+    step: Option<Step>,
+}
+
+/// The writer job in progress, and where its result arrives.
+enum Step {
+    Prune(Receiver<Result<PruneProgress, DbError>>),
+    Vacuum(Receiver<Result<u64, DbError>>),
 }
 
 const RUN_EVERY: Duration = Duration::from_secs(3600);
@@ -54,41 +63,134 @@ impl AutoRetention {
         AutoRetention {
             keep,
             next_run: Instant::now(),
-            running: None,
+            totals: PruneTotals::default(),
+            step: None,
         }
     }
 
     pub fn tick(&mut self, writer: &WriterHandle) {
-        if self.running.is_none() && Instant::now() < self.next_run {
-            return;
-        }
-        let cutoff = crate::platform::clock::unix_now() - self.keep.as_secs() as i64;
-        let step = writer.call(move |conn| prune_batch(conn, cutoff, false, PRUNE_BATCH_ROWS));
-        let mut totals = self.running.take().unwrap_or_default();
-        match step {
-            Ok(progress) if !progress.done => {
-                totals.events_deleted += progress.events_deleted;
-                self.running = Some(totals);
-            }
-            Ok(progress) => {
-                totals.events_deleted += progress.events_deleted;
-                totals.bytes_reclaimed = writer
-                    .call(|conn| incremental_vacuum(conn, None))
-                    .unwrap_or(0);
-                if totals.events_deleted > 0 {
-                    log::info!(
-                        "retention: deleted {} events older than {:?}, reclaimed {} bytes",
-                        totals.events_deleted,
-                        self.keep,
-                        totals.bytes_reclaimed
-                    );
+        match self.step.take() {
+            None if Instant::now() >= self.next_run => self.prune_next(writer),
+            None => {}
+            Some(Step::Prune(rx)) => match rx.try_recv() {
+                Err(TryRecvError::Empty) => self.step = Some(Step::Prune(rx)),
+                Err(TryRecvError::Disconnected) => self.failed(DbError::WriterStopped),
+                Ok(Err(e)) => self.failed(e),
+                Ok(Ok(progress)) => {
+                    self.totals.events_deleted += progress.events_deleted;
+                    if progress.done {
+                        self.vacuum(writer);
+                    } else {
+                        self.prune_next(writer);
+                    }
                 }
-                self.next_run = Instant::now() + RUN_EVERY;
-            }
-            Err(e) => {
-                log::error!("retention: pruning failed, will retry in an hour: {e}");
-                self.next_run = Instant::now() + RUN_EVERY;
-            }
+            },
+            Some(Step::Vacuum(rx)) => match rx.try_recv() {
+                Err(TryRecvError::Empty) => self.step = Some(Step::Vacuum(rx)),
+                Err(TryRecvError::Disconnected) => self.finish(0),
+                Ok(freed) => self.finish(freed.unwrap_or(0)),
+            },
         }
+    }
+
+    fn prune_next(&mut self, writer: &WriterHandle) {
+        let cutoff = crate::platform::clock::unix_now() - self.keep.as_secs() as i64;
+        match writer.try_submit(move |conn| prune_batch(conn, cutoff, false, PRUNE_BATCH_ROWS)) {
+            Ok(rx) => self.step = Some(Step::Prune(rx)),
+            // A busy writer: try again at the next tick.
+            Err(DbError::QueueFull) => {}
+            Err(e) => self.failed(e),
+        }
+    }
+
+    fn vacuum(&mut self, writer: &WriterHandle) {
+        match writer.try_submit(|conn| incremental_vacuum(conn, None)) {
+            Ok(rx) => self.step = Some(Step::Vacuum(rx)),
+            Err(_) => self.finish(0),
+        }
+    }
+
+    fn failed(&mut self, e: DbError) {
+        log::error!("retention: pruning failed, will retry in an hour: {e}");
+        self.totals = PruneTotals::default();
+        self.next_run = Instant::now() + RUN_EVERY;
+    }
+
+    fn finish(&mut self, bytes_reclaimed: u64) {
+        let totals = std::mem::take(&mut self.totals);
+        if totals.events_deleted > 0 {
+            log::info!(
+                "retention: deleted {} events older than {:?}, reclaimed {bytes_reclaimed} bytes",
+                totals.events_deleted,
+                self.keep,
+            );
+        }
+        self.next_run = Instant::now() + RUN_EVERY;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count_events(writer: &WriterHandle) -> i64 {
+        writer
+            .call(|conn| Ok(conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?))
+            .unwrap()
+    }
+
+    /// The admin thread's tick never waits: with the writer held, a tick returns at once;
+    /// later ticks collect each batch and start the next until the old events are gone.
+    #[test]
+    fn ticks_never_wait_and_prune_in_batches_through_the_writer() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::db::migrate::run(&mut conn).unwrap();
+        let (writer, thread) = crate::db::writer::spawn(conn, 4).unwrap();
+        let old_events = 2 * PRUNE_BATCH_ROWS + 7;
+        writer
+            .call(move |conn| {
+                let tx = conn.transaction()?;
+                for _ in 0..old_events {
+                    tx.execute(
+                        "INSERT INTO events (ts, domain, type, visitor, source) \
+                         VALUES (1000, 1, 1, 0, 1)",
+                        [],
+                    )?;
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .unwrap();
+        let (running_tx, running_rx) = crossbeam_channel::bounded(1);
+        writer
+            .try_submit(move |_| {
+                let _ = running_tx.send(());
+                std::thread::sleep(Duration::from_secs(2));
+                Ok(())
+            })
+            .unwrap();
+        running_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+
+        let mut retention = AutoRetention::new(Duration::from_secs(86_400));
+        let started = Instant::now();
+        retention.tick(&writer);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "the tick waited"
+        );
+        assert!(retention.step.is_some(), "the first batch is queued");
+
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while (retention.step.is_some() || retention.next_run <= Instant::now())
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+            retention.tick(&writer);
+        }
+        assert!(retention.step.is_none(), "retention did not finish");
+        assert!(retention.next_run > Instant::now() + RUN_EVERY / 2);
+        assert_eq!(count_events(&writer), 0);
+        writer.stop();
+        thread.join().unwrap();
     }
 }

@@ -343,7 +343,7 @@ impl EventStore {
     }
 }
 
-impl crate::db::writer::EventSink for EventStore {
+impl crate::db::events::EventSink<Event> for EventStore {
     fn write_batch(&mut self, conn: &mut Connection, batch: &[Event]) -> Result<(), DbError> {
         EventStore::write_batch(self, conn, batch)
     }
@@ -944,7 +944,7 @@ pub(crate) mod tests {
         let guard = DiskGuard::new(vec![std::env::temp_dir()], 1);
         let mut store = EventStore::new(Some(guard));
         match store.write_batch(&mut conn, &[event(0, "a.com", "/", PAGEVIEW, &[])]) {
-            Err(DbError::DiskFull { .. }) => {}
+            Err(DbError::Disk(crate::platform::disk::DiskError::Full { .. })) => {}
             other => panic!("expected DiskFull, got {other:?}"),
         }
         let n: i64 = conn

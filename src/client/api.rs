@@ -95,9 +95,7 @@ fn reached_a_site(response: &Response) -> bool {
 }
 
 fn is_json_error(response: &Response) -> bool {
-    response
-        .json()
-        .is_some_and(|v| v.get("error").is_some_and(|e| e.is_string()))
+    response.json_error().is_some()
 }
 
 #[cfg(test)]
@@ -110,7 +108,8 @@ mod tests {
             headers: retry_after
                 .map(|v| vec![("Retry-After".to_string(), v.to_string())])
                 .unwrap_or_default(),
-            body: format!(r#"{{"error":"why {status}","status":{status}}}"#).into_bytes(),
+            body: format!(r#"{{"error":{{"code":"c{status}","message":"why {status}"}}}}"#)
+                .into_bytes(),
         }
     }
 
@@ -148,7 +147,7 @@ mod tests {
         let site_refusal = Response {
             status: 405,
             headers: vec![],
-            body: br#"{"error":"only GET and HEAD are allowed on sites","status":405}"#.to_vec(),
+            body: br#"{"error":{"code":"method_not_allowed","message":"only GET and HEAD are allowed on sites"}}"#.to_vec(),
         };
         let message = explain(&site_refusal, "deploy blog");
         assert!(
@@ -157,6 +156,20 @@ mod tests {
         );
         let message = explain(&response(503, None), "deploy blog");
         assert!(message.contains("retry in a moment"), "{message}");
+    }
+
+    #[test]
+    fn an_older_servers_string_error_is_still_the_apis() {
+        let older = Response {
+            status: 404,
+            headers: vec![],
+            body: br#"{"error":"no site 'blog'","status":404}"#.to_vec(),
+        };
+        let message = explain(&older, "list deployments");
+        assert!(
+            message.contains("not found (404: no site 'blog')"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -84,13 +84,11 @@ impl Response {
         serde_json::from_slice(&self.body).ok()
     }
 
-    /// The server's explanation: `error` of a JSON error body, else the start of the text.
+    /// The server's explanation: the message of a JSON error body, else the start of the
+    /// text.
     pub fn error_text(&self) -> String {
-        if let Some(text) = self
-            .json()
-            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
-        {
-            return text;
+        if let Some((_, message)) = self.json_error() {
+            return message;
         }
         let text = String::from_utf8_lossy(&self.body);
         let text = text.trim();
@@ -102,6 +100,20 @@ impl Response {
             short.push_str(" ...");
         }
         short
+    }
+
+    /// `(code, message)` of a JSON error body: `{"error":{"code","message"}}`, or the
+    /// `{"error":"message"}` of servers older than the error codes (code empty then).
+    pub fn json_error(&self) -> Option<(String, String)> {
+        let error = self.json()?.get("error")?.clone();
+        match error {
+            serde_json::Value::String(message) => Some((String::new(), message)),
+            serde_json::Value::Object(fields) => {
+                let text = |name: &str| fields.get(name)?.as_str().map(str::to_string);
+                Some((text("code").unwrap_or_default(), text("message")?))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -406,7 +418,7 @@ impl Connection {
                 };
                 decoder
                     .decode(&self.inbuf, &mut sink)
-                    .map_err(|e| format!("bad chunked response: {}", e.message()))?
+                    .map_err(|e| format!("bad chunked response: {e}"))?
             };
             self.inbuf.drain(..consumed);
             if decoder.is_done() {
@@ -503,13 +515,36 @@ mod tests {
     }
 
     #[test]
-    fn error_text_prefers_the_json_error_field() {
+    fn error_text_prefers_the_json_error_message() {
         let response = Response {
+            status: 401,
+            headers: vec![],
+            body: br#"{"error":{"code":"unauthorized","message":"invalid token"}}"#.to_vec(),
+        };
+        assert_eq!(response.error_text(), "invalid token");
+        assert_eq!(
+            response.json_error(),
+            Some(("unauthorized".to_string(), "invalid token".to_string()))
+        );
+        let older = Response {
             status: 401,
             headers: vec![],
             body: br#"{"error":"invalid token","status":401}"#.to_vec(),
         };
-        assert_eq!(response.error_text(), "invalid token");
+        assert_eq!(older.error_text(), "invalid token");
+        assert_eq!(
+            older.json_error(),
+            Some((String::new(), "invalid token".to_string()))
+        );
+        for not_an_error in [&br#"{"error":{"code":"x"}}"#[..], br#"{"error":3}"#, b"{}"] {
+            let response = Response {
+                status: 500,
+                headers: vec![],
+                body: not_an_error.to_vec(),
+            };
+            assert_eq!(response.json_error(), None);
+            assert_eq!(response.error_text(), String::from_utf8_lossy(not_an_error));
+        }
         let empty = Response {
             status: 500,
             headers: vec![],

@@ -1,6 +1,6 @@
 //! The buffered analytics path inside the writer (DESIGN §1, §4, §6, D2).
 //!
-//! Request handlers build an [`Event`] and hand it to [`EventQueue::try_record`], which
+//! Request handlers build an event (of any type; the analytics layer's `Event`) and hand it to [`EventQueue::try_record`], which
 //! `try_send`s it on a bounded channel and never waits on the database. The writer thread
 //! collects events into a batch and gives the batch to an [`EventSink`], which commits it
 //! in one transaction (raw rows and roll-ups together).
@@ -20,7 +20,6 @@
 //!   event still in it is committed in batches, and a batch that still fails after a
 //!   bounded number of attempts is counted as unwritten, so the process exits non-zero.
 
-use std::fmt::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -32,8 +31,11 @@ use rusqlite::Connection;
 
 use super::writer::{close_open_transaction, WriterReport};
 use super::DbError;
-use crate::analytics::event::Event;
 use crate::platform::metrics::{Counter, Histogram};
+
+// The metrics registry, which describes and renders the counters at the end of this file.
+use crate::platform::metrics::Kind::{Counter as C, Gauge as G, Histogram as H};
+use crate::platform::metrics::{Collector, Desc, Source, LATENCY_BUCKETS};
 
 /// Commits batches of events for the writer thread. Implemented by the analytics store.
 ///
@@ -42,13 +44,13 @@ use crate::platform::metrics::{Counter, Histogram};
 /// its roll-ups, and commits. `Err` means the whole batch was rolled back (a transaction
 /// left open is rolled back by the writer and the attempt counts as failed); the writer
 /// then retries the *same* batch later, so one attempt must leave nothing behind. Check
-/// the disk breaker here (return [`DbError::DiskFull`]) rather than failing half-way.
+/// the disk breaker here (return [`DbError::Disk`]) rather than failing half-way.
 /// Bad input in a single event should be clamped or skipped, not returned as `Err`: a
 /// batch that can never commit holds back every later event until shutdown.
-pub trait EventSink: Send {
+pub trait EventSink<E>: Send {
     /// Commits one batch (its own transaction, rollups included). Err → the whole batch
     /// was rolled back.
-    fn write_batch(&mut self, conn: &mut Connection, batch: &[Event]) -> Result<(), DbError>;
+    fn write_batch(&mut self, conn: &mut Connection, batch: &[E]) -> Result<(), DbError>;
 }
 
 /// Events per transaction at most, by default. A batch takes whatever is queued, so this
@@ -102,11 +104,11 @@ impl Default for BatchPolicy {
 
 /// Everything the writer needs to run the analytics path; see
 /// [`super::writer::spawn_with_events`].
-pub struct EventPipeline {
+pub struct EventPipeline<E> {
     /// Events the channel holds (the probe's `event_channel_capacity`; at least 1).
     pub capacity: usize,
     pub policy: BatchPolicy,
-    pub sink: Box<dyn EventSink>,
+    pub sink: Box<dyn EventSink<E>>,
 }
 
 /// Lets the writer close the event channel and wait for senders that are mid-send, so an
@@ -144,15 +146,25 @@ impl Gate {
 /// probe's capacity on a large host (a million events) was 160 MiB of resident memory at
 /// idle. This way memory follows the events actually waiting. Concurrent senders can
 /// overshoot the bound by at most one event each.
-#[derive(Clone)]
-pub struct EventQueue {
-    tx: Sender<Event>,
+pub struct EventQueue<E> {
+    tx: Sender<E>,
     gate: Arc<Gate>,
     capacity: usize,
 }
 
-impl EventQueue {
-    pub(super) fn new(tx: Sender<Event>, gate: Arc<Gate>, capacity: usize) -> EventQueue {
+// Not derived: a derive would require `E: Clone`, and events are only ever moved.
+impl<E> Clone for EventQueue<E> {
+    fn clone(&self) -> Self {
+        EventQueue {
+            tx: self.tx.clone(),
+            gate: Arc::clone(&self.gate),
+            capacity: self.capacity,
+        }
+    }
+}
+
+impl<E> EventQueue<E> {
+    pub(super) fn new(tx: Sender<E>, gate: Arc<Gate>, capacity: usize) -> EventQueue<E> {
         EventQueue {
             tx,
             gate,
@@ -162,14 +174,14 @@ impl EventQueue {
 
     /// A queue not connected to a writer: whoever holds the receiver gets the events. For
     /// tests of the handlers that record events.
-    pub fn detached(capacity: usize) -> (EventQueue, Receiver<Event>) {
+    pub fn detached(capacity: usize) -> (EventQueue<E>, Receiver<E>) {
         let (tx, rx) = crossbeam_channel::unbounded();
         (EventQueue::new(tx, Arc::new(Gate::new()), capacity), rx)
     }
 
     /// Queues `event` for the writer. Never blocks. `false`: it was dropped (and counted)
     /// because the channel is full or the writer has stopped; answer the request anyway.
-    pub fn try_record(&self, event: Event) -> bool {
+    pub fn try_record(&self, event: E) -> bool {
         let gate = &self.gate;
         gate.in_flight.fetch_add(1, Ordering::SeqCst);
         let accepted = if gate.closed.load(Ordering::SeqCst) {
@@ -226,21 +238,21 @@ struct Failing {
 }
 
 /// The writer thread's side: the batch being filled (or retried) and the sink.
-pub(super) struct Batcher {
+pub(super) struct Batcher<E> {
     policy: BatchPolicy,
-    sink: Box<dyn EventSink>,
+    sink: Box<dyn EventSink<E>>,
     gate: Arc<Gate>,
     /// False once every [`EventQueue`] is gone (nothing more can arrive).
     rx_open: bool,
-    batch: Vec<Event>,
+    batch: Vec<E>,
     /// When the first event of `batch` reached the writer.
     opened_at: Option<Instant>,
     /// Set while `batch` is a failed batch waiting to be retried.
     failing: Option<Failing>,
 }
 
-impl Batcher {
-    pub(super) fn new(policy: BatchPolicy, sink: Box<dyn EventSink>, gate: Arc<Gate>) -> Self {
+impl<E> Batcher<E> {
+    pub(super) fn new(policy: BatchPolicy, sink: Box<dyn EventSink<E>>, gate: Arc<Gate>) -> Self {
         Batcher {
             policy: BatchPolicy {
                 max_events: policy.max_events.max(1),
@@ -293,8 +305,8 @@ impl Batcher {
     /// whatever else is already waiting, up to a full batch.
     pub(super) fn receive(
         &mut self,
-        received: Result<Event, crossbeam_channel::RecvError>,
-        rx: &Receiver<Event>,
+        received: Result<E, crossbeam_channel::RecvError>,
+        rx: &Receiver<E>,
     ) {
         match received {
             Ok(event) => {
@@ -305,7 +317,7 @@ impl Batcher {
         }
     }
 
-    fn push(&mut self, event: Event) {
+    fn push(&mut self, event: E) {
         if self.batch.is_empty() {
             self.opened_at = Some(Instant::now());
         }
@@ -314,7 +326,7 @@ impl Batcher {
     }
 
     /// Moves waiting events into the batch until it is full or the channel is empty.
-    fn fill(&mut self, rx: &Receiver<Event>) {
+    fn fill(&mut self, rx: &Receiver<E>) {
         while self.batch.len() < self.policy.max_events {
             match rx.try_recv() {
                 Ok(event) => self.push(event),
@@ -350,7 +362,9 @@ impl Batcher {
             Ok(()) => {
                 EVENT_STATS.batches.inc();
                 EVENT_STATS.committed.add(n);
-                EVENT_STATS.batch_size.observe(self.batch.len());
+                EVENT_STATS
+                    .batch_size
+                    .observe_value(self.batch.len() as u64);
                 EVENT_STATS.commit_seconds.observe(started.elapsed());
                 report.event_batches += 1;
                 report.events_committed += n;
@@ -407,7 +421,7 @@ impl Batcher {
     pub(super) fn finish(
         &mut self,
         conn: &mut Connection,
-        rx: &Receiver<Event>,
+        rx: &Receiver<E>,
         report: &mut WriterReport,
     ) {
         self.gate.close();
@@ -470,59 +484,6 @@ impl Batcher {
 /// Upper bounds of the batch-size histogram buckets (events per committed batch).
 pub const BATCH_SIZE_BUCKETS: [u64; 5] = [1, 10, 100, 1000, 10000];
 
-/// A histogram of counts (not durations), in the shape of [`Histogram`].
-pub struct SizeHistogram {
-    buckets: [Counter; BATCH_SIZE_BUCKETS.len()],
-    count: Counter,
-    sum: Counter,
-}
-
-impl SizeHistogram {
-    pub const fn new() -> SizeHistogram {
-        SizeHistogram {
-            buckets: [const { Counter::new() }; BATCH_SIZE_BUCKETS.len()],
-            count: Counter::new(),
-            sum: Counter::new(),
-        }
-    }
-
-    pub fn observe(&self, n: usize) {
-        let n = n as u64;
-        if let Some(i) = BATCH_SIZE_BUCKETS.iter().position(|&b| n <= b) {
-            self.buckets[i].inc();
-        }
-        self.count.inc();
-        self.sum.add(n);
-    }
-
-    pub fn count(&self) -> u64 {
-        self.count.get()
-    }
-
-    pub fn sum(&self) -> u64 {
-        self.sum.get()
-    }
-
-    /// Appends the histogram in the Prometheus text format.
-    pub fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (bound, bucket) in BATCH_SIZE_BUCKETS.iter().zip(&self.buckets) {
-            cumulative += bucket.get();
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
-        }
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count.get());
-        let _ = writeln!(out, "{name}_sum {}", self.sum.get());
-        let _ = writeln!(out, "{name}_count {}", self.count.get());
-    }
-}
-
-impl Default for SizeHistogram {
-    fn default() -> Self {
-        SizeHistogram::new()
-    }
-}
-
 /// Analytics pipeline counters, process-wide (every writer in the process adds to them).
 pub struct EventStats {
     /// Events accepted into the channel.
@@ -542,9 +503,9 @@ pub struct EventStats {
     /// Accepted events that could not be written at shutdown.
     pub unwritten: Counter,
     /// Events per committed batch.
-    pub batch_size: SizeHistogram,
+    pub batch_size: Histogram<{ BATCH_SIZE_BUCKETS.len() }>,
     /// Time a successful batch commit takes.
-    pub commit_seconds: Histogram,
+    pub commit_seconds: Histogram<{ LATENCY_BUCKETS.len() }>,
 }
 
 pub static EVENT_STATS: EventStats = EventStats {
@@ -556,8 +517,8 @@ pub static EVENT_STATS: EventStats = EventStats {
     batch_failures: Counter::new(),
     committed: Counter::new(),
     unwritten: Counter::new(),
-    batch_size: SizeHistogram::new(),
-    commit_seconds: Histogram::new(),
+    batch_size: Histogram::counts(&BATCH_SIZE_BUCKETS),
+    commit_seconds: Histogram::seconds(&LATENCY_BUCKETS),
 };
 
 impl EventStats {
@@ -568,147 +529,101 @@ impl EventStats {
         let dequeued = self.dequeued.get();
         self.accepted.get().saturating_sub(dequeued)
     }
+}
 
-    /// The counters as JSON for `/api/system/health`.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "accepted": self.accepted.get(),
-            "dropped": {
-                "queue_full": self.dropped_full.get(),
-                "stopped": self.dropped_stopped.get(),
-            },
-            "batches": self.batches.get(),
-            "batch_failures": self.batch_failures.get(),
-            "committed": self.committed.get(),
-            "unwritten": self.unwritten.get(),
-            "queue_depth": self.queue_depth(),
-            "batch_size": {
-                "count": self.batch_size.count(),
-                "sum": self.batch_size.sum(),
-            },
-            "commit_seconds": {
-                "count": self.commit_seconds.count(),
-                "sum": self.commit_seconds.sum_seconds(),
-            },
-        })
-    }
+static ACCEPTED: Desc = Desc::new(
+    C,
+    "fazt_events_accepted_total",
+    "events.accepted",
+    "Analytics events accepted into the writer's event channel.",
+);
+static DROPPED: Desc = Desc::new(
+    C,
+    "fazt_events_dropped_total",
+    "events.dropped",
+    "Analytics events dropped before the writer, by reason.",
+)
+.labelled("reason");
+static BATCHES: Desc = Desc::new(
+    C,
+    "fazt_event_batches_total",
+    "events.batches",
+    "Analytics event batches committed.",
+);
+static BATCH_FAILURES: Desc = Desc::new(
+    C,
+    "fazt_event_batch_failures_total",
+    "events.batch_failures",
+    "Failed attempts at committing an analytics event batch (each is retried).",
+);
+static COMMITTED: Desc = Desc::new(
+    C,
+    "fazt_events_committed_total",
+    "events.committed",
+    "Analytics events committed to the database.",
+);
+static UNWRITTEN: Desc = Desc::new(
+    C,
+    "fazt_events_unwritten_total",
+    "events.unwritten",
+    "Accepted analytics events that could not be written at shutdown.",
+);
+static QUEUE_DEPTH: Desc = Desc::new(
+    G,
+    "fazt_event_queue_depth",
+    "events.queue_depth",
+    "Analytics events waiting in the writer's event channel.",
+);
+static BATCH_SIZE: Desc = Desc::new(
+    H,
+    "fazt_event_batch_size",
+    "events.batch_size",
+    "Analytics events per committed batch.",
+);
+static COMMIT_SECONDS: Desc = Desc::new(
+    H,
+    "fazt_event_commit_seconds",
+    "events.commit_seconds",
+    "Time an analytics event batch commit takes.",
+);
 
-    /// Appends the counters in the Prometheus text format (version 0.0.4).
-    pub fn render_prometheus(&self, out: &mut String) {
-        let mut one = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        };
-        one(
-            "fazt_events_accepted_total",
-            "counter",
-            "Analytics events accepted into the writer's event channel.",
-            self.accepted.get(),
-        );
-        one(
-            "fazt_event_batches_total",
-            "counter",
-            "Analytics event batches committed.",
-            self.batches.get(),
-        );
-        one(
-            "fazt_event_batch_failures_total",
-            "counter",
-            "Failed attempts at committing an analytics event batch (each is retried).",
-            self.batch_failures.get(),
-        );
-        one(
-            "fazt_events_committed_total",
-            "counter",
-            "Analytics events committed to the database.",
-            self.committed.get(),
-        );
-        one(
-            "fazt_events_unwritten_total",
-            "counter",
-            "Accepted analytics events that could not be written at shutdown.",
-            self.unwritten.get(),
-        );
-        one(
-            "fazt_event_queue_depth",
-            "gauge",
-            "Analytics events waiting in the writer's event channel.",
-            self.queue_depth(),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP fazt_events_dropped_total Analytics events dropped before the writer, by \
-             reason.\n\
-             # TYPE fazt_events_dropped_total counter\n\
-             fazt_events_dropped_total{{reason=\"queue_full\"}} {}\n\
-             fazt_events_dropped_total{{reason=\"stopped\"}} {}",
-            self.dropped_full.get(),
-            self.dropped_stopped.get()
-        );
-        self.batch_size.render(
-            out,
-            "fazt_event_batch_size",
-            "Analytics events per committed batch.",
-        );
-        self.commit_seconds.render(
-            out,
-            "fazt_event_commit_seconds",
-            "Time an analytics event batch commit takes.",
-        );
+impl Source for EventStats {
+    fn collect(&self, out: &mut Collector) {
+        out.int(&ACCEPTED, self.accepted.get());
+        out.int_with(&DROPPED, "queue_full", self.dropped_full.get());
+        out.int_with(&DROPPED, "stopped", self.dropped_stopped.get());
+        out.int(&BATCHES, self.batches.get());
+        out.int(&BATCH_FAILURES, self.batch_failures.get());
+        out.int(&COMMITTED, self.committed.get());
+        out.int(&UNWRITTEN, self.unwritten.get());
+        out.int(&QUEUE_DEPTH, self.queue_depth());
+        out.histogram(&BATCH_SIZE, &self.batch_size);
+        out.histogram(&COMMIT_SECONDS, &self.commit_seconds);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analytics::event::Source;
+    /// Events here are plain numbers: the pipeline never looks inside them.
+    type Event = usize;
 
     fn event(i: usize) -> Event {
-        Event {
-            ts: 1_700_000_000,
-            domain: "a.example".to_string(),
-            path: Some(format!("/p/{i}")),
-            kind: "pageview".to_string(),
-            referrer: None,
-            visitor: i as u64,
-            source: Source::Track,
-            tags: Vec::new(),
-            query: None,
-        }
+        i
     }
 
     struct NullSink;
 
-    impl EventSink for NullSink {
+    impl EventSink<Event> for NullSink {
         fn write_batch(&mut self, _: &mut Connection, _: &[Event]) -> Result<(), DbError> {
             Ok(())
         }
     }
 
     #[test]
-    fn size_histogram_renders_cumulative_buckets() {
-        let h = SizeHistogram::new();
-        for n in [1, 7, 10, 11, 1000, 20000] {
-            h.observe(n);
-        }
-        let mut out = String::new();
-        h.render(&mut out, "x_size", "Test.");
-        assert!(out.contains("x_size_bucket{le=\"1\"} 1\n"), "{out}");
-        assert!(out.contains("x_size_bucket{le=\"10\"} 3\n"), "{out}");
-        assert!(out.contains("x_size_bucket{le=\"100\"} 4\n"), "{out}");
-        assert!(out.contains("x_size_bucket{le=\"1000\"} 5\n"), "{out}");
-        assert!(out.contains("x_size_bucket{le=\"10000\"} 5\n"), "{out}");
-        assert!(out.contains("x_size_bucket{le=\"+Inf\"} 6\n"), "{out}");
-        assert!(out.contains("x_size_sum 21029\n"), "{out}");
-        assert!(out.contains("x_size_count 6\n"), "{out}");
-    }
-
-    #[test]
     fn stats_render_every_series() {
-        let mut out = String::new();
-        EVENT_STATS.render_prometheus(&mut out);
+        let registry = crate::platform::metrics::Registry::new().with(&EVENT_STATS);
+        let out = registry.render_prometheus();
         for name in [
             "fazt_events_accepted_total ",
             "fazt_events_dropped_total{reason=\"queue_full\"} ",
@@ -724,7 +639,7 @@ mod tests {
         ] {
             assert!(out.contains(name), "{name} missing from:\n{out}");
         }
-        let json = EVENT_STATS.to_json();
+        let json = &registry.to_json()["events"];
         for key in [
             "accepted",
             "batches",
@@ -735,6 +650,7 @@ mod tests {
             assert!(json[key].is_u64(), "{key}: {json}");
         }
         assert!(json["dropped"]["queue_full"].is_u64(), "{json}");
+        assert!(json["batch_size"]["count"].is_u64(), "{json}");
     }
 
     #[test]

@@ -23,6 +23,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::http::error::io_status;
+use crate::http::ResponseError;
+use crate::platform::disk::DiskError;
 use crate::platform::probe::Limits;
 
 /// The database file inside the data directory.
@@ -38,8 +41,8 @@ pub fn db_path(data_dir: &Path) -> PathBuf {
     data_dir.join(DB_FILE)
 }
 
-/// Everything that can go wrong in the data layer. [`DbError::status`] is the one place
-/// these map to HTTP statuses.
+/// Everything that can go wrong in the data layer. Its [`ResponseError`] impl is the one
+/// place these map to HTTP statuses.
 #[derive(Debug)]
 pub enum DbError {
     /// An SQLite call failed; `context` says what was being done.
@@ -55,59 +58,61 @@ pub enum DbError {
     QueueFull,
     /// The writer has stopped (shutdown): the write was not done.
     WriterStopped,
-    /// The filesystem holding `path` is at or above the disk breaker's threshold.
-    DiskFull {
-        path: PathBuf,
-        used_percent: u8,
-        threshold: u8,
-    },
+    /// The disk breaker refused a bulk write (the filesystem is at or above its
+    /// threshold), or could not inspect the filesystem.
+    Disk(DiskError),
     /// A write job (or the writer thread itself) panicked. Its transaction was rolled back.
     Panicked { what: &'static str },
     /// Anything else that is our fault or the environment's, explained in full.
     Internal(String),
 }
 
-impl DbError {
-    /// The HTTP status a request that hit this error should get.
-    pub fn status(&self) -> u16 {
+impl ResponseError for DbError {
+    fn status(&self) -> u16 {
         match self {
             DbError::QueueFull | DbError::WriterStopped => 503,
-            DbError::DiskFull { .. } => 507,
+            DbError::Disk(e) => e.status(),
             // The disk filled up under SQLite before the breaker saw it: still "no space".
-            DbError::Sqlite { source, .. }
-                if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) =>
-            {
-                507
-            }
-            DbError::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull => 507,
+            DbError::Sqlite { source, .. } if sqlite_disk_full(source) => 507,
+            DbError::Io { source, .. } => io_status(source).0,
             DbError::Sqlite { .. }
-            | DbError::Io { .. }
             | DbError::NewerSchema { .. }
             | DbError::Panicked { .. }
             | DbError::Internal(_) => 500,
         }
     }
 
-    /// Seconds a client should wait before retrying, for the `Retry-After` header.
-    pub fn retry_after_secs(&self) -> Option<u32> {
+    fn retry_after_secs(&self) -> Option<u32> {
         match self {
             DbError::QueueFull => Some(1),
+            // A shutdown takes seconds; the restarted server takes the write.
+            DbError::WriterStopped => Some(10),
             _ => None,
         }
     }
 
-    /// A short machine-readable name for JSON error bodies and logs.
-    pub fn code(&self) -> &'static str {
+    fn code(&self) -> &'static str {
         match self {
+            DbError::Sqlite { source, .. } if sqlite_disk_full(source) => "disk_full",
             DbError::Sqlite { .. } => "database_error",
-            DbError::Io { .. } => "io_error",
+            DbError::Io { source, .. } => io_status(source).1,
             DbError::NewerSchema { .. } => "newer_schema",
             DbError::QueueFull => "writer_queue_full",
             DbError::WriterStopped => "writer_stopped",
-            DbError::DiskFull { .. } => "disk_full",
-            DbError::Panicked { .. } => "internal_error",
-            DbError::Internal(_) => "internal_error",
+            DbError::Disk(e) => e.code(),
+            DbError::Panicked { .. } | DbError::Internal(_) => "internal_error",
         }
+    }
+}
+
+/// SQLITE_FULL: a write could not grow the database or its journal.
+fn sqlite_disk_full(error: &rusqlite::Error) -> bool {
+    error.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+}
+
+impl From<DiskError> for DbError {
+    fn from(e: DiskError) -> DbError {
+        DbError::Disk(e)
     }
 }
 
@@ -133,16 +138,7 @@ impl fmt::Display for DbError {
                 f,
                 "the database writer has stopped (fazt is shutting down); the write was not done"
             ),
-            DbError::DiskFull {
-                path,
-                used_percent,
-                threshold,
-            } => write!(
-                f,
-                "the filesystem holding {} is {used_percent}% full (the limit is {threshold}%, \
-                 set by FAZT_DISK_THRESHOLD); bulk writes are refused until space is freed",
-                path.display()
-            ),
+            DbError::Disk(e) => e.fmt(f),
             DbError::Panicked { what } => {
                 write!(f, "{what} panicked; nothing it started was committed")
             }
@@ -156,6 +152,7 @@ impl std::error::Error for DbError {
         match self {
             DbError::Sqlite { source, .. } => Some(source),
             DbError::Io { source, .. } => Some(source),
+            DbError::Disk(e) => e.source(),
             _ => None,
         }
     }
@@ -323,57 +320,79 @@ mod tests {
         rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
     }
 
+    fn full_disk() -> DbError {
+        DbError::from(DiskError::Full {
+            path: "/data".into(),
+            used_percent: 95,
+            threshold: 90,
+        })
+    }
+
     #[test]
-    fn statuses_are_mapped_in_one_place() {
-        let io = || io::Error::other("boom");
-        let cases: Vec<(DbError, u16)> = vec![
+    fn statuses_codes_and_retry_after_are_mapped_in_one_place() {
+        let io = |errno| DbError::Io {
+            context: "x".into(),
+            source: io::Error::from_raw_os_error(errno),
+        };
+        let sqlite = |code| DbError::Sqlite {
+            context: "x".into(),
+            source: sqlite_error(code),
+        };
+        let cases: Vec<(DbError, u16, &str, Option<u32>)> = vec![
             (
-                DbError::Sqlite {
-                    context: "x".into(),
-                    source: sqlite_error(rusqlite::ffi::SQLITE_CORRUPT),
-                },
+                sqlite(rusqlite::ffi::SQLITE_CORRUPT),
                 500,
+                "database_error",
+                None,
             ),
-            (
-                DbError::Sqlite {
-                    context: "x".into(),
-                    source: sqlite_error(rusqlite::ffi::SQLITE_FULL),
-                },
-                507,
-            ),
-            (
-                DbError::Io {
-                    context: "x".into(),
-                    source: io(),
-                },
-                500,
-            ),
+            (sqlite(rusqlite::ffi::SQLITE_FULL), 507, "disk_full", None),
+            (io(libc::EIO), 500, "io_error", None),
+            (io(libc::ENOSPC), 507, "disk_full", None),
+            (io(libc::EDQUOT), 507, "disk_full", None),
+            (io(libc::EFBIG), 500, "io_error", None),
             (
                 DbError::NewerSchema {
                     found: 3,
                     supported: 1,
                 },
                 500,
+                "newer_schema",
+                None,
             ),
-            (DbError::QueueFull, 503),
-            (DbError::WriterStopped, 503),
+            (DbError::QueueFull, 503, "writer_queue_full", Some(1)),
+            (DbError::WriterStopped, 503, "writer_stopped", Some(10)),
+            (full_disk(), 507, "disk_full", None),
             (
-                DbError::DiskFull {
+                DbError::from(DiskError::Unreadable {
                     path: "/data".into(),
-                    used_percent: 95,
-                    threshold: 90,
-                },
-                507,
+                    source: io::Error::from_raw_os_error(libc::EACCES),
+                }),
+                500,
+                "io_error",
+                None,
             ),
-            (DbError::Panicked { what: "a job" }, 500),
-            (DbError::Internal("x".into()), 500),
+            (
+                DbError::Panicked { what: "a job" },
+                500,
+                "internal_error",
+                None,
+            ),
+            (DbError::Internal("x".into()), 500, "internal_error", None),
         ];
-        for (error, status) in cases {
+        for (error, status, code, retry) in cases {
             assert_eq!(error.status(), status, "{error}");
+            assert_eq!(error.code(), code, "{error}");
+            assert_eq!(error.retry_after_secs(), retry, "{error}");
             assert!(!error.to_string().is_empty());
-            assert!(!error.code().is_empty());
+            let response = crate::http::error_response(&error);
+            assert_eq!(response.status, status);
+            let retry_header = response.get_header("Retry-After").map(str::to_string);
+            assert_eq!(retry_header, retry.map(|s| s.to_string()), "{error}");
+            let body: serde_json::Value =
+                serde_json::from_slice(response.body.as_bytes()).expect("JSON");
+            assert_eq!(body["error"]["code"], code);
+            assert_eq!(body["error"]["message"], error.to_string());
         }
-        assert_eq!(DbError::QueueFull.retry_after_secs(), Some(1));
     }
 
     #[test]
@@ -385,11 +404,7 @@ mod tests {
         assert!(newer
             .to_string()
             .starts_with("the database was written by a newer fazt (schema 3, this build knows up to 1); refusing to modify it"));
-        let full = DbError::DiskFull {
-            path: "/data".into(),
-            used_percent: 95,
-            threshold: 90,
-        };
+        let full = full_disk();
         assert!(full.to_string().contains("/data is 95% full"), "{full}");
         let ctx: Result<(), DbError> =
             Err(sqlite_error(rusqlite::ffi::SQLITE_CORRUPT)).context("reading site foo");

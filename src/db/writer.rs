@@ -18,7 +18,6 @@
 //!   [`WriterReport::unwritten`] and logged), then the remaining jobs run, then the
 //!   checkpoint.
 
-use std::fmt::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -35,8 +34,11 @@ pub use super::events::{
     BatchPolicy, EventPipeline, EventQueue, EventSink, EventStats, EVENT_STATS,
 };
 use super::{Context, DbError};
-use crate::analytics::event::Event;
 use crate::platform::metrics::{Counter, Gauge, Histogram};
+
+// The metrics registry, which describes and renders the counters at the end of this file.
+use crate::platform::metrics::Kind::{Counter as C, Gauge as G, Histogram as H};
+use crate::platform::metrics::{Collector, Desc, Source, LATENCY_BUCKETS};
 
 /// Name of the writer thread (visible in `top -H`, panics and logs).
 pub const THREAD_NAME: &str = "fazt-writer";
@@ -156,18 +158,18 @@ impl std::fmt::Display for WriterReport {
 /// Starts the writer thread on `conn` (from [`super::open_and_migrate`]) with a queue of
 /// `capacity` messages (at least 1). No analytics path: see [`spawn_with_events`].
 pub fn spawn(conn: Connection, capacity: usize) -> Result<(WriterHandle, WriterThread), DbError> {
-    let (handle, _, thread) = start(conn, capacity, None)?;
+    let (handle, _, thread) = start::<()>(conn, capacity, None)?;
     Ok((handle, thread))
 }
 
 /// Like [`spawn`], and the writer also runs the analytics path: it commits the events
 /// recorded through the returned [`EventQueue`] in batches through `events.sink`. Clone
 /// the queue into every thread that records events. [`WriterHandle::stop`] closes it.
-pub fn spawn_with_events(
+pub fn spawn_with_events<E: Send + 'static>(
     conn: Connection,
     capacity: usize,
-    events: EventPipeline,
-) -> Result<(WriterHandle, EventQueue, WriterThread), DbError> {
+    events: EventPipeline<E>,
+) -> Result<(WriterHandle, EventQueue<E>, WriterThread), DbError> {
     let (handle, queue, thread) = start(conn, capacity, Some(events))?;
     let queue = queue.ok_or_else(|| {
         DbError::Internal("the writer started without its event queue".to_string())
@@ -175,11 +177,11 @@ pub fn spawn_with_events(
     Ok((handle, queue, thread))
 }
 
-fn start(
+fn start<E: Send + 'static>(
     conn: Connection,
     capacity: usize,
-    events: Option<EventPipeline>,
-) -> Result<(WriterHandle, Option<EventQueue>, WriterThread), DbError> {
+    events: Option<EventPipeline<E>>,
+) -> Result<(WriterHandle, Option<EventQueue<E>>, WriterThread), DbError> {
     let capacity = capacity.max(1);
     let (tx, rx) = crossbeam_channel::bounded(capacity);
     let (queue, event_rx, batcher) = match events {
@@ -215,47 +217,24 @@ fn start(
 
 impl WriterHandle {
     /// Queues `f` to run on the write connection and returns where its result will arrive.
-    /// Never blocks. The receiver gets `Err(DbError::Panicked)` if `f` panics, and is
-    /// disconnected only if the writer died without running it.
+    /// Never blocks. The receiver gets `Err(DbError::Panicked)` if `f` panics, and
+    /// `Err(DbError::WriterStopped)` if the writer died without running it.
     pub fn try_submit<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
     ) -> Result<crossbeam_channel::Receiver<Result<T, DbError>>, DbError> {
         let (reply_tx, reply_rx) = crossbeam_channel::bounded(1);
-        let job: Job = Box::new(move |conn: &mut Connection| {
-            let result = catch_unwind(AssertUnwindSafe(|| f(conn)));
-            let (outcome, reply) = match result {
-                Ok(Ok(_)) if close_open_transaction(conn) => (
-                    JobOutcome::Failed,
-                    Err(DbError::Internal(
-                        "a write job returned without committing its transaction; it was \
-                         rolled back"
-                            .to_string(),
-                    )),
-                ),
-                Ok(Ok(value)) => (JobOutcome::Done, Ok(value)),
-                Ok(Err(e)) => (JobOutcome::Failed, Err(e)),
-                Err(_) => (
-                    JobOutcome::Panicked,
-                    Err(DbError::Panicked {
-                        what: "a database write job",
-                    }),
-                ),
-            };
+        self.submit_then(f, move |result| {
             // The submitter may have stopped waiting; the work is done either way.
-            let _ = reply_tx.send(reply);
-            outcome
-        });
-        self.try_send(WriterMsg::Job {
-            job,
-            queued_at: Instant::now(),
+            let _ = reply_tx.send(result);
         })?;
         Ok(reply_rx)
     }
 
-    /// Submits `f` and waits for its result. For the admin and jobs threads and CLI
-    /// commands, never for core threads (they must not block). Never call it from inside
-    /// a job: the writer would wait for itself.
+    /// Submits `f` and waits for its result. For the deploy and jobs threads and CLI
+    /// commands, never for core threads or the admin thread (they must not block: see
+    /// [`WriterHandle::submit_then`]). Never call it from inside a job: the writer would
+    /// wait for itself.
     pub fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
@@ -324,6 +303,131 @@ impl WriterHandle {
     }
 }
 
+/// Completion callbacks: how a thread that must never wait (the admin thread) hands work
+/// to the writer and still answers its client. `on_done` is the hand-back; it runs once.
+impl WriterHandle {
+    /// Queues `f` without blocking; when it has run, `on_done` is called with its result
+    /// on the writer thread (so it must only hand the result on, e.g. send a mail). A
+    /// panic in `f` arrives as `Err(DbError::Panicked)`, a job the writer dropped unrun
+    /// (the writer died) as `Err(DbError::WriterStopped)`. When the job is refused (queue
+    /// full, writer stopped) this returns the error and `on_done` is never called, so the
+    /// caller answers at once.
+    pub fn submit_then<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
+        on_done: impl FnOnce(Result<T, DbError>) + Send + 'static,
+    ) -> Result<(), DbError> {
+        let completion = Arc::new(Completion::new(Box::new(on_done)));
+        let guard = UnrunGuard(Arc::clone(&completion));
+        let job: Job = Box::new(move |conn: &mut Connection| {
+            let (outcome, result) = run_catching(conn, f);
+            if let Some(on_done) = guard.0.take() {
+                on_done(result);
+            }
+            outcome
+        });
+        let sent = self.try_send(WriterMsg::Job {
+            job,
+            queued_at: Instant::now(),
+        });
+        match sent {
+            Ok(()) => {
+                completion.arm();
+                Ok(())
+            }
+            Err(e) => {
+                // Refused: the caller answers; the callback must never run as well.
+                completion.take();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Runs a job's closure, turning a panic or a transaction left open into an error.
+fn run_catching<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&mut Connection) -> Result<T, DbError>,
+) -> (JobOutcome, Result<T, DbError>) {
+    match catch_unwind(AssertUnwindSafe(|| f(conn))) {
+        Ok(Ok(_)) if close_open_transaction(conn) => (
+            JobOutcome::Failed,
+            Err(DbError::Internal(
+                "a write job returned without committing its transaction; it was rolled back"
+                    .to_string(),
+            )),
+        ),
+        Ok(Ok(value)) => (JobOutcome::Done, Ok(value)),
+        Ok(Err(e)) => (JobOutcome::Failed, Err(e)),
+        Err(_) => (
+            JobOutcome::Panicked,
+            Err(DbError::Panicked {
+                what: "a database write job",
+            }),
+        ),
+    }
+}
+
+type OnDone<T> = Box<dyn FnOnce(Result<T, DbError>) + Send>;
+
+/// The callback of one submitted job, called exactly once: by the job, or, if the job is
+/// dropped unrun after it was accepted, with `WriterStopped`. The lock makes "accepted"
+/// and "dropped" race-free (the writer may drop the job before `arm` runs).
+struct Completion<T> {
+    state: parking_lot::Mutex<CompletionState<T>>,
+}
+
+struct CompletionState<T> {
+    on_done: Option<OnDone<T>>,
+    armed: bool,
+    dropped: bool,
+}
+
+impl<T> Completion<T> {
+    fn new(on_done: OnDone<T>) -> Completion<T> {
+        let state = CompletionState {
+            on_done: Some(on_done),
+            armed: false,
+            dropped: false,
+        };
+        Completion {
+            state: parking_lot::Mutex::new(state),
+        }
+    }
+
+    fn take(&self) -> Option<OnDone<T>> {
+        self.state.lock().on_done.take()
+    }
+
+    /// The job was accepted: from now on dropping it unrun reports `WriterStopped`.
+    fn arm(&self) {
+        let unrun = {
+            let mut state = self.state.lock();
+            state.armed = true;
+            state.dropped.then(|| state.on_done.take()).flatten()
+        };
+        if let Some(on_done) = unrun {
+            on_done(Err(DbError::WriterStopped));
+        }
+    }
+}
+
+/// Owned by the job; when the job is dropped without having run, reports it.
+struct UnrunGuard<T>(Arc<Completion<T>>);
+
+impl<T> Drop for UnrunGuard<T> {
+    fn drop(&mut self) {
+        let unrun = {
+            let mut state = self.0.state.lock();
+            state.dropped = true;
+            state.armed.then(|| state.on_done.take()).flatten()
+        };
+        if let Some(on_done) = unrun {
+            on_done(Err(DbError::WriterStopped));
+        }
+    }
+}
+
 impl WriterThread {
     /// Waits for the writer to exit (after [`WriterHandle::stop`], or once every handle
     /// is dropped) and returns what it did.
@@ -335,16 +439,16 @@ impl WriterThread {
 }
 
 /// The writer loop.
-fn run(
+fn run<E>(
     mut conn: Connection,
     rx: Receiver<WriterMsg>,
     shared: &Shared,
-    event_rx: Receiver<Event>,
-    mut batcher: Option<Batcher>,
+    event_rx: Receiver<E>,
+    mut batcher: Option<Batcher<E>>,
 ) -> WriterReport {
     WRITER_STATS.running.inc();
     let mut report = WriterReport::default();
-    let no_events = crossbeam_channel::never::<Event>();
+    let no_events = crossbeam_channel::never::<E>();
     loop {
         if let Some(b) = batcher.as_mut().filter(|b| b.is_due(Instant::now())) {
             b.commit(&mut conn, &mut report);
@@ -508,9 +612,9 @@ pub struct WriterStats {
     /// Writer threads running (1 in a healthy server).
     pub running: Gauge,
     /// Time a job spends running, including its commit.
-    pub job_seconds: Histogram,
+    pub job_seconds: Histogram<{ LATENCY_BUCKETS.len() }>,
     /// Time a job waits in the queue before it starts.
-    pub wait_seconds: Histogram,
+    pub wait_seconds: Histogram<{ LATENCY_BUCKETS.len() }>,
 }
 
 pub static WRITER_STATS: WriterStats = WriterStats {
@@ -522,97 +626,78 @@ pub static WRITER_STATS: WriterStats = WriterStats {
     rejected_stopped: Counter::new(),
     queue_depth: Gauge::new(),
     running: Gauge::new(),
-    job_seconds: Histogram::new(),
-    wait_seconds: Histogram::new(),
+    job_seconds: Histogram::seconds(&LATENCY_BUCKETS),
+    wait_seconds: Histogram::seconds(&LATENCY_BUCKETS),
 };
 
-impl WriterStats {
-    /// The counters as JSON for `/api/system/health`.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "running": self.running.get() > 0,
-            "jobs_submitted": self.submitted.get(),
-            "jobs_completed": self.completed.get(),
-            "jobs_failed": self.failed.get(),
-            "jobs_panicked": self.panicked.get(),
-            "rejected_queue_full": self.rejected_full.get(),
-            "rejected_stopped": self.rejected_stopped.get(),
-            "queue_depth": self.queue_depth.get().max(0),
-            "job_seconds": {
-                "count": self.job_seconds.count(),
-                "sum": self.job_seconds.sum_seconds(),
-            },
-            "wait_seconds": {
-                "count": self.wait_seconds.count(),
-                "sum": self.wait_seconds.sum_seconds(),
-            },
-        })
-    }
+static RUNNING: Desc = Desc::new(
+    G,
+    "fazt_writer_running",
+    "writer.running",
+    "Database writer threads running.",
+);
+static SUBMITTED: Desc = Desc::new(
+    C,
+    "fazt_writer_jobs_submitted_total",
+    "writer.jobs_submitted",
+    "Write jobs accepted by the writer queue.",
+);
+static COMPLETED: Desc = Desc::new(
+    C,
+    "fazt_writer_jobs_completed_total",
+    "writer.jobs_completed",
+    "Write jobs that committed (or had nothing to commit).",
+);
+static FAILED: Desc = Desc::new(
+    C,
+    "fazt_writer_jobs_failed_total",
+    "writer.jobs_failed",
+    "Write jobs that failed or panicked and were rolled back.",
+);
+static PANICKED: Desc = Desc::new(
+    C,
+    "fazt_writer_jobs_panicked_total",
+    "writer.jobs_panicked",
+    "Write jobs that panicked (also counted as failed).",
+);
+static QUEUE_DEPTH: Desc = Desc::new(
+    G,
+    "fazt_writer_queue_depth",
+    "writer.queue_depth",
+    "Write jobs waiting in the writer queue.",
+);
+static REJECTED: Desc = Desc::new(
+    C,
+    "fazt_writer_rejected_total",
+    "writer.rejected",
+    "Write jobs refused, by reason.",
+)
+.labelled("reason");
+static JOB_SECONDS: Desc = Desc::new(
+    H,
+    "fazt_writer_job_duration_seconds",
+    "writer.job_seconds",
+    "Time a write job runs, including its commit.",
+);
+static WAIT_SECONDS: Desc = Desc::new(
+    H,
+    "fazt_writer_job_wait_seconds",
+    "writer.wait_seconds",
+    "Time a write job waits in the queue.",
+);
 
-    /// Appends the counters in the Prometheus text format (version 0.0.4).
-    pub fn render_prometheus(&self, out: &mut String) {
-        let mut one = |name: &str, kind: &str, help: &str, value: i64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        };
-        let count = |c: &Counter| i64::try_from(c.get()).unwrap_or(i64::MAX);
-        one(
-            "fazt_writer_running",
-            "gauge",
-            "Database writer threads running.",
-            self.running.get(),
-        );
-        one(
-            "fazt_writer_jobs_submitted_total",
-            "counter",
-            "Write jobs accepted by the writer queue.",
-            count(&self.submitted),
-        );
-        one(
-            "fazt_writer_jobs_completed_total",
-            "counter",
-            "Write jobs that committed (or had nothing to commit).",
-            count(&self.completed),
-        );
-        one(
-            "fazt_writer_jobs_failed_total",
-            "counter",
-            "Write jobs that failed or panicked and were rolled back.",
-            count(&self.failed),
-        );
-        one(
-            "fazt_writer_jobs_panicked_total",
-            "counter",
-            "Write jobs that panicked (also counted as failed).",
-            count(&self.panicked),
-        );
-        one(
-            "fazt_writer_queue_depth",
-            "gauge",
-            "Write jobs waiting in the writer queue.",
-            self.queue_depth.get().max(0),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP fazt_writer_rejected_total Write jobs refused, by reason.\n\
-             # TYPE fazt_writer_rejected_total counter\n\
-             fazt_writer_rejected_total{{reason=\"queue_full\"}} {}\n\
-             fazt_writer_rejected_total{{reason=\"stopped\"}} {}",
-            self.rejected_full.get(),
-            self.rejected_stopped.get()
-        );
-        self.job_seconds.render(
-            out,
-            "fazt_writer_job_duration_seconds",
-            "Time a write job runs, including its commit.",
-        );
-        self.wait_seconds.render(
-            out,
-            "fazt_writer_job_wait_seconds",
-            "Time a write job waits in the queue.",
-        );
+impl Source for WriterStats {
+    fn collect(&self, out: &mut Collector) {
+        out.int(&RUNNING, self.running.get());
+        out.int(&SUBMITTED, self.submitted.get());
+        out.int(&COMPLETED, self.completed.get());
+        out.int(&FAILED, self.failed.get());
+        out.int(&PANICKED, self.panicked.get());
+        out.int(&QUEUE_DEPTH, self.queue_depth.get().max(0));
+        out.int_with(&REJECTED, "queue_full", self.rejected_full.get());
+        out.int_with(&REJECTED, "stopped", self.rejected_stopped.get());
+        out.histogram(&JOB_SECONDS, &self.job_seconds);
+        out.histogram(&WAIT_SECONDS, &self.wait_seconds);
     }
 }
 
@@ -621,24 +706,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn histogram_renders_cumulative_buckets() {
-        let h = Histogram::new();
-        h.observe(Duration::from_micros(300));
-        h.observe(Duration::from_millis(3));
-        h.observe(Duration::from_secs(60));
-        let mut out = String::new();
-        h.render(&mut out, "x_seconds", "Test.");
-        assert!(out.contains("x_seconds_bucket{le=\"0.0005\"} 1\n"), "{out}");
-        assert!(out.contains("x_seconds_bucket{le=\"0.005\"} 2\n"), "{out}");
-        assert!(out.contains("x_seconds_bucket{le=\"30\"} 2\n"), "{out}");
-        assert!(out.contains("x_seconds_bucket{le=\"+Inf\"} 3\n"), "{out}");
-        assert!(out.contains("x_seconds_count 3\n"), "{out}");
-    }
-
-    #[test]
     fn stats_render_every_series() {
-        let mut out = String::new();
-        WRITER_STATS.render_prometheus(&mut out);
+        let registry = crate::platform::metrics::Registry::new().with(&WRITER_STATS);
+        let out = registry.render_prometheus();
         for name in [
             "fazt_writer_running",
             "fazt_writer_jobs_submitted_total",
@@ -650,9 +720,10 @@ mod tests {
         ] {
             assert!(out.contains(name), "{name} missing from:\n{out}");
         }
-        let json = WRITER_STATS.to_json();
-        assert!(json["jobs_submitted"].is_u64());
+        let json = &registry.to_json()["writer"];
+        assert!(json["jobs_submitted"].is_u64(), "{json}");
         assert!(json["queue_depth"].is_i64() || json["queue_depth"].is_u64());
+        assert!(json["rejected"]["stopped"].is_u64(), "{json}");
     }
 
     #[test]
@@ -682,5 +753,107 @@ mod tests {
         assert_eq!(report.jobs_done, 1);
         assert_eq!(report.jobs_failed, 2);
         assert_eq!(report.jobs_panicked, 1);
+    }
+}
+
+#[cfg(test)]
+mod completion_tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    type LastResult = Arc<parking_lot::Mutex<Option<Result<u32, DbError>>>>;
+
+    /// A callback that counts its calls and records the last result.
+    fn recorder() -> (
+        Arc<AtomicU32>,
+        LastResult,
+        impl FnOnce(Result<u32, DbError>) + Send + 'static,
+    ) {
+        let calls = Arc::new(AtomicU32::new(0));
+        let last = Arc::new(parking_lot::Mutex::new(None));
+        let (c, l) = (Arc::clone(&calls), Arc::clone(&last));
+        let on_done = move |result| {
+            c.fetch_add(1, Ordering::SeqCst);
+            *l.lock() = Some(result);
+        };
+        (calls, last, on_done)
+    }
+
+    #[test]
+    fn on_done_gets_the_result_on_the_writer_thread() {
+        let (writer, thread) = spawn(Connection::open_in_memory().unwrap(), 4).unwrap();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        writer
+            .submit_then(
+                |conn| Ok(conn.query_row("SELECT 41 + 1", [], |r| r.get::<_, u32>(0))?),
+                move |result| {
+                    let _ = tx.send((result.ok(), thread::current().name().map(String::from)));
+                },
+            )
+            .unwrap();
+        let (value, thread_name) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(value, Some(42));
+        assert_eq!(thread_name.as_deref(), Some(THREAD_NAME));
+        writer.stop();
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn a_refused_job_returns_the_error_and_never_calls_back() {
+        let (writer, thread) = spawn(Connection::open_in_memory().unwrap(), 1).unwrap();
+        let (running_tx, running_rx) = crossbeam_channel::bounded(1);
+        let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(1);
+        writer
+            .try_submit(move |_| {
+                let _ = running_tx.send(());
+                let _ = release_rx.recv_timeout(Duration::from_secs(10));
+                Ok(())
+            })
+            .unwrap();
+        running_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        writer.try_submit(|_| Ok(())).unwrap();
+        let (calls, _, on_done) = recorder();
+        let refused = writer.submit_then(|_| Ok(1), on_done);
+        assert!(matches!(refused, Err(DbError::QueueFull)), "{refused:?}");
+        release_tx.send(()).unwrap();
+        writer.stop();
+        thread.join().unwrap();
+        let (calls_after_stop, _, on_done) = recorder();
+        let stopped = writer.submit_then(|_| Ok(1), on_done);
+        assert!(
+            matches!(stopped, Err(DbError::WriterStopped)),
+            "{stopped:?}"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        assert_eq!(calls_after_stop.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_job_dropped_unrun_reports_writer_stopped_exactly_once() {
+        // Dropped after it was accepted.
+        let (calls, last, on_done) = recorder();
+        let completion = Arc::new(Completion::new(Box::new(on_done)));
+        let guard = UnrunGuard(Arc::clone(&completion));
+        completion.arm();
+        drop(guard);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(matches!(*last.lock(), Some(Err(DbError::WriterStopped))));
+
+        // Dropped by a dying writer before the submitter armed it.
+        let (calls, last, on_done) = recorder();
+        let completion = Arc::new(Completion::new(Box::new(on_done)));
+        drop(UnrunGuard(Arc::clone(&completion)));
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "not accepted yet");
+        completion.arm();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(matches!(*last.lock(), Some(Err(DbError::WriterStopped))));
+
+        // Refused: the submitter took the callback; the dropped job stays silent.
+        let (calls, _, on_done) = recorder();
+        let completion = Arc::new(Completion::new(Box::new(on_done)));
+        let guard = UnrunGuard(Arc::clone(&completion));
+        assert!(completion.take().is_some());
+        drop(guard);
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
     }
 }

@@ -24,6 +24,8 @@
 //! path is refused, never repaired.
 
 use crate::hosting::store::{FileSource, StagedFile};
+use crate::http::error::io_status;
+use crate::http::ResponseError;
 use sha2::{Digest, Sha256};
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -112,24 +114,20 @@ pub enum ArchiveError {
     Io { context: String, source: io::Error },
 }
 
-impl ArchiveError {
-    /// The HTTP status to answer with.
-    pub fn status(&self) -> u16 {
+impl ResponseError for ArchiveError {
+    fn status(&self) -> u16 {
         match self {
             ArchiveError::Invalid(_) => 400,
-            ArchiveError::Io { source, .. } if is_disk_full(source) => 507,
-            ArchiveError::Io { .. } => 500,
+            ArchiveError::Io { source, .. } => io_status(source).0,
         }
     }
 
-    /// A sentence for the JSON error body.
-    pub fn message(&self) -> String {
-        self.to_string()
+    fn code(&self) -> &'static str {
+        match self {
+            ArchiveError::Invalid(_) => "invalid_archive",
+            ArchiveError::Io { source, .. } => io_status(source).1,
+        }
     }
-}
-
-fn is_disk_full(error: &io::Error) -> bool {
-    error.kind() == io::ErrorKind::StorageFull || error.raw_os_error() == Some(libc::EDQUOT)
 }
 
 impl fmt::Display for ArchiveError {
@@ -632,14 +630,18 @@ mod tests {
 
     #[test]
     fn error_statuses() {
-        assert_eq!(ArchiveError::Invalid("x".into()).status(), 400);
+        let invalid = ArchiveError::Invalid("x".into());
+        assert_eq!((invalid.status(), invalid.code()), (400, "invalid_archive"));
         let full = io_error("w".into(), io::Error::from(io::ErrorKind::StorageFull));
-        assert_eq!(full.status(), 507);
+        assert_eq!((full.status(), full.code()), (507, "disk_full"));
+        let nospc = io_error("w".into(), io::Error::from_raw_os_error(libc::ENOSPC));
+        assert_eq!(nospc.status(), 507);
         let quota = io_error("w".into(), io::Error::from_raw_os_error(libc::EDQUOT));
         assert_eq!(quota.status(), 507);
         let other = io_error("w".into(), io::Error::other("boom"));
-        assert_eq!(other.status(), 500);
-        assert_eq!(other.message(), "w: boom");
+        assert_eq!((other.status(), other.code()), (500, "io_error"));
+        assert!(other.is_server_fault());
+        assert_eq!(other.to_string(), "w: boom");
     }
 
     #[test]
@@ -650,7 +652,7 @@ mod tests {
             let err = extract(io::Cursor::new(body), &ArchiveLimits::default(), &dir).unwrap_err();
             assert_eq!(err.status(), 400, "{err}");
             assert!(
-                err.message().contains("not a readable zip archive"),
+                err.to_string().contains("not a readable zip archive"),
                 "{err}"
             );
         }

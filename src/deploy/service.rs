@@ -22,16 +22,19 @@ use super::archive::{self, ArchiveLimits};
 use super::limits::DeployLimits;
 use super::multipart::{self, BodyWindow};
 use crate::analytics::ingest::QueryParams;
+use crate::db::writer::WriterHandle;
 use crate::db::DbError;
+use crate::hosting::sites::{site_url, SiteServer};
 use crate::hosting::store;
 use crate::http::spool::{self, SpoolPolicy};
-use crate::http::{Method, Request, Response};
-use crate::keys::ApiKey;
+use crate::http::{error_response, Method, Request, Response, ResponseError};
+use crate::keys::{authenticate_request, ApiKey};
+use crate::platform::disk::{DiskError, DiskGuard};
 use crate::platform::metrics::Counter;
-use crate::server::App;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
+use std::fmt;
 use std::fs::File;
 use std::io::{self, Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -64,28 +67,20 @@ pub static DEPLOY_STATS: DeployStats = DeployStats {
     rate_limited: Counter::new(),
 };
 
-impl DeployStats {
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "succeeded": self.succeeded.get(), "failed": self.failed.get(),
-            "refused_busy": self.refused_busy.get(), "rate_limited": self.rate_limited.get(),
-        })
-    }
+static DEPLOYS: crate::platform::metrics::Desc = crate::platform::metrics::Desc::new(
+    crate::platform::metrics::Kind::Counter,
+    "fazt_deploys_total",
+    "deploys",
+    "Deploys by outcome.",
+)
+.labelled("outcome");
 
-    pub fn render_prometheus(&self, out: &mut String) {
-        out.push_str(
-            "# HELP fazt_deploys_total Deploys by outcome.\n# TYPE fazt_deploys_total counter\n",
-        );
-        for (outcome, value) in [
-            ("succeeded", self.succeeded.get()),
-            ("failed", self.failed.get()),
-            ("refused_busy", self.refused_busy.get()),
-            ("rate_limited", self.rate_limited.get()),
-        ] {
-            out.push_str(&format!(
-                "fazt_deploys_total{{outcome=\"{outcome}\"}} {value}\n"
-            ));
-        }
+impl crate::platform::metrics::Source for DeployStats {
+    fn collect(&self, out: &mut crate::platform::metrics::Collector) {
+        out.int_with(&DEPLOYS, "succeeded", self.succeeded.get());
+        out.int_with(&DEPLOYS, "failed", self.failed.get());
+        out.int_with(&DEPLOYS, "refused_busy", self.refused_busy.get());
+        out.int_with(&DEPLOYS, "rate_limited", self.rate_limited.get());
     }
 }
 
@@ -94,6 +89,23 @@ pub struct DeployJob {
     request: Request,
     key: ApiKey,
     reply: Box<dyn FnOnce(Response) + Send>,
+}
+
+/// What deploys need from the rest of the server, built by `server` at start.
+pub struct DeployContext {
+    pub deployer: Deployer,
+    pub writer: WriterHandle,
+    pub disk: DiskGuard,
+    /// Reloaded in the deploy's own transaction, so the next request sees the new site.
+    pub sites: Arc<SiteServer>,
+    /// Uploads beyond `upload_ram` bytes spool here; archives are extracted here.
+    pub temp_dir: PathBuf,
+    pub upload_ram: usize,
+    /// Deployments kept per site when old ones are pruned.
+    pub keep_deployments: usize,
+    /// The public domain and port, for the site URL in the answer.
+    pub domain: String,
+    pub port: u16,
 }
 
 /// The deploy slot, the per-key rate limit and the queue to the deploy thread.
@@ -150,17 +162,17 @@ pub fn is_deploy(request: &Request) -> bool {
 }
 
 /// The spool policy of deploy uploads.
-pub fn spool_policy(app: &App) -> SpoolPolicy {
+pub fn spool_policy(ctx: &DeployContext) -> SpoolPolicy {
     SpoolPolicy {
-        in_memory: app.config.probe.limits.upload_ram as usize,
-        dir: app.config.probe.limits.temp_dir.clone(),
-        disk: app.disk.clone(),
+        in_memory: ctx.upload_ram,
+        dir: ctx.temp_dir.clone(),
+        disk: ctx.disk.clone(),
     }
 }
 
 /// Step 1: what can be refused from the head alone, before the upload is read.
-pub fn refuse_early(app: &App, request: &Request) -> Option<Response> {
-    let key = match crate::admin::authenticate(request) {
+pub fn refuse_early(ctx: &DeployContext, request: &Request) -> Option<Response> {
+    let key = match authenticate_request(request) {
         Ok(key) => key,
         Err(response) => return Some(response),
     };
@@ -173,18 +185,18 @@ pub fn refuse_early(app: &App, request: &Request) -> Option<Response> {
             return Some(Response::error(403, &refusal));
         }
     }
-    if app.deployer.is_busy() {
+    if ctx.deployer.is_busy() {
         return Some(busy());
     }
-    if let Err(e) = app.disk.check() {
-        return Some(Response::error(e.status(), &e.to_string()));
+    if let Err(e) = ctx.disk.check() {
+        return Some(error_response(&e));
     }
     // Counted last: a deploy refused as busy or for disk space is not one of the key's.
-    if let Err(wait) = app.deployer.admit(&key.id, Instant::now()) {
+    if let Err(wait) = ctx.deployer.admit(&key.id, Instant::now()) {
         DEPLOY_STATS.rate_limited.inc();
         let message = format!(
             "too many deploys with this key: at most {} a minute; retry in {wait} s",
-            app.deployer.limits.rate_per_minute
+            ctx.deployer.limits.rate_per_minute
         );
         return Some(Response::error(429, &message).header("Retry-After", wait.to_string()));
     }
@@ -203,14 +215,14 @@ fn busy() -> Response {
 
 /// Step 3, on the admin thread: queues the deploy; `Some` is an immediate answer.
 pub fn submit(
-    app: &App,
+    ctx: &DeployContext,
     request: Request,
     reply: Box<dyn FnOnce(Response) + Send>,
 ) -> Option<Response> {
     if request.method != Method::Post {
         return Some(wrong_method());
     }
-    let key = match crate::admin::authenticate(&request) {
+    let key = match authenticate_request(&request) {
         Ok(key) => key,
         Err(response) => return Some(response),
     };
@@ -222,7 +234,7 @@ pub fn submit(
         key,
         reply,
     };
-    match app.deployer.queue.try_send(job) {
+    match ctx.deployer.queue.try_send(job) {
         Ok(()) => None,
         Err(TrySendError::Full(_)) => Some(busy()),
         Err(TrySendError::Disconnected(_)) => {
@@ -235,8 +247,8 @@ const EMPTY_BODY: &str = "empty body: send multipart/form-data with fields 'site
                           'file' (a zip), or an application/zip body with ?site=NAME";
 
 /// Starts the deploy thread. It runs queued deploys until `stop_worker`.
-pub fn spawn_worker(app: Arc<App>) -> io::Result<std::thread::JoinHandle<()>> {
-    let inbox = app
+pub fn spawn_worker(ctx: Arc<DeployContext>) -> io::Result<std::thread::JoinHandle<()>> {
+    let inbox = ctx
         .deployer
         .inbox
         .lock()
@@ -245,27 +257,27 @@ pub fn spawn_worker(app: Arc<App>) -> io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("fazt-deploy".into())
         .spawn(move || {
-            while !app.deployer.stop.load(Ordering::SeqCst) {
+            while !ctx.deployer.stop.load(Ordering::SeqCst) {
                 if let Ok(job) = inbox.recv_timeout(Duration::from_millis(200)) {
-                    run_job(&app, job);
+                    run_job(&ctx, job);
                 }
             }
             // Deploys accepted before the stop still run: their clients are waiting.
             while let Ok(job) = inbox.try_recv() {
-                run_job(&app, job);
+                run_job(&ctx, job);
             }
         })
 }
 
 /// Lets the deploy thread finish what it holds, then end (before the writer stops).
-pub fn stop_worker(app: &App, worker: std::thread::JoinHandle<()>) {
-    app.deployer.stop.store(true, Ordering::SeqCst);
+pub fn stop_worker(ctx: &DeployContext, worker: std::thread::JoinHandle<()>) {
+    ctx.deployer.stop.store(true, Ordering::SeqCst);
     if worker.join().is_err() {
         log::error!("the deploy thread panicked");
     }
 }
 
-fn run_job(app: &Arc<App>, job: DeployJob) {
+fn run_job(ctx: &DeployContext, job: DeployJob) {
     let started = Instant::now();
     let DeployJob {
         request,
@@ -273,7 +285,7 @@ fn run_job(app: &Arc<App>, job: DeployJob) {
         reply,
     } = job;
     let outcome =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| deploy(app, &request, &key)))
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| deploy(ctx, &request, &key)))
             .unwrap_or_else(|_| Err(DeployError::Internal("the deploy panicked".into())));
     let response = match outcome {
         Ok(body) => {
@@ -291,7 +303,7 @@ fn run_job(app: &Arc<App>, job: DeployJob) {
         }
         Err(e) => {
             DEPLOY_STATS.failed.inc();
-            e.to_response()
+            error_response(&e)
         }
     };
     // The spooled body goes with the request, before the client hears back.
@@ -317,29 +329,48 @@ impl From<DbError> for DeployError {
     }
 }
 
-impl DeployError {
-    fn to_response(&self) -> Response {
+impl From<DiskError> for DeployError {
+    fn from(e: DiskError) -> DeployError {
+        DeployError::Db(e.into())
+    }
+}
+
+impl fmt::Display for DeployError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DeployError::BadRequest(m) => Response::error(400, m),
-            DeployError::Forbidden(m) => Response::error(403, m),
-            DeployError::UnsupportedType(m) => Response::error(415, m),
-            DeployError::Archive(e) => {
-                if e.status() >= 500 {
-                    log::error!("deploy: {}", e.message());
-                }
-                Response::error(e.status(), &e.message())
-            }
-            DeployError::Db(e) => {
-                let status = e.status();
-                if status >= 500 && status != 507 {
-                    log::error!("deploy: {e}");
-                }
-                Response::error(status, &e.to_string())
-            }
-            DeployError::Internal(m) => {
-                log::error!("deploy: {m}");
-                Response::error(500, &format!("deploy failed: {m}"))
-            }
+            DeployError::BadRequest(m) | DeployError::Forbidden(m) => f.write_str(m),
+            DeployError::UnsupportedType(m) => f.write_str(m),
+            DeployError::Archive(e) => e.fmt(f),
+            DeployError::Db(e) => e.fmt(f),
+            DeployError::Internal(m) => write!(f, "deploy failed: {m}"),
+        }
+    }
+}
+
+impl ResponseError for DeployError {
+    fn status(&self) -> u16 {
+        match self {
+            DeployError::BadRequest(_) => 400,
+            DeployError::Forbidden(_) => 403,
+            DeployError::UnsupportedType(_) => 415,
+            DeployError::Archive(e) => e.status(),
+            DeployError::Db(e) => e.status(),
+            DeployError::Internal(_) => 500,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            DeployError::Archive(e) => e.code(),
+            DeployError::Db(e) => e.code(),
+            other => crate::http::error::status_code(other.status()),
+        }
+    }
+
+    fn retry_after_secs(&self) -> Option<u32> {
+        match self {
+            DeployError::Db(e) => e.retry_after_secs(),
+            _ => None,
         }
     }
 }
@@ -356,7 +387,7 @@ fn scope_refusal(key: &ApiKey, site: &str) -> Option<String> {
 
 /// Steps 4: find the archive, extract it, apply it through the writer.
 fn deploy(
-    app: &Arc<App>,
+    ctx: &DeployContext,
     request: &Request,
     key: &ApiKey,
 ) -> Result<serde_json::Value, DeployError> {
@@ -365,18 +396,19 @@ fn deploy(
     if let Some(refusal) = scope_refusal(key, &site) {
         return Err(DeployError::Forbidden(refusal));
     }
-    app.disk.check()?;
-    let dir = ExtractDir::create(&app.config.probe.limits.temp_dir)
+    ctx.disk.check()?;
+    let dir = ExtractDir::create(&ctx.temp_dir)
         .map_err(|e| DeployError::Internal(format!("creating a temp dir for the archive: {e}")))?;
-    let extracted = archive::extract(zip, &archive_limits(app.deployer.limits()), dir.path())
+    let extracted = archive::extract(zip, &archive_limits(ctx.deployer.limits()), dir.path())
         .map_err(DeployError::Archive)?;
     // The extracted files are on disk now; the database is about to grow by their size.
-    app.disk.check()?;
-    let keep = app.config.keep_deployments;
+    ctx.disk.check()?;
+    let keep = ctx.keep_deployments;
     let files = extracted.files;
-    let writer_app = app.clone();
+    let sites = Arc::clone(&ctx.sites);
     let writer_site = site.clone();
-    let result = app.writer.call(move |conn| {
+    // The deploy thread may wait for the writer; the admin thread never does.
+    let result = ctx.writer.call(move |conn| {
         let result = store::apply_deployment(conn, &writer_site, &files, "deploy")?;
         // The deploy is committed; pruning is housekeeping and must not fail it. The
         // replaced deployment is still being read by requests that resolved it before
@@ -385,16 +417,16 @@ fn deploy(
         if let Err(e) = store::prune_and_gc(conn, keep, &spared) {
             log::error!("pruning old deployments after deploying {writer_site}: {e}");
         }
-        if let Err(e) = writer_app.sites.reload(conn) {
+        if let Err(e) = sites.reload(conn) {
             log::error!("reloading sites after deploying {writer_site}: {e}");
         }
         Ok(result)
     })?;
     drop(dir);
-    crate::keys::touch_last_used(&app.writer, &key.id, crate::platform::clock::unix_now());
+    crate::keys::touch_last_used(&ctx.writer, &key.id, crate::platform::clock::unix_now());
     let mut body = result.to_json();
     body["previous"] = serde_json::json!(result.previous);
-    body["url"] = serde_json::json!(crate::admin::sites::site_url(&app.config, &site));
+    body["url"] = serde_json::json!(site_url(&ctx.domain, ctx.port, &site));
     Ok(body)
 }
 

@@ -40,12 +40,13 @@
 //! no-lookup control. So: one shard until a server benchmark shows the lock;
 //! [`SiteCache::with_shards`] is the switch, tested to keep every invariant.
 
+use crate::platform::metrics::Kind::{Counter as C, Gauge as G};
+use crate::platform::metrics::{Collector, Desc, Source};
 use clru::{CLruCache, CLruCacheConfig, WeightScale};
 use parking_lot::{Mutex, RwLock};
 use sha2::{Digest, Sha256};
 use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -313,81 +314,87 @@ pub struct CacheStats {
     pub streamed_bytes: u64,
 }
 
-impl CacheStats {
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "hits": self.hits,
-            "misses": self.misses,
-            "evictions": self.evictions,
-            "inserts": self.inserts,
-            "rejected_too_large": self.rejected_too_large,
-            "bytes_used": self.bytes_used,
-            "bytes_limit": self.bytes_limit,
-            "entries": self.entries,
-            "pinned_bytes": self.pinned_bytes,
-            "pinned_entries": self.pinned_entries,
-            "streamed_bytes": self.streamed_bytes,
-        })
-    }
+static HITS: Desc = Desc::new(
+    C,
+    "fazt_cache_hits_total",
+    "cache.hits",
+    "File cache lookups that found the file.",
+);
+static MISSES: Desc = Desc::new(
+    C,
+    "fazt_cache_misses_total",
+    "cache.misses",
+    "File cache lookups that did not find the file.",
+);
+static EVICTIONS: Desc = Desc::new(
+    C,
+    "fazt_cache_evictions_total",
+    "cache.evictions",
+    "File cache entries evicted to make room.",
+);
+static INSERTS: Desc = Desc::new(
+    C,
+    "fazt_cache_inserts_total",
+    "cache.inserts",
+    "Files put into the file cache.",
+);
+static REJECTED_TOO_LARGE: Desc = Desc::new(
+    C,
+    "fazt_cache_rejected_too_large_total",
+    "cache.rejected_too_large",
+    "Files not cached because they are larger than the largest cached file.",
+);
+static BYTES: Desc = Desc::new(
+    G,
+    "fazt_cache_bytes",
+    "cache.bytes_used",
+    "Bytes held by the file cache (bodies plus estimated overhead).",
+);
+static LIMIT_BYTES: Desc = Desc::new(
+    G,
+    "fazt_cache_limit_bytes",
+    "cache.bytes_limit",
+    "Byte limit of the file cache.",
+);
+static ENTRIES: Desc = Desc::new(
+    G,
+    "fazt_cache_entries",
+    "cache.entries",
+    "Files in the file cache.",
+);
+static PINNED_BYTES: Desc = Desc::new(
+    G,
+    "fazt_cache_pinned_bytes",
+    "cache.pinned_bytes",
+    "Bytes of pinned admin assets (not counted against the cache limit).",
+);
+static PINNED_ENTRIES: Desc = Desc::new(
+    G,
+    "fazt_cache_pinned_entries",
+    "cache.pinned_entries",
+    "Pinned admin assets.",
+);
+static STREAMED_BYTES: Desc = Desc::new(
+    C,
+    "fazt_cache_streamed_bytes_total",
+    "cache.streamed_bytes",
+    "Bytes served from the store without caching.",
+);
 
-    /// Appends the cache metrics in the Prometheus text format (version 0.0.4).
-    pub fn render_prometheus(&self, out: &mut String) {
-        let metrics: [(&str, &str, &str, u64); 8] = [
-            (
-                "fazt_cache_hits_total",
-                "counter",
-                "File cache lookups that found the file.",
-                self.hits,
-            ),
-            (
-                "fazt_cache_misses_total",
-                "counter",
-                "File cache lookups that did not find the file.",
-                self.misses,
-            ),
-            (
-                "fazt_cache_evictions_total",
-                "counter",
-                "File cache entries evicted to make room.",
-                self.evictions,
-            ),
-            (
-                "fazt_cache_bytes",
-                "gauge",
-                "Bytes held by the file cache (bodies plus estimated overhead).",
-                self.bytes_used,
-            ),
-            (
-                "fazt_cache_limit_bytes",
-                "gauge",
-                "Byte limit of the file cache.",
-                self.bytes_limit,
-            ),
-            (
-                "fazt_cache_entries",
-                "gauge",
-                "Files in the file cache.",
-                self.entries,
-            ),
-            (
-                "fazt_cache_pinned_bytes",
-                "gauge",
-                "Bytes of pinned admin assets (not counted against the cache limit).",
-                self.pinned_bytes,
-            ),
-            (
-                "fazt_cache_streamed_bytes_total",
-                "counter",
-                "Bytes served from the store without caching.",
-                self.streamed_bytes,
-            ),
-        ];
-        for (name, kind, help, value) in metrics {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        }
+impl Source for SiteCache {
+    fn collect(&self, out: &mut Collector) {
+        let s = self.stats();
+        out.int(&HITS, s.hits);
+        out.int(&MISSES, s.misses);
+        out.int(&EVICTIONS, s.evictions);
+        out.int(&INSERTS, s.inserts);
+        out.int(&REJECTED_TOO_LARGE, s.rejected_too_large);
+        out.int(&BYTES, s.bytes_used);
+        out.int(&LIMIT_BYTES, s.bytes_limit);
+        out.int(&ENTRIES, s.entries);
+        out.int(&PINNED_BYTES, s.pinned_bytes);
+        out.int(&PINNED_ENTRIES, s.pinned_entries);
+        out.int(&STREAMED_BYTES, s.streamed_bytes);
     }
 }
 
@@ -882,21 +889,25 @@ mod tests {
         let _ = cache.get_path(1, "/b");
         cache.record_streamed(12345);
         let s = cache.stats();
-        let j = s.to_json();
+        let registry = crate::platform::metrics::Registry::new().with(&cache);
+        let j = &registry.to_json()["cache"];
         assert_eq!(j["hits"], 1);
         assert_eq!(j["misses"], 1);
         assert_eq!(j["streamed_bytes"], 12345);
         assert_eq!(j["bytes_limit"], 1 << 20);
-        let mut out = String::new();
-        s.render_prometheus(&mut out);
+        assert_eq!(j["inserts"], 1);
+        let out = registry.render_prometheus();
         for (name, kind) in [
             ("fazt_cache_hits_total", "counter"),
             ("fazt_cache_misses_total", "counter"),
             ("fazt_cache_evictions_total", "counter"),
+            ("fazt_cache_inserts_total", "counter"),
+            ("fazt_cache_rejected_too_large_total", "counter"),
             ("fazt_cache_bytes", "gauge"),
             ("fazt_cache_limit_bytes", "gauge"),
             ("fazt_cache_entries", "gauge"),
             ("fazt_cache_pinned_bytes", "gauge"),
+            ("fazt_cache_pinned_entries", "gauge"),
             ("fazt_cache_streamed_bytes_total", "counter"),
         ] {
             assert!(out.contains(&format!("# HELP {name} ")), "{name}");

@@ -26,7 +26,7 @@ pub fn etag_of(bytes: &[u8]) -> String {
 
 /// `"<hex>"`, the ETag of content with this sha-256.
 pub fn etag_of_hash(sha256: &[u8; 32]) -> String {
-    format!("\"{}\"", crate::keys::hex(sha256))
+    format!("\"{}\"", crate::platform::units::hex(sha256))
 }
 
 /// Answers GET or HEAD for a file with `status` (200, or 404 for not-found pages, which

@@ -71,10 +71,16 @@ impl PathError {
             PathError::InvalidUtf8 => "path is not valid UTF-8 after percent-decoding",
         }
     }
+}
 
-    /// The HTTP status for this error (always 400; kept here so callers map in one place).
-    pub fn status(&self) -> u16 {
+/// Every refused path is a 400 with code `bad_path`.
+impl crate::http::ResponseError for PathError {
+    fn status(&self) -> u16 {
         400
+    }
+
+    fn code(&self) -> &'static str {
+        "bad_path"
     }
 }
 
@@ -435,7 +441,9 @@ mod tests {
             PathError::DotDotSegment.to_string(),
             PathError::DotDotSegment.message()
         );
+        use crate::http::ResponseError;
         assert_eq!(PathError::EncodedSlash.status(), 400);
+        assert_eq!(PathError::EncodedSlash.code(), "bad_path");
         assert!(PathError::TooLong.message().contains("2048"));
     }
 

@@ -8,7 +8,8 @@ use crate::hosting::files::{respond, FileMeta};
 use crate::hosting::path::{candidates, normalize};
 use crate::hosting::rules::cache_control;
 use crate::hosting::store::{self, BlobStream, FileRow, SiteTable};
-use crate::http::{Body, Method, Request, Response};
+use crate::http::error::Concealed;
+use crate::http::{error_response, Body, Method, Request, Response};
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -34,6 +35,21 @@ pub const ADMIN_ASSETS: [(&str, &[u8]); 3] = [
     ("admin.js", include_bytes!("../../assets/admin/admin.js")),
     ("admin.css", include_bytes!("../../assets/admin/admin.css")),
 ];
+
+/// The public URL of a site: `http://<name>.<domain>/`, `http://<domain>/` for `root`,
+/// with the public listener's `port` unless it is 80. Bare `localhost` is the admin host
+/// (the router's rule), so with the domain `localhost` root is `http://root.localhost/`.
+pub fn site_url(domain: &str, port: u16, name: &str) -> String {
+    let port = match port {
+        80 => String::new(),
+        port => format!(":{port}"),
+    };
+    if name == "root" && domain != "localhost" {
+        format!("http://{domain}{port}/")
+    } else {
+        format!("http://{name}.{domain}{port}/")
+    }
+}
 
 /// A file found for a request: from the cache, or too large to cache and streamed.
 enum Found {
@@ -93,7 +109,7 @@ impl SiteServer {
         }
         let path = match normalize(request.path()) {
             Ok(path) => path,
-            Err(e) => return (Response::error(e.status(), e.message()), false),
+            Err(e) => return (error_response(&e), false),
         };
         match self.resolve(site, &path) {
             Ok(Some((found, file_path))) => {
@@ -103,7 +119,7 @@ impl SiteServer {
                 (response, viewed && request.method == Method::Get)
             }
             Ok(None) => (self.not_found(site, request), false),
-            Err(e) => (database_error(e), false),
+            Err(e) => (unreadable_files(e), false),
         }
     }
 
@@ -178,7 +194,7 @@ impl SiteServer {
             match self.resolve(site, path) {
                 Ok(Some((found, file_path))) => return self.send(request, found, &file_path, 404),
                 Ok(None) => {}
-                Err(e) => return database_error(e),
+                Err(e) => return unreadable_files(e),
             }
         }
         self.send(
@@ -229,10 +245,33 @@ fn meta(path: &str, mime: Arc<str>, size: u64, etag: Arc<str>) -> FileMeta {
     }
 }
 
-fn database_error(e: rusqlite::Error) -> Response {
-    log::error!("serving a site file: {e}");
-    Response::error(
-        500,
-        "the site's files could not be read; see the server log",
-    )
+fn unreadable_files(e: rusqlite::Error) -> Response {
+    error_response(&Concealed::new("reading the site's files", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::site_url;
+
+    #[test]
+    fn site_urls() {
+        assert_eq!(
+            site_url("localhost", 4698, "blog"),
+            "http://blog.localhost:4698/"
+        );
+        // Bare `localhost` routes to the admin API, not to the root site.
+        assert_eq!(
+            site_url("localhost", 4698, "root"),
+            "http://root.localhost:4698/"
+        );
+        assert_eq!(
+            site_url("localhost", 4698, "404"),
+            "http://404.localhost:4698/"
+        );
+        assert_eq!(
+            site_url("example.com", 80, "blog"),
+            "http://blog.example.com/"
+        );
+        assert_eq!(site_url("example.com", 80, "root"), "http://example.com/");
+    }
 }

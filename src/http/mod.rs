@@ -4,13 +4,21 @@
 
 pub mod cap;
 pub mod conn;
+pub mod error;
 pub mod parse;
 pub mod request;
 pub mod response;
 pub mod spool;
 
+pub use error::{error_response, ResponseError};
 pub use request::{Method, Request};
 pub use response::{Body, HeaderValue, Response};
+
+/// `GET /health`: liveness, answered by whichever thread read the request (a core thread
+/// or the admin thread), so it lives below both.
+pub fn liveness() -> Response {
+    Response::new(200).body("text/plain; charset=utf-8", Body::Static(b"ok\n"))
+}
 
 /// Protocol-level failures, each answered with its status and then the connection closes.
 #[derive(Debug)]
@@ -42,22 +50,29 @@ impl HttpError {
         }
     }
 
-    pub fn message(&self) -> String {
+    pub fn to_response(&self) -> Response {
+        error_response(self).closing()
+    }
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             HttpError::BadRequest(m)
             | HttpError::InsufficientStorage(m)
-            | HttpError::Internal(m) => m.clone(),
-            HttpError::HeaderTooLarge(m) => (*m).to_string(),
+            | HttpError::Internal(m) => f.write_str(m),
+            HttpError::HeaderTooLarge(m) => f.write_str(m),
             HttpError::PayloadTooLarge { limit } => {
-                format!("request body is larger than this route allows ({limit} bytes)")
+                write!(
+                    f,
+                    "request body is larger than this route allows ({limit} bytes)"
+                )
             }
-            HttpError::HeadTimeout => "request head not received in time".to_string(),
-            HttpError::BodyTimeout => "request body stalled: no bytes received in time".to_string(),
-            HttpError::ExpectationFailed => "only 'Expect: 100-continue' is supported".to_string(),
+            HttpError::HeadTimeout => f.write_str("request head not received in time"),
+            HttpError::BodyTimeout => {
+                f.write_str("request body stalled: no bytes received in time")
+            }
+            HttpError::ExpectationFailed => f.write_str("only 'Expect: 100-continue' is supported"),
         }
-    }
-
-    pub fn to_response(&self) -> Response {
-        Response::error(self.status(), &self.message()).closing()
     }
 }

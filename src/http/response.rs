@@ -124,12 +124,11 @@ impl Response {
         Response::new(status).body("application/json", Body::Owned(text))
     }
 
-    /// The one shape of every error body: `{"error": "...", "status": N}`.
+    /// An error known only by its status and message, in the one shape of every error
+    /// body: `{"error":{"code":…,"message":…}}`, the code derived from the status. An
+    /// area's error type goes through [`super::error_response`] instead.
     pub fn error(status: u16, message: &str) -> Response {
-        Response::json(
-            status,
-            &serde_json::json!({ "error": message, "status": status }),
-        )
+        super::error::error_body(status, super::error::status_code(status), message)
     }
 
     pub fn with_status(mut self, status: u16) -> Response {

@@ -8,7 +8,8 @@
 //! copying the bytes would; the disk itself is checked every `DISK_CHECK_EVERY` bytes.
 
 use super::HttpError;
-use crate::platform::disk::DiskGuard;
+use crate::platform::disk::{DiskError, DiskGuard};
+use crate::platform::sys::ErrnoClass;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -123,22 +124,23 @@ pub fn append(
     file.len += data.len() as u64;
     if file.len - file.checked_at >= DISK_CHECK_EVERY {
         file.checked_at = file.len;
-        policy.disk.check().map_err(|e| match e.status() {
-            507 => HttpError::InsufficientStorage(e.to_string()),
+        policy.disk.check().map_err(|e| match e {
+            DiskError::Full { .. } => HttpError::InsufficientStorage(e.to_string()),
             // The disk could not even be inspected: our fault, not a full disk.
-            _ => HttpError::Internal(e.to_string()),
+            DiskError::Unreadable { .. } => HttpError::Internal(e.to_string()),
         })?;
     }
     Ok(())
 }
 
-/// A full disk is the client's answer 507 (try later); anything else is our fault (500).
+/// A full disk is the client's answer 507 (try later); anything else is our fault (500,
+/// logged where it is answered).
 fn spool_error(e: io::Error) -> HttpError {
-    if e.raw_os_error() == Some(libc::ENOSPC) || e.raw_os_error() == Some(libc::EDQUOT) {
-        HttpError::InsufficientStorage(format!("no space left for the upload: {e}"))
-    } else {
-        log::error!("spooling an upload to the temp dir: {e}");
-        HttpError::Internal(format!("could not store the upload: {e}"))
+    match ErrnoClass::of(&e) {
+        ErrnoClass::DiskFull => {
+            HttpError::InsufficientStorage(format!("no space left for the upload: {e}"))
+        }
+        _ => HttpError::Internal(format!("could not store the upload: {e}")),
     }
 }
 
@@ -183,6 +185,20 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn only_a_full_disk_or_quota_is_507() {
+        for (errno, status) in [
+            (libc::ENOSPC, 507),
+            (libc::EDQUOT, 507),
+            (libc::EFBIG, 500),
+            (libc::EIO, 500),
+            (libc::EACCES, 500),
+        ] {
+            let error = spool_error(io::Error::from_raw_os_error(errno));
+            assert_eq!(error.status(), status, "errno {errno}: {error}");
+        }
     }
 
     #[test]

@@ -3,11 +3,12 @@
 //! 507 while serving, small writes and deletions that free space carry on. Checked just
 //! before a bulk write starts, so it costs one `statvfs` per checked path per deploy.
 
-use std::fmt::Write as _;
+use std::fmt;
+use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::db::{Context, DbError};
-use crate::platform::metrics::Counter;
+use crate::platform::metrics::Kind::{Counter as C, Gauge as G};
+use crate::platform::metrics::{Collector, Counter, Desc, Source};
 use crate::platform::sys;
 
 /// Leaves room for SQLite to checkpoint and vacuum, and for the operator to react, before
@@ -24,10 +25,54 @@ pub struct DiskGuard {
     threshold_percent: u8,
 }
 
+/// Why the breaker refused a bulk write.
+#[derive(Debug)]
+pub enum DiskError {
+    /// The filesystem holding `path` is at or above the threshold.
+    Full {
+        path: PathBuf,
+        used_percent: u8,
+        threshold: u8,
+    },
+    /// The filesystem holding `path` could not be inspected (statvfs failed).
+    Unreadable { path: PathBuf, source: io::Error },
+}
+
+impl fmt::Display for DiskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DiskError::Full {
+                path,
+                used_percent,
+                threshold,
+            } => write!(
+                f,
+                "the filesystem holding {} is {used_percent}% full (the limit is {threshold}%, \
+                 --disk-threshold); bulk writes are refused until space is freed",
+                path.display()
+            ),
+            DiskError::Unreadable { path, source } => {
+                write!(f, "checking free space on {}: {source}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for DiskError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DiskError::Full { .. } => None,
+            DiskError::Unreadable { source, .. } => Some(source),
+        }
+    }
+}
+
 /// Space on one watched path.
 struct Usage {
     path: PathBuf,
     used_percent: u8,
+    /// Exact, for metrics; `used_percent` (rounded down) drives the breaker.
+    used_ratio: f64,
     avail_bytes: u64,
 }
 
@@ -48,9 +93,9 @@ impl DiskGuard {
         &self.paths
     }
 
-    /// `Err(DbError::DiskFull)` naming the fullest path when any watched filesystem is at
-    /// or above the threshold; `Err(DbError::Io)` if a filesystem cannot be inspected.
-    pub fn check(&self) -> Result<(), DbError> {
+    /// `Err(DiskError::Full)` naming the fullest path when any watched filesystem is at
+    /// or above the threshold; `Err(DiskError::Unreadable)` if one cannot be inspected.
+    pub fn check(&self) -> Result<(), DiskError> {
         let mut worst: Option<Usage> = None;
         for path in &self.paths {
             let usage = measure(path)?;
@@ -64,7 +109,7 @@ impl DiskGuard {
         match worst {
             Some(w) if w.used_percent >= self.threshold_percent => {
                 DISK_REFUSALS.inc();
-                Err(DbError::DiskFull {
+                Err(DiskError::Full {
                     path: w.path,
                     used_percent: w.used_percent,
                     threshold: self.threshold_percent,
@@ -88,66 +133,54 @@ impl DiskGuard {
             })
             .collect()
     }
+}
 
-    /// Threshold, per-path usage and refusals as JSON for `/api/system/health`.
-    pub fn to_json(&self) -> serde_json::Value {
-        let paths: Vec<serde_json::Value> = self
-            .usage()
-            .into_iter()
-            .map(|(path, used, avail)| {
-                serde_json::json!({
-                    "path": path.display().to_string(),
-                    "used_percent": used,
-                    "avail_bytes": avail,
-                    "over_threshold": used >= self.threshold_percent,
-                })
-            })
+static USED_RATIO: Desc = Desc::new(
+    G,
+    "fazt_disk_used_ratio",
+    "disk.used_ratio",
+    "Used fraction (0 to 1) of a watched filesystem; space reserved for root counts as used.",
+)
+.labelled("path");
+static AVAILABLE: Desc = Desc::new(
+    G,
+    "fazt_disk_available_bytes",
+    "disk.available_bytes",
+    "Space available to fazt on a watched filesystem.",
+)
+.labelled("path");
+static THRESHOLD: Desc = Desc::new(
+    G,
+    "fazt_disk_threshold_ratio",
+    "disk.threshold_ratio",
+    "Used fraction at which bulk writes are refused.",
+);
+static REFUSALS: Desc = Desc::new(
+    C,
+    "fazt_disk_refusals_total",
+    "disk.refusals",
+    "Bulk writes refused with 507 by the disk breaker.",
+);
+
+impl Source for DiskGuard {
+    /// Measures each watched path once per scrape; one that cannot be inspected is left
+    /// out (and logged), as in [`DiskGuard::usage`].
+    fn collect(&self, out: &mut Collector) {
+        let measured: Vec<Usage> = self
+            .paths
+            .iter()
+            .filter_map(|path| measure(path).map_err(|e| log::warn!("{e}")).ok())
             .collect();
-        serde_json::json!({
-            "threshold_percent": self.threshold_percent,
-            "paths": paths,
-            "refusals": DISK_REFUSALS.get(),
-        })
-    }
-
-    /// Appends disk gauges and the refusal counter in the Prometheus text format.
-    pub fn render_prometheus(&self, out: &mut String) {
-        let usage = self.usage();
-        let _ = writeln!(
-            out,
-            "# HELP fazt_disk_used_percent Used space of a watched filesystem.\n\
-             # TYPE fazt_disk_used_percent gauge"
-        );
-        for (path, used, _) in &usage {
-            let _ = writeln!(
-                out,
-                "fazt_disk_used_percent{{path=\"{}\"}} {used}",
-                label(path)
-            );
+        out.empty(&USED_RATIO);
+        for u in &measured {
+            out.float_with(&USED_RATIO, &u.path.display().to_string(), u.used_ratio);
         }
-        let _ = writeln!(
-            out,
-            "# HELP fazt_disk_available_bytes Space available to fazt on a watched filesystem.\n\
-             # TYPE fazt_disk_available_bytes gauge"
-        );
-        for (path, _, avail) in &usage {
-            let _ = writeln!(
-                out,
-                "fazt_disk_available_bytes{{path=\"{}\"}} {avail}",
-                label(path)
-            );
+        out.empty(&AVAILABLE);
+        for u in &measured {
+            out.int_with(&AVAILABLE, &u.path.display().to_string(), u.avail_bytes);
         }
-        let _ = writeln!(
-            out,
-            "# HELP fazt_disk_threshold_percent Used space at which bulk writes are refused.\n\
-             # TYPE fazt_disk_threshold_percent gauge\n\
-             fazt_disk_threshold_percent {}\n\
-             # HELP fazt_disk_refusals_total Bulk writes refused with 507 by the disk breaker.\n\
-             # TYPE fazt_disk_refusals_total counter\n\
-             fazt_disk_refusals_total {}",
-            self.threshold_percent,
-            DISK_REFUSALS.get()
-        );
+        out.float(&THRESHOLD, f64::from(self.threshold_percent) / 100.0);
+        out.int(&REFUSALS, DISK_REFUSALS.get());
     }
 }
 
@@ -171,29 +204,31 @@ pub fn used_percent(total: u64, avail: u64) -> u8 {
     u8::try_from(used * 100 / u128::from(total)).unwrap_or(100)
 }
 
+/// Used space as a fraction 0..=1, with the same rules as [`used_percent`].
+pub fn used_ratio(total: u64, avail: u64) -> f64 {
+    if total == 0 {
+        return 0.0;
+    }
+    total.saturating_sub(avail) as f64 / total as f64
+}
+
 /// Usage of the filesystem holding `path`. A path that does not exist yet (a temp dir
 /// created on first use) is measured at its nearest existing ancestor.
-fn measure(path: &Path) -> Result<Usage, DbError> {
+fn measure(path: &Path) -> Result<Usage, DiskError> {
     let existing = path
         .ancestors()
         .find(|p| !p.as_os_str().is_empty() && p.exists())
         .unwrap_or(Path::new("."));
-    let (total, avail) =
-        sys::disk_space(existing).context(format!("checking free space on {}", path.display()))?;
+    let (total, avail) = sys::disk_space(existing).map_err(|source| DiskError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(Usage {
         path: path.to_path_buf(),
         used_percent: used_percent(total, avail),
+        used_ratio: used_ratio(total, avail),
         avail_bytes: avail,
     })
-}
-
-/// Escapes a Prometheus label value.
-fn label(path: &Path) -> String {
-    path.display()
-        .to_string()
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -224,8 +259,12 @@ mod tests {
     }
 
     #[test]
-    fn labels_are_escaped() {
-        assert_eq!(label(Path::new("/a\"b\\c")), "/a\\\"b\\\\c");
+    fn used_ratio_is_exact() {
+        assert_eq!(used_ratio(1000, 101), 0.899);
+        assert_eq!(used_ratio(100, 100), 0.0);
+        assert_eq!(used_ratio(100, 0), 1.0);
+        assert_eq!(used_ratio(0, 0), 0.0);
+        assert_eq!(used_ratio(10, 20), 0.0);
     }
 
     #[test]

@@ -132,7 +132,7 @@ const EVENT_CHANNEL_MAX: u64 = 1_000_000;
 /// (`FAZT_CACHE_BYTES`, itself memory / 8) sizes both, and with a reader per core thread,
 /// the admin reader and the writer the page caches stay well under the file cache. File
 /// bodies live in the file cache; the page cache only keeps B-tree pages hot. Measured
-/// (scripts/bench_vfs.sh, 8 MiB file cache, 5,000-file miss workload): 16 MiB page caches
+/// (bench/bench_vfs.sh, 8 MiB file cache, 5,000-file miss workload): 16 MiB page caches
 /// took RSS to 58 MiB, past the cache + 32 MB bound.
 const SQLITE_CACHE_DIVISOR: u64 = 8;
 /// 1 MiB floor: enough for the interior pages of the tables we look files up in.
@@ -143,7 +143,7 @@ const SQLITE_CACHE_MAX: u64 = 16 * MIB;
 
 /// Memory-mapped I/O is off by default. Mapped pages count in the process's RSS and
 /// against its memory cgroup, once per connection that touched them, and file bodies are
-/// copied into our cache or streamed anyway. Measured with scripts/bench_vfs.sh (8 MiB
+/// copied into our cache or streamed anyway. Measured with bench/bench_vfs.sh (8 MiB
 /// cache): with a 256 MiB mmap, peak RSS while churning an 80 MB corpus was 184 MiB and
 /// 20 clients streaming a 50 MB file added 102 MiB; with it off, 18 MiB and 1 MiB, at
 /// similar throughput.

@@ -136,8 +136,9 @@ impl Epoll {
 }
 
 /// A non-blocking eventfd: other threads `notify`, the owning loop sees it readable.
+/// Held as a `File` (as mio does), so reading and writing the counter is safe I/O.
 pub struct EventFd {
-    fd: OwnedFd,
+    file: std::fs::File,
 }
 
 impl EventFd {
@@ -145,39 +146,28 @@ impl EventFd {
         // SAFETY: no pointers involved; the returned fd is owned here.
         let fd = check(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
         // SAFETY: fd is a fresh descriptor nobody else owns.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(EventFd {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            file: std::fs::File::from(owned),
         })
     }
 
     pub fn raw(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.file.as_raw_fd()
     }
 
+    /// Adds one to the counter. A full counter (EAGAIN) still leaves the fd readable,
+    /// which is all a wake-up needs, so the result is ignored.
     pub fn notify(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a valid u64. A full counter (EAGAIN) still leaves
-        // the fd readable, which is all a wake-up needs, so the result is ignored.
-        unsafe {
-            libc::write(
-                self.fd.as_raw_fd(),
-                &one as *const u64 as *const libc::c_void,
-                8,
-            )
-        };
+        use std::io::Write;
+        let _ = (&self.file).write(&1u64.to_ne_bytes());
     }
 
-    /// Resets the counter so the level-triggered registration stops reporting it.
+    /// Resets the counter so the level-triggered registration stops reporting it;
+    /// EAGAIN (already drained) is fine.
     pub fn drain(&self) {
-        let mut value: u64 = 0;
-        // SAFETY: reads 8 bytes into a valid u64; EAGAIN (already drained) is fine.
-        unsafe {
-            libc::read(
-                self.fd.as_raw_fd(),
-                &mut value as *mut u64 as *mut libc::c_void,
-                8,
-            )
-        };
+        use std::io::Read;
+        let _ = (&self.file).read(&mut [0u8; 8]);
     }
 }
 
@@ -207,17 +197,22 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
     Ok(hard)
 }
 
-/// Takes an exclusive advisory lock on `file`, blocking until it is free; the lock is
-/// released when the file is closed. Serialises read-modify-write of small state files
-/// between the server and CLI commands.
-pub fn lock_exclusive(file: &std::fs::File) -> io::Result<()> {
-    loop {
-        // SAFETY: flock takes a valid open descriptor and no pointers.
-        match check(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other.map(|_| ()),
-        }
-    }
+/// The size of a memory page in bytes (`sysconf(_SC_PAGESIZE)`): 4 KiB on most x86-64
+/// hosts, but 16 or 64 KiB on some arm64 kernels, so resident memory must not assume it.
+pub fn page_size() -> Option<u64> {
+    sysconf(libc::_SC_PAGESIZE)
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`), the unit of times in `/proc/*/stat`.
+pub fn clock_ticks_per_second() -> Option<u64> {
+    sysconf(libc::_SC_CLK_TCK)
+}
+
+/// A positive `sysconf` value; `None` when the name is unsupported (`-1`) or not positive.
+fn sysconf(name: libc::c_int) -> Option<u64> {
+    // SAFETY: sysconf takes an integer name and no pointers.
+    let value = unsafe { libc::sysconf(name) };
+    u64::try_from(value).ok().filter(|&v| v > 0)
 }
 
 /// Size and space available to unprivileged users of the filesystem holding `path`, in
@@ -236,6 +231,46 @@ pub fn disk_space(path: &std::path::Path) -> io::Result<(u64, u64)> {
     Ok((blocks.saturating_mul(frsize), bavail.saturating_mul(frsize)))
 }
 
+/// What an I/O error means for the server, decided here and nowhere else: which errno
+/// values are "the disk is full" (answer 507, stop bulk writes) and which are "out of
+/// descriptors or kernel memory" (pause accepting instead of spinning).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ErrnoClass {
+    /// No space (ENOSPC) or the user's quota is used up (EDQUOT): freeing space or waiting
+    /// helps. EFBIG is not here: a file over RLIMIT_FSIZE or the filesystem's largest file
+    /// size fails the same way however much space is freed, so it is our fault (500).
+    DiskFull,
+    /// The process (EMFILE) or the system (ENFILE) is out of file descriptors.
+    DescriptorsExhausted,
+    /// The kernel could not allocate socket buffers or memory (ENOBUFS, ENOMEM). accept(2)
+    /// reports these under load like EMFILE, and retrying at once fails the same way.
+    KernelMemory,
+    /// Anything else: about one operation, not the server's resources.
+    Other,
+}
+
+impl ErrnoClass {
+    pub(crate) fn of(error: &io::Error) -> ErrnoClass {
+        match error.raw_os_error() {
+            Some(libc::ENOSPC | libc::EDQUOT) => ErrnoClass::DiskFull,
+            Some(libc::EMFILE | libc::ENFILE) => ErrnoClass::DescriptorsExhausted,
+            Some(libc::ENOBUFS | libc::ENOMEM) => ErrnoClass::KernelMemory,
+            Some(_) => ErrnoClass::Other,
+            // Errors built from a kind (by std or a library) carry no errno.
+            None if error.kind() == io::ErrorKind::StorageFull => ErrnoClass::DiskFull,
+            None => ErrnoClass::Other,
+        }
+    }
+
+    /// A resource of the whole process ran out: an accept loop must back off.
+    pub(crate) fn is_resource_exhaustion(self) -> bool {
+        matches!(
+            self,
+            ErrnoClass::DescriptorsExhausted | ErrnoClass::KernelMemory
+        )
+    }
+}
+
 /// Hands the allocator's free memory back to the kernel. A deploy's extraction and blob
 /// writing leave megabytes free in glibc's arenas that request traffic never reuses; run
 /// after such rare bulk work, so resident memory returns to what the server holds.
@@ -244,5 +279,36 @@ pub fn release_free_memory() {
     // SAFETY: malloc_trim only walks the allocator's own free lists; no pointer is passed.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_classes() {
+        let class = |errno| ErrnoClass::of(&io::Error::from_raw_os_error(errno));
+        assert_eq!(class(libc::ENOSPC), ErrnoClass::DiskFull);
+        assert_eq!(class(libc::EDQUOT), ErrnoClass::DiskFull);
+        assert_eq!(class(libc::EFBIG), ErrnoClass::Other);
+        assert_eq!(class(libc::EMFILE), ErrnoClass::DescriptorsExhausted);
+        assert_eq!(class(libc::ENFILE), ErrnoClass::DescriptorsExhausted);
+        assert_eq!(class(libc::ENOBUFS), ErrnoClass::KernelMemory);
+        assert_eq!(class(libc::ENOMEM), ErrnoClass::KernelMemory);
+        for other in [libc::EIO, libc::ECONNABORTED, libc::EACCES, libc::EROFS] {
+            assert_eq!(class(other), ErrnoClass::Other, "errno {other}");
+        }
+        let kind_only = io::Error::from(io::ErrorKind::StorageFull);
+        assert_eq!(ErrnoClass::of(&kind_only), ErrnoClass::DiskFull);
+        assert_eq!(ErrnoClass::of(&io::Error::other("x")), ErrnoClass::Other);
+    }
+
+    #[test]
+    fn only_process_resources_mean_backing_off() {
+        assert!(ErrnoClass::DescriptorsExhausted.is_resource_exhaustion());
+        assert!(ErrnoClass::KernelMemory.is_resource_exhaustion());
+        assert!(!ErrnoClass::DiskFull.is_resource_exhaustion());
+        assert!(!ErrnoClass::Other.is_resource_exhaustion());
     }
 }

@@ -7,7 +7,7 @@ use crate::http::conn::{Conn, ConnCtx, ConnLimits, Service, Want};
 use crate::http::response::DateCache;
 use crate::http::{Request, Response};
 use crate::platform::metrics::METRICS;
-use crate::platform::sys::{Epoll, Event, EventFd, Interest};
+use crate::platform::sys::{Epoll, ErrnoClass, Event, EventFd, Interest};
 use crossbeam_channel::{Receiver, Sender};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -207,7 +207,7 @@ impl EventLoop {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     METRICS.accept_errors.inc();
-                    if is_resource_exhaustion(&e) {
+                    if ErrnoClass::of(&e).is_resource_exhaustion() {
                         // Once a second at most: the condition can last as long as a flood.
                         if self
                             .last_accept_warning
@@ -410,20 +410,13 @@ impl EventLoop {
     }
 }
 
-fn is_resource_exhaustion(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
-}
-
 /// Answers a connection past the cap with 503 and closes it, without registering it.
 fn refuse_over_cap(mut stream: TcpStream) {
     METRICS.connections_rejected.inc();
     METRICS.shed_requests.inc();
     METRICS.count_status(503);
     const BODY: &str =
-        "{\"error\":\"server is at its connection limit, retry shortly\",\"status\":503}\n";
+        "{\"error\":{\"code\":\"unavailable\",\"message\":\"server is at its connection limit, retry shortly\"}}\n";
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{BODY}",

@@ -8,23 +8,23 @@ pub mod router;
 mod services;
 mod threads;
 
+use crate::admin::AdminContext;
 use crate::analytics::event::{day_of, SaltBook};
 use crate::analytics::ingest::Ingest;
-use crate::analytics::store::{load_or_create_salt, EventStore};
+use crate::analytics::store::{delete_old_salts, load_or_create_salt, EventStore};
 use crate::db::writer::EventPipeline;
 use crate::db::writer::WriterHandle;
+use crate::deploy::service::{DeployContext, Deployer};
 use crate::hosting::cache::SiteCache;
 use crate::hosting::sites::{SiteServer, SYSTEM_SITES};
 use crate::hosting::store::{self, StagedFile};
 use crate::http::cap::ConnCap;
-use crate::http::{Body, Response};
 use crate::platform::disk::DiskGuard;
 use crate::server::config::Config;
 use rusqlite::Connection;
 use std::io::Write;
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,29 +32,38 @@ use std::time::Instant;
 /// longer queue would only hide a stuck writer.
 const WRITER_QUEUE: usize = 1024;
 
-/// State shared by every thread.
+/// State shared by every thread of the server. Feature modules never see it: each gets
+/// a narrow context built from it ([`App::admin_context`], [`DeployContext`]).
 pub struct App {
     pub config: Config,
     pub started: Instant,
     pub public_cap: Arc<ConnCap>,
-    pub sites: SiteServer,
+    pub sites: Arc<SiteServer>,
     pub writer: WriterHandle,
     pub disk: DiskGuard,
     pub ingest: Ingest,
-    pub deployer: crate::deploy::service::Deployer,
-    pub db_path: PathBuf,
+    pub deploy: Arc<DeployContext>,
     draining: Arc<AtomicBool>,
 }
 
 impl App {
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
+    /// What the admin thread's API gets: shared handles, copies of settings.
+    pub fn admin_context(&self) -> AdminContext {
+        AdminContext {
+            started: self.started,
+            draining: Arc::clone(&self.draining),
+            public_cap: Arc::clone(&self.public_cap),
+            sites: Arc::clone(&self.sites),
+            writer: self.writer.clone(),
+            disk: self.disk.clone(),
+            salts: Arc::clone(&self.ingest.salts),
+            probe: self.config.probe.clone(),
+            retention: self.config.retention,
+            keep_deployments: self.config.keep_deployments,
+            domain: self.config.domain.clone(),
+            port: self.config.listen.port(),
+        }
     }
-}
-
-/// `GET /health`: liveness, answered by whichever thread read the request.
-pub fn liveness() -> Response {
-    Response::new(200).body("text/plain; charset=utf-8", Body::Static(b"ok\n"))
 }
 
 /// Runs the server until a signal; returns the process exit code.
@@ -78,6 +87,9 @@ pub fn run(mut config: Config) -> Result<i32, String> {
         today,
         load_or_create_salt(&conn, today).map_err(|e| e.to_string())?,
     );
+    // The midnight rotation deletes old salts only while running; a server that was down
+    // (or an upgraded database) would keep them until the next midnight.
+    delete_old_salts(&conn, today).map_err(|e| e.to_string())?;
     // Event batches are bulk writes too: at the disk threshold they wait and retry.
     let pipeline = EventPipeline {
         capacity: limits.event_channel_capacity,
@@ -100,7 +112,10 @@ pub fn run(mut config: Config) -> Result<i32, String> {
         .map(|_| crate::db::open_read(&db_path, &limits).map_err(|e| e.to_string()))
         .collect::<Result<Vec<Connection>, String>>()?;
 
-    let sites = SiteServer::new(SiteCache::new(limits.cache_bytes, limits.max_cached_file));
+    let sites = Arc::new(SiteServer::new(SiteCache::new(
+        limits.cache_bytes,
+        limits.max_cached_file,
+    )));
     sites
         .table
         .reload(&readers[0])
@@ -121,14 +136,24 @@ pub fn run(mut config: Config) -> Result<i32, String> {
         announce(l, "admin");
     }
 
+    let deploy = Arc::new(DeployContext {
+        deployer: Deployer::new(config.deploy.clone()),
+        writer: writer.clone(),
+        disk: disk.clone(),
+        sites: Arc::clone(&sites),
+        temp_dir: limits.temp_dir.clone(),
+        upload_ram: limits.upload_ram as usize,
+        keep_deployments: config.keep_deployments,
+        domain: config.domain.clone(),
+        port: config.listen.port(),
+    });
     let app = Arc::new(App {
         public_cap: ConnCap::new(limits.max_connections),
         sites,
         writer,
         disk,
         ingest,
-        deployer: crate::deploy::service::Deployer::new(config.deploy.clone()),
-        db_path,
+        deploy,
         started: Instant::now(),
         draining: Arc::new(AtomicBool::new(false)),
         config,

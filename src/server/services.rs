@@ -3,13 +3,13 @@
 
 use super::event_loop::{AdminJob, LoopService, Mail, Mailbox};
 use super::router::{route, Target};
-use super::{liveness, App};
-use crate::admin::{AdminApi, ADMIN_BODY_LIMIT};
+use super::App;
+use crate::admin::{AdminApi, Reply, ADMIN_BODY_LIMIT};
 use crate::deploy::service as deploy;
 use crate::http::conn::Service;
 use crate::http::spool::SpoolPolicy;
-use crate::http::{Request, Response};
-use crate::platform::metrics::METRICS;
+use crate::http::{liveness, Request, Response};
+use crate::platform::metrics::{observe, RouteClass};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,13 +36,13 @@ impl Service for CoreService {
 
     fn spool_policy(&self, request: &Request) -> Option<SpoolPolicy> {
         let admin = route(&request.host, request.path(), &self.app.config.domain) == Target::Admin;
-        (admin && deploy::is_deploy(request)).then(|| deploy::spool_policy(&self.app))
+        (admin && deploy::is_deploy(request)).then(|| deploy::spool_policy(&self.app.deploy))
     }
 
     fn refuse_early(&mut self, request: &Request) -> Option<Response> {
         let admin = route(&request.host, request.path(), &self.app.config.domain) == Target::Admin;
         if admin && deploy::is_deploy(request) {
-            deploy::refuse_early(&self.app, request)
+            deploy::refuse_early(&self.app.deploy, request)
         } else {
             None
         }
@@ -56,9 +56,14 @@ impl Service for CoreService {
 
 impl CoreService {
     fn dispatch(&mut self, request: Request, token: u64) -> Option<Response> {
+        let started = Instant::now();
         let response = match route(&request.host, request.path(), &self.app.config.domain) {
             Target::Health => liveness(),
-            Target::Ingest(endpoint) => self.app.ingest.handle(endpoint, &request),
+            Target::Ingest(endpoint) => {
+                let response = self.app.ingest.handle(endpoint, &request);
+                observe(RouteClass::Ingest, started.elapsed());
+                return Some(response);
+            }
             Target::Site(site) => {
                 let (response, page_view) = self.app.sites.serve(site, &request);
                 if page_view && self.app.config.auto_pageviews {
@@ -78,9 +83,11 @@ impl CoreService {
                 if self.admin.send(Mail::AdminJob(job)) {
                     return None;
                 }
-                Response::error(503, "the admin thread is not running").header("Retry-After", "1")
+                let refused = Response::error(503, "the admin thread is not running");
+                return Some(refused.header("Retry-After", "1"));
             }
         };
+        observe(RouteClass::Static, started.elapsed());
         Some(response)
     }
 }
@@ -105,7 +112,8 @@ fn admin_body_limit(app: &App, request: &Request) -> u64 {
 
 /// The reserved admin thread: answers its own listener's requests inline and admin
 /// requests handed over by core threads; also notices database changes made elsewhere.
-/// Deploys go on to the deploy thread, which answers through the owning thread's mailbox.
+/// Deploys go on to the deploy thread and admin writes to the writer; both answer through
+/// the mailbox of the thread that owns the connection, so this thread never waits.
 pub struct AdminService {
     pub api: AdminApi,
     pub app: Arc<App>,
@@ -118,38 +126,56 @@ impl Service for AdminService {
     }
 
     fn spool_policy(&self, request: &Request) -> Option<SpoolPolicy> {
-        deploy::is_deploy(request).then(|| deploy::spool_policy(&self.app))
+        deploy::is_deploy(request).then(|| deploy::spool_policy(&self.app.deploy))
     }
 
     fn refuse_early(&mut self, request: &Request) -> Option<Response> {
         if deploy::is_deploy(request) {
-            deploy::refuse_early(&self.app, request)
+            deploy::refuse_early(&self.app.deploy, request)
         } else {
             None
         }
     }
 
     fn call(&mut self, request: Request, token: u64) -> Option<Response> {
+        let me = self.me.clone();
+        let reply = Box::new(move |response| {
+            me.send(Mail::Reply { token, response });
+        });
         if deploy::is_deploy(&request) {
-            let me = self.me.clone();
-            let reply = Box::new(move |response| {
-                me.send(Mail::Reply { token, response });
-            });
-            return deploy::submit(&self.app, request, reply);
+            return deploy::submit(
+                &self.app.deploy,
+                request,
+                timed_deploy(Instant::now(), reply),
+            );
         }
-        let started = Instant::now();
-        let response = self.handle(&request);
-        METRICS.admin_latency.observe(started.elapsed());
-        Some(response)
+        self.handle(&request, Instant::now(), reply)
     }
 }
 
 impl AdminService {
-    fn handle(&mut self, request: &Request) -> Response {
+    /// Runs the admin API on `request`, received at `received`; answers now (`Some`) or
+    /// later through `reply` once a writer job is done. Either way the latency is counted
+    /// when the answer exists.
+    fn handle(&mut self, request: &Request, received: Instant, reply: Reply) -> Option<Response> {
+        let reply: Reply = Box::new(move |response| {
+            observe(RouteClass::Admin, received.elapsed());
+            reply(response);
+        });
         let api = &mut self.api;
-        catch_unwind(AssertUnwindSafe(|| api.handle(request)))
-            .unwrap_or_else(|_| handler_panicked())
+        let response = catch_unwind(AssertUnwindSafe(|| api.handle(request, reply)))
+            .unwrap_or_else(|_| Some(handler_panicked()))?;
+        observe(RouteClass::Admin, received.elapsed());
+        Some(response)
     }
+}
+
+/// Counts a deploy's duration, from its hand-over, when its answer is sent.
+fn timed_deploy(received: Instant, reply: Reply) -> Reply {
+    Box::new(move |response| {
+        observe(RouteClass::Deploy, received.elapsed());
+        reply(response);
+    })
 }
 
 /// A handler bug must cost one request, never the thread (and with it the server): the
@@ -162,27 +188,32 @@ fn handler_panicked() -> Response {
 impl LoopService for AdminService {
     fn on_mail(&mut self, mail: Mail) -> Option<(u64, Response)> {
         let job = match mail {
-            // A deploy of this thread's own listener has finished.
+            // A deploy or an admin write for this thread's own listener has finished.
             Mail::Reply { token, response } => return Some((token, response)),
             Mail::AdminJob(job) => job,
         };
-        if deploy::is_deploy(&job.request) {
-            let (reply_to, token) = (job.reply_to.clone(), job.token);
-            let send = move |response| {
-                reply_to.send(Mail::Reply { token, response });
-            };
-            let send_now = send.clone();
-            if let Some(response) = deploy::submit(&self.app, job.request, Box::new(send)) {
-                send_now(response);
-            }
-            return None;
+        let AdminJob {
+            request,
+            token,
+            reply_to,
+            received,
+        } = job;
+        let send = move |response| {
+            reply_to.send(Mail::Reply { token, response });
+        };
+        let send_now = send.clone();
+        let answer = if deploy::is_deploy(&request) {
+            deploy::submit(
+                &self.app.deploy,
+                request,
+                timed_deploy(received, Box::new(send)),
+            )
+        } else {
+            self.handle(&request, received, Box::new(send))
+        };
+        if let Some(response) = answer {
+            send_now(response);
         }
-        let response = self.handle(&job.request);
-        METRICS.admin_latency.observe(job.received.elapsed());
-        job.reply_to.send(Mail::Reply {
-            token: job.token,
-            response,
-        });
         None
     }
 

@@ -59,7 +59,7 @@ pub fn start_threads(
     )
     .map_err(io_err)?;
     let admin_service = AdminService {
-        api: AdminApi::new(app.clone()),
+        api: AdminApi::new(app.admin_context()),
         app: app.clone(),
         me: admin_mailbox.clone(),
     };
@@ -109,7 +109,8 @@ pub fn start_threads(
         )
         .map_err(io_err)?;
     }
-    let deploy_worker = crate::deploy::service::spawn_worker(app.clone()).map_err(io_err)?;
+    let deploy_worker =
+        crate::deploy::service::spawn_worker(Arc::clone(&app.deploy)).map_err(io_err)?;
     Ok(Threads {
         core_mailboxes,
         admin_mailbox,
@@ -221,7 +222,7 @@ impl Threads {
     /// uploads still arriving, then lets the writer finish its queue, checkpoint and
     /// close; false if anything acknowledged could not be written.
     fn stop_writer(self, app: &App) -> bool {
-        crate::deploy::service::stop_worker(app, self.deploy_worker);
+        crate::deploy::service::stop_worker(&app.deploy, self.deploy_worker);
         crate::deploy::service::remove_own_leftovers(&app.config.probe.limits.temp_dir);
         app.writer.stop();
         match self.writer.join() {
