@@ -143,13 +143,13 @@ fn open_fresh(dir: &Path) -> Res<Connection> {
 }
 
 fn open_existing(dir: &Path) -> Res<Connection> {
-    let limits = Report::system(dir)?.limits;
+    let limits = Report::system(dir).map_err(|e| e.to_string())?.limits;
     db::open_and_migrate(&db::db_path(dir), &limits).map_err(|e| e.to_string())
 }
 
-/// The disk breaker the server gives its event store (FAZT_DISK_THRESHOLD, default 90 %).
+/// The disk breaker the server gives its event store, at the default threshold (90 %).
 fn disk_guard(dir: &Path) -> Res<DiskGuard> {
-    let threshold = fazt::platform::disk::threshold_from_env(&|k| std::env::var(k).ok())?;
+    let threshold = fazt::platform::disk::DEFAULT_THRESHOLD;
     Ok(DiskGuard::new(vec![dir.to_path_buf()], threshold))
 }
 

@@ -318,7 +318,7 @@ impl AdminApi {
         body["status"] = json!(status);
         body["reasons"] = json!(reasons);
         body["uptime_seconds"] = json!(self.ctx.started.elapsed().as_secs());
-        body["limits"] = self.ctx.probe.to_json()["limits"].clone();
+        body["limits"] = self.ctx.probe.limits_json();
         // Readiness: an open breaker (disk full) or draining takes this instance out.
         let ready = !draining && full_disks.is_empty();
         Response::json(if ready { 200 } else { 503 }, &body)

@@ -30,7 +30,7 @@ impl Fixture {
         let dir = std::env::temp_dir().join(format!("fazt-admin-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let probe = Report::collect(Path::new("/nonexistent"), &dir, &|_| None).unwrap();
+        let probe = Report::collect(Path::new("/nonexistent"), &dir, &Default::default()).unwrap();
         let db = dir.join("fazt.db");
         let conn = crate::db::open_and_migrate(&db, &probe.limits).unwrap();
         let (_, token) = keys::create(&conn, "owner", &Scopes::owner()).unwrap();

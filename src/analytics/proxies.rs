@@ -47,7 +47,7 @@ impl Block {
     }
 }
 
-/// The trusted-proxy list (`FAZT_TRUSTED_PROXIES`, comma-separated addresses or CIDRs).
+/// The trusted-proxy list: comma-separated addresses or CIDR blocks.
 #[derive(Clone, Debug, Default)]
 pub struct TrustedProxies {
     blocks: Vec<Block>,
@@ -62,11 +62,6 @@ impl TrustedProxies {
             .map(Block::parse)
             .collect::<Result<_, _>>()?;
         Ok(TrustedProxies { blocks })
-    }
-
-    pub fn from_env(env: crate::server::config::Env) -> Result<TrustedProxies, String> {
-        TrustedProxies::parse(&env("FAZT_TRUSTED_PROXIES").unwrap_or_default())
-            .map_err(|e| format!("FAZT_TRUSTED_PROXIES: {e}"))
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {

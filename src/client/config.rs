@@ -1,9 +1,9 @@
-//! Where the client finds its server and token: flags, then `FAZT_SERVER`/`FAZT_TOKEN`,
-//! then the user config file that `fazt login` writes (`key = value` lines, mode 0600).
+//! Where the client finds its server and token: what the command line gave (a flag, else
+//! its environment variable), then the user config file that `fazt login` writes
+//! (`key = value` lines, mode 0600).
 
 use super::url::ServerUrl;
 use super::ClientError;
-use crate::server::config::Env;
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
@@ -14,6 +14,17 @@ use std::path::{Path, PathBuf};
 pub struct SavedSettings {
     pub server: Option<String>,
     pub token: Option<String>,
+}
+
+/// Environment lookup for the config file's location, injectable for tests.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// How the user can give each value, for the error when one is missing; the command line
+/// knows its flags and variables (e.g. "pass --server URL or set ...").
+#[derive(Clone, Debug)]
+pub struct Hints {
+    pub server: String,
+    pub token: String,
 }
 
 /// The server and token a command talks to, after precedence is applied.
@@ -114,13 +125,13 @@ pub fn save(path: &Path, saved: &SavedSettings) -> Result<(), ClientError> {
     Ok(())
 }
 
-/// `fazt login`: validates and saves a server and/or token, keeping the saved value of
-/// whichever is not given. Returns the file written and what it now holds.
+/// `fazt login`: validates and saves a server and/or token into the config file at
+/// `path`, keeping the saved value of whichever is not given. Returns what it now holds.
 pub fn login(
     server: Option<String>,
     token: Option<String>,
-    env: Env,
-) -> Result<(PathBuf, SavedSettings), ClientError> {
+    path: &Path,
+) -> Result<SavedSettings, ClientError> {
     if server.is_none() && token.is_none() {
         return Err(ClientError::Usage(
             "usage: fazt login --server URL --token T (either may be left out to keep the saved one)"
@@ -134,43 +145,44 @@ pub fn login(
     if let Some(token) = &token {
         validate_token(token)?;
     }
-    let path = config_path(env)?;
-    let old = load(&path)?;
+    let old = load(path)?;
     let saved = SavedSettings {
         server: server.or(old.server),
         token: token.or(old.token),
     };
-    save(&path, &saved)?;
-    Ok((path, saved))
+    save(path, &saved)?;
+    Ok(saved)
 }
 
-/// Applies precedence (flag, then environment, then file) to the server and the token,
-/// each on its own. `file` is consulted only when something is still missing.
+/// Applies precedence (the command line's value, a flag or its variable, then the file) to
+/// the server and the token, each on its own. `file` is consulted only when something is
+/// still missing.
 pub fn resolve(
-    server_flag: Option<String>,
-    token_flag: Option<String>,
-    env: Env,
+    given: SavedSettings,
     file: &dyn Fn() -> Result<SavedSettings, ClientError>,
+    hints: &Hints,
 ) -> Result<Settings, ClientError> {
-    let mut server = server_flag.or_else(|| env("FAZT_SERVER"));
-    let mut token = token_flag.or_else(|| env("FAZT_TOKEN"));
+    let SavedSettings {
+        mut server,
+        mut token,
+    } = given;
     if server.is_none() || token.is_none() {
         let saved = file()?;
         server = server.or(saved.server);
         token = token.or(saved.token);
     }
     let server = server.ok_or_else(|| {
-        ClientError::Usage(
-            "no server: pass --server URL, set FAZT_SERVER, or run 'fazt login --server URL --token T'"
-                .into(),
-        )
+        ClientError::Usage(format!(
+            "no server: {}, or run 'fazt login --server URL --token T'",
+            hints.server
+        ))
     })?;
     let token = token.ok_or_else(|| {
-        ClientError::Usage(
-            "no API token: pass --token T, set FAZT_TOKEN, or run 'fazt login --server URL --token T' \
-             (create a token on the server with 'fazt key create NAME')"
-                .into(),
-        )
+        ClientError::Usage(format!(
+            "no API token: {}, or run 'fazt login --server URL --token T' \
+             (create a token on the server with 'fazt key create NAME')",
+            hints.token
+        ))
     })?;
     validate_token(&token)?;
     Ok(Settings {
@@ -271,39 +283,45 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    fn hints() -> Hints {
+        Hints {
+            server: "pass --server URL".into(),
+            token: "pass --token T".into(),
+        }
+    }
+
+    fn given(server: Option<&str>, token: Option<&str>) -> SavedSettings {
+        SavedSettings {
+            server: server.map(str::to_string),
+            token: token.map(str::to_string),
+        }
+    }
+
     #[test]
-    fn flags_beat_environment_beat_file() {
+    fn the_command_line_beats_the_file() {
         let file = || {
             Ok(SavedSettings {
                 server: Some("http://file:1".into()),
                 token: Some("file-token".into()),
             })
         };
-        let env = env_of(&[("FAZT_SERVER", "http://env:2"), ("FAZT_TOKEN", "env-token")]);
         let s = resolve(
-            Some("http://flag:3".into()),
-            Some("flag-token".into()),
-            &env,
+            given(Some("http://flag:3"), Some("flag-token")),
             &file,
+            &hints(),
         )
         .unwrap();
         assert_eq!(
             (s.server.host.as_str(), s.token.as_str()),
             ("flag", "flag-token")
         );
-        let s = resolve(None, None, &env, &file).unwrap();
-        assert_eq!(
-            (s.server.host.as_str(), s.token.as_str()),
-            ("env", "env-token")
-        );
-        let s = resolve(None, None, &env_of(&[]), &file).unwrap();
+        let s = resolve(given(None, None), &file, &hints()).unwrap();
         assert_eq!(
             (s.server.host.as_str(), s.token.as_str()),
             ("file", "file-token")
         );
         // Each value is resolved on its own.
-        let env = env_of(&[("FAZT_TOKEN", "env-token")]);
-        let s = resolve(None, None, &env, &file).unwrap();
+        let s = resolve(given(None, Some("env-token")), &file, &hints()).unwrap();
         assert_eq!(
             (s.server.host.as_str(), s.token.as_str()),
             ("file", "env-token")
@@ -313,28 +331,24 @@ mod tests {
     #[test]
     fn missing_or_bad_values_are_usage_errors() {
         let empty = || Ok(SavedSettings::default());
-        let err = resolve(None, Some("t".into()), &env_of(&[]), &empty).unwrap_err();
-        assert!(err.message().contains("no server"), "{}", err.message());
-        let err = resolve(Some("http://a".into()), None, &env_of(&[]), &empty).unwrap_err();
-        assert!(err.message().contains("no API token"), "{}", err.message());
-        let err = resolve(Some("a:1".into()), Some("t".into()), &env_of(&[]), &empty).unwrap_err();
+        let err = resolve(given(None, Some("t")), &empty, &hints()).unwrap_err();
+        assert!(
+            err.message().contains("no server: pass --server URL"),
+            "{}",
+            err.message()
+        );
+        let err = resolve(given(Some("http://a"), None), &empty, &hints()).unwrap_err();
+        assert!(
+            err.message().contains("no API token: pass --token T"),
+            "{}",
+            err.message()
+        );
+        let err = resolve(given(Some("a:1"), Some("t")), &empty, &hints()).unwrap_err();
         assert!(err.message().contains("http://"), "{}", err.message());
-        let err = resolve(
-            Some("http://a".into()),
-            Some("t t".into()),
-            &env_of(&[]),
-            &empty,
-        )
-        .unwrap_err();
+        let err = resolve(given(Some("http://a"), Some("t t")), &empty, &hints()).unwrap_err();
         assert!(matches!(err, ClientError::Usage(_)));
-        // The file is not read when flags and environment already say everything.
+        // The file is not read when the command line already says everything.
         let broken = || Err(ClientError::Usage("unreadable".into()));
-        assert!(resolve(
-            Some("http://a".into()),
-            Some("t".into()),
-            &env_of(&[]),
-            &broken
-        )
-        .is_ok());
+        assert!(resolve(given(Some("http://a"), Some("t")), &broken, &hints()).is_ok());
     }
 }

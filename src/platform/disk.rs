@@ -11,9 +11,6 @@ use crate::platform::metrics::Kind::{Counter as C, Gauge as G};
 use crate::platform::metrics::{Collector, Counter, Desc, Source};
 use crate::platform::sys;
 
-/// The environment variable that sets the threshold, in percent.
-pub const THRESHOLD_ENV: &str = "FAZT_DISK_THRESHOLD";
-
 /// Leaves room for SQLite to checkpoint and vacuum, and for the operator to react, before
 /// the disk is actually full (a full disk can stop even deletions from committing).
 pub const DEFAULT_THRESHOLD: u8 = 90;
@@ -51,7 +48,7 @@ impl fmt::Display for DiskError {
             } => write!(
                 f,
                 "the filesystem holding {} is {used_percent}% full (the limit is {threshold}%, \
-                 set by {THRESHOLD_ENV}); bulk writes are refused until space is freed",
+                 --disk-threshold); bulk writes are refused until space is freed",
                 path.display()
             ),
             DiskError::Unreadable { path, source } => {
@@ -187,19 +184,13 @@ impl Source for DiskGuard {
     }
 }
 
-/// The threshold from `FAZT_DISK_THRESHOLD` (a whole percentage 1–100, `%` optional),
-/// or [`DEFAULT_THRESHOLD`] when unset. A bad value is an error naming the variable.
-pub fn threshold_from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<u8, String> {
-    let Some(text) = env(THRESHOLD_ENV) else {
-        return Ok(DEFAULT_THRESHOLD);
-    };
+/// Parses a disk threshold: a whole percentage 1–100, `%` optional (`90`, `85%`).
+pub fn parse_threshold(text: &str) -> Result<u8, String> {
     let digits = text.trim();
     let digits = digits.strip_suffix('%').unwrap_or(digits).trim_end();
     match digits.parse::<u8>() {
         Ok(n) if (1..=100).contains(&n) => Ok(n),
-        _ => Err(format!(
-            "{THRESHOLD_ENV}: '{text}' must be a whole percentage between 1 and 100"
-        )),
+        _ => Err("must be a whole percentage between 1 and 100".to_string()),
     }
 }
 
@@ -244,23 +235,15 @@ fn measure(path: &Path) -> Result<Usage, DiskError> {
 mod tests {
     use super::*;
 
-    fn env_with(value: Option<&str>) -> impl Fn(&str) -> Option<String> + '_ {
-        move |name| {
-            assert_eq!(name, THRESHOLD_ENV);
-            value.map(str::to_string)
-        }
-    }
-
     #[test]
-    fn threshold_defaults_and_parses() {
-        assert_eq!(threshold_from_env(&env_with(None)), Ok(90));
-        assert_eq!(threshold_from_env(&env_with(Some("75"))), Ok(75));
-        assert_eq!(threshold_from_env(&env_with(Some(" 80% "))), Ok(80));
-        assert_eq!(threshold_from_env(&env_with(Some("1"))), Ok(1));
-        assert_eq!(threshold_from_env(&env_with(Some("100"))), Ok(100));
+    fn threshold_parses() {
+        assert_eq!(parse_threshold("75"), Ok(75));
+        assert_eq!(parse_threshold(" 80% "), Ok(80));
+        assert_eq!(parse_threshold("1"), Ok(1));
+        assert_eq!(parse_threshold("100"), Ok(100));
         for bad in ["0", "101", "-5", "ninety", "", "90.5", "256"] {
-            let err = threshold_from_env(&env_with(Some(bad))).expect_err(bad);
-            assert!(err.starts_with("FAZT_DISK_THRESHOLD: "), "{err}");
+            let err = parse_threshold(bad).expect_err(bad);
+            assert!(err.contains("between 1 and 100"), "{err}");
         }
     }
 

@@ -3,14 +3,15 @@
 //!
 //! Reading and deriving are separate so both can be tested without the host: [`read`] takes
 //! a root directory (`/` in production, a fixture tree in tests) and [`derive`] takes the
-//! `FAZT_*` lookup as a closure.
+//! operator's [`Overrides`], already parsed by the settings table (which alone knows flags
+//! and environment variables).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::platform::units::{format_bytes, parse_bytes};
+use crate::platform::units::format_bytes;
 
 /// Where a reading or a limit came from, printed by `fazt probe`.
 pub type Source = String;
@@ -86,9 +87,9 @@ const UNLIMITED_MEMORY_THRESHOLD: u64 = 1 << 62;
 /// 1 GiB VPS (the smallest host we target) is not overcommitted, big enough to run.
 const ASSUMED_MEMORY: u64 = GIB;
 
-/// Upper bound for `FAZT_THREADS`: far more core threads than any host we target has;
-/// a higher value is a typo, not a tuning choice.
-const MAX_THREADS: usize = 1024;
+/// Upper bound for the core-thread override: far more core threads than any host we
+/// target has; a higher value is a typo, not a tuning choice.
+pub const MAX_THREADS: usize = 1024;
 
 /// The cache gets an eighth of memory: the rest is left for connections, SQLite, uploads and
 /// the kernel page cache (which also serves our DB file).
@@ -428,113 +429,177 @@ fn read_nofile() -> (u64, Source) {
 // Deriving
 // ---------------------------------------------------------------------------------------
 
-/// Derives every runtime limit from `readings`, applying `FAZT_*` overrides looked up with
-/// `env` (production: `|k| std::env::var(k).ok()`). A malformed override is an error naming
-/// the variable and its value, so a typo never silently falls back to the default.
+/// A value the operator gave for one limit, with where it was given (a flag or a
+/// variable name), which `fazt probe` prints as the limit's source.
+#[derive(Clone, Debug)]
+pub struct Given<T> {
+    pub value: T,
+    pub source: Source,
+}
+
+/// Operator overrides of the derived limits; `None` derives the limit. Values are already
+/// parsed and range-checked by the settings table (cli), which knows flags and variables;
+/// the probe does not.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub memory_limit: Option<Given<u64>>,
+    pub threads: Option<Given<usize>>,
+    pub cache_bytes: Option<Given<u64>>,
+    pub max_cached_file: Option<Given<u64>>,
+    pub max_connections: Option<Given<usize>>,
+    pub upload_ram: Option<Given<u64>>,
+    pub temp_dir: Option<Given<PathBuf>>,
+    pub event_channel: Option<Given<usize>>,
+    pub sqlite_cache_bytes: Option<Given<u64>>,
+    pub sqlite_mmap_bytes: Option<Given<u64>>,
+}
+
+/// An override that contradicts another limit: `limit` is its name in [`LIMIT_NAMES`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitError {
+    pub limit: &'static str,
+    pub why: String,
+}
+
+impl std::fmt::Display for LimitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.limit, self.why)
+    }
+}
+
+/// How each limit is derived when not overridden, for `--help` (the same words `fazt
+/// probe` prints as the source, without this host's readings).
+pub fn derivation(limit: &str) -> String {
+    match limit {
+        "memory_limit_bytes" => {
+            "the cgroup memory limit or MemTotal, whichever is smaller".to_string()
+        }
+        "core_threads" => "ceil(CPU quota), at most the allowed CPUs".to_string(),
+        "cache_bytes" => cache_rule(),
+        "max_cached_file_bytes" => cached_file_rule(),
+        "max_connections" => format!(
+            "min(open-file limit − {RESERVED_FDS} reserved, memory limit / {}), at least {MIN_CONNECTIONS}",
+            format_bytes(CONNECTION_BUDGET)
+        ),
+        "upload_ram_bytes" => format_bytes(UPLOAD_RAM),
+        "temp_dir" => TEMP_DIR_RULE.to_string(),
+        "event_channel_capacity" => event_channel_rule(),
+        "sqlite_cache_bytes" => sqlite_cache_rule(),
+        "sqlite_mmap_bytes" => SQLITE_MMAP_RULE.to_string(),
+        _ => String::new(),
+    }
+}
+
+const TEMP_DIR_RULE: &str = "<data dir>/tmp";
+const SQLITE_MMAP_RULE: &str = "off (mapped pages would count in RSS, once per connection)";
+
+fn cache_rule() -> String {
+    format!(
+        "memory limit / {CACHE_DIVISOR}, clamped {}–{}",
+        format_bytes(CACHE_MIN),
+        format_bytes(CACHE_MAX)
+    )
+}
+
+fn cached_file_rule() -> String {
+    format!("cache bytes / {CACHED_FILE_DIVISOR}")
+}
+
+fn event_channel_rule() -> String {
+    format!(
+        "{EVENT_CHANNEL_MEMORY_PERCENT}% of memory limit / {EVENT_BYTES} B per event, \
+         clamped {EVENT_CHANNEL_MIN}–{EVENT_CHANNEL_MAX}"
+    )
+}
+
+fn sqlite_cache_rule() -> String {
+    format!(
+        "file cache / {SQLITE_CACHE_DIVISOR} per connection, clamped {}–{}",
+        format_bytes(SQLITE_CACHE_MIN),
+        format_bytes(SQLITE_CACHE_MAX)
+    )
+}
+
+/// The operator's value with its source, or the derived one.
+fn given_or<T: Clone>(
+    given: &Option<Given<T>>,
+    derive: impl FnOnce() -> (T, Source),
+) -> (T, Source) {
+    match given {
+        Some(g) => (g.value.clone(), g.source.clone()),
+        None => derive(),
+    }
+}
+
+/// Derives every runtime limit from `readings`, applying the operator's `overrides`. The
+/// one override checked here is the one that depends on another limit's value: a largest
+/// cached file bigger than the cache.
 pub fn derive(
     readings: &Readings,
     data_dir: &Path,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Limits, String> {
+    overrides: &Overrides,
+) -> Result<Limits, LimitError> {
+    let o = overrides;
     let mut sources: Vec<(&'static str, Source)> = Vec::with_capacity(LIMIT_NAMES.len());
 
-    let memory_limit = match size_override(env, "FAZT_MEMORY_LIMIT")? {
-        Some(0) => return Err(invalid(env, "FAZT_MEMORY_LIMIT", "must be greater than 0")),
-        Some(v) => (v, "FAZT_MEMORY_LIMIT".to_string()),
-        None => default_memory(readings),
-    };
-    let memory_limit = push(&mut sources, "memory_limit_bytes", memory_limit);
+    let memory = given_or(&o.memory_limit, || default_memory(readings));
+    let memory_limit = push(&mut sources, "memory_limit_bytes", memory);
 
-    let threads = match count_override(env, "FAZT_THREADS", 1, MAX_THREADS)? {
-        Some(v) => (v, "FAZT_THREADS".to_string()),
-        None => default_threads(readings),
-    };
+    let threads = given_or(&o.threads, || default_threads(readings));
     let core_threads = push(&mut sources, "core_threads", threads);
 
-    let cache = match size_override(env, "FAZT_CACHE_BYTES")? {
-        Some(v) => (v, "FAZT_CACHE_BYTES".to_string()),
-        None => (
-            (memory_limit / CACHE_DIVISOR).clamp(CACHE_MIN, CACHE_MAX),
-            format!(
-                "memory limit / {CACHE_DIVISOR}, clamped {}–{}",
-                format_bytes(CACHE_MIN),
-                format_bytes(CACHE_MAX)
-            ),
-        ),
-    };
+    let cache = given_or(&o.cache_bytes, || {
+        let bytes = (memory_limit / CACHE_DIVISOR).clamp(CACHE_MIN, CACHE_MAX);
+        (bytes, cache_rule())
+    });
     let cache_bytes = push(&mut sources, "cache_bytes", cache);
 
-    let cached_file = match size_override(env, "FAZT_MAX_CACHED_FILE")? {
-        // A file larger than the whole cache could never be cached: that is a mistake.
-        Some(v) if v > cache_bytes => {
-            let why = format!("is larger than the cache ({})", format_bytes(cache_bytes));
-            return Err(invalid(env, "FAZT_MAX_CACHED_FILE", &why));
-        }
-        Some(v) => (v, "FAZT_MAX_CACHED_FILE".to_string()),
-        None => (
-            cache_bytes / CACHED_FILE_DIVISOR,
-            format!("cache bytes / {CACHED_FILE_DIVISOR}"),
-        ),
-    };
+    // A file larger than the whole cache could never be cached: that is a mistake.
+    if o.max_cached_file
+        .as_ref()
+        .is_some_and(|g| g.value > cache_bytes)
+    {
+        return Err(LimitError {
+            limit: "max_cached_file_bytes",
+            why: format!("is larger than the cache ({})", format_bytes(cache_bytes)),
+        });
+    }
+    let cached_file = given_or(&o.max_cached_file, || {
+        (cache_bytes / CACHED_FILE_DIVISOR, cached_file_rule())
+    });
     let max_cached_file = push(&mut sources, "max_cached_file_bytes", cached_file);
 
-    let connections = match count_override(env, "FAZT_MAX_CONNECTIONS", 1, usize::MAX)? {
-        Some(v) => (v, "FAZT_MAX_CONNECTIONS".to_string()),
-        None => default_connections(readings.nofile.0, memory_limit),
-    };
+    let connections = given_or(&o.max_connections, || {
+        default_connections(readings.nofile.0, memory_limit)
+    });
     let max_connections = push(&mut sources, "max_connections", connections);
 
-    let upload = match size_override(env, "FAZT_UPLOAD_RAM")? {
-        Some(v) => (v, "FAZT_UPLOAD_RAM".to_string()),
-        None => (UPLOAD_RAM, "default".to_string()),
-    };
+    let upload = given_or(&o.upload_ram, || (UPLOAD_RAM, "default".to_string()));
     let upload_ram = push(&mut sources, "upload_ram_bytes", upload);
 
     // Same filesystem as the DB by default: spilled uploads are renamed into place, and a
     // tmpfs would put them back in RAM, which is what spilling is meant to avoid.
-    let temp = match env("FAZT_TEMP_DIR") {
-        Some(v) if v.trim().is_empty() => {
-            return Err(invalid(env, "FAZT_TEMP_DIR", "is empty"));
-        }
-        Some(v) => (PathBuf::from(v), "FAZT_TEMP_DIR".to_string()),
-        None => (data_dir.join("tmp"), "<data dir>/tmp".to_string()),
-    };
+    let temp = given_or(&o.temp_dir, || {
+        (data_dir.join("tmp"), TEMP_DIR_RULE.to_string())
+    });
     let temp_dir = push(&mut sources, "temp_dir", temp);
 
-    let events = match count_override(env, "FAZT_EVENT_CHANNEL", 1, usize::MAX)? {
-        Some(v) => (v, "FAZT_EVENT_CHANNEL".to_string()),
-        None => {
-            let n = (memory_limit / (100 / EVENT_CHANNEL_MEMORY_PERCENT) / EVENT_BYTES)
-                .clamp(EVENT_CHANNEL_MIN, EVENT_CHANNEL_MAX);
-            let why = format!(
-                "{EVENT_CHANNEL_MEMORY_PERCENT}% of memory limit / {EVENT_BYTES} B per event, \
-                 clamped {EVENT_CHANNEL_MIN}–{EVENT_CHANNEL_MAX}"
-            );
-            (to_usize(n), why)
-        }
-    };
+    let events = given_or(&o.event_channel, || {
+        let n = (memory_limit / (100 / EVENT_CHANNEL_MEMORY_PERCENT) / EVENT_BYTES)
+            .clamp(EVENT_CHANNEL_MIN, EVENT_CHANNEL_MAX);
+        (to_usize(n), event_channel_rule())
+    });
     let event_channel_capacity = push(&mut sources, "event_channel_capacity", events);
 
-    let sqlite_cache = match size_override(env, "FAZT_SQLITE_CACHE_BYTES")? {
-        Some(v) => (v, "FAZT_SQLITE_CACHE_BYTES".to_string()),
-        None => (
-            (cache_bytes / SQLITE_CACHE_DIVISOR).clamp(SQLITE_CACHE_MIN, SQLITE_CACHE_MAX),
-            format!(
-                "file cache / {SQLITE_CACHE_DIVISOR} per connection, clamped {}–{}",
-                format_bytes(SQLITE_CACHE_MIN),
-                format_bytes(SQLITE_CACHE_MAX)
-            ),
-        ),
-    };
+    let sqlite_cache = given_or(&o.sqlite_cache_bytes, || {
+        let bytes = (cache_bytes / SQLITE_CACHE_DIVISOR).clamp(SQLITE_CACHE_MIN, SQLITE_CACHE_MAX);
+        (bytes, sqlite_cache_rule())
+    });
     let sqlite_cache_bytes = push(&mut sources, "sqlite_cache_bytes", sqlite_cache);
 
-    let sqlite_mmap = match size_override(env, "FAZT_SQLITE_MMAP_BYTES")? {
-        Some(v) => (v, "FAZT_SQLITE_MMAP_BYTES".to_string()),
-        None => (
-            SQLITE_MMAP_DEFAULT,
-            "off by default (mapped pages would count in RSS, once per connection)".to_string(),
-        ),
-    };
+    let sqlite_mmap = given_or(&o.sqlite_mmap_bytes, || {
+        (SQLITE_MMAP_DEFAULT, format!("default: {SQLITE_MMAP_RULE}"))
+    });
     let sqlite_mmap_bytes = push(&mut sources, "sqlite_mmap_bytes", sqlite_mmap);
 
     Ok(Limits {
@@ -619,43 +684,6 @@ fn to_usize(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }
 
-/// The error for a variable whose value is wrong: `NAME: 'value' <why>`.
-fn invalid(env: &dyn Fn(&str) -> Option<String>, name: &str, why: &str) -> String {
-    format!("{name}: '{}' {why}", env(name).unwrap_or_default())
-}
-
-/// A size override (`8M`, `1GiB`, `1048576`), parsed by [`parse_bytes`].
-fn size_override(env: &dyn Fn(&str) -> Option<String>, name: &str) -> Result<Option<u64>, String> {
-    env(name)
-        .map(|v| parse_bytes(&v).map_err(|e| format!("{name}: {e}")))
-        .transpose()
-}
-
-/// A whole-number override within `min..=max`.
-fn count_override(
-    env: &dyn Fn(&str) -> Option<String>,
-    name: &str,
-    min: usize,
-    max: usize,
-) -> Result<Option<usize>, String> {
-    let Some(text) = env(name) else {
-        return Ok(None);
-    };
-    let n: usize = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("{name}: '{text}' is not a whole number"))?;
-    if n < min || n > max {
-        let range = if max == usize::MAX {
-            format!("at least {min}")
-        } else {
-            format!("between {min} and {max}")
-        };
-        return Err(format!("{name}: '{text}' must be {range}"));
-    }
-    Ok(Some(n))
-}
-
 // ---------------------------------------------------------------------------------------
 // Report
 // ---------------------------------------------------------------------------------------
@@ -668,19 +696,19 @@ pub struct Report {
 }
 
 impl Report {
-    /// Probes this host (`/`) with the process environment: what the server runs on.
-    pub fn system(data_dir: &Path) -> Result<Report, String> {
-        Report::collect(Path::new("/"), data_dir, &|k| std::env::var(k).ok())
+    /// Probes this host (`/`) without overrides.
+    pub fn system(data_dir: &Path) -> Result<Report, LimitError> {
+        Report::collect(Path::new("/"), data_dir, &Overrides::default())
     }
 
-    /// Reads under `root` and derives with `env`.
+    /// Reads under `root` and derives with `overrides`.
     pub fn collect(
         root: &Path,
         data_dir: &Path,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Report, String> {
+        overrides: &Overrides,
+    ) -> Result<Report, LimitError> {
         let readings = read(root);
-        let limits = derive(&readings, data_dir, env)?;
+        let limits = derive(&readings, data_dir, overrides)?;
         Ok(Report { readings, limits })
     }
 
@@ -699,7 +727,7 @@ impl Report {
         let sources: serde_json::Map<String, Value> = l
             .sources
             .iter()
-            .map(|(name, src)| (name.to_string(), Value::from(src.as_str())))
+            .map(|(name, src)| (name.to_string(), Value::from(shown_source(src))))
             .collect();
         json!({
             "readings": {
@@ -724,6 +752,15 @@ impl Report {
             },
             "sources": sources,
         })
+    }
+
+    /// The limits with, under "sources", where each came from: what `/api/system/health`
+    /// reports under "limits".
+    pub fn limits_json(&self) -> Value {
+        let mut report = self.to_json();
+        let mut limits = report["limits"].take();
+        limits["sources"] = report["sources"].take();
+        limits
     }
 
     /// `fazt probe`: one line per reading and per limit, each with where it came from.
@@ -776,9 +813,19 @@ impl Report {
         }
         out.push_str("\nLimits\n");
         for ((label, value), name) in limits.iter().zip(LIMIT_NAMES) {
-            out.push_str(&line(label, value, l.source(name)));
+            out.push_str(&line(label, value, &shown_source(l.source(name))));
         }
         out
+    }
+}
+
+/// A limit's source as printed: what the operator gave (`flag --…`, `env FAZT_…`), the
+/// fixed `default`, or `derived: ` and how.
+fn shown_source(source: &str) -> String {
+    let given = ["flag ", "env ", "default"];
+    match given.iter().any(|p| source.starts_with(p)) {
+        true => source.to_string(),
+        false => format!("derived: {source}"),
     }
 }
 
@@ -794,7 +841,6 @@ fn line(label: &str, value: &str, source: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn readings(
         cgroup_memory: Option<u64>,
@@ -813,16 +859,28 @@ mod tests {
         }
     }
 
-    fn no_env(_: &str) -> Option<String> {
-        None
+    const NONE: &Overrides = &Overrides {
+        memory_limit: None,
+        threads: None,
+        cache_bytes: None,
+        max_cached_file: None,
+        max_connections: None,
+        upload_ram: None,
+        temp_dir: None,
+        event_channel: None,
+        sqlite_cache_bytes: None,
+        sqlite_mmap_bytes: None,
+    };
+
+    fn given<T>(value: T, source: &str) -> Option<Given<T>> {
+        Some(Given {
+            value,
+            source: source.to_string(),
+        })
     }
 
-    fn derive_with(r: &Readings, vars: &[(&str, &str)]) -> Result<Limits, String> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        derive(r, Path::new("/var/lib/fazt"), &move |k| map.get(k).cloned())
+    fn derive_with(r: &Readings, overrides: Overrides) -> Result<Limits, LimitError> {
+        derive(r, Path::new("/var/lib/fazt"), &overrides)
     }
 
     #[test]
@@ -866,7 +924,7 @@ mod tests {
     fn small_container_defaults() {
         // 512 MiB cgroup on a 4 GiB host, 1.5 cores of 8 CPUs.
         let r = readings(Some(512 * MIB), Some(1.5), Some(4 * GIB), 8, 65_536);
-        let l = derive(&r, Path::new("/data"), &no_env).unwrap();
+        let l = derive(&r, Path::new("/data"), NONE).unwrap();
         assert_eq!(l.memory_limit, 512 * MIB);
         assert!(l
             .source("memory_limit_bytes")
@@ -893,12 +951,12 @@ mod tests {
     #[test]
     fn memory_is_the_smaller_of_cgroup_and_meminfo() {
         let r = readings(Some(8 * GIB), None, Some(2 * GIB), 2, 1024);
-        let l = derive(&r, Path::new("/d"), &no_env).unwrap();
+        let l = derive(&r, Path::new("/d"), NONE).unwrap();
         assert_eq!(l.memory_limit, 2 * GIB);
         assert!(l.source("memory_limit_bytes").starts_with("MemTotal"));
         let r = readings(Some(300 * MIB), None, None, 2, 1024);
         assert_eq!(
-            derive(&r, Path::new("/d"), &no_env).unwrap().memory_limit,
+            derive(&r, Path::new("/d"), NONE).unwrap().memory_limit,
             300 * MIB
         );
     }
@@ -906,7 +964,7 @@ mod tests {
     #[test]
     fn nothing_readable_assumes_one_gib() {
         let r = readings(None, None, None, 1, 1024);
-        let l = derive(&r, Path::new("/d"), &no_env).unwrap();
+        let l = derive(&r, Path::new("/d"), NONE).unwrap();
         assert_eq!(l.memory_limit, GIB);
         assert!(l.source("memory_limit_bytes").starts_with("assumed"));
         assert_eq!(l.core_threads, 1);
@@ -919,7 +977,7 @@ mod tests {
         let tiny = derive(
             &readings(Some(8 * MIB), None, Some(GIB), 1, 1 << 20),
             Path::new("/d"),
-            &no_env,
+            NONE,
         )
         .unwrap();
         assert_eq!(tiny.cache_bytes, CACHE_MIN);
@@ -932,7 +990,7 @@ mod tests {
         let huge = derive(
             &readings(None, None, Some(1 << 40), 64, u64::MAX),
             Path::new("/d"),
-            &no_env,
+            NONE,
         )
         .unwrap();
         assert_eq!(huge.cache_bytes, GIB);
@@ -947,7 +1005,7 @@ mod tests {
         let fds = derive(
             &readings(None, None, Some(GIB), 1, 100),
             Path::new("/d"),
-            &no_env,
+            NONE,
         )
         .unwrap();
         assert_eq!(fds.max_connections, 16);
@@ -959,7 +1017,7 @@ mod tests {
             derive(
                 &readings(None, cpu, Some(GIB), cpus, 1024),
                 Path::new("/d"),
-                &no_env,
+                NONE,
             )
             .unwrap()
             .core_threads
@@ -977,41 +1035,43 @@ mod tests {
         let r = readings(Some(512 * MIB), Some(1.5), Some(4 * GIB), 8, 65_536);
         let l = derive_with(
             &r,
-            &[
-                ("FAZT_MEMORY_LIMIT", "2G"),
-                ("FAZT_THREADS", "3"),
-                ("FAZT_MAX_CONNECTIONS", "100"),
-                ("FAZT_UPLOAD_RAM", "256K"),
-                ("FAZT_TEMP_DIR", "/scratch"),
-                ("FAZT_EVENT_CHANNEL", "5000"),
-                ("FAZT_SQLITE_CACHE_BYTES", "4MiB"),
-                ("FAZT_SQLITE_MMAP_BYTES", "64MiB"),
-            ],
+            Overrides {
+                memory_limit: given(2 * GIB, "env FAZT_MEMORY_LIMIT"),
+                threads: given(3, "flag --threads"),
+                max_connections: given(100, "env FAZT_MAX_CONNECTIONS"),
+                upload_ram: given(256 * KIB, "env FAZT_UPLOAD_RAM"),
+                temp_dir: given(PathBuf::from("/scratch"), "env FAZT_TEMP_DIR"),
+                event_channel: given(5000, "env FAZT_EVENT_CHANNEL"),
+                sqlite_cache_bytes: given(4 * MIB, "env FAZT_SQLITE_CACHE_BYTES"),
+                sqlite_mmap_bytes: given(64 * MIB, "env FAZT_SQLITE_MMAP_BYTES"),
+                ..Overrides::default()
+            },
         )
         .unwrap();
         assert_eq!(l.memory_limit, 2 * GIB);
-        assert_eq!(l.source("memory_limit_bytes"), "FAZT_MEMORY_LIMIT");
+        assert_eq!(l.source("memory_limit_bytes"), "env FAZT_MEMORY_LIMIT");
         // Limits without an override derive from the overridden memory limit.
         assert_eq!(l.cache_bytes, 256 * MIB);
         assert_eq!(l.max_cached_file, 16 * MIB);
         assert_eq!(l.core_threads, 3);
-        assert_eq!(l.source("core_threads"), "FAZT_THREADS");
+        assert_eq!(l.source("core_threads"), "flag --threads");
         assert_eq!(l.max_connections, 100);
         assert_eq!(l.upload_ram, 256 * KIB);
         assert_eq!(l.temp_dir, PathBuf::from("/scratch"));
-        assert_eq!(l.source("temp_dir"), "FAZT_TEMP_DIR");
+        assert_eq!(l.source("temp_dir"), "env FAZT_TEMP_DIR");
         assert_eq!(l.event_channel_capacity, 5000);
         assert_eq!(l.sqlite_cache_bytes, 4 * MIB);
         assert_eq!(l.sqlite_mmap_bytes, 64 * MIB);
 
-        let l = derive_with(
-            &r,
-            &[("FAZT_CACHE_BYTES", "16M"), ("FAZT_MAX_CACHED_FILE", "2M")],
-        )
-        .unwrap();
+        let cache = |file: Option<u64>| Overrides {
+            cache_bytes: given(16 * MIB, "c"),
+            max_cached_file: file.and_then(|f| given(f, "f")),
+            ..Overrides::default()
+        };
+        let l = derive_with(&r, cache(Some(2 * MIB))).unwrap();
         assert_eq!((l.cache_bytes, l.max_cached_file), (16 * MIB, 2 * MIB));
-        assert_eq!(l.source("max_cached_file_bytes"), "FAZT_MAX_CACHED_FILE");
-        let l = derive_with(&r, &[("FAZT_CACHE_BYTES", "16M")]).unwrap();
+        assert_eq!(l.source("max_cached_file_bytes"), "f");
+        let l = derive_with(&r, cache(None)).unwrap();
         assert_eq!(l.max_cached_file, MIB);
         assert_eq!(
             l.sqlite_cache_bytes,
@@ -1021,65 +1081,44 @@ mod tests {
     }
 
     #[test]
-    fn bad_overrides_name_variable_and_value() {
+    fn a_cached_file_larger_than_the_cache_is_refused() {
         let r = readings(Some(512 * MIB), None, Some(GIB), 2, 4096);
-        let err = derive_with(&r, &[("FAZT_CACHE_BYTES", "12Q")]).unwrap_err();
-        assert!(
-            err.starts_with("FAZT_CACHE_BYTES: '12Q' has an unknown size unit"),
-            "{err}"
+        let too_big = Overrides {
+            max_cached_file: given(GIB, "env FAZT_MAX_CACHED_FILE"),
+            ..Overrides::default()
+        };
+        let err = derive_with(&r, too_big).unwrap_err();
+        assert_eq!(
+            err,
+            LimitError {
+                limit: "max_cached_file_bytes",
+                why: "is larger than the cache (64.0 MiB)".to_string()
+            }
         );
-        let cases = [
-            (
-                "FAZT_THREADS",
-                "0",
-                "FAZT_THREADS: '0' must be between 1 and 1024",
-            ),
-            (
-                "FAZT_THREADS",
-                "1025",
-                "FAZT_THREADS: '1025' must be between 1 and 1024",
-            ),
-            (
-                "FAZT_THREADS",
-                "two",
-                "FAZT_THREADS: 'two' is not a whole number",
-            ),
-            (
-                "FAZT_MAX_CONNECTIONS",
-                "0",
-                "FAZT_MAX_CONNECTIONS: '0' must be at least 1",
-            ),
-            (
-                "FAZT_EVENT_CHANNEL",
-                "-3",
-                "FAZT_EVENT_CHANNEL: '-3' is not a whole number",
-            ),
-            (
-                "FAZT_MEMORY_LIMIT",
-                "0",
-                "FAZT_MEMORY_LIMIT: '0' must be greater than 0",
-            ),
-            ("FAZT_TEMP_DIR", "", "FAZT_TEMP_DIR: '' is empty"),
-            (
-                "FAZT_UPLOAD_RAM",
-                "",
-                "FAZT_UPLOAD_RAM: '' is not a size (expected e.g. 1048576, 64K, 8MiB, 1G)",
-            ),
-            (
-                "FAZT_MAX_CACHED_FILE",
-                "1G",
-                "FAZT_MAX_CACHED_FILE: '1G' is larger than the cache (64.0 MiB)",
-            ),
-        ];
-        for (name, value, want) in cases {
-            assert_eq!(derive_with(&r, &[(name, value)]).unwrap_err(), want);
+    }
+
+    #[test]
+    fn help_describes_each_derivation() {
+        for name in LIMIT_NAMES {
+            assert!(!derivation(name).is_empty(), "{name}");
+        }
+        let r = readings(Some(512 * MIB), None, Some(GIB), 2, 4096);
+        let l = derive(&r, Path::new("/d"), NONE).unwrap();
+        // Where a rule does not depend on this host's readings, help and probe agree.
+        for name in [
+            "cache_bytes",
+            "max_cached_file_bytes",
+            "temp_dir",
+            "sqlite_cache_bytes",
+        ] {
+            assert_eq!(l.source(name), derivation(name), "{name}");
         }
     }
 
     #[test]
     fn report_json_and_text() {
         let r = readings(Some(512 * MIB), Some(1.5), Some(4 * GIB), 8, 4096);
-        let limits = derive(&r, Path::new("/data"), &no_env).unwrap();
+        let limits = derive(&r, Path::new("/data"), NONE).unwrap();
         let report = Report {
             readings: r,
             limits,
@@ -1093,7 +1132,7 @@ mod tests {
         assert_eq!(j["readings"]["nofile"]["soft"], 4096);
         assert_eq!(
             j["sources"]["cache_bytes"],
-            "memory limit / 8, clamped 8.0 MiB–1.0 GiB"
+            "derived: memory limit / 8, clamped 8.0 MiB–1.0 GiB"
         );
         for name in LIMIT_NAMES {
             assert!(j["limits"].get(name).is_some(), "{name}");
@@ -1107,7 +1146,7 @@ mod tests {
         assert!(text.contains("/sys/fs/cgroup/memory.max"), "{text}");
         assert!(text.contains("1.5 cores"), "{text}");
         assert!(
-            text.contains("memory limit / 8, clamped 8.0 MiB–1.0 GiB"),
+            text.contains("(derived: memory limit / 8, clamped 8.0 MiB–1.0 GiB)"),
             "{text}"
         );
         assert!(text.contains("/data/tmp"), "{text}");

@@ -1,28 +1,29 @@
-//! Parsing of human-written sizes and durations, shared by CLI flags and `FAZT_*` variables.
+//! Parsing of human-written sizes and durations, shared by flags and environment variables. Errors say
+//! what is wrong without repeating the value: the caller's message names it once.
 
 use std::time::Duration;
 
 /// Parses `1048576`, `64K`, `64KiB`, `8M`, `8MB`, `1G` (binary multiples; case-insensitive).
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let (number, suffix) = split_number(text)
-        .ok_or_else(|| format!("'{text}' is not a size (expected e.g. 1048576, 64K, 8MiB, 1G)"))?;
+        .ok_or_else(|| "is not a size (expected e.g. 1048576, 64K, 8MiB, 1G)".to_string())?;
     let multiplier: u64 = match suffix.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
         "t" | "tb" | "tib" => 1 << 40,
-        other => return Err(format!("'{text}' has an unknown size unit '{other}'")),
+        other => return Err(format!("has an unknown size unit '{other}'")),
     };
     number
         .checked_mul(multiplier)
-        .ok_or_else(|| format!("'{text}' is too large"))
+        .ok_or_else(|| "is too large".to_string())
 }
 
 /// Parses `250ms`, `10s`, `5m`, `2h`, `30d`, `1w`; a bare number means seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (n, unit) = split_number(text)
-        .ok_or_else(|| format!("'{text}' is not a duration (expected e.g. 250ms, 10s, 5m, 30d)"))?;
+        .ok_or_else(|| "is not a duration (expected e.g. 250ms, 10s, 5m, 30d)".to_string())?;
     let ms_per_unit: u64 = match unit {
         "ms" => 1,
         "" | "s" => 1_000,
@@ -30,11 +31,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" => 3_600_000,
         "d" => 86_400_000,
         "w" => 7 * 86_400_000,
-        other => return Err(format!("'{text}' has an unknown time unit '{other}'")),
+        other => return Err(format!("has an unknown time unit '{other}'")),
     };
     n.checked_mul(ms_per_unit)
         .map(Duration::from_millis)
-        .ok_or_else(|| format!("'{text}' is too large"))
+        .ok_or_else(|| "is too large".to_string())
 }
 
 /// Splits `123unit` into the number and the (trimmed) unit; `None` without leading digits

@@ -658,7 +658,7 @@ fn the_disk_breaker_trips_at_its_threshold() {
                     unreachable!()
                 };
                 assert_eq!((*used_percent, *threshold), (used, 1));
-                assert!(e.to_string().contains("FAZT_DISK_THRESHOLD"), "{e}");
+                assert!(e.to_string().contains("--disk-threshold"), "{e}");
             }
             other => panic!("expected DiskFull at 1%, got {other:?}"),
         }
@@ -680,19 +680,13 @@ fn the_disk_breaker_trips_at_its_threshold() {
 }
 
 #[test]
-fn the_disk_threshold_comes_from_the_environment() {
-    assert_eq!(disk::threshold_from_env(&|_| None), Ok(90));
-    let env = |value: &'static str| {
-        move |name: &str| (name == "FAZT_DISK_THRESHOLD").then(|| value.to_string())
-    };
-    assert_eq!(disk::threshold_from_env(&env("95")), Ok(95));
-    let err = disk::threshold_from_env(&env("0")).expect_err("0 is out of range");
-    assert!(err.contains("FAZT_DISK_THRESHOLD"), "{err}");
-    let err = disk::threshold_from_env(&env("lots")).expect_err("not a number");
-    assert!(
-        err.contains("FAZT_DISK_THRESHOLD") && err.contains("lots"),
-        "{err}"
-    );
+fn the_disk_threshold_parses_percentages() {
+    assert_eq!(disk::DEFAULT_THRESHOLD, 90);
+    assert_eq!(disk::parse_threshold("95"), Ok(95));
+    assert_eq!(disk::parse_threshold("85%"), Ok(85));
+    let err = disk::parse_threshold("0").expect_err("0 is out of range");
+    assert!(err.contains("between 1 and 100"), "{err}");
+    assert!(disk::parse_threshold("lots").is_err());
 }
 
 #[test]

@@ -478,8 +478,8 @@ fn usage_and_configuration_errors_exit_2_before_any_request() {
     let missing = home.path().join("missing");
     let srv = "http://127.0.0.1:9";
     let cases: Vec<UsageCase> = vec![
-        (vec!["deploy", s(&site)], vec![], "--site NAME is required"),
-        (vec!["deploy", "--site", "blog"], vec![], "missing argument"),
+        (vec!["deploy", s(&site)], vec![], "--site <NAME>"),
+        (vec!["deploy", "--site", "blog"], vec![], "<DIR>"),
         (
             vec![
                 "deploy",
@@ -575,19 +575,19 @@ fn usage_and_configuration_errors_exit_2_before_any_request() {
             "must start with http:// or https://",
         ),
         (vec!["sites"], vec![("FAZT_TOKEN", "t")], "no server"),
-        (vec!["sites", "rm"], vec![], "missing argument"),
+        (vec!["sites", "rm"], vec![], "<NAME>"),
         (vec!["sites", "rm", "Bad!"], vec![], "invalid site name"),
         (
             vec!["rollback", "blog", "--to", "x"],
             vec![],
-            "--to: 'x' is not a deployment id",
+            "invalid value 'x' for --to: is not a deployment id",
         ),
         (
             vec!["rollback", "blog", "--to", "0"],
             vec![],
             "not a deployment id",
         ),
-        (vec!["rollback"], vec![], "missing argument"),
+        (vec!["rollback"], vec![], "<NAME>"),
         (vec!["login"], vec![], "usage: fazt login"),
         (vec!["login", "--server", "example.com"], vec![], "http://"),
         (
@@ -790,14 +790,30 @@ fn help_lists_the_client_commands() {
     let (code, out, _) = run_client(&["--help"], home.path(), &[]);
     assert_eq!(code, 0);
     for needle in [
-        "fazt deploy DIR --site NAME",
-        "fazt login --server URL --token T",
-        "fazt sites [--json]",
-        "fazt sites rm NAME",
-        "fazt rollback NAME [--to ID]",
+        "deploy",
+        "login",
+        "sites",
+        "rollback",
+        "FAZT_SERVER",
         "FAZT_TOKEN",
     ] {
         assert!(out.contains(needle), "help mentions {needle}");
+    }
+    let usages: [(&[&str], &str); 5] = [
+        (
+            &["deploy"],
+            "Usage: fazt deploy [OPTIONS] --site <NAME> <DIR>",
+        ),
+        (&["login"], "Usage: fazt login [OPTIONS]"),
+        (&["sites"], "Usage: fazt sites [OPTIONS]"),
+        (&["sites", "rm"], "Usage: fazt sites rm [OPTIONS] <NAME>"),
+        (&["rollback"], "Usage: fazt rollback [OPTIONS] <NAME>"),
+    ];
+    for (command, usage) in usages {
+        let args: Vec<&str> = command.iter().copied().chain(["--help"]).collect();
+        let (code, out, _) = run_client(&args, home.path(), &[]);
+        assert_eq!(code, 0, "{args:?}");
+        assert!(out.contains(usage), "{args:?} shows {usage}:\n{out}");
     }
 }
 

@@ -305,7 +305,7 @@ fn a_full_disk_is_507_disk_full() {
     }
     let r = owner(&server, "POST", "/api/system/vacuum", "");
     let message = assert_error(&r, 507, "disk_full", "vacuum");
-    assert!(message.contains("FAZT_DISK_THRESHOLD"), "{message}");
+    assert!(message.contains("--disk-threshold"), "{message}");
     let r = deploy(&server, Some(&server.token), "POST", "blog", b"PK");
     assert_error(&r, 507, "disk_full", "deploy");
     assert_eq!(r.header("retry-after"), None);

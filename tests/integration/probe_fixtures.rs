@@ -21,8 +21,9 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn no_env(_: &str) -> Option<String> {
-    None
+/// No operator overrides: every limit derived.
+fn no_env() -> probe::Overrides {
+    probe::Overrides::default()
 }
 
 /// Reads a fixture, checks the real nofile reading, and pins it to [`NOFILE`].
@@ -41,7 +42,7 @@ fn read(name: &str) -> (PathBuf, Readings) {
 }
 
 fn derive(readings: &Readings) -> Limits {
-    probe::derive(readings, Path::new("/srv/fazt"), &no_env).unwrap()
+    probe::derive(readings, Path::new("/srv/fazt"), &no_env()).unwrap()
 }
 
 fn source_of(root: &Path, relative: &str) -> String {
@@ -341,32 +342,43 @@ fn empty_root_still_gives_usable_limits() {
         "{}",
         r.affinity_cpus.1
     );
-    let l = probe::derive(&r, Path::new("/srv/fazt"), &no_env).unwrap();
+    let l = probe::derive(&r, Path::new("/srv/fazt"), &no_env()).unwrap();
     assert_eq!(l.memory_limit, GIB);
     assert!(l.source("memory_limit_bytes").starts_with("assumed"));
     assert_eq!(l.core_threads, 1);
 }
 
 #[test]
-fn env_overrides_apply_to_fixture_readings() {
+fn overrides_apply_to_fixture_readings() {
     let (_, r) = read("v2-numbers");
-    let env = |k: &str| match k {
-        "FAZT_MEMORY_LIMIT" => Some("1G".to_string()),
-        "FAZT_TEMP_DIR" => Some("/var/tmp/fazt".to_string()),
-        _ => None,
+    let overrides = probe::Overrides {
+        memory_limit: Some(probe::Given {
+            value: GIB,
+            source: "env FAZT_MEMORY_LIMIT".to_string(),
+        }),
+        temp_dir: Some(probe::Given {
+            value: PathBuf::from("/var/tmp/fazt"),
+            source: "flag --temp-dir".to_string(),
+        }),
+        ..probe::Overrides::default()
     };
-    let l = probe::derive(&r, Path::new("/srv/fazt"), &env).unwrap();
+    let l = probe::derive(&r, Path::new("/srv/fazt"), &overrides).unwrap();
     assert_eq!(l.memory_limit, GIB);
-    assert_eq!(l.source("memory_limit_bytes"), "FAZT_MEMORY_LIMIT");
+    assert_eq!(l.source("memory_limit_bytes"), "env FAZT_MEMORY_LIMIT");
     assert_eq!(l.cache_bytes, 128 * MIB);
     assert_eq!(l.temp_dir, PathBuf::from("/var/tmp/fazt"));
+    assert_eq!(l.source("temp_dir"), "flag --temp-dir");
 
-    let bad = |k: &str| (k == "FAZT_CACHE_BYTES").then(|| "12Q".to_string());
-    let err = probe::derive(&r, Path::new("/srv/fazt"), &bad).unwrap_err();
-    assert!(
-        err.starts_with("FAZT_CACHE_BYTES: '12Q' has an unknown size unit"),
-        "{err}"
-    );
+    let too_big = probe::Overrides {
+        max_cached_file: Some(probe::Given {
+            value: GIB,
+            source: "env FAZT_MAX_CACHED_FILE".to_string(),
+        }),
+        ..probe::Overrides::default()
+    };
+    let err = probe::derive(&r, Path::new("/srv/fazt"), &too_big).unwrap_err();
+    assert_eq!(err.limit, "max_cached_file_bytes");
+    assert!(err.why.contains("larger than the cache"), "{err:?}");
 }
 
 #[test]
@@ -404,7 +416,7 @@ fn report_for_a_fixture() {
 
 #[test]
 fn real_host_probe_is_usable() {
-    let report = Report::collect(Path::new("/"), Path::new("/srv/fazt"), &no_env).unwrap();
+    let report = Report::collect(Path::new("/"), Path::new("/srv/fazt"), &no_env()).unwrap();
     // Shown with `--nocapture`: a quick look at what `fazt probe` prints on this machine.
     println!("{}\n{:#}", report.to_text(), report.to_json());
     assert!(report.readings.affinity_cpus.0 >= 1);

@@ -56,15 +56,25 @@ impl Drop for TempDir {
 pub const MEMORY_LIMIT_256_MIB: (&str, &str) = ("FAZT_MEMORY_LIMIT", "268435456");
 
 /// Limits as the probe derives them for `data_dir` on a host without readable `/proc` or
-/// cgroup files, with `env` as the only environment.
+/// cgroup files, with the size overrides `env` names as if set in the environment.
 pub fn probe_limits(data_dir: &Path, env: &[(&str, &str)]) -> fazt::platform::probe::Limits {
+    use fazt::platform::probe::{Given, Overrides};
     let readings = fazt::platform::probe::read(Path::new("/nonexistent-fazt-probe-root"));
-    let lookup = |name: &str| {
-        env.iter()
-            .find(|(key, _)| *key == name)
-            .map(|(_, value)| value.to_string())
-    };
-    fazt::platform::probe::derive(&readings, data_dir, &lookup).expect("derive limits")
+    let mut overrides = Overrides::default();
+    for (name, value) in env {
+        let given = Some(Given {
+            value: fazt::platform::units::parse_bytes(value).expect("a size"),
+            source: format!("env {name}"),
+        });
+        match *name {
+            "FAZT_MEMORY_LIMIT" => overrides.memory_limit = given,
+            "FAZT_CACHE_BYTES" => overrides.cache_bytes = given,
+            "FAZT_SQLITE_CACHE_BYTES" => overrides.sqlite_cache_bytes = given,
+            "FAZT_SQLITE_MMAP_BYTES" => overrides.sqlite_mmap_bytes = given,
+            other => panic!("probe_limits: no size override {other}"),
+        }
+    }
+    fazt::platform::probe::derive(&readings, data_dir, &overrides).expect("derive limits")
 }
 
 /// Lower-case hex sha-256 of `bytes`.

@@ -1,0 +1,554 @@
+//! Command-line entry: parses arguments, runs a command, maps the outcome to an exit code.
+//! The commands are declared here; their settings (flags with `FAZT_*` variables) are the
+//! table in [`settings`].
+
+pub(crate) mod settings;
+
+use crate::client::{self, ClientError};
+use crate::hosting::store;
+use crate::keys::{self, validate_name, Scopes};
+use crate::platform::probe::Report;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{ArgMatches, Command, CommandFactory, FromArgMatches, Parser, Subcommand};
+use settings::{ClientArgs, DataArgs, DiskArgs, LimitArgs, Parsed, ServerArgs};
+use std::path::{Path, PathBuf};
+
+/// fazt — a single-binary personal cloud: static sites from SQLite, privacy-first
+/// analytics, deploys and an admin API
+#[derive(Parser, Debug)]
+// A repeated flag takes its last value, as before clap: scripts append overrides.
+#[command(
+    name = "fazt",
+    version,
+    max_term_width = 100,
+    args_override_self = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the server
+    #[command(subcommand)]
+    Server(ServerCmd),
+    /// Print the memory and CPU this process was given and every limit derived from them
+    Probe(ProbeArgs),
+    /// Manage admin API keys (works whether or not the server is running)
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// Publish sites from a directory (works whether or not the server is running)
+    #[command(subcommand)]
+    Site(SiteCmd),
+    /// Database maintenance
+    #[command(subcommand)]
+    Db(DbCmd),
+    /// Zip DIR (dot-paths like .git/ skipped) and upload it as site NAME, with a progress bar
+    Deploy(DeployCmd),
+    /// Save the server URL and API token to the client's config file (mode 0600)
+    Login(LoginCmd),
+    /// List sites: name, current deployment, files, size, last update, URL
+    Sites(SitesCmd),
+    /// Make the previous deployment of NAME current again, or deployment ID (--to)
+    Rollback(RollbackCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum ServerCmd {
+    /// Serve sites, analytics and the admin API until SIGTERM/SIGINT
+    Start(Box<ServerArgs>),
+}
+
+#[derive(clap::Args, Debug)]
+struct ProbeArgs {
+    /// Machine-readable output
+    #[arg(long)]
+    json: bool,
+    /// Read cgroup and /proc files under DIR instead of /
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    root: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// What every command that opens the database takes.
+#[derive(clap::Args, Debug)]
+struct DbArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum KeyCmd {
+    /// Create an API key and print its token (shown only once)
+    Create {
+        /// A name to recognise the key by (shown by `fazt key list`)
+        // `-x` is a bad name, reported as one, not an unknown flag.
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        /// owner (everything), deploy:* (any site but root and 404) or deploy:SITE, comma-separated
+        #[arg(long, value_name = "SCOPE[,SCOPE...]", value_parser = Scopes::parse, default_value = "owner")]
+        scope: Scopes,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List API keys: id, scope, name, creation date
+    List {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Revoke an API key by id
+    Revoke {
+        /// The key's id, from `fazt key list`
+        id: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SiteCmd {
+    /// Publish DIR as site NAME: a new deployment, made current at once (a running server
+    /// picks it up)
+    Import {
+        /// Site name: NAME.DOMAIN serves it (root serves the bare domain, 404 the not-found page)
+        // `-x` is a bad name, reported as one, not an unknown flag.
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        /// Directory to publish
+        dir: PathBuf,
+        #[command(flatten)]
+        disk: DiskArgs,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum DbCmd {
+    /// Delete analytics events older than AGE in small batches, then return the space to
+    /// the disk
+    Prune {
+        /// e.g. 30d, 12h, 2w
+        #[arg(long, value_name = "AGE", value_parser = crate::platform::units::parse_duration)]
+        older_than: std::time::Duration,
+        /// Also delete the daily roll-ups older than AGE
+        #[arg(long)]
+        rollups: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct DeployCmd {
+    /// Directory to deploy
+    dir: PathBuf,
+    /// Site name
+    #[arg(long, value_name = "NAME")]
+    site: String,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// What `fazt login` saves: values to write, not settings, so no variables feed them.
+#[derive(clap::Args, Debug)]
+struct LoginCmd {
+    /// Server URL to save (http:// or https://) [default: keep the saved one]
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// API token to save [default: keep the saved one]
+    #[arg(long, value_name = "T")]
+    token: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+struct SitesCmd {
+    #[command(subcommand)]
+    command: Option<SitesSub>,
+    /// Machine-readable output
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum SitesSub {
+    /// Delete site NAME and its deployments
+    Rm {
+        /// Site name
+        // `-x` is a bad name, reported as one, not an unknown flag.
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct RollbackCmd {
+    /// Site name
+    // `-x` is a bad name, reported as one, not an unknown flag.
+    #[arg(allow_hyphen_values = true)]
+    name: String,
+    /// Deployment to make current [default: the one before the current one]
+    #[arg(long, value_name = "ID", value_parser = deployment_id)]
+    to: Option<i64>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+fn deployment_id(text: &str) -> Result<i64, String> {
+    match text.trim().parse::<i64>() {
+        Ok(id) if id > 0 => Ok(id),
+        _ => Err("is not a deployment id (a positive number)".into()),
+    }
+}
+
+/// The command tree with the settings section in `fazt --help`.
+fn command() -> Command {
+    let cmd = Cli::command();
+    let section = settings::environment_help(&cmd);
+    cmd.after_help(section)
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> i32 {
+    match run(std::env::args_os()) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("fazt: {message}");
+            2
+        }
+    }
+}
+
+fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<i32, String> {
+    forget_empty_variables();
+    let root = command();
+    let matches = match root.clone().try_get_matches_from(args) {
+        Ok(m) => m,
+        Err(e) => return Ok(clap_exit(e, &root)),
+    };
+    let cli = Cli::from_arg_matches(&matches).map_err(|e| e.to_string())?;
+    let (leaf, leaf_matches) = leaf(&root, &matches);
+    let p = Parsed {
+        matches: leaf_matches,
+        command: leaf,
+    };
+    let Some(cmd) = cli.command else {
+        print!("{}", root.clone().render_help());
+        return Ok(0);
+    };
+    match cmd {
+        Cmd::Server(ServerCmd::Start(args)) => server_start(&args, &p),
+        Cmd::Probe(args) => probe(&args, &p),
+        Cmd::Key(KeyCmd::Create { name, scope, db }) => key_create(&name, &scope, &db, &p),
+        Cmd::Key(KeyCmd::List { json, db }) => key_list(json, &db, &p),
+        Cmd::Key(KeyCmd::Revoke { id, db }) => key_revoke(&id, &db, &p),
+        Cmd::Site(SiteCmd::Import {
+            name,
+            dir,
+            disk,
+            db,
+        }) => site_import(&name, &dir, &disk, &db, &p),
+        Cmd::Db(DbCmd::Prune {
+            older_than,
+            rollups,
+            db,
+        }) => db_prune(older_than, rollups, &db, &p),
+        Cmd::Deploy(args) => client_deploy(&args, &p),
+        Cmd::Login(args) => client_login(&args),
+        Cmd::Sites(SitesCmd {
+            command: Some(SitesSub::Rm { name, client }),
+            ..
+        }) => client_sites_rm(&name, &client, &p),
+        Cmd::Sites(args) => client_sites(&args, &p),
+        Cmd::Rollback(args) => client_rollback(&args, &p),
+    }
+}
+
+/// An empty `FAZT_*` variable counts as unset (`FAZT_DATA= fazt ...` is a common way to
+/// clear one); clap would pass the empty string to the parser. Runs before any thread.
+fn forget_empty_variables() {
+    let empty: Vec<_> = std::env::vars_os()
+        .filter(|(k, v)| k.to_string_lossy().starts_with("FAZT_") && v.is_empty())
+        .map(|(k, _)| k)
+        .collect();
+    for name in empty {
+        std::env::remove_var(name);
+    }
+}
+
+/// The subcommand that runs and its matches.
+fn leaf<'a>(cmd: &'a Command, matches: &'a ArgMatches) -> (&'a Command, &'a ArgMatches) {
+    match matches.subcommand() {
+        Some((name, sub)) => match cmd.find_subcommand(name) {
+            Some(sub_cmd) => leaf(sub_cmd, sub),
+            None => (cmd, matches),
+        },
+        None => (cmd, matches),
+    }
+}
+
+/// Help and version go to stdout with exit 0; a bad value is reported in the one error
+/// format, other usage errors as clap words them; both exit 2.
+fn clap_exit(e: clap::Error, root: &Command) -> i32 {
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            print!("{}", e.render());
+            return 0;
+        }
+        // (InvalidValue is clap's "a value is required": its own words are clearer.)
+        ErrorKind::ValueValidation => {
+            if let Some(message) = bad_value(&e, root) {
+                eprintln!("fazt: {message}");
+                return 2;
+            }
+        }
+        _ => {}
+    }
+    let text = e.render().to_string();
+    eprint!("fazt: {}", text.strip_prefix("error: ").unwrap_or(&text));
+    2
+}
+
+/// `invalid value 'x' for FAZT_CACHE_BYTES (--cache-bytes): why`, from clap's error context.
+fn bad_value(e: &clap::Error, root: &Command) -> Option<String> {
+    let text = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let shown = text(ContextKind::InvalidArg)?;
+    let value = text(ContextKind::InvalidValue).unwrap_or_default();
+    let why = std::error::Error::source(e)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "is not valid".into());
+    let long = shown
+        .strip_prefix("--")
+        .map(|s| s.split([' ', '=']).next().unwrap_or(s));
+    match long.and_then(|l| find_long(root, l)) {
+        Some(arg) => Some(settings::invalid(&value, &arg, &why)),
+        None => Some(format!("invalid value '{value}' for {shown}: {why}")),
+    }
+}
+
+fn find_long(cmd: &Command, long: &str) -> Option<clap::Arg> {
+    cmd.get_arguments()
+        .find(|a| a.get_long() == Some(long))
+        .cloned()
+        .or_else(|| cmd.get_subcommands().find_map(|s| find_long(s, long)))
+}
+
+fn init_logging() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+}
+
+fn server_start(args: &ServerArgs, p: &Parsed) -> Result<i32, String> {
+    init_logging();
+    // Raise the descriptor limit before probing so the connection cap is sized from it.
+    if let Err(e) = crate::platform::sys::raise_nofile_limit() {
+        log::warn!("could not raise the open-file limit: {e}");
+    }
+    let report = args.limits.probe(p, Path::new("/"), &args.data.data)?;
+    crate::server::run(args.config(report))
+}
+
+fn probe(args: &ProbeArgs, p: &Parsed) -> Result<i32, String> {
+    if !args.root.is_dir() {
+        return Err(format!(
+            "--root: '{}' is not a directory",
+            args.root.display()
+        ));
+    }
+    let report = args.limits.probe(p, &args.root, &args.data.data)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
+        );
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(0)
+}
+
+/// Opens (creating and migrating if needed) the database for a CLI command, with the
+/// limits probed for this data dir. SQLite's locking lets this run beside a server that
+/// has the same database open.
+fn open_db(args: &DbArgs, p: &Parsed) -> Result<(rusqlite::Connection, Report), String> {
+    let data_dir = &args.data.data;
+    let report = args.limits.probe(p, Path::new("/"), data_dir)?;
+    let conn = crate::db::open_and_migrate(&crate::db::db_path(data_dir), &report.limits)
+        .map_err(|e| e.to_string())?;
+    Ok((conn, report))
+}
+
+fn key_create(name: &str, scopes: &Scopes, db: &DbArgs, p: &Parsed) -> Result<i32, String> {
+    validate_name(name)?;
+    let (conn, _) = open_db(db, p)?;
+    let (key, token) =
+        keys::create(&conn, name, scopes).map_err(|e| format!("creating key: {e}"))?;
+    println!(
+        "created API key {} ({}, scope {}); the token is shown only now:",
+        key.id, key.name, key.scope
+    );
+    println!("{token}");
+    Ok(0)
+}
+
+fn key_list(json: bool, db: &DbArgs, p: &Parsed) -> Result<i32, String> {
+    let keys = keys::list(&open_db(db, p)?.0).map_err(|e| format!("listing keys: {e}"))?;
+    if json {
+        let list: Vec<_> = keys.iter().map(|k| k.to_json()).collect();
+        println!("{}", serde_json::Value::Array(list));
+        return Ok(0);
+    }
+    if keys.is_empty() {
+        println!("no API keys (create one with 'fazt key create NAME')");
+    }
+    for k in keys {
+        let created = crate::http::response::http_date(k.created_at.max(0) as u64);
+        println!("{}\t{}\t{}\tcreated {created}", k.id, k.scope, k.name);
+    }
+    Ok(0)
+}
+
+fn key_revoke(id: &str, db: &DbArgs, p: &Parsed) -> Result<i32, String> {
+    if keys::revoke(&open_db(db, p)?.0, id).map_err(|e| format!("revoking key: {e}"))? {
+        println!("revoked API key {id}");
+        Ok(0)
+    } else {
+        Err(format!("no API key with id '{id}' (see 'fazt key list')"))
+    }
+}
+
+fn site_import(
+    name: &str,
+    dir: &Path,
+    disk: &DiskArgs,
+    db: &DbArgs,
+    p: &Parsed,
+) -> Result<i32, String> {
+    store::validate_site_name(name)?;
+    let files = store::stage_directory(dir)?;
+    let (mut conn, report) = open_db(db, p)?;
+    let watched = vec![db.data.data.clone(), report.limits.temp_dir];
+    crate::platform::disk::DiskGuard::new(watched, disk.disk_threshold)
+        .check()
+        .map_err(|e| e.to_string())?;
+    let result = store::apply_deployment(&mut conn, name, &files, "import")
+        .map_err(|e| format!("importing {}: {e}; the site is unchanged", dir.display()))?;
+    println!(
+        "site {} is now deployment {}: {} files, {} ({} new)",
+        result.site,
+        result.deployment,
+        result.file_count,
+        crate::platform::units::format_bytes(result.total_bytes),
+        crate::platform::units::format_bytes(result.new_bytes)
+    );
+    Ok(0)
+}
+
+fn db_prune(
+    age: std::time::Duration,
+    rollups: bool,
+    db: &DbArgs,
+    p: &Parsed,
+) -> Result<i32, String> {
+    let cutoff = crate::platform::clock::unix_now() - age.as_secs() as i64;
+    let (mut conn, _) = open_db(db, p)?;
+    let totals = crate::analytics::retention::prune_now(&mut conn, cutoff, rollups)
+        .map_err(|e| format!("pruning: {e}"))?;
+    println!(
+        "deleted {} events{} older than {}; reclaimed {}",
+        totals.events_deleted,
+        if rollups {
+            format!(" and {} roll-up rows", totals.rollup_rows_deleted)
+        } else {
+            String::new()
+        },
+        crate::http::response::http_date(cutoff.max(0) as u64),
+        crate::platform::units::format_bytes(totals.bytes_reclaimed)
+    );
+    Ok(0)
+}
+
+/// Client commands fail in two ways: usage (returned as `Err`, exit 2) and network or
+/// server errors (printed here, exit 1).
+fn client_exit(outcome: Result<(), ClientError>) -> Result<i32, String> {
+    match outcome {
+        Ok(()) => Ok(0),
+        Err(ClientError::Usage(message)) => Err(message),
+        Err(ClientError::Failed(message)) => {
+            eprintln!("fazt: {message}");
+            Ok(1)
+        }
+    }
+}
+
+/// Where `fazt login` keeps the server and token; `XDG_CONFIG_HOME` and `HOME` are the
+/// desktop conventions, not fazt settings.
+fn config_path() -> Result<PathBuf, ClientError> {
+    client::config::config_path(&|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+}
+
+fn client_settings(args: &ClientArgs, p: &Parsed) -> Result<client::config::Settings, ClientError> {
+    let (given, hints) = args.given(p.command);
+    client::config::resolve(given, &|| client::config::load(&config_path()?), &hints)
+}
+
+fn client_deploy(args: &DeployCmd, p: &Parsed) -> Result<i32, String> {
+    let dir = args.dir.as_path();
+    client_exit((|| {
+        let site = client::deploy::check_arguments(dir, &args.site)?;
+        let settings = client_settings(&args.client, p)?;
+        client::deploy::run(dir, &site, &settings)
+    })())
+}
+
+fn client_login(args: &LoginCmd) -> Result<i32, String> {
+    client_exit((|| {
+        let path = config_path()?;
+        let saved = client::config::login(args.server.clone(), args.token.clone(), &path)?;
+        println!(
+            "saved to {} (mode 0600): server {}, token {}",
+            path.display(),
+            saved.server.as_deref().unwrap_or("(none)"),
+            if saved.token.is_some() {
+                "set"
+            } else {
+                "(none)"
+            }
+        );
+        Ok(())
+    })())
+}
+
+fn client_sites(args: &SitesCmd, p: &Parsed) -> Result<i32, String> {
+    client_exit(client_settings(&args.client, p).and_then(|s| client::sites::list(&s, args.json)))
+}
+
+fn client_sites_rm(name: &str, client: &ClientArgs, p: &Parsed) -> Result<i32, String> {
+    let site = name.to_ascii_lowercase();
+    store::validate_site_name(&site)?;
+    client_exit(client_settings(client, p).and_then(|s| client::sites::remove(&s, &site)))
+}
+
+fn client_rollback(args: &RollbackCmd, p: &Parsed) -> Result<i32, String> {
+    let site = args.name.to_ascii_lowercase();
+    store::validate_site_name(&site)?;
+    client_exit(
+        client_settings(&args.client, p).and_then(|s| client::sites::rollback(&s, &site, args.to)),
+    )
+}

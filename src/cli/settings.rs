@@ -1,0 +1,666 @@
+//! The settings table. Every setting is declared once, below, as a clap argument: its flag,
+//! its `FAZT_*` variable, its default (or how the probe derives it), its unit (the value
+//! name), its parser and its help line. That one declaration drives parsing (a flag beats
+//! its variable, a variable beats the default, an empty variable counts as unset), each
+//! command's `--help`, the settings section of `fazt --help`, the sources `fazt probe`
+//! prints, and what `/api/system/health` reports under "limits".
+//!
+//! Below this module nothing knows about flags or variables: the probe takes
+//! [`probe::Overrides`], the domain modules take plain structs and value parsers.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::{Arg, ArgMatches, Args, Command};
+
+use crate::analytics::proxies::TrustedProxies;
+use crate::db::writer::BatchPolicy;
+use crate::deploy::limits::DeployLimits;
+use crate::http::conn::ConnLimits;
+use crate::platform::probe::{self, Given, Overrides, Report};
+use crate::platform::units::{parse_bytes, parse_duration};
+use crate::server::config::{self, Config};
+
+// ---------------------------------------------------------------------------------------
+// Value types and parsers: one per unit, each saying what is wrong without the value (the
+// one error format, [`invalid`], names the value and the setting).
+// ---------------------------------------------------------------------------------------
+
+/// A size in bytes (`1048576`, `64K`, `8MiB`, `1G`), shown in its largest whole binary
+/// unit so a default reads well in `--help` and parses back to itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Bytes(pub u64);
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let units = [
+            (1u64 << 40, "TiB"),
+            (1 << 30, "GiB"),
+            (1 << 20, "MiB"),
+            (1 << 10, "KiB"),
+        ];
+        match units
+            .iter()
+            .find(|(size, _)| self.0 > 0 && self.0.is_multiple_of(*size))
+        {
+            Some((size, unit)) => write!(f, "{}{unit}", self.0 / size),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+/// A duration (`250ms`, `10s`, `5m`, `2h`, `30d`), shown in its largest whole unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Dur(pub Duration);
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        let units = [
+            (86_400_000u128, "d"),
+            (3_600_000, "h"),
+            (60_000, "m"),
+            (1_000, "s"),
+        ];
+        match units
+            .iter()
+            .find(|(size, _)| ms > 0 && ms.is_multiple_of(*size))
+        {
+            Some((size, unit)) => write!(f, "{}{unit}", ms / size),
+            None => write!(f, "{ms}ms"),
+        }
+    }
+}
+
+fn size(text: &str) -> Result<Bytes, String> {
+    parse_bytes(text).map(Bytes)
+}
+
+fn positive_size(text: &str) -> Result<Bytes, String> {
+    match parse_bytes(text)? {
+        0 => Err("must be greater than zero".into()),
+        n => Ok(Bytes(n)),
+    }
+}
+
+fn positive_duration(text: &str) -> Result<Dur, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err("must be greater than zero".into()),
+        d => Ok(Dur(d)),
+    }
+}
+
+/// A whole number from `MIN` to `MAX`.
+fn count<const MIN: usize, const MAX: usize>(text: &str) -> Result<usize, String> {
+    let n: usize = text
+        .trim()
+        .parse()
+        .map_err(|_| "is not a whole number".to_string())?;
+    match (MIN..=MAX).contains(&n) {
+        true => Ok(n),
+        false if MAX == usize::MAX => Err(format!("must be at least {MIN}")),
+        false => Err(format!("must be between {MIN} and {MAX}")),
+    }
+}
+
+fn switch(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "on" | "yes" => Ok(true),
+        "0" | "false" | "off" | "no" => Ok(false),
+        _ => Err("is not on or off (use 1/0, true/false, on/off)".into()),
+    }
+}
+
+fn listen_addr(text: &str) -> Result<SocketAddr, String> {
+    text.to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| "is not a listen address (expected HOST:PORT, e.g. 127.0.0.1:4698)".into())
+}
+
+fn domain(text: &str) -> Result<String, String> {
+    let domain = text.to_ascii_lowercase();
+    match crate::http::parse::parse_host(domain.as_bytes()) {
+        Some(parsed) if parsed == domain && !domain.starts_with('[') => Ok(domain),
+        _ => Err("is not a domain name (e.g. example.com)".into()),
+    }
+}
+
+fn non_empty_path(text: &str) -> Result<PathBuf, String> {
+    match text.trim().is_empty() {
+        true => Err("is empty".into()),
+        false => Ok(PathBuf::from(text)),
+    }
+}
+
+fn derived(what: &str, limit: &str) -> String {
+    format!(
+        "{what} [default: derived from {}]",
+        probe::derivation(limit)
+    )
+}
+
+fn fixed(what: &str, limit: &str) -> String {
+    format!("{what} [default: {}]", probe::derivation(limit))
+}
+
+// ---------------------------------------------------------------------------------------
+// The table
+// ---------------------------------------------------------------------------------------
+
+/// Where the database lives; every command that opens it takes this.
+#[derive(Args, Clone, Debug)]
+pub(crate) struct DataArgs {
+    /// Data directory (the database, and uploads in progress unless --temp-dir is given)
+    #[arg(long, env = "FAZT_DATA", value_name = "DIR", default_value = config::DEFAULT_DATA,
+          value_parser = non_empty_path)]
+    pub data: PathBuf,
+}
+
+/// Overrides of the limits the probe derives from the memory and CPU this process was
+/// given (`fazt probe` prints the values in effect and why).
+#[derive(Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Limits (see `fazt probe` for the values in effect)")]
+pub(crate) struct LimitArgs {
+    #[arg(long, env = "FAZT_MEMORY_LIMIT", value_name = "BYTES", value_parser = positive_size,
+          help = derived("Memory the limits below are sized from", "memory_limit_bytes"))]
+    pub memory_limit: Option<Bytes>,
+    #[arg(long, env = "FAZT_THREADS", value_name = "N", value_parser = count::<1, { probe::MAX_THREADS }>,
+          help = derived("Core threads serving the public listener", "core_threads"))]
+    pub threads: Option<usize>,
+    #[arg(long, env = "FAZT_CACHE_BYTES", value_name = "BYTES", value_parser = size,
+          help = derived("File cache shared by the core threads", "cache_bytes"))]
+    pub cache_bytes: Option<Bytes>,
+    #[arg(long, env = "FAZT_MAX_CACHED_FILE", value_name = "BYTES", value_parser = size,
+          help = derived("Largest file kept in the cache; larger ones stream from SQLite", "max_cached_file_bytes"))]
+    pub max_cached_file: Option<Bytes>,
+    #[arg(long, env = "FAZT_MAX_CONNECTIONS", value_name = "N", value_parser = count::<1, { usize::MAX }>,
+          help = derived("Open public connections", "max_connections"))]
+    pub max_connections: Option<usize>,
+    #[arg(long, env = "FAZT_UPLOAD_RAM", value_name = "BYTES", value_parser = size,
+          help = fixed("Upload bytes held in memory before spilling to the temp dir", "upload_ram_bytes"))]
+    pub upload_ram: Option<Bytes>,
+    #[arg(long, env = "FAZT_TEMP_DIR", value_name = "DIR", value_parser = non_empty_path,
+          help = fixed("Where large uploads spill (same filesystem as the database, not a tmpfs)", "temp_dir"))]
+    pub temp_dir: Option<PathBuf>,
+    #[arg(long, env = "FAZT_EVENT_CHANNEL", value_name = "N", value_parser = count::<1, { usize::MAX }>,
+          help = derived("Analytics events waiting for the writer before new ones are dropped", "event_channel_capacity"))]
+    pub event_channel: Option<usize>,
+    #[arg(long, env = "FAZT_SQLITE_CACHE_BYTES", value_name = "BYTES", value_parser = size,
+          help = derived("SQLite page cache per connection", "sqlite_cache_bytes"))]
+    pub sqlite_cache_bytes: Option<Bytes>,
+    #[arg(long, env = "FAZT_SQLITE_MMAP_BYTES", value_name = "BYTES", value_parser = size,
+          help = fixed("SQLite memory-mapped I/O per connection", "sqlite_mmap_bytes"))]
+    pub sqlite_mmap_bytes: Option<Bytes>,
+}
+
+/// The disk breaker, for every command that writes bulk data.
+#[derive(Args, Clone, Debug)]
+pub(crate) struct DiskArgs {
+    /// Disk use at which deploys and other bulk writes are refused with 507
+    #[arg(long, env = "FAZT_DISK_THRESHOLD", value_name = "PERCENT",
+          default_value_t = crate::platform::disk::DEFAULT_THRESHOLD,
+          value_parser = crate::platform::disk::parse_threshold)]
+    pub disk_threshold: u8,
+}
+
+/// Deploy limits of the server.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Deploys")]
+pub(crate) struct DeployArgs {
+    /// Largest deploy upload accepted (413 beyond)
+    #[arg(long, env = "FAZT_MAX_UPLOAD", value_name = "BYTES", value_parser = positive_size,
+          default_value_t = Bytes(crate::deploy::limits::DEFAULT_MAX_UPLOAD))]
+    pub max_upload: Bytes,
+    /// Deploys one API key may start per minute (429 beyond)
+    #[arg(long, env = "FAZT_DEPLOY_RATE", value_name = "N", value_parser = count::<1, { u32::MAX as usize }>,
+          default_value_t = crate::deploy::limits::DEFAULT_RATE_PER_MINUTE as usize)]
+    pub deploy_rate: usize,
+    /// Files in one deploy archive
+    #[arg(long, env = "FAZT_DEPLOY_MAX_FILES", value_name = "N", value_parser = count::<1, { usize::MAX }>,
+          default_value_t = crate::deploy::archive::DEFAULT_MAX_FILES)]
+    pub deploy_max_files: usize,
+    /// Uncompressed bytes of one deploy archive
+    #[arg(long, env = "FAZT_DEPLOY_MAX_BYTES", value_name = "BYTES", value_parser = positive_size,
+          default_value_t = Bytes(crate::deploy::archive::DEFAULT_MAX_TOTAL_BYTES))]
+    pub deploy_max_bytes: Bytes,
+    /// Deployments kept per site for rollback
+    #[arg(long, env = "FAZT_KEEP_DEPLOYMENTS", value_name = "N", value_parser = count::<1, 10_000>,
+          default_value_t = config::DEFAULT_KEEP_DEPLOYMENTS)]
+    pub keep_deployments: usize,
+}
+
+/// Analytics settings of the server.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Analytics")]
+pub(crate) struct AnalyticsArgs {
+    /// Proxies whose X-Forwarded-For is believed: addresses or CIDR blocks, comma-separated
+    #[arg(long, env = "FAZT_TRUSTED_PROXIES", value_name = "LIST", value_parser = TrustedProxies::parse)]
+    pub trusted_proxies: Option<TrustedProxies>,
+    /// Events per analytics commit
+    #[arg(long, env = "FAZT_EVENT_BATCH", value_name = "N", value_parser = count::<1, 100_000>,
+          default_value_t = BatchPolicy::default().max_events)]
+    pub event_batch: usize,
+    /// Longest wait from an event's arrival to its commit
+    #[arg(long, env = "FAZT_EVENT_FLUSH", value_name = "DURATION", value_parser = positive_duration,
+          default_value_t = Dur(BatchPolicy::default().max_delay))]
+    pub event_flush: Dur,
+    /// Delete raw events older than this, daily (roll-ups are kept) [default: off]
+    #[arg(long, env = "FAZT_RETENTION", value_name = "DURATION", value_parser = positive_duration)]
+    pub retention: Option<Dur>,
+    /// Count a pageview for every HTML page served (off for sites with their own beacon)
+    #[arg(long, env = "FAZT_AUTO_PAGEVIEWS", value_name = "ON|OFF", value_parser = switch,
+          action = clap::ArgAction::Set,
+          default_value = "on")]
+    pub auto_pageviews: bool,
+}
+
+/// Everything `fazt server start` runs with.
+#[derive(Args, Clone, Debug)]
+pub(crate) struct ServerArgs {
+    /// Public listener
+    #[arg(long, env = "FAZT_LISTEN", value_name = "ADDR", value_parser = listen_addr,
+          default_value = config::DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Separate admin listener, reachable even when the public port is flooded (admin is
+    /// also served on the admin host admin.DOMAIN) [default: none]
+    #[arg(long, env = "FAZT_ADMIN_LISTEN", value_name = "ADDR", value_parser = listen_addr)]
+    pub admin_listen: Option<SocketAddr>,
+    /// Base domain: sites are NAME.DOMAIN, the admin host is admin.DOMAIN
+    #[arg(long, env = "FAZT_DOMAIN", value_name = "DOMAIN", value_parser = domain,
+          default_value = config::DEFAULT_DOMAIN)]
+    pub domain: String,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Longest time to receive a request head
+    #[arg(long, env = "FAZT_HEADER_TIMEOUT", value_name = "DURATION", value_parser = positive_duration,
+          default_value_t = Dur(config::DEFAULT_HEADER_TIMEOUT), help_heading = "Connections")]
+    pub header_timeout: Dur,
+    /// Idle time allowed between requests on a keep-alive connection
+    #[arg(long, env = "FAZT_IDLE_TIMEOUT", value_name = "DURATION", value_parser = positive_duration,
+          default_value_t = Dur(config::DEFAULT_IDLE_TIMEOUT), help_heading = "Connections")]
+    pub idle_timeout: Dur,
+    /// Longest stall while a request body arrives
+    #[arg(long, env = "FAZT_BODY_TIMEOUT", value_name = "DURATION", value_parser = positive_duration,
+          default_value_t = Dur(config::DEFAULT_BODY_TIMEOUT), help_heading = "Connections")]
+    pub body_timeout: Dur,
+    /// Longest stall while the client does not read its response
+    #[arg(long, env = "FAZT_WRITE_TIMEOUT", value_name = "DURATION", value_parser = positive_duration,
+          default_value_t = Dur(config::DEFAULT_WRITE_TIMEOUT), help_heading = "Connections")]
+    pub write_timeout: Dur,
+    /// Time in-flight requests get after SIGTERM/SIGINT
+    #[arg(long, env = "FAZT_SHUTDOWN_TIMEOUT", value_name = "DURATION", value_parser = positive_duration,
+          default_value_t = Dur(config::DEFAULT_SHUTDOWN_TIMEOUT), help_heading = "Connections")]
+    pub shutdown_timeout: Dur,
+    /// Connections the separate admin listener accepts
+    #[arg(long, env = "FAZT_ADMIN_MAX_CONNECTIONS", value_name = "N", value_parser = count::<1, { usize::MAX }>,
+          default_value_t = config::DEFAULT_ADMIN_MAX_CONNECTIONS, help_heading = "Connections")]
+    pub admin_max_connections: usize,
+    #[command(flatten)]
+    pub disk: DiskArgs,
+    #[command(flatten)]
+    pub deploy: DeployArgs,
+    #[command(flatten)]
+    pub analytics: AnalyticsArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Where a client command sends its requests.
+#[derive(Args, Clone, Debug)]
+pub(crate) struct ClientArgs {
+    /// Server to talk to (http:// or https://) [default: from `fazt login`]
+    #[arg(long, env = "FAZT_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// API token (create one with `fazt key create`) [default: from `fazt login`]
+    #[arg(long, env = "FAZT_TOKEN", value_name = "T", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+// From parsed values to what the layers below take
+// ---------------------------------------------------------------------------------------
+
+/// A parsed command line: the matches of the command that runs and its declaration, so a
+/// value can say where it came from and an error can name the flag and the variable.
+pub(crate) struct Parsed<'a> {
+    pub matches: &'a ArgMatches,
+    pub command: &'a Command,
+}
+
+impl Parsed<'_> {
+    fn arg(&self, id: &str) -> Option<&Arg> {
+        self.command.get_arguments().find(|a| a.get_id() == id)
+    }
+
+    /// `flag --idle-timeout`, `env FAZT_IDLE_TIMEOUT` or `default`.
+    fn source(&self, id: &str) -> String {
+        let arg = self.arg(id);
+        match (self.matches.value_source(id), arg) {
+            (Some(ValueSource::CommandLine), Some(arg)) => format!("flag {}", flag_name(arg)),
+            (Some(ValueSource::EnvVariable), Some(arg)) => format!("env {}", env_name(arg)),
+            _ => "default".to_string(),
+        }
+    }
+
+    fn given<T>(&self, id: &str, value: Option<T>) -> Option<Given<T>> {
+        value.map(|value| Given {
+            value,
+            source: self.source(id),
+        })
+    }
+
+    /// The value as written (or the default), for listings and error messages.
+    fn raw(&self, id: &str) -> Option<String> {
+        let values = self.matches.try_get_raw(id).ok().flatten()?;
+        let values: Vec<_> = values.map(|v| v.to_string_lossy().into_owned()).collect();
+        Some(values.join(","))
+    }
+
+    /// The one error format for a value the parsers accepted but that contradicts another.
+    fn invalid(&self, id: &str, why: &str) -> String {
+        let value = self.raw(id).unwrap_or_default();
+        match self.arg(id) {
+            Some(arg) => invalid(&value, arg, why),
+            None => format!("invalid value '{value}': {why}"),
+        }
+    }
+}
+
+/// The one error format for a bad value: `invalid value 'x' for FAZT_CACHE_BYTES (--cache-bytes): why`.
+pub(crate) fn invalid(value: &str, arg: &Arg, why: &str) -> String {
+    let name = match arg.get_env() {
+        Some(env) => format!("{} ({})", env.to_string_lossy(), flag_name(arg)),
+        None => flag_name(arg),
+    };
+    format!("invalid value '{value}' for {name}: {why}")
+}
+
+fn flag_name(arg: &Arg) -> String {
+    match arg.get_long() {
+        Some(long) => format!("--{long}"),
+        None => format!("<{}>", arg.get_id().as_str().to_ascii_uppercase()),
+    }
+}
+
+fn env_name(arg: &Arg) -> String {
+    arg.get_env()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+impl LimitArgs {
+    /// The probe's overrides, each with where it was given.
+    pub(crate) fn overrides(&self, p: &Parsed) -> Overrides {
+        let bytes = |b: Option<Bytes>| b.map(|b| b.0);
+        Overrides {
+            memory_limit: p.given("memory_limit", bytes(self.memory_limit)),
+            threads: p.given("threads", self.threads),
+            cache_bytes: p.given("cache_bytes", bytes(self.cache_bytes)),
+            max_cached_file: p.given("max_cached_file", bytes(self.max_cached_file)),
+            max_connections: p.given("max_connections", self.max_connections),
+            upload_ram: p.given("upload_ram", bytes(self.upload_ram)),
+            temp_dir: p.given("temp_dir", self.temp_dir.clone()),
+            event_channel: p.given("event_channel", self.event_channel),
+            sqlite_cache_bytes: p.given("sqlite_cache_bytes", bytes(self.sqlite_cache_bytes)),
+            sqlite_mmap_bytes: p.given("sqlite_mmap_bytes", bytes(self.sqlite_mmap_bytes)),
+        }
+    }
+
+    /// Probes the host under `root` for `data_dir` with these overrides; an override that
+    /// contradicts a derived limit is reported in the one error format.
+    pub(crate) fn probe(
+        &self,
+        p: &Parsed,
+        root: &std::path::Path,
+        data_dir: &std::path::Path,
+    ) -> Result<Report, String> {
+        Report::collect(root, data_dir, &self.overrides(p)).map_err(|e| {
+            let id = limit_setting(e.limit);
+            p.invalid(id, &e.why)
+        })
+    }
+}
+
+/// The setting that overrides a limit of the probe's report, by the limit's JSON name.
+fn limit_setting(limit: &str) -> &'static str {
+    match limit {
+        "memory_limit_bytes" => "memory_limit",
+        "core_threads" => "threads",
+        "cache_bytes" => "cache_bytes",
+        "max_cached_file_bytes" => "max_cached_file",
+        "max_connections" => "max_connections",
+        "upload_ram_bytes" => "upload_ram",
+        "temp_dir" => "temp_dir",
+        "event_channel_capacity" => "event_channel",
+        "sqlite_cache_bytes" => "sqlite_cache_bytes",
+        _ => "sqlite_mmap_bytes",
+    }
+}
+
+impl ServerArgs {
+    /// The server's configuration: these settings plus the probe of this host.
+    pub(crate) fn config(&self, probe: Report) -> Config {
+        let d = &self.deploy;
+        let a = &self.analytics;
+        Config {
+            listen: self.listen,
+            admin_listen: self.admin_listen,
+            domain: self.domain.clone(),
+            data_dir: self.data.data.clone(),
+            conn: ConnLimits {
+                header_timeout: self.header_timeout.0,
+                idle_timeout: self.idle_timeout.0,
+                body_timeout: self.body_timeout.0,
+                write_timeout: self.write_timeout.0,
+            },
+            shutdown_timeout: self.shutdown_timeout.0,
+            admin_max_connections: self.admin_max_connections,
+            disk_threshold: self.disk.disk_threshold,
+            trusted_proxies: a.trusted_proxies.clone().unwrap_or_default(),
+            event_batch: BatchPolicy {
+                max_events: a.event_batch,
+                max_delay: a.event_flush.0,
+            },
+            retention: a.retention.map(|d| d.0),
+            auto_pageviews: a.auto_pageviews,
+            keep_deployments: d.keep_deployments,
+            deploy: DeployLimits {
+                max_upload: d.max_upload.0,
+                rate_per_minute: u32::try_from(d.deploy_rate).unwrap_or(u32::MAX),
+                max_files: Some(d.deploy_max_files),
+                max_total_bytes: Some(d.deploy_max_bytes.0),
+            },
+            probe,
+        }
+    }
+}
+
+impl ClientArgs {
+    /// The server and token given on the command line (a flag, else its variable), and how
+    /// each could have been given, for the error when one is missing everywhere.
+    pub(crate) fn given(
+        &self,
+        command: &Command,
+    ) -> (
+        crate::client::config::SavedSettings,
+        crate::client::config::Hints,
+    ) {
+        let hint = |id: &str, value: &str| {
+            command
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .map(|a| format!("pass {} {value} or set {}", flag_name(a), env_name(a)))
+                .unwrap_or_default()
+        };
+        (
+            crate::client::config::SavedSettings {
+                server: self.server.clone(),
+                token: self.token.clone(),
+            },
+            crate::client::config::Hints {
+                server: hint("server", "URL"),
+                token: hint("token", "T"),
+            },
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// `fazt --help`: every variable once
+// ---------------------------------------------------------------------------------------
+
+/// The settings section of `fazt --help`: each variable of every command once, with its
+/// flag, help line, default and the commands that take it.
+pub(crate) fn environment_help(root: &Command) -> String {
+    let mut rows: Vec<(String, String, String, Vec<String>)> = Vec::new();
+    collect_env(root, "", &mut rows);
+    let mut out = String::from(
+        "Settings: each variable is also the flag beside it; a flag beats its variable, a \
+         variable beats the default, an empty variable counts as unset.\n",
+    );
+    // Grouped by the commands that take them, in declaration order.
+    let mut groups: Vec<&Vec<String>> = Vec::new();
+    for row in &rows {
+        if !groups.contains(&&row.3) {
+            groups.push(&row.3);
+        }
+    }
+    for commands in groups {
+        out.push_str(&format!("\n {}:\n", commands.join(", ")));
+        for (env, flag, help, _) in rows.iter().filter(|r| &r.3 == commands) {
+            out.push_str(&format!("  {env:<26} {flag:<26} {help}\n"));
+        }
+    }
+    out.push_str(
+        "\n  RUST_LOG                   log filter, e.g. debug or fazt=trace [default: info]\n\
+         The client's config file is $XDG_CONFIG_HOME/fazt/config (~/.config/fazt/config).\n\
+         Exit codes: 0 done, 1 network or server error, 2 usage or configuration error.",
+    );
+    out
+}
+
+fn collect_env(cmd: &Command, path: &str, rows: &mut Vec<(String, String, String, Vec<String>)>) {
+    for arg in cmd.get_arguments() {
+        let Some(env) = arg.get_env() else { continue };
+        let env = env.to_string_lossy().into_owned();
+        if let Some(row) = rows.iter_mut().find(|r| r.0 == env) {
+            if !row.3.iter().any(|c| c == path) {
+                row.3.push(path.to_string());
+            }
+            continue;
+        }
+        let mut help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+        let defaults: Vec<_> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy())
+            .collect();
+        if !defaults.is_empty() {
+            help.push_str(&format!(" [default: {}]", defaults.join(",")));
+        }
+        let flag = format!("{} {}", flag_name(arg), value_name(arg));
+        rows.push((env, flag, help, vec![path.to_string()]));
+    }
+    for sub in cmd.get_subcommands() {
+        let name = match path {
+            "" => sub.get_name().to_string(),
+            _ => format!("{path} {}", sub.get_name()),
+        };
+        collect_env(sub, &name, rows);
+    }
+}
+
+fn value_name(arg: &Arg) -> String {
+    arg.get_value_names()
+        .and_then(|names| names.first())
+        .map(|n| n.to_string())
+        .unwrap_or_default()
+}
+
+/// The configuration `fazt server start FLAGS` would run with, probed against an empty
+/// root (no cgroup or /proc files), for unit tests of the layers that take a [`Config`].
+#[cfg(test)]
+pub(crate) fn config_for_tests(flags: &[&str]) -> Config {
+    use clap::FromArgMatches;
+    let cmd = ServerArgs::augment_args(Command::new("fazt"));
+    let argv = std::iter::once("fazt").chain(flags.iter().copied());
+    let matches = cmd.clone().try_get_matches_from(argv).expect("valid flags");
+    let args = ServerArgs::from_arg_matches(&matches).expect("server settings");
+    let p = Parsed {
+        matches: &matches,
+        command: &cmd,
+    };
+    let root = std::path::Path::new("/nonexistent-fazt-probe-root");
+    let report = args.limits.probe(&p, root, &args.data.data).expect("probe");
+    args.config(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_display_as_they_parse() {
+        for bytes in [1u64, 1023, 1024, 3 << 20, 256 << 20, 1 << 30, 5 << 40] {
+            assert_eq!(size(&Bytes(bytes).to_string()), Ok(Bytes(bytes)));
+        }
+        assert_eq!(Bytes(256 << 20).to_string(), "256MiB");
+        for ms in [1u64, 250, 1000, 90_000, 3_600_000, 86_400_000 * 30] {
+            let d = Dur(Duration::from_millis(ms));
+            assert_eq!(positive_duration(&d.to_string()), Ok(d));
+        }
+        assert_eq!(Dur(Duration::from_millis(250)).to_string(), "250ms");
+        assert_eq!(Dur(Duration::from_secs(60)).to_string(), "1m");
+    }
+
+    #[test]
+    fn settings_reach_the_config_with_their_sources() {
+        let config = config_for_tests(&["--listen", "127.0.0.1:9100", "--cache-bytes", "16M"]);
+        assert_eq!(config.listen.port(), 9100);
+        assert_eq!(config.conn.header_timeout, config::DEFAULT_HEADER_TIMEOUT);
+        assert_eq!(config.keep_deployments, config::DEFAULT_KEEP_DEPLOYMENTS);
+        let max_files = Some(crate::deploy::archive::DEFAULT_MAX_FILES);
+        assert_eq!(config.deploy.max_files, max_files);
+        // What health reports: the probe's limits with where each came from.
+        let limits = config.probe.limits_json();
+        assert_eq!(limits["cache_bytes"], 16u64 << 20);
+        assert_eq!(limits["sources"]["cache_bytes"], "flag --cache-bytes");
+        assert_eq!(
+            limits["sources"]["max_cached_file_bytes"],
+            "derived: cache bytes / 16"
+        );
+    }
+
+    #[test]
+    fn a_switch_takes_a_value() {
+        let off = config_for_tests(&["--auto-pageviews", "off"]);
+        assert!(!off.auto_pageviews);
+        assert!(config_for_tests(&[]).auto_pageviews);
+    }
+
+    #[test]
+    fn parsers_say_what_is_wrong() {
+        assert_eq!(count::<1, 10>("11"), Err("must be between 1 and 10".into()));
+        assert_eq!(
+            count::<1, { usize::MAX }>("0"),
+            Err("must be at least 1".into())
+        );
+        assert_eq!(count::<1, 10>("two"), Err("is not a whole number".into()));
+        assert_eq!(count::<1, 10>(" 7 "), Ok(7));
+        assert_eq!(positive_size("0"), Err("must be greater than zero".into()));
+        assert_eq!(
+            positive_duration("0s"),
+            Err("must be greater than zero".into())
+        );
+        assert_eq!(switch("Off"), Ok(false));
+        assert!(switch("maybe").is_err());
+        assert_eq!(domain("Example.COM"), Ok("example.com".into()));
+        assert!(domain("bad domain").is_err());
+        assert!(listen_addr("nowhere").is_err());
+        assert_eq!(non_empty_path(" "), Err("is empty".into()));
+    }
+}
