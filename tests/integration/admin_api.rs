@@ -47,6 +47,12 @@ fn api_requires_a_valid_key() {
     let body = r.json();
     assert_eq!(body["status"], "ok");
     assert!(body["limits"]["max_connections"].as_u64().unwrap() > 0);
+    // Where each limit came from, as `fazt probe` says it (the harness sets no override).
+    let sources = &body["limits"]["sources"];
+    let source = sources["max_connections"].as_str().unwrap_or_default();
+    assert!(source.starts_with("derived: "), "{sources}");
+    assert_eq!(sources["upload_ram_bytes"], "default", "{sources}");
+    assert_eq!(sources["core_threads"], "env FAZT_THREADS", "{sources}");
     assert!(body["counters"]["connections_accepted"].as_u64().unwrap() >= 1);
     assert!(body["process"]["resident_memory_bytes"].as_u64().unwrap() > 0);
     assert!(body["process"]["open_fds"].as_u64().unwrap() > 0);
