@@ -3,14 +3,14 @@
 
 #![deny(unsafe_code)]
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod analytics;
 pub mod cli;
-pub mod client;
+pub(crate) mod client;
 pub mod db;
 pub mod deploy;
 pub mod hosting;
 pub mod http;
-pub mod keys;
+pub(crate) mod keys;
 pub mod platform;
-pub mod server;
+pub(crate) mod server;

@@ -13,7 +13,7 @@
 //! key's scopes cover the site; every other route needs the `owner` scope.
 
 mod metrics;
-pub mod sites;
+pub(crate) mod sites;
 
 use crate::analytics::api::Routed;
 use crate::analytics::event::SaltBook;

@@ -2,12 +2,12 @@
 //! and hand them to the writer through a bounded channel; the writer commits them in
 //! batches together with their roll-ups.
 
-pub mod api;
+pub(crate) mod api;
 pub mod event;
-pub mod ingest;
-pub mod links;
-pub mod manage;
-pub mod proxies;
-pub mod retention;
+pub(crate) mod ingest;
+pub(crate) mod links;
+pub(crate) mod manage;
+pub(crate) mod proxies;
+pub(crate) mod retention;
 pub mod stats;
 pub mod store;

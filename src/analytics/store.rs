@@ -159,7 +159,8 @@ impl EventStore {
         }
     }
 
-    /// Strings currently cached (for tests and metrics).
+    /// Strings currently cached.
+    #[cfg(test)]
     pub fn cached_strings(&self) -> usize {
         self.cached
     }

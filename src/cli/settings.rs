@@ -17,7 +17,7 @@ use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, Args, Command};
 
 use crate::analytics::proxies::TrustedProxies;
-use crate::db::writer::BatchPolicy;
+use crate::db::events::BatchPolicy;
 use crate::deploy::limits::DeployLimits;
 use crate::http::conn::ConnLimits;
 use crate::platform::probe::{self, Given, Overrides, Report};

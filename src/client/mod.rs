@@ -1,16 +1,16 @@
 //! The deploy client: `fazt deploy|login|sites|rollback` talking to a fazt server's admin API.
 
-pub mod api;
-pub mod config;
-pub mod deploy;
-pub mod http;
-pub mod multipart;
-pub mod progress;
-pub mod sites;
-pub mod tls;
-pub mod transport;
-pub mod url;
-pub mod zipbuild;
+pub(crate) mod api;
+pub(crate) mod config;
+pub(crate) mod deploy;
+pub(crate) mod http;
+pub(crate) mod multipart;
+pub(crate) mod progress;
+pub(crate) mod sites;
+pub(crate) mod tls;
+pub(crate) mod transport;
+pub(crate) mod url;
+pub(crate) mod zipbuild;
 
 /// A client failure and how the process should exit for it.
 #[derive(Debug)]
@@ -21,6 +21,8 @@ pub enum ClientError {
     Failed(String),
 }
 
+// The tests read failures through these; the CLI matches on the variants.
+#[cfg(test)]
 impl ClientError {
     pub fn message(&self) -> &str {
         match self {

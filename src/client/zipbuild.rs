@@ -17,8 +17,6 @@ pub struct Archive {
     pub size: u64,
     /// Entries written.
     pub files: usize,
-    /// Sum of the uncompressed sizes.
-    pub content_bytes: u64,
 }
 
 /// Extensions whose content is already compressed: deflating them again costs CPU and
@@ -66,7 +64,6 @@ pub fn build(files: &[StagedFile], temp_dir: &Path) -> Result<Archive, String> {
         .map_err(|e| format!("creating a temp file in {}: {e}", temp_dir.display()))?;
     let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(256 * 1024, file));
     let mut buf = vec![0u8; 128 * 1024];
-    let mut content_bytes = 0u64;
     for staged in files {
         let options = SimpleFileOptions::default()
             .compression_method(method_for(&staged.path))
@@ -82,7 +79,14 @@ pub fn build(files: &[StagedFile], temp_dir: &Path) -> Result<Archive, String> {
                 FileSource::Disk(path) => format!("{}: {e}", path.display()),
                 _ => format!("adding {} to the archive: {e}", staged.path),
             })?;
-        content_bytes += copied;
+        // Sizes were read when the directory was staged: a file that changed since would
+        // be uploaded with bytes its listing does not describe.
+        if copied != staged.size {
+            return Err(format!(
+                "{} changed while it was being packed ({} bytes, then {copied}); try again",
+                staged.path, staged.size
+            ));
+        }
     }
     let writer = zip
         .finish()
@@ -98,7 +102,6 @@ pub fn build(files: &[StagedFile], temp_dir: &Path) -> Result<Archive, String> {
         file,
         size,
         files: files.len(),
-        content_bytes,
     })
 }
 
@@ -154,10 +157,6 @@ mod tests {
         let staged = stage_directory(&site).unwrap();
         let archive = build(&staged, &root).unwrap();
         assert_eq!(archive.files, 5);
-        assert_eq!(
-            archive.content_bytes,
-            (text.len() + 6 + noise.len() + 1) as u64
-        );
         assert_eq!(archive.file.metadata().unwrap().len(), archive.size);
         // The temp file is already unlinked: only the site directory is left in root.
         let names: Vec<_> = std::fs::read_dir(&root)

@@ -13,7 +13,7 @@
 
 pub mod events;
 pub mod migrate;
-pub mod reader;
+pub(crate) mod reader;
 pub mod writer;
 
 use std::fmt;

@@ -27,12 +27,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvError, Sender, TryRecvError, TrySendError};
 use rusqlite::Connection;
 
-use super::events::{Batcher, Gate};
-// The analytics path's public types, also reachable from here (handlers import
-// `crate::db::writer::EventQueue`).
-pub use super::events::{
-    BatchPolicy, EventPipeline, EventQueue, EventSink, EventStats, EVENT_STATS,
-};
+use super::events::{Batcher, EventPipeline, EventQueue, Gate};
 use super::{Context, DbError};
 use crate::platform::metrics::{Counter, Gauge, Histogram};
 

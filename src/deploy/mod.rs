@@ -1,6 +1,6 @@
 //! Deploys (issue #5): uploads, archive extraction, site management and garbage collection.
 
 pub mod archive;
-pub mod limits;
+pub(crate) mod limits;
 pub mod multipart;
-pub mod service;
+pub(crate) mod service;

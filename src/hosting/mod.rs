@@ -3,8 +3,8 @@
 //! (`sites`, `files`).
 
 pub mod cache;
-pub mod files;
-pub mod path;
+pub(crate) mod files;
+pub(crate) mod path;
 pub mod rules;
-pub mod sites;
+pub(crate) mod sites;
 pub mod store;

@@ -2,17 +2,18 @@
 //! machine, and response serialisation. Handlers see a complete [`Request`] and return a
 //! [`Response`]; everything about sockets stays in `conn` and `server::event_loop`.
 
-pub mod cap;
-pub mod conn;
-pub mod error;
-pub mod parse;
-pub mod request;
-pub mod response;
-pub mod spool;
+pub(crate) mod cap;
+pub(crate) mod conn;
+pub(crate) mod error;
+pub(crate) mod parse;
+pub(crate) mod request;
+pub(crate) mod response;
+pub(crate) mod spool;
 
-pub use error::{error_response, ResponseError};
-pub use request::{Method, Request};
-pub use response::{Body, HeaderValue, Response};
+pub(crate) use error::error_response;
+pub use error::ResponseError;
+pub(crate) use request::{Method, Request};
+pub(crate) use response::{Body, Response};
 
 /// `GET /health`: liveness, answered by whichever thread read the request (a core thread
 /// or the admin thread), so it lives below both.

@@ -16,7 +16,6 @@ pub trait BodyStream: Send + std::fmt::Debug {
 pub enum Body {
     Empty,
     Static(&'static [u8]),
-    Shared(Arc<[u8]>),
     /// A byte range of a shared buffer (a `Range` response from the cache), not copied.
     SharedRange(Arc<[u8]>, std::ops::Range<usize>),
     Owned(Vec<u8>),
@@ -29,7 +28,6 @@ impl Body {
         match self {
             Body::Empty | Body::Stream(_) => &[],
             Body::Static(b) => b,
-            Body::Shared(b) => b,
             Body::SharedRange(b, range) => &b[range.clone()],
             Body::Owned(b) => b,
         }
@@ -40,10 +38,6 @@ impl Body {
             Body::Stream(s) => s.remaining(),
             other => other.as_bytes().len() as u64,
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -141,6 +135,7 @@ impl Response {
         self
     }
 
+    #[cfg(test)]
     pub fn get_header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()

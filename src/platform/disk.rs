@@ -89,10 +89,6 @@ impl DiskGuard {
         self.threshold_percent
     }
 
-    pub fn paths(&self) -> &[PathBuf] {
-        &self.paths
-    }
-
     /// `Err(DiskError::Full)` naming the fullest path when any watched filesystem is at
     /// or above the threshold; `Err(DiskError::Unreadable)` if one cannot be inspected.
     pub fn check(&self) -> Result<(), DiskError> {

@@ -49,7 +49,7 @@ pub struct Config {
     pub trusted_proxies: crate::analytics::proxies::TrustedProxies,
     /// When an analytics batch is committed (this many events or this long after its first
     /// event, whichever comes first).
-    pub event_batch: crate::db::writer::BatchPolicy,
+    pub event_batch: crate::db::events::BatchPolicy,
     /// Raw events older than this are pruned automatically (off by default).
     pub retention: Option<Duration>,
     /// Record a pageview for every HTML page a hosted site serves (default on). Off for

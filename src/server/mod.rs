@@ -2,9 +2,9 @@
 //! listeners, starts N core threads (each an event loop on the shared public listener), the
 //! reserved admin thread and the writer thread, and shuts them down in order on a signal.
 
-pub mod config;
-pub mod event_loop;
-pub mod router;
+pub(crate) mod config;
+pub(crate) mod event_loop;
+pub(crate) mod router;
 mod services;
 mod threads;
 
@@ -12,7 +12,7 @@ use crate::admin::AdminContext;
 use crate::analytics::event::{day_of, SaltBook};
 use crate::analytics::ingest::Ingest;
 use crate::analytics::store::{delete_old_salts, load_or_create_salt, EventStore};
-use crate::db::writer::EventPipeline;
+use crate::db::events::EventPipeline;
 use crate::db::writer::WriterHandle;
 use crate::deploy::service::{DeployContext, Deployer};
 use crate::hosting::cache::SiteCache;

@@ -15,16 +15,6 @@ pub struct GcReport {
     pub bytes_freed: u64,
 }
 
-impl GcReport {
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "deployments_removed": self.deployments_removed,
-            "blobs_removed": self.blobs_removed,
-            "bytes_freed": self.bytes_freed,
-        })
-    }
-}
-
 /// A deleted site: the ids of its deployments (their cache entries can go) and what
 /// garbage collection then removed.
 #[derive(Clone, Debug)]
