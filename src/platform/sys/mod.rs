@@ -1,0 +1,30 @@
+//! The only module with `unsafe`: thin, checked wrappers over the few `libc` calls std
+//! does not offer, one file per OS primitive, each behind a safe function or type. Every
+//! wrapper turns a `-1` into `io::Error::last_os_error()`, so callers never see raw errno
+//! handling; `errno` decides what an error means for the server.
+
+mod epoll;
+mod errno;
+mod eventfd;
+mod fs;
+mod mem;
+mod rlimit;
+mod sysconf;
+
+pub use epoll::{Epoll, Event, Interest};
+pub(crate) use errno::ErrnoClass;
+pub use eventfd::EventFd;
+pub use fs::disk_space;
+pub use mem::release_free_memory;
+pub use rlimit::{nofile_limit, raise_nofile_limit};
+pub use sysconf::{clock_ticks_per_second, page_size};
+
+use std::io;
+
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
