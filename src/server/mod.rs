@@ -7,6 +7,7 @@ pub mod event_loop;
 pub mod router;
 mod services;
 mod threads;
+mod timers;
 
 use crate::analytics::event::{day_of, SaltBook};
 use crate::analytics::ingest::Ingest;
