@@ -739,3 +739,218 @@ pub struct ConnCtx<'a> {
     /// connection, so idle connections hold none (at most `SPARE_OUT_MAX` bytes).
     pub spare_out: &'a mut Vec<u8>,
 }
+
+#[cfg(test)]
+mod tests {
+    //! Phase transitions over a loopback socket pair, with the clock given by the test.
+    use super::*;
+    use std::net::TcpListener;
+
+    const LIMITS: ConnLimits = ConnLimits {
+        header_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(60),
+        body_timeout: Duration::from_secs(30),
+        write_timeout: Duration::from_secs(30),
+    };
+
+    /// Answers 204 inline, or hands the request off when `hand_off` is set.
+    struct Echo {
+        hand_off: bool,
+        plans: usize,
+    }
+
+    impl Service for Echo {
+        type Plan = usize;
+        fn plan(&mut self, _request: &Request) -> usize {
+            self.plans += 1;
+            self.plans
+        }
+        fn body_limit(&self, _plan: &usize, _request: &Request) -> u64 {
+            100
+        }
+        fn call(&mut self, plan: usize, _request: Request, _token: u64) -> Option<Response> {
+            assert_eq!(
+                plan, self.plans,
+                "the call gets the plan made from its head"
+            );
+            (!self.hand_off).then(|| Response::new(204))
+        }
+    }
+
+    struct Harness {
+        conn: Conn<usize>,
+        client: TcpStream,
+        svc: Echo,
+        date: DateCache,
+        spare: Vec<u8>,
+        scratch: Vec<u8>,
+        t0: Instant,
+    }
+
+    impl Harness {
+        fn new(hand_off: bool) -> Harness {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (server, peer) = listener.accept().unwrap();
+            server.set_nonblocking(true).unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let t0 = Instant::now();
+            Harness {
+                conn: Conn::new(server, peer, t0),
+                client,
+                svc: Echo { hand_off, plans: 0 },
+                date: DateCache::default(),
+                spare: Vec::new(),
+                scratch: vec![0; 4096],
+                t0,
+            }
+        }
+
+        /// The client sends `bytes`; the connection reads them at `after`.
+        fn send(&mut self, bytes: &[u8], after: Duration) {
+            self.client.write_all(bytes).unwrap();
+            // Loopback delivers at once, but don't rely on it for a read that must see it.
+            std::thread::sleep(Duration::from_millis(5));
+            let mut ctx = ctx_at(&mut self.date, &mut self.spare, self.t0 + after);
+            self.conn
+                .on_readable(&mut self.svc, 1, &mut self.scratch, &mut ctx);
+        }
+
+        fn expire(&mut self, after: Duration) {
+            let mut ctx = ctx_at(&mut self.date, &mut self.spare, self.t0 + after);
+            self.conn.on_deadline(&LIMITS, &mut ctx);
+        }
+
+        /// What the client has received, up to `len` bytes or the server's close.
+        fn received(&mut self, len: usize) -> String {
+            let mut got = vec![0; len];
+            let mut filled = 0;
+            while filled < len {
+                match self.client.read(&mut got[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) => panic!("client read failed: {e}"),
+                }
+            }
+            String::from_utf8_lossy(&got[..filled]).into_owned()
+        }
+    }
+
+    fn ctx_at<'a>(date: &'a mut DateCache, spare: &'a mut Vec<u8>, now: Instant) -> ConnCtx<'a> {
+        ConnCtx {
+            now,
+            date,
+            draining: false,
+            spare_out: spare,
+        }
+    }
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+
+    #[test]
+    fn first_byte_deadline_then_idle_timeout_between_requests() {
+        let mut h = Harness::new(false);
+        assert_eq!(h.conn.want(), Want::Read);
+        assert_eq!(h.conn.deadline(&LIMITS), Some(h.t0 + secs(10)));
+        h.send(GET, secs(3));
+        assert!(h.received(12).starts_with("HTTP/1.1 204"));
+        assert!(matches!(h.conn.phase, Phase::Idle { .. }));
+        assert_eq!(h.conn.deadline(&LIMITS), Some(h.t0 + secs(3 + 60)));
+        // Early: nothing happens.
+        h.expire(secs(62));
+        assert_eq!(h.conn.want(), Want::Read);
+        h.expire(secs(63));
+        assert_eq!(h.conn.want(), Want::Close);
+    }
+
+    #[test]
+    fn a_partial_head_times_out_with_408_then_lingers() {
+        let mut h = Harness::new(false);
+        h.send(b"GET / HT", secs(1));
+        assert!(matches!(h.conn.phase, Phase::Head { .. }));
+        assert_eq!(h.conn.deadline(&LIMITS), Some(h.t0 + secs(1 + 10)));
+        // More bytes of the same head don't move the head deadline.
+        h.send(b"TP/1.1\r\n", secs(5));
+        assert_eq!(h.conn.deadline(&LIMITS), Some(h.t0 + secs(11)));
+        h.expire(secs(11));
+        let lingering = matches!(h.conn.phase, Phase::Lingering { .. });
+        assert!(lingering, "a 408 is written, then input is discarded");
+        assert_eq!(h.conn.want(), Want::Read);
+        assert_eq!(
+            h.conn.deadline(&LIMITS),
+            Some(h.t0 + secs(11) + LINGER_TIME)
+        );
+        let answer = h.received(4096);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("Connection: close"), "{answer}");
+        h.expire(secs(11) + LINGER_TIME);
+        assert_eq!(h.conn.want(), Want::Close);
+    }
+
+    #[test]
+    fn a_body_deadline_runs_from_the_last_bytes_received() {
+        let mut h = Harness::new(false);
+        h.send(
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\nab",
+            secs(1),
+        );
+        assert!(matches!(h.conn.phase, Phase::Body(_)));
+        assert_eq!(h.conn.deadline(&LIMITS), Some(h.t0 + secs(1 + 30)));
+        h.send(b"cd", secs(20));
+        assert_eq!(h.conn.deadline(&LIMITS), Some(h.t0 + secs(20 + 30)));
+        h.expire(secs(49));
+        assert!(matches!(h.conn.phase, Phase::Body(_)));
+        h.send(b"ef", secs(49));
+        assert!(h.received(12).starts_with("HTTP/1.1 204"));
+        assert_eq!(h.svc.plans, 1, "one plan per request");
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_refused_from_the_head() {
+        let mut h = Harness::new(false);
+        h.send(
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 101\r\n\r\n",
+            secs(1),
+        );
+        assert!(h.received(12).starts_with("HTTP/1.1 413"));
+        assert!(matches!(h.conn.phase, Phase::Lingering { .. }));
+    }
+
+    #[test]
+    fn a_dispatched_request_has_no_deadline_until_answered() {
+        let mut h = Harness::new(true);
+        h.send(GET, secs(1));
+        assert_eq!(h.conn.want(), Want::Nothing);
+        assert_eq!(h.conn.deadline(&LIMITS), None);
+        // Draining leaves a request in progress alone.
+        h.conn.start_draining();
+        assert_eq!(h.conn.want(), Want::Nothing);
+        let mut svc = Echo {
+            hand_off: true,
+            plans: 1,
+        };
+        let mut ctx = ctx_at(&mut h.date, &mut h.spare, h.t0 + secs(4));
+        h.conn.deliver(Response::new(200), &mut svc, 1, &mut ctx);
+        assert!(h.received(12).starts_with("HTTP/1.1 200"));
+        assert!(matches!(h.conn.phase, Phase::Idle { .. }));
+        assert_eq!(h.conn.deadline(&LIMITS), Some(h.t0 + secs(4 + 60)));
+        h.conn.start_draining();
+        assert_eq!(h.conn.want(), Want::Close, "idle: closed by the drain");
+    }
+
+    #[test]
+    fn end_of_input_closes_the_connection() {
+        let mut h = Harness::new(false);
+        h.send(b"GET / HTTP/1.1\r\n", secs(1));
+        h.client.shutdown(Shutdown::Write).unwrap();
+        h.send(b"", secs(2));
+        assert_eq!(h.conn.want(), Want::Close);
+        assert_eq!(h.conn.deadline(&LIMITS), None);
+    }
+}
