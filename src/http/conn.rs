@@ -148,16 +148,19 @@ struct Output {
 }
 
 impl Output {
+    #[inline]
     fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
 
+    #[inline]
     fn push(&mut self, body: Body) {
         self.bytes += body.len();
         self.queue.push_back(body);
     }
 
     /// Drops `n` written bytes from the front; a sent buffer small enough goes to `spare`.
+    #[inline]
     fn consume(&mut self, n: usize, spare: &mut Vec<u8>) {
         self.bytes -= n as u64;
         let mut n = n;

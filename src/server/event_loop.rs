@@ -176,15 +176,10 @@ impl<P> EventLoop<P> {
         let mut next_tick = tick_every.map(|every| Instant::now() + every);
         let mut next_drain_sweep = None;
         loop {
-            let wake = [
-                self.timers.next_due(),
-                next_tick,
-                self.listener_paused_until,
-                next_drain_sweep,
-            ]
-            .into_iter()
-            .flatten()
-            .min();
+            let wake = earliest(
+                earliest(self.timers.next_due(), next_tick),
+                earliest(self.listener_paused_until, next_drain_sweep),
+            );
             let timeout =
                 wake.map(|at| ceil_to_millis(at.saturating_duration_since(Instant::now())));
             self.epoll.wait(timeout, &mut events)?;
@@ -204,8 +199,12 @@ impl<P> EventLoop<P> {
                 service.on_tick();
                 next_tick = tick_every.map(|every| now + every);
             }
-            self.expire(now);
-            self.resume_listener(now);
+            if self.timers.next_due().is_some_and(|due| due <= now) {
+                self.expire(now);
+            }
+            if self.listener_paused_until.is_some() {
+                self.resume_listener(now);
+            }
             if next_drain_sweep.is_some_and(|at| now >= at) {
                 self.drain_idle();
                 next_drain_sweep = Some(now + DRAIN_SWEEP_EVERY);
@@ -472,11 +471,15 @@ impl<P> EventLoop<P> {
 /// Rounds up to whole milliseconds (epoll's unit), so the loop never wakes just before a
 /// deadline and spins until it passes.
 fn ceil_to_millis(d: Duration) -> Duration {
-    let whole = Duration::from_millis(d.as_millis().min(u64::MAX as u128) as u64);
-    if whole < d {
-        whole + Duration::from_millis(1)
-    } else {
-        whole
+    let millis = d.subsec_nanos().div_ceil(1_000_000);
+    Duration::from_secs(d.as_secs()).saturating_add(Duration::from_millis(millis.into()))
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
     }
 }
 
@@ -506,4 +509,29 @@ fn refuse_over_cap(mut stream: TcpStream) {
     let _ = stream.read(&mut sink);
     let _ = stream.write(response.as_bytes());
     let _ = stream.shutdown(Shutdown::Write);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_round_up_to_whole_milliseconds() {
+        let ms = Duration::from_millis;
+        assert_eq!(ceil_to_millis(Duration::ZERO), Duration::ZERO);
+        assert_eq!(ceil_to_millis(Duration::from_nanos(1)), ms(1));
+        assert_eq!(ceil_to_millis(Duration::from_micros(2_500)), ms(3));
+        assert_eq!(ceil_to_millis(ms(1_999)), ms(1_999));
+        assert_eq!(ceil_to_millis(Duration::MAX), Duration::MAX);
+    }
+
+    #[test]
+    fn the_earliest_of_optional_instants() {
+        let t = Instant::now();
+        let later = t + Duration::from_secs(1);
+        assert_eq!(earliest(Some(later), Some(t)), Some(t));
+        assert_eq!(earliest(None, Some(t)), Some(t));
+        assert_eq!(earliest(Some(t), None), Some(t));
+        assert_eq!(earliest(None, None), None);
+    }
 }

@@ -19,7 +19,7 @@ pub enum Target<'a> {
 
 /// Routes by Host (already lower-cased and stripped of its port) and path.
 pub fn route<'a>(host: &'a str, path: &'a str, domain: &str) -> Target<'a> {
-    Route::of(host, path, domain).target(host, path)
+    Route::of(host, path, domain).target(host, || path)
 }
 
 /// A routing decision that borrows nothing: the names it picked out are kept as positions
@@ -85,11 +85,13 @@ impl Route {
         }
     }
 
-    /// The target this route names, given the host and path it was made from.
-    pub(crate) fn target<'a>(self, host: &'a str, path: &'a str) -> Target<'a> {
+    /// The target this route names, given the host and path it was made from. The path
+    /// is asked for only by ingestion routes (a request's path is checked as UTF-8 each
+    /// time it is read, a cost on every static request otherwise).
+    pub(crate) fn target<'a>(self, host: &'a str, path: impl FnOnce() -> &'a str) -> Target<'a> {
         // Positions come from these same strings, so slicing can't fail; a mismatched
         // pair still gets no panic, only an empty name.
-        let rest = |from: usize| path.get(from..).unwrap_or_default();
+        let rest = |from: usize| path().get(from..).unwrap_or_default();
         match self {
             Route::Health => Target::Health,
             Route::Ingest(at) => Target::Ingest(match at {
@@ -149,7 +151,8 @@ mod tests {
         for (host, path) in cases {
             let route = Route::of(host, path, d);
             let owned = (host.to_string(), path.to_string());
-            assert_eq!(route.target(&owned.0, &owned.1), route.target(host, path));
+            let again = route.target(&owned.0, || &owned.1);
+            assert_eq!(again, route.target(host, || path));
         }
         assert_eq!(
             Route::of("blog.example.com", "/", d),
@@ -160,7 +163,10 @@ mod tests {
             Route::Ingest(IngestAt::Redirect { from: 3 })
         );
         // Given other strings than its own, a route does not panic.
-        assert_eq!(Route::Site { len: 40 }.target("a.b", "/"), Target::Site(""));
+        assert_eq!(
+            Route::Site { len: 40 }.target("a.b", || "/"),
+            Target::Site("")
+        );
     }
 
     #[test]

@@ -43,7 +43,7 @@ impl Service for CoreService {
     }
 
     fn body_limit(&self, plan: &CorePlan, request: &Request) -> u64 {
-        match plan.route.target(&request.host, request.path()) {
+        match plan.route.target(&request.host, || request.path()) {
             Target::Admin => admin_body_limit(&self.app, plan.deploy),
             Target::Ingest(endpoint) => endpoint.body_limit(),
             _ => PUBLIC_BODY_LIMIT,
@@ -70,7 +70,7 @@ impl Service for CoreService {
 
 impl CoreService {
     fn dispatch(&mut self, plan: CorePlan, request: Request, token: u64) -> Option<Response> {
-        let response = match plan.route.target(&request.host, request.path()) {
+        let response = match plan.route.target(&request.host, || request.path()) {
             Target::Health => liveness(),
             Target::Ingest(endpoint) => self.app.ingest.handle(endpoint, &request),
             Target::Site(site) => {

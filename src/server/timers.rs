@@ -43,7 +43,9 @@ pub(crate) struct Timers {
 }
 
 impl Timers {
-    /// Sets `key`'s deadline, replacing any earlier one; `None` cancels it.
+    /// Sets `key`'s deadline, replacing any earlier one; `None` cancels it. Called after
+    /// every connection event, so the usual case (a later deadline) only stores it.
+    #[inline]
     pub(crate) fn set(&mut self, key: u32, deadline: Option<Instant>) {
         let index = key as usize;
         if index >= self.keys.len() {
@@ -113,6 +115,7 @@ impl Timers {
 
     /// When the earliest entry is due (possibly a stale one: waking for it is harmless,
     /// and it is dropped then).
+    #[inline]
     pub(crate) fn next_due(&self) -> Option<Instant> {
         self.heap.peek().map(|Reverse(e)| e.at)
     }
