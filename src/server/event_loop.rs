@@ -215,13 +215,25 @@ impl<P> EventLoop<P> {
         }
     }
 
-    fn ctx(&mut self, now: Instant) -> ConnCtx<'_> {
-        ConnCtx {
+    /// Runs `f` on the connection in slot `index`, in place (a connection is a few
+    /// hundred bytes, moved twice per event otherwise), then updates its registration.
+    fn with_conn(
+        &mut self,
+        index: usize,
+        now: Instant,
+        f: impl FnOnce(&mut Conn<P>, &mut ConnCtx),
+    ) {
+        let Some(conn) = self.slots[index].conn.as_mut() else {
+            return;
+        };
+        let mut ctx = ConnCtx {
             now,
             date: &mut self.date,
             draining: self.draining,
             spare_out: &mut self.spare_out,
-        }
+        };
+        f(conn, &mut ctx);
+        self.update(index);
     }
 
     fn accept(&mut self, now: Instant) {
@@ -340,21 +352,17 @@ impl<P> EventLoop<P> {
         let Some(index) = self.slot_of(token) else {
             return;
         };
-        let mut conn = self.slots[index].conn.take();
-        if let Some(c) = conn.as_mut() {
-            let mut ctx = self.ctx(now);
+        self.with_conn(index, now, |c, ctx| {
             if event.writable {
-                c.on_writable(service, token, &mut ctx);
+                c.on_writable(service, token, ctx);
             }
             if event.readable {
-                c.on_readable(service, token, scratch, &mut ctx);
+                c.on_readable(service, token, scratch, ctx);
             }
             if event.closed {
                 c.hang_up();
             }
-        }
-        self.slots[index].conn = conn;
-        self.update(index);
+        });
     }
 
     fn read_mail<S: LoopService<Plan = P>>(&mut self, service: &mut S, now: Instant) {
@@ -367,13 +375,9 @@ impl<P> EventLoop<P> {
             let Some(index) = self.slot_of(token) else {
                 continue;
             };
-            let mut conn = self.slots[index].conn.take();
-            if let Some(c) = conn.as_mut() {
-                let mut ctx = self.ctx(now);
-                c.deliver(response, service, token, &mut ctx);
-            }
-            self.slots[index].conn = conn;
-            self.update(index);
+            self.with_conn(index, now, |c, ctx| {
+                c.deliver(response, service, token, ctx)
+            });
         }
     }
 
@@ -437,13 +441,7 @@ impl<P> EventLoop<P> {
                 return;
             };
             let index = key as usize;
-            let mut conn = self.slots[index].conn.take();
-            if let Some(c) = conn.as_mut() {
-                let mut ctx = self.ctx(now);
-                c.on_deadline(&limits, &mut ctx);
-            }
-            self.slots[index].conn = conn;
-            self.update(index);
+            self.with_conn(index, now, |c, ctx| c.on_deadline(&limits, ctx));
         }
     }
 
