@@ -172,13 +172,11 @@ impl<P> EventLoop<P> {
     pub fn run<S: LoopService<Plan = P>>(&mut self, service: &mut S) -> io::Result<()> {
         let mut events = Vec::with_capacity(256);
         let mut scratch = vec![0u8; SCRATCH_BYTES];
-        let tick_every = service.tick_interval();
-        let mut next_tick = tick_every.map(|every| Instant::now() + every);
-        let mut next_drain_sweep = None;
+        let mut clock = LoopClock::new(service.tick_interval(), Instant::now());
         loop {
             let wake = earliest(
-                earliest(self.timers.next_due(), next_tick),
-                earliest(self.listener_paused_until, next_drain_sweep),
+                earliest(self.timers.next_due(), self.listener_paused_until),
+                clock.next_wake(),
             );
             let timeout =
                 wake.map(|at| ceil_to_millis(at.saturating_duration_since(Instant::now())));
@@ -191,27 +189,38 @@ impl<P> EventLoop<P> {
                     token => self.on_conn_event(*event, token, service, &mut scratch, now),
                 }
             }
-            if !self.draining && self.stop.load(Ordering::Relaxed) {
-                self.begin_draining();
-                next_drain_sweep = Some(now + DRAIN_SWEEP_EVERY);
-            }
-            if next_tick.is_some_and(|at| now >= at) {
-                service.on_tick();
-                next_tick = tick_every.map(|every| now + every);
-            }
-            if self.timers.next_due().is_some_and(|due| due <= now) {
-                self.expire(now);
-            }
-            if self.listener_paused_until.is_some() {
-                self.resume_listener(now);
-            }
-            if next_drain_sweep.is_some_and(|at| now >= at) {
-                self.drain_idle();
-                next_drain_sweep = Some(now + DRAIN_SWEEP_EVERY);
-            }
+            self.timed_work(service, &mut clock, now);
             if self.draining && self.live == 0 {
                 return Ok(());
             }
+        }
+    }
+
+    /// What is due at `now` besides socket events: the start of draining, the service's
+    /// tick, expired connection deadlines, a paused listener, the drain's look for idle
+    /// connections.
+    fn timed_work<S: LoopService<Plan = P>>(
+        &mut self,
+        service: &mut S,
+        clock: &mut LoopClock,
+        now: Instant,
+    ) {
+        if !self.draining && self.stop.load(Ordering::Relaxed) {
+            self.begin_draining();
+            clock.next_drain_sweep = Some(now + DRAIN_SWEEP_EVERY);
+        }
+        if clock.tick_due(now) {
+            service.on_tick();
+        }
+        if self.timers.next_due().is_some_and(|due| due <= now) {
+            self.expire(now);
+        }
+        if self.listener_paused_until.is_some() {
+            self.resume_listener(now);
+        }
+        if clock.next_drain_sweep.is_some_and(|at| now >= at) {
+            self.drain_idle();
+            clock.next_drain_sweep = Some(now + DRAIN_SWEEP_EVERY);
         }
     }
 
@@ -466,6 +475,37 @@ impl<P> EventLoop<P> {
     }
 }
 
+/// The loop's own periodic wake-ups: the service's tick and, while draining, the look for
+/// idle connections.
+struct LoopClock {
+    tick_every: Option<Duration>,
+    next_tick: Option<Instant>,
+    next_drain_sweep: Option<Instant>,
+}
+
+impl LoopClock {
+    fn new(tick_every: Option<Duration>, now: Instant) -> LoopClock {
+        LoopClock {
+            tick_every,
+            next_tick: tick_every.map(|every| now + every),
+            next_drain_sweep: None,
+        }
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        earliest(self.next_tick, self.next_drain_sweep)
+    }
+
+    /// True when the tick is due; the next one is then scheduled from `now`.
+    fn tick_due(&mut self, now: Instant) -> bool {
+        if self.next_tick.is_none_or(|at| now < at) {
+            return false;
+        }
+        self.next_tick = self.tick_every.map(|every| now + every);
+        true
+    }
+}
+
 /// Rounds up to whole milliseconds (epoll's unit), so the loop never wakes just before a
 /// deadline and spins until it passes.
 fn ceil_to_millis(d: Duration) -> Duration {
@@ -521,6 +561,21 @@ mod tests {
         assert_eq!(ceil_to_millis(Duration::from_micros(2_500)), ms(3));
         assert_eq!(ceil_to_millis(ms(1_999)), ms(1_999));
         assert_eq!(ceil_to_millis(Duration::MAX), Duration::MAX);
+    }
+
+    #[test]
+    fn the_tick_is_due_once_per_interval_and_none_without_one() {
+        let t0 = Instant::now();
+        let every = Duration::from_millis(200);
+        let mut clock = LoopClock::new(Some(every), t0);
+        assert_eq!(clock.next_wake(), Some(t0 + every));
+        assert!(!clock.tick_due(t0 + Duration::from_millis(199)));
+        assert!(clock.tick_due(t0 + Duration::from_millis(250)));
+        assert!(!clock.tick_due(t0 + Duration::from_millis(300)));
+        assert_eq!(clock.next_wake(), Some(t0 + Duration::from_millis(450)));
+        let mut idle = LoopClock::new(None, t0);
+        assert_eq!(idle.next_wake(), None, "a loop without a tick sleeps");
+        assert!(!idle.tick_due(t0 + Duration::from_secs(3600)));
     }
 
     #[test]
