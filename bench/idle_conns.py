@@ -7,6 +7,8 @@ whole response, and keeps the connection open. Then, with all of them idle:
   * reads the server's VmRSS and open fd count from /proc/<pid>,
   * checks how many connections the server still keeps open (none readable / no EOF),
   * times a normal request made with curl on a fresh connection (--probes times),
+  * with --hold S, keeps them open S seconds more and reports the server's CPU time over them
+    (utime + stime from /proc/<pid>/stat): what idle connections cost the server,
 then closes everything and reads VmRSS again.
 
 Prints key=value lines on stdout (see the end of main()). Bounded in time: --open-timeout for the
@@ -139,6 +141,13 @@ def open_connections(args, request):
     return done, failures, statuses, started
 
 
+def cpu_seconds(pid):
+    """utime + stime of the process, in seconds (fields 14 and 15 of /proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def still_open(socks):
     """Number of sockets with no EOF/reset/unexpected data pending, checked without blocking."""
     ep = select.epoll(sizehint=len(socks))
@@ -174,6 +183,8 @@ def main():
     ap.add_argument("--open-timeout", type=float, default=60.0)
     ap.add_argument("--settle", type=float, default=2.0, help="seconds idle before measuring")
     ap.add_argument("--probes", type=int, default=5)
+    ap.add_argument("--hold", type=float, default=0.0,
+                    help="seconds to keep the idle connections open while measuring the server's CPU time")
     args = ap.parse_args()
 
     limit = raise_nofile(args.count + 1024)
@@ -196,6 +207,12 @@ def main():
     probes = [curl_probe(args) for _ in range(args.probes)]
     rss_open_after_probe = vmrss_kib(args.pid)
     open_after_probe = still_open(socks)
+    cpu_held = None
+    if args.hold > 0:
+        cpu_start = cpu_seconds(args.pid)
+        time.sleep(args.hold)
+        cpu_held = cpu_seconds(args.pid) - cpu_start
+        open_after_hold = still_open(socks)
 
     for s in socks:
         s.close()
@@ -222,6 +239,10 @@ def main():
     print(f"probe_ms_median={times[len(times) // 2]:.2f}" if times else "probe_ms_median=nan")
     print(f"probe_ms_max={times[-1]:.2f}" if times else "probe_ms_max=nan")
     print(f"probe_ms_first={probes[0][1]:.2f}" if probes else "probe_ms_first=nan")
+    if cpu_held is not None:
+        print(f"held_seconds={args.hold:g}")
+        print(f"cpu_seconds_held={cpu_held:.2f}")
+        print(f"still_open_after_hold={open_after_hold}")
     return 0
 
 

@@ -6,7 +6,8 @@
 //!   `MAX_HEAD_TOTAL` plus one read plus the queued responses;
 //! - a body is never allocated from a declared length: it grows only with bytes received
 //!   and is refused with 413 once it passes the route's limit;
-//! - every phase has a deadline, checked by the event loop's periodic sweep.
+//! - every phase that waits on the client has a deadline ([`Conn::deadline`]), which the
+//!   event loop keeps in its timers.
 
 use super::parse::{parse_head, ChunkedDecoder, Framing, HeadScanner, HeadStatus, MAX_HEAD_TOTAL};
 use super::response::DateCache;
@@ -31,22 +32,28 @@ pub struct ConnLimits {
     pub write_timeout: Duration,
 }
 
-/// What the connection needs from the application: a body limit per route, and handling.
+/// What the connection needs from the application. A request is planned once, from its
+/// head; the plan then decides the body limit, the spool policy and an early refusal, and
+/// goes with the request to [`Service::call`], so nothing is decided twice.
 pub trait Service {
-    /// Largest request body the route of this request accepts, in bytes.
-    fn body_limit(&self, request: &Request) -> u64;
+    /// What the service decided from a request's head (say, its route).
+    type Plan;
+    /// Decides, from the head alone, how the request will be handled.
+    fn plan(&mut self, request: &Request) -> Self::Plan;
+    /// Largest request body the plan accepts, in bytes.
+    fn body_limit(&self, plan: &Self::Plan, request: &Request) -> u64;
     /// For routes taking large uploads: where the body goes once it outgrows memory.
-    fn spool_policy(&self, _request: &Request) -> Option<SpoolPolicy> {
+    fn spool_policy(&self, _plan: &Self::Plan) -> Option<SpoolPolicy> {
         None
     }
     /// A refusal decided from the head alone (say, a bad API key on an upload), sent
     /// before any of the body is read; the connection then closes.
-    fn refuse_early(&mut self, _request: &Request) -> Option<Response> {
+    fn refuse_early(&mut self, _plan: &Self::Plan, _request: &Request) -> Option<Response> {
         None
     }
     /// Handles a complete request: `Some` answers now; `None` means the request was handed
     /// to another thread and the answer will arrive through [`Conn::deliver`].
-    fn call(&mut self, request: Request, token: u64) -> Option<Response>;
+    fn call(&mut self, plan: Self::Plan, request: Request, token: u64) -> Option<Response>;
 }
 
 /// Queued responses are flushed before more pipelined requests are read past this.
@@ -67,15 +74,45 @@ const SPARE_OUT_MAX: usize = 2 * COALESCE_BODY as usize;
 /// event loop: after this many the loop serves others and comes back (still writable).
 const STREAM_CHUNKS_PER_FLUSH: usize = 8;
 
-enum Phase {
-    Head,
-    Body(Box<PendingBody>),
-    /// Handed to another thread; waiting for [`Conn::deliver`].
-    Dispatched,
+/// Where a connection is in its life. Each state carries what only it needs, so a
+/// deadline, a pending body or the way an answer is framed exists only where it applies.
+enum Phase<P> {
+    /// Between requests, nothing of the next head received; `since` is when the
+    /// connection opened or the last response was queued.
+    Idle {
+        since: Instant,
+    },
+    /// Part of a request head has arrived; the head deadline runs from `started`.
+    Head {
+        started: Instant,
+    },
+    Body(Box<PendingBody<P>>),
+    /// Being answered (inline, or by another thread through [`Conn::deliver`]).
+    Dispatched(Answering),
+    /// A response that closes the connection is queued: write it, then linger.
+    Closing,
+    /// The closing response is out and our side is shut down: input is discarded until
+    /// the client closes, `discarded` passes `LINGER_BYTES` or `until` passes.
+    Lingering {
+        until: Instant,
+        discarded: usize,
+    },
+    /// Finished (error, hang-up, timeout or end of input): the loop closes the socket.
+    Closed,
+}
+
+/// How the answer to the request being handled is framed.
+#[derive(Clone, Copy, Debug)]
+struct Answering {
+    /// A HEAD request: the body is left out.
+    head: bool,
+    /// The client asked to keep the connection open.
+    keep_alive: bool,
 }
 
 /// A request whose body is still arriving (boxed: it is much larger than the other phases).
-struct PendingBody {
+struct PendingBody<P> {
+    plan: P,
     request: Request,
     framing: BodyFraming,
     limit: u64,
@@ -97,66 +134,90 @@ pub enum Want {
     Close,
 }
 
-pub struct Conn {
+/// Responses queued for the socket. Independent of the phase: pipelined answers can be
+/// queued while the next request is read or handled.
+#[derive(Default)]
+struct Output {
+    queue: VecDeque<Body>,
+    /// Bytes of the front buffer already written.
+    offset: usize,
+    /// Bytes queued, streams counted at their remaining length.
+    bytes: u64,
+    /// Since when the socket has refused our writes (the write deadline runs from here).
+    blocked_at: Option<Instant>,
+}
+
+impl Output {
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    #[inline]
+    fn push(&mut self, body: Body) {
+        self.bytes += body.len();
+        self.queue.push_back(body);
+    }
+
+    /// Drops `n` written bytes from the front; a sent buffer small enough goes to `spare`.
+    #[inline]
+    fn consume(&mut self, n: usize, spare: &mut Vec<u8>) {
+        self.bytes -= n as u64;
+        let mut n = n;
+        while n > 0 {
+            let Some(front) = self.queue.front() else {
+                break;
+            };
+            let left = front.as_bytes().len() - self.offset;
+            if n >= left {
+                n -= left;
+                if let Some(Body::Owned(sent)) = self.queue.pop_front() {
+                    keep_spare(spare, sent);
+                }
+                self.offset = 0;
+            } else {
+                self.offset += n;
+                n = 0;
+            }
+        }
+    }
+}
+
+/// One connection; `P` is the plan type of the [`Service`] that handles its requests.
+pub struct Conn<P> {
     pub stream: TcpStream,
     peer: SocketAddr,
     inbuf: Vec<u8>,
     scanner: HeadScanner,
-    phase: Phase,
-    out: VecDeque<Body>,
-    out_offset: usize,
-    /// Bytes queued, streams counted at their remaining length.
-    out_bytes: u64,
-    /// Method and keep-alive wish of the request being answered.
-    answering_head: bool,
-    answering_keep_alive: bool,
-    close_after_flush: bool,
-    /// Set once a closing response is fully written: our side is shut down and input
-    /// is being discarded until the client closes or this deadline passes.
-    linger_until: Option<Instant>,
-    lingered_bytes: usize,
-    peer_done: bool,
-    broken: bool,
-    head_started: Option<Instant>,
-    last_activity: Instant,
-    write_blocked_at: Option<Instant>,
+    phase: Phase<P>,
+    out: Output,
+    /// Responses queued so far: the first request gets the head deadline to start, later
+    /// ones the idle timeout.
     served: u64,
 }
 
-impl Conn {
-    pub fn new(stream: TcpStream, peer: SocketAddr, now: Instant) -> Conn {
+impl<P> Conn<P> {
+    pub fn new(stream: TcpStream, peer: SocketAddr, now: Instant) -> Conn<P> {
         Conn {
             stream,
             peer,
             inbuf: Vec::new(),
             scanner: HeadScanner::default(),
-            phase: Phase::Head,
-            out: VecDeque::new(),
-            out_offset: 0,
-            out_bytes: 0,
-            answering_head: false,
-            answering_keep_alive: true,
-            close_after_flush: false,
-            linger_until: None,
-            lingered_bytes: 0,
-            peer_done: false,
-            broken: false,
-            head_started: None,
-            last_activity: now,
-            write_blocked_at: None,
+            phase: Phase::Idle { since: now },
+            out: Output::default(),
             served: 0,
         }
     }
 
     /// Reads what the socket has (bounded), then runs the state machine.
-    pub fn on_readable(
+    pub fn on_readable<S: Service<Plan = P>>(
         &mut self,
-        svc: &mut dyn Service,
+        svc: &mut S,
         token: u64,
         scratch: &mut [u8],
         ctx: &mut ConnCtx,
     ) {
-        if self.linger_until.is_some() {
+        if matches!(self.phase, Phase::Lingering { .. }) {
             self.discard_input(scratch);
             return;
         }
@@ -165,12 +226,14 @@ impl Conn {
             reads += 1;
             match self.stream.read(scratch) {
                 Ok(0) => {
-                    self.peer_done = true;
-                    break;
+                    // Input is read only with no output queued and no request out, and
+                    // everything read before was parsed: what is buffered is an
+                    // incomplete request that can never complete.
+                    self.phase = Phase::Closed;
+                    return;
                 }
                 Ok(n) => {
                     self.inbuf.extend_from_slice(&scratch[..n]);
-                    self.last_activity = ctx.now;
                     self.advance(svc, token, ctx);
                     if n < scratch.len() {
                         break;
@@ -179,7 +242,7 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => {
-                    self.broken = true;
+                    self.phase = Phase::Closed;
                     return;
                 }
             }
@@ -187,7 +250,12 @@ impl Conn {
         self.pump(svc, token, ctx);
     }
 
-    pub fn on_writable(&mut self, svc: &mut dyn Service, token: u64, ctx: &mut ConnCtx) {
+    pub fn on_writable<S: Service<Plan = P>>(
+        &mut self,
+        svc: &mut S,
+        token: u64,
+        ctx: &mut ConnCtx,
+    ) {
         self.flush(ctx.now, ctx.spare_out);
         if self.out.is_empty() {
             // Pipelined requests that waited for the queue to drain.
@@ -199,7 +267,7 @@ impl Conn {
     /// is full or nothing buffered can make progress. Needed because `advance` pauses at
     /// the output high-water mark: if the flush then empties the queue, no socket event
     /// will come for requests already sitting in `inbuf`.
-    fn pump(&mut self, svc: &mut dyn Service, token: u64, ctx: &mut ConnCtx) {
+    fn pump<S: Service<Plan = P>>(&mut self, svc: &mut S, token: u64, ctx: &mut ConnCtx) {
         loop {
             let before = (self.inbuf.len(), self.served);
             let queue_was_empty = self.out.is_empty();
@@ -207,95 +275,82 @@ impl Conn {
             self.flush(ctx.now, ctx.spare_out);
             // With an empty queue and no progress, what is buffered needs more input.
             let stuck = queue_was_empty && (self.inbuf.len(), self.served) == before;
-            if !self.out.is_empty() || self.inbuf.is_empty() || stuck || self.broken {
+            let closed = matches!(self.phase, Phase::Closed);
+            if !self.out.is_empty() || self.inbuf.is_empty() || stuck || closed {
                 return;
             }
         }
     }
 
     /// Receives the answer to a request that was handed to another thread.
-    pub fn deliver(
+    pub fn deliver<S: Service<Plan = P>>(
         &mut self,
         response: Response,
-        svc: &mut dyn Service,
+        svc: &mut S,
         token: u64,
         ctx: &mut ConnCtx,
     ) {
-        if matches!(self.phase, Phase::Dispatched) {
-            self.phase = Phase::Head;
-            self.queue_response(response, ctx);
+        if let Phase::Dispatched(answering) = self.phase {
+            self.queue_response(response, answering, ctx);
             self.pump(svc, token, ctx);
         }
     }
 
     /// Socket interest for the current state; `Close` when the connection is finished.
     pub fn want(&self) -> Want {
-        if self.broken {
-            return Want::Close;
-        }
-        if !self.out.is_empty() {
-            return Want::Write;
-        }
-        if self.close_after_flush {
-            return if self.linger_until.is_some() {
-                Want::Read
-            } else {
-                Want::Close
-            };
-        }
         match self.phase {
-            Phase::Dispatched => Want::Nothing,
-            // The client has sent all it will; nothing more can complete.
-            _ if self.peer_done => Want::Close,
-            _ => Want::Read,
+            Phase::Closed => Want::Close,
+            _ if !self.out.is_empty() => Want::Write,
+            // Only while the queue still holds the closing response.
+            Phase::Closing => Want::Close,
+            Phase::Lingering { .. } => Want::Read,
+            Phase::Dispatched(_) => Want::Nothing,
+            Phase::Idle { .. } | Phase::Head { .. } | Phase::Body(_) => Want::Read,
         }
     }
 
     /// True when no request is in progress and nothing is queued: safe to close at shutdown.
-    pub fn is_idle(&self) -> bool {
-        matches!(self.phase, Phase::Head) && self.inbuf.is_empty() && self.out.is_empty()
+    fn is_idle(&self) -> bool {
+        matches!(self.phase, Phase::Idle { .. }) && self.inbuf.is_empty() && self.out.is_empty()
     }
 
-    /// Applies the phase deadlines; called periodically by the event loop.
-    pub fn check_deadlines(&mut self, limits: &ConnLimits, ctx: &mut ConnCtx) {
-        let now = ctx.now;
-        if let Some(until) = self.linger_until {
+    /// When the current phase times out, if it can: the event loop keeps this in its
+    /// timers and calls [`Conn::on_deadline`] then. Recomputed after every event, so an
+    /// extended deadline (new bytes, a new request) needs no bookkeeping here.
+    pub fn deadline(&self, limits: &ConnLimits) -> Option<Instant> {
+        let (from, allowed) = match &self.phase {
+            Phase::Closed => return None,
             // The response is out; only the linger deadline applies now.
-            self.broken = now >= until;
+            Phase::Lingering { until, .. } => return Some(*until),
+            _ if self.out.blocked_at.is_some() => (self.out.blocked_at?, limits.write_timeout),
+            // A fresh connection gets the head deadline to send its first byte; a
+            // kept-alive one the idle timeout.
+            Phase::Idle { since } if self.served == 0 => (*since, limits.header_timeout),
+            Phase::Idle { since } => (*since, limits.idle_timeout),
+            Phase::Head { started } => (*started, limits.header_timeout),
+            Phase::Body(pending) => (pending.read_at, limits.body_timeout),
+            Phase::Dispatched(_) | Phase::Closing => return None,
+        };
+        // A timeout too long to represent never fires.
+        from.checked_add(allowed)
+    }
+
+    /// Applies the current phase's timeout if its deadline has passed.
+    pub fn on_deadline(&mut self, limits: &ConnLimits, ctx: &mut ConnCtx) {
+        let now = ctx.now;
+        if self.deadline(limits).is_none_or(|due| now < due) {
             return;
         }
-        if let Some(blocked) = self.write_blocked_at {
-            if now.duration_since(blocked) > limits.write_timeout {
-                METRICS.write_timeouts.inc();
-                self.broken = true;
-            }
+        if self.out.blocked_at.is_some() && !matches!(self.phase, Phase::Lingering { .. }) {
+            METRICS.write_timeouts.inc();
+            self.phase = Phase::Closed;
             return;
         }
-        match &self.phase {
-            Phase::Dispatched => {}
-            Phase::Body(pending) => {
-                if now.duration_since(pending.read_at) > limits.body_timeout {
-                    self.fail(HttpError::BodyTimeout, ctx);
-                }
-            }
-            Phase::Head => match self.head_started {
-                Some(start) if now.duration_since(start) > limits.header_timeout => {
-                    self.fail(HttpError::HeadTimeout, ctx);
-                }
-                Some(_) => {}
-                None => {
-                    // A fresh connection gets the head deadline to send its first byte;
-                    // a kept-alive one the idle timeout. Either way it just closes.
-                    let allowed = if self.served == 0 {
-                        limits.header_timeout
-                    } else {
-                        limits.idle_timeout
-                    };
-                    if now.duration_since(self.last_activity) > allowed {
-                        self.broken = true;
-                    }
-                }
-            },
+        match self.phase {
+            Phase::Head { .. } => self.fail(HttpError::HeadTimeout, ctx),
+            Phase::Body(_) => self.fail(HttpError::BodyTimeout, ctx),
+            // An idle connection or a finished linger just closes.
+            _ => self.phase = Phase::Closed,
         }
         self.flush(now, ctx.spare_out);
     }
@@ -303,62 +358,59 @@ impl Conn {
     /// The socket reported an error or a full hang-up: nothing more can be read or
     /// written, so the connection is finished whatever state it was in.
     pub fn hang_up(&mut self) {
-        self.broken = true;
+        self.phase = Phase::Closed;
     }
 
-    /// Graceful shutdown: an idle connection closes now; a busy one closes after its
-    /// response, since `ConnCtx::draining` turns off keep-alive.
+    /// Graceful shutdown: an idle connection closes now, and so does one lingering after
+    /// its closing response; a busy one closes after its response, since
+    /// `ConnCtx::draining` turns off keep-alive.
     pub fn start_draining(&mut self) {
-        if self.is_idle() {
-            self.broken = true;
+        if self.is_idle() || matches!(self.phase, Phase::Lingering { .. }) {
+            self.phase = Phase::Closed;
         }
     }
 
     fn wants_input(&self) -> bool {
-        !self.peer_done
-            && !self.broken
-            && !self.close_after_flush
-            && self.out.is_empty()
-            && !matches!(self.phase, Phase::Dispatched)
+        matches!(
+            self.phase,
+            Phase::Idle { .. } | Phase::Head { .. } | Phase::Body(_)
+        ) && self.out.is_empty()
             && self.inbuf.len() <= MAX_HEAD_TOTAL
     }
 
     /// Runs parsing and dispatch over buffered bytes until it needs more input or output
     /// space, or a request is handed off.
-    fn advance(&mut self, svc: &mut dyn Service, token: u64, ctx: &mut ConnCtx) {
-        loop {
-            if self.close_after_flush || self.broken || self.out_bytes > OUT_HIGH_WATER as u64 {
+    fn advance<S: Service<Plan = P>>(&mut self, svc: &mut S, token: u64, ctx: &mut ConnCtx) {
+        while self.out.bytes <= OUT_HIGH_WATER as u64 {
+            let progressed = match self.phase {
+                Phase::Idle { .. } | Phase::Head { .. } => {
+                    !self.inbuf.is_empty() && self.step_head(svc, token, ctx)
+                }
+                Phase::Body(_) => self.step_body(svc, token, ctx),
+                Phase::Dispatched(_) | Phase::Closing | Phase::Lingering { .. } | Phase::Closed => {
+                    false
+                }
+            };
+            if !progressed {
                 break;
-            }
-            match &mut self.phase {
-                Phase::Dispatched => break,
-                Phase::Head => {
-                    if self.inbuf.is_empty() {
-                        break;
-                    }
-                    if !self.step_head(svc, token, ctx) {
-                        break;
-                    }
-                }
-                Phase::Body(_) => {
-                    if !self.step_body(svc, token, ctx) {
-                        break;
-                    }
-                }
             }
         }
         if self.inbuf.is_empty() && self.inbuf.capacity() > 4096 {
             // Idle keep-alive connections should not pin large buffers.
             self.inbuf = Vec::new();
         }
-        if self.peer_done && self.is_idle() {
-            self.broken = true;
-        }
     }
 
     /// Returns true if progress was made and the loop should continue.
-    fn step_head(&mut self, svc: &mut dyn Service, token: u64, ctx: &mut ConnCtx) -> bool {
-        self.head_started.get_or_insert(ctx.now);
+    fn step_head<S: Service<Plan = P>>(
+        &mut self,
+        svc: &mut S,
+        token: u64,
+        ctx: &mut ConnCtx,
+    ) -> bool {
+        if let Phase::Idle { .. } = self.phase {
+            self.phase = Phase::Head { started: ctx.now };
+        }
         let status = match parse_head(&self.inbuf, &mut self.scanner, self.peer) {
             Ok(status) => status,
             Err(e) => {
@@ -377,10 +429,10 @@ impl Conn {
         };
         self.inbuf.drain(..head_len);
         self.scanner.reset();
-        self.head_started = None;
+        let plan = svc.plan(&request);
         let framing = match framing {
             Framing::None => {
-                self.dispatch(request, svc, token, ctx);
+                self.dispatch(plan, request, svc, token, ctx);
                 return true;
             }
             Framing::Length(n) => BodyFraming::Length(n),
@@ -388,11 +440,11 @@ impl Conn {
         };
         // Before the size check, so a client without a valid key learns nothing, not even
         // the upload limit.
-        if let Some(refusal) = svc.refuse_early(&request) {
+        if let Some(refusal) = svc.refuse_early(&plan, &request) {
             self.refuse(refusal, ctx);
             return false;
         }
-        let limit = svc.body_limit(&request);
+        let limit = svc.body_limit(&plan, &request);
         if let BodyFraming::Length(n) = framing {
             if n > limit {
                 self.fail(HttpError::PayloadTooLarge { limit }, ctx);
@@ -400,10 +452,12 @@ impl Conn {
             }
         }
         if expect_continue && self.inbuf.is_empty() {
-            self.push_out(Body::Static(b"HTTP/1.1 100 Continue\r\n\r\n"));
+            self.out
+                .push(Body::Static(b"HTTP/1.1 100 Continue\r\n\r\n"));
         }
         let pending = PendingBody {
-            spool: svc.spool_policy(&request),
+            spool: svc.spool_policy(&plan),
+            plan,
             request,
             framing,
             limit,
@@ -413,7 +467,12 @@ impl Conn {
         true
     }
 
-    fn step_body(&mut self, svc: &mut dyn Service, token: u64, ctx: &mut ConnCtx) -> bool {
+    fn step_body<S: Service<Plan = P>>(
+        &mut self,
+        svc: &mut S,
+        token: u64,
+        ctx: &mut ConnCtx,
+    ) -> bool {
         let Phase::Body(pending) = &mut self.phase else {
             return false;
         };
@@ -423,6 +482,7 @@ impl Conn {
             limit,
             spool,
             read_at,
+            ..
         } = &mut **pending;
         let limit = *limit;
         let (consumed, done) = match framing {
@@ -467,34 +527,41 @@ impl Conn {
         if !done {
             return false;
         }
-        let Phase::Body(pending) = std::mem::replace(&mut self.phase, Phase::Head) else {
+        // `dispatch` sets the next phase at once.
+        let Phase::Body(pending) = std::mem::replace(&mut self.phase, Phase::Closed) else {
             return false;
         };
-        self.dispatch(pending.request, svc, token, ctx);
+        let PendingBody { plan, request, .. } = *pending;
+        self.dispatch(plan, request, svc, token, ctx);
         true
     }
 
-    fn dispatch(
+    fn dispatch<S: Service<Plan = P>>(
         &mut self,
+        plan: P,
         mut request: Request,
-        svc: &mut dyn Service,
+        svc: &mut S,
         token: u64,
         ctx: &mut ConnCtx,
     ) {
         if ctx.draining {
             request.keep_alive = false;
         }
-        self.answering_head = request.method == Method::Head;
-        self.answering_keep_alive = request.keep_alive;
-        match svc.call(request, token) {
-            Some(response) => self.queue_response(response, ctx),
-            None => self.phase = Phase::Dispatched,
+        let answering = Answering {
+            head: request.method == Method::Head,
+            keep_alive: request.keep_alive,
+        };
+        self.phase = Phase::Dispatched(answering);
+        if let Some(response) = svc.call(plan, request, token) {
+            self.queue_response(response, answering, ctx);
         }
     }
 
-    fn queue_response(&mut self, response: Response, ctx: &mut ConnCtx) {
+    /// Queues the answer to the request being handled; the connection then waits for the
+    /// next request or, if this answer closes it, finishes writing and lingers.
+    fn queue_response(&mut self, response: Response, answering: Answering, ctx: &mut ConnCtx) {
         METRICS.count_status(response.status);
-        let keep_alive = self.answering_keep_alive && !response.close && !ctx.draining;
+        let keep_alive = answering.keep_alive && !response.close && !ctx.draining;
         let body_len = response.body.len();
         let date = ctx.date.get();
         let capacity = response.head_len_bound(date) + body_len.min(COALESCE_BODY) as usize;
@@ -502,22 +569,23 @@ impl Conn {
         head.clear();
         head.reserve(capacity);
         response.write_head(&mut head, date, keep_alive);
-        let send_body = !self.answering_head && body_len > 0;
+        let send_body = !answering.head && body_len > 0;
         let in_memory = !matches!(response.body, Body::Stream(_));
         if send_body && in_memory && body_len <= COALESCE_BODY {
             head.extend_from_slice(response.body.as_bytes());
-            self.push_out(Body::Owned(head));
+            self.out.push(Body::Owned(head));
         } else {
-            self.push_out(Body::Owned(head));
+            self.out.push(Body::Owned(head));
             if send_body {
-                self.push_out(response.body);
+                self.out.push(response.body);
             }
         }
         self.served += 1;
-        self.last_activity = ctx.now;
-        if !keep_alive {
-            self.close_after_flush = true;
-        }
+        self.phase = if keep_alive {
+            Phase::Idle { since: ctx.now }
+        } else {
+            Phase::Closing
+        };
     }
 
     /// Answers a protocol error and closes: the rest of the input can't be trusted.
@@ -530,27 +598,22 @@ impl Conn {
     /// discards): the request, and any body it has, is dropped here.
     fn refuse(&mut self, response: Response, ctx: &mut ConnCtx) {
         self.inbuf.clear();
-        self.head_started = None;
-        self.phase = Phase::Head;
-        self.answering_head = false;
-        self.answering_keep_alive = false;
-        self.queue_response(response.closing(), ctx);
-    }
-
-    fn push_out(&mut self, body: Body) {
-        self.out_bytes += body.len();
-        self.out.push_back(body);
+        let answering = Answering {
+            head: false,
+            keep_alive: false,
+        };
+        self.queue_response(response.closing(), answering, ctx);
     }
 
     /// Writes queued output until done or the socket is full; a sent buffer small enough
     /// goes back to `spare`.
     fn flush(&mut self, now: Instant, spare: &mut Vec<u8>) {
         let mut chunks_pulled = 0;
-        while !self.out.is_empty() && !self.broken {
-            if let Some(Body::Stream(_)) = self.out.front() {
+        while !self.out.is_empty() && !matches!(self.phase, Phase::Closed) {
+            if let Some(Body::Stream(_)) = self.out.queue.front() {
                 if chunks_pulled == STREAM_CHUNKS_PER_FLUSH {
                     // Stay registered for writing; the loop comes back after the others.
-                    self.write_blocked_at = None;
+                    self.out.blocked_at = None;
                     return;
                 }
                 chunks_pulled += 1;
@@ -563,12 +626,13 @@ impl Conn {
             // reaches the front.
             let in_memory = self
                 .out
+                .queue
                 .iter()
                 .take_while(|b| !matches!(b, Body::Stream(_)));
             for (i, body) in in_memory.take(8).enumerate() {
                 let bytes = body.as_bytes();
                 slices[i] = IoSlice::new(if i == 0 {
-                    &bytes[self.out_offset..]
+                    &bytes[self.out.offset..]
                 } else {
                     bytes
                 });
@@ -582,41 +646,46 @@ impl Conn {
                 self.stream.write_vectored(&slices[..count])
             };
             match written {
-                Ok(0) => self.broken = true,
+                Ok(0) => self.phase = Phase::Closed,
                 Ok(n) => {
-                    self.consume_out(n, spare);
-                    self.write_blocked_at = None;
+                    self.out.consume(n, spare);
+                    self.out.blocked_at = None;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.write_blocked_at.get_or_insert(now);
+                    self.out.blocked_at.get_or_insert(now);
                     return;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => self.broken = true,
+                Err(_) => self.phase = Phase::Closed,
             }
         }
-        self.write_blocked_at = None;
-        if self.close_after_flush && self.out.is_empty() && self.linger_until.is_none() {
+        self.out.blocked_at = None;
+        if matches!(self.phase, Phase::Closing) && self.out.is_empty() {
             self.start_lingering(now);
         }
     }
 
     /// Sends our FIN after a closing response and starts discarding input.
     fn start_lingering(&mut self, now: Instant) {
-        if self.peer_done || self.broken || self.stream.shutdown(Shutdown::Write).is_err() {
-            self.broken = true;
-            return;
-        }
-        self.linger_until = Some(now + LINGER_TIME);
+        self.phase = match self.stream.shutdown(Shutdown::Write) {
+            Ok(()) => Phase::Lingering {
+                until: now + LINGER_TIME,
+                discarded: 0,
+            },
+            Err(_) => Phase::Closed,
+        };
     }
 
     fn discard_input(&mut self, scratch: &mut [u8]) {
+        let Phase::Lingering { discarded, .. } = &mut self.phase else {
+            return;
+        };
         loop {
             match self.stream.read(scratch) {
                 Ok(0) => break,
                 Ok(n) => {
-                    self.lingered_bytes += n;
-                    if self.lingered_bytes > LINGER_BYTES {
+                    *discarded += n;
+                    if *discarded > LINGER_BYTES {
                         break;
                     }
                 }
@@ -625,50 +694,31 @@ impl Conn {
                 Err(_) => break,
             }
         }
-        self.broken = true;
+        self.phase = Phase::Closed;
     }
 
     /// Replaces the stream at the front of the queue by its next chunk followed by the
     /// rest of the stream. A failure mid-body can't be reported to the client (the
     /// status is sent), so it ends the connection, which the client sees as truncation.
     fn pull_stream_chunk(&mut self) {
-        let Some(Body::Stream(mut stream)) = self.out.pop_front() else {
+        let Some(Body::Stream(mut stream)) = self.out.queue.pop_front() else {
             return;
         };
         match stream.next_chunk() {
             Ok(Some(chunk)) if !chunk.is_empty() => {
                 if stream.remaining() > 0 {
-                    self.out.push_front(Body::Stream(stream));
+                    self.out.queue.push_front(Body::Stream(stream));
                 }
-                self.out.push_front(Body::Owned(chunk));
+                self.out.queue.push_front(Body::Owned(chunk));
             }
             Ok(None) if stream.remaining() == 0 => {}
             Ok(_) => {
                 log::error!("a streamed body ended early or returned an empty chunk; closing the connection");
-                self.broken = true;
+                self.phase = Phase::Closed;
             }
             Err(e) => {
                 log::error!("reading a streamed body failed: {e}; closing the connection");
-                self.broken = true;
-            }
-        }
-    }
-
-    fn consume_out(&mut self, n: usize, spare: &mut Vec<u8>) {
-        self.out_bytes -= n as u64;
-        let mut n = n;
-        while n > 0 {
-            let Some(front) = self.out.front() else { break };
-            let left = front.as_bytes().len() - self.out_offset;
-            if n >= left {
-                n -= left;
-                if let Some(Body::Owned(sent)) = self.out.pop_front() {
-                    keep_spare(spare, sent);
-                }
-                self.out_offset = 0;
-            } else {
-                self.out_offset += n;
-                n = 0;
+                self.phase = Phase::Closed;
             }
         }
     }
@@ -691,4 +741,219 @@ pub struct ConnCtx<'a> {
     /// request then allocates (and frees) no output buffer. One per loop, not per
     /// connection, so idle connections hold none (at most `SPARE_OUT_MAX` bytes).
     pub spare_out: &'a mut Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    //! Phase transitions over a loopback socket pair, with the clock given by the test.
+    use super::*;
+    use std::net::TcpListener;
+
+    const LIMITS: ConnLimits = ConnLimits {
+        header_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(60),
+        body_timeout: Duration::from_secs(30),
+        write_timeout: Duration::from_secs(30),
+    };
+
+    /// Answers 204 inline, or hands the request off when `hand_off` is set.
+    struct Echo {
+        hand_off: bool,
+        plans: usize,
+    }
+
+    impl Service for Echo {
+        type Plan = usize;
+        fn plan(&mut self, _request: &Request) -> usize {
+            self.plans += 1;
+            self.plans
+        }
+        fn body_limit(&self, _plan: &usize, _request: &Request) -> u64 {
+            100
+        }
+        fn call(&mut self, plan: usize, _request: Request, _token: u64) -> Option<Response> {
+            assert_eq!(
+                plan, self.plans,
+                "the call gets the plan made from its head"
+            );
+            (!self.hand_off).then(|| Response::new(204))
+        }
+    }
+
+    struct Harness {
+        conn: Conn<usize>,
+        client: TcpStream,
+        svc: Echo,
+        date: DateCache,
+        spare: Vec<u8>,
+        scratch: Vec<u8>,
+        t0: Instant,
+    }
+
+    impl Harness {
+        fn new(hand_off: bool) -> Harness {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (server, peer) = listener.accept().unwrap();
+            server.set_nonblocking(true).unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let t0 = Instant::now();
+            Harness {
+                conn: Conn::new(server, peer, t0),
+                client,
+                svc: Echo { hand_off, plans: 0 },
+                date: DateCache::default(),
+                spare: Vec::new(),
+                scratch: vec![0; 4096],
+                t0,
+            }
+        }
+
+        /// The client sends `bytes`; the connection reads them at `after`.
+        fn send(&mut self, bytes: &[u8], after: Duration) {
+            self.client.write_all(bytes).unwrap();
+            // Loopback delivers at once, but don't rely on it for a read that must see it.
+            std::thread::sleep(Duration::from_millis(5));
+            let mut ctx = ctx_at(&mut self.date, &mut self.spare, self.t0 + after);
+            self.conn
+                .on_readable(&mut self.svc, 1, &mut self.scratch, &mut ctx);
+        }
+
+        fn expire(&mut self, after: Duration) {
+            let mut ctx = ctx_at(&mut self.date, &mut self.spare, self.t0 + after);
+            self.conn.on_deadline(&LIMITS, &mut ctx);
+        }
+
+        /// What the client has received, up to `len` bytes or the server's close.
+        fn received(&mut self, len: usize) -> String {
+            let mut got = vec![0; len];
+            let mut filled = 0;
+            while filled < len {
+                match self.client.read(&mut got[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) => panic!("client read failed: {e}"),
+                }
+            }
+            String::from_utf8_lossy(&got[..filled]).into_owned()
+        }
+    }
+
+    fn ctx_at<'a>(date: &'a mut DateCache, spare: &'a mut Vec<u8>, now: Instant) -> ConnCtx<'a> {
+        ConnCtx {
+            now,
+            date,
+            draining: false,
+            spare_out: spare,
+        }
+    }
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+
+    #[test]
+    fn first_byte_deadline_then_idle_timeout_between_requests() {
+        let mut h = Harness::new(false);
+        assert_eq!(h.conn.want(), Want::Read);
+        assert_eq!(h.conn.deadline(&LIMITS), Some(h.t0 + secs(10)));
+        h.send(GET, secs(3));
+        assert!(h.received(12).starts_with("HTTP/1.1 204"));
+        assert!(matches!(h.conn.phase, Phase::Idle { .. }));
+        assert_eq!(h.conn.deadline(&LIMITS), Some(h.t0 + secs(3 + 60)));
+        // Early: nothing happens.
+        h.expire(secs(62));
+        assert_eq!(h.conn.want(), Want::Read);
+        h.expire(secs(63));
+        assert_eq!(h.conn.want(), Want::Close);
+    }
+
+    #[test]
+    fn a_partial_head_times_out_with_408_then_lingers() {
+        let mut h = Harness::new(false);
+        h.send(b"GET / HT", secs(1));
+        assert!(matches!(h.conn.phase, Phase::Head { .. }));
+        assert_eq!(h.conn.deadline(&LIMITS), Some(h.t0 + secs(1 + 10)));
+        // More bytes of the same head don't move the head deadline.
+        h.send(b"TP/1.1\r\n", secs(5));
+        assert_eq!(h.conn.deadline(&LIMITS), Some(h.t0 + secs(11)));
+        h.expire(secs(11));
+        let lingering = matches!(h.conn.phase, Phase::Lingering { .. });
+        assert!(lingering, "a 408 is written, then input is discarded");
+        assert_eq!(h.conn.want(), Want::Read);
+        assert_eq!(
+            h.conn.deadline(&LIMITS),
+            Some(h.t0 + secs(11) + LINGER_TIME)
+        );
+        let answer = h.received(4096);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("Connection: close"), "{answer}");
+        h.expire(secs(11) + LINGER_TIME);
+        assert_eq!(h.conn.want(), Want::Close);
+    }
+
+    #[test]
+    fn a_body_deadline_runs_from_the_last_bytes_received() {
+        let mut h = Harness::new(false);
+        h.send(
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\nab",
+            secs(1),
+        );
+        assert!(matches!(h.conn.phase, Phase::Body(_)));
+        assert_eq!(h.conn.deadline(&LIMITS), Some(h.t0 + secs(1 + 30)));
+        h.send(b"cd", secs(20));
+        assert_eq!(h.conn.deadline(&LIMITS), Some(h.t0 + secs(20 + 30)));
+        h.expire(secs(49));
+        assert!(matches!(h.conn.phase, Phase::Body(_)));
+        h.send(b"ef", secs(49));
+        assert!(h.received(12).starts_with("HTTP/1.1 204"));
+        assert_eq!(h.svc.plans, 1, "one plan per request");
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_refused_from_the_head() {
+        let mut h = Harness::new(false);
+        h.send(
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 101\r\n\r\n",
+            secs(1),
+        );
+        assert!(h.received(12).starts_with("HTTP/1.1 413"));
+        assert!(matches!(h.conn.phase, Phase::Lingering { .. }));
+    }
+
+    #[test]
+    fn a_dispatched_request_has_no_deadline_until_answered() {
+        let mut h = Harness::new(true);
+        h.send(GET, secs(1));
+        assert_eq!(h.conn.want(), Want::Nothing);
+        assert_eq!(h.conn.deadline(&LIMITS), None);
+        // Draining leaves a request in progress alone.
+        h.conn.start_draining();
+        assert_eq!(h.conn.want(), Want::Nothing);
+        let mut svc = Echo {
+            hand_off: true,
+            plans: 1,
+        };
+        let mut ctx = ctx_at(&mut h.date, &mut h.spare, h.t0 + secs(4));
+        h.conn.deliver(Response::new(200), &mut svc, 1, &mut ctx);
+        assert!(h.received(12).starts_with("HTTP/1.1 200"));
+        assert!(matches!(h.conn.phase, Phase::Idle { .. }));
+        assert_eq!(h.conn.deadline(&LIMITS), Some(h.t0 + secs(4 + 60)));
+        h.conn.start_draining();
+        assert_eq!(h.conn.want(), Want::Close, "idle: closed by the drain");
+    }
+
+    #[test]
+    fn end_of_input_closes_the_connection() {
+        let mut h = Harness::new(false);
+        h.send(b"GET / HTTP/1.1\r\n", secs(1));
+        h.client.shutdown(Shutdown::Write).unwrap();
+        h.send(b"", secs(2));
+        assert_eq!(h.conn.want(), Want::Close);
+        assert_eq!(h.conn.deadline(&LIMITS), None);
+    }
 }

@@ -1,7 +1,12 @@
 //! One event loop: an epoll instance, an optional listener, the connections it accepted,
 //! and a mailbox (channel + eventfd) through which other threads hand it work or answers.
 //! Core threads and the admin thread both run this loop with different services.
+//!
+//! The loop sleeps until a socket or the mailbox is ready or the earliest connection
+//! deadline is due (kept in [`Timers`], so idle connections cost nothing in between),
+//! or the service's periodic tick.
 
+use super::timers::Timers;
 use crate::http::cap::ConnCap;
 use crate::http::conn::{Conn, ConnCtx, ConnLimits, Service, Want};
 use crate::http::response::DateCache;
@@ -18,8 +23,14 @@ use std::time::{Duration, Instant};
 
 const LISTENER: u64 = u64::MAX;
 const WAKER: u64 = u64::MAX - 1;
-/// Deadlines are checked this often; it bounds how late a timeout can fire.
-const SWEEP_EVERY: Duration = Duration::from_millis(200);
+/// How often a service's periodic work runs unless it says otherwise.
+const TICK_EVERY: Duration = Duration::from_millis(200);
+/// While draining, idle connections are looked for this often: a connection becomes idle
+/// (or lingers after its last response) without any event of its own telling the loop.
+const DRAIN_SWEEP_EVERY: Duration = Duration::from_millis(200);
+/// Connection deadlines handled per wake-up; any left are handled on the next one (the
+/// loop then does not sleep), so a burst of expiries can't hold the loop.
+const EXPIRIES_PER_WAKE: usize = 4096;
 /// After an accept() failure such as EMFILE, the listener rests this long so the loop
 /// doesn't spin on a socket that stays readable.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -84,17 +95,25 @@ pub trait LoopService: Service {
     /// Handles one message; returns an answer to deliver to one of this loop's connections.
     fn on_mail(&mut self, mail: Mail) -> Option<(u64, Response)>;
 
-    /// Periodic work, run at every deadline sweep.
+    /// Periodic work, run about every [`LoopService::tick_interval`].
     fn on_tick(&mut self) {}
+
+    /// How often `on_tick` runs; `None` when the service has no periodic work, so the
+    /// loop sleeps until something happens.
+    fn tick_interval(&self) -> Option<Duration> {
+        Some(TICK_EVERY)
+    }
 }
 
-struct Slot {
+struct Slot<P> {
     generation: u32,
-    conn: Option<Conn>,
+    conn: Option<Conn<P>>,
     registered: Want,
 }
 
-pub struct EventLoop {
+/// An event loop whose connections carry requests planned as `P` (the plan type of the
+/// service that runs it).
+pub struct EventLoop<P> {
     epoll: Epoll,
     listener: Option<TcpListener>,
     listener_paused_until: Option<Instant>,
@@ -104,8 +123,10 @@ pub struct EventLoop {
     inbox: Receiver<Mail>,
     stop: Arc<AtomicBool>,
     limits: ConnLimits,
-    slots: Vec<Slot>,
+    slots: Vec<Slot<P>>,
     free: Vec<u32>,
+    /// Connection deadlines, keyed by slot index.
+    timers: Timers,
     live: usize,
     date: DateCache,
     /// See [`ConnCtx::spare_out`].
@@ -113,7 +134,7 @@ pub struct EventLoop {
     draining: bool,
 }
 
-impl EventLoop {
+impl<P> EventLoop<P> {
     pub fn new(
         listener: Option<TcpListener>,
         cap: Arc<ConnCap>,
@@ -121,7 +142,7 @@ impl EventLoop {
         inbox: Receiver<Mail>,
         stop: Arc<AtomicBool>,
         limits: ConnLimits,
-    ) -> io::Result<EventLoop> {
+    ) -> io::Result<EventLoop<P>> {
         let epoll = Epoll::new(256)?;
         epoll.add(mailbox.waker.raw(), Interest::READ, WAKER)?;
         if let Some(l) = &listener {
@@ -139,6 +160,7 @@ impl EventLoop {
             limits,
             slots: Vec::new(),
             free: Vec::new(),
+            timers: Timers::default(),
             live: 0,
             date: DateCache::default(),
             spare_out: Vec::new(),
@@ -147,13 +169,18 @@ impl EventLoop {
     }
 
     /// Runs until asked to stop and every connection has finished.
-    pub fn run(&mut self, service: &mut dyn LoopService) -> io::Result<()> {
+    pub fn run<S: LoopService<Plan = P>>(&mut self, service: &mut S) -> io::Result<()> {
         let mut events = Vec::with_capacity(256);
         let mut scratch = vec![0u8; SCRATCH_BYTES];
-        let mut next_sweep = Instant::now() + SWEEP_EVERY;
+        let mut clock = LoopClock::new(service.tick_interval(), Instant::now());
         loop {
-            let timeout = next_sweep.saturating_duration_since(Instant::now());
-            self.epoll.wait(Some(timeout), &mut events)?;
+            let wake = earliest(
+                earliest(self.timers.next_due(), self.listener_paused_until),
+                clock.next_wake(),
+            );
+            let timeout =
+                wake.map(|at| ceil_to_millis(at.saturating_duration_since(Instant::now())));
+            self.epoll.wait(timeout, &mut events)?;
             let now = Instant::now();
             for event in &events {
                 match event.token {
@@ -162,28 +189,60 @@ impl EventLoop {
                     token => self.on_conn_event(*event, token, service, &mut scratch, now),
                 }
             }
-            if !self.draining && self.stop.load(Ordering::Relaxed) {
-                self.begin_draining();
-            }
-            if now >= next_sweep {
-                service.on_tick();
-                self.sweep(now);
-                self.resume_listener(now);
-                next_sweep = now + SWEEP_EVERY;
-            }
+            self.timed_work(service, &mut clock, now);
             if self.draining && self.live == 0 {
                 return Ok(());
             }
         }
     }
 
-    fn ctx(&mut self, now: Instant) -> ConnCtx<'_> {
-        ConnCtx {
+    /// What is due at `now` besides socket events: the start of draining, the service's
+    /// tick, expired connection deadlines, a paused listener, the drain's look for idle
+    /// connections.
+    fn timed_work<S: LoopService<Plan = P>>(
+        &mut self,
+        service: &mut S,
+        clock: &mut LoopClock,
+        now: Instant,
+    ) {
+        if !self.draining && self.stop.load(Ordering::Relaxed) {
+            self.begin_draining();
+            clock.next_drain_sweep = Some(now + DRAIN_SWEEP_EVERY);
+        }
+        if clock.tick_due(now) {
+            service.on_tick();
+        }
+        if self.timers.next_due().is_some_and(|due| due <= now) {
+            self.expire(now);
+        }
+        if self.listener_paused_until.is_some() {
+            self.resume_listener(now);
+        }
+        if clock.next_drain_sweep.is_some_and(|at| now >= at) {
+            self.drain_idle();
+            clock.next_drain_sweep = Some(now + DRAIN_SWEEP_EVERY);
+        }
+    }
+
+    /// Runs `f` on the connection in slot `index`, in place (a connection is a few
+    /// hundred bytes, moved twice per event otherwise), then updates its registration.
+    fn with_conn(
+        &mut self,
+        index: usize,
+        now: Instant,
+        f: impl FnOnce(&mut Conn<P>, &mut ConnCtx),
+    ) {
+        let Some(conn) = self.slots[index].conn.as_mut() else {
+            return;
+        };
+        let mut ctx = ConnCtx {
             now,
             date: &mut self.date,
             draining: self.draining,
             spare_out: &mut self.spare_out,
-        }
+        };
+        f(conn, &mut ctx);
+        self.update(index);
     }
 
     fn accept(&mut self, now: Instant) {
@@ -250,12 +309,17 @@ impl EventLoop {
         };
         let slot = &mut self.slots[index];
         slot.generation = slot.generation.wrapping_add(1);
+        let conn = Conn::new(stream, peer, now);
         let token = ((slot.generation as u64) << 32) | index as u64;
-        if let Err(e) = self.epoll.add(stream.as_raw_fd(), Interest::READ, token) {
+        if let Err(e) = self
+            .epoll
+            .add(conn.stream.as_raw_fd(), Interest::READ, token)
+        {
             self.free.push(index as u32);
             return Err(e);
         }
-        slot.conn = Some(Conn::new(stream, peer, now));
+        self.timers.set(index as u32, conn.deadline(&self.limits));
+        slot.conn = Some(conn);
         slot.registered = Want::Read;
         self.live += 1;
         METRICS.connections_open.inc();
@@ -286,35 +350,31 @@ impl EventLoop {
         (slot.generation as u64 == token >> 32 && slot.conn.is_some()).then_some(index)
     }
 
-    fn on_conn_event(
+    fn on_conn_event<S: LoopService<Plan = P>>(
         &mut self,
         event: Event,
         token: u64,
-        service: &mut dyn LoopService,
+        service: &mut S,
         scratch: &mut [u8],
         now: Instant,
     ) {
         let Some(index) = self.slot_of(token) else {
             return;
         };
-        let mut conn = self.slots[index].conn.take();
-        if let Some(c) = conn.as_mut() {
-            let mut ctx = self.ctx(now);
+        self.with_conn(index, now, |c, ctx| {
             if event.writable {
-                c.on_writable(service, token, &mut ctx);
+                c.on_writable(service, token, ctx);
             }
             if event.readable {
-                c.on_readable(service, token, scratch, &mut ctx);
+                c.on_readable(service, token, scratch, ctx);
             }
             if event.closed {
                 c.hang_up();
             }
-        }
-        self.slots[index].conn = conn;
-        self.update(index);
+        });
     }
 
-    fn read_mail(&mut self, service: &mut dyn LoopService, now: Instant) {
+    fn read_mail<S: LoopService<Plan = P>>(&mut self, service: &mut S, now: Instant) {
         self.mailbox.waker.drain();
         while let Ok(mail) = self.inbox.try_recv() {
             let Some((token, response)) = service.on_mail(mail) else {
@@ -324,21 +384,22 @@ impl EventLoop {
             let Some(index) = self.slot_of(token) else {
                 continue;
             };
-            let mut conn = self.slots[index].conn.take();
-            if let Some(c) = conn.as_mut() {
-                let mut ctx = self.ctx(now);
-                c.deliver(response, service, token, &mut ctx);
-            }
-            self.slots[index].conn = conn;
-            self.update(index);
+            self.with_conn(index, now, |c, ctx| {
+                c.deliver(response, service, token, ctx)
+            });
         }
     }
 
-    /// Re-registers interest if it changed, or closes the connection when it is done.
+    /// Re-registers interest if it changed and re-arms the deadline, or closes the
+    /// connection when it is done.
     fn update(&mut self, index: usize) {
         let slot = &mut self.slots[index];
         let Some(conn) = &slot.conn else { return };
         let want = conn.want();
+        if want != Want::Close {
+            // Usually a later deadline, which costs the timers a comparison.
+            self.timers.set(index as u32, conn.deadline(&self.limits));
+        }
         if want == slot.registered {
             return;
         }
@@ -372,6 +433,7 @@ impl EventLoop {
     fn close(&mut self, index: usize) {
         if self.slots[index].conn.take().is_some() {
             // Dropping the stream closes the fd, which also removes it from the epoll set.
+            self.timers.set(index as u32, None);
             self.free.push(index as u32);
             self.live -= 1;
             self.cap.release();
@@ -379,19 +441,16 @@ impl EventLoop {
         }
     }
 
-    fn sweep(&mut self, now: Instant) {
+    /// Applies the deadlines that are due: only the connections whose deadline passed
+    /// are touched.
+    fn expire(&mut self, now: Instant) {
         let limits = self.limits;
-        for index in 0..self.slots.len() {
-            let mut conn = self.slots[index].conn.take();
-            if let Some(c) = conn.as_mut() {
-                let mut ctx = self.ctx(now);
-                c.check_deadlines(&limits, &mut ctx);
-                if self.draining {
-                    c.start_draining();
-                }
-            }
-            self.slots[index].conn = conn;
-            self.update(index);
+        for _ in 0..EXPIRIES_PER_WAKE {
+            let Some(key) = self.timers.pop_expired(now) else {
+                return;
+            };
+            let index = key as usize;
+            self.with_conn(index, now, |c, ctx| c.on_deadline(&limits, ctx));
         }
     }
 
@@ -401,12 +460,64 @@ impl EventLoop {
         if let Some(l) = self.listener.take() {
             let _ = self.epoll.delete(l.as_raw_fd());
         }
+        self.drain_idle();
+    }
+
+    /// Closes the connections with nothing in progress (see [`Conn::start_draining`]).
+    /// Only while draining, when few connections are left.
+    fn drain_idle(&mut self) {
         for index in 0..self.slots.len() {
             if let Some(c) = self.slots[index].conn.as_mut() {
                 c.start_draining();
             }
             self.update(index);
         }
+    }
+}
+
+/// The loop's own periodic wake-ups: the service's tick and, while draining, the look for
+/// idle connections.
+struct LoopClock {
+    tick_every: Option<Duration>,
+    next_tick: Option<Instant>,
+    next_drain_sweep: Option<Instant>,
+}
+
+impl LoopClock {
+    fn new(tick_every: Option<Duration>, now: Instant) -> LoopClock {
+        LoopClock {
+            tick_every,
+            next_tick: tick_every.map(|every| now + every),
+            next_drain_sweep: None,
+        }
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        earliest(self.next_tick, self.next_drain_sweep)
+    }
+
+    /// True when the tick is due; the next one is then scheduled from `now`.
+    fn tick_due(&mut self, now: Instant) -> bool {
+        if self.next_tick.is_none_or(|at| now < at) {
+            return false;
+        }
+        self.next_tick = self.tick_every.map(|every| now + every);
+        true
+    }
+}
+
+/// Rounds up to whole milliseconds (epoll's unit), so the loop never wakes just before a
+/// deadline and spins until it passes.
+fn ceil_to_millis(d: Duration) -> Duration {
+    let millis = d.subsec_nanos().div_ceil(1_000_000);
+    Duration::from_secs(d.as_secs()).saturating_add(Duration::from_millis(millis.into()))
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
     }
 }
 
@@ -429,4 +540,44 @@ fn refuse_over_cap(mut stream: TcpStream) {
     let _ = stream.read(&mut sink);
     let _ = stream.write(response.as_bytes());
     let _ = stream.shutdown(Shutdown::Write);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_round_up_to_whole_milliseconds() {
+        let ms = Duration::from_millis;
+        assert_eq!(ceil_to_millis(Duration::ZERO), Duration::ZERO);
+        assert_eq!(ceil_to_millis(Duration::from_nanos(1)), ms(1));
+        assert_eq!(ceil_to_millis(Duration::from_micros(2_500)), ms(3));
+        assert_eq!(ceil_to_millis(ms(1_999)), ms(1_999));
+        assert_eq!(ceil_to_millis(Duration::MAX), Duration::MAX);
+    }
+
+    #[test]
+    fn the_tick_is_due_once_per_interval_and_none_without_one() {
+        let t0 = Instant::now();
+        let every = Duration::from_millis(200);
+        let mut clock = LoopClock::new(Some(every), t0);
+        assert_eq!(clock.next_wake(), Some(t0 + every));
+        assert!(!clock.tick_due(t0 + Duration::from_millis(199)));
+        assert!(clock.tick_due(t0 + Duration::from_millis(250)));
+        assert!(!clock.tick_due(t0 + Duration::from_millis(300)));
+        assert_eq!(clock.next_wake(), Some(t0 + Duration::from_millis(450)));
+        let mut idle = LoopClock::new(None, t0);
+        assert_eq!(idle.next_wake(), None, "a loop without a tick sleeps");
+        assert!(!idle.tick_due(t0 + Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn the_earliest_of_optional_instants() {
+        let t = Instant::now();
+        let later = t + Duration::from_secs(1);
+        assert_eq!(earliest(Some(later), Some(t)), Some(t));
+        assert_eq!(earliest(None, Some(t)), Some(t));
+        assert_eq!(earliest(Some(t), None), Some(t));
+        assert_eq!(earliest(None, None), None);
+    }
 }

@@ -7,6 +7,7 @@ pub(crate) mod event_loop;
 pub(crate) mod router;
 mod services;
 mod threads;
+mod timers;
 
 use crate::admin::AdminContext;
 use crate::analytics::event::{day_of, SaltBook};

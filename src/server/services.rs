@@ -2,7 +2,7 @@
 //! serve sites inline, handing admin requests over; the admin thread runs the admin API.
 
 use super::event_loop::{AdminJob, LoopService, Mail, Mailbox};
-use super::router::{route, Target};
+use super::router::{Route, Target};
 use super::App;
 use crate::admin::{AdminApi, Reply, ADMIN_BODY_LIMIT};
 use crate::deploy::service as deploy;
@@ -12,7 +12,7 @@ use crate::http::{liveness, Request, Response};
 use crate::platform::metrics::{observe, RouteClass};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Body limit of public routes: nothing public takes a body yet, so this only lets a
 /// small stray body be read and discarded instead of breaking the connection.
@@ -25,39 +25,53 @@ pub struct CoreService {
     pub me: Mailbox,
 }
 
+/// What a core thread decided from a request's head: its route, and for admin requests
+/// whether it is a deploy (whose body is an archive, spooled to disk).
+#[derive(Clone, Copy, Debug)]
+pub struct CorePlan {
+    route: Route,
+    deploy: bool,
+}
+
 impl Service for CoreService {
-    fn body_limit(&self, request: &Request) -> u64 {
-        match route(&request.host, request.path(), &self.app.config.domain) {
-            Target::Admin => admin_body_limit(&self.app, request),
+    type Plan = CorePlan;
+
+    fn plan(&mut self, request: &Request) -> CorePlan {
+        let route = Route::of(&request.host, request.path(), &self.app.config.domain);
+        let deploy = route == Route::Admin && deploy::is_deploy(request);
+        CorePlan { route, deploy }
+    }
+
+    fn body_limit(&self, plan: &CorePlan, request: &Request) -> u64 {
+        match plan.route.target(&request.host, || request.path()) {
+            Target::Admin => admin_body_limit(&self.app, plan.deploy),
             Target::Ingest(endpoint) => endpoint.body_limit(),
             _ => PUBLIC_BODY_LIMIT,
         }
     }
 
-    fn spool_policy(&self, request: &Request) -> Option<SpoolPolicy> {
-        let admin = route(&request.host, request.path(), &self.app.config.domain) == Target::Admin;
-        (admin && deploy::is_deploy(request)).then(|| deploy::spool_policy(&self.app.deploy))
+    fn spool_policy(&self, plan: &CorePlan) -> Option<SpoolPolicy> {
+        plan.deploy.then(|| deploy::spool_policy(&self.app.deploy))
     }
 
-    fn refuse_early(&mut self, request: &Request) -> Option<Response> {
-        let admin = route(&request.host, request.path(), &self.app.config.domain) == Target::Admin;
-        if admin && deploy::is_deploy(request) {
+    fn refuse_early(&mut self, plan: &CorePlan, request: &Request) -> Option<Response> {
+        if plan.deploy {
             deploy::refuse_early(&self.app.deploy, request)
         } else {
             None
         }
     }
 
-    fn call(&mut self, request: Request, token: u64) -> Option<Response> {
-        let outcome = catch_unwind(AssertUnwindSafe(|| self.dispatch(request, token)));
+    fn call(&mut self, plan: CorePlan, request: Request, token: u64) -> Option<Response> {
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.dispatch(plan, request, token)));
         outcome.unwrap_or_else(|_| Some(handler_panicked()))
     }
 }
 
 impl CoreService {
-    fn dispatch(&mut self, request: Request, token: u64) -> Option<Response> {
+    fn dispatch(&mut self, plan: CorePlan, request: Request, token: u64) -> Option<Response> {
         let started = Instant::now();
-        let response = match route(&request.host, request.path(), &self.app.config.domain) {
+        let response = match plan.route.target(&request.host, || request.path()) {
             Target::Health => liveness(),
             Target::Ingest(endpoint) => {
                 let response = self.app.ingest.handle(endpoint, &request);
@@ -99,11 +113,17 @@ impl LoopService for CoreService {
             Mail::AdminJob(_) => None,
         }
     }
+
+    /// Core threads have no periodic work: their loops sleep until a socket, the mailbox
+    /// or a connection deadline needs them.
+    fn tick_interval(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// Admin routes take small JSON bodies, but deploys take archives.
-fn admin_body_limit(app: &App, request: &Request) -> u64 {
-    if deploy::is_deploy(request) {
+fn admin_body_limit(app: &App, deploy: bool) -> u64 {
+    if deploy {
         app.config.deploy.max_upload
     } else {
         ADMIN_BODY_LIMIT
@@ -120,29 +140,43 @@ pub struct AdminService {
     pub me: Mailbox,
 }
 
+/// What the admin thread decided from a request's head: whether it is a deploy.
+#[derive(Clone, Copy, Debug)]
+pub struct AdminPlan {
+    deploy: bool,
+}
+
 impl Service for AdminService {
-    fn body_limit(&self, request: &Request) -> u64 {
-        admin_body_limit(&self.app, request)
+    type Plan = AdminPlan;
+
+    fn plan(&mut self, request: &Request) -> AdminPlan {
+        AdminPlan {
+            deploy: deploy::is_deploy(request),
+        }
     }
 
-    fn spool_policy(&self, request: &Request) -> Option<SpoolPolicy> {
-        deploy::is_deploy(request).then(|| deploy::spool_policy(&self.app.deploy))
+    fn body_limit(&self, plan: &AdminPlan, _request: &Request) -> u64 {
+        admin_body_limit(&self.app, plan.deploy)
     }
 
-    fn refuse_early(&mut self, request: &Request) -> Option<Response> {
-        if deploy::is_deploy(request) {
+    fn spool_policy(&self, plan: &AdminPlan) -> Option<SpoolPolicy> {
+        plan.deploy.then(|| deploy::spool_policy(&self.app.deploy))
+    }
+
+    fn refuse_early(&mut self, plan: &AdminPlan, request: &Request) -> Option<Response> {
+        if plan.deploy {
             deploy::refuse_early(&self.app.deploy, request)
         } else {
             None
         }
     }
 
-    fn call(&mut self, request: Request, token: u64) -> Option<Response> {
+    fn call(&mut self, plan: AdminPlan, request: Request, token: u64) -> Option<Response> {
         let me = self.me.clone();
         let reply = Box::new(move |response| {
             me.send(Mail::Reply { token, response });
         });
-        if deploy::is_deploy(&request) {
+        if plan.deploy {
             return deploy::submit(
                 &self.app.deploy,
                 request,

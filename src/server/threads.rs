@@ -124,13 +124,16 @@ pub fn start_threads(
 
 /// Runs one event loop on its own thread with its own read connection; the notice
 /// reports the thread's end, however it ends.
-fn spawn_loop(
+fn spawn_loop<S: LoopService + Send + 'static>(
     name: String,
     notice: ExitNotice,
     reader: Connection,
-    mut event_loop: EventLoop,
-    mut service: impl LoopService + Send + 'static,
-) -> std::io::Result<()> {
+    mut event_loop: EventLoop<S::Plan>,
+    mut service: S,
+) -> std::io::Result<()>
+where
+    S::Plan: Send + 'static,
+{
     std::thread::Builder::new().name(name).spawn(move || {
         let _notice = notice;
         crate::db::reader::install_reader(reader);
