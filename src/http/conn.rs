@@ -52,8 +52,16 @@ pub trait Service {
         None
     }
     /// Handles a complete request: `Some` answers now; `None` means the request was handed
-    /// to another thread and the answer will arrive through [`Conn::deliver`].
-    fn call(&mut self, plan: Self::Plan, request: Request, token: u64) -> Option<Response>;
+    /// to another thread and the answer will arrive through [`Conn::deliver`]. `received`
+    /// is the loop's clock when the request was complete (where its duration starts; the
+    /// loop has read the clock already, so the hot path needn't again).
+    fn call(
+        &mut self,
+        plan: Self::Plan,
+        request: Request,
+        token: u64,
+        received: Instant,
+    ) -> Option<Response>;
 }
 
 /// Queued responses are flushed before more pipelined requests are read past this.
@@ -552,7 +560,7 @@ impl<P> Conn<P> {
             keep_alive: request.keep_alive,
         };
         self.phase = Phase::Dispatched(answering);
-        if let Some(response) = svc.call(plan, request, token) {
+        if let Some(response) = svc.call(plan, request, token, ctx.now) {
             self.queue_response(response, answering, ctx);
         }
     }
@@ -771,7 +779,13 @@ mod tests {
         fn body_limit(&self, _plan: &usize, _request: &Request) -> u64 {
             100
         }
-        fn call(&mut self, plan: usize, _request: Request, _token: u64) -> Option<Response> {
+        fn call(
+            &mut self,
+            plan: usize,
+            _request: Request,
+            _token: u64,
+            _received: Instant,
+        ) -> Option<Response> {
             assert_eq!(
                 plan, self.plans,
                 "the call gets the plan made from its head"

@@ -253,10 +253,11 @@ mod tests {
 
     #[test]
     fn a_missing_temp_dir_is_an_internal_error_not_a_crash() {
-        let dir = temp_dir("missing").join("gone");
-        let policy = policy(&dir, 0);
+        let parent = temp_dir("missing");
+        let policy = policy(&parent.join("gone"), 0);
         let (mut body, mut spooled) = (Vec::new(), None);
         let err = append(&mut body, &mut spooled, Some(&policy), b"x").unwrap_err();
         assert_eq!(err.status(), 500);
+        std::fs::remove_dir_all(&parent).unwrap();
     }
 }

@@ -51,6 +51,8 @@ pub enum Mail {
 
 pub struct AdminJob {
     pub request: Request,
+    /// The core thread's plan found it a deploy (the admin thread does not route again).
+    pub deploy: bool,
     pub token: u64,
     pub reply_to: Mailbox,
     /// When the request was complete, for the admin latency histogram.

@@ -62,15 +62,28 @@ impl Service for CoreService {
         }
     }
 
-    fn call(&mut self, plan: CorePlan, request: Request, token: u64) -> Option<Response> {
-        let outcome = catch_unwind(AssertUnwindSafe(|| self.dispatch(plan, request, token)));
+    fn call(
+        &mut self,
+        plan: CorePlan,
+        request: Request,
+        token: u64,
+        received: Instant,
+    ) -> Option<Response> {
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            self.dispatch(plan, request, token, received)
+        }));
         outcome.unwrap_or_else(|_| Some(handler_panicked()))
     }
 }
 
 impl CoreService {
-    fn dispatch(&mut self, plan: CorePlan, request: Request, token: u64) -> Option<Response> {
-        let started = Instant::now();
+    fn dispatch(
+        &mut self,
+        plan: CorePlan,
+        request: Request,
+        token: u64,
+        started: Instant,
+    ) -> Option<Response> {
         let response = match plan.route.target(&request.host, || request.path()) {
             Target::Health => liveness(),
             Target::Ingest(endpoint) => {
@@ -90,9 +103,10 @@ impl CoreService {
                 let reply_to = self.me.clone();
                 let job = AdminJob {
                     request,
+                    deploy: plan.deploy,
                     token,
                     reply_to,
-                    received: Instant::now(),
+                    received: started,
                 };
                 if self.admin.send(Mail::AdminJob(job)) {
                     return None;
@@ -171,19 +185,21 @@ impl Service for AdminService {
         }
     }
 
-    fn call(&mut self, plan: AdminPlan, request: Request, token: u64) -> Option<Response> {
+    fn call(
+        &mut self,
+        plan: AdminPlan,
+        request: Request,
+        token: u64,
+        received: Instant,
+    ) -> Option<Response> {
         let me = self.me.clone();
         let reply = Box::new(move |response| {
             me.send(Mail::Reply { token, response });
         });
         if plan.deploy {
-            return deploy::submit(
-                &self.app.deploy,
-                request,
-                timed_deploy(Instant::now(), reply),
-            );
+            return deploy::submit(&self.app.deploy, request, timed_deploy(received, reply));
         }
-        self.handle(&request, Instant::now(), reply)
+        self.handle(&request, received, reply)
     }
 }
 
@@ -228,6 +244,7 @@ impl LoopService for AdminService {
         };
         let AdminJob {
             request,
+            deploy: is_deploy,
             token,
             reply_to,
             received,
@@ -236,7 +253,7 @@ impl LoopService for AdminService {
             reply_to.send(Mail::Reply { token, response });
         };
         let send_now = send.clone();
-        let answer = if deploy::is_deploy(&request) {
+        let answer = if is_deploy {
             deploy::submit(
                 &self.app.deploy,
                 request,
