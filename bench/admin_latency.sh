@@ -36,6 +36,7 @@
 #   BENCH_WRITE_INTERVAL_MS=50   admin write pace (0: back to back)
 #   BENCH_SETTLE=2               seconds the sampler and the writes run alone before and after the deploys
 #   BENCH_NO_BUILD=1             use the existing target/release/fazt
+#   BENCH_FAZT_BIN=PATH          measure this fazt binary instead (e.g. an older commit's build)
 #   BENCH_KEEP_TMP=1             keep the temp dir (zips, data dir, logs, every health sample) and print its path
 #   BENCH_SUMMARY=PATH           also write the summary table to PATH
 #   FAZT_*                       passed through to fazt (FAZT_KEEP_DEPLOYMENTS defaults to 1 here)

@@ -158,10 +158,11 @@ ensure_tools() {
     NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
 }
 
-# build_fazt: target/release/fazt into FAZT_BIN, unless BENCH_NO_BUILD=1 (then it must exist).
+# build_fazt: target/release/fazt into FAZT_BIN, unless BENCH_NO_BUILD=1 (then it must exist) or
+# BENCH_FAZT_BIN names another binary (say, a build of an older commit, for a before/after).
 build_fazt() {
-    FAZT_BIN=$ROOT/target/release/fazt
-    if [[ ${BENCH_NO_BUILD:-0} != 1 ]]; then
+    FAZT_BIN=${BENCH_FAZT_BIN:-$ROOT/target/release/fazt}
+    if [[ ${BENCH_NO_BUILD:-0} != 1 && -z ${BENCH_FAZT_BIN:-} ]]; then
         command -v cargo >/dev/null || die "cargo is required (install Rust with rustup)"
         cargo_build_release
     fi
