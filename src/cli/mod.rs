@@ -217,9 +217,16 @@ fn deployment_id(text: &str) -> Result<i64, String> {
 
 /// The command tree with the settings section in `fazt --help`.
 fn command() -> Command {
-    let cmd = Cli::command();
+    let cmd = hide_env_values(Cli::command());
     let section = settings::environment_help(&cmd);
     cmd.after_help(section)
+}
+
+/// Help names each setting's variable but never shows its value: `[env: FAZT_LISTEN]`, not
+/// `[env: FAZT_LISTEN=]` when unset, and a proxy list or token never lands in a pasted help.
+fn hide_env_values(cmd: Command) -> Command {
+    cmd.mut_args(|arg| arg.hide_env_values(true))
+        .mut_subcommands(hide_env_values)
 }
 
 /// Runs the command line and returns the process exit code.

@@ -316,7 +316,7 @@ pub(crate) struct ClientArgs {
     #[arg(long, env = "FAZT_SERVER", value_name = "URL")]
     pub server: Option<String>,
     /// API token (create one with `fazt key create`) [default: from `fazt login`]
-    #[arg(long, env = "FAZT_TOKEN", value_name = "T", hide_env_values = true)]
+    #[arg(long, env = "FAZT_TOKEN", value_name = "T")]
     pub token: Option<String>,
 }
 
