@@ -265,9 +265,20 @@ fn every_command_answers_help_with_its_flags() {
         assert_eq!(code, 0, "{args:?}");
         assert!(out.contains(flags[0]), "{args:?}:\n{out}");
     }
-    // The token's value never shows in help.
-    let (_, out, _) = run_cli(&["deploy", "--help"], &[("FAZT_TOKEN", "sekrit-token")]);
-    assert!(!out.contains("sekrit-token"), "{out}");
+    // No setting's value shows in help, set or not: a token or a proxy list must never land
+    // in a pasted help text, and an unset variable is not `FAZT_X=`.
+    let env = [
+        ("FAZT_TOKEN", "sekrit-token"),
+        ("FAZT_SERVER", "http://sekrit.example"),
+    ];
+    let (_, out, _) = run_cli(&["deploy", "--help"], &env);
+    assert!(!out.contains("sekrit"), "{out}");
+    assert!(out.contains("[env: FAZT_SERVER]"), "{out}");
+    let (_, out, _) = run_cli(&["server", "start", "--help"], &[]);
+    assert!(
+        out.contains("[env: FAZT_LISTEN]") && !out.contains("=]"),
+        "{out}"
+    );
 }
 
 #[test]
