@@ -17,10 +17,12 @@ pub(crate) mod sites;
 
 use crate::analytics::api::Routed;
 use crate::analytics::event::SaltBook;
+use crate::analytics::proxies::TrustedProxies;
 use crate::analytics::retention::AutoRetention;
 use crate::db::writer::WriterHandle;
 use crate::db::DbError;
 use crate::hosting::sites::SiteServer;
+use crate::hosting::urls::UrlBase;
 use crate::http::cap::ConnCap;
 use crate::http::error::Concealed;
 use crate::http::{error_response, Body, Method, Request, Response};
@@ -69,9 +71,11 @@ pub struct AdminContext {
     pub retention: Option<Duration>,
     /// Deployments kept per site when a site delete prunes old ones.
     pub keep_deployments: usize,
-    /// The public domain and port, for site URLs.
+    /// The public domain, scheme and port, for site URLs.
     pub domain: String,
-    pub port: u16,
+    pub url_base: UrlBase,
+    /// Whose `X-Forwarded-Proto` is believed.
+    pub proxies: TrustedProxies,
 }
 
 impl AdminContext {
@@ -79,9 +83,11 @@ impl AdminContext {
         self.draining.load(Ordering::Relaxed)
     }
 
-    /// The public URL of `site`.
-    pub fn site_url(&self, site: &str) -> String {
-        crate::hosting::sites::site_url(&self.domain, self.port, site)
+    /// The public URL of `site` in the answer to `request`.
+    pub fn site_url(&self, request: &Request, site: &str) -> String {
+        let trusted = self.proxies.trusts(request.peer.ip());
+        let base = self.url_base.for_request(request, trusted);
+        crate::hosting::sites::site_url(&self.domain, &base, site)
     }
 }
 

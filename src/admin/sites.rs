@@ -43,7 +43,7 @@ pub fn handle(
     let reading = matches!(request.method, Method::Get | Method::Head);
     if rest.is_empty() {
         return Some(match reading {
-            true => list_sites(ctx, key),
+            true => list_sites(ctx, request, key),
             false => method_not_allowed(path, "GET, HEAD"),
         });
     }
@@ -55,9 +55,9 @@ pub fn handle(
     let response = match (action, &request.method) {
         ("", Method::Delete) => return delete_site(ctx, site, reply),
         ("", _) => method_not_allowed(path, "DELETE"),
-        ("deployments", _) if reading => list_deployments(ctx, site),
+        ("deployments", _) if reading => list_deployments(ctx, request, site),
         ("deployments", _) => method_not_allowed(path, "GET, HEAD"),
-        ("rollback", Method::Post) => return rollback(ctx, site, &request.body, reply),
+        ("rollback", Method::Post) => return rollback(ctx, request, site, reply),
         ("rollback", _) => method_not_allowed(path, "POST"),
         _ => Response::error(
             404,
@@ -87,7 +87,7 @@ fn check_site(key: &ApiKey, site: &str) -> Option<Response> {
     None
 }
 
-fn list_sites(ctx: &AdminContext, key: &ApiKey) -> Response {
+fn list_sites(ctx: &AdminContext, request: &Request, key: &ApiKey) -> Response {
     let sites = match crate::db::reader::with_reader(store::list_sites) {
         Ok(sites) => sites,
         Err(e) => return error_response(&Concealed::new("listing sites", e)),
@@ -102,14 +102,14 @@ fn list_sites(ctx: &AdminContext, key: &ApiKey) -> Response {
                 "files": site.file_count,
                 "bytes": site.total_bytes,
                 "updated_at": site.updated_at,
-                "url": ctx.site_url(&site.name),
+                "url": ctx.site_url(request, &site.name),
             })
         })
         .collect();
     Response::json(200, &json!({ "sites": sites }))
 }
 
-fn list_deployments(ctx: &AdminContext, site: &str) -> Response {
+fn list_deployments(ctx: &AdminContext, request: &Request, site: &str) -> Response {
     let listed = match crate::db::reader::with_reader(|conn| store::list_deployments(conn, site)) {
         Ok(Some(listed)) => listed,
         Ok(None) => return unknown_site(site),
@@ -136,7 +136,7 @@ fn list_deployments(ctx: &AdminContext, site: &str) -> Response {
             "site": site,
             "current": current,
             "deployments": deployments,
-            "url": ctx.site_url(site),
+            "url": ctx.site_url(request, site),
         }),
     )
 }
@@ -161,7 +161,8 @@ fn rollback_target(body: &[u8]) -> Result<Option<i64>, String> {
     }
 }
 
-fn rollback(ctx: &AdminContext, site: &str, body: &[u8], reply: Reply) -> Option<Response> {
+fn rollback(ctx: &AdminContext, request: &Request, site: &str, reply: Reply) -> Option<Response> {
+    let body = &request.body[..];
     let to = match rollback_target(body) {
         Ok(to) => to,
         Err(e) => return Some(Response::error(400, &e)),
@@ -175,7 +176,7 @@ fn rollback(ctx: &AdminContext, site: &str, body: &[u8], reply: Reply) -> Option
         }
         Ok(outcome)
     };
-    let (site, url) = (site.to_string(), ctx.site_url(site));
+    let (site, url) = (site.to_string(), ctx.site_url(request, site));
     let answer = move |outcome: Result<RollbackOutcome, DbError>| rolled_back(&site, &url, outcome);
     write_then(&ctx.writer, reply, job, answer)
 }

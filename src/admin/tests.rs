@@ -48,7 +48,8 @@ impl Fixture {
             retention: None,
             keep_deployments: 3,
             domain: "localhost".into(),
-            port: 4698,
+            url_base: crate::hosting::urls::UrlBase::listener(4698),
+            proxies: Default::default(),
         };
         Fixture {
             api: AdminApi::new(ctx),

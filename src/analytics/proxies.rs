@@ -64,7 +64,7 @@ impl TrustedProxies {
         Ok(TrustedProxies { blocks })
     }
 
-    fn trusts(&self, ip: IpAddr) -> bool {
+    pub(crate) fn trusts(&self, ip: IpAddr) -> bool {
         self.blocks.iter().any(|b| b.contains(ip))
     }
 

@@ -362,6 +362,7 @@ fn init_logging() {
 }
 
 fn server_start(args: &ServerArgs, p: &Parsed) -> Result<i32, String> {
+    args.check(p)?;
     init_logging();
     // Raise the descriptor limit before probing so the connection cap is sized from it.
     if let Err(e) = crate::platform::sys::raise_nofile_limit() {

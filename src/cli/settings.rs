@@ -19,6 +19,7 @@ use clap::{Arg, ArgMatches, Args, Command};
 use crate::analytics::proxies::TrustedProxies;
 use crate::db::events::BatchPolicy;
 use crate::deploy::limits::DeployLimits;
+use crate::hosting::urls::UrlBase;
 use crate::http::conn::ConnLimits;
 use crate::platform::probe::{self, Given, Overrides, Report};
 use crate::platform::units::{parse_bytes, parse_duration};
@@ -127,6 +128,19 @@ fn domain(text: &str) -> Result<String, String> {
         Some(parsed) if parsed == domain && !domain.starts_with('[') => Ok(domain),
         _ => Err("is not a domain name (e.g. example.com)".into()),
     }
+}
+
+/// `FAZT_PUBLIC_URL`: the scheme and port visitors use, and its host (checked against the
+/// domain by [`ServerArgs::check`]).
+#[derive(Clone, Debug)]
+pub(crate) struct PublicUrl {
+    base: UrlBase,
+    host: String,
+}
+
+fn public_url(text: &str) -> Result<PublicUrl, String> {
+    let (base, host) = UrlBase::parse(text)?;
+    Ok(PublicUrl { base, host })
 }
 
 fn non_empty_path(text: &str) -> Result<PathBuf, String> {
@@ -273,6 +287,11 @@ pub(crate) struct ServerArgs {
     #[arg(long, env = "FAZT_DOMAIN", value_name = "DOMAIN", value_parser = domain,
           default_value = config::DEFAULT_DOMAIN)]
     pub domain: String,
+    /// The URL visitors use, e.g. https://example.com behind a TLS proxy: its scheme and
+    /// port go into every URL fazt prints or returns; its host must be the domain
+    /// [default: http:// and the --listen port]
+    #[arg(long, env = "FAZT_PUBLIC_URL", value_name = "URL", value_parser = public_url)]
+    pub public_url: Option<PublicUrl>,
     #[command(flatten)]
     pub data: DataArgs,
     /// Longest time to receive a request head
@@ -442,6 +461,20 @@ fn limit_setting(limit: &str) -> &'static str {
 }
 
 impl ServerArgs {
+    /// Settings that contradict each other, in the one error format.
+    pub(crate) fn check(&self, p: &Parsed) -> Result<(), String> {
+        match &self.public_url {
+            Some(url) if url.host != self.domain => Err(p.invalid(
+                "public_url",
+                &format!(
+                    "its host must be the domain, '{}' (set FAZT_DOMAIN={} or --domain {})",
+                    self.domain, url.host, url.host
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The server's configuration: these settings plus the probe of this host.
     pub(crate) fn config(&self, probe: Report) -> Config {
         let d = &self.deploy;
@@ -450,6 +483,7 @@ impl ServerArgs {
             listen: self.listen,
             admin_listen: self.admin_listen,
             domain: self.domain.clone(),
+            public_url: self.public_url.as_ref().map(|u| u.base.clone()),
             data_dir: self.data.data.clone(),
             conn: ConnLimits {
                 header_timeout: self.header_timeout.0,

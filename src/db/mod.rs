@@ -249,12 +249,51 @@ pub fn open_read(path: &Path, limits: &Limits) -> Result<Connection, DbError> {
 /// [`writer::spawn`].
 pub fn open_and_migrate(path: &Path, limits: &Limits) -> Result<Connection, DbError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .context(format!("creating the data directory {}", parent.display()))?;
+        private_dir(parent)?;
     }
+    private_files(path)?;
     let mut conn = open_write(path, limits)?;
+    // SQLite gives a new WAL and SHM its database's mode; ones left by an older fazt keep
+    // theirs until changed.
+    private_files(path)?;
     migrate::run(&mut conn)?;
     Ok(conn)
+}
+
+/// Creates `dir` (and its parents) if needed and makes it `0700`: the database, its
+/// uploads and the lock are the owner's alone, whatever the umask.
+pub fn private_dir(dir: &Path) -> Result<(), DbError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .context(format!("creating the directory {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .context(format!("making {} private (mode 0700)", dir.display()))
+}
+
+/// Creates the database file `0600` if it is new (SQLite would create it `0644`) and makes
+/// an existing one, its WAL and its SHM `0600`: they hold the key hashes and visitor data.
+fn private_files(path: &Path) -> Result<(), DbError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .context(format!("creating {}", path.display()))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = PathBuf::from(name);
+        if file.exists() {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                .context(format!("making {} private (mode 0600)", file.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Returns free pages to the filesystem (the schema uses incremental auto-vacuum), at most

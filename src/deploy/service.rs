@@ -22,10 +22,12 @@ use super::archive::{self, ArchiveLimits};
 use super::limits::DeployLimits;
 use super::multipart::{self, BodyWindow};
 use crate::analytics::ingest::QueryParams;
+use crate::analytics::proxies::TrustedProxies;
 use crate::db::writer::WriterHandle;
 use crate::db::DbError;
 use crate::hosting::sites::{site_url, SiteServer};
-use crate::hosting::store;
+use crate::hosting::store::{self, DeployResult};
+use crate::hosting::urls::UrlBase;
 use crate::http::spool::{self, SpoolPolicy};
 use crate::http::{error_response, Method, Request, Response, ResponseError};
 use crate::keys::{authenticate_request, ApiKey};
@@ -103,9 +105,19 @@ pub struct DeployContext {
     pub upload_ram: usize,
     /// Deployments kept per site when old ones are pruned.
     pub keep_deployments: usize,
-    /// The public domain and port, for the site URL in the answer.
+    /// The public domain, scheme and port, for the site URL in the answer.
     pub domain: String,
-    pub port: u16,
+    pub url_base: UrlBase,
+    /// Whose `X-Forwarded-Proto` is believed.
+    pub proxies: TrustedProxies,
+}
+
+impl DeployContext {
+    /// The scheme and port of the URLs in the answer to `request`.
+    fn url_base(&self, request: &Request) -> UrlBase {
+        let trusted = self.proxies.trusts(request.peer.ip());
+        self.url_base.for_request(request, trusted)
+    }
 }
 
 /// The deploy slot, the per-key rate limit and the queue to the deploy thread.
@@ -405,6 +417,8 @@ fn deploy(
     ctx.disk.check()?;
     let keep = ctx.keep_deployments;
     let files = extracted.files;
+    let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    let warning = nested_site_warning(&paths);
     let sites = Arc::clone(&ctx.sites);
     let writer_site = site.clone();
     // The deploy thread may wait for the writer; the admin thread never does.
@@ -424,10 +438,50 @@ fn deploy(
     })?;
     drop(dir);
     crate::keys::touch_last_used(&ctx.writer, &key.id, crate::platform::clock::unix_now());
+    let url = site_url(&ctx.domain, &ctx.url_base(request), &site);
+    Ok(deploy_answer(&result, &url, warning.as_deref()))
+}
+
+/// The 200 body, decodable by every client: today's fields; the `data` envelope the Go
+/// fazt v0.29 client requires (it exits 1 without it); and `success`, `message`,
+/// `file_count`, `size_bytes` at the top level, which the v0.7 client reads.
+fn deploy_answer(result: &DeployResult, url: &str, warning: Option<&str>) -> serde_json::Value {
+    let message = format!(
+        "deployed {} files to {} as deployment {}",
+        result.file_count, result.site, result.deployment
+    );
     let mut body = result.to_json();
     body["previous"] = serde_json::json!(result.previous);
-    body["url"] = serde_json::json!(site_url(&ctx.domain, ctx.port, &site));
-    Ok(body)
+    body["url"] = serde_json::json!(url);
+    body["success"] = serde_json::json!(true);
+    body["message"] = serde_json::json!(message);
+    body["file_count"] = serde_json::json!(result.file_count);
+    body["size_bytes"] = serde_json::json!(result.total_bytes);
+    body["data"] = serde_json::json!({
+        "site": result.site, "file_count": result.file_count,
+        "size_bytes": result.total_bytes, "message": message,
+    });
+    if let Some(warning) = warning {
+        body["warning"] = serde_json::json!(warning);
+    }
+    body
+}
+
+/// A site zipped with its folder (`dist/index.html`, `dist/app.js`) serves nothing at `/`:
+/// said in the answer, which the CLI prints, since the deploy itself is valid.
+pub(crate) fn nested_site_warning(paths: &[&str]) -> Option<String> {
+    let first = paths.first()?;
+    let (folder, _) = first.split_once('/')?;
+    let prefix = format!("{folder}/");
+    let all_inside = paths.iter().all(|p| p.starts_with(&prefix));
+    let root_index = paths.contains(&"index.html");
+    (all_inside && !root_index).then(|| {
+        format!(
+            "every file is inside the folder '{folder}/' and there is no index.html at the \
+             root, so the site's / is a 404; deploy the folder's contents instead \
+             (e.g. 'fazt deploy {folder}/')"
+        )
+    })
 }
 
 fn archive_limits(limits: &DeployLimits) -> ArchiveLimits {

@@ -8,3 +8,4 @@ pub(crate) mod path;
 pub mod rules;
 pub(crate) mod sites;
 pub mod store;
+pub(crate) mod urls;

@@ -8,6 +8,7 @@ use crate::hosting::files::{respond, FileMeta};
 use crate::hosting::path::{candidates, normalize};
 use crate::hosting::rules::cache_control;
 use crate::hosting::store::{self, BlobStream, FileRow, SiteTable};
+use crate::hosting::urls::UrlBase;
 use crate::http::error::Concealed;
 use crate::http::{error_response, Body, Method, Request, Response};
 use std::borrow::Cow;
@@ -37,17 +38,13 @@ pub const ADMIN_ASSETS: [(&str, &[u8]); 3] = [
 ];
 
 /// The public URL of a site: `http://<name>.<domain>/`, `http://<domain>/` for `root`,
-/// with the public listener's `port` unless it is 80. Bare `localhost` is the admin host
+/// with the scheme and port of `base` (see [`UrlBase`]). Bare `localhost` is the admin host
 /// (the router's rule), so with the domain `localhost` root is `http://root.localhost/`.
-pub fn site_url(domain: &str, port: u16, name: &str) -> String {
-    let port = match port {
-        80 => String::new(),
-        port => format!(":{port}"),
-    };
+pub fn site_url(domain: &str, base: &UrlBase, name: &str) -> String {
     if name == "root" && domain != "localhost" {
-        format!("http://{domain}{port}/")
+        base.url(domain)
     } else {
-        format!("http://{name}.{domain}{port}/")
+        base.url(&format!("{name}.{domain}"))
     }
 }
 
@@ -252,26 +249,37 @@ fn unreadable_files(e: rusqlite::Error) -> Response {
 #[cfg(test)]
 mod tests {
     use super::site_url;
+    use crate::hosting::urls::UrlBase;
 
     #[test]
     fn site_urls() {
+        let local = UrlBase::listener(4698);
         assert_eq!(
-            site_url("localhost", 4698, "blog"),
+            site_url("localhost", &local, "blog"),
             "http://blog.localhost:4698/"
         );
         // Bare `localhost` routes to the admin API, not to the root site.
         assert_eq!(
-            site_url("localhost", 4698, "root"),
+            site_url("localhost", &local, "root"),
             "http://root.localhost:4698/"
         );
         assert_eq!(
-            site_url("localhost", 4698, "404"),
+            site_url("localhost", &local, "404"),
             "http://404.localhost:4698/"
         );
+        let public = UrlBase::listener(80);
         assert_eq!(
-            site_url("example.com", 80, "blog"),
+            site_url("example.com", &public, "blog"),
             "http://blog.example.com/"
         );
-        assert_eq!(site_url("example.com", 80, "root"), "http://example.com/");
+        assert_eq!(
+            site_url("example.com", &public, "root"),
+            "http://example.com/"
+        );
+        let (tls, _) = UrlBase::parse("https://example.com").unwrap();
+        assert_eq!(
+            site_url("example.com", &tls, "blog"),
+            "https://blog.example.com/"
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod disk;
+pub mod lock;
 pub mod metrics;
 pub mod probe;
 // The one module allowed `unsafe`: each call is wrapped in a safe function or type.

@@ -35,6 +35,8 @@ pub struct Config {
     pub admin_listen: Option<SocketAddr>,
     /// Base domain for host routing.
     pub domain: String,
+    /// The scheme and port visitors use (`FAZT_PUBLIC_URL`), if not the listener's.
+    pub public_url: Option<crate::hosting::urls::UrlBase>,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Per-connection deadlines.
@@ -65,4 +67,14 @@ pub struct Config {
     pub deploy: crate::deploy::limits::DeployLimits,
     /// The probe's readings and the resource-derived limits.
     pub probe: Report,
+}
+
+impl Config {
+    /// The scheme and port of the URLs fazt prints and returns: the public URL's, else
+    /// `http` and the public listener's (bound) port.
+    pub fn url_base(&self) -> crate::hosting::urls::UrlBase {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| crate::hosting::urls::UrlBase::listener(self.listen.port()))
+    }
 }

@@ -21,10 +21,12 @@ use crate::hosting::sites::{SiteServer, SYSTEM_SITES};
 use crate::hosting::store::{self, StagedFile};
 use crate::http::cap::ConnCap;
 use crate::platform::disk::DiskGuard;
+use crate::platform::lock::DataDirLock;
 use crate::server::config::Config;
 use rusqlite::Connection;
 use std::io::Write;
 use std::net::TcpListener;
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
@@ -62,7 +64,8 @@ impl App {
             retention: self.config.retention,
             keep_deployments: self.config.keep_deployments,
             domain: self.config.domain.clone(),
-            port: self.config.listen.port(),
+            url_base: self.config.url_base(),
+            proxies: self.config.trusted_proxies.clone(),
         }
     }
 }
@@ -71,10 +74,15 @@ impl App {
 pub fn run(mut config: Config) -> Result<i32, String> {
     let limits = config.probe.limits.clone();
     let data_dir = config.data_dir.clone();
-    for dir in [&data_dir, &limits.temp_dir] {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
-    }
+    crate::db::private_dir(&data_dir).map_err(|e| e.to_string())?;
+    let _lock = match DataDirLock::acquire(&data_dir) {
+        Ok(lock) => lock,
+        Err(message) => {
+            eprintln!("fazt: {message}");
+            return Ok(1);
+        }
+    };
+    prepare_temp_dir(&limits.temp_dir, &data_dir)?;
     crate::deploy::service::remove_leftovers(&limits.temp_dir);
     let watched = vec![data_dir.clone(), limits.temp_dir.clone()];
     let disk = DiskGuard::new(watched.clone(), config.disk_threshold);
@@ -136,6 +144,7 @@ pub fn run(mut config: Config) -> Result<i32, String> {
     if let Some(l) = &admin_listener {
         announce(l, "admin");
     }
+    announce_urls(&config);
 
     let deploy = Arc::new(DeployContext {
         deployer: Deployer::new(config.deploy.clone()),
@@ -146,7 +155,8 @@ pub fn run(mut config: Config) -> Result<i32, String> {
         upload_ram: limits.upload_ram as usize,
         keep_deployments: config.keep_deployments,
         domain: config.domain.clone(),
-        port: config.listen.port(),
+        url_base: config.url_base(),
+        proxies: config.trusted_proxies.clone(),
     });
     let app = Arc::new(App {
         public_cap: ConnCap::new(limits.max_connections),
@@ -209,4 +219,30 @@ fn announce(listener: &TcpListener, role: &str) {
         println!("listening on http://{addr} ({role})");
         let _ = std::io::stdout().flush();
     }
+}
+
+/// The temp dir holds uploads in progress: private like the data dir when fazt owns it
+/// (the default `<data dir>/tmp`, or one it creates); a shared one given by
+/// `--temp-dir` keeps its mode, and each upload's own directory is private.
+fn prepare_temp_dir(temp_dir: &Path, data_dir: &Path) -> Result<(), String> {
+    if temp_dir.starts_with(data_dir) || !temp_dir.exists() {
+        crate::db::private_dir(temp_dir).map_err(|e| e.to_string())
+    } else {
+        Ok(())
+    }
+}
+
+/// Where to point a browser: the dashboard and the root site, with the public scheme and
+/// port. The listener line above is what scripts parse; on its own it shows the 404 page.
+fn announce_urls(config: &Config) {
+    let base = config.url_base();
+    println!(
+        "dashboard: {}",
+        crate::hosting::urls::dashboard_url(&config.domain, &base)
+    );
+    println!(
+        "root site: {}",
+        crate::hosting::sites::site_url(&config.domain, &base, "root")
+    );
+    let _ = std::io::stdout().flush();
 }

@@ -11,9 +11,9 @@ use crate::http::cap::ConnCap;
 use crossbeam_channel::Receiver;
 use rusqlite::Connection;
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub struct Threads {
     core_mailboxes: Vec<Mailbox>,
@@ -147,19 +147,26 @@ where
     Ok(())
 }
 
-/// Signals seen so far; the second one exits at once.
-static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+/// A signal this soon after the first is the same stop request again: GNU `timeout`
+/// signals both fazt and its process group, which fazt is in, so one `timeout` delivers
+/// two SIGTERMs at once. A later one means "stop now" and exits without draining.
+const SIGNAL_ECHO: Duration = Duration::from_secs(1);
 
 /// Installs the SIGINT/SIGTERM handler (ctrlc runs it on its own signal thread). Done
 /// before the listeners are announced, so a signal sent right after start is never lost.
 pub fn handle_signals() -> Result<Receiver<()>, String> {
     let (signal_tx, signal_rx) = crossbeam_channel::bounded(1);
-    ctrlc::set_handler(move || {
-        if SIGNALS.fetch_add(1, Ordering::SeqCst) >= 1 {
+    let mut first: Option<Instant> = None;
+    ctrlc::set_handler(move || match first {
+        None => {
+            first = Some(Instant::now());
+            let _ = signal_tx.try_send(());
+        }
+        Some(at) if at.elapsed() < SIGNAL_ECHO => {}
+        Some(_) => {
             eprintln!("second signal: exiting now");
             std::process::exit(130);
         }
-        let _ = signal_tx.try_send(());
     })
     .map_err(|e| format!("installing signal handler: {e}"))?;
     Ok(signal_rx)

@@ -1,5 +1,6 @@
 //! Graceful shutdown: stop accepting, let in-flight requests finish, exit 0; exit non-zero
-//! when the deadline passes; a second signal exits at once.
+//! when the deadline passes; a second signal exits at once, unless it comes within a second
+//! of the first (GNU `timeout` signals fazt and its process group: one stop, two signals).
 use crate::common::*;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -80,7 +81,7 @@ fn second_signal_exits_at_once() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(200));
     signal(&server.child, libc::SIGINT);
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(1200));
     assert!(
         server.child.try_wait().unwrap().is_none(),
         "still draining after one signal"
@@ -123,4 +124,33 @@ fn readiness_reports_draining() {
         server.wait(Duration::from_secs(10)).unwrap().code(),
         Some(0)
     );
+}
+
+#[test]
+fn two_signals_within_a_second_still_drain() {
+    let mut server = Server::builder()
+        .env("FAZT_SHUTDOWN_TIMEOUT", "30s")
+        .start();
+    let mut in_flight = server.connect();
+    in_flight
+        .write_all(b"GET / HTTP/1.1\r\nHost: root.localhost\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // What `timeout` does: one SIGTERM to fazt, one to its process group.
+    signal(&server.child, libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(50));
+    signal(&server.child, libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the echoed signal did not end the drain; stderr: {}",
+        server.stderr()
+    );
+    in_flight.write_all(b"\r\n").unwrap();
+    let r = read_response(&mut in_flight).unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("fazt is running"));
+    let status = server.wait(Duration::from_secs(10)).expect("drains");
+    assert_eq!(status.code(), Some(0), "stderr: {}", server.stderr());
+    assert!(!server.stderr().contains("exiting now"));
 }
