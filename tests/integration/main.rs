@@ -27,6 +27,8 @@ mod deploy_archive;
 mod deploy_cli;
 mod deploy_cli_e2e;
 mod error_shape;
+mod first_run;
+mod go_clients;
 mod http_limits;
 mod http_protocol;
 mod metrics_format;
