@@ -46,10 +46,13 @@ enum Cmd {
     Db(DbCmd),
     /// Zip DIR (dot-paths like .git/ skipped) and upload it as site NAME, with a progress bar
     Deploy(DeployCmd),
-    /// Save the server URL and API token to the client's config file (mode 0600)
+    /// Check the server URL and API token (an authenticated request), then save them to the
+    /// client's config file (mode 0600)
     Login(LoginCmd),
     /// List sites: name, current deployment, files, size, last update, URL
     Sites(SitesCmd),
+    /// List the deployments of site NAME, newest first (* marks the current one)
+    Deployments(DeploymentsCmd),
     /// Make the previous deployment of NAME current again, or deployment ID (--to)
     Rollback(RollbackCmd),
 }
@@ -97,7 +100,7 @@ enum KeyCmd {
         #[command(flatten)]
         db: DbArgs,
     },
-    /// List API keys: id, scope, name, creation date
+    /// List API keys: id, scope, name, creation and last use
     List {
         /// Machine-readable output
         #[arg(long)]
@@ -184,15 +187,31 @@ struct SitesCmd {
 
 #[derive(Subcommand, Debug)]
 enum SitesSub {
-    /// Delete site NAME and its deployments
+    /// Delete site NAME and its deployments (asks first on a terminal)
     Rm {
         /// Site name
         // `-x` is a bad name, reported as one, not an unknown flag.
         #[arg(allow_hyphen_values = true)]
         name: String,
+        /// Delete without asking (required when stdin is not a terminal)
+        #[arg(long, short = 'y')]
+        yes: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct DeploymentsCmd {
+    /// Site name
+    // `-x` is a bad name, reported as one, not an unknown flag.
+    #[arg(allow_hyphen_values = true)]
+    name: String,
+    /// Machine-readable output (the server's JSON)
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    client: ClientArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -277,10 +296,11 @@ fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<i32, String
         Cmd::Deploy(args) => client_deploy(&args, &p),
         Cmd::Login(args) => client_login(&args),
         Cmd::Sites(SitesCmd {
-            command: Some(SitesSub::Rm { name, client }),
+            command: Some(SitesSub::Rm { name, yes, client }),
             ..
-        }) => client_sites_rm(&name, &client, &p),
+        }) => client_sites_rm(&name, yes, &client, &p),
         Cmd::Sites(args) => client_sites(&args, &p),
+        Cmd::Deployments(args) => client_deployments(&args, &p),
         Cmd::Rollback(args) => client_rollback(&args, &p),
     }
 }
@@ -424,11 +444,22 @@ fn key_list(json: bool, db: &DbArgs, p: &Parsed) -> Result<i32, String> {
     }
     if keys.is_empty() {
         println!("no API keys (create one with 'fazt key create NAME')");
+        return Ok(0);
     }
+    let mut rows =
+        vec![["ID", "SCOPE", "NAME", "CREATED (UTC)", "LAST USED (UTC)"].map(String::from)];
     for k in keys {
-        let created = crate::http::response::http_date(k.created_at.max(0) as u64);
-        println!("{}\t{}\t{}\tcreated {created}", k.id, k.scope, k.name);
+        rows.push([
+            k.id,
+            k.scope.to_string(),
+            k.name,
+            client::sites::utc_minute(k.created_at),
+            k.last_used_at
+                .map(client::sites::utc_minute)
+                .unwrap_or_else(|| "never".into()),
+        ]);
     }
+    print!("{}", client::sites::align(&rows));
     Ok(0)
 }
 
@@ -448,8 +479,20 @@ fn site_import(
     db: &DbArgs,
     p: &Parsed,
 ) -> Result<i32, String> {
+    // Lower-cased as `fazt deploy --site` and the deploy API do: host names ignore case.
+    let name = &name.to_ascii_lowercase();
     store::validate_site_name(name)?;
     let files = store::stage_directory(dir)?;
+    // A failed build's empty output must not replace a live site with nothing.
+    if files.is_empty() {
+        return Err(format!(
+            "{} has no files to import (dot-paths such as .git/ are skipped); the site is \
+             unchanged",
+            dir.display()
+        ));
+    }
+    let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    let warning = crate::deploy::service::nested_site_warning(&paths);
     let (mut conn, report) = open_db(db, p)?;
     let watched = vec![db.data.data.clone(), report.limits.temp_dir];
     crate::platform::disk::DiskGuard::new(watched, disk.disk_threshold)
@@ -465,6 +508,9 @@ fn site_import(
         crate::platform::units::format_bytes(result.total_bytes),
         crate::platform::units::format_bytes(result.new_bytes)
     );
+    if let Some(warning) = warning {
+        eprintln!("warning: {warning}");
+    }
     Ok(0)
 }
 
@@ -528,7 +574,12 @@ fn client_deploy(args: &DeployCmd, p: &Parsed) -> Result<i32, String> {
 fn client_login(args: &LoginCmd) -> Result<i32, String> {
     client_exit((|| {
         let path = config_path()?;
-        let saved = client::config::login(args.server.clone(), args.token.clone(), &path)?;
+        let saved = client::config::login(
+            args.server.clone(),
+            args.token.clone(),
+            &path,
+            &client::api::check_login,
+        )?;
         println!(
             "saved to {} (mode 0600): server {}, token {}",
             path.display(),
@@ -547,10 +598,53 @@ fn client_sites(args: &SitesCmd, p: &Parsed) -> Result<i32, String> {
     client_exit(client_settings(&args.client, p).and_then(|s| client::sites::list(&s, args.json)))
 }
 
-fn client_sites_rm(name: &str, client: &ClientArgs, p: &Parsed) -> Result<i32, String> {
+fn client_sites_rm(name: &str, yes: bool, client: &ClientArgs, p: &Parsed) -> Result<i32, String> {
     let site = name.to_ascii_lowercase();
     store::validate_site_name(&site)?;
-    client_exit(client_settings(client, p).and_then(|s| client::sites::remove(&s, &site)))
+    let settings = match client_settings(client, p) {
+        Ok(settings) => settings,
+        Err(e) => return client_exit(Err(e)),
+    };
+    if !yes && !confirm_delete(&site, &settings.server.to_string())? {
+        eprintln!("fazt: nothing deleted");
+        return Ok(1);
+    }
+    client_exit(client::sites::remove(&settings, &site))
+}
+
+/// Asks on the terminal before a site and its history go; without a terminal to ask on,
+/// `--yes` must say it (a script must not delete by accident).
+fn confirm_delete(site: &str, server: &str) -> Result<bool, String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(format!(
+            "'fazt sites rm {site}' deletes the site and all its deployments; stdin is not a \
+             terminal to confirm on, so pass --yes"
+        ));
+    }
+    eprint!(
+        "delete site {site} and all its deployments on {server}? This cannot be undone. [y/N] "
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    stdin
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| format!("reading the answer: {e}"))?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+fn client_deployments(args: &DeploymentsCmd, p: &Parsed) -> Result<i32, String> {
+    let site = args.name.to_ascii_lowercase();
+    store::validate_site_name(&site)?;
+    client_exit(
+        client_settings(&args.client, p)
+            .and_then(|s| client::sites::deployments(&s, &site, args.json)),
+    )
 }
 
 fn client_rollback(args: &RollbackCmd, p: &Parsed) -> Result<i32, String> {

@@ -115,11 +115,20 @@ fn switch(text: &str) -> Result<bool, String> {
     }
 }
 
+/// `HOST:PORT`, or `:PORT` for every IPv4 interface (`0.0.0.0:PORT`), as the Go fazt took it.
 fn listen_addr(text: &str) -> Result<SocketAddr, String> {
+    let text = match text.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => text.to_string(),
+    };
     text.to_socket_addrs()
         .ok()
         .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| "is not a listen address (expected HOST:PORT, e.g. 127.0.0.1:4698)".into())
+        .ok_or_else(|| {
+            "is not a listen address (expected HOST:PORT, e.g. 127.0.0.1:4698, or :PORT for \
+             every interface)"
+                .into()
+        })
 }
 
 fn domain(text: &str) -> Result<String, String> {
@@ -275,12 +284,12 @@ pub(crate) struct AnalyticsArgs {
 /// Everything `fazt server start` runs with.
 #[derive(Args, Clone, Debug)]
 pub(crate) struct ServerArgs {
-    /// Public listener
+    /// Public listener, HOST:PORT; :PORT listens on every interface (0.0.0.0:PORT)
     #[arg(long, env = "FAZT_LISTEN", value_name = "ADDR", value_parser = listen_addr,
           default_value = config::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
-    /// Separate admin listener, reachable even when the public port is flooded (admin is
-    /// also served on the admin host admin.DOMAIN) [default: none]
+    /// Separate admin listener (HOST:PORT or :PORT), reachable even when the public port is
+    /// flooded (admin is also served on the admin host admin.DOMAIN) [default: none]
     #[arg(long, env = "FAZT_ADMIN_LISTEN", value_name = "ADDR", value_parser = listen_addr)]
     pub admin_listen: Option<SocketAddr>,
     /// Base domain: sites are NAME.DOMAIN, the admin host is admin.DOMAIN
@@ -695,6 +704,8 @@ mod tests {
         assert_eq!(domain("Example.COM"), Ok("example.com".into()));
         assert!(domain("bad domain").is_err());
         assert!(listen_addr("nowhere").is_err());
+        assert_eq!(listen_addr(":4698"), Ok("0.0.0.0:4698".parse().unwrap()));
+        assert!(listen_addr(":").is_err());
         assert_eq!(non_empty_path(" "), Err("is empty".into()));
     }
 }

@@ -1,7 +1,8 @@
 //! Calls to the admin API and the messages for what the server answers.
 
-use super::config::Settings;
+use super::config::{SavedSettings, Settings};
 use super::http::{self, Body, Request, Response, Timeouts};
+use super::url::ServerUrl;
 use super::ClientError;
 use serde_json::Value;
 
@@ -26,6 +27,48 @@ pub fn call(
     let response =
         http::send(&settings.server, request, Timeouts::API).map_err(ClientError::Failed)?;
     json_of_success(&response, action)
+}
+
+/// What `fazt login` checks before saving: the server answers, and the token opens an
+/// authenticated route (`GET /api/sites`, which every key may call). With no token yet,
+/// the server's `/health` must answer.
+pub fn check_login(saved: &SavedSettings) -> Result<(), ClientError> {
+    let Some(server) = &saved.server else {
+        return Err(ClientError::Usage(
+            "no server is saved, so the token cannot be checked: pass --server URL too".into(),
+        ));
+    };
+    let server = ServerUrl::parse(server).map_err(ClientError::Usage)?;
+    let checked = match &saved.token {
+        Some(token) => {
+            let settings = Settings {
+                server,
+                token: token.clone(),
+            };
+            call(&settings, "GET", "/api/sites", None, "check the token").map(drop)
+        }
+        None => health(&server),
+    };
+    checked.map_err(|e| match e {
+        ClientError::Failed(message) => {
+            ClientError::Failed(format!("{message}; nothing was saved"))
+        }
+        usage => usage,
+    })
+}
+
+fn health(server: &ServerUrl) -> Result<(), ClientError> {
+    let request = Request {
+        method: "GET",
+        path: "/health",
+        token: "",
+        body: Body::None,
+    };
+    let response = http::send(server, request, Timeouts::API).map_err(ClientError::Failed)?;
+    match response.status {
+        200 => Ok(()),
+        _ => Err(ClientError::Failed(explain(&response, "reach the server"))),
+    }
 }
 
 /// The JSON of a 2xx answer, or the error that explains any other.

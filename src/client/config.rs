@@ -125,12 +125,14 @@ pub fn save(path: &Path, saved: &SavedSettings) -> Result<(), ClientError> {
     Ok(())
 }
 
-/// `fazt login`: validates and saves a server and/or token into the config file at
-/// `path`, keeping the saved value of whichever is not given. Returns what it now holds.
+/// `fazt login`: validates a server and/or token, keeping the saved value of whichever is
+/// not given, runs `check` on the result (the server and token must work) and only then
+/// saves it into the config file at `path`. Returns what it now holds.
 pub fn login(
     server: Option<String>,
     token: Option<String>,
     path: &Path,
+    check: &dyn Fn(&SavedSettings) -> Result<(), ClientError>,
 ) -> Result<SavedSettings, ClientError> {
     if server.is_none() && token.is_none() {
         return Err(ClientError::Usage(
@@ -150,6 +152,7 @@ pub fn login(
         server: server.or(old.server),
         token: token.or(old.token),
     };
+    check(&saved)?;
     save(path, &saved)?;
     Ok(saved)
 }

@@ -80,6 +80,9 @@ pub fn run(dir: &Path, site: &str, settings: &Settings) -> Result<(), ClientErro
     let response = outcome.map_err(ClientError::Failed)?;
     let result = api::json_of_success(&response, &format!("deploy {site}"))?;
     println!("{}", summary(&result, site));
+    if let Some(warning) = result.get("warning").and_then(Value::as_str) {
+        eprintln!("warning: {warning}");
+    }
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! `fazt sites`, `fazt sites rm NAME`, `fazt rollback NAME [--to ID]`.
+//! `fazt sites`, `fazt sites rm NAME`, `fazt deployments NAME`, `fazt rollback NAME [--to ID]`.
 
 use super::api;
 use super::config::Settings;
@@ -57,18 +57,27 @@ pub fn table(sites: &[Value]) -> String {
             text("url"),
         ]);
     }
-    let mut widths = [0usize; 6];
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+    align(&rows)
+}
+
+/// Rows as left-aligned columns two spaces apart, each as wide as its widest cell.
+pub fn align<R: AsRef<[String]>>(rows: &[R]) -> String {
+    let mut widths: Vec<usize> = Vec::new();
+    for row in rows {
+        for (i, cell) in row.as_ref().iter().enumerate() {
+            if widths.len() <= i {
+                widths.push(0);
+            }
+            widths[i] = widths[i].max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    for row in &rows {
+    for row in rows {
         let cells: Vec<String> = row
+            .as_ref()
             .iter()
-            .zip(widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
+            .zip(&widths)
+            .map(|(cell, &width)| format!("{cell:<width$}"))
             .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
@@ -76,8 +85,76 @@ pub fn table(sites: &[Value]) -> String {
     out
 }
 
+/// Prints the deployments of `site`, newest first (or the server's JSON with `json`).
+pub fn deployments(settings: &Settings, site: &str, json: bool) -> Result<(), ClientError> {
+    let path = format!("/api/sites/{}/deployments", encode_segment(site));
+    let answer = api::call(
+        settings,
+        "GET",
+        &path,
+        None,
+        &format!("list the deployments of {site}"),
+    )?;
+    if json {
+        println!("{answer}");
+        return Ok(());
+    }
+    let list = answer
+        .get("deployments")
+        .and_then(Value::as_array)
+        .ok_or_else(|| {
+            ClientError::Failed("the server's answer has no 'deployments' array".into())
+        })?;
+    if list.is_empty() {
+        println!("site {site} has no deployments");
+        return Ok(());
+    }
+    print!("{}", deployments_table(list));
+    if let Some(url) = answer.get("url").and_then(Value::as_str) {
+        println!("{url}");
+    }
+    Ok(())
+}
+
+/// Columns: id (`*` marks the current one), created (UTC), files, size, new bytes, source.
+pub fn deployments_table(list: &[Value]) -> String {
+    let mut rows =
+        vec![["ID", "CREATED (UTC)", "FILES", "SIZE", "NEW", "SOURCE"].map(String::from)];
+    for d in list {
+        let number = |key: &str| d.get(key).and_then(Value::as_i64);
+        let size = |key: &str| {
+            number(key)
+                .map(|b| format_bytes(b.max(0) as u64))
+                .unwrap_or_else(|| "-".into())
+        };
+        let current = d.get("current").and_then(Value::as_bool) == Some(true);
+        rows.push([
+            format!(
+                "{}{}",
+                number("id")
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                if current { " *" } else { "" }
+            ),
+            number("created_at")
+                .map(utc_minute)
+                .unwrap_or_else(|| "-".into()),
+            number("files")
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "-".into()),
+            size("bytes"),
+            size("new_bytes"),
+            d.get("source")
+                .and_then(Value::as_str)
+                .unwrap_or("-")
+                .to_string(),
+        ]);
+    }
+    align(&rows)
+}
+
 /// `2026-09-15 10:00` from Unix seconds.
-fn utc_minute(unix: i64) -> String {
+pub fn utc_minute(unix: i64) -> String {
     let days = unix.div_euclid(86_400);
     let secs = unix.rem_euclid(86_400);
     let (year, month, day) = crate::http::response::civil_from_days(days);

@@ -27,7 +27,12 @@ fn first_start_prints_an_owner_key_once() {
         .output()
         .unwrap();
     let listing = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(listing.lines().count(), 1, "{listing}");
+    // A header row and the one owner key, never used by this CLI listing.
+    assert_eq!(listing.lines().count(), 2, "{listing}");
+    assert!(
+        listing.lines().next().unwrap().starts_with("ID"),
+        "{listing}"
+    );
     assert!(listing.contains("owner"));
 }
 

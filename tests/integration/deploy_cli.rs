@@ -609,11 +609,9 @@ fn usage_and_configuration_errors_exit_2_before_any_request() {
 #[test]
 fn login_writes_a_private_config_that_env_and_flags_override() {
     let home = TempDir::new("deploy-login");
-    let server = FakeServer::start(vec![
-        answer(200, r#"{"sites":[]}"#),
-        answer(200, r#"{"sites":[]}"#),
-        answer(200, r#"{"sites":[]}"#),
-    ]);
+    // Login checks the server and token first (GET /api/sites), then three listings, then
+    // the second login's check.
+    let server = FakeServer::start((0..5).map(|_| answer(200, r#"{"sites":[]}"#)).collect());
     let (code, out, err) = run_client(
         &["login", "--server", &server.url, "--token", "file-token"],
         home.path(),
@@ -647,25 +645,32 @@ fn login_writes_a_private_config_that_env_and_flags_override() {
         assert!(out.contains("no sites yet"), "{out}");
     }
     let saved_url = server.url.clone();
-    let tokens: Vec<_> = server
-        .requests()
-        .iter()
-        .map(|r| r.header("authorization").unwrap().to_string())
-        .collect();
-    assert_eq!(
-        tokens,
-        ["Bearer file-token", "Bearer env-token", "Bearer flag-token"]
-    );
 
-    // A server from the environment beats the saved one (which is now unreachable).
+    // A server from the environment beats the saved one.
     let other = FakeServer::start(vec![answer(200, r#"{"sites":[]}"#)]);
     let (code, _, err) = run_client(&["sites"], home.path(), &[("FAZT_SERVER", &other.url)]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(other.requests().len(), 1);
 
-    // Logging in again with only a token keeps the saved server.
-    let (code, _, _) = run_client(&["login", "--token", "second"], home.path(), &[]);
-    assert_eq!(code, 0);
+    // Logging in again with only a token keeps the saved server (and checks the token there).
+    let (code, out, err) = run_client(&["login", "--token", "second"], home.path(), &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let requests = server.requests();
+    let tokens: Vec<_> = requests
+        .iter()
+        .map(|r| r.header("authorization").unwrap().to_string())
+        .collect();
+    assert_eq!(
+        tokens,
+        [
+            "Bearer file-token",
+            "Bearer file-token",
+            "Bearer env-token",
+            "Bearer flag-token",
+            "Bearer second"
+        ]
+    );
+    assert!(requests.iter().all(|r| r.path == "/api/sites"));
     let text = std::fs::read_to_string(&config).unwrap();
     assert!(text.contains(&format!("server = {saved_url}")) && text.contains("token = second"));
     assert_eq!(
@@ -734,9 +739,13 @@ fn sites_rm_and_rollback_send_the_contract_requests() {
     let auth = ["--server", server.url.as_str(), "--token", "tok"];
     let run = |args: &[&str]| run_client(&[args, &auth[..]].concat(), home.path(), &[]);
 
-    let (code, out, err) = run(&["sites", "rm", "blog"]);
+    // Not a terminal: nothing is sent without --yes.
+    let (code, _, err) = run(&["sites", "rm", "blog"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("pass --yes"), "{err}");
+    let (code, out, err) = run(&["sites", "rm", "blog", "--yes"]);
     assert_eq!((code, out.trim()), (0, "deleted site blog"), "{err}");
-    let (code, _, err) = run(&["sites", "rm", "root"]);
+    let (code, _, err) = run(&["sites", "rm", "root", "-y"]);
     assert_eq!(code, 1);
     assert!(err.contains("cannot delete site root: the token is not allowed to (403: system site 'root' cannot be deleted)"), "{err}");
 

@@ -88,6 +88,7 @@ fn deploy_list_roll_back_and_remove_a_site_with_the_cli() {
             "sites",
             "rm",
             "blog",
+            "--yes",
             "--server",
             &url,
             "--token",

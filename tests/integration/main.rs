@@ -19,6 +19,7 @@ mod analytics_api;
 mod analytics_ingest;
 mod analytics_store;
 mod cli;
+mod cli_fixes;
 mod common;
 mod db_layer;
 mod deploy;
