@@ -501,10 +501,11 @@ fn site_import(
     let result = store::apply_deployment(&mut conn, name, &files, "import")
         .map_err(|e| format!("importing {}: {e}; the site is unchanged", dir.display()))?;
     println!(
-        "site {} is now deployment {}: {} files, {} ({} new)",
+        "site {} is now deployment {}: {} file{}, {} ({} new)",
         result.site,
         result.deployment,
         result.file_count,
+        if result.file_count == 1 { "" } else { "s" },
         crate::platform::units::format_bytes(result.total_bytes),
         crate::platform::units::format_bytes(result.new_bytes)
     );

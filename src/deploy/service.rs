@@ -446,9 +446,13 @@ fn deploy(
 /// fazt v0.29 client requires (it exits 1 without it); and `success`, `message`,
 /// `file_count`, `size_bytes` at the top level, which the v0.7 client reads.
 fn deploy_answer(result: &DeployResult, url: &str, warning: Option<&str>) -> serde_json::Value {
+    let files = match result.file_count {
+        1 => "1 file".to_string(),
+        n => format!("{n} files"),
+    };
     let message = format!(
-        "deployed {} files to {} as deployment {}",
-        result.file_count, result.site, result.deployment
+        "deployed {files} to {} as deployment {}",
+        result.site, result.deployment
     );
     let mut body = result.to_json();
     body["previous"] = serde_json::json!(result.previous);
@@ -630,6 +634,20 @@ pub fn remove_own_leftovers(temp_dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_site_inside_one_folder_is_warned_about() {
+        let warned = |paths: &[&str]| nested_site_warning(paths);
+        assert!(warned(&["dist/app.js", "dist/index.html"])
+            .unwrap()
+            .contains("'dist/'"));
+        assert_eq!(warned(&["dist/a.js", "index.html"]), None);
+        assert_eq!(warned(&["a/index.html", "b/index.html"]), None);
+        assert_eq!(warned(&["index.html"]), None);
+        // A folder's own index.html at the root is a site, even if nothing else is there.
+        assert_eq!(warned(&["docs/a.html", "index.html"]), None);
+        assert_eq!(warned(&[]), None);
+    }
 
     #[test]
     fn the_rate_limit_counts_per_key_within_a_minute() {
