@@ -251,11 +251,12 @@ pub fn open_and_migrate(path: &Path, limits: &Limits) -> Result<Connection, DbEr
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         private_dir(parent)?;
     }
-    private_files(path)?;
+    create_private(path)?;
     let mut conn = open_write(path, limits)?;
     // SQLite gives a new WAL and SHM its database's mode; ones left by an older fazt keep
-    // theirs until changed.
-    private_files(path)?;
+    // theirs until changed. (Only a chmod by path here: closing another descriptor of an
+    // open database would drop this process's POSIX locks on it.)
+    private_modes(path)?;
     migrate::run(&mut conn)?;
     Ok(conn)
 }
@@ -273,10 +274,13 @@ pub fn private_dir(dir: &Path) -> Result<(), DbError> {
         .context(format!("making {} private (mode 0700)", dir.display()))
 }
 
-/// Creates the database file `0600` if it is new (SQLite would create it `0644`) and makes
-/// an existing one, its WAL and its SHM `0600`: they hold the key hashes and visitor data.
-fn private_files(path: &Path) -> Result<(), DbError> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+/// Creates the database file `0600` if it is new (SQLite would create it `0644`), before
+/// SQLite opens it in this process.
+fn create_private(path: &Path) -> Result<(), DbError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.exists() {
+        return Ok(());
+    }
     std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -284,6 +288,13 @@ fn private_files(path: &Path) -> Result<(), DbError> {
         .mode(0o600)
         .open(path)
         .context(format!("creating {}", path.display()))?;
+    Ok(())
+}
+
+/// Makes the database, its WAL and its SHM `0600`: they hold the key hashes and visitor
+/// data.
+fn private_modes(path: &Path) -> Result<(), DbError> {
+    use std::os::unix::fs::PermissionsExt;
     for suffix in ["", "-wal", "-shm"] {
         let mut name = path.as_os_str().to_owned();
         name.push(suffix);

@@ -223,7 +223,8 @@ fn announce(listener: &TcpListener, role: &str) {
 
 /// The temp dir holds uploads in progress: private like the data dir when fazt owns it
 /// (the default `<data dir>/tmp`, or one it creates); a shared one given by
-/// `--temp-dir` keeps its mode, and each upload's own directory is private.
+/// `--temp-dir` keeps its mode, and each upload's files in it are private anyway (spooled
+/// bodies `0600`, extraction dirs `0700`).
 fn prepare_temp_dir(temp_dir: &Path, data_dir: &Path) -> Result<(), String> {
     if temp_dir.starts_with(data_dir) || !temp_dir.exists() {
         crate::db::private_dir(temp_dir).map_err(|e| e.to_string())
