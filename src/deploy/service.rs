@@ -482,8 +482,7 @@ pub(crate) fn nested_site_warning(paths: &[&str]) -> Option<String> {
     (all_inside && !root_index).then(|| {
         format!(
             "every file is inside the folder '{folder}/' and there is no index.html at the \
-             root, so the site's / is a 404; deploy the folder's contents instead \
-             (e.g. 'fazt deploy {folder}/')"
+             root, so the site's / is a 404; publish what is inside '{folder}/' instead"
         )
     })
 }
