@@ -3,6 +3,7 @@
 //! batches together with their roll-ups.
 
 pub(crate) mod api;
+pub mod filter;
 pub mod event;
 pub(crate) mod ingest;
 pub(crate) mod links;
