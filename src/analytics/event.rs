@@ -41,6 +41,10 @@ pub struct Event {
 }
 
 pub const PAGEVIEW: &str = "pageview";
+/// A GET on a hosted site that found no file (a broken link).
+pub const NOT_FOUND: &str = "404";
+/// A followed short link (`/r/<slug>`), never mixed with the `click` events pages send.
+pub const REDIRECT_CLICK: &str = "redirect";
 
 /// Days since the Unix epoch (UTC) of a unix time.
 pub fn day_of(ts: i64) -> i64 {

@@ -4,7 +4,8 @@
 //! never wait on the database, and a full queue costs the event, never the response.
 
 use super::event::EventQueue;
-use super::event::{Event, SaltBook, Source, PAGEVIEW};
+use super::event::{Event, SaltBook, Source, NOT_FOUND, PAGEVIEW};
+use super::filter::{not_a_visit, Ignored, FILTER_STATS};
 use super::proxies::TrustedProxies;
 use crate::http::{Body, Method, Request, Response};
 use crate::platform::clock::unix_now;
@@ -57,10 +58,59 @@ impl Endpoint<'_> {
     }
 }
 
+/// Whether fazt serves a host (one of its sites under its domain); given by the server.
+pub type ServesHost = Box<dyn Fn(&str) -> bool + Send + Sync>;
+
 pub struct Ingest {
     pub queue: EventQueue,
     pub salts: Arc<SaltBook>,
     pub proxies: TrustedProxies,
+    /// `/track` and `/pixel.gif` record events only for hosts fazt serves and these.
+    pub track_domains: TrackDomains,
+    pub serves_host: ServesHost,
+}
+
+/// `FAZT_TRACK_DOMAINS`: hosts outside fazt whose pages may send events, comma-separated;
+/// `*.example.com` allows every subdomain of example.com (not example.com itself).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrackDomains {
+    exact: Vec<String>,
+    suffixes: Vec<String>,
+}
+
+impl TrackDomains {
+    pub fn parse(text: &str) -> Result<TrackDomains, String> {
+        let mut list = TrackDomains::default();
+        for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let item = item.to_ascii_lowercase();
+            let (host, wildcard) = match item.strip_prefix("*.") {
+                Some(rest) => (rest.to_string(), true),
+                None => (item.clone(), false),
+            };
+            let valid = !host.is_empty()
+                && host.split('.').all(|label| {
+                    !label.is_empty()
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if !valid {
+                return Err(format!(
+                    "'{item}' is not a host name (like example.com) or a wildcard (like *.example.com)"
+                ));
+            }
+            if wildcard {
+                list.suffixes.push(format!(".{host}"));
+            } else {
+                list.exact.push(host);
+            }
+        }
+        Ok(list)
+    }
+
+    pub fn allows(&self, host: &str) -> bool {
+        self.exact.iter().any(|h| h == host) || self.suffixes.iter().any(|s| host.ends_with(s))
+    }
 }
 
 impl Ingest {
@@ -75,17 +125,39 @@ impl Ingest {
 
     /// Builds an event with the common fields and hands it to the writer.
     pub fn record(&self, request: &Request, mut event: Event) {
+        // A site's own host is never its referrer: that is navigation inside the site.
+        if event.referrer.as_deref() == Some(event.domain.as_str()) {
+            event.referrer = None;
+        }
         let ip = self.proxies.client_ip(request);
         let agent = request.header_str("user-agent").unwrap_or("");
         event.visitor = self.salts.visitor(&event.domain, ip, agent);
         self.queue.try_record(event);
     }
 
+    /// Whether `request` is a person's visit; if not, counts why.
+    pub fn is_visit(&self, request: &Request) -> bool {
+        match not_a_visit(request) {
+            Some(reason) => {
+                FILTER_STATS.count(reason);
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// Whether events for `domain` are taken: a host fazt serves, or an allowed one.
+    fn accepts(&self, domain: &str) -> bool {
+        let accepted = (self.serves_host)(domain) || self.track_domains.allows(domain);
+        if !accepted {
+            FILTER_STATS.count(Ignored::ForeignHost);
+        }
+        accepted
+    }
+
     fn track(&self, request: &Request) -> Response {
         match request.method {
-            Method::Options => {
-                return cors(Response::new(204)).header("Access-Control-Max-Age", "86400")
-            }
+            Method::Options => return preflight(),
             Method::Post => {}
             _ => {
                 return cors(Response::error(405, "use POST to send events to /track"))
@@ -107,9 +179,20 @@ impl Ingest {
             .as_deref()
             .or(referer_header)
             .and_then(host_of_url);
+        let domain = clean_domain(&domain);
+        if !self.accepts(&domain) {
+            let message = format!(
+                "events for '{domain}' are not accepted: it is not a site of this server; \
+                 add it to FAZT_TRACK_DOMAINS to accept a site hosted elsewhere"
+            );
+            return cors(Response::error(400, &message));
+        }
+        if !self.is_visit(request) {
+            return cors(Response::new(204));
+        }
         let event = Event {
             ts: unix_now(),
-            domain: clean_domain(&domain),
+            domain,
             path: fields.p.map(|p| clip(&p)),
             kind: fields
                 .e
@@ -128,15 +211,30 @@ impl Ingest {
     fn pixel(&self, request: &Request) -> Response {
         // HEAD (a link checker, a prefetch) is not a view.
         if request.method == Method::Get {
-            let params = QueryParams::parse(request.query());
-            let referer = request.header_str("referer");
-            let domain = params
-                .get("domain")
-                .or_else(|| referer.and_then(host_of_url))
-                .unwrap_or_else(|| "unknown".to_string());
+            self.pixel_event(request);
+        }
+        // The image is always answered, whatever happened to the event; never cached, so
+        // each view asks again (no-store alone says it: Pragma and Expires are HTTP/1.0).
+        Response::new(200)
+            .header("Cache-Control", "no-store")
+            .body("image/gif", Body::Static(&PIXEL_GIF))
+    }
+
+    fn pixel_event(&self, request: &Request) {
+        let params = QueryParams::parse(request.query());
+        let referer = request.header_str("referer");
+        let domain = params
+            .get("domain")
+            .or_else(|| referer.and_then(host_of_url))
+            .unwrap_or_else(|| "unknown".to_string());
+        let domain = clean_domain(&domain);
+        if !self.accepts(&domain) || !self.is_visit(request) {
+            return;
+        }
+        {
             let event = Event {
                 ts: unix_now(),
-                domain: clean_domain(&domain),
+                domain,
                 path: None,
                 kind: params
                     .get("source")
@@ -153,27 +251,40 @@ impl Ingest {
             };
             self.record(request, event);
         }
-        // The image is always answered, whatever happened to the event.
-        Response::new(200)
-            .header("Cache-Control", "no-cache, no-store, must-revalidate")
-            .header("Pragma", "no-cache")
-            .header("Expires", "0")
-            .body("image/gif", Body::Static(&PIXEL_GIF))
     }
 
-    /// A pageview of a hosted site (an HTML page answered 2xx).
-    pub fn record_pageview(&self, request: &Request, domain: &str) {
-        let (path, kind) = (request.path().to_string(), PAGEVIEW.to_string());
-        let event = event_for(request, domain.to_string(), path, kind, Source::Page);
-        self.record(request, event);
+    /// A pageview of a hosted site's page, under the page's canonical path.
+    pub fn record_pageview(&self, request: &Request, domain: &str, page: &str) {
+        if self.is_visit(request) {
+            let kind = PAGEVIEW.to_string();
+            let event = event_for(request, domain.to_string(), page.to_string(), kind, Source::Page);
+            self.record(request, event);
+        }
+    }
+
+    /// A GET on a hosted site that found nothing: its own event type, so owners see
+    /// broken links (by path and referrer).
+    pub fn record_not_found(&self, request: &Request, domain: &str) {
+        if self.is_visit(request) {
+            let (path, kind) = (request.path().to_string(), NOT_FOUND.to_string());
+            let event = event_for(request, domain.to_string(), path, kind, Source::Page);
+            self.record(request, event);
+        }
     }
 }
 
+/// What every `/track` answer carries, so a page on any origin can read it.
 fn cors(response: Response) -> Response {
-    response
-        .header("Access-Control-Allow-Origin", "*")
+    response.header("Access-Control-Allow-Origin", "*")
+}
+
+/// The answer to a CORS preflight of `/track`: the only response that needs the
+/// methods, headers and how long the browser may remember them.
+fn preflight() -> Response {
+    cors(Response::new(204))
         .header("Access-Control-Allow-Methods", "POST, OPTIONS")
         .header("Access-Control-Allow-Headers", "Content-Type")
+        .header("Access-Control-Max-Age", "86400")
 }
 
 /// The fields of a `/track` body, type-checked.

@@ -5,7 +5,7 @@
 pub(crate) mod api;
 pub mod filter;
 pub mod event;
-pub(crate) mod ingest;
+pub mod ingest;
 pub(crate) mod links;
 pub(crate) mod manage;
 pub(crate) mod proxies;

@@ -68,8 +68,10 @@ impl Bucket {
 /// What [`stats`] reports on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatsQuery {
-    /// The site (domain); `None` for all sites together.
+    /// The site as asked for, echoed in the answer.
     pub site: Option<String>,
+    /// The domains (hosts) counted; `None` for all sites together.
+    pub domains: Option<Vec<String>>,
     /// Unix seconds, half-open `[from, to)`, widened to whole hours.
     pub from: i64,
     pub to: i64,
@@ -103,7 +105,7 @@ impl Totals {
 pub fn stats(conn: &Connection, q: &StatsQuery) -> Result<Value, DbError> {
     let hour_from = q.from.div_euclid(HOUR);
     let hour_to = div_ceil(q.to, HOUR).max(hour_from);
-    let domains = domain_ids(conn, q.site.as_deref())?;
+    let domains = domain_ids(conn, q.domains.as_deref())?;
 
     let mut totals = Totals::default();
     let mut timeline: BTreeMap<i64, Totals> = BTreeMap::new();
@@ -389,7 +391,7 @@ pub const RECENT_SCAN_BUDGET: usize = 50_000;
 /// type or tag that was never seen gives an empty page.
 pub fn recent_events(
     conn: &Connection,
-    site: Option<&str>,
+    sites: Option<&[String]>,
     kind: Option<&str>,
     tag: Option<&str>,
     before_id: Option<i64>,
@@ -397,9 +399,10 @@ pub fn recent_events(
 ) -> Result<Value, DbError> {
     let limit = limit.clamp(1, MAX_RECENT);
     let empty = || Ok(json!({"events": [], "next_before": null}));
-    let domain = match site {
-        Some(s) => match string_id(conn, KIND_DOMAIN, s)? {
-            Some(id) => Some(id),
+    // A site seen under several hosts (the root site) lists its most used one's events.
+    let domain = match sites {
+        Some(names) => match domain_ids(conn, Some(names))?.first() {
+            Some(&id) => Some(id),
             None => return empty(),
         },
         None => None,
@@ -571,9 +574,15 @@ fn tags_sql(list: &str) -> String {
 // ---------------------------------------------------------------------------------------
 
 /// The domain ids a query covers: one site's (none if it was never seen) or all.
-fn domain_ids(conn: &Connection, site: Option<&str>) -> Result<Vec<i64>, DbError> {
-    match site {
-        Some(name) => Ok(string_id(conn, KIND_DOMAIN, name)?.into_iter().collect()),
+fn domain_ids(conn: &Connection, sites: Option<&[String]>) -> Result<Vec<i64>, DbError> {
+    match sites {
+        Some(names) => {
+            let mut ids = Vec::new();
+            for name in names {
+                ids.extend(string_id(conn, KIND_DOMAIN, name)?);
+            }
+            Ok(ids)
+        }
         None => Ok(all_domains(conn)?.into_iter().map(|(id, _)| id).collect()),
     }
 }
@@ -792,6 +801,7 @@ mod tests {
         let conn = migrated();
         let q = StatsQuery {
             site: Some("nope.example".into()),
+            domains: Some(vec!["nope.example".into()]),
             from: 0,
             to: 86_400,
             bucket: Bucket::Day,
@@ -801,7 +811,7 @@ mod tests {
         assert_eq!(v["totals"]["events"], 0);
         assert_eq!(v["timeline"], json!([]));
         assert_eq!(v["top_paths"], json!([]));
-        let r = recent_events(&conn, Some("nope.example"), None, None, None, 10).expect("recent");
+        let r = recent_events(&conn, Some(&["nope.example".into()]), None, None, None, 10).expect("recent");
         assert_eq!(r, json!({"events": [], "next_before": null}));
     }
 }

@@ -623,6 +623,7 @@ fn stats_equal_a_brute_force_recount() {
             for top in [3, 50] {
                 let q = StatsQuery {
                     site: site.clone(),
+                    domains: site.clone().map(|s| vec![s]),
                     from,
                     to,
                     bucket,
@@ -637,6 +638,7 @@ fn stats_equal_a_brute_force_recount() {
     // All sites over everything: the lists are not trivially empty.
     let q = StatsQuery {
         site: None,
+        domains: None,
         from: T0,
         to: T0 + 3 * DAY,
         bucket: Bucket::Day,
@@ -699,6 +701,7 @@ fn values_seen_only_outside_the_range_are_not_listed() {
         .expect("batch");
     let q = StatsQuery {
         site: None,
+        domains: None,
         from: T0 + 5 * HOUR,
         to: T0 + 2 * DAY,
         bucket: Bucket::Day,
@@ -739,6 +742,7 @@ fn stats_over_months_equal_a_brute_force_recount() {
         for bucket in [Bucket::Hour, Bucket::Day] {
             let site = [None, Some("blog.example.org")][i % 2].map(str::to_string);
             let q = StatsQuery {
+                domains: site.clone().map(|s| vec![s]),
                 site,
                 from,
                 to,
@@ -792,7 +796,7 @@ fn recent_events_page_by_id_and_filter() {
         let mut before = None;
         let mut pages = 0;
         loop {
-            let page = stats::recent_events(&conn, site, kind, tag, before, 7).expect("page");
+            let page = stats::recent_events(&conn, site.map(|s| vec![s.to_string()]).as_deref(), kind, tag, before, 7).expect("page");
             let list = page["events"].as_array().expect("events");
             assert!(list.len() <= 7);
             for e in list {
@@ -838,7 +842,7 @@ fn recent_events_page_by_id_and_filter() {
         (None, Some("nope"), None),
         (None, None, Some("nope")),
     ] {
-        let page = stats::recent_events(&conn, site, kind, tag, None, 10).expect("page");
+        let page = stats::recent_events(&conn, site.map(|s| vec![s.to_string()]).as_deref(), kind, tag, None, 10).expect("page");
         assert_eq!(page, json!({"events": [], "next_before": null}));
     }
     // An old cursor continues below it.

@@ -501,9 +501,16 @@ fn output_of(mut cmd: Command) -> (i32, String, String) {
 // Analytics: /track, the admin API and the database of a data dir
 // ---------------------------------------------------------------------------------------
 
-/// A server that commits analytics events within 50 ms.
+/// The hosts outside fazt that the analytics tests send events for.
+pub const TEST_TRACK_DOMAINS: &str = "*.test,*.example";
+
+/// A server that commits analytics events within 50 ms and accepts events for the test
+/// domains (`*.test`, `*.example`).
 pub fn fast_server() -> Server {
-    Server::builder().env("FAZT_EVENT_FLUSH", "50ms").start()
+    Server::builder()
+        .env("FAZT_EVENT_FLUSH", "50ms")
+        .env("FAZT_TRACK_DOMAINS", TEST_TRACK_DOMAINS)
+        .start()
 }
 
 /// One request on a fresh connection (`Connection: close`; a `Content-Length` whenever
