@@ -125,7 +125,10 @@ fn read(query: fn(&rusqlite::Connection) -> Result<Value, DbError>) -> Result<Va
 
 /// The domains `?site=` names: a site's name or a served host (its hosts), else a domain
 /// with events; anything else is a 404, so a typo is not mistaken for a quiet site.
-fn site_domains(params: &QueryParams, site_hosts: SiteHosts) -> Result<Option<Vec<String>>, ApiError> {
+fn site_domains(
+    params: &QueryParams,
+    site_hosts: SiteHosts,
+) -> Result<Option<Vec<String>>, ApiError> {
     let Some(site) = params.get("site").map(|s| s.to_ascii_lowercase()) else {
         return Ok(None);
     };

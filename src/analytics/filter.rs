@@ -107,7 +107,10 @@ struct BotList {
 impl BotList {
     fn new(text: &str) -> BotList {
         let (mut plain, mut lookaround) = (Vec::new(), Vec::new());
-        for pattern in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        for pattern in text
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
             if pattern.contains("(?<") || pattern.contains("(?!") || pattern.contains("(?=") {
                 match fancy_regex::Regex::new(&format!("(?i){pattern}")) {
                     Ok(re) => lookaround.push(re),

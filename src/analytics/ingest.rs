@@ -7,6 +7,7 @@ use super::event::EventQueue;
 use super::event::{Event, SaltBook, Source, NOT_FOUND, PAGEVIEW};
 use super::filter::{not_a_visit, Ignored, FILTER_STATS};
 use super::proxies::TrustedProxies;
+use crate::hosting::files::{etag_of_hash, respond, FileMeta};
 use crate::http::{Body, Method, Request, Response};
 use crate::platform::clock::unix_now;
 use serde_json::Value;
@@ -18,6 +19,14 @@ pub const PIXEL_GIF: [u8; 42] = [
     0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
     0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x01, 0x44, 0x00, 0x3b,
 ];
+
+/// fazt's own tracking script, served at [`SCRIPT_PATHS`] on every host.
+pub const TRACK_JS: &[u8] = include_bytes!("../../assets/track.min.js");
+/// Where the script is served: the Go fazt's documented path, and a short one.
+pub const SCRIPT_PATHS: [&str; 2] = ["/static/js/track.min.js", "/fazt.js"];
+/// Browsers revalidate the script hourly (its URL never changes, its content may with an
+/// upgrade); the ETag makes that a 304.
+const SCRIPT_CACHE_CONTROL: &str = "public, max-age=3600";
 
 /// `/track` bodies: a beacon is small; more is abuse.
 pub const TRACK_BODY_LIMIT: u64 = 10 * 1024;
@@ -33,6 +42,7 @@ const MAX_TAGS: usize = 20;
 pub enum Endpoint<'a> {
     Track,
     Pixel,
+    Script,
     Redirect(&'a str),
     Webhook(&'a str),
 }
@@ -42,6 +52,7 @@ impl Endpoint<'_> {
         match path {
             "/track" => Some(Endpoint::Track),
             "/pixel.gif" => Some(Endpoint::Pixel),
+            _ if SCRIPT_PATHS.contains(&path) => Some(Endpoint::Script),
             _ => path
                 .strip_prefix("/r/")
                 .map(Endpoint::Redirect)
@@ -53,7 +64,7 @@ impl Endpoint<'_> {
         match self {
             Endpoint::Track => TRACK_BODY_LIMIT,
             Endpoint::Webhook(_) => WEBHOOK_BODY_LIMIT,
-            Endpoint::Pixel | Endpoint::Redirect(_) => 0,
+            Endpoint::Pixel | Endpoint::Script | Endpoint::Redirect(_) => 0,
         }
     }
 }
@@ -118,6 +129,7 @@ impl Ingest {
         match endpoint {
             Endpoint::Track => self.track(request),
             Endpoint::Pixel => self.pixel(request),
+            Endpoint::Script => script(request),
             Endpoint::Redirect(slug) => super::links::redirect(self, slug, request),
             Endpoint::Webhook(name) => super::links::webhook(self, name, request),
         }
@@ -257,7 +269,13 @@ impl Ingest {
     pub fn record_pageview(&self, request: &Request, domain: &str, page: &str) {
         if self.is_visit(request) {
             let kind = PAGEVIEW.to_string();
-            let event = event_for(request, domain.to_string(), page.to_string(), kind, Source::Page);
+            let event = event_for(
+                request,
+                domain.to_string(),
+                page.to_string(),
+                kind,
+                Source::Page,
+            );
             self.record(request, event);
         }
     }
@@ -271,6 +289,25 @@ impl Ingest {
             self.record(request, event);
         }
     }
+}
+
+/// The tracking script, with its ETag (If-None-Match → 304) and Range support.
+fn script(request: &Request) -> Response {
+    static META: std::sync::LazyLock<FileMeta> = std::sync::LazyLock::new(|| {
+        use sha2::Digest;
+        let hash: [u8; 32] = sha2::Sha256::digest(TRACK_JS).into();
+        FileMeta {
+            etag: Arc::from(etag_of_hash(&hash)),
+            mime: Arc::from("text/javascript; charset=utf-8"),
+            cache_control: SCRIPT_CACHE_CONTROL,
+            size: TRACK_JS.len() as u64,
+        }
+    });
+    let body = |start: u64, len: u64| {
+        let range = usize::try_from(start).unwrap_or(0)..usize::try_from(start + len).unwrap_or(0);
+        Body::Static(TRACK_JS.get(range).unwrap_or_default())
+    };
+    respond(request, &META, 200, body)
 }
 
 /// What every `/track` answer carries, so a page on any origin can read it.
@@ -474,6 +511,11 @@ mod tests {
     fn endpoints() {
         assert_eq!(Endpoint::of("/track"), Some(Endpoint::Track));
         assert_eq!(Endpoint::of("/pixel.gif"), Some(Endpoint::Pixel));
+        assert_eq!(Endpoint::of("/fazt.js"), Some(Endpoint::Script));
+        assert_eq!(
+            Endpoint::of("/static/js/track.min.js"),
+            Some(Endpoint::Script)
+        );
         assert_eq!(Endpoint::of("/r/promo"), Some(Endpoint::Redirect("promo")));
         assert_eq!(Endpoint::of("/r/"), Some(Endpoint::Redirect("")));
         assert_eq!(Endpoint::of("/webhook/gh"), Some(Endpoint::Webhook("gh")));

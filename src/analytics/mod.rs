@@ -3,8 +3,8 @@
 //! batches together with their roll-ups.
 
 pub(crate) mod api;
-pub mod filter;
 pub mod event;
+pub mod filter;
 pub mod ingest;
 pub(crate) mod links;
 pub(crate) mod manage;

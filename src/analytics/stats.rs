@@ -811,7 +811,8 @@ mod tests {
         assert_eq!(v["totals"]["events"], 0);
         assert_eq!(v["timeline"], json!([]));
         assert_eq!(v["top_paths"], json!([]));
-        let r = recent_events(&conn, Some(&["nope.example".into()]), None, None, None, 10).expect("recent");
+        let r = recent_events(&conn, Some(&["nope.example".into()]), None, None, None, 10)
+            .expect("recent");
         assert_eq!(r, json!({"events": [], "next_before": null}));
     }
 }

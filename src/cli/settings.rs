@@ -16,8 +16,8 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, Args, Command};
 
-use crate::analytics::proxies::TrustedProxies;
 use crate::analytics::ingest::TrackDomains;
+use crate::analytics::proxies::TrustedProxies;
 use crate::db::events::BatchPolicy;
 use crate::deploy::limits::DeployLimits;
 use crate::http::conn::ConnLimits;

@@ -177,12 +177,12 @@ pub fn run(mut config: Config) -> Result<i32, String> {
 /// Whether a host names one of the sites fazt serves now (the router's rule, then the
 /// site table): the hosts `/track` and `/pixel.gif` take events for without an allowlist.
 fn serves_host(sites: Arc<SiteServer>, domain: String) -> crate::analytics::ingest::ServesHost {
-    Box::new(move |host: &str| {
-        match router::Route::of(host, "/", &domain).target(host, || "/") {
+    Box::new(
+        move |host: &str| match router::Route::of(host, "/", &domain).target(host, || "/") {
             router::Target::Site(name) => sites.table.current(name).is_some(),
             _ => false,
-        }
-    })
+        },
+    )
 }
 
 /// At first start (or whenever no key exists, so an owner who revoked every key can get

@@ -95,9 +95,10 @@ impl CoreService {
             Target::Site(site) => {
                 let (response, served) = self.app.sites.serve(site, &request);
                 match served {
-                    Served::Page(page) if self.app.config.auto_pageviews => {
-                        self.app.ingest.record_pageview(&request, &request.host, &page)
-                    }
+                    Served::Page(page) if self.app.config.auto_pageviews => self
+                        .app
+                        .ingest
+                        .record_pageview(&request, &request.host, &page),
                     Served::NotFound => self.app.ingest.record_not_found(&request, &request.host),
                     _ => {}
                 }

@@ -796,7 +796,15 @@ fn recent_events_page_by_id_and_filter() {
         let mut before = None;
         let mut pages = 0;
         loop {
-            let page = stats::recent_events(&conn, site.map(|s| vec![s.to_string()]).as_deref(), kind, tag, before, 7).expect("page");
+            let page = stats::recent_events(
+                &conn,
+                site.map(|s| vec![s.to_string()]).as_deref(),
+                kind,
+                tag,
+                before,
+                7,
+            )
+            .expect("page");
             let list = page["events"].as_array().expect("events");
             assert!(list.len() <= 7);
             for e in list {
@@ -842,7 +850,15 @@ fn recent_events_page_by_id_and_filter() {
         (None, Some("nope"), None),
         (None, None, Some("nope")),
     ] {
-        let page = stats::recent_events(&conn, site.map(|s| vec![s.to_string()]).as_deref(), kind, tag, None, 10).expect("page");
+        let page = stats::recent_events(
+            &conn,
+            site.map(|s| vec![s.to_string()]).as_deref(),
+            kind,
+            tag,
+            None,
+            10,
+        )
+        .expect("page");
         assert_eq!(page, json!({"events": [], "next_before": null}));
     }
     // An old cursor continues below it.
