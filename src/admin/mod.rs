@@ -207,8 +207,12 @@ impl AdminApi {
         };
         self.ctx.sites.table.current(name)?;
         let mut hosts = vec![format!("{name}.{domain}")];
-        if name == "root" && domain != "localhost" {
+        if name == "root" {
             hosts.insert(0, domain.clone());
+        }
+        // A host given as such is read first (the events of /api/events).
+        if let Some(at) = hosts.iter().position(|h| h == site) {
+            hosts.swap(0, at);
         }
         Some(hosts)
     }

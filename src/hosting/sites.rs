@@ -148,7 +148,8 @@ impl SiteServer {
                 };
                 (response, served)
             }
-            Ok(None) if request.method == Method::Get => {
+            // A host naming no site is no one's broken link.
+            Ok(None) if request.method == Method::Get && self.table.current(site).is_some() => {
                 (self.not_found(site, request), Served::NotFound)
             }
             Ok(None) => (self.not_found(site, request), Served::Other),
