@@ -4,7 +4,7 @@
 //! never wait on the database, and a full queue costs the event, never the response.
 
 use super::event::EventQueue;
-use super::event::{Event, SaltBook, Source, NOT_FOUND, PAGEVIEW};
+use super::event::{Event, SaltBook, Source, Utm, NOT_FOUND, PAGEVIEW};
 use super::filter::{not_a_visit, Ignored, FILTER_STATS};
 use super::proxies::TrustedProxies;
 use crate::hosting::files::{etag_of_hash, respond, FileMeta};
@@ -180,6 +180,7 @@ impl Ingest {
             Ok(fields) => fields,
             Err(message) => return cors(Response::error(400, &message)),
         };
+        let utm = fields.utm();
         let referer_header = request.header_str("referer");
         let domain = fields
             .d
@@ -205,7 +206,11 @@ impl Ingest {
         let event = Event {
             ts: unix_now(),
             domain,
-            path: fields.p.map(|p| clip(&p)),
+            // A page is its path: the query (campaigns are kept apart) and fragment are not.
+            path: fields
+                .p
+                .map(|p| clip(p.split(['?', '#']).next().unwrap_or_default()))
+                .filter(|p| !p.is_empty()),
             kind: fields
                 .e
                 .map(|e| clip(&e))
@@ -215,6 +220,7 @@ impl Ingest {
             source: Source::Track,
             tags: fields.t,
             query: fields.q,
+            utm,
         };
         self.record(request, event);
         cors(Response::new(204))
@@ -260,6 +266,7 @@ impl Ingest {
                     .map(|t| split_tags(&t))
                     .unwrap_or_default(),
                 query: None,
+                utm: Utm::from_params(|name| params.get(name)),
             };
             self.record(request, event);
         }
@@ -334,6 +341,31 @@ struct TrackFields {
     t: Vec<String>,
     referrer: Option<String>,
     q: Option<String>,
+}
+
+impl TrackFields {
+    /// Campaign parameters: from `q` (what fazt's script sends), else from the query
+    /// string of `p`.
+    fn utm(&self) -> Utm {
+        let q: Option<serde_json::Map<String, Value>> =
+            self.q.as_deref().and_then(|q| serde_json::from_str(q).ok());
+        let from_q = Utm::from_params(|name| {
+            q.as_ref()?.get(name).map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+        });
+        if from_q != Utm::default() {
+            return from_q;
+        }
+        let query = self
+            .p
+            .as_deref()
+            .and_then(|p| p.split_once('?'))
+            .map(|(_, q)| q);
+        let params = QueryParams::parse(query.unwrap_or_default());
+        Utm::from_params(|name| params.get(name))
+    }
 }
 
 /// Parses a `/track` body (any Content-Type: `sendBeacon` sends `text/plain`).
@@ -500,6 +532,10 @@ pub(super) fn event_for(
         source,
         tags: Vec::new(),
         query: None,
+        utm: {
+            let params = QueryParams::parse(request.query());
+            Utm::from_params(|name| params.get(name))
+        },
     }
 }
 

@@ -24,7 +24,8 @@ use serde_json::{json, Value};
 
 use super::store::{
     first_day_of_month, month_of_day, source_name, string_id, DIMS, DIM_PATH, DIM_REDIRECT,
-    DIM_REFERRER, DIM_TAG, DIM_TYPE, KIND_DOMAIN, KIND_TAG, KIND_TYPE,
+    DIM_REFERRER, DIM_TAG, DIM_TYPE, DIM_UTM_CAMPAIGN, DIM_UTM_MEDIUM, DIM_UTM_SOURCE, KIND_DOMAIN,
+    KIND_TAG, KIND_TYPE,
 };
 use crate::db::{Context, DbError};
 
@@ -98,7 +99,8 @@ impl Totals {
 /// Totals, a timeline and top lists for one site (or all) over a range:
 /// `{site, from, to, bucket, totals: {events, pageviews, visitors}, timeline: [{t, events,
 /// pageviews, visitors}], top_paths, top_referrers, top_tags, event_types,
-/// redirect_clicks: [{value, count}]}`. `from`/`to` echo the hour-aligned range used; the
+/// redirect_clicks, top_utm_sources, top_utm_mediums, top_utm_campaigns: [{value,
+/// count}]}`. `from`/`to` echo the hour-aligned range used; the
 /// timeline lists non-empty buckets only, `t` being the bucket's start; top lists are
 /// sorted by count, then value. Paths count pageviews; referrers, types and tags count
 /// all events; `redirect_clicks` values are slugs.
@@ -179,6 +181,9 @@ pub fn stats(conn: &Connection, q: &StatsQuery) -> Result<Value, DbError> {
         "top_tags": top(DIM_TAG)?,
         "event_types": top(DIM_TYPE)?,
         "redirect_clicks": top(DIM_REDIRECT)?,
+        "top_utm_sources": top(DIM_UTM_SOURCE)?,
+        "top_utm_mediums": top(DIM_UTM_MEDIUM)?,
+        "top_utm_campaigns": top(DIM_UTM_CAMPAIGN)?,
     }))
 }
 
@@ -386,7 +391,7 @@ pub const MAX_RECENT: usize = 1_000;
 pub const RECENT_SCAN_BUDGET: usize = 50_000;
 
 /// Raw events, newest first: `{events: [{id, ts, domain, path, type, referrer, source,
-/// tags: [..], q}], next_before}`. Pass `next_before` back as `before_id` for the next
+/// tags: [..], q, utm: {source, medium, campaign}}], next_before}`. Pass `next_before` back as `before_id` for the next
 /// page; it is `null` when there is nothing older. `limit` is clamped to 1..=1000. A site,
 /// type or tag that was never seen gives an empty page.
 pub fn recent_events(
@@ -491,6 +496,11 @@ pub fn recent_events(
                 "source": source_name(row.get(6)?),
                 "tags": tag_names,
                 "q": query.map(|text| serde_json::from_str(&text).unwrap_or(Value::String(text))),
+                "utm": {
+                    "source": name(row.get(9)?)?,
+                    "medium": name(row.get(10)?)?,
+                    "campaign": name(row.get(11)?)?,
+                },
             }));
         }
         if scanned >= RECENT_SCAN_BUDGET && (type_id.is_some() || tag_needle.is_some()) {
@@ -501,10 +511,11 @@ pub fn recent_events(
     Ok(json!({"events": events, "next_before": next_before}))
 }
 
-const RECENT_BY_SITE: &str = "SELECT id, ts, domain, path, type, referrer, source, tags, query \
-     FROM events WHERE domain = ?1 AND id < ?2 ORDER BY id DESC";
-const RECENT_ALL: &str = "SELECT id, ts, domain, path, type, referrer, source, tags, query \
-     FROM events WHERE id < ?1 ORDER BY id DESC";
+const RECENT_BY_SITE: &str = "SELECT id, ts, domain, path, type, referrer, source, tags, query, \
+     utm_source, utm_medium, utm_campaign FROM events WHERE domain = ?1 AND id < ?2 \
+     ORDER BY id DESC";
+const RECENT_ALL: &str = "SELECT id, ts, domain, path, type, referrer, source, tags, query, \
+     utm_source, utm_medium, utm_campaign FROM events WHERE id < ?1 ORDER BY id DESC";
 
 // ---------------------------------------------------------------------------------------
 // Domains and tags

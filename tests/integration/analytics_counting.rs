@@ -462,3 +462,41 @@ fn a_browser_running_the_script_records_a_pageview() {
         "{list:?}"
     );
 }
+
+#[test]
+fn utm_parameters_are_campaign_dimensions_in_stats_and_events() {
+    let data = blog_data(&[]);
+    let server = start(data.path(), &[]);
+    let ua = ("User-Agent", CHROME_UA);
+    let page = "/about?utm_source=newsletter&utm_medium=email&utm_campaign=spring";
+    assert_eq!(get_as(&server, "blog.localhost", page, &[ua]).status, 200);
+    let beacon = json!({"h": "blog.localhost", "p": "/",
+                        "q": {"utm_source": "mastodon", "utm_campaign": "spring"}});
+    assert_eq!(track_with(&server, &beacon.to_string(), &[ua]).status, 204);
+    let in_path = json!({"h": "blog.localhost", "p": "/?utm_source=newsletter&x=1"});
+    assert_eq!(track_with(&server, &in_path.to_string(), &[ua]).status, 204);
+    flush(&server, "/m7");
+    let stats = get_json(&server, "/api/stats?site=blog");
+    assert_eq!(
+        stats["top_utm_sources"],
+        json!([{"value": "newsletter", "count": 2}, {"value": "mastodon", "count": 1}])
+    );
+    assert_eq!(
+        stats["top_utm_mediums"],
+        json!([{"value": "email", "count": 1}])
+    );
+    assert_eq!(
+        stats["top_utm_campaigns"],
+        json!([{"value": "spring", "count": 2}])
+    );
+    assert_eq!(
+        stats["top_paths"],
+        json!([{"value": "/", "count": 2}, {"value": "/about", "count": 1}]),
+        "the query string is not part of a page"
+    );
+    let first = &recorded(&server)[0];
+    assert_eq!(
+        first["utm"],
+        json!({"source": "newsletter", "medium": "email", "campaign": "spring"})
+    );
+}
