@@ -560,6 +560,27 @@ mod tests {
     }
 
     #[test]
+    fn track_domains() {
+        let list = TrackDomains::parse(" Shop.Example.com, *.docs.example ,").unwrap();
+        assert!(list.allows("shop.example.com"));
+        assert!(
+            !list.allows("www.shop.example.com"),
+            "exact names are exact"
+        );
+        assert!(list.allows("a.docs.example") && list.allows("a.b.docs.example"));
+        assert!(
+            !list.allows("docs.example"),
+            "a wildcard is for subdomains only"
+        );
+        assert!(!list.allows("evildocs.example"));
+        assert_eq!(TrackDomains::parse("").unwrap(), TrackDomains::default());
+        for bad in ["http://a.com", "a..com", "*", "*.", "a com", "a.com/x"] {
+            let err = TrackDomains::parse(bad).unwrap_err();
+            assert!(err.contains("host name"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn track_bodies() {
         let f = parse_track(br#"{"h":"a.com","p":"/x","e":"signup","t":["a","b, c"],"ref":"https://g.co/s","q":{"n":1,"ok":true,"s":"x"}}"#).unwrap();
         assert_eq!(f.h.as_deref(), Some("a.com"));
