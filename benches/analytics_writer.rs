@@ -272,6 +272,7 @@ impl Traffic {
             visitor,
             source,
             tags,
+            utm: Default::default(),
             query: match rng.below(20) {
                 0 => Some(format!(r#"{{"utm_source":"s{}"}}"#, rng.below(5))),
                 _ => None,

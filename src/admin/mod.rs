@@ -200,8 +200,32 @@ impl AdminApi {
         Some(response)
     }
 
+    /// The hosts a site is served on, given its name or one of its hosts: `blog` or
+    /// `blog.DOMAIN` → `blog.DOMAIN`; `root` → `DOMAIN` and `root.DOMAIN`.
+    fn site_hosts(&self, site: &str) -> Option<Vec<String>> {
+        let domain = &self.ctx.domain;
+        let name = if site == domain.as_str() {
+            "root"
+        } else {
+            site.strip_suffix(domain.as_str())
+                .and_then(|rest| rest.strip_suffix('.'))
+                .unwrap_or(site)
+        };
+        self.ctx.sites.table.current(name)?;
+        let mut hosts = vec![format!("{name}.{domain}")];
+        if name == "root" {
+            hosts.insert(0, domain.clone());
+        }
+        // A host given as such is read first (the events of /api/events).
+        if let Some(at) = hosts.iter().position(|h| h == site) {
+            hosts.swap(0, at);
+        }
+        Some(hosts)
+    }
+
     fn route_analytics(&self, request: &Request, reply: Reply) -> Option<Response> {
-        match crate::analytics::api::route(request) {
+        let site_hosts = |site: &str| self.site_hosts(site);
+        match crate::analytics::api::route(request, &site_hosts) {
             Some(Routed::Now(Ok(response))) => Some(response),
             Some(Routed::Now(Err(e))) => Some(error_response(&e)),
             Some(Routed::Write(change)) => {

@@ -29,14 +29,18 @@ pub enum Routed {
     Write(Change),
 }
 
+/// The hosts a site parameter names when it is a site's name or a host fazt serves (its
+/// events are recorded under the host they were seen on); given by the admin API.
+pub type SiteHosts<'a> = &'a dyn Fn(&str) -> Option<Vec<String>>;
+
 /// Answers the analytics routes; `None` when the path is not one of them.
-pub fn route(request: &Request) -> Option<Routed> {
+pub fn route(request: &Request, site_hosts: SiteHosts) -> Option<Routed> {
     let path = request.path();
     let params = QueryParams::parse(request.query());
     let reading = matches!(request.method, Method::Get | Method::Head);
     let result = match path {
-        "/api/stats" if reading => get_stats(&params),
-        "/api/events" if reading => get_events(&params),
+        "/api/stats" if reading => get_stats(&params, site_hosts),
+        "/api/events" if reading => get_events(&params, site_hosts),
         "/api/domains" if reading => read(stats::domains),
         "/api/tags" if reading => read(stats::tags),
         "/api/redirects" if reading => read(manage::list_redirects),
@@ -119,7 +123,31 @@ fn read(query: fn(&rusqlite::Connection) -> Result<Value, DbError>) -> Result<Va
     Ok(read_db(query)?)
 }
 
-fn get_stats(params: &QueryParams) -> Result<Value, ApiError> {
+/// The domains `?site=` names: a site's name or a served host (its hosts), else a domain
+/// with events; anything else is a 404, so a typo is not mistaken for a quiet site.
+fn site_domains(
+    params: &QueryParams,
+    site_hosts: SiteHosts,
+) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(site) = params.get("site").map(|s| s.to_ascii_lowercase()) else {
+        return Ok(None);
+    };
+    if let Some(hosts) = site_hosts(&site) {
+        return Ok(Some(hosts));
+    }
+    let known = read_db(|conn| {
+        super::store::string_id(conn, super::store::KIND_DOMAIN, &site).map(|id| id.is_some())
+    })?;
+    if known {
+        Ok(Some(vec![site]))
+    } else {
+        Err(ApiError::NotFound(format!(
+            "no site or domain '{site}': give a site's name, its host, or a domain that sent events"
+        )))
+    }
+}
+
+fn get_stats(params: &QueryParams, site_hosts: SiteHosts) -> Result<Value, ApiError> {
     let now = crate::platform::clock::unix_now();
     let to = time_param(params, "to")?.unwrap_or(now + 1);
     let from = time_param(params, "from")?.unwrap_or((to - DEFAULT_RANGE_SECS).max(0));
@@ -139,6 +167,7 @@ fn get_stats(params: &QueryParams) -> Result<Value, ApiError> {
     let top = count_param(params, "top", DEFAULT_TOP, MAX_TOP)?;
     let query = StatsQuery {
         site: params.get("site"),
+        domains: site_domains(params, site_hosts)?,
         from,
         to,
         bucket,
@@ -147,7 +176,8 @@ fn get_stats(params: &QueryParams) -> Result<Value, ApiError> {
     Ok(read_db(|conn| stats::stats(conn, &query))?)
 }
 
-fn get_events(params: &QueryParams) -> Result<Value, ApiError> {
+fn get_events(params: &QueryParams, site_hosts: SiteHosts) -> Result<Value, ApiError> {
+    let domains = site_domains(params, site_hosts)?;
     let limit = count_param(params, "limit", DEFAULT_EVENTS, MAX_EVENTS)?;
     let before = match params.get("before") {
         None => None,
@@ -155,11 +185,11 @@ fn get_events(params: &QueryParams) -> Result<Value, ApiError> {
             ApiError::BadParameter(format!("parameter 'before' must be an event id, got '{b}'"))
         })?),
     };
-    let (site, kind, tag) = (params.get("site"), params.get("type"), params.get("tag"));
+    let (kind, tag) = (params.get("type"), params.get("tag"));
     let events = |conn: &rusqlite::Connection| {
         stats::recent_events(
             conn,
-            site.as_deref(),
+            domains.as_deref(),
             kind.as_deref(),
             tag.as_deref(),
             before,

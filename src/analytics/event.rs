@@ -38,9 +38,50 @@ pub struct Event {
     pub tags: Vec<String>,
     /// The `q` object as compact JSON text.
     pub query: Option<String>,
+    /// Campaign parameters the visit came with.
+    pub utm: Utm,
+}
+
+/// `utm_source`, `utm_medium` and `utm_campaign`: where a campaign's visitors came from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Utm {
+    pub source: Option<String>,
+    pub medium: Option<String>,
+    pub campaign: Option<String>,
+}
+
+impl Utm {
+    /// The names of the parameters, in the order of [`Utm::values`].
+    pub const NAMES: [&'static str; 3] = ["utm_source", "utm_medium", "utm_campaign"];
+
+    /// From a lookup of parameter names (a query string, a `q` object).
+    pub fn from_params(get: impl Fn(&str) -> Option<String>) -> Utm {
+        let [source, medium, campaign] = Utm::NAMES.map(|name| {
+            get(name)
+                .map(|v| v.trim().chars().take(200).collect::<String>())
+                .filter(|v| !v.is_empty())
+        });
+        Utm {
+            source,
+            medium,
+            campaign,
+        }
+    }
+
+    pub fn values(&self) -> [Option<&str>; 3] {
+        [
+            self.source.as_deref(),
+            self.medium.as_deref(),
+            self.campaign.as_deref(),
+        ]
+    }
 }
 
 pub const PAGEVIEW: &str = "pageview";
+/// A GET on a hosted site that found no file (a broken link).
+pub const NOT_FOUND: &str = "404";
+/// A followed short link (`/r/<slug>`), never mixed with the `click` events pages send.
+pub const REDIRECT_CLICK: &str = "redirect";
 
 /// Days since the Unix epoch (UTC) of a unix time.
 pub fn day_of(ts: i64) -> i64 {

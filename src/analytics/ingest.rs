@@ -4,8 +4,10 @@
 //! never wait on the database, and a full queue costs the event, never the response.
 
 use super::event::EventQueue;
-use super::event::{Event, SaltBook, Source, PAGEVIEW};
+use super::event::{Event, SaltBook, Source, Utm, NOT_FOUND, PAGEVIEW};
+use super::filter::{not_a_visit, Ignored, FILTER_STATS};
 use super::proxies::TrustedProxies;
+use crate::hosting::files::{etag_of_hash, respond, FileMeta};
 use crate::http::{Body, Method, Request, Response};
 use crate::platform::clock::unix_now;
 use serde_json::Value;
@@ -17,6 +19,14 @@ pub const PIXEL_GIF: [u8; 42] = [
     0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
     0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x01, 0x44, 0x00, 0x3b,
 ];
+
+/// fazt's own tracking script, served at [`SCRIPT_PATHS`] on every host.
+pub const TRACK_JS: &[u8] = include_bytes!("../../assets/track.min.js");
+/// Where the script is served: the Go fazt's documented path, and a short one.
+pub const SCRIPT_PATHS: [&str; 2] = ["/static/js/track.min.js", "/fazt.js"];
+/// Browsers revalidate the script hourly (its URL never changes, its content may with an
+/// upgrade); the ETag makes that a 304.
+const SCRIPT_CACHE_CONTROL: &str = "public, max-age=3600";
 
 /// `/track` bodies: a beacon is small; more is abuse.
 pub const TRACK_BODY_LIMIT: u64 = 10 * 1024;
@@ -32,6 +42,7 @@ const MAX_TAGS: usize = 20;
 pub enum Endpoint<'a> {
     Track,
     Pixel,
+    Script,
     Redirect(&'a str),
     Webhook(&'a str),
 }
@@ -41,6 +52,7 @@ impl Endpoint<'_> {
         match path {
             "/track" => Some(Endpoint::Track),
             "/pixel.gif" => Some(Endpoint::Pixel),
+            _ if SCRIPT_PATHS.contains(&path) => Some(Endpoint::Script),
             _ => path
                 .strip_prefix("/r/")
                 .map(Endpoint::Redirect)
@@ -52,15 +64,64 @@ impl Endpoint<'_> {
         match self {
             Endpoint::Track => TRACK_BODY_LIMIT,
             Endpoint::Webhook(_) => WEBHOOK_BODY_LIMIT,
-            Endpoint::Pixel | Endpoint::Redirect(_) => 0,
+            Endpoint::Pixel | Endpoint::Script | Endpoint::Redirect(_) => 0,
         }
     }
 }
+
+/// Whether fazt serves a host (one of its sites under its domain); given by the server.
+pub type ServesHost = Box<dyn Fn(&str) -> bool + Send + Sync>;
 
 pub struct Ingest {
     pub queue: EventQueue,
     pub salts: Arc<SaltBook>,
     pub proxies: TrustedProxies,
+    /// `/track` and `/pixel.gif` record events only for hosts fazt serves and these.
+    pub track_domains: TrackDomains,
+    pub serves_host: ServesHost,
+}
+
+/// `FAZT_TRACK_DOMAINS`: hosts outside fazt whose pages may send events, comma-separated;
+/// `*.example.com` allows every subdomain of example.com (not example.com itself).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrackDomains {
+    exact: Vec<String>,
+    suffixes: Vec<String>,
+}
+
+impl TrackDomains {
+    pub fn parse(text: &str) -> Result<TrackDomains, String> {
+        let mut list = TrackDomains::default();
+        for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let item = item.to_ascii_lowercase();
+            let (host, wildcard) = match item.strip_prefix("*.") {
+                Some(rest) => (rest.to_string(), true),
+                None => (item.clone(), false),
+            };
+            let valid = !host.is_empty()
+                && host.split('.').all(|label| {
+                    !label.is_empty()
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if !valid {
+                return Err(format!(
+                    "'{item}' is not a host name (like example.com) or a wildcard (like *.example.com)"
+                ));
+            }
+            if wildcard {
+                list.suffixes.push(format!(".{host}"));
+            } else {
+                list.exact.push(host);
+            }
+        }
+        Ok(list)
+    }
+
+    pub fn allows(&self, host: &str) -> bool {
+        self.exact.iter().any(|h| h == host) || self.suffixes.iter().any(|s| host.ends_with(s))
+    }
 }
 
 impl Ingest {
@@ -68,6 +129,7 @@ impl Ingest {
         match endpoint {
             Endpoint::Track => self.track(request),
             Endpoint::Pixel => self.pixel(request),
+            Endpoint::Script => script(request),
             Endpoint::Redirect(slug) => super::links::redirect(self, slug, request),
             Endpoint::Webhook(name) => super::links::webhook(self, name, request),
         }
@@ -75,17 +137,39 @@ impl Ingest {
 
     /// Builds an event with the common fields and hands it to the writer.
     pub fn record(&self, request: &Request, mut event: Event) {
+        // A site's own host is never its referrer: that is navigation inside the site.
+        if event.referrer.as_deref() == Some(event.domain.as_str()) {
+            event.referrer = None;
+        }
         let ip = self.proxies.client_ip(request);
         let agent = request.header_str("user-agent").unwrap_or("");
         event.visitor = self.salts.visitor(&event.domain, ip, agent);
         self.queue.try_record(event);
     }
 
+    /// Whether `request` is a person's visit; if not, counts why.
+    pub fn is_visit(&self, request: &Request) -> bool {
+        match not_a_visit(request) {
+            Some(reason) => {
+                FILTER_STATS.count(reason);
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// Whether events for `domain` are taken: a host fazt serves, or an allowed one.
+    fn accepts(&self, domain: &str) -> bool {
+        let accepted = (self.serves_host)(domain) || self.track_domains.allows(domain);
+        if !accepted {
+            FILTER_STATS.count(Ignored::ForeignHost);
+        }
+        accepted
+    }
+
     fn track(&self, request: &Request) -> Response {
         match request.method {
-            Method::Options => {
-                return cors(Response::new(204)).header("Access-Control-Max-Age", "86400")
-            }
+            Method::Options => return preflight(),
             Method::Post => {}
             _ => {
                 return cors(Response::error(405, "use POST to send events to /track"))
@@ -96,6 +180,7 @@ impl Ingest {
             Ok(fields) => fields,
             Err(message) => return cors(Response::error(400, &message)),
         };
+        let utm = fields.utm();
         let referer_header = request.header_str("referer");
         let domain = fields
             .d
@@ -107,10 +192,25 @@ impl Ingest {
             .as_deref()
             .or(referer_header)
             .and_then(host_of_url);
+        let domain = clean_domain(&domain);
+        if !self.accepts(&domain) {
+            let message = format!(
+                "events for '{domain}' are not accepted: it is not a site of this server; \
+                 add it to FAZT_TRACK_DOMAINS to accept a site hosted elsewhere"
+            );
+            return cors(Response::error(400, &message));
+        }
+        if !self.is_visit(request) {
+            return cors(Response::new(204));
+        }
         let event = Event {
             ts: unix_now(),
-            domain: clean_domain(&domain),
-            path: fields.p.map(|p| clip(&p)),
+            domain,
+            // A page is its path: the query (campaigns are kept apart) and fragment are not.
+            path: fields
+                .p
+                .map(|p| clip(p.split(['?', '#']).next().unwrap_or_default()))
+                .filter(|p| !p.is_empty()),
             kind: fields
                 .e
                 .map(|e| clip(&e))
@@ -120,6 +220,7 @@ impl Ingest {
             source: Source::Track,
             tags: fields.t,
             query: fields.q,
+            utm,
         };
         self.record(request, event);
         cors(Response::new(204))
@@ -128,15 +229,30 @@ impl Ingest {
     fn pixel(&self, request: &Request) -> Response {
         // HEAD (a link checker, a prefetch) is not a view.
         if request.method == Method::Get {
-            let params = QueryParams::parse(request.query());
-            let referer = request.header_str("referer");
-            let domain = params
-                .get("domain")
-                .or_else(|| referer.and_then(host_of_url))
-                .unwrap_or_else(|| "unknown".to_string());
+            self.pixel_event(request);
+        }
+        // The image is always answered, whatever happened to the event; never cached, so
+        // each view asks again (no-store alone says it: Pragma and Expires are HTTP/1.0).
+        Response::new(200)
+            .header("Cache-Control", "no-store")
+            .body("image/gif", Body::Static(&PIXEL_GIF))
+    }
+
+    fn pixel_event(&self, request: &Request) {
+        let params = QueryParams::parse(request.query());
+        let referer = request.header_str("referer");
+        let domain = params
+            .get("domain")
+            .or_else(|| referer.and_then(host_of_url))
+            .unwrap_or_else(|| "unknown".to_string());
+        let domain = clean_domain(&domain);
+        if !self.accepts(&domain) || !self.is_visit(request) {
+            return;
+        }
+        {
             let event = Event {
                 ts: unix_now(),
-                domain: clean_domain(&domain),
+                domain,
                 path: None,
                 kind: params
                     .get("source")
@@ -150,30 +266,69 @@ impl Ingest {
                     .map(|t| split_tags(&t))
                     .unwrap_or_default(),
                 query: None,
+                utm: Utm::from_params(|name| params.get(name)),
             };
             self.record(request, event);
         }
-        // The image is always answered, whatever happened to the event.
-        Response::new(200)
-            .header("Cache-Control", "no-cache, no-store, must-revalidate")
-            .header("Pragma", "no-cache")
-            .header("Expires", "0")
-            .body("image/gif", Body::Static(&PIXEL_GIF))
     }
 
-    /// A pageview of a hosted site (an HTML page answered 2xx).
-    pub fn record_pageview(&self, request: &Request, domain: &str) {
-        let (path, kind) = (request.path().to_string(), PAGEVIEW.to_string());
-        let event = event_for(request, domain.to_string(), path, kind, Source::Page);
-        self.record(request, event);
+    /// A pageview of a hosted site's page, under the page's canonical path.
+    pub fn record_pageview(&self, request: &Request, domain: &str, page: &str) {
+        if self.is_visit(request) {
+            let kind = PAGEVIEW.to_string();
+            let event = event_for(
+                request,
+                domain.to_string(),
+                page.to_string(),
+                kind,
+                Source::Page,
+            );
+            self.record(request, event);
+        }
+    }
+
+    /// A GET on a hosted site that found nothing: its own event type, so owners see
+    /// broken links (by path and referrer).
+    pub fn record_not_found(&self, request: &Request, domain: &str) {
+        if self.is_visit(request) {
+            let (path, kind) = (request.path().to_string(), NOT_FOUND.to_string());
+            let event = event_for(request, domain.to_string(), path, kind, Source::Page);
+            self.record(request, event);
+        }
     }
 }
 
+/// The tracking script, with its ETag (If-None-Match → 304) and Range support.
+fn script(request: &Request) -> Response {
+    static META: std::sync::LazyLock<FileMeta> = std::sync::LazyLock::new(|| {
+        use sha2::Digest;
+        let hash: [u8; 32] = sha2::Sha256::digest(TRACK_JS).into();
+        FileMeta {
+            etag: Arc::from(etag_of_hash(&hash)),
+            mime: Arc::from("text/javascript; charset=utf-8"),
+            cache_control: SCRIPT_CACHE_CONTROL,
+            size: TRACK_JS.len() as u64,
+        }
+    });
+    let body = |start: u64, len: u64| {
+        let range = usize::try_from(start).unwrap_or(0)..usize::try_from(start + len).unwrap_or(0);
+        Body::Static(TRACK_JS.get(range).unwrap_or_default())
+    };
+    respond(request, &META, 200, body)
+}
+
+/// What every `/track` answer carries, so a page on any origin can read it.
 fn cors(response: Response) -> Response {
-    response
-        .header("Access-Control-Allow-Origin", "*")
+    response.header("Access-Control-Allow-Origin", "*")
+}
+
+/// The answer to a CORS preflight of `/track`: the only response that needs the
+/// methods, headers and how long the browser may remember them.
+fn preflight() -> Response {
+    cors(Response::new(204))
         .header("Access-Control-Allow-Methods", "POST, OPTIONS")
         .header("Access-Control-Allow-Headers", "Content-Type")
+        .header("Access-Control-Max-Age", "86400")
 }
 
 /// The fields of a `/track` body, type-checked.
@@ -186,6 +341,31 @@ struct TrackFields {
     t: Vec<String>,
     referrer: Option<String>,
     q: Option<String>,
+}
+
+impl TrackFields {
+    /// Campaign parameters: from `q` (what fazt's script sends), else from the query
+    /// string of `p`.
+    fn utm(&self) -> Utm {
+        let q: Option<serde_json::Map<String, Value>> =
+            self.q.as_deref().and_then(|q| serde_json::from_str(q).ok());
+        let from_q = Utm::from_params(|name| {
+            q.as_ref()?.get(name).map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+        });
+        if from_q != Utm::default() {
+            return from_q;
+        }
+        let query = self
+            .p
+            .as_deref()
+            .and_then(|p| p.split_once('?'))
+            .map(|(_, q)| q);
+        let params = QueryParams::parse(query.unwrap_or_default());
+        Utm::from_params(|name| params.get(name))
+    }
 }
 
 /// Parses a `/track` body (any Content-Type: `sendBeacon` sends `text/plain`).
@@ -352,6 +532,10 @@ pub(super) fn event_for(
         source,
         tags: Vec::new(),
         query: None,
+        utm: {
+            let params = QueryParams::parse(request.query());
+            Utm::from_params(|name| params.get(name))
+        },
     }
 }
 
@@ -363,11 +547,37 @@ mod tests {
     fn endpoints() {
         assert_eq!(Endpoint::of("/track"), Some(Endpoint::Track));
         assert_eq!(Endpoint::of("/pixel.gif"), Some(Endpoint::Pixel));
+        assert_eq!(Endpoint::of("/fazt.js"), Some(Endpoint::Script));
+        assert_eq!(
+            Endpoint::of("/static/js/track.min.js"),
+            Some(Endpoint::Script)
+        );
         assert_eq!(Endpoint::of("/r/promo"), Some(Endpoint::Redirect("promo")));
         assert_eq!(Endpoint::of("/r/"), Some(Endpoint::Redirect("")));
         assert_eq!(Endpoint::of("/webhook/gh"), Some(Endpoint::Webhook("gh")));
         assert_eq!(Endpoint::of("/tracker"), None);
         assert_eq!(Endpoint::of("/"), None);
+    }
+
+    #[test]
+    fn track_domains() {
+        let list = TrackDomains::parse(" Shop.Example.com, *.docs.example ,").unwrap();
+        assert!(list.allows("shop.example.com"));
+        assert!(
+            !list.allows("www.shop.example.com"),
+            "exact names are exact"
+        );
+        assert!(list.allows("a.docs.example") && list.allows("a.b.docs.example"));
+        assert!(
+            !list.allows("docs.example"),
+            "a wildcard is for subdomains only"
+        );
+        assert!(!list.allows("evildocs.example"));
+        assert_eq!(TrackDomains::parse("").unwrap(), TrackDomains::default());
+        for bad in ["http://a.com", "a..com", "*", "*.", "a com", "a.com/x"] {
+            let err = TrackDomains::parse(bad).unwrap_err();
+            assert!(err.contains("host name"), "{bad}: {err}");
+        }
     }
 
     #[test]

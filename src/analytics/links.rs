@@ -1,7 +1,7 @@
 //! Short links (`/r/<slug>` → 302, counting the click) and webhooks
 //! (`POST /webhook/<endpoint>`, optionally signed), as the Go fazt served them.
 
-use super::event::Source;
+use super::event::{Source, REDIRECT_CLICK};
 use super::ingest::{event_for, split_tags, Ingest, QueryParams};
 use crate::db::reader::with_reader;
 use crate::http::error::Concealed;
@@ -35,14 +35,17 @@ pub fn redirect(ingest: &Ingest, slug: &str, request: &Request) -> Response {
         request,
         site_of(request),
         format!("/r/{slug}"),
-        "click".into(),
+        REDIRECT_CLICK.into(),
         Source::Redirect,
     );
     event.tags = split_tags(&tags.unwrap_or_default());
     if let Some(extra) = QueryParams::parse(request.query()).get("tags") {
         event.tags.extend(split_tags(&extra));
     }
-    ingest.record(request, event);
+    // A link preview or a crawler following the link is not a click.
+    if ingest.is_visit(request) {
+        ingest.record(request, event);
+    }
     Response::new(302)
         .header("Location", url)
         .header("Cache-Control", "no-store")

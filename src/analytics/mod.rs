@@ -4,7 +4,8 @@
 
 pub(crate) mod api;
 pub mod event;
-pub(crate) mod ingest;
+pub mod filter;
+pub mod ingest;
 pub(crate) mod links;
 pub(crate) mod manage;
 pub(crate) mod proxies;

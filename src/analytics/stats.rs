@@ -24,7 +24,8 @@ use serde_json::{json, Value};
 
 use super::store::{
     first_day_of_month, month_of_day, source_name, string_id, DIMS, DIM_PATH, DIM_REDIRECT,
-    DIM_REFERRER, DIM_TAG, DIM_TYPE, KIND_DOMAIN, KIND_TAG, KIND_TYPE,
+    DIM_REFERRER, DIM_TAG, DIM_TYPE, DIM_UTM_CAMPAIGN, DIM_UTM_MEDIUM, DIM_UTM_SOURCE, KIND_DOMAIN,
+    KIND_TAG, KIND_TYPE,
 };
 use crate::db::{Context, DbError};
 
@@ -68,8 +69,10 @@ impl Bucket {
 /// What [`stats`] reports on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatsQuery {
-    /// The site (domain); `None` for all sites together.
+    /// The site as asked for, echoed in the answer.
     pub site: Option<String>,
+    /// The domains (hosts) counted; `None` for all sites together.
+    pub domains: Option<Vec<String>>,
     /// Unix seconds, half-open `[from, to)`, widened to whole hours.
     pub from: i64,
     pub to: i64,
@@ -96,14 +99,15 @@ impl Totals {
 /// Totals, a timeline and top lists for one site (or all) over a range:
 /// `{site, from, to, bucket, totals: {events, pageviews, visitors}, timeline: [{t, events,
 /// pageviews, visitors}], top_paths, top_referrers, top_tags, event_types,
-/// redirect_clicks: [{value, count}]}`. `from`/`to` echo the hour-aligned range used; the
+/// redirect_clicks, top_utm_sources, top_utm_mediums, top_utm_campaigns: [{value,
+/// count}]}`. `from`/`to` echo the hour-aligned range used; the
 /// timeline lists non-empty buckets only, `t` being the bucket's start; top lists are
 /// sorted by count, then value. Paths count pageviews; referrers, types and tags count
 /// all events; `redirect_clicks` values are slugs.
 pub fn stats(conn: &Connection, q: &StatsQuery) -> Result<Value, DbError> {
     let hour_from = q.from.div_euclid(HOUR);
     let hour_to = div_ceil(q.to, HOUR).max(hour_from);
-    let domains = domain_ids(conn, q.site.as_deref())?;
+    let domains = domain_ids(conn, q.domains.as_deref())?;
 
     let mut totals = Totals::default();
     let mut timeline: BTreeMap<i64, Totals> = BTreeMap::new();
@@ -177,6 +181,9 @@ pub fn stats(conn: &Connection, q: &StatsQuery) -> Result<Value, DbError> {
         "top_tags": top(DIM_TAG)?,
         "event_types": top(DIM_TYPE)?,
         "redirect_clicks": top(DIM_REDIRECT)?,
+        "top_utm_sources": top(DIM_UTM_SOURCE)?,
+        "top_utm_mediums": top(DIM_UTM_MEDIUM)?,
+        "top_utm_campaigns": top(DIM_UTM_CAMPAIGN)?,
     }))
 }
 
@@ -384,12 +391,12 @@ pub const MAX_RECENT: usize = 1_000;
 pub const RECENT_SCAN_BUDGET: usize = 50_000;
 
 /// Raw events, newest first: `{events: [{id, ts, domain, path, type, referrer, source,
-/// tags: [..], q}], next_before}`. Pass `next_before` back as `before_id` for the next
+/// tags: [..], q, utm: {source, medium, campaign}}], next_before}`. Pass `next_before` back as `before_id` for the next
 /// page; it is `null` when there is nothing older. `limit` is clamped to 1..=1000. A site,
 /// type or tag that was never seen gives an empty page.
 pub fn recent_events(
     conn: &Connection,
-    site: Option<&str>,
+    sites: Option<&[String]>,
     kind: Option<&str>,
     tag: Option<&str>,
     before_id: Option<i64>,
@@ -397,9 +404,10 @@ pub fn recent_events(
 ) -> Result<Value, DbError> {
     let limit = limit.clamp(1, MAX_RECENT);
     let empty = || Ok(json!({"events": [], "next_before": null}));
-    let domain = match site {
-        Some(s) => match string_id(conn, KIND_DOMAIN, s)? {
-            Some(id) => Some(id),
+    // A site seen under several hosts (the root site) lists its most used one's events.
+    let domain = match sites {
+        Some(names) => match domain_ids(conn, Some(names))?.first() {
+            Some(&id) => Some(id),
             None => return empty(),
         },
         None => None,
@@ -488,6 +496,11 @@ pub fn recent_events(
                 "source": source_name(row.get(6)?),
                 "tags": tag_names,
                 "q": query.map(|text| serde_json::from_str(&text).unwrap_or(Value::String(text))),
+                "utm": {
+                    "source": name(row.get(9)?)?,
+                    "medium": name(row.get(10)?)?,
+                    "campaign": name(row.get(11)?)?,
+                },
             }));
         }
         if scanned >= RECENT_SCAN_BUDGET && (type_id.is_some() || tag_needle.is_some()) {
@@ -498,10 +511,11 @@ pub fn recent_events(
     Ok(json!({"events": events, "next_before": next_before}))
 }
 
-const RECENT_BY_SITE: &str = "SELECT id, ts, domain, path, type, referrer, source, tags, query \
-     FROM events WHERE domain = ?1 AND id < ?2 ORDER BY id DESC";
-const RECENT_ALL: &str = "SELECT id, ts, domain, path, type, referrer, source, tags, query \
-     FROM events WHERE id < ?1 ORDER BY id DESC";
+const RECENT_BY_SITE: &str = "SELECT id, ts, domain, path, type, referrer, source, tags, query, \
+     utm_source, utm_medium, utm_campaign FROM events WHERE domain = ?1 AND id < ?2 \
+     ORDER BY id DESC";
+const RECENT_ALL: &str = "SELECT id, ts, domain, path, type, referrer, source, tags, query, \
+     utm_source, utm_medium, utm_campaign FROM events WHERE id < ?1 ORDER BY id DESC";
 
 // ---------------------------------------------------------------------------------------
 // Domains and tags
@@ -571,9 +585,15 @@ fn tags_sql(list: &str) -> String {
 // ---------------------------------------------------------------------------------------
 
 /// The domain ids a query covers: one site's (none if it was never seen) or all.
-fn domain_ids(conn: &Connection, site: Option<&str>) -> Result<Vec<i64>, DbError> {
-    match site {
-        Some(name) => Ok(string_id(conn, KIND_DOMAIN, name)?.into_iter().collect()),
+fn domain_ids(conn: &Connection, sites: Option<&[String]>) -> Result<Vec<i64>, DbError> {
+    match sites {
+        Some(names) => {
+            let mut ids = Vec::new();
+            for name in names {
+                ids.extend(string_id(conn, KIND_DOMAIN, name)?);
+            }
+            Ok(ids)
+        }
         None => Ok(all_domains(conn)?.into_iter().map(|(id, _)| id).collect()),
     }
 }
@@ -792,6 +812,7 @@ mod tests {
         let conn = migrated();
         let q = StatsQuery {
             site: Some("nope.example".into()),
+            domains: Some(vec!["nope.example".into()]),
             from: 0,
             to: 86_400,
             bucket: Bucket::Day,
@@ -801,7 +822,8 @@ mod tests {
         assert_eq!(v["totals"]["events"], 0);
         assert_eq!(v["timeline"], json!([]));
         assert_eq!(v["top_paths"], json!([]));
-        let r = recent_events(&conn, Some("nope.example"), None, None, None, 10).expect("recent");
+        let r = recent_events(&conn, Some(&["nope.example".into()]), None, None, None, 10)
+            .expect("recent");
         assert_eq!(r, json!({"events": [], "next_before": null}));
     }
 }

@@ -35,7 +35,9 @@ pub const KIND_PATH: u8 = 2;
 pub const KIND_REFERRER: u8 = 3;
 pub const KIND_TYPE: u8 = 4;
 pub const KIND_TAG: u8 = 5;
-const KINDS: usize = 5;
+/// utm_source, utm_medium and utm_campaign values (schema 5).
+pub const KIND_CAMPAIGN: u8 = 6;
+const KINDS: usize = 6;
 
 /// `rollup_*_dims.dim` values. Keys are `strings` ids of the kind in the comment.
 /// Paths of pageviews (kind path).
@@ -48,8 +50,23 @@ pub const DIM_TYPE: i64 = 3;
 pub const DIM_TAG: i64 = 4;
 /// Redirect clicks by slug: the path of events whose source is [`Source::Redirect`].
 pub const DIM_REDIRECT: i64 = 5;
+/// Campaign dimensions (schema 5), of every event that carries them (kind campaign).
+pub const DIM_UTM_SOURCE: i64 = 6;
+pub const DIM_UTM_MEDIUM: i64 = 7;
+pub const DIM_UTM_CAMPAIGN: i64 = 8;
+/// The campaign dimensions in the order of `Utm::values`.
+pub const UTM_DIMS: [i64; 3] = [DIM_UTM_SOURCE, DIM_UTM_MEDIUM, DIM_UTM_CAMPAIGN];
 /// Every dimension, in order.
-pub const DIMS: [i64; 5] = [DIM_PATH, DIM_REFERRER, DIM_TYPE, DIM_TAG, DIM_REDIRECT];
+pub const DIMS: [i64; 8] = [
+    DIM_PATH,
+    DIM_REFERRER,
+    DIM_TYPE,
+    DIM_TAG,
+    DIM_REDIRECT,
+    DIM_UTM_SOURCE,
+    DIM_UTM_MEDIUM,
+    DIM_UTM_CAMPAIGN,
+];
 
 /// Past this many cached strings the cache starts over (a few MB at most); the database
 /// remains the source of truth, so this only costs some lookups.
@@ -241,7 +258,8 @@ impl EventStore {
         let mut insert = tx
             .prepare_cached(
                 "INSERT INTO events (ts, domain, path, type, referrer, visitor, source, tags, \
-                 query) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 query, utm_source, utm_medium, utm_campaign) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )
             .context("preparing the event insert")?;
         let mut tag_ids: Vec<i64> = Vec::new();
@@ -275,6 +293,12 @@ impl EventStore {
                 }
                 Some(tags_text.as_str())
             };
+            let mut utm = [None; 3];
+            for (slot, value) in utm.iter_mut().zip(event.utm.values()) {
+                if let Some(value) = value {
+                    *slot = Some(self.intern(tx, KIND_CAMPAIGN, value)?);
+                }
+            }
             let visitor = event.visitor as i64;
             insert
                 .execute(params![
@@ -287,6 +311,9 @@ impl EventStore {
                     event.source as u8,
                     tags,
                     event.query,
+                    utm[0],
+                    utm[1],
+                    utm[2],
                 ])
                 .context("inserting an event")?;
 
@@ -317,6 +344,11 @@ impl EventStore {
             }
             if let (Source::Redirect, Some(path)) = (event.source, path) {
                 count(DIM_REDIRECT, path);
+            }
+            for (dim, value) in UTM_DIMS.into_iter().zip(utm) {
+                if let Some(value) = value {
+                    count(dim, value);
+                }
             }
         }
         Ok(())
@@ -769,6 +801,7 @@ pub(crate) mod tests {
             source: Source::Track,
             tags: tags.iter().map(|t| t.to_string()).collect(),
             query: None,
+            utm: Default::default(),
         }
     }
 

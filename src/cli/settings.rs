@@ -16,6 +16,7 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, Args, Command};
 
+use crate::analytics::ingest::TrackDomains;
 use crate::analytics::proxies::TrustedProxies;
 use crate::db::events::BatchPolicy;
 use crate::deploy::limits::DeployLimits;
@@ -274,6 +275,10 @@ pub(crate) struct AnalyticsArgs {
     /// Delete raw events older than this, daily (roll-ups are kept) [default: off]
     #[arg(long, env = "FAZT_RETENTION", value_name = "DURATION", value_parser = positive_duration)]
     pub retention: Option<Dur>,
+    /// Hosts outside fazt whose pages may send /track and /pixel.gif events (fazt's own
+    /// sites always may): comma-separated, *.example.com for every subdomain [default: none]
+    #[arg(long, env = "FAZT_TRACK_DOMAINS", value_name = "LIST", value_parser = TrackDomains::parse)]
+    pub track_domains: Option<TrackDomains>,
     /// Count a pageview for every HTML page served (off for sites with their own beacon)
     #[arg(long, env = "FAZT_AUTO_PAGEVIEWS", value_name = "ON|OFF", value_parser = switch,
           action = clap::ArgAction::Set,
@@ -510,6 +515,7 @@ impl ServerArgs {
             },
             retention: a.retention.map(|d| d.0),
             auto_pageviews: a.auto_pageviews,
+            track_domains: a.track_domains.clone().unwrap_or_default(),
             keep_deployments: d.keep_deployments,
             deploy: DeployLimits {
                 max_upload: d.max_upload.0,

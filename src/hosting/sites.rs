@@ -48,6 +48,33 @@ pub fn site_url(domain: &str, base: &UrlBase, name: &str) -> String {
     }
 }
 
+/// What a site request was answered with, as analytics counts it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Served {
+    /// A view of an HTML page (a 200, or a 304 revalidation: HTML is served `no-cache`, so
+    /// a returning visitor's view is usually a 304) to a GET, with the page's canonical
+    /// path: every URL that serves one file is one page (`/blog/`, `/blog/index.html`;
+    /// `/about`, `/about.html`).
+    Page(String),
+    /// A GET that found nothing: the 404 chain answered (a broken link).
+    NotFound,
+    /// Anything else: assets, HEAD, refusals, errors.
+    Other,
+}
+
+/// The canonical URL path of a stored HTML file: `index.html` → `/`, `blog/index.html` →
+/// `/blog/`, `about.html` → `/about`.
+pub fn page_path(file_path: &str) -> String {
+    let page = if file_path == "index.html" {
+        ""
+    } else if let Some(dir) = file_path.strip_suffix("/index.html") {
+        return format!("/{dir}/");
+    } else {
+        file_path.strip_suffix(".html").unwrap_or(file_path)
+    };
+    format!("/{page}")
+}
+
 /// A file found for a request: from the cache, or too large to cache and streamed.
 enum Found {
     Cached(Arc<CachedFile>),
@@ -96,27 +123,34 @@ impl SiteServer {
         Ok(())
     }
 
-    /// Answers a request for a site; the flag says whether it was a view of one of the
-    /// site's HTML pages (a 200, or a 304 revalidation: HTML is served `no-cache`, so a
-    /// returning visitor's view is usually a 304), for automatic pageview counting.
-    pub fn serve(&self, site: &str, request: &Request) -> (Response, bool) {
+    /// Answers a request for a site, and says what it served, for analytics.
+    pub fn serve(&self, site: &str, request: &Request) -> (Response, Served) {
         if !matches!(request.method, Method::Get | Method::Head) {
             let refused = Response::error(405, "only GET and HEAD are allowed on sites");
-            return (refused.header("Allow", "GET, HEAD"), false);
+            return (refused.header("Allow", "GET, HEAD"), Served::Other);
         }
         let path = match normalize(request.path()) {
             Ok(path) => path,
-            Err(e) => return (error_response(&e), false),
+            Err(e) => return (error_response(&e), Served::Other),
         };
         match self.resolve(site, &path) {
             Ok(Some((found, file_path))) => {
                 let html = found.mime().starts_with("text/html");
                 let response = self.send(request, found, &file_path, 200);
                 let viewed = html && matches!(response.status, 200 | 304);
-                (response, viewed && request.method == Method::Get)
+                let served = if viewed && request.method == Method::Get {
+                    Served::Page(page_path(&file_path))
+                } else {
+                    Served::Other
+                };
+                (response, served)
             }
-            Ok(None) => (self.not_found(site, request), false),
-            Err(e) => (unreadable_files(e), false),
+            // A host naming no site is no one's broken link.
+            Ok(None) if request.method == Method::Get && self.table.current(site).is_some() => {
+                (self.not_found(site, request), Served::NotFound)
+            }
+            Ok(None) => (self.not_found(site, request), Served::Other),
+            Err(e) => (unreadable_files(e), Served::Other),
         }
     }
 
@@ -248,8 +282,18 @@ fn unreadable_files(e: rusqlite::Error) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::site_url;
+    use super::{page_path, site_url};
     use crate::hosting::urls::UrlBase;
+
+    #[test]
+    fn page_paths() {
+        assert_eq!(page_path("index.html"), "/");
+        assert_eq!(page_path("blog/index.html"), "/blog/");
+        assert_eq!(page_path("about.html"), "/about");
+        assert_eq!(page_path("about"), "/about");
+        assert_eq!(page_path("a/b/c.html"), "/a/b/c");
+        assert_eq!(page_path("page.htm"), "/page.htm");
+    }
 
     #[test]
     fn site_urls() {

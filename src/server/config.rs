@@ -54,6 +54,8 @@ pub struct Config {
     pub event_batch: crate::db::events::BatchPolicy,
     /// Raw events older than this are pruned automatically (off by default).
     pub retention: Option<Duration>,
+    /// Hosts outside fazt whose pages may send `/track` and `/pixel.gif` events.
+    pub track_domains: crate::analytics::ingest::TrackDomains,
     /// Record a pageview for every HTML page a hosted site serves (default on). Off for
     /// sites that send their own `/track` beacons, which would otherwise count each view
     /// twice.

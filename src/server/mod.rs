@@ -111,11 +111,6 @@ pub fn run(mut config: Config) -> Result<i32, String> {
     let (writer, queue, writer_thread) =
         crate::db::writer::spawn_with_events(conn, WRITER_QUEUE, pipeline)
             .map_err(|e| e.to_string())?;
-    let ingest = Ingest {
-        queue,
-        salts,
-        proxies: config.trusted_proxies.clone(),
-    };
     // One read connection per core thread and one for the admin thread.
     let readers = (0..=limits.core_threads)
         .map(|_| crate::db::open_read(&db_path, &limits).map_err(|e| e.to_string()))
@@ -129,6 +124,14 @@ pub fn run(mut config: Config) -> Result<i32, String> {
         .table
         .reload(&readers[0])
         .map_err(|e| format!("reading sites: {e}"))?;
+    crate::analytics::filter::prepare();
+    let ingest = Ingest {
+        queue,
+        salts,
+        proxies: config.trusted_proxies.clone(),
+        track_domains: config.track_domains.clone(),
+        serves_host: serves_host(Arc::clone(&sites), config.domain.clone()),
+    };
 
     let signals = threads::handle_signals()?;
     let public = bind(config.listen, "--listen")?;
@@ -179,6 +182,17 @@ pub fn run(mut config: Config) -> Result<i32, String> {
         crate::platform::units::format_bytes(limits.cache_bytes),
     );
     threads.wait_for_shutdown(&app, signals)
+}
+
+/// Whether a host names one of the sites fazt serves now (the router's rule, then the
+/// site table): the hosts `/track` and `/pixel.gif` take events for without an allowlist.
+fn serves_host(sites: Arc<SiteServer>, domain: String) -> crate::analytics::ingest::ServesHost {
+    Box::new(
+        move |host: &str| match router::Route::of(host, "/", &domain).target(host, || "/") {
+            router::Target::Site(name) => sites.table.current(name).is_some(),
+            _ => false,
+        },
+    )
 }
 
 /// At first start (or whenever no key exists, so an owner who revoked every key can get

@@ -47,6 +47,7 @@ pub(crate) enum Route {
 pub(crate) enum IngestAt {
     Track,
     Pixel,
+    Script,
     Redirect { from: usize },
     Webhook { from: usize },
 }
@@ -62,6 +63,7 @@ impl Route {
             return Route::Ingest(match endpoint {
                 Endpoint::Track => IngestAt::Track,
                 Endpoint::Pixel => IngestAt::Pixel,
+                Endpoint::Script => IngestAt::Script,
                 Endpoint::Redirect(slug) => IngestAt::Redirect { from: from(slug) },
                 Endpoint::Webhook(name) => IngestAt::Webhook { from: from(name) },
             });
@@ -99,6 +101,7 @@ impl Route {
             Route::Ingest(at) => Target::Ingest(match at {
                 IngestAt::Track => Endpoint::Track,
                 IngestAt::Pixel => Endpoint::Pixel,
+                IngestAt::Script => Endpoint::Script,
                 IngestAt::Redirect { from } => Endpoint::Redirect(rest(from)),
                 IngestAt::Webhook { from } => Endpoint::Webhook(rest(from)),
             }),

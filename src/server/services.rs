@@ -6,6 +6,7 @@ use super::router::{Route, Target};
 use super::App;
 use crate::admin::{AdminApi, Reply, ADMIN_BODY_LIMIT};
 use crate::deploy::service as deploy;
+use crate::hosting::sites::Served;
 use crate::http::conn::Service;
 use crate::http::spool::SpoolPolicy;
 use crate::http::{liveness, Request, Response};
@@ -92,9 +93,14 @@ impl CoreService {
                 return Some(response);
             }
             Target::Site(site) => {
-                let (response, page_view) = self.app.sites.serve(site, &request);
-                if page_view && self.app.config.auto_pageviews {
-                    self.app.ingest.record_pageview(&request, &request.host);
+                let (response, served) = self.app.sites.serve(site, &request);
+                match served {
+                    Served::Page(page) if self.app.config.auto_pageviews => self
+                        .app
+                        .ingest
+                        .record_pageview(&request, &request.host, &page),
+                    Served::NotFound => self.app.ingest.record_not_found(&request, &request.host),
+                    _ => {}
                 }
                 response
             }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 /// `POST /track` with a JSON body, answered 204.
 fn track_ok(server: &Server, body: &Value) {
-    let r = track_with(server, &body.to_string(), &[("User-Agent", "api-test/1")]);
+    let r = track_with(server, &body.to_string(), &[("User-Agent", BROWSER_UA)]);
     assert_eq!(r.status, 204, "{body}: {}", r.text());
 }
 
@@ -167,8 +167,11 @@ fn stats_shape_totals_timeline_and_top_lists() {
     assert_eq!(s["from"], 946_684_800);
     assert_eq!(s["totals"]["events"], 0);
 
-    // A site never seen: zeros, not an error.
-    let s = get_json(&server, "/api/stats?site=never.test");
+    // A site never seen is a 404, not zeros (a typo is not a quiet site); a served site
+    // with no events yet is zeros.
+    let r = server.admin_get("/api/stats?site=never.test", Some(&server.token));
+    assert_eq!(r.status, 404, "{}", r.text());
+    let s = get_json(&server, "/api/stats?site=root");
     assert_eq!(
         s["totals"],
         json!({"events": 0, "pageviews": 0, "visitors": 0})
@@ -208,7 +211,9 @@ fn events_domains_and_tags_shapes() {
         .map(|e| e["path"].as_str().unwrap())
         .collect();
     assert_eq!(paths, ["/a", "/a"]);
-    for query in ["site=never.test", "type=never", "tag=never"] {
+    let r = server.admin_get("/api/events?site=never.test", Some(&server.token));
+    assert_eq!(r.status, 404, "{}", r.text());
+    for query in ["type=never", "tag=never"] {
         let page = get_json(&server, &format!("/api/events?{query}"));
         assert_eq!(page, json!({"events": [], "next_before": null}), "{query}");
     }

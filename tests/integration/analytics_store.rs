@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use fazt::analytics::event::{day_of, Event, Source, PAGEVIEW};
+use fazt::analytics::event::{day_of, Event, Source, Utm, PAGEVIEW};
 use fazt::analytics::stats::{self, Bucket, StatsQuery};
 use fazt::analytics::store::{self, EventStore};
 use fazt::db;
@@ -59,6 +59,7 @@ fn ev(ts: i64, domain: &str, path: &str, kind: &str) -> Event {
         source: Source::Track,
         tags: Vec::new(),
         query: None,
+        utm: Utm::default(),
     }
 }
 
@@ -95,6 +96,11 @@ fn dims_of(e: &Event) -> Vec<(i64, String)> {
     if e.source == Source::Redirect {
         if let Some(p) = &e.path {
             out.push((store::DIM_REDIRECT, p.clone()));
+        }
+    }
+    for (dim, value) in store::UTM_DIMS.into_iter().zip(e.utm.values()) {
+        if let Some(value) = value {
+            out.push((dim, value.to_string()));
         }
     }
     out
@@ -176,7 +182,7 @@ fn db_dims(
          JOIN strings d ON d.id = r.domain AND d.kind = 1 \
          JOIN strings k ON k.id = r.key \
          AND k.kind = CASE r.dim WHEN 1 THEN 2 WHEN 2 THEN 3 WHEN 3 THEN 4 WHEN 4 THEN 5 \
-         WHEN 5 THEN 2 END"
+         WHEN 5 THEN 2 ELSE 6 END"
     );
     let mut stmt = conn.prepare(&sql).unwrap();
     let rows = stmt
@@ -226,8 +232,11 @@ fn assert_raw_rows_match(conn: &Connection, events: &[Event]) {
     let mut stmt = conn
         .prepare(
             "SELECT e.ts, d.value, p.value, t.value, r.value, e.visitor, e.source, e.tags, \
-             e.query FROM events e \
+             e.query, us.value, um.value, uc.value FROM events e \
              JOIN strings d ON d.id = e.domain AND d.kind = 1 \
+             LEFT JOIN strings us ON us.id = e.utm_source AND us.kind = 6 \
+             LEFT JOIN strings um ON um.id = e.utm_medium AND um.kind = 6 \
+             LEFT JOIN strings uc ON uc.id = e.utm_campaign AND uc.kind = 6 \
              LEFT JOIN strings p ON p.id = e.path AND p.kind = 2 \
              JOIN strings t ON t.id = e.type AND t.kind = 4 \
              LEFT JOIN strings r ON r.id = e.referrer AND r.kind = 3 \
@@ -263,6 +272,11 @@ fn assert_raw_rows_match(conn: &Connection, events: &[Event]) {
                     },
                     tags: Vec::new(),
                     query: r.get(8)?,
+                    utm: Utm {
+                        source: r.get(9)?,
+                        medium: r.get(10)?,
+                        campaign: r.get(11)?,
+                    },
                 },
                 tags,
             ))
@@ -347,6 +361,12 @@ fn random_events_from(rng: &mut Rng, n: usize, start: i64, days: i64) -> Vec<Eve
                 0 => Some(format!("{{\"utm\":\"u{}\"}}", rng.below(3))),
                 _ => None,
             };
+            let mut utm_value = |n: u64| (rng.below(3) == 0).then(|| format!("u{}", rng.below(n)));
+            let utm = Utm {
+                source: utm_value(4),
+                medium: utm_value(3),
+                campaign: utm_value(5),
+            };
             Event {
                 ts,
                 domain,
@@ -358,6 +378,7 @@ fn random_events_from(rng: &mut Rng, n: usize, start: i64, days: i64) -> Vec<Eve
                 source,
                 tags,
                 query,
+                utm,
             }
         })
         .collect()
@@ -584,6 +605,9 @@ fn brute_stats(events: &[Event], q: &StatsQuery) -> Value {
         "top_tags": top(store::DIM_TAG),
         "event_types": top(store::DIM_TYPE),
         "redirect_clicks": top(store::DIM_REDIRECT),
+        "top_utm_sources": top(store::DIM_UTM_SOURCE),
+        "top_utm_mediums": top(store::DIM_UTM_MEDIUM),
+        "top_utm_campaigns": top(store::DIM_UTM_CAMPAIGN),
     })
 }
 
@@ -623,6 +647,7 @@ fn stats_equal_a_brute_force_recount() {
             for top in [3, 50] {
                 let q = StatsQuery {
                     site: site.clone(),
+                    domains: site.clone().map(|s| vec![s]),
                     from,
                     to,
                     bucket,
@@ -637,6 +662,7 @@ fn stats_equal_a_brute_force_recount() {
     // All sites over everything: the lists are not trivially empty.
     let q = StatsQuery {
         site: None,
+        domains: None,
         from: T0,
         to: T0 + 3 * DAY,
         bucket: Bucket::Day,
@@ -699,6 +725,7 @@ fn values_seen_only_outside_the_range_are_not_listed() {
         .expect("batch");
     let q = StatsQuery {
         site: None,
+        domains: None,
         from: T0 + 5 * HOUR,
         to: T0 + 2 * DAY,
         bucket: Bucket::Day,
@@ -739,6 +766,7 @@ fn stats_over_months_equal_a_brute_force_recount() {
         for bucket in [Bucket::Hour, Bucket::Day] {
             let site = [None, Some("blog.example.org")][i % 2].map(str::to_string);
             let q = StatsQuery {
+                domains: site.clone().map(|s| vec![s]),
                 site,
                 from,
                 to,
@@ -792,7 +820,15 @@ fn recent_events_page_by_id_and_filter() {
         let mut before = None;
         let mut pages = 0;
         loop {
-            let page = stats::recent_events(&conn, site, kind, tag, before, 7).expect("page");
+            let page = stats::recent_events(
+                &conn,
+                site.map(|s| vec![s.to_string()]).as_deref(),
+                kind,
+                tag,
+                before,
+                7,
+            )
+            .expect("page");
             let list = page["events"].as_array().expect("events");
             assert!(list.len() <= 7);
             for e in list {
@@ -838,7 +874,15 @@ fn recent_events_page_by_id_and_filter() {
         (None, Some("nope"), None),
         (None, None, Some("nope")),
     ] {
-        let page = stats::recent_events(&conn, site, kind, tag, None, 10).expect("page");
+        let page = stats::recent_events(
+            &conn,
+            site.map(|s| vec![s.to_string()]).as_deref(),
+            kind,
+            tag,
+            None,
+            10,
+        )
+        .expect("page");
         assert_eq!(page, json!({"events": [], "next_before": null}));
     }
     // An old cursor continues below it.
@@ -1103,6 +1147,7 @@ fn an_event_costs_at_most_120_bytes_on_disk() {
             visitor,
             source,
             tags,
+            utm: Default::default(),
             query: match rng.below(20) {
                 0 => Some(format!(r#"{{"utm_source":"s{}"}}"#, rng.below(5))),
                 _ => None,

@@ -16,6 +16,7 @@
 
 mod admin_api;
 mod analytics_api;
+mod analytics_counting;
 mod analytics_ingest;
 mod analytics_store;
 mod cli;

@@ -29,6 +29,7 @@ fn event(i: usize) -> Event {
         source: Source::Track,
         tags: Vec::new(),
         query: None,
+        utm: Default::default(),
     }
 }
 
