@@ -33,6 +33,7 @@ mod metrics_format;
 mod probe_fixtures;
 mod routing;
 mod shutdown;
+mod site_serving;
 mod sites_api;
 mod storage;
 mod upgrade;
