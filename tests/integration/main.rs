@@ -18,6 +18,7 @@ mod admin_api;
 mod analytics_api;
 mod analytics_ingest;
 mod analytics_store;
+mod browser;
 mod cli;
 mod common;
 mod db_layer;
