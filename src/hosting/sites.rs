@@ -65,16 +65,6 @@ struct Hit<'p> {
     live: Live,
 }
 
-impl Hit<'_> {
-    /// Every file of a deployment was last modified when the deployment went live.
-    fn modified(&self) -> Option<Modified> {
-        Some(Modified {
-            unix: self.live.since,
-            http_date: self.live.last_modified.clone(),
-        })
-    }
-}
-
 impl Found {
     fn mime(&self) -> &str {
         match self {
@@ -133,10 +123,18 @@ impl SiteServer {
             Ok(Some(hit)) if is_index_without_slash(&path, &hit.path) => {
                 (slash_redirect(request), false)
             }
-            Ok(Some(hit)) => {
-                let html = hit.found.mime().starts_with("text/html");
-                let modified = hit.modified();
-                let response = self.send(request, hit.found, &hit.path, 200, modified);
+            Ok(Some(Hit {
+                found,
+                path: file_path,
+                live,
+            })) => {
+                let html = found.mime().starts_with("text/html");
+                // Every file of a deployment was last modified when the deployment went live.
+                let modified = Modified {
+                    unix: live.since,
+                    http_date: live.last_modified,
+                };
+                let response = self.send(request, found, &file_path, 200, Some(modified));
                 let viewed = html && matches!(response.status, 200 | 304);
                 (response, viewed && request.method == Method::Get)
             }
