@@ -4,6 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The browser check (tests/integration/browser.rs) needs Chromium. Install Debian's when it
+# is missing and we can (root, apt); quietly, and bounded so a slow mirror can't hang the run.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing chromium for the browser test (apt-get)..."
+    if ! timeout 900 bash -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq --no-install-recommends chromium' >/dev/null 2>&1; then
+        echo "could not install chromium; the browser test will fail and say so"
+    fi
+fi
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

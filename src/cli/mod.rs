@@ -44,7 +44,7 @@ enum Cmd {
     /// Database maintenance
     #[command(subcommand)]
     Db(DbCmd),
-    /// Zip DIR (dot-paths like .git/ skipped) and upload it as site NAME, with a progress bar
+    /// Zip DIR (dot-paths like .git/ skipped, .well-known/ kept) and upload it as site NAME, with a progress bar
     Deploy(DeployCmd),
     /// Check the server URL and API token (an authenticated request), then save them to the
     /// client's config file (mode 0600)

@@ -33,7 +33,7 @@ pub fn run(dir: &Path, site: &str, settings: &Settings) -> Result<(), ClientErro
     let staged = store::stage_directory(dir).map_err(ClientError::Usage)?;
     if staged.is_empty() {
         return Err(ClientError::Usage(format!(
-            "{} has no files to deploy (dot-paths such as .git/ are skipped)",
+            "{} has no files to deploy (dot-paths such as .git/ are skipped; .well-known/ is kept)",
             dir.display()
         )));
     }

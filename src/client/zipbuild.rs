@@ -139,7 +139,7 @@ mod tests {
     }
 
     #[test]
-    fn archive_round_trips_the_directory_without_dot_paths() {
+    fn archive_round_trips_the_directory_without_dot_paths_but_with_well_known() {
         let root = temp_dir("roundtrip");
         let site = root.join("site");
         let text: Vec<u8> = b"hello fazt ".repeat(5000);
@@ -154,9 +154,14 @@ mod tests {
         write(&site, ".env", b"SECRET=1");
         write(&site, ".git/config", b"[core]");
         write(&site, "css/.hidden", b"x");
+        write(
+            &site,
+            ".well-known/security.txt",
+            b"Contact: mailto:a@example.com",
+        );
         let staged = stage_directory(&site).unwrap();
         let archive = build(&staged, &root).unwrap();
-        assert_eq!(archive.files, 5);
+        assert_eq!(archive.files, 6);
         assert_eq!(archive.file.metadata().unwrap().len(), archive.size);
         // The temp file is already unlinked: only the site directory is left in root.
         let names: Vec<_> = std::fs::read_dir(&root)
@@ -179,6 +184,7 @@ mod tests {
         assert_eq!(
             names,
             [
+                ".well-known/security.txt",
                 "css/site.css",
                 "deep/a/b/c.txt",
                 "empty.txt",

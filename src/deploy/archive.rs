@@ -100,7 +100,8 @@ pub struct Extracted {
     pub files: Vec<StagedFile>,
     /// Sum of the files' sizes.
     pub total_bytes: u64,
-    /// Hidden entries (a path component starting with `.`) left out.
+    /// Hidden entries (a path component starting with `.`, outside `.well-known/`) left
+    /// out: see `hosting::path::is_published`.
     pub skipped_hidden: usize,
 }
 
@@ -233,7 +234,7 @@ fn extract_into<R: Read + Seek>(
             EntryPath::Directory => continue,
             EntryPath::File(path) => path,
         };
-        if is_hidden(&path) {
+        if !crate::hosting::path::is_published(&path) {
             skipped_hidden += 1;
             continue;
         }
@@ -369,11 +370,6 @@ fn entry_path(name: &str) -> Result<EntryPath, &'static str> {
         return Err("is longer than 2047 bytes (no request could reach it)");
     }
     Ok(EntryPath::File(path))
-}
-
-/// Hidden paths (`.git/...`, `.env`, `a/.DS_Store`) are never published.
-fn is_hidden(path: &str) -> bool {
-    path.split('/').any(|segment| segment.starts_with('.'))
 }
 
 const S_IFMT: u32 = 0o170_000;
@@ -586,16 +582,6 @@ mod tests {
         assert!(refused("a/".repeat(65).trim_end_matches('/')).contains("64"));
         assert!(refused(&"a".repeat(2048)).contains("2047"));
         assert_eq!(file(&"a".repeat(2047)).len(), 2047);
-    }
-
-    #[test]
-    fn hidden_paths() {
-        assert!(is_hidden(".env"));
-        assert!(is_hidden(".git/config"));
-        assert!(is_hidden("a/.DS_Store"));
-        assert!(is_hidden("node_modules/.bin/x"));
-        assert!(!is_hidden("a/b.c"));
-        assert!(!is_hidden("a..b"));
     }
 
     #[test]

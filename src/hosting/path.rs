@@ -185,6 +185,34 @@ pub fn extension(path: &str) -> Option<&str> {
     }
 }
 
+/// The one top-level directory whose dot-name is published (RFC 8615 well-known URIs:
+/// `security.txt`, WebFinger, Matrix delegation, ACME challenges of other tools).
+pub const WELL_KNOWN: &str = ".well-known";
+
+/// Whether a site-relative path (a file, or a directory without its trailing slash) is
+/// published. Paths with a segment starting with `.` (`.git/config`, `.env`,
+/// `a/.DS_Store`) are not: they are version control, secrets and editor litter, not
+/// pages. The exception is `.well-known` at the top and everything under it. The deploy
+/// archive, `fazt site import` and the deploy client's zip all decide with this one rule.
+pub fn is_published(path: &str) -> bool {
+    let well_known = path
+        .strip_prefix(WELL_KNOWN)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    well_known || !path.split('/').any(|segment| segment.starts_with('.'))
+}
+
+/// Whether `found`, a candidate of `normalized`, is the directory index reached without
+/// its trailing slash (`blog` → `blog/index.html`). Such a request is redirected to
+/// `blog/` rather than served: served at `/blog`, the page's relative links would resolve
+/// against `/`.
+pub fn is_index_without_slash(normalized: &str, found: &str) -> bool {
+    !normalized.is_empty()
+        && !normalized.ends_with('/')
+        && found
+            .strip_prefix(normalized)
+            .is_some_and(|rest| rest == "/index.html")
+}
+
 /// The stored paths to try, in order, for a path returned by [`normalize`]:
 /// - `""` → `index.html`;
 /// - `"dir/"` → `dir/index.html`;
@@ -192,8 +220,8 @@ pub fn extension(path: &str) -> Option<&str> {
 /// - a name without one (`"about"`) → `about`, `about.html`, `about/index.html`
 ///   (clean URLs; a file stored under the bare name wins).
 ///
-/// Serving `about/index.html` at `/about` (no slash) means relative links in that page
-/// resolve against `/`; redirecting to `/about/` instead is the caller's choice.
+/// The last one is found only to redirect `/about` to `/about/` (see
+/// [`is_index_without_slash`]).
 ///
 /// Produced lazily and borrowed where possible: the first candidate usually exists, so the
 /// others are never built, and `""` or `"a/b.css"` cost no allocation.
@@ -494,6 +522,52 @@ mod tests {
             all_candidates("日本/🦀"),
             ["日本/🦀", "日本/🦀.html", "日本/🦀/index.html"]
         );
+    }
+
+    #[test]
+    fn dot_paths_are_unpublished_except_well_known() {
+        for published in [
+            "index.html",
+            "a/b.css",
+            "a..b/c",
+            ".well-known",
+            ".well-known/security.txt",
+            ".well-known/acme-challenge/token",
+            ".well-known/.hidden",
+        ] {
+            assert!(is_published(published), "{published}");
+        }
+        for hidden in [
+            ".git",
+            ".git/config",
+            ".env",
+            "a/.DS_Store",
+            "docs/.secret",
+            ".hidden/x.txt",
+            ".well-knownx/a",
+            ".well-known-not/a",
+            "blog/.well-known/security.txt",
+        ] {
+            assert!(!is_published(hidden), "{hidden}");
+        }
+    }
+
+    #[test]
+    fn directory_index_without_its_slash() {
+        assert!(is_index_without_slash("blog", "blog/index.html"));
+        assert!(is_index_without_slash("a/b", "a/b/index.html"));
+        assert!(!is_index_without_slash("blog/", "blog/index.html"));
+        assert!(!is_index_without_slash("", "index.html"));
+        assert!(!is_index_without_slash("about", "about.html"));
+        assert!(!is_index_without_slash("about", "about"));
+        assert!(!is_index_without_slash(
+            "blog/index.html",
+            "blog/index.html"
+        ));
+        for candidate in candidates("about") {
+            let redirect = candidate == "about/index.html";
+            assert_eq!(is_index_without_slash("about", &candidate), redirect);
+        }
     }
 
     #[test]

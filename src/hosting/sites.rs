@@ -1,13 +1,14 @@
 //! Serving hosted sites from the virtual filesystem (DESIGN §4): resolve the site's current
-//! deployment, normalise the path, try the candidates (`index.html`, clean URLs), answer
-//! from the shared cache or the thread's read connection, and fall back to the site's
-//! `404.html`, then the `404` site, then the built-in page — always with status 404.
+//! deployment, normalise the path, try the candidates (`index.html`, clean URLs), redirect
+//! a directory reached without its trailing slash, answer from the shared cache or the
+//! thread's read connection, and fall back to the site's `404.html`, then the `404` site,
+//! then the built-in page — always with status 404.
 
 use crate::hosting::cache::{CachedFile, SiteCache};
-use crate::hosting::files::{respond, FileMeta};
-use crate::hosting::path::{candidates, normalize};
-use crate::hosting::rules::cache_control;
-use crate::hosting::store::{self, BlobStream, FileRow, SiteTable};
+use crate::hosting::files::{respond, FileMeta, Modified};
+use crate::hosting::path::{candidates, is_index_without_slash, normalize};
+use crate::hosting::rules::{cache_control, CACHE_DEFAULT};
+use crate::hosting::store::{self, BlobStream, FileRow, Live, SiteTable};
 use crate::hosting::urls::UrlBase;
 use crate::http::error::Concealed;
 use crate::http::{error_response, Body, Method, Request, Response};
@@ -81,6 +82,13 @@ enum Found {
     Large(FileRow),
 }
 
+/// A file of a site's current deployment, found at `path` (one of the candidates).
+struct Hit<'p> {
+    found: Found,
+    path: Cow<'p, str>,
+    live: Live,
+}
+
 impl Found {
     fn mime(&self) -> &str {
         match self {
@@ -134,9 +142,21 @@ impl SiteServer {
             Err(e) => return (error_response(&e), Served::Other),
         };
         match self.resolve(site, &path) {
-            Ok(Some((found, file_path))) => {
+            Ok(Some(hit)) if is_index_without_slash(&path, &hit.path) => {
+                (slash_redirect(request), Served::Other)
+            }
+            Ok(Some(Hit {
+                found,
+                path: file_path,
+                live,
+            })) => {
                 let html = found.mime().starts_with("text/html");
-                let response = self.send(request, found, &file_path, 200);
+                // Every file of a deployment was last modified when the deployment went live.
+                let modified = Modified {
+                    unix: live.since,
+                    http_date: live.last_modified,
+                };
+                let response = self.send(request, found, &file_path, 200, Some(modified));
                 let viewed = html && matches!(response.status, 200 | 304);
                 let served = if viewed && request.method == Method::Get {
                     Served::Page(page_path(&file_path))
@@ -172,21 +192,21 @@ impl SiteServer {
             path
         };
         let file = self.cache.get_pinned(&path)?;
-        Some(self.send(request, Found::Cached(file), &path, 200))
+        Some(self.send(request, Found::Cached(file), &path, 200, None))
     }
 
     /// The first candidate path of `path` that exists in the site's current deployment.
-    fn resolve<'p>(
-        &self,
-        site: &str,
-        path: &'p str,
-    ) -> rusqlite::Result<Option<(Found, Cow<'p, str>)>> {
-        let Some(deployment) = self.table.current(site) else {
+    fn resolve<'p>(&self, site: &str, path: &'p str) -> rusqlite::Result<Option<Hit<'p>>> {
+        let Some(live) = self.table.current(site) else {
             return Ok(None);
         };
         for candidate in candidates(path) {
-            if let Some(found) = self.lookup(deployment, &candidate)? {
-                return Ok(Some((found, candidate)));
+            if let Some(found) = self.lookup(live.deployment, &candidate)? {
+                return Ok(Some(Hit {
+                    found,
+                    path: candidate,
+                    live,
+                }));
             }
         }
         Ok(None)
@@ -223,7 +243,7 @@ impl SiteServer {
         let fallbacks = [(site, "404.html"), ("404", "404.html"), ("404", "")];
         for (site, path) in fallbacks {
             match self.resolve(site, path) {
-                Ok(Some((found, file_path))) => return self.send(request, found, &file_path, 404),
+                Ok(Some(hit)) => return self.send(request, hit.found, &hit.path, 404, None),
                 Ok(None) => {}
                 Err(e) => return unreadable_files(e),
             }
@@ -233,13 +253,27 @@ impl SiteServer {
             Found::Cached(self.builtin_404.clone()),
             "404.html",
             404,
+            None,
         )
     }
 
-    fn send(&self, request: &Request, found: Found, path: &str, status: u16) -> Response {
+    fn send(
+        &self,
+        request: &Request,
+        found: Found,
+        path: &str,
+        status: u16,
+        modified: Option<Modified>,
+    ) -> Response {
         let (meta, sha256) = match &found {
             Found::Cached(f) => (
-                meta(path, f.mime.clone(), f.body.len() as u64, f.etag.clone()),
+                meta(
+                    path,
+                    f.mime.clone(),
+                    f.body.len() as u64,
+                    f.etag.clone(),
+                    modified,
+                ),
                 f.sha256,
             ),
             Found::Large(row) => (
@@ -248,6 +282,7 @@ impl SiteServer {
                     Arc::from(row.mime.as_str()),
                     row.size,
                     Arc::from(crate::hosting::files::etag_of_hash(&row.sha256)),
+                    modified,
                 ),
                 row.sha256,
             ),
@@ -267,13 +302,37 @@ impl SiteServer {
     }
 }
 
-fn meta(path: &str, mime: Arc<str>, size: u64, etag: Arc<str>) -> FileMeta {
+fn meta(
+    path: &str,
+    mime: Arc<str>,
+    size: u64,
+    etag: Arc<str>,
+    modified: Option<Modified>,
+) -> FileMeta {
     FileMeta {
         etag,
         cache_control: cache_control(path, &mime),
         mime,
         size,
+        modified,
     }
+}
+
+/// `301` from `/blog` to `/blog/`, the query kept, as nginx, Netlify and GitHub Pages do.
+/// The Location is the request's own path (percent-encoding as sent) plus the slash: a
+/// relative reference, so it holds behind any proxy, scheme or port. Cached like other
+/// non-HTML files ([`CACHE_DEFAULT`]), so a later deploy that adds `blog.html` shows up
+/// within minutes rather than never (browsers keep a 301 without `Cache-Control`).
+fn slash_redirect(request: &Request) -> Response {
+    let query = request.query();
+    let location = if query.is_empty() {
+        format!("{}/", request.path())
+    } else {
+        format!("{}/?{query}", request.path())
+    };
+    Response::new(301)
+        .header("Location", location)
+        .header("Cache-Control", CACHE_DEFAULT)
 }
 
 fn unreadable_files(e: rusqlite::Error) -> Response {

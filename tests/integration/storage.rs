@@ -311,8 +311,9 @@ fn dedup_a_second_site_with_the_same_files_stores_nothing_new() {
 // ---------------------------------------------------------------------------------------
 
 /// The files of version `v`: 20 numbered files, an index naming the version and the
-/// manifest, a manifest, a clean-URL page that moves between `page.html` (v1) and
-/// `page/index.html` (v2), and a per-site 404 page.
+/// manifest, a manifest, a clean-URL page that moves between `page.html` (v1) and a file
+/// stored under the bare name `page` (v2; `page/index.html` would be a redirect to
+/// `/page/`), and a per-site 404 page.
 fn version_files(v: &str) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(String, Vec<u8>)> = (0..20)
         .map(|i| {
@@ -328,11 +329,7 @@ fn version_files(v: &str) -> Vec<(String, Vec<u8>)> {
         format!("<h1>version {v}</h1><a href=\"manifest.txt\">manifest of {v}</a>").into_bytes(),
     ));
     files.push(("manifest.txt".into(), manifest.into_bytes()));
-    let page = if v == "v1" {
-        "page.html"
-    } else {
-        "page/index.html"
-    };
+    let page = if v == "v1" { "page.html" } else { "page" };
     files.push((page.into(), format!("<p>page of {v}</p>").into_bytes()));
     files.push((
         "404.html".into(),
@@ -359,7 +356,7 @@ fn readers_never_see_a_half_switched_deployment() {
     for v in versions {
         for (p, b) in version_files(v) {
             let (url, status) = match p.as_str() {
-                "page.html" | "page/index.html" => ("/page".to_string(), 200),
+                "page.html" | "page" => ("/page".to_string(), 200),
                 "404.html" => ("/missing".to_string(), 404),
                 _ => (format!("/{p}"), 200),
             };

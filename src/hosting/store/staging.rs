@@ -2,6 +2,7 @@
 //! (a directory, the binary, or a deploy's pack file).
 
 use super::CHUNK_SIZE;
+use crate::hosting::path::is_published;
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, Read};
@@ -84,7 +85,8 @@ impl StagedFile {
 }
 
 /// Walks a directory into staged files: regular files only, dot-paths (`.git/`, `.env`)
-/// skipped, symlinks refused, each file hashed by streaming it.
+/// skipped except `.well-known/` ([`is_published`]), symlinks refused, each file hashed
+/// by streaming it.
 pub fn stage_directory(dir: &Path) -> Result<Vec<StagedFile>, String> {
     let mut files = Vec::new();
     let meta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -107,9 +109,6 @@ fn walk(dir: &Path, prefix: &str, files: &mut Vec<StagedFile>) -> Result<(), Str
                 entry.path().display()
             ));
         };
-        if name.starts_with('.') {
-            continue;
-        }
         // Names are taken literally (a file `100%.txt` is served at `/100%25.txt`); only
         // what no URL path can name is refused.
         if name.contains('\\') || name.chars().any(char::is_control) {
@@ -120,6 +119,10 @@ fn walk(dir: &Path, prefix: &str, files: &mut Vec<StagedFile>) -> Result<(), Str
             ));
         }
         let rel = format!("{prefix}{name}");
+        // Checked before descending, so a `.git/` directory is never walked.
+        if !is_published(&rel) {
+            continue;
+        }
         let kind = entry
             .file_type()
             .map_err(|e| format!("{}: {e}", entry.path().display()))?;
