@@ -130,6 +130,12 @@ impl Response {
         self
     }
 
+    /// `Cache-Control: no-store` (RFC 9111 §5.2.2.5): no cache, shared or private, may
+    /// keep this response.
+    pub fn no_store(self) -> Response {
+        self.header("Cache-Control", "no-store")
+    }
+
     pub fn closing(mut self) -> Response {
         self.close = true;
         self
@@ -219,6 +225,7 @@ pub fn reason(status: u16) -> &'static str {
         408 => "Request Timeout",
         409 => "Conflict",
         413 => "Content Too Large",
+        414 => "URI Too Long",
         416 => "Range Not Satisfiable",
         417 => "Expectation Failed",
         429 => "Too Many Requests",
@@ -226,6 +233,7 @@ pub fn reason(status: u16) -> &'static str {
         500 => "Internal Server Error",
         501 => "Not Implemented",
         503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
         507 => "Insufficient Storage",
         _ => "Status",
     }

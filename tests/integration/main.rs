@@ -29,6 +29,7 @@ mod deploy_cli_e2e;
 mod error_shape;
 mod http_limits;
 mod http_protocol;
+mod http_rfc9110;
 mod metrics_format;
 mod probe_fixtures;
 mod routing;
