@@ -230,6 +230,7 @@ fn complete_head(
     let minor_version = parts.minor_version;
     let mut request = Request::new(
         head,
+        method,
         parts.method,
         target,
         minor_version,
