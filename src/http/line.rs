@@ -34,9 +34,18 @@ pub(super) enum TargetForm {
 }
 
 /// Classifies `target`; anything but the three forms a server accepts is 400 (the
-/// authority-form is CONNECT's, refused as a method before this).
+/// authority-form is CONNECT's, refused as a method before this). Inlined for the usual
+/// origin-form; the rest is out of line.
+#[inline]
 pub(super) fn target_form(method: Method, target: &str) -> Result<TargetForm, HttpError> {
-    if target.starts_with('/') || (target == "*" && method == Method::Options) {
+    if target.starts_with('/') {
+        return Ok(TargetForm::AsSent);
+    }
+    other_target_form(method, target)
+}
+
+fn other_target_form(method: Method, target: &str) -> Result<TargetForm, HttpError> {
+    if target == "*" && method == Method::Options {
         return Ok(TargetForm::AsSent);
     }
     let absolute = target.split_once("://").filter(|(scheme, _)| {

@@ -3,7 +3,7 @@
 //! what a client *claims* it will send.
 
 use super::line::{self, TargetForm};
-use super::request::Request;
+use super::request::{Method, Request};
 use super::HttpError;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -97,10 +97,13 @@ fn content_len(line: &[u8]) -> usize {
     line.strip_suffix(b"\r").unwrap_or(line).len()
 }
 
-/// The parts of a complete head, as ranges into the buffer it was parsed from.
+/// The parts of a complete head whose request line passed its checks, as ranges into
+/// the buffer it was parsed from.
 struct Parts {
-    method: Range<usize>,
+    method: Method,
+    method_text: Range<usize>,
     target: Range<usize>,
+    form: TargetForm,
     minor_version: u8,
     headers: Vec<(Range<usize>, Range<usize>)>,
     len: usize,
@@ -132,14 +135,20 @@ pub fn parse_head(
         Err(httparse::Error::Version) => return parse_later_version(buf, scanner, peer),
         Err(e) => return Err(head_error(e)),
     };
+    // The scanner only saw partial heads; a head that arrived whole is checked here.
+    scanner.check(&buf[..len])?;
+    let (method_text, target) = (parsed.method.unwrap_or(""), parsed.path.unwrap_or(""));
+    let method = line::check_method(method_text)?;
     let parts = Parts {
-        method: range_in(buf, parsed.method.unwrap_or("").as_bytes()),
-        target: range_in(buf, parsed.path.unwrap_or("").as_bytes()),
+        method,
+        method_text: range_in(buf, method_text.as_bytes()),
+        target: range_in(buf, target.as_bytes()),
+        form: line::target_form(method, target)?,
         minor_version: parsed.version.unwrap_or(1),
         headers: header_ranges(buf, parsed.headers),
         len,
     };
-    complete_head(buf, scanner, parts, peer)
+    build_request(buf, parts, peer)
 }
 
 fn header_ranges(buf: &[u8], headers: &[httparse::Header]) -> Vec<(Range<usize>, Range<usize>)> {
@@ -158,7 +167,10 @@ fn head_error(error: httparse::Error) -> HttpError {
 
 /// A head whose request line names a version httparse refuses: `HTTP/1.2` and later
 /// minor versions are served as HTTP/1.1 (their headers parsed by httparse on their
-/// own), any other major version is 505. Rare, so the slots here are simply zeroed.
+/// own), any other major version is 505. Rare, so the slots here are simply zeroed, and
+/// the code is kept off the usual path.
+#[cold]
+#[inline(never)]
 fn parse_later_version(
     buf: &[u8],
     scanner: &mut HeadScanner,
@@ -183,32 +195,28 @@ fn parse_later_version(
         Ok(httparse::Status::Complete(done)) => done,
         Err(e) => return Err(head_error(e)),
     };
+    let len = line.headers_from + headers_len;
+    scanner.check(&buf[..len])?;
+    // httparse read both, as a token and as visible ASCII, before refusing the version.
+    let text = |range: &Range<usize>| std::str::from_utf8(&buf[range.clone()]).unwrap_or("");
+    let method = line::check_method(text(&line.method))?;
     let parts = Parts {
-        method: line.method,
+        method,
+        form: line::target_form(method, text(&line.target))?,
+        method_text: line.method,
         target: line.target,
         // RFC 9110 §2.5: a later minor version is answered as the highest one we have.
         minor_version: 1,
         headers: header_ranges(buf, parsed),
-        len: line.headers_from + headers_len,
+        len,
     };
-    complete_head(buf, scanner, parts, peer)
+    build_request(buf, parts, peer)
 }
 
-/// Checks a complete head's limits, method and target, and builds its request.
-fn complete_head(
-    buf: &[u8],
-    scanner: &mut HeadScanner,
-    parts: Parts,
-    peer: SocketAddr,
-) -> Result<HeadStatus, HttpError> {
-    // The scanner only saw partial heads; a head that arrived whole is checked here.
-    scanner.check(&buf[..parts.len])?;
-    // Both were read by httparse as a token and visible ASCII, so both are UTF-8.
-    let text = |range: &Range<usize>| std::str::from_utf8(&buf[range.clone()]).unwrap_or("");
-    let method = line::check_method(text(&parts.method))?;
-    let form = line::target_form(method, text(&parts.target))?;
+/// The request of a head whose limits, method and target have been checked.
+fn build_request(buf: &[u8], parts: Parts, peer: SocketAddr) -> Result<HeadStatus, HttpError> {
     let mut head = buf[..parts.len].to_vec();
-    let target = match &form {
+    let target = match &parts.form {
         TargetForm::AsSent => parts.target,
         TargetForm::Absolute {
             path_from,
@@ -230,8 +238,8 @@ fn complete_head(
     let minor_version = parts.minor_version;
     let mut request = Request::new(
         head,
-        method,
         parts.method,
+        parts.method_text,
         target,
         minor_version,
         parts.headers,
@@ -239,7 +247,7 @@ fn complete_head(
     );
     // The Host header is checked even when the target names the host (RFC 9112 §3.2).
     request.host = host_of(&request)?;
-    if let TargetForm::Absolute { host, .. } = form {
+    if let TargetForm::Absolute { host, .. } = parts.form {
         request.host = host;
     }
     let framing = framing_of(&request)?;
