@@ -17,8 +17,8 @@ pub(crate) use request::{Method, Request};
 pub(crate) use response::{Body, Response};
 
 /// `GET /health`: liveness, answered by whichever thread read the request (a core thread
-/// or the admin thread), so it lives below both.
-/// Never cached: a stored "ok" would hide a server that has since gone down.
+/// or the admin thread), so it lives below both. Never cached: a stored
+/// "ok" would hide a server that has since gone down.
 pub fn liveness() -> Response {
     Response::new(200)
         .body("text/plain; charset=utf-8", Body::Static(b"ok\n"))
