@@ -50,6 +50,12 @@ const LAST_USED_INTERVAL: Duration = Duration::from_secs(60);
 /// this only bounds the map against many keys used once).
 const LAST_USED_MAP_SWEEP: usize = 256;
 
+/// The API's paths, as opposed to `/health` and the dashboard's pages. Their answers
+/// (keys, stats, health) are never cached: see [`crate::http::Response::no_store`].
+pub(crate) fn is_api_path(path: &str) -> bool {
+    path.starts_with("/api/") || path == "/metrics"
+}
+
 /// Sends the answer of a request whose response comes later (after a writer job) to the
 /// thread that owns its connection. Runs on the writer thread: it only sends a mail.
 pub type Reply = Box<dyn FnOnce(Response) + Send>;
@@ -125,7 +131,7 @@ impl AdminApi {
         if path == "/health" {
             return Some(crate::http::liveness());
         }
-        if !path.starts_with("/api/") && path != "/metrics" {
+        if !is_api_path(path) {
             let page = self.ctx.sites.serve_admin_asset(request);
             return Some(
                 page.unwrap_or_else(|| Response::error(404, &format!("no admin page {path}"))),

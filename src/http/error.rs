@@ -89,6 +89,7 @@ pub(crate) fn status_code(status: u16) -> &'static str {
         408 => "request_timeout",
         409 => "conflict",
         413 => "payload_too_large",
+        414 => "uri_too_long",
         415 => "unsupported_media_type",
         416 => "range_not_satisfiable",
         417 => "expectation_failed",
@@ -97,6 +98,7 @@ pub(crate) fn status_code(status: u16) -> &'static str {
         500 => "internal_error",
         501 => "not_implemented",
         503 => "unavailable",
+        505 => "http_version_not_supported",
         507 => "insufficient_storage",
         _ if status < 500 => "client_error",
         _ => "server_error",
@@ -155,6 +157,11 @@ impl ResponseError for HttpError {
             HttpError::InsufficientStorage(_) => "disk_full",
             other => status_code(other.status()),
         }
+    }
+
+    /// Only a failure to store a body is ours; 501 and 505 answer what the client sent.
+    fn is_server_fault(&self) -> bool {
+        matches!(self, HttpError::Internal(_))
     }
 }
 
@@ -236,11 +243,14 @@ mod tests {
             (405, "method_not_allowed"),
             (409, "conflict"),
             (413, "payload_too_large"),
+            (414, "uri_too_long"),
             (415, "unsupported_media_type"),
             (429, "rate_limited"),
             (431, "header_too_large"),
             (500, "internal_error"),
+            (501, "not_implemented"),
             (503, "unavailable"),
+            (505, "http_version_not_supported"),
             (507, "insufficient_storage"),
             (418, "client_error"),
             (599, "server_error"),
@@ -256,6 +266,9 @@ mod tests {
         assert!(!HttpError::InsufficientStorage("full".into()).is_server_fault());
         assert!(!Busy.is_server_fault());
         assert!(!HttpError::BadRequest("x".into()).is_server_fault());
+        // 501 and 505 answer what the client sent: no error line in the log.
+        assert!(!HttpError::NotImplemented("BREW".into()).is_server_fault());
+        assert!(!HttpError::VersionNotSupported("HTTP/2.0".into()).is_server_fault());
     }
 
     #[test]
@@ -263,6 +276,17 @@ mod tests {
         let cases = [
             (HttpError::BadRequest("bad".into()), 400, "bad_request"),
             (HttpError::HeaderTooLarge("big"), 431, "header_too_large"),
+            (HttpError::UriTooLong, 414, "uri_too_long"),
+            (
+                HttpError::NotImplemented("BREW".into()),
+                501,
+                "not_implemented",
+            ),
+            (
+                HttpError::VersionNotSupported("HTTP/2.0".into()),
+                505,
+                "http_version_not_supported",
+            ),
             (
                 HttpError::PayloadTooLarge { limit: 10 },
                 413,

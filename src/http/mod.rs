@@ -5,6 +5,7 @@
 pub(crate) mod cap;
 pub(crate) mod conn;
 pub(crate) mod error;
+mod line;
 pub(crate) mod parse;
 pub(crate) mod request;
 pub(crate) mod response;
@@ -16,15 +17,20 @@ pub(crate) use request::{Method, Request};
 pub(crate) use response::{Body, Response};
 
 /// `GET /health`: liveness, answered by whichever thread read the request (a core thread
-/// or the admin thread), so it lives below both.
+/// or the admin thread), so it lives below both. Never cached: a stored
+/// "ok" would hide a server that has since gone down.
 pub fn liveness() -> Response {
-    Response::new(200).body("text/plain; charset=utf-8", Body::Static(b"ok\n"))
+    Response::new(200)
+        .body("text/plain; charset=utf-8", Body::Static(b"ok\n"))
+        .no_store()
 }
 
 /// Protocol-level failures, each answered with its status and then the connection closes.
 #[derive(Debug)]
 pub enum HttpError {
     BadRequest(String),
+    /// The request line is longer than the head line limit (414).
+    UriTooLong,
     HeaderTooLarge(&'static str),
     PayloadTooLarge {
         limit: u64,
@@ -32,6 +38,11 @@ pub enum HttpError {
     HeadTimeout,
     BodyTimeout,
     ExpectationFailed,
+    /// A method fazt implements on no route (501); the method as sent, shortened.
+    NotImplemented(String),
+    /// An HTTP major version other than 1 (505), such as `HTTP/2.0` or the HTTP/2
+    /// connection preface; the version as sent.
+    VersionNotSupported(String),
     /// The disk filled up while a body was being stored (507).
     InsufficientStorage(String),
     /// Storing the body failed on our side (500).
@@ -42,10 +53,13 @@ impl HttpError {
     pub fn status(&self) -> u16 {
         match self {
             HttpError::BadRequest(_) => 400,
+            HttpError::UriTooLong => 414,
             HttpError::HeaderTooLarge(_) => 431,
             HttpError::PayloadTooLarge { .. } => 413,
             HttpError::HeadTimeout | HttpError::BodyTimeout => 408,
             HttpError::ExpectationFailed => 417,
+            HttpError::NotImplemented(_) => 501,
+            HttpError::VersionNotSupported(_) => 505,
             HttpError::InsufficientStorage(_) => 507,
             HttpError::Internal(_) => 500,
         }
@@ -74,6 +88,18 @@ impl std::fmt::Display for HttpError {
                 f.write_str("request body stalled: no bytes received in time")
             }
             HttpError::ExpectationFailed => f.write_str("only 'Expect: 100-continue' is supported"),
+            HttpError::UriTooLong => f.write_str(
+                "the request target is too long (the request line is longer than 8 KiB)",
+            ),
+            HttpError::NotImplemented(method) => write!(
+                f,
+                "method {method} is not implemented (fazt implements GET, HEAD, POST, PUT, \
+                 PATCH, DELETE and OPTIONS)"
+            ),
+            HttpError::VersionNotSupported(version) => write!(
+                f,
+                "{version} is not supported on this port; fazt speaks HTTP/1.1 (and HTTP/1.0)"
+            ),
         }
     }
 }

@@ -2,9 +2,11 @@
 //! Everything here works on bytes already received; nothing allocates in proportion to
 //! what a client *claims* it will send.
 
-use super::request::Request;
+use super::line::{self, TargetForm};
+use super::request::{Method, Request};
 use super::HttpError;
 use std::net::SocketAddr;
+use std::ops::Range;
 
 /// Longest single line of a request head (request line or one header).
 pub const MAX_HEAD_LINE: usize = 8 * 1024;
@@ -41,6 +43,8 @@ pub enum HeadStatus {
 pub struct HeadScanner {
     scanned: usize,
     line_start: usize,
+    /// A line with content has ended: later lines are header lines, not the request line.
+    past_request_line: bool,
 }
 
 impl HeadScanner {
@@ -48,9 +52,9 @@ impl HeadScanner {
         *self = HeadScanner::default();
     }
 
-    /// Checks line lengths and total size of the partial head in `buf`.
+    /// Checks line lengths and total size of the partial head in `buf`. An over-long
+    /// request line is 414 (its target is what grows), an over-long header line 431.
     fn check(&mut self, buf: &[u8]) -> Result<(), HttpError> {
-        const TOO_LONG: HttpError = HttpError::HeaderTooLarge("a header line is longer than 8 KiB");
         if buf.len() <= MAX_HEAD_LINE {
             // No line of it can be too long, nor the whole too large (the usual head is a few
             // hundred bytes). The scan state is left as it is: once the head grows past this,
@@ -59,15 +63,17 @@ impl HeadScanner {
         }
         for (i, &b) in buf.iter().enumerate().skip(self.scanned) {
             if b == b'\n' {
-                if content_len(&buf[self.line_start..i]) > MAX_HEAD_LINE {
-                    return Err(TOO_LONG);
+                let len = content_len(&buf[self.line_start..i]);
+                if len > MAX_HEAD_LINE {
+                    return Err(self.line_too_long());
                 }
+                self.past_request_line |= len > 0;
                 self.line_start = i + 1;
             }
         }
         self.scanned = buf.len();
         if content_len(&buf[self.line_start..]) > MAX_HEAD_LINE {
-            return Err(TOO_LONG);
+            return Err(self.line_too_long());
         }
         if buf.len() > MAX_HEAD_TOTAL {
             return Err(HttpError::HeaderTooLarge(
@@ -76,11 +82,37 @@ impl HeadScanner {
         }
         Ok(())
     }
+
+    fn line_too_long(&self) -> HttpError {
+        if self.past_request_line {
+            HttpError::HeaderTooLarge("a header line is longer than 8 KiB")
+        } else {
+            HttpError::UriTooLong
+        }
+    }
 }
 
 /// Length of a head line without its line ending: the limit is on content.
 fn content_len(line: &[u8]) -> usize {
     line.strip_suffix(b"\r").unwrap_or(line).len()
+}
+
+/// The parts of a complete head whose request line passed its checks, as ranges into
+/// the buffer it was parsed from.
+struct Parts {
+    method: Method,
+    method_text: Range<usize>,
+    target: Range<usize>,
+    form: TargetForm,
+    minor_version: u8,
+    headers: Vec<(Range<usize>, Range<usize>)>,
+    len: usize,
+}
+
+/// Where `part` (a slice of `buf`) lies in `buf`.
+fn range_in(buf: &[u8], part: &[u8]) -> Range<usize> {
+    let start = part.as_ptr() as usize - buf.as_ptr() as usize;
+    start..start + part.len()
 }
 
 /// Tries to parse one request head from the front of `buf`.
@@ -93,55 +125,131 @@ pub fn parse_head(
     // slots (3 KiB) are not zeroed for every request.
     let mut headers = [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut []);
-    let head_len = match parsed.parse_with_uninit_headers(buf, &mut headers) {
+    let len = match parsed.parse_with_uninit_headers(buf, &mut headers) {
         Ok(httparse::Status::Partial) => {
             scanner.check(buf)?;
             return Ok(HeadStatus::Partial);
         }
         Ok(httparse::Status::Complete(len)) => len,
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(HttpError::HeaderTooLarge("more than 100 headers"))
-        }
-        Err(e) => {
-            return Err(HttpError::BadRequest(format!(
-                "malformed request head: {e}"
-            )))
-        }
+        // httparse takes HTTP/1.0 and 1.1 only; other versions are read by hand.
+        Err(httparse::Error::Version) => return parse_later_version(buf, scanner, peer),
+        Err(e) => return Err(head_error(e)),
     };
     // The scanner only saw partial heads; a head that arrived whole is checked here.
-    scanner.check(&buf[..head_len])?;
-
-    let minor_version = parsed.version.unwrap_or(1);
-    let base = buf.as_ptr() as usize;
-    let range_of = |s: &[u8]| {
-        let start = s.as_ptr() as usize - base;
-        start..start + s.len()
+    scanner.check(&buf[..len])?;
+    let (method_text, target) = (parsed.method.unwrap_or(""), parsed.path.unwrap_or(""));
+    let method = line::check_method(method_text)?;
+    let parts = Parts {
+        method,
+        method_text: range_in(buf, method_text.as_bytes()),
+        target: range_in(buf, target.as_bytes()),
+        form: line::target_form(method, target)?,
+        minor_version: parsed.version.unwrap_or(1),
+        headers: header_ranges(buf, parsed.headers),
+        len,
     };
-    let method = parsed.method.unwrap_or("");
-    let target = parsed.path.unwrap_or("");
-    let method_range = range_of(method.as_bytes());
-    let target_range = range_of(target.as_bytes());
-    let header_ranges: Vec<_> = parsed
-        .headers
-        .iter()
-        .map(|h| (range_of(h.name.as_bytes()), range_of(h.value)))
-        .collect();
-    if !(target.starts_with('/') || (target == "*" && method == "OPTIONS")) {
-        return Err(HttpError::BadRequest(format!(
-            "request target must be an absolute path, got '{}'",
-            truncate(target, 100)
-        )));
-    }
+    build_request(buf, parts, peer)
+}
 
+fn header_ranges(buf: &[u8], headers: &[httparse::Header]) -> Vec<(Range<usize>, Range<usize>)> {
+    headers
+        .iter()
+        .map(|h| (range_in(buf, h.name.as_bytes()), range_in(buf, h.value)))
+        .collect()
+}
+
+fn head_error(error: httparse::Error) -> HttpError {
+    match error {
+        httparse::Error::TooManyHeaders => HttpError::HeaderTooLarge("more than 100 headers"),
+        e => HttpError::BadRequest(format!("malformed request head: {e}")),
+    }
+}
+
+/// A head whose request line names a version httparse refuses: `HTTP/1.2` and later
+/// minor versions are served as HTTP/1.1 (their headers parsed by httparse on their
+/// own), any other major version is 505. Rare, so the slots here are simply zeroed, and
+/// the code is kept off the usual path.
+#[cold]
+#[inline(never)]
+fn parse_later_version(
+    buf: &[u8],
+    scanner: &mut HeadScanner,
+    peer: SocketAddr,
+) -> Result<HeadStatus, HttpError> {
+    let line = match line::later_version(buf) {
+        Ok(Some(line)) => line,
+        Ok(None) => {
+            scanner.check(buf)?;
+            return Ok(HeadStatus::Partial);
+        }
+        // A request line too long to finish is the length's fault, not its version's.
+        Err(e) => return Err(scanner.check(buf).err().unwrap_or(e)),
+    };
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let rest = &buf[line.headers_from..];
+    let (headers_len, parsed) = match httparse::parse_headers(rest, &mut headers) {
+        Ok(httparse::Status::Partial) => {
+            scanner.check(buf)?;
+            return Ok(HeadStatus::Partial);
+        }
+        Ok(httparse::Status::Complete(done)) => done,
+        Err(e) => return Err(head_error(e)),
+    };
+    let len = line.headers_from + headers_len;
+    scanner.check(&buf[..len])?;
+    // httparse read both, as a token and as visible ASCII, before refusing the version.
+    let text = |range: &Range<usize>| std::str::from_utf8(&buf[range.clone()]).unwrap_or("");
+    let method = line::check_method(text(&line.method))?;
+    let parts = Parts {
+        method,
+        form: line::target_form(method, text(&line.target))?,
+        method_text: line.method,
+        target: line.target,
+        // RFC 9110 §2.5: a later minor version is answered as the highest one we have.
+        minor_version: 1,
+        headers: header_ranges(buf, parsed),
+        len,
+    };
+    build_request(buf, parts, peer)
+}
+
+/// The request of a head whose limits, method and target have been checked.
+fn build_request(buf: &[u8], parts: Parts, peer: SocketAddr) -> Result<HeadStatus, HttpError> {
+    let mut head = buf[..parts.len].to_vec();
+    let target = match &parts.form {
+        TargetForm::AsSent => parts.target,
+        TargetForm::Absolute {
+            path_from,
+            add_slash,
+            ..
+        } => {
+            let path = parts.target.start + path_from..parts.target.end;
+            if *add_slash {
+                // The origin form `/` + query is kept after the head bytes.
+                let start = head.len();
+                head.push(b'/');
+                head.extend_from_slice(&buf[path]);
+                start..head.len()
+            } else {
+                path
+            }
+        }
+    };
+    let minor_version = parts.minor_version;
     let mut request = Request::new(
-        buf[..head_len].to_vec(),
-        method_range,
-        target_range,
+        head,
+        parts.method,
+        parts.method_text,
+        target,
         minor_version,
-        header_ranges,
+        parts.headers,
         peer,
     );
+    // The Host header is checked even when the target names the host (RFC 9112 §3.2).
     request.host = host_of(&request)?;
+    if let TargetForm::Absolute { host, .. } = parts.form {
+        request.host = host;
+    }
     let framing = framing_of(&request)?;
     let expect_continue = match request.header("expect") {
         None => false,
@@ -151,16 +259,9 @@ pub fn parse_head(
     Ok(HeadStatus::Complete {
         request,
         framing,
-        head_len,
+        head_len: parts.len,
         expect_continue,
     })
-}
-
-fn truncate(text: &str, max: usize) -> &str {
-    match text.char_indices().nth(max) {
-        Some((i, _)) => &text[..i],
-        None => text,
-    }
 }
 
 /// The Host header without port, lower-cased and validated. HTTP/1.1 requires exactly one.
@@ -526,6 +627,108 @@ mod tests {
             parse_head(&buf, &mut scanner, peer()),
             Err(HttpError::HeaderTooLarge(_))
         ));
+    }
+
+    #[test]
+    fn long_request_line_is_414_and_long_header_line_431() {
+        let target = format!("/{}", "p".repeat(MAX_HEAD_LINE));
+        // Still arriving, then whole.
+        let partial = format!("GET {target}");
+        assert!(matches!(parse(&partial), Err(HttpError::UriTooLong)));
+        let whole = format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(matches!(parse(&whole), Err(HttpError::UriTooLong)));
+        // After an empty line, which a client may send before its request line.
+        let after_empty = format!("\r\nGET {target} HTTP/1.1\r\n");
+        assert!(matches!(parse(&after_empty), Err(HttpError::UriTooLong)));
+        let header = format!("GET / HTTP/1.1\r\nX-Long: {target}");
+        assert!(matches!(parse(&header), Err(HttpError::HeaderTooLarge(_))));
+        // A request line of exactly the limit is fine.
+        let fits = format!(
+            "GET /{} HTTP/1.1\r\nHost: a\r\n\r\n",
+            "p".repeat(MAX_HEAD_LINE - 14)
+        );
+        assert!(matches!(parse(&fits), Ok(HeadStatus::Complete { .. })));
+    }
+
+    fn complete(text: &str) -> Request {
+        match parse(text) {
+            Ok(HeadStatus::Complete { request, .. }) => request,
+            Ok(HeadStatus::Partial) => panic!("partial: {text}"),
+            Err(e) => panic!("{e}: {text}"),
+        }
+    }
+
+    #[test]
+    fn absolute_form_names_the_host() {
+        let request = complete(
+            "GET http://Blog.localhost:4698/a/b?c=1 HTTP/1.1\r\nHost: root.localhost\r\n\r\n",
+        );
+        assert_eq!(request.host, "blog.localhost");
+        assert_eq!((request.path(), request.query()), ("/a/b", "c=1"));
+        let request = complete("GET https://blog.localhost?c=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!((request.target(), request.path()), ("/?c=1", "/"));
+        assert_eq!(request.header("host"), Some(&b"x"[..]));
+        let request = complete("GET http://blog.localhost HTTP/1.0\r\n\r\n");
+        assert_eq!(
+            (request.host.as_str(), request.path()),
+            ("blog.localhost", "/")
+        );
+        // The Host header is still required and checked.
+        for bad in [
+            "GET http://blog.localhost/ HTTP/1.1\r\n\r\n",
+            "GET http://blog.localhost/ HTTP/1.1\r\nHost: bad host\r\n\r\n",
+            "GET http://bad_host!/ HTTP/1.1\r\nHost: a\r\n\r\n",
+        ] {
+            assert!(matches!(parse(bad), Err(HttpError::BadRequest(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn versions() {
+        let request = complete("POST /x HTTP/1.2\r\nHost: A\r\nContent-Length: 2\r\n\r\nhi");
+        assert_eq!(request.minor_version, 1);
+        assert!(request.keep_alive);
+        assert_eq!((request.host.as_str(), request.path()), ("a", "/x"));
+        assert_eq!(request.header("content-length"), Some(&b"2"[..]));
+        let Ok(HeadStatus::Complete {
+            head_len, framing, ..
+        }) = parse("POST /x HTTP/1.2\r\nHost: A\r\nContent-Length: 2\r\n\r\nhi")
+        else {
+            panic!()
+        };
+        assert_eq!((head_len, framing), (48, Framing::Length(2)));
+        // Headers still arriving, then too many of them.
+        assert!(matches!(
+            parse("GET / HTTP/1.3\r\nHost: a\r\n"),
+            Ok(HeadStatus::Partial)
+        ));
+        let many = format!(
+            "GET / HTTP/1.3\r\n{}\r\n",
+            "X: 1\r\n".repeat(MAX_HEADERS + 1)
+        );
+        assert!(matches!(parse(&many), Err(HttpError::HeaderTooLarge(_))));
+        for other in [
+            "GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+            "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse(other), Err(HttpError::VersionNotSupported(_))),
+                "{other}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_methods_are_501_before_their_target_is_read() {
+        for line in [
+            "BREW / HTTP/1.1\r\nHost: a\r\n\r\n",
+            "CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse(line), Err(HttpError::NotImplemented(_))),
+                "{line}"
+            );
+        }
     }
 
     #[test]

@@ -53,15 +53,16 @@ pub struct Request {
 }
 
 impl Request {
+    /// `method` is the one `method_text` names (the parser has already matched it).
     pub(crate) fn new(
         head: Vec<u8>,
+        method: Method,
         method_text: Range<usize>,
         target: Range<usize>,
         minor_version: u8,
         headers: Vec<(Range<usize>, Range<usize>)>,
         peer: SocketAddr,
     ) -> Request {
-        let method = Method::parse(std::str::from_utf8(&head[method_text.clone()]).unwrap_or(""));
         let mut request = Request {
             method,
             minor_version,
@@ -91,7 +92,8 @@ impl Request {
         std::str::from_utf8(&self.head[self.method_text.clone()]).unwrap_or("")
     }
 
-    /// The request target as sent (`/path?query`). httparse only accepts visible ASCII here.
+    /// The request target in origin form (`/path?query`): as sent, or the path and query
+    /// of an absolute-form target (`http://host/path?query`). Visible ASCII only (httparse).
     pub fn target(&self) -> &str {
         std::str::from_utf8(&self.head[self.target.clone()]).unwrap_or("")
     }

@@ -130,6 +130,14 @@ impl Response {
         self
     }
 
+    /// `Cache-Control: no-store` (RFC 9111 §5.2.2.5): no cache, shared or private, may
+    /// keep this response. Replaces any `Cache-Control` the handler set.
+    pub fn no_store(mut self) -> Response {
+        self.headers
+            .retain(|(name, _)| !name.eq_ignore_ascii_case("cache-control"));
+        self.header("Cache-Control", "no-store")
+    }
+
     pub fn closing(mut self) -> Response {
         self.close = true;
         self
@@ -220,6 +228,7 @@ pub fn reason(status: u16) -> &'static str {
         409 => "Conflict",
         412 => "Precondition Failed",
         413 => "Content Too Large",
+        414 => "URI Too Long",
         416 => "Range Not Satisfiable",
         417 => "Expectation Failed",
         429 => "Too Many Requests",
@@ -227,6 +236,7 @@ pub fn reason(status: u16) -> &'static str {
         500 => "Internal Server Error",
         501 => "Not Implemented",
         503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
         507 => "Insufficient Storage",
         _ => "Status",
     }
@@ -334,6 +344,29 @@ mod tests {
              Content-Length: 12345\r\nConnection: close\r\n\r\n"
         );
         assert!(text.len() <= r.head_len_bound("Tue, 14 Nov 2023 22:13:20 GMT"));
+    }
+
+    #[test]
+    fn no_store_replaces_any_cache_control() {
+        let r = Response::new(200)
+            .header("cache-control", "public, max-age=300")
+            .header("ETag", "\"e\"")
+            .no_store();
+        let caching: Vec<_> = r
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("Cache-Control"))
+            .map(|(_, v)| &**v)
+            .collect();
+        assert_eq!(caching, ["no-store"]);
+        assert_eq!(r.get_header("ETag"), Some("\"e\""));
+    }
+
+    #[test]
+    fn new_statuses_have_their_reason_phrases() {
+        assert_eq!(reason(414), "URI Too Long");
+        assert_eq!(reason(501), "Not Implemented");
+        assert_eq!(reason(505), "HTTP Version Not Supported");
     }
 
     #[test]

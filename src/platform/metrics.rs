@@ -580,7 +580,7 @@ pub(crate) fn observe(class: RouteClass, elapsed: Duration) {
 }
 
 /// Statuses counted by `fazt_limit_violations_total`.
-const LIMIT_STATUSES: [u16; 4] = [400, 408, 413, 431];
+const LIMIT_STATUSES: [u16; 5] = [400, 408, 413, 414, 431];
 
 pub struct Metrics {
     pub connections_open: Gauge,

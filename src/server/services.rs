@@ -4,7 +4,7 @@
 use super::event_loop::{AdminJob, LoopService, Mail, Mailbox};
 use super::router::{Route, Target};
 use super::App;
-use crate::admin::{AdminApi, Reply, ADMIN_BODY_LIMIT};
+use crate::admin::{is_api_path, AdminApi, Reply, ADMIN_BODY_LIMIT};
 use crate::deploy::service as deploy;
 use crate::hosting::sites::Served;
 use crate::http::conn::Service;
@@ -56,11 +56,7 @@ impl Service for CoreService {
     }
 
     fn refuse_early(&mut self, plan: &CorePlan, request: &Request) -> Option<Response> {
-        if plan.deploy {
-            deploy::refuse_early(&self.app.deploy, request)
-        } else {
-            None
-        }
+        refuse_deploy_early(&self.app, plan.deploy, request)
     }
 
     fn call(
@@ -184,11 +180,7 @@ impl Service for AdminService {
     }
 
     fn refuse_early(&mut self, plan: &AdminPlan, request: &Request) -> Option<Response> {
-        if plan.deploy {
-            deploy::refuse_early(&self.app.deploy, request)
-        } else {
-            None
-        }
+        refuse_deploy_early(&self.app, plan.deploy, request)
     }
 
     fn call(
@@ -202,14 +194,32 @@ impl Service for AdminService {
         let reply = Box::new(move |response| {
             me.send(Mail::Reply { token, response });
         });
-        if plan.deploy {
-            return deploy::submit(&self.app.deploy, request, timed_deploy(received, reply));
-        }
-        self.handle(&request, received, reply)
+        self.answer(request, plan.deploy, received, reply)
     }
 }
 
 impl AdminService {
+    /// Answers an admin request, read here or handed over: now (`Some`) or later through
+    /// `reply`. Every answer of the API, whichever way it goes, is marked `no-store`; the
+    /// dashboard's pages keep their caching.
+    fn answer(
+        &mut self,
+        request: Request,
+        deploy: bool,
+        received: Instant,
+        reply: Reply,
+    ) -> Option<Response> {
+        let api = is_api_path(request.path());
+        let mark = move |response: Response| if api { response.no_store() } else { response };
+        let reply: Reply = Box::new(move |response| reply(mark(response)));
+        let now = if deploy {
+            deploy::submit(&self.app.deploy, request, timed_deploy(received, reply))
+        } else {
+            self.handle(&request, received, reply)
+        };
+        now.map(mark)
+    }
+
     /// Runs the admin API on `request`, received at `received`; answers now (`Some`) or
     /// later through `reply` once a writer job is done. Either way the latency is counted
     /// when the answer exists.
@@ -224,6 +234,15 @@ impl AdminService {
         observe(RouteClass::Admin, received.elapsed());
         Some(response)
     }
+}
+
+/// A deploy refused from its head (key, scope, rate, busy slot, disk): an API answer,
+/// so never cached.
+fn refuse_deploy_early(app: &App, deploy: bool, request: &Request) -> Option<Response> {
+    if !deploy {
+        return None;
+    }
+    deploy::refuse_early(&app.deploy, request).map(Response::no_store)
 }
 
 /// Counts a deploy's duration, from its hand-over, when its answer is sent.
@@ -259,16 +278,7 @@ impl LoopService for AdminService {
             reply_to.send(Mail::Reply { token, response });
         };
         let send_now = send.clone();
-        let answer = if is_deploy {
-            deploy::submit(
-                &self.app.deploy,
-                request,
-                timed_deploy(received, Box::new(send)),
-            )
-        } else {
-            self.handle(&request, received, Box::new(send))
-        };
-        if let Some(response) = answer {
+        if let Some(response) = self.answer(request, is_deploy, received, Box::new(send)) {
             send_now(response);
         }
         None

@@ -1,4 +1,5 @@
-//! DESIGN §5 at the connection level: head size limits (431), slow heads (408), declared
+//! DESIGN §5 at the connection level: head size limits (431), an over-long request line
+//! (414), slow heads (408), declared
 //! and streamed bodies past the route limit (413), the connection cap (503), stalled and
 //! non-reading clients, and the idle / header deadlines. Every test starts its own server
 //! with small timeouts so each finishes in a few seconds.
@@ -49,6 +50,7 @@ fn wait_metric(server: &Server, series: &str, limit: Duration, pred: impl Fn(i64
 }
 
 const LIMIT_431: &str = "fazt_limit_violations_total{status=\"431\"}";
+const LIMIT_414: &str = "fazt_limit_violations_total{status=\"414\"}";
 const LIMIT_413: &str = "fazt_limit_violations_total{status=\"413\"}";
 const LIMIT_408: &str = "fazt_limit_violations_total{status=\"408\"}";
 
@@ -156,15 +158,6 @@ fn header_line_longer_than_8_kib_is_431() {
     assert_json_error(&r, 431);
     assert!(closed_within(&mut s, Duration::from_secs(3)));
 
-    // An over-long request line too.
-    let path = format!("/{}", "p".repeat(9 * 1024));
-    let mut s = server.connect();
-    send_lenient(
-        &mut s,
-        format!("GET {path} HTTP/1.1\r\nHost: root.localhost\r\n\r\n").as_bytes(),
-    );
-    assert_json_error(&read_response(&mut s).unwrap(), 431);
-
     // A 7 KiB header line is within the limit.
     let ok_line = "b".repeat(7 * 1024);
     let r = server.request(&format!(
@@ -173,8 +166,61 @@ fn header_line_longer_than_8_kib_is_431() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body, LANDING);
 
-    assert_eq!(metric(&server, LIMIT_431), before + 3);
+    assert_eq!(metric(&server, LIMIT_431), before + 2);
     assert_eq!(server.get("root.localhost", "/health").status, 200);
+}
+
+// ---------------------------------------------------------------------------------------
+// 414: the request line (its target) over the 8 KiB line limit
+
+#[test]
+fn request_target_longer_than_8_kib_is_414() {
+    let server = Server::start();
+    let (before_414, before_431) = (metric(&server, LIMIT_414), metric(&server, LIMIT_431));
+    let path = format!("/{}", "p".repeat(9 * 1024));
+
+    // Whole request in one write.
+    let mut s = server.connect();
+    send_lenient(
+        &mut s,
+        format!("GET {path} HTTP/1.1\r\nHost: root.localhost\r\n\r\n").as_bytes(),
+    );
+    let r = read_response(&mut s).expect("a 414");
+    assert_json_error(&r, 414);
+    assert_eq!(r.json()["error"]["code"], "uri_too_long");
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("8 KiB"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert!(
+        closed_within(&mut s, Duration::from_secs(3)),
+        "closed after 414"
+    );
+
+    // The target still arriving: answered without waiting for the rest of the line.
+    let mut s = server.connect();
+    send_lenient(&mut s, format!("GET {path}").as_bytes());
+    let start = Instant::now();
+    let r = read_response(&mut s).expect("a 414 for an unfinished target");
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_json_error(&r, 414);
+
+    // A 7 KiB target is within the limit.
+    let fits = format!("/?q={}", "p".repeat(7 * 1024));
+    let r = server.get("root.localhost", &fits);
+    assert_eq!((r.status, r.body.as_slice()), (200, LANDING));
+
+    assert_eq!(metric(&server, LIMIT_414), before_414 + 2);
+    assert_eq!(metric(&server, LIMIT_431), before_431, "a 414 is not a 431");
 }
 
 #[test]

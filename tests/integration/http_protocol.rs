@@ -452,7 +452,7 @@ fn malformed_requests_get_400_with_a_json_error_and_close() {
     let cases: [(&str, &str); 17] = [
         ("garbage line", "GARBAGE\r\n\r\n"),
         ("binary junk", "\x01\x02\x03 / HTTP/1.1\r\nHost: a\r\n\r\n"),
-        ("bad version", "GET / HTTP/9.9\r\nHost: a\r\n\r\n"),
+        ("malformed version", "GET / HTTP/1.x\r\nHost: a\r\n\r\n"),
         ("Content-Length abc", "POST / HTTP/1.1\r\nHost: root.localhost\r\nContent-Length: abc\r\n\r\n"),
         ("negative Content-Length", "POST / HTTP/1.1\r\nHost: root.localhost\r\nContent-Length: -1\r\n\r\n"),
         ("empty Content-Length", "POST / HTTP/1.1\r\nHost: root.localhost\r\nContent-Length: \r\n\r\n"),
@@ -474,7 +474,7 @@ fn malformed_requests_get_400_with_a_json_error_and_close() {
         ("missing Host in HTTP/1.1", "GET / HTTP/1.1\r\nAccept: */*\r\n\r\n"),
         ("two Host headers", "GET / HTTP/1.1\r\nHost: root.localhost\r\nHost: admin.localhost\r\n\r\n"),
         ("target without a slash", "GET index.html HTTP/1.1\r\nHost: root.localhost\r\n\r\n"),
-        ("absolute-form target", "GET http://root.localhost/ HTTP/1.1\r\nHost: root.localhost\r\n\r\n"),
+        ("absolute form with user info", "GET http://me@root.localhost/ HTTP/1.1\r\nHost: root.localhost\r\n\r\n"),
         ("bad chunk size", "POST / HTTP/1.1\r\nHost: root.localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
     ];
     for (what, raw) in cases {

@@ -34,6 +34,7 @@ mod first_run;
 mod go_clients;
 mod http_limits;
 mod http_protocol;
+mod http_rfc9110;
 mod metrics_format;
 mod probe_fixtures;
 mod routing;
