@@ -448,12 +448,20 @@ fn site_import(
     p: &Parsed,
 ) -> Result<i32, String> {
     store::validate_site_name(name)?;
-    let files = store::stage_directory(dir)?;
+    let mut files = store::stage_directory(dir)?;
     let (mut conn, report) = open_db(db, p)?;
-    let watched = vec![db.data.data.clone(), report.limits.temp_dir];
-    crate::platform::disk::DiskGuard::new(watched, disk.disk_threshold)
-        .check()
-        .map_err(|e| e.to_string())?;
+    let temp_dir = report.limits.temp_dir;
+    let guard = crate::platform::disk::DiskGuard::new(
+        vec![db.data.data.clone(), temp_dir.clone()],
+        disk.disk_threshold,
+    );
+    guard.check().map_err(|e| e.to_string())?;
+    // Compressed before the write transaction, as a deploy does (DESIGN D8).
+    crate::hosting::compress::precompress(&mut files, &temp_dir, |sha256| {
+        store::variants_known(&conn, sha256)
+    })
+    .map_err(|e| format!("importing {}: {e}; the site is unchanged", dir.display()))?;
+    guard.check().map_err(|e| e.to_string())?;
     let result = store::apply_deployment(&mut conn, name, &files, "import")
         .map_err(|e| format!("importing {}: {e}; the site is unchanged", dir.display()))?;
     println!(

@@ -27,6 +27,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "deployment_ids",
         include_str!("../../migrations/003_deployment_ids.sql"),
     ),
+    (
+        4,
+        "blob_variants",
+        include_str!("../../migrations/004_blob_variants.sql"),
+    ),
 ];
 
 /// `PRAGMA auto_vacuum` value for INCREMENTAL.

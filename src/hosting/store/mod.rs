@@ -17,6 +17,7 @@ mod gc;
 mod names;
 mod staging;
 mod table;
+mod variants;
 
 pub use apply::*;
 pub use blobs::*;
@@ -25,6 +26,7 @@ pub use gc::*;
 pub use names::*;
 pub use staging::*;
 pub use table::*;
+pub use variants::*;
 
 #[cfg(test)]
 mod tests {
