@@ -364,9 +364,10 @@ mod tests {
     fn variants_decode_to_the_original_and_are_skipped_when_known() {
         let dir = std::env::temp_dir();
         let page: &'static [u8] = Box::leak(text(400).into_boxed_slice());
+        // Hash output: incompressible.
         let noise: &'static [u8] = Box::leak(
-            (0..5000u32)
-                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            (0..160u32)
+                .flat_map(|i| Sha256::digest(i.to_le_bytes()))
                 .collect::<Vec<_>>()
                 .into_boxed_slice(),
         );

@@ -3,6 +3,7 @@
 //! body), `Content-Type` and `Cache-Control`. Sites, the built-in pages and the admin
 //! assets all answer through it.
 
+use crate::hosting::encoding::Encoding;
 use crate::hosting::rules::{content_range, parse_range, unsatisfied_range, RangeOutcome};
 use crate::http::{Body, Method, Request, Response};
 use std::sync::Arc;
@@ -16,18 +17,29 @@ pub struct FileMeta {
     pub mime: Arc<str>,
     pub cache_control: &'static str,
     pub size: u64,
+    /// The representation sent (`Content-Encoding` unless identity).
+    pub encoding: Encoding,
+    /// Whether the file has compressed variants: then every response about it carries
+    /// `Vary: Accept-Encoding`.
+    pub vary: bool,
 }
 
 #[cfg(test)]
 /// The ETag of some bytes (hashes them).
 pub fn etag_of(bytes: &[u8]) -> String {
     use sha2::Digest;
-    etag_of_hash(&sha2::Sha256::digest(bytes).into())
+    etag_for(&sha2::Sha256::digest(bytes).into(), Encoding::Identity)
 }
 
-/// `"<hex>"`, the ETag of content with this sha-256.
-pub fn etag_of_hash(sha256: &[u8; 32]) -> String {
-    format!("\"{}\"", crate::platform::units::hex(sha256))
+/// The ETag of the `encoding` representation of content with this sha-256: `"<hex>"` for the
+/// identity bytes, `"<hex>-br"` / `"<hex>-gzip"` for a variant, so `If-None-Match` matches
+/// only the representation the client holds.
+pub fn etag_for(sha256: &[u8; 32], encoding: Encoding) -> String {
+    let hex = crate::platform::units::hex(sha256);
+    match encoding {
+        Encoding::Identity => format!("\"{hex}\""),
+        other => format!("\"{hex}-{}\"", other.token()),
+    }
 }
 
 /// Answers GET or HEAD for a file with `status` (200, or 404 for not-found pages, which
@@ -43,9 +55,12 @@ pub fn respond(
         return Response::error(405, "only GET and HEAD are allowed here")
             .header("Allow", "GET, HEAD");
     }
-    let base = Response::new(status)
+    let mut base = Response::new(status)
         .header("ETag", meta.etag.clone())
         .header("Cache-Control", meta.cache_control);
+    if meta.vary {
+        base = base.header("Vary", "Accept-Encoding");
+    }
     if status != 200 {
         return with_body(base, meta, body(0, meta.size));
     }
@@ -82,6 +97,9 @@ fn with_body(response: Response, meta: &FileMeta, body: Body) -> Response {
     response
         .headers
         .push(("Content-Type", meta.mime.clone().into()));
+    if meta.encoding != Encoding::Identity {
+        response = response.header("Content-Encoding", meta.encoding.token());
+    }
     response.body = body;
     response
 }
