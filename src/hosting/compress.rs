@@ -166,13 +166,14 @@ fn encode(
 }
 
 fn brotli_params(size: u64) -> brotli::enc::BrotliEncoderParams {
-    let mut params = brotli::enc::BrotliEncoderParams::default();
-    params.quality = BROTLI_QUALITY;
     // The smallest window that holds the whole file (brotli's minimum is 10).
     let bits = 64 - size.max(1).leading_zeros() as i32;
-    params.lgwin = bits.clamp(10, BROTLI_MAX_LGWIN);
-    params.size_hint = usize::try_from(size).unwrap_or(usize::MAX);
-    params
+    brotli::enc::BrotliEncoderParams {
+        quality: BROTLI_QUALITY,
+        lgwin: bits.clamp(10, BROTLI_MAX_LGWIN),
+        size_hint: usize::try_from(size).unwrap_or(usize::MAX),
+        ..Default::default()
+    }
 }
 
 /// Compresses bytes held in memory (the embedded dashboard assets, at start): the variants

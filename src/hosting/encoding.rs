@@ -121,7 +121,7 @@ impl Accepted {
             }
         }
         // A stable sort keeps br before gzip on equal q-values.
-        ranked.sort_by(|a, b| b.1.cmp(&a.1));
+        ranked.sort_by_key(|(_, q)| std::cmp::Reverse(*q));
         let mut accepted = Accepted::IDENTITY;
         accepted.len = 0;
         let identity_q = listed[Encoding::Identity as usize].or(star);
