@@ -451,16 +451,22 @@ fn site_import(
     let mut files = store::stage_directory(dir)?;
     let (mut conn, report) = open_db(db, p)?;
     let temp_dir = report.limits.temp_dir;
+    // The variants are written there (the server creates it at start; an import may come first).
+    std::fs::create_dir_all(&temp_dir)
+        .map_err(|e| format!("cannot create directory {}: {e}", temp_dir.display()))?;
     let guard = crate::platform::disk::DiskGuard::new(
         vec![db.data.data.clone(), temp_dir.clone()],
         disk.disk_threshold,
     );
     guard.check().map_err(|e| e.to_string())?;
     // Compressed before the write transaction, as a deploy does (DESIGN D8).
-    crate::hosting::compress::precompress(&mut files, &temp_dir, |sha256| {
+    let compressed = crate::hosting::compress::precompress(&mut files, &temp_dir, |sha256| {
         store::variants_known(&conn, sha256)
     })
     .map_err(|e| format!("importing {}: {e}; the site is unchanged", dir.display()))?;
+    if compressed.compressed + compressed.reused > 0 {
+        println!("{compressed}");
+    }
     guard.check().map_err(|e| e.to_string())?;
     let result = store::apply_deployment(&mut conn, name, &files, "import")
         .map_err(|e| format!("importing {}: {e}; the site is unchanged", dir.display()))?;

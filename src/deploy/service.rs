@@ -415,7 +415,9 @@ fn deploy(
                 source,
             })
         })?;
-    log::debug!("deploy of {site}: {compressed:?}");
+    if compressed.compressed + compressed.reused > 0 {
+        log::info!("deploy of {site}: {compressed}");
+    }
     // The extracted files are on disk now; the database is about to grow by their size.
     ctx.disk.check()?;
     let keep = ctx.keep_deployments;

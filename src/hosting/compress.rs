@@ -72,6 +72,22 @@ pub struct CompressReport {
     pub micros: u64,
 }
 
+impl std::fmt::Display for CompressReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::platform::units::format_bytes;
+        write!(
+            f,
+            "compressed {} files ({} into {} of br and gzip variants) in {} ms, reused the \
+             variants of {} unchanged files",
+            self.compressed,
+            format_bytes(self.input_bytes),
+            format_bytes(self.variant_bytes),
+            self.micros / 1000,
+            self.reused
+        )
+    }
+}
+
 /// Makes the variants of the compressible files among `files` whose bytes have none yet
 /// (`known` answers that from the database), writing them into a pack file in `temp_dir`.
 pub fn precompress(

@@ -20,6 +20,7 @@ mod analytics_ingest;
 mod analytics_store;
 mod cli;
 mod common;
+mod compression;
 mod db_layer;
 mod deploy;
 mod deploy_adversarial;
