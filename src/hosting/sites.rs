@@ -79,6 +79,8 @@ impl SiteServer {
         for (path, bytes) in ADMIN_ASSETS {
             pin_with_variants(&cache, path, bytes);
         }
+        // The encoders' buffers are free now: give them back rather than hold them all along.
+        crate::platform::sys::release_free_memory();
         let builtin_404 = Arc::new(CachedFile::from_bytes(
             Arc::from(BUILTIN_404),
             "text/html; charset=utf-8",
