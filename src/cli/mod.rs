@@ -482,7 +482,7 @@ fn site_import(
     // Lower-cased as `fazt deploy --site` and the deploy API do: host names ignore case.
     let name = &name.to_ascii_lowercase();
     store::validate_site_name(name)?;
-    let files = store::stage_directory(dir)?;
+    let mut files = store::stage_directory(dir)?;
     // A failed build's empty output must not replace a live site with nothing.
     if files.is_empty() {
         return Err(format!(
@@ -494,10 +494,24 @@ fn site_import(
     let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
     let warning = crate::deploy::service::nested_site_warning(&paths);
     let (mut conn, report) = open_db(db, p)?;
-    let watched = vec![db.data.data.clone(), report.limits.temp_dir];
-    crate::platform::disk::DiskGuard::new(watched, disk.disk_threshold)
-        .check()
-        .map_err(|e| e.to_string())?;
+    let temp_dir = report.limits.temp_dir;
+    // The variants are written there (the server creates it at start; an import may come first).
+    std::fs::create_dir_all(&temp_dir)
+        .map_err(|e| format!("cannot create directory {}: {e}", temp_dir.display()))?;
+    let guard = crate::platform::disk::DiskGuard::new(
+        vec![db.data.data.clone(), temp_dir.clone()],
+        disk.disk_threshold,
+    );
+    guard.check().map_err(|e| e.to_string())?;
+    // Compressed before the write transaction, as a deploy does (DESIGN D8).
+    let compressed = crate::hosting::compress::precompress(&mut files, &temp_dir, |sha256| {
+        store::variants_known(&conn, sha256)
+    })
+    .map_err(|e| format!("importing {}: {e}; the site is unchanged", dir.display()))?;
+    if compressed.compressed + compressed.reused > 0 {
+        println!("{compressed}");
+    }
+    guard.check().map_err(|e| e.to_string())?;
     let result = store::apply_deployment(&mut conn, name, &files, "import")
         .map_err(|e| format!("importing {}: {e}; the site is unchanged", dir.display()))?;
     println!(

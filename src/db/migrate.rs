@@ -27,10 +27,13 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "deployment_ids",
         include_str!("../../migrations/003_deployment_ids.sql"),
     ),
-    // File 005: schema 4 belongs to the precompressed variants (004); until that lands
-    // beside it, this is the next version here, and it becomes 5 after 004.
     (
         4,
+        "blob_variants",
+        include_str!("../../migrations/004_blob_variants.sql"),
+    ),
+    (
+        5,
         "campaigns",
         include_str!("../../migrations/005_campaigns.sql"),
     ),

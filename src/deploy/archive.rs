@@ -306,6 +306,7 @@ fn extract_into<R: Read + Seek>(
             },
             size,
             sha256: hasher.finalize().into(),
+            variants: None,
         });
         packed_bytes += size;
     }

@@ -259,7 +259,11 @@ const EMPTY_BODY: &str = "empty body: send multipart/form-data with fields 'site
                           'file' (a zip), or an application/zip body with ?site=NAME";
 
 /// Starts the deploy thread. It runs queued deploys until `stop_worker`.
-pub fn spawn_worker(ctx: Arc<DeployContext>) -> io::Result<std::thread::JoinHandle<()>> {
+/// `reader` is the thread's read connection (finding variants made by earlier deploys).
+pub fn spawn_worker(
+    ctx: Arc<DeployContext>,
+    reader: rusqlite::Connection,
+) -> io::Result<std::thread::JoinHandle<()>> {
     let inbox = ctx
         .deployer
         .inbox
@@ -269,6 +273,7 @@ pub fn spawn_worker(ctx: Arc<DeployContext>) -> io::Result<std::thread::JoinHand
     std::thread::Builder::new()
         .name("fazt-deploy".into())
         .spawn(move || {
+            crate::db::reader::install_reader(reader);
             while !ctx.deployer.stop.load(Ordering::SeqCst) {
                 if let Ok(job) = inbox.recv_timeout(Duration::from_millis(200)) {
                     run_job(&ctx, job);
@@ -413,10 +418,21 @@ fn deploy(
         .map_err(|e| DeployError::Internal(format!("creating a temp dir for the archive: {e}")))?;
     let extracted = archive::extract(zip, &archive_limits(ctx.deployer.limits()), dir.path())
         .map_err(DeployError::Archive)?;
+    let mut files = extracted.files;
+    // Compressed here, before the writer's job, which only copies bytes (DESIGN D8).
+    let compressed = crate::hosting::compress::precompress_with_reader(&mut files, dir.path())
+        .map_err(|source| {
+            DeployError::Archive(archive::ArchiveError::Io {
+                context: "compressing the site's files".into(),
+                source,
+            })
+        })?;
+    if compressed.compressed + compressed.reused > 0 {
+        log::info!("deploy of {site}: {compressed}");
+    }
     // The extracted files are on disk now; the database is about to grow by their size.
     ctx.disk.check()?;
     let keep = ctx.keep_deployments;
-    let files = extracted.files;
     let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
     let warning = nested_site_warning(&paths);
     let sites = Arc::clone(&ctx.sites);

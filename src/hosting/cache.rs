@@ -40,6 +40,7 @@
 //! no-lookup control. So: one shard until a server benchmark shows the lock;
 //! [`SiteCache::with_shards`] is the switch, tested to keep every invariant.
 
+use crate::hosting::encoding::{Encoding, EncodingSet};
 use crate::platform::metrics::Kind::{Counter as C, Gauge as G};
 use crate::platform::metrics::{Collector, Desc, Source};
 use clru::{CLruCache, CLruCacheConfig, WeightScale};
@@ -57,18 +58,18 @@ use std::sync::Arc;
 ///
 /// | part | bytes |
 /// |---|---|
-/// | LRU list node (`prev`, `next`, key `i64` + `Arc<str>`, value `Arc`) = 48, ×2 for `Vec` growth slack | 96 |
+/// | LRU list node (`prev`, `next`, key `i64` + `Arc<str>` + encoding, value `Arc`) = 56, ×2 for `Vec` growth slack | 112 |
 /// | free-slot index in the LRU list | 8 |
 /// | hash-table slot (`usize` + control byte) at ≤ 7/8 load and doubling growth | 24 |
 /// | path `Arc<str>` header (two counts) + malloc rounding | 24 |
-/// | `Arc<CachedFile>` allocation: counts 16 + `CachedFile` 80, rounded | 112 |
+/// | `Arc<CachedFile>` allocation: counts 16 + `CachedFile` 88, rounded | 112 |
 /// | body `Arc<[u8]>` header (two counts) + malloc rounding | 32 |
 /// | mime and etag `Arc<str>` headers (two counts each) + malloc rounding | 40 |
-/// | **total** | **336** |
+/// | **total** | **352** |
 ///
 /// The path, mime and etag lengths are added per entry on top of this (see [`entry_weight`]); a
 /// shared mime string is counted in every entry that uses it, which errs on the safe side.
-pub const ENTRY_OVERHEAD: u64 = 336;
+pub const ENTRY_OVERHEAD: u64 = 352;
 
 /// The weight of one entry: body bytes, variable-length strings, and [`ENTRY_OVERHEAD`].
 pub fn entry_weight(path: &str, file: &CachedFile) -> u64 {
@@ -80,25 +81,50 @@ pub fn entry_weight(path: &str, file: &CachedFile) -> u64 {
 }
 
 /// A cached file: immutable, shared by `Arc` between the cache and the responses that send it.
+/// One entry per stored representation (identity, or a compressed variant) that was asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedFile {
+    /// The bytes in `encoding`.
     pub body: Arc<[u8]>,
-    /// sha-256 of `body` (the content-addressed blob key, DESIGN §3).
+    /// sha-256 of the identity bytes (the content-addressed blob key, DESIGN §3).
     pub sha256: [u8; 32],
     pub mime: Arc<str>,
-    /// Quoted strong ETag: the hex sha-256 of the content (same format as `files::etag_of`).
-    /// Shared, so a response's ETag header costs no copy.
+    /// Quoted strong ETag of this representation: the hex sha-256 of the identity bytes, with
+    /// a suffix for a variant (`files::etag_for`). Shared, so a response's ETag header costs
+    /// no copy.
     pub etag: Arc<str>,
+    pub encoding: Encoding,
+    /// Every representation the file has (whether a better one than this may exist).
+    pub available: EncodingSet,
 }
 
 impl CachedFile {
     /// A file whose content hash is already known (the blob key from the store); no hashing.
     pub fn new(body: Arc<[u8]>, sha256: [u8; 32], mime: impl Into<Arc<str>>) -> CachedFile {
+        CachedFile::encoded(
+            body,
+            sha256,
+            mime,
+            Encoding::Identity,
+            EncodingSet::IDENTITY,
+        )
+    }
+
+    /// The `encoding` representation of the file whose identity bytes hash to `sha256`.
+    pub fn encoded(
+        body: Arc<[u8]>,
+        sha256: [u8; 32],
+        mime: impl Into<Arc<str>>,
+        encoding: Encoding,
+        available: EncodingSet,
+    ) -> CachedFile {
         CachedFile {
             body,
-            etag: crate::hosting::files::etag_of_hash(&sha256).into(),
+            etag: crate::hosting::files::etag_for(&sha256, encoding).into(),
             sha256,
             mime: mime.into(),
+            encoding,
+            available,
         }
     }
 
@@ -110,18 +136,26 @@ impl CachedFile {
     }
 }
 
-/// Cache key: the deployment id keeps entries of different deploys of the same site distinct.
+/// Cache key: the deployment id keeps entries of different deploys of the same site distinct;
+/// the encoding, the representations of one file.
 #[derive(Debug, Clone)]
 pub struct CacheKey {
     pub deployment: i64,
     pub path: Arc<str>,
+    pub encoding: Encoding,
 }
 
 impl CacheKey {
+    /// The key of a file's identity bytes.
     pub fn new(deployment: i64, path: impl Into<Arc<str>>) -> CacheKey {
+        CacheKey::encoded(deployment, path, Encoding::Identity)
+    }
+
+    pub fn encoded(deployment: i64, path: impl Into<Arc<str>>, encoding: Encoding) -> CacheKey {
         CacheKey {
             deployment,
             path: path.into(),
+            encoding,
         }
     }
 }
@@ -130,26 +164,27 @@ impl CacheKey {
 /// allocating. `Hash` and `Eq` of [`CacheKey`] and of `dyn KeyRef` agree by construction: both go
 /// through `parts()`.
 trait KeyRef {
-    fn parts(&self) -> (i64, &str);
+    fn parts(&self) -> (i64, &str, Encoding);
 }
 
 impl KeyRef for CacheKey {
-    fn parts(&self) -> (i64, &str) {
-        (self.deployment, &self.path)
+    fn parts(&self) -> (i64, &str, Encoding) {
+        (self.deployment, &self.path, self.encoding)
     }
 }
 
-impl KeyRef for (i64, &str) {
-    fn parts(&self) -> (i64, &str) {
-        (self.0, self.1)
+impl KeyRef for (i64, &str, Encoding) {
+    fn parts(&self) -> (i64, &str, Encoding) {
+        (self.0, self.1, self.2)
     }
 }
 
 impl Hash for dyn KeyRef + '_ {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        let (deployment, path) = self.parts();
+        let (deployment, path, encoding) = self.parts();
         deployment.hash(state);
         path.hash(state);
+        encoding.hash(state);
     }
 }
 
@@ -205,9 +240,10 @@ fn to_usize(n: u64) -> usize {
 /// allocated before taking it.
 const EVICT_BUF: usize = 4;
 
+/// Pinned files by path, each with its representations by encoding.
 #[derive(Default)]
 struct Pinned {
-    map: HashMap<Box<str>, Arc<CachedFile>>,
+    map: HashMap<Box<str>, HashMap<Encoding, Arc<CachedFile>>>,
     bytes: u64,
 }
 
@@ -465,15 +501,41 @@ impl SiteCache {
         self.lookup(key)
     }
 
-    /// Like [`SiteCache::get`], without building a [`CacheKey`] (no allocation).
+    /// Like [`SiteCache::get`] for a file's identity bytes, without building a [`CacheKey`]
+    /// (no allocation).
     pub fn get_path(&self, deployment: i64, path: &str) -> Option<Arc<CachedFile>> {
-        self.lookup(&(deployment, path))
+        self.lookup(&(deployment, path, Encoding::Identity))
     }
 
     fn lookup(&self, key: &dyn KeyRef) -> Option<Arc<CachedFile>> {
-        let (deployment, path) = key.parts();
+        let (deployment, path, _) = key.parts();
         let mut state = self.shard(deployment, path).state.lock();
         let found = state.lru.get(key).cloned();
+        if found.is_some() {
+            state.hits += 1;
+        } else {
+            state.misses += 1;
+        }
+        found
+    }
+
+    /// The first representation of a file cached among `order` (best first), in one lookup
+    /// under one lock: counts one hit or one miss. The caller checks the entry's `available`
+    /// set for a better representation not cached yet. All representations of a file live in
+    /// the same shard (the shard hash leaves the encoding out).
+    pub fn get_preferred(
+        &self,
+        deployment: i64,
+        path: &str,
+        order: &[Encoding],
+    ) -> Option<Arc<CachedFile>> {
+        let mut state = self.shard(deployment, path).state.lock();
+        let found = order.iter().find_map(|e| {
+            state
+                .lru
+                .get(&(deployment, path, *e) as &dyn KeyRef)
+                .cloned()
+        });
         if found.is_some() {
             state.hits += 1;
         } else {
@@ -558,13 +620,17 @@ impl SiteCache {
     }
 
     /// Stores a file that is never evicted and not counted against the limit (admin dashboard
-    /// assets, loaded at start). Replaces an earlier pin of the same path.
+    /// assets, loaded at start), under its path and encoding. Replaces an earlier pin of the
+    /// same path and encoding.
     pub fn pin(&self, path: &str, file: Arc<CachedFile>) {
         let weight = entry_weight(path, &file);
-        let owned: Box<str> = path.into();
         let old = {
             let mut pinned = self.pinned.write();
-            let old = pinned.map.insert(owned, file);
+            let old = pinned
+                .map
+                .entry(path.into())
+                .or_default()
+                .insert(file.encoding, file);
             if let Some(old) = &old {
                 pinned.bytes = pinned.bytes.saturating_sub(entry_weight(path, old));
             }
@@ -574,8 +640,14 @@ impl SiteCache {
         drop(old);
     }
 
+    /// A pinned file's identity bytes.
     pub fn get_pinned(&self, path: &str) -> Option<Arc<CachedFile>> {
-        self.pinned.read().map.get(path).cloned()
+        self.get_pinned_encoded(path, Encoding::Identity)
+    }
+
+    /// A pinned file's `encoding` representation.
+    pub fn get_pinned_encoded(&self, path: &str, encoding: Encoding) -> Option<Arc<CachedFile>> {
+        self.pinned.read().map.get(path)?.get(&encoding).cloned()
     }
 
     /// Counts bytes served straight from the store because the file was too large to cache.
@@ -603,7 +675,7 @@ impl SiteCache {
             stats.bytes_used += used(&state.lru);
         }
         let pinned = self.pinned.read();
-        stats.pinned_entries = pinned.map.len() as u64;
+        stats.pinned_entries = pinned.map.values().map(|m| m.len() as u64).sum();
         stats.pinned_bytes = pinned.bytes;
         stats
     }
@@ -710,7 +782,7 @@ mod tests {
     fn overhead_estimate_covers_the_structs() {
         use std::mem::size_of;
         // LRU node: prev + next + key + value, with 2x growth slack.
-        assert!(2 * (16 + size_of::<CacheKey>() + size_of::<Arc<CachedFile>>()) <= 96);
+        assert!(2 * (16 + size_of::<CacheKey>() + size_of::<Arc<CachedFile>>()) <= 112);
         // The Arc<CachedFile> allocation (two counts + the struct).
         assert!(16 + size_of::<CachedFile>() <= 112);
     }

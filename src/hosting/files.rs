@@ -4,6 +4,7 @@
 //! `Range` → 206/416, `HEAD` (the connection omits the body), `Content-Type` and
 //! `Cache-Control`. Sites, the built-in pages and the admin assets all answer through it.
 
+use crate::hosting::encoding::Encoding;
 use crate::hosting::rules::{content_range, parse_range, unsatisfied_range, RangeOutcome};
 use crate::http::{Body, Method, Request, Response};
 use std::fmt;
@@ -18,6 +19,11 @@ pub struct FileMeta {
     pub mime: Arc<str>,
     pub cache_control: &'static str,
     pub size: u64,
+    /// The representation sent (`Content-Encoding` unless identity).
+    pub encoding: Encoding,
+    /// Whether the file has compressed variants: then every response about it carries
+    /// `Vary: Accept-Encoding`.
+    pub vary: bool,
     /// When the file was last modified (unix seconds, and that as an HTTP-date), for
     /// `Last-Modified` and the date preconditions; None for files of no deployment (the
     /// admin assets, the built-in 404 page).
@@ -35,12 +41,18 @@ pub struct Modified {
 /// The ETag of some bytes (hashes them).
 pub fn etag_of(bytes: &[u8]) -> String {
     use sha2::Digest;
-    etag_of_hash(&sha2::Sha256::digest(bytes).into())
+    etag_for(&sha2::Sha256::digest(bytes).into(), Encoding::Identity)
 }
 
-/// `"<hex>"`, the ETag of content with this sha-256.
-pub fn etag_of_hash(sha256: &[u8; 32]) -> String {
-    format!("\"{}\"", crate::platform::units::hex(sha256))
+/// The ETag of the `encoding` representation of content with this sha-256: `"<hex>"` for the
+/// identity bytes, `"<hex>-br"` / `"<hex>-gzip"` for a variant, so `If-None-Match` matches
+/// only the representation the client holds.
+pub fn etag_for(sha256: &[u8; 32], encoding: Encoding) -> String {
+    let hex = crate::platform::units::hex(sha256);
+    match encoding {
+        Encoding::Identity => format!("\"{hex}\""),
+        other => format!("\"{hex}-{}\"", other.token()),
+    }
 }
 
 /// Answers GET or HEAD for a file with `status` (200, or 404 for not-found pages, which
@@ -58,13 +70,17 @@ pub fn respond(
         return Response::error(405, "only GET and HEAD are allowed here")
             .header("Allow", "GET, HEAD");
     }
-    // Room for every header a file response carries (Cache-Control, ETag, Last-Modified,
-    // Accept-Ranges, Content-Range, Content-Type), so none of them reallocates.
-    let base = Response {
-        headers: Vec::with_capacity(6),
+    // Room for every header a file response carries (Cache-Control, Vary, ETag,
+    // Last-Modified, Accept-Ranges, Content-Range, Content-Type, Content-Encoding), so none
+    // of them reallocates.
+    let mut base = Response {
+        headers: Vec::with_capacity(8),
         ..Response::new(status)
     }
     .header("Cache-Control", meta.cache_control);
+    if meta.vary {
+        base = base.header("Vary", "Accept-Encoding");
+    }
     if status != 200 {
         return with_body(base, meta, body(0, meta.size));
     }
@@ -107,6 +123,9 @@ fn with_body(response: Response, meta: &FileMeta, body: Body) -> Response {
     response
         .headers
         .push(("Content-Type", meta.mime.clone().into()));
+    if meta.encoding != Encoding::Identity {
+        response = response.header("Content-Encoding", meta.encoding.token());
+    }
     response.body = body;
     response
 }
@@ -259,6 +278,8 @@ mod tests {
             mime: Arc::from("text/plain"),
             cache_control: "no-cache",
             size: 3,
+            encoding: Encoding::Identity,
+            vary: false,
             modified: modified.map(|unix| Modified {
                 unix,
                 http_date: Arc::from(crate::http::response::http_date(unix)),

@@ -5,6 +5,7 @@
 //! then the built-in page — always with status 404.
 
 use crate::hosting::cache::{CachedFile, SiteCache};
+use crate::hosting::encoding::{Accepted, Encoding, EncodingSet};
 use crate::hosting::files::{respond, FileMeta, Modified};
 use crate::hosting::path::{candidates, is_index_without_slash, normalize};
 use crate::hosting::rules::{cache_control, CACHE_DEFAULT};
@@ -76,10 +77,11 @@ pub fn page_path(file_path: &str) -> String {
     format!("/{page}")
 }
 
-/// A file found for a request: from the cache, or too large to cache and streamed.
+/// A file found for a request, in the representation chosen for it: from the cache, or too
+/// large to cache and streamed.
 enum Found {
     Cached(Arc<CachedFile>),
-    Large(FileRow),
+    Large(FileRow, Encoding),
 }
 
 /// A file of a site's current deployment, found at `path` (one of the candidates).
@@ -93,7 +95,7 @@ impl Found {
     fn mime(&self) -> &str {
         match self {
             Found::Cached(f) => &f.mime,
-            Found::Large(row) => &row.mime,
+            Found::Large(row, _) => &row.mime,
         }
     }
 }
@@ -107,10 +109,10 @@ pub struct SiteServer {
 impl SiteServer {
     pub fn new(cache: SiteCache) -> SiteServer {
         for (path, bytes) in ADMIN_ASSETS {
-            let file =
-                CachedFile::from_bytes(Arc::from(bytes), crate::hosting::rules::mime_for(path));
-            cache.pin(path, Arc::new(file));
+            pin_with_variants(&cache, path, bytes);
         }
+        // The encoders' buffers are free now: give them back rather than hold them all along.
+        crate::platform::sys::release_free_memory();
         let builtin_404 = Arc::new(CachedFile::from_bytes(
             Arc::from(BUILTIN_404),
             "text/html; charset=utf-8",
@@ -141,7 +143,7 @@ impl SiteServer {
             Ok(path) => path,
             Err(e) => return (error_response(&e), Served::Other),
         };
-        match self.resolve(site, &path) {
+        match self.resolve(site, &path, Accepted::of(request)) {
             Ok(Some(hit)) if is_index_without_slash(&path, &hit.path) => {
                 (slash_redirect(request), Served::Other)
             }
@@ -191,17 +193,27 @@ impl SiteServer {
         } else {
             path
         };
-        let file = self.cache.get_pinned(&path)?;
+        let identity = self.cache.get_pinned(&path)?;
+        let encoding = Accepted::of(request).choose(identity.available);
+        let file = self
+            .cache
+            .get_pinned_encoded(&path, encoding)
+            .unwrap_or(identity);
         Some(self.send(request, Found::Cached(file), &path, 200, None))
     }
 
     /// The first candidate path of `path` that exists in the site's current deployment.
-    fn resolve<'p>(&self, site: &str, path: &'p str) -> rusqlite::Result<Option<Hit<'p>>> {
+    fn resolve<'p>(
+        &self,
+        site: &str,
+        path: &'p str,
+        accepted: Accepted,
+    ) -> rusqlite::Result<Option<Hit<'p>>> {
         let Some(live) = self.table.current(site) else {
             return Ok(None);
         };
         for candidate in candidates(path) {
-            if let Some(found) = self.lookup(live.deployment, &candidate)? {
+            if let Some(found) = self.lookup(live.deployment, &candidate, accepted)? {
                 return Ok(Some(Hit {
                     found,
                     path: candidate,
@@ -212,27 +224,41 @@ impl SiteServer {
         Ok(None)
     }
 
-    fn lookup(&self, deployment: i64, path: &str) -> rusqlite::Result<Option<Found>> {
-        if let Some(file) = self.cache.get_path(deployment, path) {
-            return Ok(Some(Found::Cached(file)));
+    /// The file at `path` in the best representation `accepted` allows (DESIGN D8): the
+    /// cached one if it is the best the file has, else read from the store (and cached).
+    fn lookup(
+        &self,
+        deployment: i64,
+        path: &str,
+        accepted: Accepted,
+    ) -> rusqlite::Result<Option<Found>> {
+        if let Some(file) = self.cache.get_preferred(deployment, path, accepted.order()) {
+            if accepted.choose(file.available) == file.encoding {
+                return Ok(Some(Found::Cached(file)));
+            }
         }
         let Some(row) =
             crate::db::reader::with_reader(|conn| store::find_file(conn, deployment, path))?
         else {
             return Ok(None);
         };
-        if !self.cache.admits(row.size) {
-            return Ok(Some(Found::Large(row)));
+        let available = row.variants.available();
+        let encoding = accepted.choose(available);
+        let blob = row.blob(encoding);
+        if !self.cache.admits(blob.size) {
+            return Ok(Some(Found::Large(row, encoding)));
         }
         let bytes =
-            crate::db::reader::with_reader(|conn| store::read_blob(conn, &row.sha256, row.size))?;
-        let file = Arc::new(CachedFile::new(
+            crate::db::reader::with_reader(|conn| store::read_blob(conn, &blob.sha256, blob.size))?;
+        let file = Arc::new(CachedFile::encoded(
             Arc::from(bytes),
             row.sha256,
             row.mime.as_str(),
+            encoding,
+            available,
         ));
         self.cache.insert(
-            crate::hosting::cache::CacheKey::new(deployment, path),
+            crate::hosting::cache::CacheKey::encoded(deployment, path, encoding),
             file.clone(),
         );
         Ok(Some(Found::Cached(file)))
@@ -241,8 +267,9 @@ impl SiteServer {
     /// The site's `404.html`, else the `404` site's page, else the built-in page.
     fn not_found(&self, site: &str, request: &Request) -> Response {
         let fallbacks = [(site, "404.html"), ("404", "404.html"), ("404", "")];
+        let accepted = Accepted::of(request);
         for (site, path) in fallbacks {
-            match self.resolve(site, path) {
+            match self.resolve(site, path, accepted) {
                 Ok(Some(hit)) => return self.send(request, hit.found, &hit.path, 404, None),
                 Ok(None) => {}
                 Err(e) => return unreadable_files(e),
@@ -267,32 +294,37 @@ impl SiteServer {
     ) -> Response {
         let (meta, sha256) = match &found {
             Found::Cached(f) => (
-                meta(
-                    path,
-                    f.mime.clone(),
-                    f.body.len() as u64,
-                    f.etag.clone(),
+                FileMeta {
+                    etag: f.etag.clone(),
+                    cache_control: cache_control(path, &f.mime),
+                    mime: f.mime.clone(),
+                    size: f.body.len() as u64,
+                    encoding: f.encoding,
+                    vary: f.available.has_variants(),
                     modified,
-                ),
+                },
                 f.sha256,
             ),
-            Found::Large(row) => (
-                meta(
-                    path,
-                    Arc::from(row.mime.as_str()),
-                    row.size,
-                    Arc::from(crate::hosting::files::etag_of_hash(&row.sha256)),
+            Found::Large(row, encoding) => {
+                let blob = row.blob(*encoding);
+                let meta = FileMeta {
+                    etag: Arc::from(crate::hosting::files::etag_for(&row.sha256, *encoding)),
+                    cache_control: cache_control(path, &row.mime),
+                    mime: Arc::from(row.mime.as_str()),
+                    size: blob.size,
+                    encoding: *encoding,
+                    vary: row.variants.available().has_variants(),
                     modified,
-                ),
-                row.sha256,
-            ),
+                };
+                (meta, blob.sha256)
+            }
         };
         let head_only = request.method == Method::Head;
         respond(request, &meta, status, |start, len| match found {
             Found::Cached(f) => {
                 Body::SharedRange(f.body.clone(), start as usize..(start + len) as usize)
             }
-            Found::Large(_) => {
+            Found::Large(..) => {
                 if !head_only {
                     self.cache.record_streamed(len);
                 }
@@ -302,20 +334,29 @@ impl SiteServer {
     }
 }
 
-fn meta(
-    path: &str,
-    mime: Arc<str>,
-    size: u64,
-    etag: Arc<str>,
-    modified: Option<Modified>,
-) -> FileMeta {
-    FileMeta {
-        etag,
-        cache_control: cache_control(path, &mime),
-        mime,
-        size,
-        modified,
+/// Pins an embedded file with its compressed variants, made once here at start (DESIGN D8).
+fn pin_with_variants(cache: &SiteCache, path: &str, bytes: &'static [u8]) {
+    let mime = crate::hosting::rules::mime_for(path);
+    let identity = CachedFile::from_bytes(Arc::from(bytes), mime);
+    let variants = crate::hosting::compress::compress_bytes(mime, bytes);
+    let available = variants
+        .iter()
+        .fold(EncodingSet::IDENTITY, |set, (e, _)| set.with(*e));
+    for (encoding, compressed) in variants {
+        let file = CachedFile::encoded(
+            Arc::from(compressed),
+            identity.sha256,
+            mime,
+            encoding,
+            available,
+        );
+        cache.pin(path, Arc::new(file));
     }
+    let identity = CachedFile {
+        available,
+        ..identity
+    };
+    cache.pin(path, Arc::new(identity));
 }
 
 /// `301` from `/blog` to `/blog/`, the query kept, as nginx, Netlify and GitHub Pages do.

@@ -111,8 +111,9 @@ pub fn run(mut config: Config) -> Result<i32, String> {
     let (writer, queue, writer_thread) =
         crate::db::writer::spawn_with_events(conn, WRITER_QUEUE, pipeline)
             .map_err(|e| e.to_string())?;
-    // One read connection per core thread and one for the admin thread.
-    let readers = (0..=limits.core_threads)
+    // One read connection per core thread, one for the admin thread and one for the deploy
+    // thread (it looks up the variants earlier deploys made).
+    let readers = (0..limits.core_threads + 2)
         .map(|_| crate::db::open_read(&db_path, &limits).map_err(|e| e.to_string()))
         .collect::<Result<Vec<Connection>, String>>()?;
 

@@ -34,7 +34,7 @@ impl Drop for ExitNotice {
     }
 }
 
-/// Starts the admin thread and the core threads. Each gets its own read connection
+/// Starts the admin thread, the core threads and the deploy thread. Each gets its own read connection
 /// (opened by the caller, moved in here, never shared).
 pub fn start_threads(
     app: &Arc<App>,
@@ -109,8 +109,11 @@ pub fn start_threads(
         )
         .map_err(io_err)?;
     }
+    let reader = readers
+        .pop()
+        .ok_or("no read connection for the deploy thread")?;
     let deploy_worker =
-        crate::deploy::service::spawn_worker(Arc::clone(&app.deploy)).map_err(io_err)?;
+        crate::deploy::service::spawn_worker(Arc::clone(&app.deploy), reader).map_err(io_err)?;
     Ok(Threads {
         core_mailboxes,
         admin_mailbox,

@@ -23,6 +23,7 @@ mod browser;
 mod cli;
 mod cli_fixes;
 mod common;
+mod compression;
 mod db_layer;
 mod deploy;
 mod deploy_adversarial;

@@ -2,7 +2,7 @@
 //! one transaction.
 
 use super::blobs::corrupt;
-use super::staging::StagedFile;
+use super::staging::{FileSource, StagedFile};
 use super::CHUNK_SIZE;
 use crate::platform::clock::unix_now;
 use rusqlite::{params, Connection};
@@ -97,8 +97,12 @@ fn apply_in_transaction(
     )?;
     let mut new_bytes = 0u64;
     for file in files {
-        if store_blob(&tx, file, now)? {
+        if store_blob(&tx, &file.sha256, file.size, &file.source, &file.path, now)? {
             new_bytes += file.size;
+        }
+        // Variant bytes are not counted in `new_bytes`: that is the site's own content.
+        if let Some(variants) = &file.variants {
+            super::variants::store_variants(&tx, &file.sha256, &file.path, variants, now)?;
         }
     }
     let total_bytes: u64 = files.iter().map(|f| f.size).sum();
@@ -150,18 +154,26 @@ fn apply_in_transaction(
     })
 }
 
-/// Stores a blob unless present; true when it was new. Reads the source a chunk at a
-/// time and checks that the bytes still hash to what was staged.
-fn store_blob(tx: &rusqlite::Transaction, file: &StagedFile, now: i64) -> rusqlite::Result<bool> {
+/// Stores the blob `sha256` of `size` bytes read from `source` unless present; true when it
+/// was new. Reads the source a chunk at a time and checks that the bytes still hash to what
+/// was staged; `label` names the file in errors.
+pub(super) fn store_blob(
+    tx: &rusqlite::Transaction,
+    sha256: &[u8; 32],
+    size: u64,
+    source: &FileSource,
+    label: &str,
+    now: i64,
+) -> rusqlite::Result<bool> {
     let exists: bool = tx
         .prepare_cached("SELECT 1 FROM blobs WHERE sha256 = ?1")?
-        .exists(params![&file.sha256[..]])?;
+        .exists(params![&sha256[..]])?;
     if exists {
         return Ok(false);
     }
     tx.execute(
         "INSERT INTO blobs (sha256, size, chunk_size, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![&file.sha256[..], file.size as i64, CHUNK_SIZE as i64, now],
+        params![&sha256[..], size as i64, CHUNK_SIZE as i64, now],
     )?;
     let mut insert =
         tx.prepare_cached("INSERT INTO blob_chunks (sha256, seq, data) VALUES (?1, ?2, ?3)")?;
@@ -170,12 +182,10 @@ fn store_blob(tx: &rusqlite::Transaction, file: &StagedFile, now: i64) -> rusqli
     let mut put = |seq: i64, data: &[u8]| -> rusqlite::Result<()> {
         hasher.update(data);
         written += data.len() as u64;
-        insert
-            .execute(params![&file.sha256[..], seq, data])
-            .map(|_| ())
+        insert.execute(params![&sha256[..], seq, data]).map(|_| ())
     };
-    let io_err = |e: io::Error| corrupt(format!("{}: {e}", file.path));
-    let mut source = file.reader().map_err(io_err)?;
+    let io_err = |e: io::Error| corrupt(format!("{label}: {e}"));
+    let mut source = source.reader(size).map_err(io_err)?;
     let mut buf = vec![0u8; CHUNK_SIZE];
     let mut seq = 0i64;
     loop {
@@ -187,10 +197,9 @@ fn store_blob(tx: &rusqlite::Transaction, file: &StagedFile, now: i64) -> rusqli
         seq += 1;
     }
     let digest: [u8; 32] = hasher.finalize().into();
-    if digest != file.sha256 || written != file.size {
+    if digest != *sha256 || written != size {
         return Err(corrupt(format!(
-            "{} changed while it was being stored",
-            file.path
+            "{label} changed while it was being stored"
         )));
     }
     Ok(true)

@@ -1,6 +1,8 @@
 //! Reading files and content-addressed blobs: whole (to cache) or chunk by chunk
 //! (to stream), each chunk its own statement on the thread's read connection.
 
+use super::variants::{find_variants, BlobRef, Variants};
+use crate::hosting::encoding::Encoding;
 use crate::http::response::BodyStream;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::io;
@@ -8,12 +10,23 @@ use std::io;
 /// Bytes per stored chunk: a streamed response holds one chunk at a time.
 pub const CHUNK_SIZE: usize = 128 * 1024;
 
-/// A file of a deployment, as stored.
+/// A file of a deployment, as stored, with the variants of its bytes.
 #[derive(Clone, Debug)]
 pub struct FileRow {
     pub sha256: [u8; 32],
     pub size: u64,
     pub mime: String,
+    pub variants: Variants,
+}
+
+impl FileRow {
+    /// The blob holding the file's bytes in `encoding` (identity when no such variant).
+    pub fn blob(&self, encoding: Encoding) -> BlobRef {
+        self.variants.get(encoding).unwrap_or(BlobRef {
+            sha256: self.sha256,
+            size: self.size,
+        })
+    }
 }
 
 pub fn find_file(
@@ -24,14 +37,19 @@ pub fn find_file(
     let mut stmt = conn.prepare_cached(
         "SELECT sha256, size, mime FROM files WHERE deployment = ?1 AND path = ?2",
     )?;
-    stmt.query_row(params![deployment, path], |row| {
-        Ok(FileRow {
-            sha256: row.get(0)?,
-            size: row.get::<_, i64>(1)? as u64,
-            mime: row.get(2)?,
+    let row = stmt
+        .query_row(params![deployment, path], |row| {
+            Ok(FileRow {
+                sha256: row.get(0)?,
+                size: row.get::<_, i64>(1)? as u64,
+                mime: row.get(2)?,
+                variants: Variants::default(),
+            })
         })
-    })
-    .optional()
+        .optional()?;
+    let Some(mut row) = row else { return Ok(None) };
+    row.variants = find_variants(conn, &row.sha256)?;
+    Ok(Some(row))
 }
 
 /// Reads a whole blob (for files small enough to cache).

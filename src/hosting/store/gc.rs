@@ -107,26 +107,44 @@ fn blobs_of(conn: &Connection, deployments: &[i64]) -> rusqlite::Result<Vec<[u8;
 }
 
 /// Deletes those of `candidates` that no file row references any more (their chunks go
-/// by cascade); a blob another site or deployment still uses stays. Returns the blobs
-/// removed and their bytes. Only the blobs of deleted deployments are checked, so the
-/// cost follows what was deleted, not the size of the store.
+/// by cascade), with their compressed variants; a blob another site or deployment still
+/// uses stays, and so does one that is a variant of a blob still stored. Returns the blobs
+/// removed (variants included) and their bytes. Only the blobs of deleted deployments are
+/// checked, so the cost follows what was deleted, not the size of the store.
 pub fn gc_blobs(conn: &Connection, candidates: &[[u8; 32]]) -> rusqlite::Result<(u64, u64)> {
-    let mut delete = conn.prepare_cached(
-        "DELETE FROM blobs WHERE sha256 = ?1
-           AND NOT EXISTS (SELECT 1 FROM files WHERE sha256 = ?1)
-         RETURNING size",
-    )?;
     let (mut removed, mut bytes) = (0u64, 0u64);
     for hash in candidates {
-        let size: Option<i64> = delete
-            .query_row(params![&hash[..]], |r| r.get(0))
-            .optional()?;
-        if let Some(size) = size {
-            removed += 1;
-            bytes += size as u64;
+        let variants = super::variants::variant_blobs(conn, hash)?;
+        let Some(size) = delete_unused_blob(conn, hash)? else {
+            continue;
+        };
+        removed += 1;
+        bytes += size;
+        conn.prepare_cached("DELETE FROM blob_variants WHERE sha256 = ?1")?
+            .execute(params![&hash[..]])?;
+        for variant in &variants {
+            if let Some(size) = delete_unused_blob(conn, variant)? {
+                removed += 1;
+                bytes += size;
+            }
         }
     }
     Ok((removed, bytes))
+}
+
+/// Deletes the blob `hash` unless a file uses it or it is a variant of a stored blob;
+/// returns its size when deleted.
+fn delete_unused_blob(conn: &Connection, hash: &[u8; 32]) -> rusqlite::Result<Option<u64>> {
+    let mut delete = conn.prepare_cached(
+        "DELETE FROM blobs WHERE sha256 = ?1
+           AND NOT EXISTS (SELECT 1 FROM files WHERE sha256 = ?1)
+           AND NOT EXISTS (SELECT 1 FROM blob_variants WHERE variant = ?1)
+         RETURNING size",
+    )?;
+    let size: Option<i64> = delete
+        .query_row(params![&hash[..]], |r| r.get(0))
+        .optional()?;
+    Ok(size.map(|s| s as u64))
 }
 
 /// Garbage collection, run by the writer after a deploy (and so serialised with

@@ -17,6 +17,7 @@ mod gc;
 mod names;
 mod staging;
 mod table;
+mod variants;
 
 pub use apply::*;
 pub use blobs::*;
@@ -25,6 +26,7 @@ pub use gc::*;
 pub use names::*;
 pub use staging::*;
 pub use table::*;
+pub use variants::*;
 
 #[cfg(test)]
 mod tests {
@@ -307,6 +309,47 @@ mod tests {
             .unwrap()
             .deployment;
         assert!(next > newest, "{next} reuses an id up to {newest}");
+    }
+
+    #[test]
+    fn variants_are_stored_found_reused_and_collected_with_their_blob() {
+        let mut conn = test_db();
+        let page: &'static [u8] = Box::leak(
+            "<p>a paragraph</p>\n"
+                .repeat(200)
+                .into_bytes()
+                .into_boxed_slice(),
+        );
+        let stage = |conn: &Connection| {
+            let mut files = vec![StagedFile::embedded("index.html", page)];
+            crate::hosting::compress::precompress(&mut files, &std::env::temp_dir(), |sha| {
+                variants_known(conn, sha)
+            })
+            .unwrap();
+            files
+        };
+        let files = stage(&conn);
+        let identity = files[0].sha256;
+        apply_deployment(&mut conn, "blog", &files, "test").unwrap();
+        let found = find_variants(&conn, &identity).unwrap();
+        let (br, gzip) = (found.br.unwrap(), found.gzip.unwrap());
+        assert!(br.size < page.len() as u64 && gzip.size < page.len() as u64);
+        assert_eq!(
+            read_blob(&conn, &br.sha256, br.size).unwrap().len() as u64,
+            br.size
+        );
+        // The same bytes again: nothing to compress, the rows stay as they are.
+        assert!(stage(&conn)[0].variants.is_none());
+        deploy(&mut conn, "blog", &[("index.html", "new")]);
+        assert_eq!(count(&conn, "SELECT COUNT(*) FROM blobs"), 4);
+        let report = prune_and_gc(&mut conn, 1, &[]).unwrap();
+        assert_eq!(
+            report.blobs_removed, 3,
+            "the identity blob and its two variants"
+        );
+        assert_eq!(report.bytes_freed, page.len() as u64 + br.size + gzip.size);
+        assert_eq!(count(&conn, "SELECT COUNT(*) FROM blob_variants"), 0);
+        assert_eq!(count(&conn, "SELECT COUNT(*) FROM blobs"), 1);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Files staged for a deployment: path, hash, size, MIME type and where the bytes are
 //! (a directory, the binary, or a deploy's pack file).
 
+use super::variants::StagedVariants;
 use super::CHUNK_SIZE;
 use crate::hosting::path::is_published;
 use sha2::{Digest, Sha256};
@@ -49,6 +50,21 @@ impl Read for PackedReader<'_> {
     }
 }
 
+impl FileSource {
+    /// The `size` bytes of this source, from wherever they are.
+    pub fn reader(&self, size: u64) -> io::Result<Box<dyn Read + '_>> {
+        Ok(match self {
+            FileSource::Disk(path) => Box::new(File::open(path)?),
+            FileSource::Embedded(bytes) => Box::new(*bytes),
+            FileSource::Packed { file, offset } => Box::new(PackedReader {
+                file,
+                pos: *offset,
+                end: offset + size,
+            }),
+        })
+    }
+}
+
 /// A file ready to be written into a deployment: path normalised, bytes hashed.
 #[derive(Clone, Debug)]
 pub struct StagedFile {
@@ -57,20 +73,23 @@ pub struct StagedFile {
     pub size: u64,
     pub sha256: [u8; 32],
     pub mime: &'static str,
+    /// Compressed variants made for this deploy (`hosting::compress`); `None` when the file
+    /// is not compressible or its bytes were compressed by an earlier deploy.
+    pub variants: Option<StagedVariants>,
+}
+
+/// Bytes to store as a blob (a compressed variant), already hashed.
+#[derive(Clone, Debug)]
+pub struct StagedBlob {
+    pub sha256: [u8; 32],
+    pub size: u64,
+    pub source: FileSource,
 }
 
 impl StagedFile {
     /// The file's bytes, from wherever they are.
     pub fn reader(&self) -> io::Result<Box<dyn Read + '_>> {
-        Ok(match &self.source {
-            FileSource::Disk(path) => Box::new(File::open(path)?),
-            FileSource::Embedded(bytes) => Box::new(*bytes),
-            FileSource::Packed { file, offset } => Box::new(PackedReader {
-                file,
-                pos: *offset,
-                end: offset + self.size,
-            }),
-        })
+        self.source.reader(self.size)
     }
 
     pub fn embedded(path: &str, bytes: &'static [u8]) -> StagedFile {
@@ -80,6 +99,7 @@ impl StagedFile {
             size: bytes.len() as u64,
             sha256: Sha256::digest(bytes).into(),
             mime: crate::hosting::rules::mime_for(path),
+            variants: None,
         }
     }
 }
@@ -137,6 +157,7 @@ fn walk(dir: &Path, prefix: &str, files: &mut Vec<StagedFile>) -> Result<(), Str
                 source: FileSource::Disk(entry.path()),
                 size,
                 sha256,
+                variants: None,
             });
         } else {
             return Err(format!(
