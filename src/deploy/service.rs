@@ -308,10 +308,8 @@ fn run_job(ctx: &DeployContext, job: DeployJob) {
         Ok(body) => {
             DEPLOY_STATS.succeeded.inc();
             log::info!(
-                "deployed {} (deployment {}, {} files, {} new bytes) in {:?} with key {}",
-                body["site"],
-                body["deployment"],
-                body["files"],
+                "{} ({} new bytes) in {:?} with key {}",
+                body["message"].as_str().unwrap_or("deployed"),
                 body["new_bytes"],
                 started.elapsed(),
                 key.id
