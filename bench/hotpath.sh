@@ -5,10 +5,9 @@
 #
 #   instructions: fazt under `valgrind --tool=callgrind --separate-threads=yes` with one core thread
 #     (FAZT_THREADS=1, automatic pageviews off), serving GET / on root.localhost over one keep-alive
-#     connection. Two runs of BENCH_REQUESTS_LOW and BENCH_REQUESTS_HIGH requests; the core
-#     thread's instruction count (Ir) is the busiest thread's, and Ir per request is the difference
-#     between the runs divided by the difference in requests, so start-up and connection set-up
-#     cancel out.
+#     connection. Two runs of BENCH_REQUESTS_LOW and BENCH_REQUESTS_HIGH requests; Ir per request
+#     is the growth of the thread that grew most (the core thread) divided by the difference in
+#     requests, so start-up and connection set-up cancel out.
 #   idle CPU: BENCH_IDLE_CONNS connections each make one request and stay open; the server's CPU
 #     time (utime + stime from /proc/PID/stat) over BENCH_IDLE_SECONDS while they idle, and each
 #     thread's share.
@@ -66,8 +65,9 @@ start_server() {
     [[ -n $SRV_PORT ]] || die "fazt did not print its port: $(tail -20 "$dir/err")"
 }
 
-# core_ir BIN N: the busiest thread's instructions after N keep-alive requests.
-core_ir() {
+# thread_irs BIN N: each thread's instructions after N keep-alive requests, one "THREAD IR" line
+# per thread. Threads are numbered in creation order, which is the same in every run.
+thread_irs() {
     local bin=$1 n=$2 dir
     dir=$(mktemp -d "$TMP/cg.XXXXXX")
     FAZT_THREADS=1 FAZT_AUTO_PAGEVIEWS=0 start_server "$bin" "$dir" \
@@ -75,20 +75,21 @@ core_ir() {
     python3 "$HELPERS/keepalive_gets.py" "$SRV_PORT" 200 >/dev/null # fills the file cache
     python3 "$HELPERS/keepalive_gets.py" "$SRV_PORT" "$n" >/dev/null
     stop_pid "$SRV_PID" 60
-    local f best=0 ir
+    local f
     for f in "$dir"/cg.out-*; do
-        ir=$(awk '/^totals:/ { print $2; exit }' "$f")
-        ((ir > best)) && best=$ir
+        echo "${f##*-} $(awk '/^totals:/ { print $2; exit }' "$f")"
     done
-    echo "$best"
 }
 
-# ir_per_request BIN: Ir per request from two runs.
+# ir_per_request BIN: Ir per request from two runs: the thread whose count grew the most
+# between them is the core thread (the busiest thread of one run may be another: the main
+# thread compresses the dashboard's assets at start).
 ir_per_request() {
-    local bin=$1 low high
-    low=$(core_ir "$bin" "$LOW")
-    high=$(core_ir "$bin" "$HIGH")
-    awk -v a="$low" -v b="$high" -v n=$((HIGH - LOW)) 'BEGIN { printf "%.0f", (b - a) / n }'
+    local bin=$1
+    thread_irs "$bin" "$LOW" >"$TMP/low.txt"
+    thread_irs "$bin" "$HIGH" >"$TMP/high.txt"
+    join "$TMP/low.txt" "$TMP/high.txt" |
+        awk -v n=$((HIGH - LOW)) '{ d = $3 - $2; if (d > best) best = d } END { printf "%.0f", best / n }'
 }
 
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }

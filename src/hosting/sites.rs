@@ -133,8 +133,10 @@ impl SiteServer {
         Ok(())
     }
 
-    /// Answers a request for a site, and says what it served, for analytics.
-    pub fn serve(&self, site: &str, request: &Request) -> (Response, Served) {
+    /// Answers a request for a site, and says what it served, for analytics. A page's
+    /// canonical path is worked out only when the caller `counts_pages` (it costs an
+    /// allocation on every HTML request otherwise thrown away).
+    pub fn serve(&self, site: &str, request: &Request, counts_pages: bool) -> (Response, Served) {
         if !matches!(request.method, Method::Get | Method::Head) {
             let refused = Response::error(405, "only GET and HEAD are allowed on sites");
             return (refused.header("Allow", "GET, HEAD"), Served::Other);
@@ -160,7 +162,7 @@ impl SiteServer {
                 };
                 let response = self.send(request, found, &file_path, 200, Some(modified));
                 let viewed = html && matches!(response.status, 200 | 304);
-                let served = if viewed && request.method == Method::Get {
+                let served = if counts_pages && viewed && request.method == Method::Get {
                     Served::Page(page_path(&file_path))
                 } else {
                     Served::Other

@@ -89,12 +89,14 @@ impl CoreService {
                 return Some(response);
             }
             Target::Site(site) => {
-                let (response, served) = self.app.sites.serve(site, &request);
+                let pageviews = self.app.config.auto_pageviews;
+                let (response, served) = self.app.sites.serve(site, &request, pageviews);
                 match served {
-                    Served::Page(page) if self.app.config.auto_pageviews => self
-                        .app
-                        .ingest
-                        .record_pageview(&request, &request.host, &page),
+                    Served::Page(page) => {
+                        self.app
+                            .ingest
+                            .record_pageview(&request, &request.host, &page)
+                    }
                     Served::NotFound => self.app.ingest.record_not_found(&request, &request.host),
                     _ => {}
                 }
