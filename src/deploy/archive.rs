@@ -38,6 +38,7 @@ use std::sync::Arc;
 use zip::read::ZipReadOptions;
 use zip::result::ZipError;
 use zip::unstable::read::ZipIterable;
+use zip::CompressionMethod;
 
 /// A personal site with more entries than this is almost certainly a build directory zipped
 /// by mistake (`node_modules`, a cache); the bound also caps the work done before any limit
@@ -110,6 +111,9 @@ pub struct Extracted {
 pub enum ArchiveError {
     /// The archive is refused (answer 400); the message names the offending entry.
     Invalid(String),
+    /// An entry is compressed with a method we do not decode (answer 415); the message
+    /// names the entry and the method. The client's archive is fine, just not readable here.
+    UnsupportedMethod(String),
     /// Reading the upload or writing a temp file failed: the server's fault (500, or 507
     /// when the disk is full), not the archive's.
     Io { context: String, source: io::Error },
@@ -119,6 +123,7 @@ impl ResponseError for ArchiveError {
     fn status(&self) -> u16 {
         match self {
             ArchiveError::Invalid(_) => 400,
+            ArchiveError::UnsupportedMethod(_) => 415,
             ArchiveError::Io { source, .. } => io_status(source).0,
         }
     }
@@ -126,6 +131,7 @@ impl ResponseError for ArchiveError {
     fn code(&self) -> &'static str {
         match self {
             ArchiveError::Invalid(_) => "invalid_archive",
+            ArchiveError::UnsupportedMethod(_) => "unsupported_compression",
             ArchiveError::Io { source, .. } => io_status(source).1,
         }
     }
@@ -134,7 +140,9 @@ impl ResponseError for ArchiveError {
 impl fmt::Display for ArchiveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ArchiveError::Invalid(message) => f.write_str(message),
+            ArchiveError::Invalid(message) | ArchiveError::UnsupportedMethod(message) => {
+                f.write_str(message)
+            }
             ArchiveError::Io { context, source } => write!(f, "{context}: {source}"),
         }
     }
@@ -143,7 +151,7 @@ impl fmt::Display for ArchiveError {
 impl std::error::Error for ArchiveError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ArchiveError::Invalid(_) => None,
+            ArchiveError::Invalid(_) | ArchiveError::UnsupportedMethod(_) => None,
             ArchiveError::Io { source, .. } => Some(source),
         }
     }
@@ -244,6 +252,11 @@ fn extract_into<R: Read + Seek>(
         if entry.encrypted() {
             return Err(refuse("is encrypted (not supported)".into()));
         }
+        // Checked before reading: the zip crate decompresses lazily, so an unknown method
+        // would surface as an I/O error in the middle of the copy.
+        check_method(entry.compression()).map_err(|reason| {
+            ArchiveError::UnsupportedMethod(format!("entry '{shown}': {reason}"))
+        })?;
         if let Some(first) = seen.get(&path) {
             return Err(refuse(format!(
                 "is the same path as entry '{first}' ('{}')",
@@ -389,6 +402,25 @@ fn check_regular(mode: u32) -> Result<(), String> {
             "is not a regular file (unix file type {kind:#o}); only regular files are published"
         )),
     }
+}
+
+/// Only stored and deflate entries are decoded: every zip tool writes these by default, and
+/// each further decoder (bzip2, LZMA, zstd, …) is code an untrusted upload can reach.
+fn check_method(method: CompressionMethod) -> Result<(), String> {
+    if method == CompressionMethod::Stored || method == CompressionMethod::Deflated {
+        return Ok(());
+    }
+    // The zip crate names the methods it knows of and calls the rest "Unknown"; the number
+    // is the one from the entry's header (APPNOTE 4.4.5).
+    #[allow(deprecated)]
+    let number = match method {
+        CompressionMethod::Unsupported(number) => number.to_string(),
+        _ => "?".to_string(),
+    };
+    Err(format!(
+        "is compressed with {method} (zip method {number}); only stored and deflate entries \
+         are supported: re-create the zip with deflate (the default of zip tools)"
+    ))
 }
 
 /// The limits against an entry's header, before any of it is read.
@@ -613,6 +645,27 @@ mod tests {
     fn shown_names_escape_control_characters_and_are_cut() {
         assert_eq!(shown_name("a\0b\n"), "a\\u{0}b\\n");
         assert_eq!(shown_name(&"x".repeat(500)).chars().count(), 201);
+    }
+
+    #[test]
+    fn only_stored_and_deflate_are_decoded() {
+        assert!(check_method(CompressionMethod::Stored).is_ok());
+        assert!(check_method(CompressionMethod::Deflated).is_ok());
+        let bzip2 = check_method(CompressionMethod::BZIP2).unwrap_err();
+        assert!(bzip2.contains("Bzip2 (zip method 12)"), "{bzip2}");
+        let lzma = check_method(CompressionMethod::LZMA).unwrap_err();
+        assert!(lzma.contains("Lzma (zip method 14)"), "{lzma}");
+        let zstd = check_method(CompressionMethod::ZSTD).unwrap_err();
+        assert!(zstd.contains("Zstd (zip method 93)"), "{zstd}");
+        #[allow(deprecated)]
+        let odd = check_method(CompressionMethod::Unsupported(77)).unwrap_err();
+        assert!(odd.contains("Unknown (zip method 77)"), "{odd}");
+        let refused = ArchiveError::UnsupportedMethod("x".into());
+        assert_eq!(
+            (refused.status(), refused.code()),
+            (415, "unsupported_compression")
+        );
+        assert!(!refused.is_server_fault());
     }
 
     #[test]

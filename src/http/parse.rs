@@ -313,7 +313,7 @@ pub fn parse_host(raw: &[u8]) -> Option<String> {
             None => (raw, &[][..]),
         }
     };
-    if !port.iter().all(u8::is_ascii_digit) || port.len() > 5 {
+    if !valid_port(port) {
         return None;
     }
     if name.first() == Some(&b'[') {
@@ -324,6 +324,23 @@ pub fn parse_host(raw: &[u8]) -> Option<String> {
         return None;
     }
     ascii_lowercase(name)
+}
+
+/// `port = *DIGIT` (RFC 3986 §3.2.3), and when present a TCP port, 1–65535. An empty port
+/// (`Host: x:`) is valid: RFC 9110 §4.2.3 reads it as the scheme's default port, and
+/// RFC 3986 only asks producers to omit it. Leading zeros are digits like any other.
+fn valid_port(port: &[u8]) -> bool {
+    if port.is_empty() {
+        return true;
+    }
+    if !port.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let value = port.iter().try_fold(0u32, |n, &d| {
+        let n = n * 10 + u32::from(d - b'0');
+        (n <= 65_535).then_some(n)
+    });
+    matches!(value, Some(1..))
 }
 
 /// The bytes a host label may hold: ASCII letters, digits, `-` and `_` (a table: this runs
@@ -379,13 +396,7 @@ fn framing_of(request: &Request) -> Result<Framing, HttpError> {
     let mut chunked = false;
     for (name, value) in request.headers() {
         if name.eq_ignore_ascii_case(b"content-length") {
-            let text = std::str::from_utf8(value).unwrap_or("").trim();
-            if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(HttpError::BadRequest("invalid Content-Length".into()));
-            }
-            // Digits only, so the one failure left is overflow: the client claims more
-            // than u64 can hold, which is more than any route allows.
-            let n = text.parse::<u64>().unwrap_or(u64::MAX);
+            let n = content_length_value(value)?;
             if length.is_some_and(|l| l != n) {
                 return Err(HttpError::BadRequest(
                     "conflicting Content-Length headers".into(),
@@ -412,6 +423,70 @@ fn framing_of(request: &Request) -> Result<Framing, HttpError> {
         (_, true) => Ok(Framing::Chunked),
         (Some(0), false) | (None, false) => Ok(Framing::None),
         (Some(n), false) => Ok(Framing::Length(n)),
+    }
+}
+
+/// `Content-Length = 1*DIGIT` (RFC 9110 §8.6) around optional SP/HTAB (the field's OWS).
+/// Nothing else is stripped: a sign, a non-breaking space or any other byte is a 400, as
+/// nginx answers, since a parser that reads `38\xc2\xa0` as 38 disagrees with one that
+/// refuses it about where the body ends.
+fn content_length_value(value: &[u8]) -> Result<u64, HttpError> {
+    let digits = trim_ows(value);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(HttpError::BadRequest(format!(
+            "invalid Content-Length '{}' (digits only)",
+            String::from_utf8_lossy(value).escape_debug()
+        )));
+    }
+    // Digits only, so the one failure left is overflow: the client claims more than u64
+    // can hold, which is more than any route allows.
+    Ok(digits
+        .iter()
+        .try_fold(0u64, |n, &d| {
+            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })
+        .unwrap_or(u64::MAX))
+}
+
+/// `bytes` without leading and trailing SP and HTAB (RFC 9110 §5.6.3 OWS), and nothing
+/// else: `trim_ascii` would also strip CR, LF and form feed.
+fn trim_ows(bytes: &[u8]) -> &[u8] {
+    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = bytes.iter().position(|b| !is_ows(b)).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_ows(b))
+        .map_or(start, |i| i + 1);
+    &bytes[start..end]
+}
+
+/// A chunk size: 1 to 16 hex digits (RFC 9112 §7.1 `chunk-size = 1*HEXDIG`), optionally
+/// followed by SP/HTAB before a `;` extension (the grammar's BWS). No sign, no `0x`, no
+/// leading space: `u64::from_str_radix` alone would take `+26`.
+fn chunk_size(line: &[u8]) -> Result<u64, HttpError> {
+    let before_ext = line.split(|&b| b == b';').next().unwrap_or(b"");
+    let end = before_ext
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(0, |i| i + 1);
+    let digits = &before_ext[..end];
+    if digits.is_empty() || digits.len() > 16 || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return Err(HttpError::BadRequest(format!(
+            "invalid chunk size '{}' (hex digits only)",
+            String::from_utf8_lossy(&digits[..digits.len().min(32)]).escape_debug()
+        )));
+    }
+    // At most 16 hex digits: always fits in a u64.
+    Ok(digits
+        .iter()
+        .fold(0u64, |n, &d| (n << 4) | u64::from(hex_value(d))))
+}
+
+fn hex_value(digit: u8) -> u8 {
+    match digit {
+        b'0'..=b'9' => digit - b'0',
+        b'a'..=b'f' => digit - b'a' + 10,
+        _ => digit - b'A' + 10,
     }
 }
 
@@ -515,17 +590,7 @@ impl ChunkedDecoder {
     fn after_line(&mut self, line: &[u8]) -> Result<ChunkState, HttpError> {
         match self.state {
             ChunkState::SizeLine => {
-                let size_text = line
-                    .split(|&b| b == b';')
-                    .next()
-                    .unwrap_or(b"")
-                    .trim_ascii();
-                if size_text.is_empty() || size_text.len() > 16 {
-                    return Err(HttpError::BadRequest("invalid chunk size".into()));
-                }
-                let text = std::str::from_utf8(size_text).unwrap_or("");
-                let size = u64::from_str_radix(text, 16)
-                    .map_err(|_| HttpError::BadRequest("invalid chunk size".into()))?;
+                let size = chunk_size(line)?;
                 Ok(if size == 0 {
                     ChunkState::Trailers
                 } else {
@@ -749,6 +814,16 @@ mod tests {
         assert_eq!(parse_host(b"a.."), None);
         assert_eq!(parse_host(b"."), None);
         assert_eq!(parse_host(b"a:123456"), None);
+        assert_eq!(parse_host(b"a:99999"), None);
+        assert_eq!(parse_host(b"a:65536"), None);
+        assert_eq!(parse_host(b"a:0"), None);
+        assert_eq!(parse_host(b"a:00000"), None);
+        assert_eq!(parse_host(b"[::1]:0"), None);
+        assert_eq!(parse_host(b"[::1]:70000"), None);
+        assert_eq!(parse_host(b"a:+80"), None);
+        assert_eq!(parse_host(b"a:65535").as_deref(), Some("a"));
+        assert_eq!(parse_host(b"a:1").as_deref(), Some("a"));
+        assert_eq!(parse_host(b"a:000080").as_deref(), Some("a"));
         assert_eq!(parse_host(b"a:").as_deref(), Some("a"));
         assert_eq!(
             parse_host(b"Blog.Ex_1-2.COM:8080").as_deref(),
@@ -793,5 +868,56 @@ mod tests {
         let mut decoder = ChunkedDecoder::default();
         let err = decoder.decode(b"zz\r\n", &mut |_| Ok(())).unwrap_err();
         assert!(matches!(err, HttpError::BadRequest(_)));
+    }
+
+    #[test]
+    fn content_length_is_digits_between_ows() {
+        assert_eq!(content_length_value(b"38").unwrap(), 38);
+        assert_eq!(content_length_value(b" 38\t ").unwrap(), 38);
+        assert_eq!(content_length_value(b"007").unwrap(), 7);
+        assert_eq!(content_length_value(&[b'9'; 40]).unwrap(), u64::MAX);
+        for bad in [
+            &b"38\xc2\xa0"[..],
+            b"\xc2\xa038",
+            b"+38",
+            b"-1",
+            b"3 8",
+            b"38\x0c",
+            b"0x26",
+            b"",
+            b"  ",
+        ] {
+            assert!(
+                matches!(content_length_value(bad), Err(HttpError::BadRequest(_))),
+                "{bad:?}"
+            );
+        }
+        let head = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 38\u{a0}\r\n\r\n";
+        assert!(matches!(parse(head), Err(HttpError::BadRequest(_))));
+    }
+
+    #[test]
+    fn chunk_sizes_are_hex_digits_only() {
+        assert_eq!(chunk_size(b"1a").unwrap(), 26);
+        assert_eq!(chunk_size(b"1A;name=value").unwrap(), 26);
+        assert_eq!(chunk_size(b"1a \t; ext").unwrap(), 26);
+        assert_eq!(chunk_size(b"ffffffffffffffff").unwrap(), u64::MAX);
+        assert_eq!(chunk_size(b"0").unwrap(), 0);
+        for bad in [
+            &b"+1a"[..],
+            b"0x1a",
+            b"-1",
+            b"",
+            b";ext",
+            b" 1a",
+            b"1 a",
+            b"1g",
+            b"10000000000000000",
+        ] {
+            assert!(
+                matches!(chunk_size(bad), Err(HttpError::BadRequest(_))),
+                "{bad:?}"
+            );
+        }
     }
 }
