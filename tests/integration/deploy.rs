@@ -579,6 +579,71 @@ fn assert_refused_and_site_intact(
     assert_no_leftovers(&temp_dir_of(server.data.path()));
 }
 
+/// A valid zip of `index.html` and `a.txt` written by Python's zipfile with `method`
+/// (`ZIP_BZIP2`, `ZIP_LZMA`): real compressed data, as another zip tool would write it.
+fn python_zip(method: &str) -> Vec<u8> {
+    let script = format!(
+        "import io, sys, zipfile\n\
+         b = io.BytesIO()\n\
+         with zipfile.ZipFile(b, 'w', zipfile.{method}) as z:\n\
+         \x20   z.writestr('index.html', '<h1>compressed</h1>' * 40)\n\
+         \x20   z.writestr('a.txt', 'a' * 500)\n\
+         sys.stdout.buffer.write(b.getvalue())\n"
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3 writes the test zip");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn zips_compressed_with_bzip2_lzma_or_zstd_get_415_naming_the_method_and_no_error_line() {
+    let server = Server::builder().env("FAZT_DEPLOY_RATE", "1000").start();
+    let live = files(&[("index.html", b"<h1>live</h1>")]);
+    deploy_ok(&server, "blog", &live);
+    let mut zstd = Raw::stored("b.txt", b"not really zstd");
+    zstd.method = 93;
+    let cases = [
+        ("Bzip2 (zip method 12)", python_zip("ZIP_BZIP2")),
+        ("Lzma (zip method 14)", python_zip("ZIP_LZMA")),
+        ("Zstd (zip method 93)", with_good(zstd)),
+    ];
+    let before = current_deployment(&server, "blog");
+    for (needle, zip) in &cases {
+        for (how, r) in [
+            ("raw", deploy_zip(&server, "blog", zip)),
+            (
+                "multipart",
+                deploy_form_as(&server, &server.token, "blog", zip),
+            ),
+        ] {
+            assert_eq!(r.status, 415, "{needle} {how}: {}", r.text());
+            assert_eq!(r.json()["error"]["code"], "unsupported_compression");
+            let message = error_of(&r);
+            assert!(message.contains(needle), "{how}: {message:?}");
+            assert!(message.contains("deflate"), "says what works: {message:?}");
+        }
+    }
+    assert_eq!(current_deployment(&server, "blog"), before);
+    assert_serves(&server, "blog", &live);
+    assert_no_leftovers(&temp_dir_of(server.data.path()));
+    let stderr = server.stderr();
+    assert!(
+        !stderr.contains("ERROR"),
+        "a client's archive is not a server fault: {stderr}"
+    );
+    // The same archives deflated are accepted: the refusal is about the method alone.
+    let deflated = files(&[("index.html", b"<h1>deflated</h1>")]);
+    deploy_ok(&server, "blog", &deflated);
+    assert_serves(&server, "blog", &deflated);
+}
+
 #[test]
 fn every_archive_rule_is_refused_and_the_live_site_stays_byte_identical() {
     let server = Server::builder()

@@ -33,6 +33,7 @@ mod deploy_cli_e2e;
 mod error_shape;
 mod first_run;
 mod go_clients;
+mod http_framing;
 mod http_limits;
 mod http_protocol;
 mod http_rfc9110;
