@@ -86,3 +86,68 @@ fn the_wal_shrinks_back_below_its_limit_after_a_large_deploy() {
         big.len()
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Security headers on the admin host
+// ---------------------------------------------------------------------------------------
+
+fn get_on(addr: std::net::SocketAddr, host: &str, path: &str, token: Option<&str>) -> HttpResponse {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    raw_request(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n"),
+    )
+}
+
+fn assert_guarded(r: &HttpResponse, what: &str) {
+    let csp = r.header("content-security-policy").unwrap_or_default();
+    assert!(
+        csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{what}: CSP {csp:?}"
+    );
+    assert_eq!(
+        r.header("x-content-type-options"),
+        Some("nosniff"),
+        "{what}"
+    );
+    assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{what}");
+}
+
+#[test]
+fn admin_answers_carry_security_headers_and_hosted_sites_do_not() {
+    let server = Server::builder().admin_listener().start();
+    let token = server.token.clone();
+    let admin = server.admin_addr.unwrap();
+    for (addr, host) in [(server.addr, "admin.localhost"), (admin, "127.0.0.1")] {
+        for (path, key, status) in [
+            ("/", None, 200),
+            ("/admin.js", None, 200),
+            ("/api/system/health", Some(token.as_str()), 200),
+            ("/api/system/health", None, 401),
+            ("/api/nothing-here", Some(token.as_str()), 404),
+        ] {
+            let r = get_on(addr, host, path, key);
+            assert_eq!(r.status, status, "{host}{path}: {}", r.text());
+            assert_guarded(&r, &format!("{addr} {host}{path}"));
+        }
+        // A deploy refused from its head, before the body is read.
+        let r = raw_request(
+            addr,
+            format!(
+                "POST /api/deploy?site=x HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/zip\r\n\
+                 Content-Length: 10\r\nConnection: close\r\n\r\n"
+            ),
+        );
+        assert_eq!(r.status, 401, "{}", r.text());
+        assert_guarded(&r, "refused deploy");
+    }
+    // Hosted sites set their own policies: none of the admin headers leak onto them.
+    for (host, path) in [("root.localhost", "/"), ("nosuch.localhost", "/")] {
+        let r = server.get(host, path);
+        for name in ["content-security-policy", "referrer-policy"] {
+            assert_eq!(r.header(name), None, "{host}{path} has {name}");
+        }
+    }
+}
