@@ -151,3 +151,86 @@ fn admin_answers_carry_security_headers_and_hosted_sites_do_not() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// streamed_bytes counts what the socket took
+// ---------------------------------------------------------------------------------------
+
+fn streamed_bytes(server: &Server) -> u64 {
+    get_json(server, "/api/system/health")["cache"]["streamed_bytes"]
+        .as_u64()
+        .expect("cache.streamed_bytes in the health JSON")
+}
+
+/// Polls until the counter holds still for a few readings (the server notices a gone
+/// client on its next write).
+fn settled_streamed_bytes(server: &Server) -> u64 {
+    let mut last = streamed_bytes(server);
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = streamed_bytes(server);
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
+#[test]
+fn streamed_bytes_counts_what_was_written_not_what_was_planned() {
+    let server = Server::builder().env("FAZT_MAX_CACHED_FILE", "64K").start();
+    let big = Rng(2222).bytes(32 * 1024 * 1024);
+    deploy(
+        &server,
+        "files",
+        &[("index.html", b"<p>files</p>"), ("big.bin", &big)],
+    );
+    let before = settled_streamed_bytes(&server);
+
+    // A whole download counts exactly the file.
+    let r = server.get("files.localhost", "/big.bin");
+    assert_eq!(r.body.len(), big.len());
+    assert!(r.body == big, "the streamed file differs");
+    let after_full = settled_streamed_bytes(&server);
+    assert_eq!(after_full - before, big.len() as u64);
+
+    // A client that reads 1 MiB and leaves: the counter grows by about what was sent (what
+    // it read plus what the two kernel buffers held), not by the whole file.
+    let mut s = server.connect();
+    let rcvbuf: libc::c_int = 64 * 1024;
+    // SAFETY (test code): setsockopt on a socket this test owns, with a valid int option;
+    // a fixed receive buffer keeps the kernel from growing it while the test reads.
+    unsafe {
+        use std::os::fd::AsRawFd;
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&rcvbuf as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+    s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: files.localhost\r\n\r\n")
+        .unwrap();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    while got < 1024 * 1024 {
+        let n = std::io::Read::read(&mut s, &mut buf).unwrap();
+        assert!(n > 0, "the server closed after {got} bytes");
+        got += n;
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    drop(s);
+    let partial = settled_streamed_bytes(&server) - after_full;
+    eprintln!("streamed_bytes grew by {partial} for a client that read {got} bytes and left");
+    assert!(
+        partial >= (got as u64).saturating_sub(64 * 1024),
+        "counted {partial} bytes, the client read {got}"
+    );
+    assert!(
+        partial < 12 * 1024 * 1024,
+        "counted {partial} bytes for a client that read {got} of {} and left",
+        big.len()
+    );
+}
