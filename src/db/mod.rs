@@ -217,8 +217,18 @@ pub fn open_write(path: &Path, limits: &Limits) -> Result<Connection, DbError> {
         )));
     }
     apply_pragmas(&conn, limits)?;
+    // Without a limit the WAL keeps the size of its largest transaction (a big deploy)
+    // until shutdown; with one, SQLite truncates it to this size when a write restarts it
+    // after a complete checkpoint.
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)
+        .context("setting journal_size_limit")?;
     Ok(conn)
 }
+
+/// The size the WAL shrinks back to: 8 MiB is above one auto-checkpoint cycle (1,000 pages
+/// of 4 KiB plus frame headers, about 4.1 MB), so steady writes never shrink and regrow the
+/// file, while a deploy's peak of tens or hundreds of MB is given back.
+pub const WAL_SIZE_LIMIT: i64 = 8 * 1024 * 1024;
 
 /// Opens a read-only connection for one thread. The database must already exist and be
 /// in WAL mode, i.e. [`open_and_migrate`] has run.

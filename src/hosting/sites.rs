@@ -321,17 +321,12 @@ impl SiteServer {
                 (meta, blob.sha256)
             }
         };
-        let head_only = request.method == Method::Head;
         respond(request, &meta, status, |start, len| match found {
             Found::Cached(f) => {
                 Body::SharedRange(f.body.clone(), start as usize..(start + len) as usize)
             }
-            Found::Large(..) => {
-                if !head_only {
-                    self.cache.record_streamed(len);
-                }
-                Body::Stream(Box::new(BlobStream::new(sha256, start, len)))
-            }
+            // Counted as `cache.streamed_bytes` by the connection, as the socket takes it.
+            Found::Large(..) => Body::Stream(Box::new(BlobStream::new(sha256, start, len))),
         })
     }
 }

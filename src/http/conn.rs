@@ -151,6 +151,9 @@ struct Output {
     offset: usize,
     /// Bytes queued, streams counted at their remaining length.
     bytes: u64,
+    /// Bytes of the stream chunk at the front not yet written. A chunk is pulled only when
+    /// its stream reaches the front (offset 0), so the next bytes written are its bytes.
+    chunk_left: usize,
     /// Since when the socket has refused our writes (the write deadline runs from here).
     blocked_at: Option<Instant>,
 }
@@ -171,6 +174,13 @@ impl Output {
     #[inline]
     fn consume(&mut self, n: usize, spare: &mut Vec<u8>) {
         self.bytes -= n as u64;
+        // Streamed bytes count when written, not when the response is built: a client
+        // that leaves mid-file is credited only with what it was sent.
+        let streamed = n.min(self.chunk_left);
+        if streamed > 0 {
+            self.chunk_left -= streamed;
+            METRICS.streamed_bytes.add(streamed as u64);
+        }
         let mut n = n;
         while n > 0 {
             let Some(front) = self.queue.front() else {
@@ -717,6 +727,7 @@ impl<P> Conn<P> {
                 if stream.remaining() > 0 {
                     self.out.queue.push_front(Body::Stream(stream));
                 }
+                self.out.chunk_left = chunk.len();
                 self.out.queue.push_front(Body::Owned(chunk));
             }
             Ok(None) if stream.remaining() == 0 => {}

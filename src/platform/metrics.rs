@@ -596,6 +596,9 @@ pub struct Metrics {
     limit_violations: [Counter; LIMIT_STATUSES.len()],
     pub write_timeouts: Counter,
     pub admin_requests: Counter,
+    /// Bytes of streamed bodies (files too large to cache) the socket took: counted by the
+    /// connection as it writes them, reported by the file cache as `cache.streamed_bytes`.
+    pub streamed_bytes: Counter,
     /// By [`RouteClass`].
     request_duration: [Histogram<{ REQUEST_BUCKETS.len() }>; RouteClass::ALL.len()],
 }
@@ -610,6 +613,7 @@ pub static METRICS: Metrics = Metrics {
     limit_violations: [const { Counter::new() }; LIMIT_STATUSES.len()],
     write_timeouts: Counter::new(),
     admin_requests: Counter::new(),
+    streamed_bytes: Counter::new(),
     request_duration: [const { Histogram::seconds(&REQUEST_BUCKETS) }; RouteClass::ALL.len()],
 };
 

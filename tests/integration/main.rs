@@ -43,6 +43,7 @@ mod routing;
 mod shutdown;
 mod site_serving;
 mod sites_api;
+mod small_fixes;
 mod storage;
 mod upgrade;
 mod vfs_serving;
