@@ -3,7 +3,6 @@
 //! a site gets in; `If-Match`/`If-Unmodified-Since` → 412 and `Last-Modified` with
 //! `If-Modified-Since` → 304, in the order of RFC 9110 §13.2.2; generated 404 pages carry
 //! no validators. The browser-level check of the redirect is in `browser.rs`.
-use crate::common::zips::zip_of;
 use crate::common::*;
 use std::io::Write;
 
@@ -194,17 +193,7 @@ fn well_known_is_published_by_import() {
 
 /// Deploys a zip of `files` to `site` through the admin API, asserting a 200.
 fn deploy_zip(server: &Server, site: &str, files: &[(&str, &[u8])]) {
-    let zip = zip_of(files, zip::CompressionMethod::Deflated);
-    let head = format!(
-        "POST /api/deploy?site={site} HTTP/1.1\r\nHost: admin.localhost\r\n\
-         Authorization: Bearer {}\r\nContent-Type: application/zip\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        server.token,
-        zip.len()
-    );
-    let mut request = head.into_bytes();
-    request.extend_from_slice(&zip);
-    let r = raw_request(server.addr, request);
+    let r = deploy_files(server, site, files, zip::CompressionMethod::Deflated);
     assert_eq!(r.status, 200, "{}", r.text());
 }
 

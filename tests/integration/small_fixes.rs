@@ -1,7 +1,6 @@
 //! Issue #11's small fixes against the real binary: the WAL gives its peak back after a
 //! large deploy, `streamed_bytes` counts what was written to the socket, and the admin
 //! host's answers carry the security headers (hosted sites do not).
-use crate::common::zips::*;
 use crate::common::*;
 use serde_json::json;
 use std::io::Write;
@@ -19,19 +18,7 @@ fn wal_len(data: &Path) -> u64 {
 
 /// A raw zip deploy with the owner key; asserts a 200.
 fn deploy(server: &Server, site: &str, files: &[(&str, &[u8])]) {
-    let zip = zip_of(files, zip::CompressionMethod::Stored);
-    let head = format!(
-        "POST /api/deploy?site={site} HTTP/1.1\r\nHost: admin.localhost\r\n\
-         Authorization: Bearer {}\r\nContent-Type: application/zip\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        server.token,
-        zip.len()
-    );
-    let mut s = server.connect();
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(&zip).unwrap();
-    let r = read_response(&mut s).expect("a deploy response");
+    let r = deploy_files(server, site, files, zip::CompressionMethod::Stored);
     assert_eq!(r.status, 200, "{}", r.text());
 }
 

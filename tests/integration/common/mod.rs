@@ -444,6 +444,29 @@ pub fn read_response(s: &mut TcpStream) -> std::io::Result<HttpResponse> {
     read_response_with(s, false)
 }
 
+/// Deploys `files`, zipped with `method`, to `site` as a raw `application/zip` upload with
+/// the owner key on a fresh connection; waits up to two minutes for the answer.
+pub fn deploy_files(
+    server: &Server,
+    site: &str,
+    files: &[(&str, &[u8])],
+    method: zip::CompressionMethod,
+) -> HttpResponse {
+    let zip = zips::zip_of(files, method);
+    let head = format!(
+        "POST /api/deploy?site={site} HTTP/1.1\r\nHost: admin.localhost\r\n\
+         Authorization: Bearer {}\r\nContent-Type: application/zip\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        server.token,
+        zip.len()
+    );
+    let mut s = server.connect();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&zip).unwrap();
+    read_response(&mut s).expect("a deploy response")
+}
+
 /// True when the server has closed the connection (EOF or reset) within `limit`.
 pub fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
     s.set_read_timeout(Some(limit)).unwrap();
