@@ -17,7 +17,6 @@ pub(crate) mod sites;
 
 use crate::analytics::api::Routed;
 use crate::analytics::event::SaltBook;
-use crate::analytics::proxies::TrustedProxies;
 use crate::analytics::retention::AutoRetention;
 use crate::db::writer::WriterHandle;
 use crate::db::DbError;
@@ -25,6 +24,7 @@ use crate::hosting::sites::SiteServer;
 use crate::hosting::urls::UrlBase;
 use crate::http::cap::ConnCap;
 use crate::http::error::Concealed;
+use crate::http::proxies::TrustedProxies;
 use crate::http::{error_response, Body, Method, Request, Response};
 use crate::keys::{self, authenticate_request, validate_name, ApiKey, Scopes};
 use crate::platform::disk::DiskGuard;

@@ -6,9 +6,9 @@
 use super::event::EventQueue;
 use super::event::{Event, SaltBook, Source, Utm, NOT_FOUND, PAGEVIEW};
 use super::filter::{not_a_visit, Ignored, FILTER_STATS};
-use super::proxies::TrustedProxies;
 use crate::hosting::encoding::Encoding;
 use crate::hosting::files::{etag_for, respond, FileMeta};
+use crate::http::proxies::TrustedProxies;
 use crate::http::{Body, Method, Request, Response};
 use crate::platform::clock::unix_now;
 use serde_json::Value;

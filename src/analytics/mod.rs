@@ -8,7 +8,6 @@ pub mod filter;
 pub mod ingest;
 pub(crate) mod links;
 pub(crate) mod manage;
-pub(crate) mod proxies;
 pub(crate) mod retention;
 pub mod stats;
 pub mod store;

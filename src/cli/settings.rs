@@ -17,11 +17,11 @@ use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches, Args, Command};
 
 use crate::analytics::ingest::TrackDomains;
-use crate::analytics::proxies::TrustedProxies;
 use crate::db::events::BatchPolicy;
 use crate::deploy::limits::DeployLimits;
 use crate::hosting::urls::UrlBase;
 use crate::http::conn::ConnLimits;
+use crate::http::proxies::TrustedProxies;
 use crate::platform::probe::{self, Given, Overrides, Report};
 use crate::platform::units::{parse_bytes, parse_duration};
 use crate::server::config::{self, Config};

@@ -7,6 +7,7 @@ pub(crate) mod conn;
 pub(crate) mod error;
 mod line;
 pub(crate) mod parse;
+pub(crate) mod proxies;
 pub(crate) mod request;
 pub(crate) mod response;
 pub(crate) mod spool;

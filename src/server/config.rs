@@ -48,7 +48,7 @@ pub struct Config {
     /// Disk use (percent) at which bulk writes are refused with 507.
     pub disk_threshold: u8,
     /// Proxies whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: crate::analytics::proxies::TrustedProxies,
+    pub trusted_proxies: crate::http::proxies::TrustedProxies,
     /// When an analytics batch is committed (this many events or this long after its first
     /// event, whichever comes first).
     pub event_batch: crate::db::events::BatchPolicy,

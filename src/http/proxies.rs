@@ -1,9 +1,9 @@
-//! Which client address an event is attributed to: the socket peer, unless the peer is a
-//! configured trusted proxy, in which case the nearest untrusted hop of
-//! `X-Forwarded-For`. Never the header on its own word (the Go fazt trusted it from
-//! anyone, so any client could pick its own "address").
+//! Which client address a request is attributed to (analytics, rate limits, the per-client
+//! connection share): the socket peer, unless the peer is a configured trusted proxy, in
+//! which case the nearest untrusted hop of `X-Forwarded-For`. Never the header on its own
+//! word (the Go fazt trusted it from anyone, so any client could pick its own "address").
 
-use crate::http::Request;
+use super::Request;
 use std::net::IpAddr;
 
 /// An address or a CIDR block.
