@@ -3,6 +3,7 @@
 //! and streamed bodies past the route limit (413), the connection cap (503), stalled and
 //! non-reading clients, and the idle / header deadlines. Every test starts its own server
 //! with small timeouts so each finishes in a few seconds.
+use crate::common::source::{loopback, raw_request_from};
 use crate::common::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -970,4 +971,13 @@ fn running_out_of_file_descriptors_pauses_accepting_and_recovers() {
     set_soft_nofile(pid, old_soft);
     assert!(metric(&server, "fazt_accept_errors_total") > errors_before);
     assert_eq!(server.get("root.localhost", "/health").status, 200);
+}
+
+/// The harness can play other clients: a connection bound to 127.0.0.2 is served like any
+/// other (the per-client limits' tests rely on this).
+#[test]
+fn a_second_loopback_address_is_served() {
+    let server = Server::start();
+    let response = raw_request_from(loopback(2), server.addr, health_get());
+    assert_eq!(response.status, 200, "{}", response.text());
 }
