@@ -313,7 +313,10 @@ impl Connection {
                             .map(|h| {
                                 (
                                     h.name.to_string(),
-                                    String::from_utf8_lossy(h.value).trim().to_string(),
+                                    // OWS only: `str::trim` would also strip U+00A0.
+                                    String::from_utf8_lossy(h.value)
+                                        .trim_matches([' ', '\t'])
+                                        .to_string(),
                                 )
                             })
                             .collect(),
@@ -349,7 +352,9 @@ impl Connection {
         };
         let chunked = header("transfer-encoding")
             .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
-        let length = header("content-length").map(str::parse::<u64>);
+        // The server's own rule (digits only): `+38` or `38\u{a0}` is not a length.
+        let length = header("content-length")
+            .map(|v| crate::http::parse::content_length_value(v.as_bytes()));
         let body = if method == "HEAD" || head.status == 204 || head.status == 304 {
             Vec::new()
         } else if chunked {
@@ -600,5 +605,17 @@ mod tests {
         let (url, _server) = one_shot(b"SSH-2.0-OpenSSH\r\n\r\n", 0);
         let err = get(&url).unwrap_err();
         assert!(err.contains("not an HTTP response"), "{err}");
+    }
+
+    #[test]
+    fn a_signed_or_padded_content_length_is_refused() {
+        for answer in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok"[..],
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 2\xc2\xa0\r\n\r\nok"[..],
+        ] {
+            let (url, _server) = one_shot(answer, 0);
+            let err = get(&url).unwrap_err();
+            assert!(err.contains("invalid Content-Length"), "{err}");
+        }
     }
 }

@@ -430,7 +430,7 @@ fn framing_of(request: &Request) -> Result<Framing, HttpError> {
 /// Nothing else is stripped: a sign, a non-breaking space or any other byte is a 400, as
 /// nginx answers, since a parser that reads `38\xc2\xa0` as 38 disagrees with one that
 /// refuses it about where the body ends.
-fn content_length_value(value: &[u8]) -> Result<u64, HttpError> {
+pub(crate) fn content_length_value(value: &[u8]) -> Result<u64, HttpError> {
     let digits = trim_ows(value);
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return Err(HttpError::BadRequest(format!(
