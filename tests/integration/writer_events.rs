@@ -131,6 +131,7 @@ fn start(
             capacity,
             policy,
             sink,
+            reserve: None,
         },
     )
     .expect("spawn");
