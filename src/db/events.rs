@@ -383,11 +383,17 @@ impl<E> Batcher<E> {
         }
     }
 
-    /// Commits the batch; when that fails for lack of space and the disk reserve can be
-    /// released, tries again at once in the room it leaves. Whether the database takes
-    /// writes is decided here: refused events are answered 503 until a commit succeeds.
+    /// Commits the batch. When that fails for lack of space, first empties the WAL (on a
+    /// nearly full disk it cannot grow to its auto-checkpoint size, but it can be reused
+    /// from the start) and tries again, then releases the disk reserve and tries again in
+    /// the room it leaves. Whether the database takes writes is decided here: refused
+    /// events are answered 503 until a commit succeeds.
     fn attempt(&mut self, conn: &mut Connection, report: &mut WriterReport) -> Result<(), DbError> {
         let mut result = self.attempt_once(conn, report);
+        if result.as_ref().is_err_and(DbError::is_out_of_space) {
+            super::checkpoint_truncate(conn);
+            result = self.attempt_once(conn, report);
+        }
         if result.as_ref().is_err_and(DbError::is_out_of_space)
             && self.reserve.as_ref().is_some_and(|r| r.release())
         {

@@ -416,7 +416,7 @@ pub fn reclaim_space(conn: &mut Connection, reserve: Option<&Reserve>) -> Result
 
 /// Copies the WAL into the database and truncates it, best effort: a reader in the middle
 /// of a read keeps its frames (logged at debug), and the next checkpoint takes them.
-fn checkpoint_truncate(conn: &Connection) {
+pub(crate) fn checkpoint_truncate(conn: &Connection) {
     let result = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
         row.get::<_, i64>(0)
     });
