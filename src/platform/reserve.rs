@@ -150,11 +150,11 @@ impl Reserve {
         }
     }
 
-    /// Writes zeros (really allocated, unlike `set_len`'s sparse file) to a temp name,
-    /// syncs and renames, so a crash never leaves a short file under the real name.
+    /// Allocates the blocks under a temp name (really allocated, unlike `set_len`'s sparse
+    /// file), syncs and renames, so a crash never leaves a short file under the real name.
     fn create(&self) -> io::Result<()> {
         let tmp = self.path.with_extension("reserve.tmp");
-        let written = write_zeros(&tmp, self.size).and_then(|()| fs::rename(&tmp, &self.path));
+        let written = allocate(&tmp, self.size).and_then(|()| fs::rename(&tmp, &self.path));
         if written.is_err() {
             let _ = fs::remove_file(&tmp);
         }
@@ -162,14 +162,20 @@ impl Reserve {
     }
 }
 
-fn write_zeros(path: &Path, size: u64) -> io::Result<()> {
+/// `fallocate` (instant, no data written); where the filesystem can't, zeros are written.
+fn allocate(path: &Path, size: u64) -> io::Result<()> {
     let mut file = File::create(path)?;
-    let chunk = [0u8; 64 * 1024];
-    let mut left = size;
-    while left > 0 {
-        let n = left.min(chunk.len() as u64) as usize;
-        file.write_all(&chunk[..n])?;
-        left -= n as u64;
+    if let Err(e) = sys::allocate(&file, size) {
+        if e.kind() == io::ErrorKind::StorageFull || e.raw_os_error() == Some(libc::EFBIG) {
+            return Err(e);
+        }
+        let chunk = [0u8; 64 * 1024];
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            file.write_all(&chunk[..n])?;
+            left -= n as u64;
+        }
     }
     file.sync_all()
 }

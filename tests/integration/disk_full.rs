@@ -258,6 +258,45 @@ fn a_full_database_disk_answers_503_until_space_is_freed() {
     assert_eq!(committed(fs.path()), acked as i64, "every 204 is committed");
 }
 
+/// 150 events of about 8 KB each (1.2 MB of new strings), held in the writer's batch
+/// (10 s flush) on a tmpfs that is then filled to 100 %; then SIGTERM.
+fn sigterm_on_a_full_disk(reserve: &str) -> (Option<i32>, i64, String) {
+    let fs = Tmpfs::mount("df-stop", "16m").expect("checked by the caller");
+    let mut server = start_on(
+        fs.path(),
+        &[("FAZT_DISK_RESERVE", reserve), ("FAZT_EVENT_FLUSH", "10s")],
+    );
+    assert_eq!(send_events(&server, 0, 150, 8000), (150, 0));
+    fs.fill_to(100);
+    let status = server.terminate();
+    (status.code(), committed(fs.path()), server.stderr())
+}
+
+#[test]
+fn sigterm_on_a_full_disk_commits_in_the_reserve() {
+    if Tmpfs::mount("df-probe", "1m").is_none() {
+        return;
+    }
+    let (code, committed, stderr) = sigterm_on_a_full_disk("2MiB");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(committed, 150, "{stderr}");
+    assert!(stderr.contains("released the"), "{stderr}");
+}
+
+#[test]
+fn sigterm_on_a_full_disk_without_a_reserve_says_what_it_lost() {
+    if Tmpfs::mount("df-probe", "1m").is_none() {
+        return;
+    }
+    let (code, committed, stderr) = sigterm_on_a_full_disk("0");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(committed, 0);
+    assert!(
+        stderr.contains("150 accepted analytics events could not be written at shutdown"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn a_full_temp_dir_blocks_uploads_only() {
     let Some(tmp) = Tmpfs::mount("df-temp", "4m") else {
