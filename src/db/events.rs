@@ -267,6 +267,24 @@ impl<E> EventQueue<E> {
     }
 }
 
+/// How long shutdown may keep waiting to retry failed batches.
+#[derive(Clone, Copy)]
+struct StopDeadline<'a> {
+    started: Instant,
+    hurry: &'a AtomicBool,
+}
+
+impl StopDeadline<'_> {
+    fn at(&self) -> Instant {
+        let budget = if self.hurry.load(Ordering::SeqCst) {
+            HURRIED_RETRY_BUDGET
+        } else {
+            STOP_RETRY_BUDGET
+        };
+        self.started + budget
+    }
+}
+
 /// A failed batch waiting for its next attempt.
 struct Failing {
     attempts: u32,
@@ -494,17 +512,22 @@ impl<E> Batcher<E> {
 
     /// At stop: closes the channel, waits for senders mid-send, then commits the batch in
     /// hand and every event left in the channel. What cannot be written after the bounded
-    /// retries (within `retry_budget` of waiting) is counted in `report.unwritten` and logged.
+    /// retries is counted in `report.unwritten` and logged. The retries wait at most
+    /// [`STOP_RETRY_BUDGET`] in all, or [`HURRIED_RETRY_BUDGET`] once `hurry` is set (a
+    /// second signal, which may come while this runs).
     pub(super) fn finish(
         &mut self,
         conn: &mut Connection,
         rx: &Receiver<E>,
         report: &mut WriterReport,
-        retry_budget: Duration,
+        hurry: &AtomicBool,
     ) {
         self.gate.close();
         self.gate.wait_idle();
-        let deadline = Instant::now() + retry_budget;
+        let deadline = StopDeadline {
+            started: Instant::now(),
+            hurry,
+        };
         // A batch that was already failing is retried on its own: merging fresh events
         // into it would make them share its fate.
         if self.failing.is_some() {
@@ -523,7 +546,7 @@ impl<E> Batcher<E> {
         &mut self,
         conn: &mut Connection,
         report: &mut WriterReport,
-        deadline: Instant,
+        deadline: StopDeadline,
     ) {
         let n = self.batch.len();
         let mut delay = STOP_BACKOFF_START;
@@ -533,7 +556,7 @@ impl<E> Batcher<E> {
             let Err(e) = self.attempt(conn, report) else {
                 break;
             };
-            if attempts < STOP_ATTEMPTS && Instant::now() + delay <= deadline {
+            if attempts < STOP_ATTEMPTS && Instant::now() + delay <= deadline.at() {
                 log::warn!(
                     "committing a batch of {n} analytics events at shutdown failed (attempt \
                      {attempts} of {STOP_ATTEMPTS}): {e}; retrying in {} ms",

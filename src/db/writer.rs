@@ -31,9 +31,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvError, Sender, TryRecvError, TrySendError};
 use rusqlite::Connection;
 
-use super::events::{
-    Batcher, EventPipeline, EventQueue, Gate, HURRIED_RETRY_BUDGET, STOP_RETRY_BUDGET,
-};
+use super::events::{Batcher, EventPipeline, EventQueue, Gate};
 use super::{Context, DbError};
 use crate::platform::metrics::{Counter, Gauge, Histogram};
 
@@ -510,15 +508,10 @@ fn run<E>(
     while shared.in_flight.load(Ordering::SeqCst) != 0 {
         thread::sleep(Duration::from_millis(1));
     }
-    let hurry = shared.hurry.load(Ordering::SeqCst);
     if let Some(b) = batcher.as_mut() {
-        let budget = if hurry {
-            HURRIED_RETRY_BUDGET
-        } else {
-            STOP_RETRY_BUDGET
-        };
-        b.finish(&mut conn, &event_rx, &mut report, budget);
+        b.finish(&mut conn, &event_rx, &mut report, &shared.hurry);
     }
+    let hurry = shared.hurry.load(Ordering::SeqCst);
     loop {
         match rx.try_recv() {
             // Dropped unrun: its completion tells the submitter `WriterStopped`.
