@@ -355,6 +355,9 @@ impl AdminApi {
         body["reasons"] = json!(reasons);
         body["uptime_seconds"] = json!(self.ctx.started.elapsed().as_secs());
         body["limits"] = self.ctx.probe.limits_json();
+        // "present", "released" (the disk filled up; re-created when there is room) or
+        // "disabled".
+        body["reserve"] = json!(self.ctx.disk.reserve().map_or("disabled", |r| r.state()));
         // Readiness: an open breaker (disk full) or draining takes this instance out.
         let ready = !draining && full_disks.is_empty();
         Response::json(if ready { 200 } else { 503 }, &body)
@@ -364,12 +367,12 @@ impl AdminApi {
         metrics::registry(&self.ctx.sites.cache, &self.ctx.disk).render_prometheus()
     }
 
-    /// Returns free pages to the filesystem (the schema uses incremental auto-vacuum).
+    /// Returns free pages to the filesystem (the schema uses incremental auto-vacuum). It
+    /// frees space, so the breaker never refuses it: on a full disk it works in small
+    /// steps inside the room the disk reserve gives back.
     fn vacuum(&self, reply: Reply) -> Option<Response> {
-        if let Err(e) = self.ctx.disk.check() {
-            return Some(error_response(&e));
-        }
-        let job = |conn: &mut Connection| crate::db::incremental_vacuum(conn, None);
+        let reserve = self.ctx.disk.reserve().cloned();
+        let job = move |conn: &mut Connection| crate::db::reclaim_space(conn, reserve.as_deref());
         let answer = |result: Result<u64, DbError>| match result {
             Ok(freed) => Response::json(200, &json!({ "freed_bytes": freed })),
             Err(e) => error_response(&e),

@@ -227,13 +227,25 @@ fn delete_site(ctx: &AdminContext, site: &str, reply: Reply) -> Option<Response>
     let owned = site.to_string();
     let keep = ctx.keep_deployments;
     let sites = Arc::clone(&ctx.sites);
+    let reserve = ctx.disk.reserve().cloned();
+    // Deleting frees space, so it must work on a full disk: SQLite needs WAL room even to
+    // delete, which releasing the disk reserve gives; then the freed pages go back to the
+    // filesystem. The breaker (bulk writes) is never asked.
     let job = move |conn: &mut Connection| {
-        let Some(removal) = store::delete_site(conn, &owned)? else {
+        let reserve = reserve.as_deref();
+        let Some(removal) =
+            crate::db::with_room(conn, reserve, |conn| Ok(store::delete_site(conn, &owned)?))?
+        else {
             return Ok(None);
         };
-        // Old deployments of other sites may be waiting for a collection too.
-        let pruned = store::prune_and_gc(conn, keep, &[])?;
         reload_sites(&sites, conn, &removal.deployments);
+        // Old deployments of other sites may be waiting for a collection too.
+        let pruned = crate::db::with_room(conn, reserve, |conn| {
+            Ok(store::prune_and_gc(conn, keep, &[])?)
+        })?;
+        if let Err(e) = crate::db::reclaim_space(conn, reserve) {
+            log::warn!("site {owned} deleted; returning its space to the disk failed: {e}");
+        }
         Ok(Some((removal, pruned)))
     };
     let site = site.to_string();

@@ -1,7 +1,10 @@
 //! The ingestion endpoints (D4, wire-compatible with the earlier Go fazt): `POST /track`,
 //! `GET /pixel.gif`, `/r/<slug>`, `POST /webhook/<endpoint>`, plus pageviews of hosted
 //! sites. Handlers run on core threads: they build an event and `try_record` it; they
-//! never wait on the database, and a full queue costs the event, never the response.
+//! never wait on the database. An event is acknowledged only once it is queued: when the
+//! queue refuses it (full, stopping, or the database cannot take writes), `/track`,
+//! `/pixel.gif` and webhooks answer 503 + `Retry-After` ([`unavailable`]); a short link
+//! still redirects and a page is still served (their click or view is counted as dropped).
 
 use super::event::EventQueue;
 use super::event::{Event, SaltBook, Source, Utm, NOT_FOUND, PAGEVIEW};
@@ -136,8 +139,9 @@ impl Ingest {
         }
     }
 
-    /// Builds an event with the common fields and hands it to the writer.
-    pub fn record(&self, request: &Request, mut event: Event) {
+    /// Builds an event with the common fields and hands it to the writer. `false`: it was
+    /// refused (counted); answer with [`Ingest::unavailable`] where the client sent it.
+    pub fn record(&self, request: &Request, mut event: Event) -> bool {
         // A site's own host is never its referrer: that is navigation inside the site.
         if event.referrer.as_deref() == Some(event.domain.as_str()) {
             event.referrer = None;
@@ -145,7 +149,20 @@ impl Ingest {
         let ip = self.proxies.client_ip(request);
         let agent = request.header_str("user-agent").unwrap_or("");
         event.visitor = self.salts.visitor(&event.domain, ip, agent);
-        self.queue.try_record(event);
+        self.queue.try_record(event)
+    }
+
+    /// The answer to an event the queue refused: 503, and when to send it again.
+    pub fn unavailable(&self) -> Response {
+        let retry = self.queue.retry_after_secs();
+        let message = if self.queue.is_unwritable() {
+            "the event was not recorded: the database cannot take writes (disk full); retry later"
+        } else if self.queue.is_closed() {
+            "the event was not recorded: the server is shutting down; retry later"
+        } else {
+            "the event was not recorded: too many events are waiting; retry later"
+        };
+        Response::error(503, message).header("Retry-After", retry.to_string())
     }
 
     /// Whether `request` is a person's visit; if not, counts why.
@@ -223,23 +240,28 @@ impl Ingest {
             query: fields.q,
             utm,
         };
-        self.record(request, event);
+        if !self.record(request, event) {
+            return cors(self.unavailable());
+        }
         cors(Response::new(204))
     }
 
     fn pixel(&self, request: &Request) -> Response {
-        // HEAD (a link checker, a prefetch) is not a view.
-        if request.method == Method::Get {
-            self.pixel_event(request);
+        // HEAD (a link checker, a prefetch) is not a view. A view that could not be queued
+        // is not acknowledged with the image.
+        if request.method == Method::Get && !self.pixel_event(request) {
+            return self.unavailable().header("Cache-Control", "no-store");
         }
-        // The image is always answered, whatever happened to the event; never cached, so
-        // each view asks again (no-store alone says it: Pragma and Expires are HTTP/1.0).
+        // The image is answered when the view was recorded or not a view to record; never
+        // cached, so each view asks again (no-store alone says it: Pragma and Expires are
+        // HTTP/1.0).
         Response::new(200)
             .header("Cache-Control", "no-store")
             .body("image/gif", Body::Static(&PIXEL_GIF))
     }
 
-    fn pixel_event(&self, request: &Request) {
+    /// False only when a view to record was refused by the queue.
+    fn pixel_event(&self, request: &Request) -> bool {
         let params = QueryParams::parse(request.query());
         let referer = request.header_str("referer");
         let domain = params
@@ -248,7 +270,7 @@ impl Ingest {
             .unwrap_or_else(|| "unknown".to_string());
         let domain = clean_domain(&domain);
         if !self.accepts(&domain) || !self.is_visit(request) {
-            return;
+            return true;
         }
         {
             let event = Event {
@@ -269,7 +291,7 @@ impl Ingest {
                 query: None,
                 utm: Utm::from_params(|name| params.get(name)),
             };
-            self.record(request, event);
+            self.record(request, event)
         }
     }
 
@@ -284,6 +306,7 @@ impl Ingest {
                 kind,
                 Source::Page,
             );
+            // The page is served either way; a refused view is counted as dropped.
             self.record(request, event);
         }
     }

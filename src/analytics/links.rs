@@ -42,7 +42,8 @@ pub fn redirect(ingest: &Ingest, slug: &str, request: &Request) -> Response {
     if let Some(extra) = QueryParams::parse(request.query()).get("tags") {
         event.tags.extend(split_tags(&extra));
     }
-    // A link preview or a crawler following the link is not a click.
+    // A link preview or a crawler following the link is not a click. A click the queue
+    // refuses is counted as dropped: the visitor still gets where the link goes.
     if ingest.is_visit(request) {
         ingest.record(request, event);
     }
@@ -104,7 +105,10 @@ pub fn webhook(ingest: &Ingest, endpoint: &str, request: &Request) -> Response {
         Source::Webhook,
     );
     event.query = Some(payload.to_string());
-    ingest.record(request, event);
+    // The sender retries on 503: the payload is not acknowledged unless it is queued.
+    if !ingest.record(request, event) {
+        return ingest.unavailable();
+    }
     Response::json(
         200,
         &json!({ "status": "success", "message": "Webhook received", "webhook": endpoint }),

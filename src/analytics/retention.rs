@@ -4,7 +4,8 @@
 
 use super::store::{prune_batch, PruneProgress};
 use crate::db::writer::WriterHandle;
-use crate::db::{incremental_vacuum, DbError};
+use crate::db::{incremental_vacuum, reclaim_space, with_room, DbError};
+use crate::platform::reserve::Reserve;
 use crossbeam_channel::{Receiver, TryRecvError};
 use rusqlite::Connection;
 use std::time::{Duration, Instant};
@@ -20,22 +21,27 @@ pub struct PruneTotals {
     pub bytes_reclaimed: u64,
 }
 
-/// Prunes on a write connection of its own (the `fazt db prune` command).
+/// Prunes on a write connection of its own (the `fazt db prune` command). It frees space,
+/// so it works on a full disk: a batch that fails for lack of room releases `reserve` and
+/// is retried, and the pages go back to the filesystem in small steps.
 pub fn prune_now(
     conn: &mut Connection,
     cutoff_ts: i64,
     include_rollups: bool,
+    reserve: Option<&Reserve>,
 ) -> Result<PruneTotals, DbError> {
     let mut totals = PruneTotals::default();
     loop {
-        let progress = prune_batch(conn, cutoff_ts, include_rollups, PRUNE_BATCH_ROWS)?;
+        let progress = with_room(conn, reserve, |conn| {
+            prune_batch(conn, cutoff_ts, include_rollups, PRUNE_BATCH_ROWS)
+        })?;
         totals.events_deleted += progress.events_deleted;
         totals.rollup_rows_deleted += progress.rollup_rows_deleted;
         if progress.done {
             break;
         }
     }
-    totals.bytes_reclaimed = incremental_vacuum(conn, None)?;
+    totals.bytes_reclaimed = reclaim_space(conn, reserve)?;
     Ok(totals)
 }
 

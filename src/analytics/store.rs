@@ -163,8 +163,9 @@ pub struct EventStore {
 }
 
 impl EventStore {
-    /// `disk`: when set, every batch first checks the disk breaker, so a full disk stops
-    /// the batch (to be retried) before SQLite runs out of space half-way.
+    /// `disk`: when set, every batch first checks the disk breaker (for benchmarks and
+    /// tools that write in bulk). The server passes `None`: analytics commits are tiny
+    /// and keep committing past the breaker, which stops bulk writes only.
     pub fn new(disk: Option<DiskGuard>) -> EventStore {
         EventStore {
             ids: Default::default(),

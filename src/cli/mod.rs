@@ -10,7 +10,7 @@ use crate::keys::{self, validate_name, Scopes};
 use crate::platform::probe::Report;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgMatches, Command, CommandFactory, FromArgMatches, Parser, Subcommand};
-use settings::{ClientArgs, DataArgs, DiskArgs, LimitArgs, Parsed, ServerArgs};
+use settings::{ClientArgs, DataArgs, DiskArgs, LimitArgs, Parsed, ReserveArgs, ServerArgs};
 use std::path::{Path, PathBuf};
 
 /// fazt — a single-binary personal cloud: static sites from SQLite, privacy-first
@@ -146,6 +146,8 @@ enum DbCmd {
         /// Also delete the daily roll-ups older than AGE
         #[arg(long)]
         rollups: bool,
+        #[command(flatten)]
+        reserve: ReserveArgs,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -291,8 +293,9 @@ fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<i32, String
         Cmd::Db(DbCmd::Prune {
             older_than,
             rollups,
+            reserve,
             db,
-        }) => db_prune(older_than, rollups, &db, &p),
+        }) => db_prune(older_than, rollups, &reserve, &db, &p),
         Cmd::Deploy(args) => client_deploy(&args, &p),
         Cmd::Login(args) => client_login(&args),
         Cmd::Sites(SitesCmd {
@@ -532,12 +535,23 @@ fn site_import(
 fn db_prune(
     age: std::time::Duration,
     rollups: bool,
+    reserve: &ReserveArgs,
     db: &DbArgs,
     p: &Parsed,
 ) -> Result<i32, String> {
     let cutoff = crate::platform::clock::unix_now() - age.as_secs() as i64;
-    let (mut conn, _) = open_db(db, p)?;
-    let totals = crate::analytics::retention::prune_now(&mut conn, cutoff, rollups)
+    // The server's reserve (same data dir): on a full disk, deleting it gives the prune
+    // the room it needs (even opening may need room for the WAL index); it is re-created
+    // afterwards when there is room.
+    let reserve = crate::platform::reserve::Reserve::new(&db.data.data, reserve.disk_reserve.0);
+    let (mut conn, _) = match open_db(db, p) {
+        Err(e) if reserve.release() => {
+            eprintln!("fazt: {e}; retrying after releasing the disk reserve");
+            open_db(db, p)?
+        }
+        opened => opened?,
+    };
+    let totals = crate::analytics::retention::prune_now(&mut conn, cutoff, rollups, Some(&reserve))
         .map_err(|e| format!("pruning: {e}"))?;
     println!(
         "deleted {} events{} older than {}; reclaimed {}",

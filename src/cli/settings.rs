@@ -231,6 +231,16 @@ pub(crate) struct DiskArgs {
     pub disk_threshold: u8,
 }
 
+/// The disk reserve (`data/fazt.reserve`), for the server and the commands that free space.
+#[derive(Args, Clone, Debug)]
+pub(crate) struct ReserveArgs {
+    /// Space held in data/fazt.reserve and released when the disk is full, so acknowledged
+    /// events, site deletion, db prune and vacuum still work (0: no reserve)
+    #[arg(long, env = "FAZT_DISK_RESERVE", value_name = "BYTES", value_parser = size,
+          default_value_t = Bytes(crate::platform::reserve::DEFAULT_SIZE))]
+    pub disk_reserve: Bytes,
+}
+
 /// Deploy limits of the server.
 #[derive(Args, Clone, Debug)]
 #[command(next_help_heading = "Deploys")]
@@ -334,6 +344,8 @@ pub(crate) struct ServerArgs {
     pub admin_max_connections: usize,
     #[command(flatten)]
     pub disk: DiskArgs,
+    #[command(flatten)]
+    pub reserve: ReserveArgs,
     #[command(flatten)]
     pub deploy: DeployArgs,
     #[command(flatten)]
@@ -508,6 +520,7 @@ impl ServerArgs {
             shutdown_timeout: self.shutdown_timeout.0,
             admin_max_connections: self.admin_max_connections,
             disk_threshold: self.disk.disk_threshold,
+            disk_reserve: self.reserve.disk_reserve.0,
             trusted_proxies: a.trusted_proxies.clone().unwrap_or_default(),
             event_batch: BatchPolicy {
                 max_events: a.event_batch,

@@ -6,9 +6,15 @@
 //! in one transaction (raw rows and roll-ups together).
 //!
 //! Invariants:
-//! - Recording never blocks. A full channel drops the event and counts it
-//!   (`fazt_events_dropped_total{reason="queue_full"}`); so does a stopped writer
-//!   (`reason="stopped"`). The request still succeeds.
+//! - Recording never blocks, and an event is acknowledged only once it is queued for a
+//!   commit: `try_record` refuses (false, counted in `fazt_events_dropped_total{reason}`)
+//!   when the channel is full (`queue_full`), the writer has stopped (`stopped`), or the
+//!   last commit failed because the database cannot take writes (`unwritable`: out of
+//!   space or an I/O error, until a commit succeeds again). Callers that acknowledge
+//!   events (`/track`, `/pixel.gif`, webhooks) answer a refusal with 503 + `Retry-After`.
+//! - A batch that fails for lack of space deletes the disk reserve (if there is one) and
+//!   is tried again at once, so events already acknowledged commit on a full disk; the
+//!   reserve is re-created after a later commit, once the disk has room for it.
 //! - A batch closes at [`BatchPolicy::max_events`] events or [`BatchPolicy::max_delay`]
 //!   after its first event reached the writer, whichever comes first.
 //! - An event accepted by `try_record` is committed, or counted in
@@ -32,6 +38,7 @@ use rusqlite::Connection;
 use super::writer::{close_open_transaction, WriterReport};
 use super::DbError;
 use crate::platform::metrics::{Counter, Histogram};
+use crate::platform::reserve::Reserve;
 
 // The metrics registry, which describes and renders the counters at the end of this file.
 use crate::platform::metrics::Kind::{Counter as C, Gauge as G, Histogram as H};
@@ -81,6 +88,11 @@ pub const STOP_BACKOFF_START: Duration = Duration::from_millis(150);
 /// batch still gets one attempt, so a transient error costs nothing and a dead disk
 /// cannot hold shutdown past a service manager's stop timeout.
 pub const STOP_RETRY_BUDGET: Duration = Duration::from_secs(3);
+/// The retry budget after a second signal ("stop now"): the whole stop stays near 1 s.
+pub const HURRIED_RETRY_BUDGET: Duration = Duration::from_millis(500);
+/// `Retry-After` for an event refused while the database cannot take writes: freeing
+/// space takes an operator, not a moment.
+pub const UNWRITABLE_RETRY_AFTER: u32 = 10;
 
 /// When the writer closes a batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +121,8 @@ pub struct EventPipeline<E> {
     pub capacity: usize,
     pub policy: BatchPolicy,
     pub sink: Box<dyn EventSink<E>>,
+    /// Released when a batch fails for lack of space, so acknowledged events commit.
+    pub reserve: Option<Arc<Reserve>>,
 }
 
 /// Lets the writer close the event channel and wait for senders that are mid-send, so an
@@ -116,6 +130,8 @@ pub struct EventPipeline<E> {
 pub(super) struct Gate {
     closed: AtomicBool,
     in_flight: AtomicUsize,
+    /// The last commit attempt failed because the database cannot take writes.
+    unwritable: AtomicBool,
 }
 
 impl Gate {
@@ -123,6 +139,7 @@ impl Gate {
         Gate {
             closed: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
+            unwritable: AtomicBool::new(false),
         }
     }
 
@@ -179,13 +196,17 @@ impl<E> EventQueue<E> {
         (EventQueue::new(tx, Arc::new(Gate::new()), capacity), rx)
     }
 
-    /// Queues `event` for the writer. Never blocks. `false`: it was dropped (and counted)
-    /// because the channel is full or the writer has stopped; answer the request anyway.
+    /// Queues `event` for the writer. Never blocks. `false`: it was refused (and counted)
+    /// because the channel is full, the writer has stopped or the database cannot take
+    /// writes now; the event must not be acknowledged (see [`EventQueue::retry_after_secs`]).
     pub fn try_record(&self, event: E) -> bool {
         let gate = &self.gate;
         gate.in_flight.fetch_add(1, Ordering::SeqCst);
         let accepted = if gate.closed.load(Ordering::SeqCst) {
             EVENT_STATS.dropped_stopped.inc();
+            false
+        } else if gate.unwritable.load(Ordering::SeqCst) {
+            EVENT_STATS.dropped_unwritable.inc();
             false
         } else if self.tx.len() >= self.capacity {
             EVENT_STATS.dropped_full.inc();
@@ -228,6 +249,40 @@ impl<E> EventQueue<E> {
     pub fn is_closed(&self) -> bool {
         self.gate.closed.load(Ordering::SeqCst)
     }
+
+    /// Whether events are refused because the database cannot take writes.
+    pub fn is_unwritable(&self) -> bool {
+        self.gate.unwritable.load(Ordering::SeqCst)
+    }
+
+    /// The `Retry-After` for an event [`EventQueue::try_record`] just refused: a second
+    /// for a full queue (the writer drains it in one batch), longer while the database
+    /// cannot take writes or the server is restarting.
+    pub fn retry_after_secs(&self) -> u32 {
+        if self.is_closed() || self.is_unwritable() {
+            UNWRITABLE_RETRY_AFTER
+        } else {
+            1
+        }
+    }
+}
+
+/// How long shutdown may keep waiting to retry failed batches.
+#[derive(Clone, Copy)]
+struct StopDeadline<'a> {
+    started: Instant,
+    hurry: &'a AtomicBool,
+}
+
+impl StopDeadline<'_> {
+    fn at(&self) -> Instant {
+        let budget = if self.hurry.load(Ordering::SeqCst) {
+            HURRIED_RETRY_BUDGET
+        } else {
+            STOP_RETRY_BUDGET
+        };
+        self.started + budget
+    }
 }
 
 /// A failed batch waiting for its next attempt.
@@ -242,6 +297,7 @@ pub(super) struct Batcher<E> {
     policy: BatchPolicy,
     sink: Box<dyn EventSink<E>>,
     gate: Arc<Gate>,
+    reserve: Option<Arc<Reserve>>,
     /// False once every [`EventQueue`] is gone (nothing more can arrive).
     rx_open: bool,
     batch: Vec<E>,
@@ -252,7 +308,12 @@ pub(super) struct Batcher<E> {
 }
 
 impl<E> Batcher<E> {
-    pub(super) fn new(policy: BatchPolicy, sink: Box<dyn EventSink<E>>, gate: Arc<Gate>) -> Self {
+    pub(super) fn new(
+        policy: BatchPolicy,
+        sink: Box<dyn EventSink<E>>,
+        gate: Arc<Gate>,
+        reserve: Option<Arc<Reserve>>,
+    ) -> Self {
         Batcher {
             policy: BatchPolicy {
                 max_events: policy.max_events.max(1),
@@ -260,6 +321,7 @@ impl<E> Batcher<E> {
             },
             sink,
             gate,
+            reserve,
             rx_open: true,
             batch: Vec::new(),
             opened_at: None,
@@ -339,8 +401,41 @@ impl<E> Batcher<E> {
         }
     }
 
-    /// One attempt at committing the batch through the sink. Counts the outcome.
+    /// Commits the batch. When that fails for lack of space, first empties the WAL (on a
+    /// nearly full disk it cannot grow to its auto-checkpoint size, but it can be reused
+    /// from the start) and tries again, then releases the disk reserve and tries again in
+    /// the room it leaves. Whether the database takes writes is decided here: refused
+    /// events are answered 503 until a commit succeeds.
     fn attempt(&mut self, conn: &mut Connection, report: &mut WriterReport) -> Result<(), DbError> {
+        let mut result = self.attempt_once(conn, report);
+        if result.as_ref().is_err_and(DbError::is_out_of_space) {
+            super::checkpoint_truncate(conn);
+            result = self.attempt_once(conn, report);
+        }
+        if result.as_ref().is_err_and(DbError::is_out_of_space)
+            && self.reserve.as_ref().is_some_and(|r| r.release())
+        {
+            result = self.attempt_once(conn, report);
+        }
+        match &result {
+            Ok(()) => {
+                self.gate.unwritable.store(false, Ordering::SeqCst);
+                if let Some(reserve) = &self.reserve {
+                    reserve.restore_soon();
+                }
+            }
+            Err(e) if e.is_unwritable() => self.gate.unwritable.store(true, Ordering::SeqCst),
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// One attempt at committing the batch through the sink. Counts the outcome.
+    fn attempt_once(
+        &mut self,
+        conn: &mut Connection,
+        report: &mut WriterReport,
+    ) -> Result<(), DbError> {
         let started = Instant::now();
         let sink = &mut self.sink;
         let batch = &self.batch;
@@ -417,16 +512,22 @@ impl<E> Batcher<E> {
 
     /// At stop: closes the channel, waits for senders mid-send, then commits the batch in
     /// hand and every event left in the channel. What cannot be written after the bounded
-    /// retries is counted in `report.unwritten` and logged.
+    /// retries is counted in `report.unwritten` and logged. The retries wait at most
+    /// [`STOP_RETRY_BUDGET`] in all, or [`HURRIED_RETRY_BUDGET`] once `hurry` is set (a
+    /// second signal, which may come while this runs).
     pub(super) fn finish(
         &mut self,
         conn: &mut Connection,
         rx: &Receiver<E>,
         report: &mut WriterReport,
+        hurry: &AtomicBool,
     ) {
         self.gate.close();
         self.gate.wait_idle();
-        let deadline = Instant::now() + STOP_RETRY_BUDGET;
+        let deadline = StopDeadline {
+            started: Instant::now(),
+            hurry,
+        };
         // A batch that was already failing is retried on its own: merging fresh events
         // into it would make them share its fate.
         if self.failing.is_some() {
@@ -445,7 +546,7 @@ impl<E> Batcher<E> {
         &mut self,
         conn: &mut Connection,
         report: &mut WriterReport,
-        deadline: Instant,
+        deadline: StopDeadline,
     ) {
         let n = self.batch.len();
         let mut delay = STOP_BACKOFF_START;
@@ -455,7 +556,7 @@ impl<E> Batcher<E> {
             let Err(e) = self.attempt(conn, report) else {
                 break;
             };
-            if attempts < STOP_ATTEMPTS && Instant::now() + delay <= deadline {
+            if attempts < STOP_ATTEMPTS && Instant::now() + delay <= deadline.at() {
                 log::warn!(
                     "committing a batch of {n} analytics events at shutdown failed (attempt \
                      {attempts} of {STOP_ATTEMPTS}): {e}; retrying in {} ms",
@@ -492,6 +593,8 @@ pub struct EventStats {
     pub dropped_full: Counter,
     /// Dropped because the writer had stopped (or was stopping).
     pub dropped_stopped: Counter,
+    /// Refused because the last commit failed for lack of space or an I/O error.
+    pub dropped_unwritable: Counter,
     /// Events the writer took out of the channel; `accepted - dequeued` is the depth.
     pub dequeued: Counter,
     /// Batches committed.
@@ -512,6 +615,7 @@ pub static EVENT_STATS: EventStats = EventStats {
     accepted: Counter::new(),
     dropped_full: Counter::new(),
     dropped_stopped: Counter::new(),
+    dropped_unwritable: Counter::new(),
     dequeued: Counter::new(),
     batches: Counter::new(),
     batch_failures: Counter::new(),
@@ -541,7 +645,7 @@ static DROPPED: Desc = Desc::new(
     C,
     "fazt_events_dropped_total",
     "events.dropped",
-    "Analytics events dropped before the writer, by reason.",
+    "Analytics events refused before the writer (answered 503 where the client sent them), by reason.",
 )
 .labelled("reason");
 static BATCHES: Desc = Desc::new(
@@ -592,6 +696,7 @@ impl Source for EventStats {
         out.int(&ACCEPTED, self.accepted.get());
         out.int_with(&DROPPED, "queue_full", self.dropped_full.get());
         out.int_with(&DROPPED, "stopped", self.dropped_stopped.get());
+        out.int_with(&DROPPED, "unwritable", self.dropped_unwritable.get());
         out.int(&BATCHES, self.batches.get());
         out.int(&BATCH_FAILURES, self.batch_failures.get());
         out.int(&COMMITTED, self.committed.get());
@@ -628,6 +733,7 @@ mod tests {
             "fazt_events_accepted_total ",
             "fazt_events_dropped_total{reason=\"queue_full\"} ",
             "fazt_events_dropped_total{reason=\"stopped\"} ",
+            "fazt_events_dropped_total{reason=\"unwritable\"} ",
             "fazt_event_batches_total ",
             "fazt_event_batch_failures_total ",
             "fazt_events_committed_total ",
@@ -683,7 +789,7 @@ mod tests {
             max_delay: Duration::from_millis(100),
         };
         let (tx, rx) = crossbeam_channel::bounded(16);
-        let mut b = Batcher::new(policy, Box::new(NullSink), Arc::new(Gate::new()));
+        let mut b = Batcher::new(policy, Box::new(NullSink), Arc::new(Gate::new()), None);
         assert!(b.wants_events());
         assert_eq!(b.wake_at(), None, "an idle writer sleeps");
         assert!(!b.is_due(Instant::now()));
@@ -697,7 +803,7 @@ mod tests {
         assert!(!b.wants_events());
         assert!(b.is_due(Instant::now()));
 
-        let mut b = Batcher::new(policy, Box::new(NullSink), Arc::new(Gate::new()));
+        let mut b = Batcher::new(policy, Box::new(NullSink), Arc::new(Gate::new()), None);
         let first = rx.recv();
         b.receive(first, &rx);
         assert_eq!(b.batch.len(), 2);

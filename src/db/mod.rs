@@ -27,6 +27,7 @@ use crate::http::error::io_status;
 use crate::http::ResponseError;
 use crate::platform::disk::DiskError;
 use crate::platform::probe::Limits;
+use crate::platform::reserve::Reserve;
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "fazt.db";
@@ -102,6 +103,27 @@ impl ResponseError for DbError {
             DbError::Disk(e) => e.code(),
             DbError::Panicked { .. } | DbError::Internal(_) => "internal_error",
         }
+    }
+}
+
+impl DbError {
+    /// The write failed for lack of disk space (SQLITE_FULL, ENOSPC, EDQUOT): deleting the
+    /// disk reserve and trying again can make it succeed.
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            DbError::Sqlite { source, .. } => sqlite_disk_full(source),
+            DbError::Io { source, .. } => io_status(source).1 == "disk_full",
+            _ => false,
+        }
+    }
+
+    /// The database cannot take writes now (out of space, or the disk failing an I/O):
+    /// analytics stop acknowledging events until a commit succeeds again.
+    pub fn is_unwritable(&self) -> bool {
+        self.is_out_of_space()
+            || matches!(self, DbError::Sqlite { source, .. }
+                if matches!(source.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::SystemIoFailure | rusqlite::ErrorCode::ReadOnly)))
     }
 }
 
@@ -340,6 +362,69 @@ pub fn incremental_vacuum(conn: &Connection, max_pages: Option<u64>) -> Result<u
     let freed_pages = before.saturating_sub(int("freelist_count")?).max(0);
     let page_size = int("page_size")?;
     Ok(u64::try_from(freed_pages.saturating_mul(page_size)).unwrap_or(0))
+}
+
+/// Pages per step of [`reclaim_space`]: each step's relocated pages pass through the WAL,
+/// which is emptied between steps, so a full disk needs only this much room (4 MiB at the
+/// default 4 KiB pages, inside the disk reserve).
+const RECLAIM_STEP_PAGES: u64 = 1024;
+
+/// Runs `op` (one or more transactions of its own); when it fails for lack of space,
+/// deletes the disk reserve and runs it once more in the room that leaves. For the writes
+/// that free space (site deletion, `db prune`, vacuum), which must work on a full disk.
+pub fn with_room<T>(
+    conn: &mut Connection,
+    reserve: Option<&Reserve>,
+    mut op: impl FnMut(&mut Connection) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    match op(conn) {
+        Err(e) if e.is_out_of_space() && reserve.is_some_and(Reserve::release) => {
+            log::info!("retrying after releasing the disk reserve: {e}");
+            op(conn)
+        }
+        result => result,
+    }
+}
+
+/// Gives the database's free pages back to the filesystem on any fill level: checkpoints
+/// (so the WAL holds nothing the file needs), then runs `incremental_vacuum` in steps of
+/// [`RECLAIM_STEP_PAGES`], checkpointing after each, so the WAL never grows past one step.
+/// Then re-creates the disk reserve if there is room again. Returns the bytes given back.
+pub fn reclaim_space(conn: &mut Connection, reserve: Option<&Reserve>) -> Result<u64, DbError> {
+    checkpoint_truncate(conn);
+    let free_pages: i64 = conn
+        .pragma_query_value(None, "freelist_count", |row| row.get(0))
+        .context("reading freelist_count")?;
+    // Each step frees up to a step's pages; two extra steps cover pages freed meanwhile.
+    let steps = u64::try_from(free_pages).unwrap_or(0) / RECLAIM_STEP_PAGES + 2;
+    let mut freed = 0;
+    for _ in 0..steps {
+        let step = with_room(conn, reserve, |conn| {
+            incremental_vacuum(conn, Some(RECLAIM_STEP_PAGES))
+        })?;
+        checkpoint_truncate(conn);
+        freed += step;
+        if step == 0 {
+            break;
+        }
+    }
+    if let Some(reserve) = reserve {
+        reserve.ensure();
+    }
+    Ok(freed)
+}
+
+/// Copies the WAL into the database and truncates it, best effort: a reader in the middle
+/// of a read keeps its frames (logged at debug), and the next checkpoint takes them.
+pub(crate) fn checkpoint_truncate(conn: &Connection) {
+    let result = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+        row.get::<_, i64>(0)
+    });
+    match result {
+        Ok(0) => {}
+        Ok(_) => log::debug!("checkpoint incomplete: a reader holds the WAL"),
+        Err(e) => log::warn!("checkpointing the WAL: {e}"),
+    }
 }
 
 /// The pragmas every connection gets. All of them are per-connection settings and write

@@ -17,6 +17,10 @@
 //! - At stop: every event accepted before the channel closed is committed (or counted in
 //!   [`WriterReport::unwritten`] and logged), then the remaining jobs run, then the
 //!   checkpoint.
+//! - [`WriterHandle::stop_now`] (a second signal) interrupts the running job (SQLite
+//!   rolls it back and its submitter gets the error), drops the jobs still queued (their
+//!   submitters get [`DbError::WriterStopped`]) and still commits every accepted event,
+//!   with a shorter retry budget, so stopping takes about a second.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -75,6 +79,10 @@ struct Shared {
     capacity: usize,
     /// The event channel's gate, when the writer runs the analytics path.
     events: Option<Arc<Gate>>,
+    /// Set by [`WriterHandle::stop_now`]: skip the queued jobs, commit the events, exit.
+    hurry: AtomicBool,
+    /// Aborts the statement running on the write connection (for `stop_now`).
+    interrupt: rusqlite::InterruptHandle,
 }
 
 /// The writer thread; [`WriterThread::join`] waits for it after [`WriterHandle::stop`].
@@ -184,6 +192,7 @@ fn start<E: Send + 'static>(
             capacity,
             policy,
             sink,
+            reserve,
         }) => {
             let (event_tx, event_rx) = crossbeam_channel::unbounded();
             let gate = Arc::new(Gate::new());
@@ -191,7 +200,7 @@ fn start<E: Send + 'static>(
             (
                 Some(queue),
                 event_rx,
-                Some(Batcher::new(policy, sink, gate)),
+                Some(Batcher::new(policy, sink, gate, reserve)),
             )
         }
         None => (None, crossbeam_channel::never(), None),
@@ -201,6 +210,8 @@ fn start<E: Send + 'static>(
         in_flight: AtomicUsize::new(0),
         capacity,
         events: batcher.as_ref().map(Batcher::gate),
+        hurry: AtomicBool::new(false),
+        interrupt: conn.get_interrupt_handle(),
     });
     let thread_shared = Arc::clone(&shared);
     let thread = thread::Builder::new()
@@ -282,6 +293,15 @@ impl WriterHandle {
         }
         // A disconnected channel means the writer is already gone: nothing to stop.
         let _ = self.tx.send(WriterMsg::Stop);
+    }
+
+    /// [`WriterHandle::stop`], in a hurry (a second signal): the job running now is
+    /// interrupted and rolled back, queued jobs are dropped (their submitters are told),
+    /// and the writer commits the accepted events and exits. Idempotent.
+    pub fn stop_now(&self) {
+        self.shared.hurry.store(true, Ordering::SeqCst);
+        self.shared.interrupt.interrupt();
+        self.stop();
     }
 
     pub fn is_stopped(&self) -> bool {
@@ -445,6 +465,9 @@ fn run<E>(
     let mut report = WriterReport::default();
     let no_events = crossbeam_channel::never::<E>();
     loop {
+        if shared.hurry.load(Ordering::SeqCst) {
+            break;
+        }
         if let Some(b) = batcher.as_mut().filter(|b| b.is_due(Instant::now())) {
             b.commit(&mut conn, &mut report);
             // A job waiting behind a flood of events runs before the next batch.
@@ -486,10 +509,13 @@ fn run<E>(
         thread::sleep(Duration::from_millis(1));
     }
     if let Some(b) = batcher.as_mut() {
-        b.finish(&mut conn, &event_rx, &mut report);
+        b.finish(&mut conn, &event_rx, &mut report, &shared.hurry);
     }
+    let hurry = shared.hurry.load(Ordering::SeqCst);
     loop {
         match rx.try_recv() {
+            // Dropped unrun: its completion tells the submitter `WriterStopped`.
+            Ok(WriterMsg::Job { .. }) if hurry => WRITER_STATS.queue_depth.dec(),
             Ok(WriterMsg::Job { job, queued_at }) => {
                 run_job(&mut conn, job, queued_at, &mut report)
             }

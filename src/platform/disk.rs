@@ -6,9 +6,11 @@
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::platform::metrics::Kind::{Counter as C, Gauge as G};
 use crate::platform::metrics::{Collector, Counter, Desc, Source};
+use crate::platform::reserve::{Reserve, RESERVE_RELEASES};
 use crate::platform::sys;
 
 /// Leaves room for SQLite to checkpoint and vacuum, and for the operator to react, before
@@ -23,6 +25,8 @@ pub static DISK_REFUSALS: Counter = Counter::new();
 pub struct DiskGuard {
     paths: Vec<PathBuf>,
     threshold_percent: u8,
+    /// The data dir's reserve, reported with the disk metrics.
+    reserve: Option<Arc<Reserve>>,
 }
 
 /// Why the breaker refused a bulk write.
@@ -82,7 +86,19 @@ impl DiskGuard {
         DiskGuard {
             paths,
             threshold_percent: threshold_percent.clamp(1, 100),
+            reserve: None,
         }
+    }
+
+    /// Reports `reserve` with the disk metrics (`fazt_disk_reserve_bytes`).
+    pub fn with_reserve(mut self, reserve: Arc<Reserve>) -> DiskGuard {
+        self.reserve = Some(reserve);
+        self
+    }
+
+    /// The data dir's reserve, when the server has one.
+    pub fn reserve(&self) -> Option<&Arc<Reserve>> {
+        self.reserve.as_ref()
     }
 
     pub fn threshold_percent(&self) -> u8 {
@@ -151,6 +167,18 @@ static THRESHOLD: Desc = Desc::new(
     "disk.threshold_ratio",
     "Used fraction at which bulk writes are refused.",
 );
+static RESERVE_BYTES: Desc = Desc::new(
+    G,
+    "fazt_disk_reserve_bytes",
+    "disk.reserve_bytes",
+    "Bytes the disk reserve (data/fazt.reserve) holds now; 0 while it is released.",
+);
+static RESERVE_RELEASED: Desc = Desc::new(
+    C,
+    "fazt_disk_reserve_releases_total",
+    "disk.reserve_releases",
+    "Times the disk reserve was deleted to let a write on a full disk finish.",
+);
 static REFUSALS: Desc = Desc::new(
     C,
     "fazt_disk_refusals_total",
@@ -177,6 +205,13 @@ impl Source for DiskGuard {
         }
         out.float(&THRESHOLD, f64::from(self.threshold_percent) / 100.0);
         out.int(&REFUSALS, DISK_REFUSALS.get());
+        let reserved = self
+            .reserve
+            .as_ref()
+            .filter(|r| r.is_present())
+            .map_or(0, |r| r.size());
+        out.int(&RESERVE_BYTES, reserved);
+        out.int(&RESERVE_RELEASED, RESERVE_RELEASES.get());
     }
 }
 

@@ -6,6 +6,7 @@ pub mod disk;
 pub mod lock;
 pub mod metrics;
 pub mod probe;
+pub mod reserve;
 // The one module allowed `unsafe`: each call is wrapped in a safe function or type.
 #[allow(unsafe_code)]
 pub mod sys;

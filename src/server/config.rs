@@ -47,6 +47,8 @@ pub struct Config {
     pub admin_max_connections: usize,
     /// Disk use (percent) at which bulk writes are refused with 507.
     pub disk_threshold: u8,
+    /// Bytes held in `data/fazt.reserve` for writes on a full disk (0: none).
+    pub disk_reserve: u64,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: crate::http::proxies::TrustedProxies,
     /// When an analytics batch is committed (this many events or this long after its first

@@ -22,6 +22,7 @@ use crate::hosting::store::{self, StagedFile};
 use crate::http::cap::ConnCap;
 use crate::platform::disk::DiskGuard;
 use crate::platform::lock::DataDirLock;
+use crate::platform::reserve::Reserve;
 use crate::server::config::Config;
 use rusqlite::Connection;
 use std::io::Write;
@@ -84,8 +85,18 @@ pub fn run(mut config: Config) -> Result<i32, String> {
     };
     prepare_temp_dir(&limits.temp_dir, &data_dir)?;
     crate::deploy::service::remove_leftovers(&limits.temp_dir);
+    // Before the database opens: on a full disk, SQLite may need the room at once.
+    let reserve = Arc::new(Reserve::new(&data_dir, config.disk_reserve));
+    if config.disk_reserve > 0 && !reserve.ensure() {
+        log::warn!(
+            "no room for the {} disk reserve in {} (it needs twice its size free); it is \
+             created once there is",
+            crate::platform::units::format_bytes(config.disk_reserve),
+            data_dir.display()
+        );
+    }
     let watched = vec![data_dir.clone(), limits.temp_dir.clone()];
-    let disk = DiskGuard::new(watched.clone(), config.disk_threshold);
+    let disk = DiskGuard::new(watched, config.disk_threshold).with_reserve(Arc::clone(&reserve));
     let db_path = crate::db::db_path(&data_dir);
     let mut conn = crate::db::open_and_migrate(&db_path, &limits).map_err(|e| e.to_string())?;
     seed_system_sites(&mut conn)?;
@@ -99,14 +110,13 @@ pub fn run(mut config: Config) -> Result<i32, String> {
     // The midnight rotation deletes old salts only while running; a server that was down
     // (or an upgraded database) would keep them until the next midnight.
     delete_old_salts(&conn, today).map_err(|e| e.to_string())?;
-    // Event batches are bulk writes too: at the disk threshold they wait and retry.
+    // Event batches are tiny: the breaker (bulk writes) never stops them. A batch that
+    // fails for lack of space releases the reserve and is retried.
     let pipeline = EventPipeline {
         capacity: limits.event_channel_capacity,
         policy: config.event_batch,
-        sink: Box::new(EventStore::new(Some(DiskGuard::new(
-            watched,
-            config.disk_threshold,
-        )))),
+        sink: Box::new(EventStore::new(None)),
+        reserve: Some(reserve),
     };
     let (writer, queue, writer_thread) =
         crate::db::writer::spawn_with_events(conn, WRITER_QUEUE, pipeline)
@@ -134,7 +144,7 @@ pub fn run(mut config: Config) -> Result<i32, String> {
         serves_host: serves_host(Arc::clone(&sites), config.domain.clone()),
     };
 
-    let signals = threads::handle_signals()?;
+    let signals = threads::handle_signals(writer.clone())?;
     let public = bind(config.listen, "--listen")?;
     // With port 0 the system picked one: site URLs (`site_url`) must name the real one.
     if let Ok(bound) = public.local_addr() {

@@ -6,7 +6,7 @@ use super::event_loop::{EventLoop, LoopService, Mailbox};
 use super::services::{AdminService, CoreService};
 use super::App;
 use crate::admin::AdminApi;
-use crate::db::writer::WriterThread;
+use crate::db::writer::{WriterHandle, WriterThread};
 use crate::http::cap::ConnCap;
 use crossbeam_channel::Receiver;
 use rusqlite::Connection;
@@ -150,41 +150,71 @@ where
     Ok(())
 }
 
-/// A signal this soon after the first is the same stop request again: GNU `timeout`
-/// signals both fazt and its process group, which fazt is in, so one `timeout` delivers
-/// two SIGTERMs at once. A later one means "stop now" and exits without draining.
+/// A signal this soon after the previous one is the same stop request again: GNU
+/// `timeout` signals both fazt and its process group, which fazt is in, so one `timeout`
+/// delivers two SIGTERMs at once. A later one means "stop now" (see [`Signals`]).
 const SIGNAL_ECHO: Duration = Duration::from_secs(1);
+
+/// What the signal thread tells the main thread.
+pub struct Signals {
+    /// The first SIGINT/SIGTERM: drain, then stop.
+    stop: Receiver<()>,
+    /// A second one, more than [`SIGNAL_ECHO`] later: skip the HTTP drain. The handler
+    /// has already told the writer to stop now ([`WriterHandle::stop_now`]): it commits
+    /// every acknowledged event and exits within about a second. A third exits at once.
+    now: Receiver<()>,
+}
 
 /// Installs the SIGINT/SIGTERM handler (ctrlc runs it on its own signal thread). Done
 /// before the listeners are announced, so a signal sent right after start is never lost.
-pub fn handle_signals() -> Result<Receiver<()>, String> {
-    let (signal_tx, signal_rx) = crossbeam_channel::bounded(1);
-    let mut first: Option<Instant> = None;
-    ctrlc::set_handler(move || match first {
-        None => {
-            first = Some(Instant::now());
-            let _ = signal_tx.try_send(());
+pub fn handle_signals(writer: WriterHandle) -> Result<Signals, String> {
+    let (stop_tx, stop) = crossbeam_channel::bounded(1);
+    let (now_tx, now) = crossbeam_channel::bounded(1);
+    let mut signals: Vec<Instant> = Vec::new();
+    ctrlc::set_handler(move || {
+        if signals.last().is_some_and(|at| at.elapsed() < SIGNAL_ECHO) {
+            return;
         }
-        Some(at) if at.elapsed() < SIGNAL_ECHO => {}
-        Some(_) => {
-            eprintln!("second signal: exiting now");
-            std::process::exit(130);
+        signals.push(Instant::now());
+        match signals.len() {
+            1 => {
+                let _ = stop_tx.try_send(());
+            }
+            2 => {
+                eprintln!(
+                    "second signal: skipping the drain; committing the acknowledged events, \
+                     then exiting (a third signal exits at once)"
+                );
+                writer.stop_now();
+                let _ = now_tx.try_send(());
+            }
+            _ => {
+                eprintln!("third signal: exiting now");
+                std::process::exit(130);
+            }
         }
     })
     .map_err(|e| format!("installing signal handler: {e}"))?;
-    Ok(signal_rx)
+    Ok(Signals { stop, now })
+}
+
+/// Why a wait during the drain ended.
+enum Waited {
+    Exited(&'static str),
+    Deadline,
+    StopNow,
 }
 
 impl Threads {
     /// Waits for a signal (or a thread dying), then drains; returns the exit code.
-    pub fn wait_for_shutdown(self, app: &App, signal_rx: Receiver<()>) -> Result<i32, String> {
+    pub fn wait_for_shutdown(self, app: &App, signals: Signals) -> Result<i32, String> {
         crossbeam_channel::select! {
-            recv(signal_rx) -> _ => {}
+            recv(signals.stop) -> _ => {}
             recv(self.exited) -> role => {
                 log::error!("a {} thread exited unexpectedly; shutting down", role.unwrap_or("server"));
                 app.draining.store(true, Ordering::SeqCst);
                 self.wake_all();
-                self.stop_writer(app);
+                self.stop_writer(app, false);
                 return Ok(1);
             }
         }
@@ -197,22 +227,32 @@ impl Threads {
         self.wake_all();
         let mut cores_left = self.core_count;
         let mut admin_running = true;
-        while cores_left > 0 {
-            match self.exited.recv_deadline(deadline) {
-                Ok("core") => cores_left -= 1,
-                Ok(_) => admin_running = false,
-                Err(_) => break,
+        let mut now = false;
+        while cores_left > 0 && !now {
+            match self.wait(deadline, &signals.now) {
+                Waited::Exited("core") => cores_left -= 1,
+                Waited::Exited(_) => admin_running = false,
+                Waited::Deadline => break,
+                Waited::StopNow => now = true,
             }
         }
         // The admin thread outlives the core threads so their admin requests still finish.
         self.admin_stop.store(true, Ordering::SeqCst);
         self.admin_mailbox.wake();
-        while admin_running && cores_left == 0 {
-            match self.exited.recv_deadline(deadline) {
-                Ok("admin") => admin_running = false,
-                Ok(_) => {}
-                Err(_) => break,
+        while admin_running && cores_left == 0 && !now {
+            match self.wait(deadline, &signals.now) {
+                Waited::Exited("admin") => admin_running = false,
+                Waited::Exited(_) => {}
+                Waited::Deadline => break,
+                Waited::StopNow => now = true,
             }
+        }
+        if now {
+            log::warn!("stopping now: in-flight requests were cut off");
+            // Exit 1 either way (requests were cut off); the writer logged what it could
+            // not write, if anything.
+            self.stop_writer(app, true);
+            return Ok(1);
         }
         let drained = cores_left == 0 && !admin_running;
         if !drained {
@@ -222,7 +262,7 @@ impl Threads {
                 app.config.shutdown_timeout
             );
         }
-        let written = self.stop_writer(app);
+        let written = self.stop_writer(app, false);
         if drained && written {
             log::info!("stopped cleanly");
             Ok(0)
@@ -231,11 +271,26 @@ impl Threads {
         }
     }
 
+    /// Waits for a thread's exit, the drain deadline or a second signal.
+    fn wait(&self, deadline: Instant, now: &Receiver<()>) -> Waited {
+        crossbeam_channel::select! {
+            recv(self.exited) -> role => role.map_or(Waited::Deadline, Waited::Exited),
+            recv(now) -> _ => Waited::StopNow,
+            default(deadline.saturating_duration_since(Instant::now())) => Waited::Deadline,
+        }
+    }
+
     /// Lets a running deploy finish (it needs the writer) and removes the temp files of
     /// uploads still arriving, then lets the writer finish its queue, checkpoint and
-    /// close; false if anything acknowledged could not be written.
-    fn stop_writer(self, app: &App) -> bool {
-        crate::deploy::service::stop_worker(&app.deploy, self.deploy_worker);
+    /// close; false if anything acknowledged could not be written. `now` (a second
+    /// signal): the deploy is not waited for (the writer, stopped, refuses its apply) and
+    /// the writer commits the acknowledged events without running queued jobs.
+    fn stop_writer(self, app: &App, now: bool) -> bool {
+        if now {
+            app.writer.stop_now();
+        } else {
+            crate::deploy::service::stop_worker(&app.deploy, self.deploy_worker);
+        }
         crate::deploy::service::remove_own_leftovers(&app.config.probe.limits.temp_dir);
         app.writer.stop();
         match self.writer.join() {

@@ -1014,7 +1014,7 @@ fn bad_analytics_settings_stop_the_start_naming_the_setting() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
-fn a_full_channel_drops_and_counts_without_failing_requests() {
+fn a_full_channel_refuses_with_503_and_every_acknowledged_event_is_committed() {
     let server = Server::builder()
         .env("FAZT_EVENT_CHANNEL", "1")
         .env("FAZT_EVENT_FLUSH", "10s")
@@ -1036,33 +1036,41 @@ fn a_full_channel_drops_and_counts_without_failing_requests() {
         .map(|t| {
             std::thread::spawn(move || {
                 let mut client = Client::new(addr);
-                let (mut tracked, mut pixels) = (0usize, 0usize);
+                let (mut acknowledged, mut refused) = (0u64, 0u64);
                 let body = format!(r#"{{"d":"full.test","p":"/{t}"}}"#);
                 let track = keep_alive_track(&body);
                 let pixel = b"GET /pixel.gif?domain=full.test HTTP/1.1\r\nHost: x\r\n\r\n";
                 for i in 0..PER_THREAD {
-                    if i % 5 == 4 {
-                        let r = client.send(pixel).expect("pixel answered");
-                        assert_eq!(r.status, 200);
-                        assert_eq!(r.body.len(), 42);
-                        assert_eq!(r.header("content-type"), Some("image/gif"));
-                        pixels += 1;
+                    let (r, ok) = if i % 5 == 4 {
+                        (client.send(pixel).expect("pixel answered"), 200)
                     } else {
-                        let r = client.send(&track).expect("track answered");
-                        assert_eq!(r.status, 204, "{}", r.text());
-                        tracked += 1;
+                        (client.send(&track).expect("track answered"), 204)
+                    };
+                    if r.status == ok {
+                        if ok == 200 {
+                            assert_eq!(r.body.len(), 42);
+                            assert_eq!(r.header("content-type"), Some("image/gif"));
+                        }
+                        acknowledged += 1;
+                    } else {
+                        // Not acknowledged: the client is told to send it again.
+                        assert_eq!(r.status, 503, "{}", r.text());
+                        assert_eq!(r.header("retry-after"), Some("1"));
+                        assert!(r.text().contains("too many events"), "{}", r.text());
+                        refused += 1;
                     }
                 }
-                (tracked, pixels)
+                (acknowledged, refused)
             })
         })
         .collect();
-    let mut sent = 0;
+    let (mut acknowledged, mut refused) = (0, 0);
     for h in handles {
-        let (tracked, pixels) = h.join().expect("client thread");
-        sent += tracked + pixels;
+        let (a, r) = h.join().expect("client thread");
+        acknowledged += a;
+        refused += r;
     }
-    assert_eq!(sent, THREADS * PER_THREAD);
+    assert_eq!(acknowledged + refused, (THREADS * PER_THREAD) as u64);
 
     assert_eq!(server.admin_get("/metrics", None).status, 401);
     let r = server.admin_get("/metrics", Some(&server.token));
@@ -1071,24 +1079,23 @@ fn a_full_channel_drops_and_counts_without_failing_requests() {
     let dropped = metric(&text, "fazt_events_dropped_total{reason=\"queue_full\"}");
     let stopped = metric(&text, "fazt_events_dropped_total{reason=\"stopped\"}");
     let accepted = metric(&text, "fazt_events_accepted_total");
-    eprintln!("{sent} sent: {accepted} accepted, {dropped} dropped (queue full)");
+    eprintln!("{acknowledged} acknowledged, {refused} refused (queue full)");
     assert!(
-        dropped > 0,
-        "a channel of 1 under {THREADS} clients drops:\n{text}"
+        refused > 0,
+        "a channel of 1 under {THREADS} clients refuses:\n{text}"
     );
+    assert_eq!(dropped, refused, "every refusal is counted");
     assert_eq!(stopped, 0);
-    assert_eq!(
-        accepted + dropped,
-        sent as u64,
-        "every event is either accepted or counted as dropped"
-    );
-    assert!(accepted >= 1);
+    assert_eq!(accepted, acknowledged, "acknowledged means accepted");
 
-    // What was accepted is committed at shutdown (within the 10 s flush it never ran).
+    // What was acknowledged is committed at shutdown (within the 10 s flush it never ran).
     let mut server = server;
     assert_eq!(server.terminate().code(), Some(0), "{}", server.stderr());
     let conn = open_read_only(server.data.path());
-    assert_eq!(count(&conn, "SELECT count(*) FROM events") as u64, accepted);
+    assert_eq!(
+        count(&conn, "SELECT count(*) FROM events") as u64,
+        acknowledged
+    );
 }
 
 #[test]

@@ -30,6 +30,7 @@ mod deploy_adversarial;
 mod deploy_archive;
 mod deploy_cli;
 mod deploy_cli_e2e;
+mod disk_full;
 mod error_shape;
 mod first_run;
 mod go_clients;

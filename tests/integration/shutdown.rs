@@ -1,6 +1,8 @@
 //! Graceful shutdown: stop accepting, let in-flight requests finish, exit 0; exit non-zero
-//! when the deadline passes; a second signal exits at once, unless it comes within a second
-//! of the first (GNU `timeout` signals fazt and its process group: one stop, two signals).
+//! when the deadline passes; a second signal skips the drain and exits within about a
+//! second (still committing acknowledged events: disk_full.rs), unless it comes within a
+//! second of the first (GNU `timeout` signals fazt and its process group: one stop, two
+//! signals).
 use crate::common::*;
 use std::io::Write;
 use std::time::{Duration, Instant};

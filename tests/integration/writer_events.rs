@@ -14,6 +14,7 @@ use fazt::db::events::{BatchPolicy, EventPipeline, EventQueue, EventSink, EVENT_
 use fazt::db::writer::{self, WriterHandle, WriterThread};
 use fazt::db::{self, DbError};
 use fazt::platform::disk::DiskError;
+use fazt::platform::reserve::Reserve;
 use rusqlite::Connection;
 
 use crate::common::{probe_limits, TempDir, MEMORY_LIMIT_256_MIB};
@@ -116,7 +117,19 @@ fn start(
     policy: BatchPolicy,
     sink: Box<dyn EventSink<Event>>,
 ) -> Writer {
+    start_with(tag, capacity, policy, sink, |_| None)
+}
+
+/// [`start`] with a disk reserve made for the writer's data dir.
+fn start_with(
+    tag: &str,
+    capacity: usize,
+    policy: BatchPolicy,
+    sink: Box<dyn EventSink<Event>>,
+    reserve: impl FnOnce(&Path) -> Option<Arc<Reserve>>,
+) -> Writer {
     let dir = TempDir::new(tag);
+    let reserve = reserve(dir.path());
     let conn = db::open_and_migrate(&dir.db(), &probe_limits(&dir.0, &[MEMORY_LIMIT_256_MIB]))
         .expect("open_and_migrate");
     conn.execute_batch(
@@ -131,6 +144,7 @@ fn start(
             capacity,
             policy,
             sink,
+            reserve,
         },
     )
     .expect("spawn");
@@ -495,5 +509,166 @@ fn plain_spawn_still_works_without_events() {
     let report = thread.join().expect("join");
     assert_eq!(report.jobs_done, 1);
     assert_eq!(report.event_batches, 0);
+    assert!(report.all_written());
+}
+
+/// SQLITE_FULL, as SQLite reports a write that could not grow the database or the WAL.
+fn sqlite_full() -> DbError {
+    DbError::Sqlite {
+        context: "committing".into(),
+        source: rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        ),
+    }
+}
+
+/// Fails with SQLITE_FULL while `full` is set.
+struct FullDiskSink {
+    full: Arc<std::sync::atomic::AtomicBool>,
+    attempts: Arc<AtomicU32>,
+}
+
+impl EventSink<Event> for FullDiskSink {
+    fn write_batch(&mut self, conn: &mut Connection, batch: &[Event]) -> Result<(), DbError> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        if self.full.load(Ordering::SeqCst) {
+            return Err(sqlite_full());
+        }
+        TableSink.write_batch(conn, batch)
+    }
+}
+
+#[test]
+fn an_unwritable_database_refuses_events_until_a_commit_succeeds() {
+    let full = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let attempts = Arc::new(AtomicU32::new(0));
+    let sink = FullDiskSink {
+        full: Arc::clone(&full),
+        attempts: Arc::clone(&attempts),
+    };
+    let policy = BatchPolicy {
+        max_events: 100,
+        max_delay: Duration::from_millis(10),
+    };
+    let w = start("unwritable", 1024, policy, Box::new(sink));
+    assert!(w.queue.try_record(event(0)), "accepted before any failure");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !w.queue.is_unwritable() {
+        assert!(
+            Instant::now() < deadline,
+            "the failed commit marks the queue"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    let before = EVENT_STATS.dropped_unwritable.get();
+    assert!(
+        !w.queue.try_record(event(1)),
+        "not acknowledged: it could not commit"
+    );
+    assert!(EVENT_STATS.dropped_unwritable.get() > before);
+    assert_eq!(w.queue.retry_after_secs(), 10);
+    // Space again: the held event commits on its retry and events are taken again.
+    full.store(false, Ordering::SeqCst);
+    assert!(wait_for_rows(&w.dir.db(), 1, Duration::from_secs(10)).is_some());
+    assert!(!w.queue.is_unwritable());
+    assert!(w.queue.try_record(event(2)));
+    w.handle.stop();
+    let report = w.thread.join().expect("join");
+    assert_eq!(rows(&w.dir.db()), 2);
+    assert!(report.all_written());
+    assert!(attempts.load(Ordering::SeqCst) >= 2);
+}
+
+/// Fails with SQLITE_FULL until the reserve file is gone, like a disk whose last free
+/// space is the reserve.
+struct ReserveSink {
+    reserve: std::path::PathBuf,
+}
+
+impl EventSink<Event> for ReserveSink {
+    fn write_batch(&mut self, conn: &mut Connection, batch: &[Event]) -> Result<(), DbError> {
+        if self.reserve.exists() {
+            return Err(sqlite_full());
+        }
+        TableSink.write_batch(conn, batch)
+    }
+}
+
+#[test]
+fn a_full_disk_releases_the_reserve_and_commits_at_once() {
+    let policy = BatchPolicy {
+        max_events: 100,
+        max_delay: Duration::from_millis(10),
+    };
+    // The reserve sits in a directory of its own: the sink only looks at whether it exists.
+    let made = TempDir::new("reserve-data");
+    let reserve = Arc::new(Reserve::new(made.path(), 64 * 1024));
+    assert!(reserve.ensure());
+    let reserve_path = reserve.path().to_path_buf();
+    let sink = ReserveSink {
+        reserve: reserve_path.clone(),
+    };
+    let w = start_with("reserve", 1024, policy, Box::new(sink), |_| {
+        Some(Arc::clone(&reserve))
+    });
+    let failures = EVENT_STATS.batch_failures.get();
+    let started = Instant::now();
+    assert!(w.queue.try_record(event(0)));
+    let took = wait_for_rows(&w.dir.db(), 1, Duration::from_secs(5)).expect("committed");
+    // Released and retried in the same attempt: no backoff wait.
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(EVENT_STATS.batch_failures.get() > failures);
+    assert!(!reserve.is_present());
+    assert!(!reserve_path.exists());
+    w.handle.stop();
+    assert!(w.thread.join().expect("join").all_written());
+}
+
+#[test]
+fn stop_now_interrupts_the_job_drops_the_queued_ones_and_commits_the_events() {
+    let policy = BatchPolicy {
+        max_events: 10_000,
+        max_delay: Duration::from_secs(30),
+    };
+    let w = start("stop-now", 1024, policy, Box::new(TableSink));
+    for i in 0..50 {
+        assert!(w.queue.try_record(event(i)));
+    }
+    let (running_tx, running) = crossbeam_channel::bounded(1);
+    let long = w
+        .handle
+        .try_submit(move |conn| {
+            let _ = running_tx.send(());
+            // Minutes of work unless interrupted.
+            let n: i64 = conn.query_row(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                 WHERE x < 10000000000) SELECT count(*) FROM c",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(n)
+        })
+        .expect("submit");
+    let queued: Vec<_> = (0..3)
+        .map(|_| w.handle.try_submit(|_| Ok(())).expect("submit"))
+        .collect();
+    running
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the long job runs");
+    let started = Instant::now();
+    w.handle.stop_now();
+    let report = w.thread.join().expect("join");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert!(long.recv().expect("answered").is_err(), "interrupted");
+    for rx in queued {
+        assert!(
+            matches!(rx.recv(), Ok(Err(DbError::WriterStopped))),
+            "queued jobs are dropped and their submitters told"
+        );
+    }
+    assert_eq!(rows(&w.dir.db()), 50, "every accepted event is committed");
     assert!(report.all_written());
 }

@@ -1,4 +1,4 @@
-//! Filesystem space, for the disk breaker.
+//! Filesystem space, for the disk breaker and the disk reserve.
 
 use super::check;
 use std::io;
@@ -17,4 +17,16 @@ pub fn disk_space(path: &std::path::Path) -> io::Result<(u64, u64)> {
     #[allow(clippy::unnecessary_cast)]
     let (blocks, bavail, frsize) = (st.f_blocks as u64, st.f_bavail as u64, st.f_frsize as u64);
     Ok((blocks.saturating_mul(frsize), bavail.saturating_mul(frsize)))
+}
+
+/// Allocates `len` bytes of real blocks for `file` (`fallocate`, mode 0: the size grows to
+/// `len` and the blocks are reserved, unlike a sparse `set_len`). Fails with the
+/// filesystem's error, e.g. `EOPNOTSUPP` where it can't (the caller then writes zeros).
+pub fn allocate(file: &std::fs::File, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let len = libc::off_t::try_from(len)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "size too large"))?;
+    // SAFETY: the descriptor is open for writing for the duration of the call.
+    check(unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) })?;
+    Ok(())
 }

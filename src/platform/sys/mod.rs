@@ -14,7 +14,7 @@ mod sysconf;
 pub use epoll::{Epoll, Event, Interest};
 pub(crate) use errno::ErrnoClass;
 pub use eventfd::EventFd;
-pub use fs::disk_space;
+pub use fs::{allocate, disk_space};
 pub use mem::release_free_memory;
 pub use rlimit::{nofile_limit, raise_nofile_limit};
 pub use sysconf::{clock_ticks_per_second, page_size};
