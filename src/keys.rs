@@ -180,6 +180,9 @@ static UNKNOWN_ID_DIGEST: std::sync::LazyLock<[u8; 32]> =
     std::sync::LazyLock::new(|| Sha256::digest(b"fzt_unknown-id_dummy").into());
 
 /// [`authenticate`], with the digest comparison given (the tests watch what it compares).
+/// A failure costs the same whether the id exists or not: one primary-key probe for the
+/// 32-byte digest alone, one hash, one comparison. Only once the token has matched is the
+/// key itself read (a second probe), since a success's timing tells nothing secret.
 fn authenticate_with(
     conn: &Connection,
     token: &str,
@@ -191,22 +194,25 @@ fn authenticate_with(
     else {
         return Ok(None);
     };
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, name, scope, created_at, last_used_at, token_sha256 FROM api_keys WHERE id = ?1",
-    )?;
-    let row = stmt
+    let stored = conn
+        .prepare_cached("SELECT token_sha256 FROM api_keys WHERE id = ?1")?
         .query_row(params![id], |row| {
-            let stored: Vec<u8> = row.get(5)?;
-            Ok((key_from_row(row)?, stored))
+            let blob = row.get_ref(0)?.as_blob().ok();
+            Ok(blob.and_then(|b| <[u8; 32]>::try_from(b).ok()))
         })
-        .optional()?;
-    let (key, stored) = match &row {
-        Some((key, stored)) => (Some(key), stored.as_slice()),
-        None => (None, &UNKNOWN_ID_DIGEST[..]),
-    };
+        .optional()?
+        .flatten();
+    let known = stored.is_some();
     // Always compared, then decided: an unknown id does the same work as a wrong secret.
-    let matched = matches(token, stored);
-    Ok(key.filter(|_| matched).cloned())
+    let matched = matches(token, &stored.unwrap_or(*UNKNOWN_ID_DIGEST));
+    if !(matched && known) {
+        return Ok(None);
+    }
+    conn.prepare_cached(
+        "SELECT id, name, scope, created_at, last_used_at FROM api_keys WHERE id = ?1",
+    )?
+    .query_row(params![id], key_from_row)
+    .optional()
 }
 
 /// Whether `token` hashes to `stored`, compared in constant time.
