@@ -300,8 +300,8 @@ pub(crate) struct RateLimitArgs {
     #[arg(long, env = "FAZT_INGEST_BURST", value_name = "N", value_parser = count::<1, 1_000_000>,
           default_value_t = crate::analytics::rate_limit::DEFAULT_INGEST_BURST as usize)]
     pub ingest_burst: usize,
-    /// Failed API keys one client address may send a minute; then 429 until the minute
-    /// has passed, before any key it sends is checked
+    /// Failed API keys one client address may send a minute; beyond, 429 before any key
+    /// it sends is checked, and one more attempt every 60 s / N
     #[arg(long, env = "FAZT_AUTH_FAILURES", value_name = "N", value_parser = count::<1, 1_000_000>,
           default_value_t = crate::keys::DEFAULT_AUTH_FAILURES_PER_MINUTE as usize)]
     pub auth_failures: usize,
