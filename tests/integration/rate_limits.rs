@@ -284,3 +284,47 @@ fn failed_api_keys_are_throttled_per_address() {
     assert_eq!(health["auth"]["failures"], 3, "{health}");
     assert_eq!(health["auth"]["throttled"], 3, "{health}");
 }
+
+/// Behind a trusted proxy the client its `X-Forwarded-For` names is limited, not the proxy;
+/// an IPv6 /64 is one client. An untrusted peer's header is ignored: its own address counts.
+#[test]
+fn a_trusted_proxy_s_clients_are_limited_apart_and_a_v6_64_is_one() {
+    let server = Server::builder()
+        .env("FAZT_INGEST_RATE", "1")
+        .env("FAZT_INGEST_BURST", "2")
+        .env("FAZT_TRUSTED_PROXIES", "127.0.0.1")
+        .start();
+    let track = |n: u8, client: &str| {
+        from(
+            &server,
+            n,
+            "POST",
+            "proxied.test",
+            "/track",
+            &[("X-Forwarded-For", client)],
+            &track_body("proxied.test", "/p"),
+        )
+        .status
+    };
+    // Through the proxy (127.0.0.1): two clients, each with its own burst of two.
+    assert_eq!(track(1, "203.0.113.5"), 204);
+    assert_eq!(track(1, "203.0.113.5"), 204);
+    assert_eq!(track(1, "203.0.113.5"), 429);
+    assert_eq!(track(1, "203.0.113.6"), 204);
+    // One /64: two addresses share a bucket; the next /64 has its own.
+    assert_eq!(track(1, "2001:db8:1:2::1"), 204);
+    assert_eq!(track(1, "2001:db8:1:2:ffff::9"), 204);
+    assert_eq!(track(1, "2001:db8:1:2::abcd"), 429);
+    assert_eq!(track(1, "2001:db8:1:3::1"), 204);
+    // 127.0.0.9 is not a trusted proxy: the header is its own word, and it is ignored.
+    assert_eq!(track(9, "198.51.100.1"), 204);
+    assert_eq!(track(9, "198.51.100.2"), 204);
+    assert_eq!(track(9, "198.51.100.3"), 429);
+    assert_eq!(
+        metric(
+            &server,
+            "fazt_ingest_rate_limited_total{endpoint=\"track\"}"
+        ),
+        3
+    );
+}
