@@ -163,6 +163,8 @@ start_instance() {
     mkdir -p "$data"
     # The sites analytics_track.lua sends events for are hosted elsewhere: allow them.
     export FAZT_TRACK_DOMAINS=${FAZT_TRACK_DOMAINS:-blog.example.com,shop.example.net,docs.example.org}
+    # The load generator is one client on loopback: the per-client limit would answer 429.
+    export FAZT_INGEST_RATE=${FAZT_INGEST_RATE:-0}
     log "starting fazt '$label' (data $data$([[ -n $batch ]] && printf ', FAZT_EVENT_BATCH=%s' "$batch"))"
     if [[ -n $batch ]]; then
         FAZT_EVENT_BATCH=$batch launch_fazt "$data" "$TMP/fazt-$label.out" "$TMP/fazt-$label.err" "fazt ($label)"

@@ -1,6 +1,7 @@
 //! API keys, stored in SQLite (`api_keys`). Only the sha-256 of a token is stored. A token
 //! names its key's id (`fzt_<id>_<secret>`), so lookup is one primary-key probe and the
-//! hash comparison is constant-time.
+//! hash comparison is constant-time; an unknown id is compared against a dummy digest, so
+//! it costs the same work. Failed attempts are throttled per client address ([`AuthGuard`]).
 //!
 //! A key's `scope` column is a comma-separated list of scopes ([`Scopes`]): `owner` may do
 //! everything; `deploy:*` and `deploy:<site>` may only manage (deploy, list, roll back,
@@ -9,11 +10,15 @@
 
 use crate::db::writer::WriterHandle;
 use crate::db::Context;
+use crate::http::limiter::{retry_after_secs, Limiter, Rate};
+use crate::http::proxies::{client_key, TrustedProxies};
 use crate::http::{Request, Response};
+use crate::platform::metrics::{Collector, Counter, Desc, Kind, Source};
 use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::io::Read;
+use std::time::Instant;
 
 /// One permission a key carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -165,26 +170,55 @@ impl ApiKey {
 
 /// The key a token belongs to, if the token is valid.
 pub fn authenticate(conn: &Connection, token: &str) -> rusqlite::Result<Option<ApiKey>> {
+    authenticate_with(conn, token, token_matches)
+}
+
+/// What an unknown key id is compared against: the digest of a token no key can have
+/// (ids are hex, this one is not), computed once. An unknown id then costs the same hash
+/// and comparison as a known one, so the answer's timing does not say which ids exist.
+static UNKNOWN_ID_DIGEST: std::sync::LazyLock<[u8; 32]> =
+    std::sync::LazyLock::new(|| Sha256::digest(b"fzt_unknown-id_dummy").into());
+
+/// [`authenticate`], with the digest comparison given (the tests watch what it compares).
+/// A failure costs the same whether the id exists or not: one primary-key probe for the
+/// 32-byte digest alone, one hash, one comparison. Only once the token has matched is the
+/// key itself read (a second probe), since a success's timing tells nothing secret.
+fn authenticate_with(
+    conn: &Connection,
+    token: &str,
+    matches: impl FnOnce(&str, &[u8]) -> bool,
+) -> rusqlite::Result<Option<ApiKey>> {
     let Some(id) = token
         .strip_prefix("fzt_")
         .and_then(|rest| rest.split('_').next())
     else {
         return Ok(None);
     };
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, name, scope, created_at, last_used_at, token_sha256 FROM api_keys WHERE id = ?1",
-    )?;
-    let row = stmt
+    let stored = conn
+        .prepare_cached("SELECT token_sha256 FROM api_keys WHERE id = ?1")?
         .query_row(params![id], |row| {
-            let stored: Vec<u8> = row.get(5)?;
-            Ok((key_from_row(row)?, stored))
+            let blob = row.get_ref(0)?.as_blob().ok();
+            Ok(blob.and_then(|b| <[u8; 32]>::try_from(b).ok()))
         })
-        .optional()?;
-    let Some((key, stored)) = row else {
+        .optional()?
+        .flatten();
+    let known = stored.is_some();
+    // Always compared, then decided: an unknown id does the same work as a wrong secret.
+    let matched = matches(token, &stored.unwrap_or(*UNKNOWN_ID_DIGEST));
+    if !(matched && known) {
         return Ok(None);
-    };
+    }
+    conn.prepare_cached(
+        "SELECT id, name, scope, created_at, last_used_at FROM api_keys WHERE id = ?1",
+    )?
+    .query_row(params![id], key_from_row)
+    .optional()
+}
+
+/// Whether `token` hashes to `stored`, compared in constant time.
+fn token_matches(token: &str, stored: &[u8]) -> bool {
     let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-    Ok(constant_time_eq(&presented, &stored).then_some(key))
+    constant_time_eq(&presented, stored)
 }
 
 fn key_from_row(row: &rusqlite::Row) -> rusqlite::Result<ApiKey> {
@@ -249,35 +283,132 @@ pub fn touch_last_used(writer: &WriterHandle, id: &str, now: i64) -> bool {
     submitted.is_ok()
 }
 
-/// The API key of `Authorization: Bearer <token>`, or the 401 (or 500) to answer. Uses
-/// the calling thread's read connection, so core threads can check keys too.
-pub fn authenticate_request(request: &Request) -> Result<ApiKey, Response> {
+/// Why a request carries no usable key.
+enum Refused {
+    /// No `Authorization: Bearer` at all: not an attempt at a key, so not a failure.
+    Missing,
+    /// A token that names no key, or the wrong secret: a failed attempt.
+    Invalid,
+    /// The database could not be read.
+    Failed(rusqlite::Error),
+}
+
+/// The API key of `Authorization: Bearer <token>`. Uses the calling thread's read
+/// connection, so core threads can check keys too.
+fn key_of(request: &Request) -> Result<ApiKey, Refused> {
     let token = request
         .header_str("authorization")
         .and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
-        .map(str::trim);
-    let Some(token) = token else {
-        return Err(
-            Response::error(401, "missing API key: send 'Authorization: Bearer <key>'")
-                .header("WWW-Authenticate", "Bearer"),
-        );
-    };
+        .map(str::trim)
+        .ok_or(Refused::Missing)?;
     match crate::db::reader::with_reader(|conn| authenticate(conn, token)) {
         Ok(Some(key)) => Ok(key),
-        Ok(None) => {
-            Err(Response::error(401, "invalid or revoked API key")
-                .header("WWW-Authenticate", "Bearer"))
+        Ok(None) => Err(Refused::Invalid),
+        Err(e) => Err(Refused::Failed(e)),
+    }
+}
+
+impl Refused {
+    fn response(self) -> Response {
+        match self {
+            Refused::Missing => {
+                Response::error(401, "missing API key: send 'Authorization: Bearer <key>'")
+                    .header("WWW-Authenticate", "Bearer")
+            }
+            Refused::Invalid => Response::error(401, "invalid or revoked API key")
+                .header("WWW-Authenticate", "Bearer"),
+            Refused::Failed(e) => {
+                log::error!("checking the API key: {e}");
+                Response::error(500, "checking the API key failed; see the server log")
+            }
         }
-        Err(e) => {
-            log::error!("checking the API key: {e}");
-            Err(Response::error(
-                500,
-                "checking the API key failed; see the server log",
-            ))
+    }
+}
+
+/// Default of `FAZT_AUTH_FAILURES`: failed API keys one client may send a minute. Enough
+/// for a person mistyping or a script with a stale key; a guesser gets ten a minute.
+pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 10;
+/// Client addresses whose recent failures are remembered (about 40 bytes each). An entry
+/// lasts at most a minute after its last failure; beyond this many, new addresses share
+/// one bucket per shard (see `http::limiter`).
+const AUTH_CLIENTS: usize = 16_384;
+
+/// Authentication of API requests with failed attempts throttled per client address
+/// (`http::proxies::client_key`, so a trusted proxy's client, an IPv6 /64): after
+/// `FAZT_AUTH_FAILURES` failures within a minute, that address gets 429 with
+/// `Retry-After` before its key is even looked at, so a guessing flood costs a hash of
+/// its address and nothing else. Other addresses, and a correct key from them, are
+/// unaffected. One guard serves the admin API and deploys, so both count together.
+pub struct AuthGuard {
+    failures: Limiter,
+    per_minute: u32,
+    proxies: TrustedProxies,
+}
+
+impl AuthGuard {
+    pub fn new(per_minute: u32, proxies: TrustedProxies) -> AuthGuard {
+        AuthGuard {
+            failures: Limiter::new(Rate::per_minute(per_minute), AUTH_CLIENTS),
+            per_minute,
+            proxies,
         }
+    }
+
+    /// The API key of `Authorization: Bearer <token>`, or the 401, 429 (or 500) to answer.
+    pub fn authenticate(&self, request: &Request) -> Result<ApiKey, Response> {
+        let client = client_key(self.proxies.client_ip(request));
+        let now = Instant::now();
+        if let Err(wait) = self.failures.check(client, now) {
+            AUTH_STATS.throttled.inc();
+            let wait = retry_after_secs(wait);
+            let message = format!(
+                "too many failed API keys from this address: at most {} a minute; retry in {wait} s",
+                self.per_minute
+            );
+            return Err(Response::error(429, &message).header("Retry-After", wait.to_string()));
+        }
+        key_of(request).map_err(|refused| {
+            if matches!(refused, Refused::Invalid) {
+                AUTH_STATS.failures.inc();
+                // A take refused here raced another failure past the check: already counted.
+                let _ = self.failures.take(client, now);
+            }
+            refused.response()
+        })
+    }
+}
+
+/// Failed and throttled API-key attempts, for `/metrics` and `/api/system/health`.
+pub struct AuthStats {
+    failures: Counter,
+    throttled: Counter,
+}
+
+pub static AUTH_STATS: AuthStats = AuthStats {
+    failures: Counter::new(),
+    throttled: Counter::new(),
+};
+
+static AUTH_FAILURES: Desc = Desc::new(
+    Kind::Counter,
+    "fazt_auth_failures_total",
+    "auth.failures",
+    "Requests with an API key that names no key or has the wrong secret.",
+);
+static AUTH_THROTTLED: Desc = Desc::new(
+    Kind::Counter,
+    "fazt_auth_throttled_total",
+    "auth.throttled",
+    "Requests refused with 429 because their address sent too many failed API keys.",
+);
+
+impl Source for AuthStats {
+    fn collect(&self, out: &mut Collector) {
+        out.int(&AUTH_FAILURES, self.failures.get());
+        out.int(&AUTH_THROTTLED, self.throttled.get());
     }
 }
 
@@ -334,6 +465,42 @@ mod tests {
         assert!(revoke(&conn, &key.id).unwrap());
         assert!(!revoke(&conn, &key.id).unwrap());
         assert!(authenticate(&conn, &token).unwrap().is_none());
+    }
+
+    /// An unknown id is compared against the dummy digest, a known one against its own:
+    /// the same hash and comparison either way, and neither matches a wrong token.
+    #[test]
+    fn an_unknown_id_does_the_same_work_as_a_known_one() {
+        let conn = db();
+        let (key, token) = create(&conn, "laptop", &Scopes::owner()).unwrap();
+        let stored: Vec<u8> = conn
+            .query_row(
+                "SELECT token_sha256 FROM api_keys WHERE id = ?1",
+                params![key.id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let compared = |token: &str| {
+            let mut seen = None;
+            let found = authenticate_with(&conn, token, |t, digest| {
+                seen = Some(digest.to_vec());
+                token_matches(t, digest)
+            })
+            .unwrap();
+            (found.map(|k| k.id), seen)
+        };
+        let wrong_secret = format!("fzt_{}_{}", key.id, "0".repeat(64));
+        assert_eq!(compared(&wrong_secret), (None, Some(stored.clone())));
+        assert_eq!(compared(&token), (Some(key.id.clone()), Some(stored)));
+        let unknown = compared(&format!("fzt_ffffffff_{}", "0".repeat(64)));
+        assert_eq!(unknown, (None, Some(UNKNOWN_ID_DIGEST.to_vec())));
+        // The dummy itself is no key's digest: even its own preimage finds nothing.
+        assert_eq!(
+            authenticate(&conn, "fzt_unknown-id_dummy")
+                .unwrap()
+                .map(|k| k.id),
+            None
+        );
     }
 
     #[test]

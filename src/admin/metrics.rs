@@ -9,7 +9,7 @@ use crate::platform::disk::DiskGuard;
 use crate::platform::metrics::{Process, Registry, METRICS};
 
 /// The sources in rendering order: process, request counters, cache, writer, events,
-/// disk, deploys, analytics filtering. `cache` and `disk` are the running server's; the rest are process-wide.
+/// disk, deploys, analytics filtering, rate limits. `cache` and `disk` are the running server's; the rest are process-wide.
 pub(crate) fn registry<'a>(cache: &'a SiteCache, disk: &'a DiskGuard) -> Registry<'a> {
     Registry::new()
         .with(&Process)
@@ -20,6 +20,8 @@ pub(crate) fn registry<'a>(cache: &'a SiteCache, disk: &'a DiskGuard) -> Registr
         .with(disk)
         .with(&DEPLOY_STATS)
         .with(&crate::analytics::filter::FILTER_STATS)
+        .with(&crate::analytics::rate_limit::RATE_LIMITED)
+        .with(&crate::keys::AUTH_STATS)
 }
 
 #[cfg(test)]

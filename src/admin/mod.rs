@@ -26,7 +26,7 @@ use crate::http::cap::ConnCap;
 use crate::http::error::Concealed;
 use crate::http::proxies::TrustedProxies;
 use crate::http::{error_response, Body, Method, Request, Response};
-use crate::keys::{self, authenticate_request, validate_name, ApiKey, Scopes};
+use crate::keys::{self, validate_name, ApiKey, AuthGuard, Scopes};
 use crate::platform::disk::DiskGuard;
 use crate::platform::metrics::METRICS;
 use crate::platform::probe::Report;
@@ -82,6 +82,8 @@ pub struct AdminContext {
     pub url_base: UrlBase,
     /// Whose `X-Forwarded-Proto` is believed.
     pub proxies: TrustedProxies,
+    /// API keys, with failed attempts throttled per address (shared with deploys).
+    pub auth: Arc<AuthGuard>,
 }
 
 impl AdminContext {
@@ -137,7 +139,7 @@ impl AdminApi {
                 page.unwrap_or_else(|| Response::error(404, &format!("no admin page {path}"))),
             );
         }
-        match authenticate_request(request) {
+        match self.ctx.auth.authenticate(request) {
             Ok(key) => {
                 self.note_key_used(&key);
                 self.route(request, &key, reply)

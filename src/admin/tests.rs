@@ -50,6 +50,7 @@ impl Fixture {
             domain: "localhost".into(),
             url_base: crate::hosting::urls::UrlBase::listener(4698),
             proxies: Default::default(),
+            auth: Arc::new(crate::keys::AuthGuard::new(10, Default::default())),
         };
         Fixture {
             api: AdminApi::new(ctx),

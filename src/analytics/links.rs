@@ -12,24 +12,9 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 pub fn redirect(ingest: &Ingest, slug: &str, request: &Request) -> Response {
-    if !matches!(request.method, Method::Get | Method::Head) {
-        return Response::error(405, "short links answer GET and HEAD")
-            .header("Allow", "GET, HEAD");
-    }
-    if slug.is_empty() {
-        return Response::error(400, "missing short-link slug: use /r/<slug>");
-    }
-    let found = with_reader(|conn| {
-        conn.prepare_cached("SELECT url, tags FROM redirects WHERE slug = ?1")?
-            .query_row(params![slug], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
-            })
-            .optional()
-    });
-    let (url, tags) = match found {
-        Ok(Some(found)) => found,
-        Ok(None) => return Response::error(404, &format!("no short link '{slug}'")),
-        Err(e) => return lookup_failed("short link", e),
+    let (url, tags) = match link_of(slug, request) {
+        Ok(found) => found,
+        Err(response) => return response,
     };
     let mut event = event_for(
         request,
@@ -47,9 +32,49 @@ pub fn redirect(ingest: &Ingest, slug: &str, request: &Request) -> Response {
     if ingest.is_visit(request) {
         ingest.record(request, event);
     }
+    found_at(url)
+}
+
+/// A short link followed by a client over its rate limit: still redirected (a visitor is
+/// never stranded on a link), but the click is not recorded.
+pub fn redirect_unrecorded(slug: &str, request: &Request) -> Response {
+    match link_of(slug, request) {
+        Ok((url, _)) => found_at(url),
+        Err(response) => response,
+    }
+}
+
+fn found_at(url: String) -> Response {
     Response::new(302)
         .header("Location", url)
         .header("Cache-Control", "no-store")
+}
+
+/// The target URL and tags of a short link, or the answer when there is none.
+fn link_of(slug: &str, request: &Request) -> Result<(String, Option<String>), Response> {
+    if !matches!(request.method, Method::Get | Method::Head) {
+        return Err(
+            Response::error(405, "short links answer GET and HEAD").header("Allow", "GET, HEAD")
+        );
+    }
+    if slug.is_empty() {
+        return Err(Response::error(
+            400,
+            "missing short-link slug: use /r/<slug>",
+        ));
+    }
+    let found = with_reader(|conn| {
+        conn.prepare_cached("SELECT url, tags FROM redirects WHERE slug = ?1")?
+            .query_row(params![slug], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
+            })
+            .optional()
+    });
+    match found {
+        Ok(Some(found)) => Ok(found),
+        Ok(None) => Err(Response::error(404, &format!("no short link '{slug}'"))),
+        Err(e) => Err(lookup_failed("short link", e)),
+    }
 }
 
 pub fn webhook(ingest: &Ingest, endpoint: &str, request: &Request) -> Response {

@@ -8,6 +8,7 @@ pub mod filter;
 pub mod ingest;
 pub(crate) mod links;
 pub(crate) mod manage;
+pub(crate) mod rate_limit;
 pub(crate) mod retention;
 pub mod stats;
 pub mod store;

@@ -296,6 +296,38 @@ pub(crate) struct AnalyticsArgs {
     pub auto_pageviews: bool,
 }
 
+/// Per-client rate limits of the server (issue #11): ingestion events and failed API keys,
+/// per client address (a trusted proxy's client; an IPv6 /64).
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Rate limits")]
+pub(crate) struct RateLimitArgs {
+    /// Events one client address may send a second to /track, /pixel.gif, /r/ and
+    /// /webhook/ together, on average (429 beyond; 0 turns the limit off)
+    #[arg(long, env = "FAZT_INGEST_RATE", value_name = "N", value_parser = count::<0, 1_000_000>,
+          default_value_t = crate::analytics::rate_limit::DEFAULT_INGEST_RATE as usize)]
+    pub ingest_rate: usize,
+    /// Events one client address may send at once before the rate applies
+    #[arg(long, env = "FAZT_INGEST_BURST", value_name = "N", value_parser = count::<1, 1_000_000>,
+          default_value_t = crate::analytics::rate_limit::DEFAULT_INGEST_BURST as usize)]
+    pub ingest_burst: usize,
+    /// Failed API keys one client address may send a minute; beyond, 429 before any key
+    /// it sends is checked, and one more attempt every 60 s / N
+    #[arg(long, env = "FAZT_AUTH_FAILURES", value_name = "N", value_parser = count::<1, 1_000_000>,
+          default_value_t = crate::keys::DEFAULT_AUTH_FAILURES_PER_MINUTE as usize)]
+    pub auth_failures: usize,
+}
+
+impl RateLimitArgs {
+    fn config(&self) -> config::RateLimits {
+        let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        config::RateLimits {
+            ingest_per_second: n(self.ingest_rate),
+            ingest_burst: n(self.ingest_burst),
+            auth_failures_per_minute: n(self.auth_failures),
+        }
+    }
+}
+
 /// Everything `fazt server start` runs with.
 #[derive(Args, Clone, Debug)]
 pub(crate) struct ServerArgs {
@@ -350,6 +382,8 @@ pub(crate) struct ServerArgs {
     pub deploy: DeployArgs,
     #[command(flatten)]
     pub analytics: AnalyticsArgs,
+    #[command(flatten)]
+    pub rate_limits: RateLimitArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -536,6 +570,7 @@ impl ServerArgs {
                 max_files: Some(d.deploy_max_files),
                 max_total_bytes: Some(d.deploy_max_bytes.0),
             },
+            rate_limits: self.rate_limits.config(),
             probe,
         }
     }

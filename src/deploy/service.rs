@@ -30,7 +30,7 @@ use crate::hosting::urls::UrlBase;
 use crate::http::proxies::TrustedProxies;
 use crate::http::spool::{self, SpoolPolicy};
 use crate::http::{error_response, Method, Request, Response, ResponseError};
-use crate::keys::{authenticate_request, ApiKey};
+use crate::keys::{ApiKey, AuthGuard};
 use crate::platform::disk::{DiskError, DiskGuard};
 use crate::platform::metrics::Counter;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -110,6 +110,8 @@ pub struct DeployContext {
     pub url_base: UrlBase,
     /// Whose `X-Forwarded-Proto` is believed.
     pub proxies: TrustedProxies,
+    /// API keys, with failed attempts throttled per address (shared with the admin API).
+    pub auth: Arc<AuthGuard>,
 }
 
 impl DeployContext {
@@ -184,7 +186,7 @@ pub fn spool_policy(ctx: &DeployContext) -> SpoolPolicy {
 
 /// Step 1: what can be refused from the head alone, before the upload is read.
 pub fn refuse_early(ctx: &DeployContext, request: &Request) -> Option<Response> {
-    let key = match authenticate_request(request) {
+    let key = match ctx.auth.authenticate(request) {
         Ok(key) => key,
         Err(response) => return Some(response),
     };
@@ -234,7 +236,7 @@ pub fn submit(
     if request.method != Method::Post {
         return Some(wrong_method());
     }
-    let key = match authenticate_request(&request) {
+    let key = match ctx.auth.authenticate(&request) {
         Ok(key) => key,
         Err(response) => return Some(response),
     };

@@ -5,6 +5,7 @@
 pub(crate) mod cap;
 pub(crate) mod conn;
 pub(crate) mod error;
+pub(crate) mod limiter;
 mod line;
 pub(crate) mod parse;
 pub(crate) mod proxies;

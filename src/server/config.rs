@@ -69,8 +69,20 @@ pub struct Config {
     pub keep_deployments: usize,
     /// Upload size, rate and archive limits of deploys.
     pub deploy: crate::deploy::limits::DeployLimits,
+    /// Per-client rate limits: ingestion events and failed API keys.
+    pub rate_limits: RateLimits,
     /// The probe's readings and the resource-derived limits.
     pub probe: Report,
+}
+
+/// Per-client rate limits (`FAZT_INGEST_RATE`, `FAZT_INGEST_BURST`, `FAZT_AUTH_FAILURES`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Ingestion events a second per client address; 0 is unlimited.
+    pub ingest_per_second: u32,
+    pub ingest_burst: u32,
+    /// Failed API keys a minute per client address before 429.
+    pub auth_failures_per_minute: u32,
 }
 
 impl Config {

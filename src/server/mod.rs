@@ -12,6 +12,7 @@ mod timers;
 use crate::admin::AdminContext;
 use crate::analytics::event::{day_of, SaltBook};
 use crate::analytics::ingest::Ingest;
+use crate::analytics::rate_limit::IngestLimits;
 use crate::analytics::store::{delete_old_salts, load_or_create_salt, EventStore};
 use crate::db::events::EventPipeline;
 use crate::db::writer::WriterHandle;
@@ -20,6 +21,7 @@ use crate::hosting::cache::SiteCache;
 use crate::hosting::sites::{SiteServer, SYSTEM_SITES};
 use crate::hosting::store::{self, StagedFile};
 use crate::http::cap::ConnCap;
+use crate::keys::AuthGuard;
 use crate::platform::disk::DiskGuard;
 use crate::platform::lock::DataDirLock;
 use crate::platform::reserve::Reserve;
@@ -46,6 +48,8 @@ pub struct App {
     pub writer: WriterHandle,
     pub disk: DiskGuard,
     pub ingest: Ingest,
+    /// Per-client rate limits of the ingestion endpoints, checked at dispatch.
+    pub ingest_limits: IngestLimits,
     pub deploy: Arc<DeployContext>,
     draining: Arc<AtomicBool>,
 }
@@ -67,6 +71,7 @@ impl App {
             domain: self.config.domain.clone(),
             url_base: self.config.url_base(),
             proxies: self.config.trusted_proxies.clone(),
+            auth: Arc::clone(&self.deploy.auth),
         }
     }
 }
@@ -171,13 +176,24 @@ pub fn run(mut config: Config) -> Result<i32, String> {
         domain: config.domain.clone(),
         url_base: config.url_base(),
         proxies: config.trusted_proxies.clone(),
+        // One guard for deploys and the admin API: failures count together.
+        auth: Arc::new(AuthGuard::new(
+            config.rate_limits.auth_failures_per_minute,
+            config.trusted_proxies.clone(),
+        )),
     });
+    let ingest_limits = IngestLimits::new(
+        config.rate_limits.ingest_per_second,
+        config.rate_limits.ingest_burst,
+        config.trusted_proxies.clone(),
+    );
     let app = Arc::new(App {
         public_cap: ConnCap::new(limits.max_connections),
         sites,
         writer,
         disk,
         ingest,
+        ingest_limits,
         deploy,
         started: Instant::now(),
         draining: Arc::new(AtomicBool::new(false)),

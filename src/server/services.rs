@@ -84,7 +84,11 @@ impl CoreService {
         let response = match plan.route.target(&request.host, || request.path()) {
             Target::Health => liveness(),
             Target::Ingest(endpoint) => {
-                let response = self.app.ingest.handle(endpoint, &request);
+                let limits = &self.app.ingest_limits;
+                let response = match limits.refuse(&endpoint, &request, started) {
+                    Some(refused) => refused,
+                    None => self.app.ingest.handle(endpoint, &request),
+                };
                 observe(RouteClass::Ingest, started.elapsed());
                 return Some(response);
             }

@@ -40,6 +40,7 @@ mod http_protocol;
 mod http_rfc9110;
 mod metrics_format;
 mod probe_fixtures;
+mod rate_limits;
 mod routing;
 mod shutdown;
 mod site_serving;

@@ -253,11 +253,18 @@ pub fn start_on(data: &Path, env: &[(&str, &str)]) -> Server {
 }
 
 impl Server {
-    /// A server that accepts analytics events for the test domains ([`TEST_TRACK_DOMAINS`]);
-    /// `.env("FAZT_TRACK_DOMAINS", …)` replaces that list.
+    /// A server that accepts analytics events for the test domains ([`TEST_TRACK_DOMAINS`]),
+    /// without per-client rate limits; `.env("FAZT_TRACK_DOMAINS", …)` replaces that list,
+    /// `.env("FAZT_INGEST_RATE", "")` brings the default limit back.
     pub fn builder() -> ServerBuilder {
         ServerBuilder {
-            env: vec![("FAZT_TRACK_DOMAINS".into(), TEST_TRACK_DOMAINS.into())],
+            env: vec![
+                ("FAZT_TRACK_DOMAINS".into(), TEST_TRACK_DOMAINS.into()),
+                // Tests send events and wrong keys from 127.0.0.1 faster than any client
+                // may; rate_limits.rs sets these limits itself.
+                ("FAZT_INGEST_RATE".into(), "0".into()),
+                ("FAZT_AUTH_FAILURES".into(), "1000000".into()),
+            ],
             admin_listener: false,
             args: Vec::new(),
         }
