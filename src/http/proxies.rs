@@ -93,7 +93,6 @@ impl TrustedProxies {
 /// The key per-client limits count under: an IPv4 address as it is (an IPv4-mapped IPv6
 /// address as its IPv4 form), an IPv6 address by its /64, because one host or home usually
 /// holds a whole /64 and could otherwise take a new share per address.
-#[allow(dead_code)] // Used by the per-client connection share and rate limits; the lead removes this at merge.
 pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,

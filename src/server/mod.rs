@@ -163,7 +163,11 @@ pub fn run(mut config: Config) -> Result<i32, String> {
         proxies: config.trusted_proxies.clone(),
     });
     let app = Arc::new(App {
-        public_cap: ConnCap::new(limits.max_connections),
+        public_cap: ConnCap::with_share(
+            limits.max_connections,
+            limits.conns_per_client,
+            config.trusted_proxies.clone(),
+        ),
         sites,
         writer,
         disk,
