@@ -14,6 +14,7 @@ use super::response::DateCache;
 use super::spool::{self, SpoolPolicy};
 use super::{Body, HttpError, Method, Request, Response};
 use crate::platform::metrics::{RatePhase, METRICS};
+use crate::platform::sys;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -173,6 +174,11 @@ struct Output {
     /// response's minimum rate counts from there while anything is queued.
     since: Instant,
     sent: u64,
+    /// Of `sent`, what the client's side had acknowledged when last asked (when the socket
+    /// filled up, and when the floor's deadline came). Bytes only written count for
+    /// nothing: a client that doesn't read would otherwise earn credit for everything the
+    /// kernel buffers (megabytes on a fast link) at the floor's rate.
+    taken: u64,
 }
 
 impl Output {
@@ -185,6 +191,7 @@ impl Output {
             blocked_at: None,
             since: now,
             sent: 0,
+            taken: 0,
         }
     }
 
@@ -198,6 +205,7 @@ impl Output {
         if self.queue.is_empty() {
             self.since = now;
             self.sent = 0;
+            self.taken = 0;
         }
         self.bytes += body.len();
         self.queue.push_back(body);
@@ -409,7 +417,7 @@ impl<P> Conn<P> {
             true => None,
             false => rate_due(
                 self.out.since,
-                self.out.sent,
+                self.out.taken,
                 limits.min_response_rate,
                 limits,
             ),
@@ -428,11 +436,17 @@ impl<P> Conn<P> {
         if self.deadline(limits).is_none_or(|due| now < due) {
             return;
         }
+        // The floor is judged on what the client took by now, not when last asked.
+        self.update_taken();
         if let Some((due, phase)) = self.rate_deadline(limits) {
             if due <= now {
                 self.cut_too_slow(phase, limits, ctx);
                 return;
             }
+        }
+        // Only the floor was due, and the client took enough since it was last asked.
+        if self.phase_deadline(limits).is_none_or(|due| now < due) {
+            return;
         }
         if self.out.blocked_at.is_some() && !matches!(self.phase, Phase::Lingering { .. }) {
             METRICS.write_timeouts.inc();
@@ -448,6 +462,17 @@ impl<P> Conn<P> {
         self.flush(now, ctx.spare_out);
     }
 
+    /// Asks the socket how much of what was written the client's side has acknowledged.
+    /// Only when the socket is full or a deadline came: one `ioctl`, never per request.
+    fn update_taken(&mut self) {
+        if self.out.is_empty() {
+            return;
+        }
+        // Unknown (not a TCP socket?): count everything written, as before the question.
+        let unacked = sys::unacked_bytes(&self.stream).unwrap_or(0);
+        self.out.taken = self.out.sent.saturating_sub(unacked);
+    }
+
     /// Ends a connection whose body or reader moved slower than its floor: a body drip
     /// gets a 408 when nothing else is queued (the response side is free), a slow reader
     /// is closed (it would not take an answer either).
@@ -458,6 +483,8 @@ impl<P> Conn<P> {
             self.fail(HttpError::BodyTooSlow { min_rate }, ctx);
             self.flush(ctx.now, ctx.spare_out);
         } else {
+            // What the kernel still holds would otherwise go on to the client after close.
+            let _ = sys::reset_on_close(&self.stream);
             self.phase = Phase::Closed;
         }
     }
@@ -764,6 +791,7 @@ impl<P> Conn<P> {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.out.blocked_at.get_or_insert(now);
+                    self.update_taken();
                     return;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -1166,9 +1194,10 @@ mod tests {
         h.svc.reply_bytes = 32 << 20;
         h.send(GET, secs(1));
         assert_eq!(h.conn.want(), Want::Write);
-        let sent = h.conn.out.sent;
+        let (sent, taken) = (h.conn.out.sent, h.conn.out.taken);
         assert!(sent > 0 && sent < 32 << 20, "{sent}");
-        let due = h.t0 + secs(1 + 10) + Duration::from_nanos(sent);
+        assert!(taken <= sent, "{taken} of {sent}");
+        let due = h.t0 + secs(1 + 10) + Duration::from_nanos(taken);
         assert_eq!(h.conn.deadline(&FLOORS), Some(due));
         // Without a floor only the write timeout applies.
         assert_eq!(h.conn.deadline(&LIMITS), Some(h.t0 + secs(1 + 30)));

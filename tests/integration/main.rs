@@ -31,6 +31,7 @@ mod deploy_archive;
 mod deploy_cli;
 mod deploy_cli_e2e;
 mod error_shape;
+mod fair_shares;
 mod first_run;
 mod go_clients;
 mod http_framing;
