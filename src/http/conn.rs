@@ -35,8 +35,8 @@ pub struct ConnLimits {
     /// A gap check alone lets a drip of a byte now and then hold a slot forever.
     pub min_body_rate: u64,
     /// Slowest average rate (bytes/s) at which queued responses may be taken by the
-    /// client after `rate_grace`; 0 is no floor. Counted from the bytes the kernel took,
-    /// so its socket buffers give a reader a head start, bounded by their size.
+    /// client after `rate_grace`; 0 is no floor. Counted on what the client's side
+    /// acknowledged, so only its receive window gives it a head start.
     pub min_response_rate: u64,
     /// Time a body or a response gets before its floor applies: each byte then buys
     /// `1 / rate` seconds more (Apache mod_reqtimeout's `MinRate` rule).
@@ -1134,12 +1134,9 @@ mod tests {
         assert_eq!(h.conn.deadline(&LIMITS), None);
     }
 
-    /// After a 10 s grace: bodies at 100 bytes/s (a byte buys 10 ms), responses at 1 GB/s (a
-    /// byte buys a nanosecond: what the socket buffers took at once must not outlast the
-    /// test's write timeout).
+    /// Bodies at 100 bytes/s after a 10 s grace (a byte buys 10 ms).
     const FLOORS: ConnLimits = ConnLimits {
         min_body_rate: 100,
-        min_response_rate: 1_000_000_000,
         ..LIMITS
     };
 
@@ -1189,6 +1186,11 @@ mod tests {
 
     #[test]
     fn a_reader_below_the_minimum_rate_is_closed() {
+        // 1 MB/s: a byte the client's side acknowledged buys a microsecond.
+        const READ_FLOOR: ConnLimits = ConnLimits {
+            min_response_rate: 1_000_000,
+            ..LIMITS
+        };
         let mut h = Harness::new(false);
         // Far more than the socket buffers take, so most of it stays queued.
         h.svc.reply_bytes = 32 << 20;
@@ -1196,14 +1198,30 @@ mod tests {
         assert_eq!(h.conn.want(), Want::Write);
         let (sent, taken) = (h.conn.out.sent, h.conn.out.taken);
         assert!(sent > 0 && sent < 32 << 20, "{sent}");
-        assert!(taken <= sent, "{taken} of {sent}");
-        let due = h.t0 + secs(1 + 10) + Duration::from_nanos(taken);
-        assert_eq!(h.conn.deadline(&FLOORS), Some(due));
+        // Written is not taken: the client has read nothing, its side holds one window.
+        assert!(taken < sent && taken < 8 << 20, "{taken} of {sent}");
+        let due = h.t0 + secs(1 + 10) + Duration::from_micros(taken);
+        assert_eq!(h.conn.deadline(&READ_FLOOR), Some(due));
         // Without a floor only the write timeout applies.
         assert_eq!(h.conn.deadline(&LIMITS), Some(h.t0 + secs(1 + 30)));
-        h.expire_with(&FLOORS, due - millis(1) - h.t0);
+        h.expire_with(&READ_FLOOR, due - millis(1) - h.t0);
         assert_eq!(h.conn.want(), Want::Write);
-        h.expire_with(&FLOORS, due - h.t0);
+
+        // The client reads 1 MiB: at the old deadline the socket is asked again, the floor
+        // moves on, and nothing else (the write timeout) is taken for due.
+        assert_eq!(h.received(1 << 20).len(), 1 << 20);
+        std::thread::sleep(millis(50));
+        h.expire_with(&READ_FLOOR, due - h.t0);
+        assert_eq!(h.conn.want(), Want::Write, "not cut: the client took more");
+        assert!(
+            h.conn.out.taken > taken + (512 << 10),
+            "{}",
+            h.conn.out.taken
+        );
+        assert!(h.conn.deadline(&READ_FLOOR) > Some(due));
+
+        // Then it stops reading: cut at the floor, before the write timeout (31 s).
+        h.expire_with(&READ_FLOOR, secs(30));
         assert_eq!(h.conn.want(), Want::Close);
     }
 }
