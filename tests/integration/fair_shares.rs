@@ -38,22 +38,39 @@ fn health_get(keep_alive: bool) -> String {
     format!("GET /health HTTP/1.1\r\nHost: root.localhost\r\nConnection: {connection}\r\n\r\n")
 }
 
-/// A connection from `from` that started a request body and sends nothing more: the slow
-/// body a slot-filling client holds. `Err` with the answer when the server refused it.
-fn slow_body_from(from: IpAddr, addr: SocketAddr) -> Result<TcpStream, HttpResponse> {
-    let mut s = connect_from(from, addr);
-    s.write_all(
-        b"POST /nowhere HTTP/1.1\r\nHost: root.localhost\r\nContent-Length: 4000\r\n\r\nab",
-    )
-    .unwrap();
-    // A refused connection is answered at once; an accepted one says nothing until its
-    // body is complete or times out.
-    s.set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    match read_response(&mut s) {
-        Ok(r) => Err(r),
-        Err(_) => Ok(s),
+/// Opens `n` connections from `from`, each starting a request body and sending nothing
+/// more (the slow body a slot-filling client holds). Returns the ones the server kept
+/// and the answers of the ones it refused. A refusal is answered at accept; one wait for
+/// all of them, long enough for a loaded machine, tells the two apart.
+fn slow_bodies_from(
+    from: IpAddr,
+    addr: SocketAddr,
+    n: usize,
+) -> (Vec<TcpStream>, Vec<HttpResponse>) {
+    let streams: Vec<_> = (0..n)
+        .map(|_| {
+            let mut s = connect_from(from, addr);
+            s.write_all(
+                b"POST /nowhere HTTP/1.1\r\nHost: root.localhost\r\nContent-Length: 4000\r\n\r\nab",
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let (mut held, mut refused) = (Vec::new(), Vec::new());
+    for mut s in streams {
+        s.set_nonblocking(true).unwrap();
+        let answered =
+            !matches!(s.peek(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+        s.set_nonblocking(false).unwrap();
+        if answered {
+            refused.push(read_response(&mut s).expect("a refusal's answer"));
+        } else {
+            held.push(s);
+        }
     }
+    (held, refused)
 }
 
 #[test]
@@ -65,22 +82,16 @@ fn one_address_over_its_share_is_refused_while_others_are_served() {
         .start();
     let attacker = loopback(2);
     // More slow bodies than the whole cap, from one address.
-    let (mut held, mut refused) = (Vec::new(), 0);
-    for _ in 0..50 {
-        match slow_body_from(attacker, server.addr) {
-            Ok(s) => held.push(s),
-            Err(r) => {
-                assert_eq!(r.status, 503, "{}", r.text());
-                assert_eq!(r.header("connection"), Some("close"));
-                assert!(r.header("retry-after").is_some());
-                let message = r.json()["error"]["message"].as_str().unwrap().to_string();
-                assert!(message.contains("your address"), "{message}");
-                refused += 1;
-            }
-        }
-    }
+    let (mut held, refused) = slow_bodies_from(attacker, server.addr, 50);
     assert_eq!(held.len(), 8, "the share is 8");
-    assert_eq!(refused, 42);
+    assert_eq!(refused.len(), 42);
+    for r in &refused {
+        assert_eq!(r.status, 503, "{}", r.text());
+        assert_eq!(r.header("connection"), Some("close"));
+        assert!(r.header("retry-after").is_some());
+        let message = r.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(message.contains("your address"), "{message}");
+    }
     assert_eq!(metric(&server, OVER_SHARE), 42);
     assert_eq!(metric(&server, "fazt_connections_rejected_total"), 0);
 
@@ -95,17 +106,14 @@ fn one_address_over_its_share_is_refused_while_others_are_served() {
 
     // A closed connection gives its place back to its client.
     drop(held.pop());
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match slow_body_from(attacker, server.addr) {
-            Ok(s) => {
-                held.push(s);
-                break;
-            }
-            Err(r) => assert_eq!(r.status, 503),
+        let (again, refused) = slow_bodies_from(attacker, server.addr, 1);
+        if again.len() == 1 {
+            break;
         }
+        assert_eq!(refused[0].status, 503);
         assert!(Instant::now() < deadline, "the place was never given back");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -118,19 +126,19 @@ fn a_trusted_proxy_is_held_to_the_total_only() {
         .env("FAZT_TRUSTED_PROXIES", "127.0.0.4")
         .admin_listener()
         .start();
-    let held: Vec<_> = (0..10)
-        .map(|i| {
-            slow_body_from(proxy, server.addr)
-                .unwrap_or_else(|r| panic!("proxy connection {i} refused: {}", r.text()))
-        })
-        .collect();
+    let (held, refused) = slow_bodies_from(proxy, server.addr, 10);
+    assert_eq!(
+        (held.len(), refused.len()),
+        (10, 0),
+        "the proxy is held to the total"
+    );
     // Anyone else still has a share of what is left.
-    let others: Vec<_> = (0..2)
-        .map(|_| slow_body_from(loopback(5), server.addr).expect("within the share"))
-        .collect();
+    let (others, refused) = slow_bodies_from(loopback(5), server.addr, 2);
+    assert_eq!((others.len(), refused.len()), (2, 0));
     // The total still holds for the proxy.
-    let full = slow_body_from(proxy, server.addr).expect_err("the cap is reached");
-    assert_eq!(full.status, 503);
+    let (_, full) = slow_bodies_from(proxy, server.addr, 1);
+    assert_eq!(full.len(), 1, "the cap is reached");
+    assert_eq!(full[0].status, 503);
     assert_eq!(metric(&server, "fazt_connections_rejected_total"), 1);
     assert_eq!(metric(&server, OVER_SHARE), 0);
     drop((held, others));
