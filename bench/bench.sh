@@ -30,7 +30,8 @@
 #   BENCH_NO_BUILD=1         use the existing target/release/fazt and tiny_http bench binary
 #   BENCH_KEEP_TMP=1         keep the temp dir (logs, wrk outputs, configs) and print its path
 #   BENCH_SUMMARY=PATH       also write the summary table to PATH
-#   FAZT_*                   passed through to fazt (FAZT_MAX_CONNECTIONS defaults to 20000 here;
+#   FAZT_*                   passed through to fazt (FAZT_MAX_CONNECTIONS defaults to 20000 here,
+#                            FAZT_CONNS_PER_CLIENT to the same: every client here is 127.0.0.1;
 #                            FAZT_AUTO_PAGEVIEWS defaults to 0: this compares HTTP serving, and
 #                            nginx and tiny_http record no analytics; set it to 1 to measure fazt
 #                            recording a pageview per request, see bench/bench_analytics.sh)
@@ -51,6 +52,7 @@ LAT_COUNT=${BENCH_LATENCY_REQUESTS:-2000}
 TINY_THREADS=${BENCH_TINY_THREADS:-4}
 BODY_OVERRIDE=${BENCH_BODY_FILE:-}
 export FAZT_MAX_CONNECTIONS=${FAZT_MAX_CONNECTIONS:-20000}
+export FAZT_CONNS_PER_CLIENT=${FAZT_CONNS_PER_CLIENT:-$FAZT_MAX_CONNECTIONS}
 export FAZT_AUTO_PAGEVIEWS=${FAZT_AUTO_PAGEVIEWS:-0}
 
 for s in ${ONLY//,/ }; do

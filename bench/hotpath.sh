@@ -100,7 +100,9 @@ idle_cpu() {
     local bin=$1 dir hz before after t
     dir=$(mktemp -d "$TMP/idle.XXXXXX")
     ulimit -n $((IDLE_CONNS * 2 + 1024)) 2>/dev/null || true
-    FAZT_IDLE_TIMEOUT=$((IDLE_SECONDS * 3))s FAZT_MAX_CONNECTIONS=$((IDLE_CONNS + 2000)) FAZT_AUTO_PAGEVIEWS=0 \
+    # Every idle connection comes from 127.0.0.1: one client's share must hold them all.
+    FAZT_IDLE_TIMEOUT=$((IDLE_SECONDS * 3))s FAZT_MAX_CONNECTIONS=$((IDLE_CONNS + 2000)) \
+        FAZT_CONNS_PER_CLIENT=$((IDLE_CONNS + 2000)) FAZT_AUTO_PAGEVIEWS=0 \
         start_server "$bin" "$dir"
     python3 "$HELPERS/idle_conns.py" --port "$SRV_PORT" --pid "$SRV_PID" --count "$IDLE_CONNS" \
         --probes 1 --hold "$((IDLE_SECONDS + 10))" >"$dir/idle.txt" &

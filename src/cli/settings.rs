@@ -204,6 +204,9 @@ pub(crate) struct LimitArgs {
     #[arg(long, env = "FAZT_MAX_CONNECTIONS", value_name = "N", value_parser = count::<1, { usize::MAX }>,
           help = derived("Open public connections", "max_connections"))]
     pub max_connections: Option<usize>,
+    #[arg(long, env = "FAZT_CONNS_PER_CLIENT", value_name = "N", value_parser = count::<1, { usize::MAX }>,
+          help = derived("Public connections one client address may hold (503 beyond; trusted proxies are exempt)", "conns_per_client"))]
+    pub conns_per_client: Option<usize>,
     #[arg(long, env = "FAZT_UPLOAD_RAM", value_name = "BYTES", value_parser = size,
           help = fixed("Upload bytes held in memory before spilling to the temp dir", "upload_ram_bytes"))]
     pub upload_ram: Option<Bytes>,
@@ -366,6 +369,20 @@ pub(crate) struct ServerArgs {
     #[arg(long, env = "FAZT_WRITE_TIMEOUT", value_name = "DURATION", value_parser = positive_duration,
           default_value_t = Dur(config::DEFAULT_WRITE_TIMEOUT), help_heading = "Connections")]
     pub write_timeout: Dur,
+    /// Slowest average rate a request body may arrive at once the grace has passed (408
+    /// and close below it); 0 turns the floor off
+    #[arg(long, env = "FAZT_MIN_BODY_RATE", value_name = "BYTES/S", value_parser = size,
+          default_value_t = Bytes(config::DEFAULT_MIN_BODY_RATE), help_heading = "Connections")]
+    pub min_body_rate: Bytes,
+    /// Slowest average rate a client may read a response at once the grace has passed (the
+    /// connection is closed below it); 0 turns the floor off
+    #[arg(long, env = "FAZT_MIN_RESPONSE_RATE", value_name = "BYTES/S", value_parser = size,
+          default_value_t = Bytes(config::DEFAULT_MIN_RESPONSE_RATE), help_heading = "Connections")]
+    pub min_response_rate: Bytes,
+    /// Time a body or a response gets before its minimum rate applies
+    #[arg(long, env = "FAZT_RATE_GRACE", value_name = "DURATION", value_parser = positive_duration,
+          default_value_t = Dur(config::DEFAULT_RATE_GRACE), help_heading = "Connections")]
+    pub rate_grace: Dur,
     /// Time in-flight requests get after SIGTERM/SIGINT
     #[arg(long, env = "FAZT_SHUTDOWN_TIMEOUT", value_name = "DURATION", value_parser = positive_duration,
           default_value_t = Dur(config::DEFAULT_SHUTDOWN_TIMEOUT), help_heading = "Connections")]
@@ -481,6 +498,7 @@ impl LimitArgs {
             cache_bytes: p.given("cache_bytes", bytes(self.cache_bytes)),
             max_cached_file: p.given("max_cached_file", bytes(self.max_cached_file)),
             max_connections: p.given("max_connections", self.max_connections),
+            conns_per_client: p.given("conns_per_client", self.conns_per_client),
             upload_ram: p.given("upload_ram", bytes(self.upload_ram)),
             temp_dir: p.given("temp_dir", self.temp_dir.clone()),
             event_channel: p.given("event_channel", self.event_channel),
@@ -512,6 +530,7 @@ fn limit_setting(limit: &str) -> &'static str {
         "cache_bytes" => "cache_bytes",
         "max_cached_file_bytes" => "max_cached_file",
         "max_connections" => "max_connections",
+        "conns_per_client" => "conns_per_client",
         "upload_ram_bytes" => "upload_ram",
         "temp_dir" => "temp_dir",
         "event_channel_capacity" => "event_channel",
@@ -550,6 +569,9 @@ impl ServerArgs {
                 idle_timeout: self.idle_timeout.0,
                 body_timeout: self.body_timeout.0,
                 write_timeout: self.write_timeout.0,
+                min_body_rate: self.min_body_rate.0,
+                min_response_rate: self.min_response_rate.0,
+                rate_grace: self.rate_grace.0,
             },
             shutdown_timeout: self.shutdown_timeout.0,
             admin_max_connections: self.admin_max_connections,

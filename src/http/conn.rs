@@ -13,7 +13,8 @@ use super::parse::{parse_head, ChunkedDecoder, Framing, HeadScanner, HeadStatus,
 use super::response::DateCache;
 use super::spool::{self, SpoolPolicy};
 use super::{Body, HttpError, Method, Request, Response};
-use crate::platform::metrics::METRICS;
+use crate::platform::metrics::{RatePhase, METRICS};
+use crate::platform::sys;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -30,6 +31,16 @@ pub struct ConnLimits {
     pub body_timeout: Duration,
     /// Longest gap without progress while the client is not reading our response.
     pub write_timeout: Duration,
+    /// Slowest average rate (bytes/s) of a request body after `rate_grace`; 0 is no floor.
+    /// A gap check alone lets a drip of a byte now and then hold a slot forever.
+    pub min_body_rate: u64,
+    /// Slowest average rate (bytes/s) at which queued responses may be taken by the
+    /// client after `rate_grace`; 0 is no floor. Counted on what the client's side
+    /// acknowledged, so only its receive window gives it a head start.
+    pub min_response_rate: u64,
+    /// Time a body or a response gets before its floor applies: each byte then buys
+    /// `1 / rate` seconds more (Apache mod_reqtimeout's `MinRate` rule).
+    pub rate_grace: Duration,
 }
 
 /// What the connection needs from the application. A request is planned once, from its
@@ -126,6 +137,10 @@ struct PendingBody<P> {
     limit: u64,
     spool: Option<SpoolPolicy>,
     read_at: Instant,
+    /// When the head was complete: the body's minimum rate counts from here.
+    started: Instant,
+    /// Body bytes (with chunk framing) received so far.
+    received: u64,
 }
 
 enum BodyFraming {
@@ -144,7 +159,6 @@ pub enum Want {
 
 /// Responses queued for the socket. Independent of the phase: pipelined answers can be
 /// queued while the next request is read or handled.
-#[derive(Default)]
 struct Output {
     queue: VecDeque<Body>,
     /// Bytes of the front buffer already written.
@@ -156,16 +170,43 @@ struct Output {
     chunk_left: usize,
     /// Since when the socket has refused our writes (the write deadline runs from here).
     blocked_at: Option<Instant>,
+    /// When the queue last went from empty to not empty, and the bytes written since: the
+    /// response's minimum rate counts from there while anything is queued.
+    since: Instant,
+    sent: u64,
+    /// Of `sent`, what the client's side had acknowledged when last asked (when the socket
+    /// filled up, and when the floor's deadline came). Bytes only written count for
+    /// nothing: a client that doesn't read would otherwise earn credit for everything the
+    /// kernel buffers (megabytes on a fast link) at the floor's rate.
+    taken: u64,
 }
 
 impl Output {
+    fn new(now: Instant) -> Output {
+        Output {
+            queue: VecDeque::new(),
+            offset: 0,
+            bytes: 0,
+            chunk_left: 0,
+            blocked_at: None,
+            since: now,
+            sent: 0,
+            taken: 0,
+        }
+    }
+
     #[inline]
     fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
 
     #[inline]
-    fn push(&mut self, body: Body) {
+    fn push(&mut self, body: Body, now: Instant) {
+        if self.queue.is_empty() {
+            self.since = now;
+            self.sent = 0;
+            self.taken = 0;
+        }
         self.bytes += body.len();
         self.queue.push_back(body);
     }
@@ -174,6 +215,7 @@ impl Output {
     #[inline]
     fn consume(&mut self, n: usize, spare: &mut Vec<u8>) {
         self.bytes -= n as u64;
+        self.sent += n as u64;
         // Streamed bytes count when written, not when the response is built: a client
         // that leaves mid-file is credited only with what it was sent.
         let streamed = n.min(self.chunk_left);
@@ -222,7 +264,7 @@ impl<P> Conn<P> {
             inbuf: Vec::new(),
             scanner: HeadScanner::default(),
             phase: Phase::Idle { since: now },
-            out: Output::default(),
+            out: Output::new(now),
             served: 0,
         }
     }
@@ -336,6 +378,15 @@ impl<P> Conn<P> {
     /// timers and calls [`Conn::on_deadline`] then. Recomputed after every event, so an
     /// extended deadline (new bytes, a new request) needs no bookkeeping here.
     pub fn deadline(&self, limits: &ConnLimits) -> Option<Instant> {
+        let due = self.phase_deadline(limits);
+        match self.rate_deadline(limits) {
+            Some((rate_due, _)) => Some(due.map_or(rate_due, |d| d.min(rate_due))),
+            None => due,
+        }
+    }
+
+    /// The deadline of the phase, or of a write the client stopped taking.
+    fn phase_deadline(&self, limits: &ConnLimits) -> Option<Instant> {
         let (from, allowed) = match &self.phase {
             Phase::Closed => return None,
             // The response is out; only the linger deadline applies now.
@@ -353,10 +404,48 @@ impl<P> Conn<P> {
         from.checked_add(allowed)
     }
 
+    /// When the body being received or the responses being sent fall below their minimum
+    /// average rate, whichever comes first, and which it is. Computed from counts kept
+    /// anyway, so the floor costs nothing between events.
+    fn rate_deadline(&self, limits: &ConnLimits) -> Option<(Instant, RatePhase)> {
+        let body = match &self.phase {
+            Phase::Body(p) => rate_due(p.started, p.received, limits.min_body_rate, limits),
+            Phase::Closed | Phase::Lingering { .. } => return None,
+            _ => None,
+        };
+        let response = match self.out.is_empty() {
+            true => None,
+            false => rate_due(
+                self.out.since,
+                self.out.taken,
+                limits.min_response_rate,
+                limits,
+            ),
+        };
+        match (body, response) {
+            (Some(b), Some(r)) if r < b => Some((r, RatePhase::Response)),
+            (Some(b), _) => Some((b, RatePhase::Body)),
+            (None, Some(r)) => Some((r, RatePhase::Response)),
+            (None, None) => None,
+        }
+    }
+
     /// Applies the current phase's timeout if its deadline has passed.
     pub fn on_deadline(&mut self, limits: &ConnLimits, ctx: &mut ConnCtx) {
         let now = ctx.now;
         if self.deadline(limits).is_none_or(|due| now < due) {
+            return;
+        }
+        // The floor is judged on what the client took by now, not when last asked.
+        self.update_taken();
+        if let Some((due, phase)) = self.rate_deadline(limits) {
+            if due <= now {
+                self.cut_too_slow(phase, limits, ctx);
+                return;
+            }
+        }
+        // Only the floor was due, and the client took enough since it was last asked.
+        if self.phase_deadline(limits).is_none_or(|due| now < due) {
             return;
         }
         if self.out.blocked_at.is_some() && !matches!(self.phase, Phase::Lingering { .. }) {
@@ -371,6 +460,33 @@ impl<P> Conn<P> {
             _ => self.phase = Phase::Closed,
         }
         self.flush(now, ctx.spare_out);
+    }
+
+    /// Asks the socket how much of what was written the client's side has acknowledged.
+    /// Only when the socket is full or a deadline came: one `ioctl`, never per request.
+    fn update_taken(&mut self) {
+        if self.out.is_empty() {
+            return;
+        }
+        // Unknown (not a TCP socket?): count everything written, as before the question.
+        let unacked = sys::unacked_bytes(&self.stream).unwrap_or(0);
+        self.out.taken = self.out.sent.saturating_sub(unacked);
+    }
+
+    /// Ends a connection whose body or reader moved slower than its floor: a body drip
+    /// gets a 408 when nothing else is queued (the response side is free), a slow reader
+    /// is closed (it would not take an answer either).
+    fn cut_too_slow(&mut self, phase: RatePhase, limits: &ConnLimits, ctx: &mut ConnCtx) {
+        METRICS.count_rate_cut(phase);
+        if phase == RatePhase::Body && self.out.is_empty() {
+            let min_rate = limits.min_body_rate;
+            self.fail(HttpError::BodyTooSlow { min_rate }, ctx);
+            self.flush(ctx.now, ctx.spare_out);
+        } else {
+            // What the kernel still holds would otherwise go on to the client after close.
+            let _ = sys::reset_on_close(&self.stream);
+            self.phase = Phase::Closed;
+        }
     }
 
     /// The socket reported an error or a full hang-up: nothing more can be read or
@@ -471,7 +587,7 @@ impl<P> Conn<P> {
         }
         if expect_continue && self.inbuf.is_empty() {
             self.out
-                .push(Body::Static(b"HTTP/1.1 100 Continue\r\n\r\n"));
+                .push(Body::Static(b"HTTP/1.1 100 Continue\r\n\r\n"), ctx.now);
         }
         let pending = PendingBody {
             spool: svc.spool_policy(&plan),
@@ -480,6 +596,8 @@ impl<P> Conn<P> {
             framing,
             limit,
             read_at: ctx.now,
+            started: ctx.now,
+            received: 0,
         };
         self.phase = Phase::Body(Box::new(pending));
         true
@@ -500,6 +618,7 @@ impl<P> Conn<P> {
             limit,
             spool,
             read_at,
+            received,
             ..
         } = &mut **pending;
         let limit = *limit;
@@ -540,6 +659,7 @@ impl<P> Conn<P> {
         };
         if consumed > 0 {
             *read_at = ctx.now;
+            *received += consumed as u64;
         }
         self.inbuf.drain(..consumed);
         if !done {
@@ -591,11 +711,11 @@ impl<P> Conn<P> {
         let in_memory = !matches!(response.body, Body::Stream(_));
         if send_body && in_memory && body_len <= COALESCE_BODY {
             head.extend_from_slice(response.body.as_bytes());
-            self.out.push(Body::Owned(head));
+            self.out.push(Body::Owned(head), ctx.now);
         } else {
-            self.out.push(Body::Owned(head));
+            self.out.push(Body::Owned(head), ctx.now);
             if send_body {
-                self.out.push(response.body);
+                self.out.push(response.body, ctx.now);
             }
         }
         self.served += 1;
@@ -671,6 +791,7 @@ impl<P> Conn<P> {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.out.blocked_at.get_or_insert(now);
+                    self.update_taken();
                     return;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -743,6 +864,17 @@ impl<P> Conn<P> {
     }
 }
 
+/// When `bytes` moved since `from` stop meeting `rate` bytes/s after `grace`: each byte
+/// buys `1 / rate` seconds. `None` when there is no floor (or it is too far to represent).
+fn rate_due(from: Instant, bytes: u64, rate: u64, limits: &ConnLimits) -> Option<Instant> {
+    if rate == 0 {
+        return None;
+    }
+    let nanos = u128::from(bytes) * 1_000_000_000 / u128::from(rate);
+    let earned = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+    from.checked_add(limits.rate_grace)?.checked_add(earned)
+}
+
 /// Keeps `sent` as the spare output buffer if it is bounded and larger than the current one.
 fn keep_spare(spare: &mut Vec<u8>, mut sent: Vec<u8>) {
     if sent.capacity() <= SPARE_OUT_MAX && sent.capacity() > spare.capacity() {
@@ -773,12 +905,17 @@ mod tests {
         idle_timeout: Duration::from_secs(60),
         body_timeout: Duration::from_secs(30),
         write_timeout: Duration::from_secs(30),
+        min_body_rate: 0,
+        min_response_rate: 0,
+        rate_grace: Duration::from_secs(10),
     };
 
     /// Answers 204 inline, or hands the request off when `hand_off` is set.
     struct Echo {
         hand_off: bool,
         plans: usize,
+        /// Answer 200 with this many bytes instead of 204.
+        reply_bytes: usize,
     }
 
     impl Service for Echo {
@@ -801,7 +938,13 @@ mod tests {
                 plan, self.plans,
                 "the call gets the plan made from its head"
             );
-            (!self.hand_off).then(|| Response::new(204))
+            let reply = match self.reply_bytes {
+                0 => Response::new(204),
+                n => {
+                    Response::new(200).body("application/octet-stream", Body::Owned(vec![b'x'; n]))
+                }
+            };
+            (!self.hand_off).then_some(reply)
         }
     }
 
@@ -828,7 +971,11 @@ mod tests {
             Harness {
                 conn: Conn::new(server, peer, t0),
                 client,
-                svc: Echo { hand_off, plans: 0 },
+                svc: Echo {
+                    hand_off,
+                    plans: 0,
+                    reply_bytes: 0,
+                },
                 date: DateCache::default(),
                 spare: Vec::new(),
                 scratch: vec![0; 4096],
@@ -847,8 +994,12 @@ mod tests {
         }
 
         fn expire(&mut self, after: Duration) {
+            self.expire_with(&LIMITS, after);
+        }
+
+        fn expire_with(&mut self, limits: &ConnLimits, after: Duration) {
             let mut ctx = ctx_at(&mut self.date, &mut self.spare, self.t0 + after);
-            self.conn.on_deadline(&LIMITS, &mut ctx);
+            self.conn.on_deadline(limits, &mut ctx);
         }
 
         /// What the client has received, up to `len` bytes or the server's close.
@@ -962,6 +1113,7 @@ mod tests {
         let mut svc = Echo {
             hand_off: true,
             plans: 1,
+            reply_bytes: 0,
         };
         let mut ctx = ctx_at(&mut h.date, &mut h.spare, h.t0 + secs(4));
         h.conn.deliver(Response::new(200), &mut svc, 1, &mut ctx);
@@ -980,5 +1132,96 @@ mod tests {
         h.send(b"", secs(2));
         assert_eq!(h.conn.want(), Want::Close);
         assert_eq!(h.conn.deadline(&LIMITS), None);
+    }
+
+    /// Bodies at 100 bytes/s after a 10 s grace (a byte buys 10 ms).
+    const FLOORS: ConnLimits = ConnLimits {
+        min_body_rate: 100,
+        ..LIMITS
+    };
+
+    fn millis(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_body_below_its_minimum_rate_is_cut_with_408() {
+        let mut h = Harness::new(false);
+        h.send(
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nab",
+            secs(1),
+        );
+        // From the end of the head: 10 s of grace plus 10 ms for each byte at 100 B/s.
+        assert_eq!(h.conn.deadline(&FLOORS), Some(h.t0 + millis(11_020)));
+        // Progress every few seconds keeps the gap timeout away, not the floor.
+        h.send(b"cd", secs(8));
+        assert_eq!(h.conn.deadline(&FLOORS), Some(h.t0 + millis(11_040)));
+        h.expire_with(&FLOORS, millis(11_039));
+        assert!(matches!(h.conn.phase, Phase::Body(_)));
+        h.expire_with(&FLOORS, millis(11_040));
+        let answer = h.received(4096);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("slower than 100 bytes/s"), "{answer}");
+        assert!(matches!(h.conn.phase, Phase::Lingering { .. }));
+    }
+
+    #[test]
+    fn a_body_above_its_minimum_rate_completes() {
+        let mut h = Harness::new(false);
+        h.send(
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n",
+            secs(1),
+        );
+        h.send(&[b'x'; 60], secs(11));
+        // 60 bytes bought 600 ms past the grace.
+        assert_eq!(h.conn.deadline(&FLOORS), Some(h.t0 + millis(11_600)));
+        h.expire_with(&FLOORS, millis(11_599));
+        h.send(&[b'x'; 40], millis(11_599));
+        assert!(h.received(12).starts_with("HTTP/1.1 204"));
+        assert_eq!(
+            h.conn.deadline(&FLOORS),
+            Some(h.t0 + millis(11_599) + secs(60))
+        );
+    }
+
+    #[test]
+    fn a_reader_below_the_minimum_rate_is_closed() {
+        // 1 MB/s: a byte the client's side acknowledged buys a microsecond.
+        const READ_FLOOR: ConnLimits = ConnLimits {
+            min_response_rate: 1_000_000,
+            ..LIMITS
+        };
+        let mut h = Harness::new(false);
+        // Far more than the socket buffers take, so most of it stays queued.
+        h.svc.reply_bytes = 32 << 20;
+        h.send(GET, secs(1));
+        assert_eq!(h.conn.want(), Want::Write);
+        let (sent, taken) = (h.conn.out.sent, h.conn.out.taken);
+        assert!(sent > 0 && sent < 32 << 20, "{sent}");
+        // Written is not taken: the client has read nothing, its side holds one window.
+        assert!(taken < sent && taken < 8 << 20, "{taken} of {sent}");
+        let due = h.t0 + secs(1 + 10) + Duration::from_micros(taken);
+        assert_eq!(h.conn.deadline(&READ_FLOOR), Some(due));
+        // Without a floor only the write timeout applies.
+        assert_eq!(h.conn.deadline(&LIMITS), Some(h.t0 + secs(1 + 30)));
+        h.expire_with(&READ_FLOOR, due - millis(1) - h.t0);
+        assert_eq!(h.conn.want(), Want::Write);
+
+        // The client reads 1 MiB: at the old deadline the socket is asked again, the floor
+        // moves on, and nothing else (the write timeout) is taken for due.
+        assert_eq!(h.received(1 << 20).len(), 1 << 20);
+        std::thread::sleep(millis(50));
+        h.expire_with(&READ_FLOOR, due - h.t0);
+        assert_eq!(h.conn.want(), Want::Write, "not cut: the client took more");
+        assert!(
+            h.conn.out.taken > taken + (512 << 10),
+            "{}",
+            h.conn.out.taken
+        );
+        assert!(h.conn.deadline(&READ_FLOOR) > Some(due));
+
+        // Then it stops reading: cut at the floor, before the write timeout (31 s).
+        h.expire_with(&READ_FLOOR, secs(30));
+        assert_eq!(h.conn.want(), Want::Close);
     }
 }

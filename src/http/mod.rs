@@ -39,6 +39,10 @@ pub enum HttpError {
     },
     HeadTimeout,
     BodyTimeout,
+    /// The body kept arriving, but slower on average than the floor (bytes/s) allows.
+    BodyTooSlow {
+        min_rate: u64,
+    },
     ExpectationFailed,
     /// A method fazt implements on no route (501); the method as sent, shortened.
     NotImplemented(String),
@@ -58,7 +62,7 @@ impl HttpError {
             HttpError::UriTooLong => 414,
             HttpError::HeaderTooLarge(_) => 431,
             HttpError::PayloadTooLarge { .. } => 413,
-            HttpError::HeadTimeout | HttpError::BodyTimeout => 408,
+            HttpError::HeadTimeout | HttpError::BodyTimeout | HttpError::BodyTooSlow { .. } => 408,
             HttpError::ExpectationFailed => 417,
             HttpError::NotImplemented(_) => 501,
             HttpError::VersionNotSupported(_) => 505,
@@ -89,6 +93,10 @@ impl std::fmt::Display for HttpError {
             HttpError::BodyTimeout => {
                 f.write_str("request body stalled: no bytes received in time")
             }
+            HttpError::BodyTooSlow { min_rate } => write!(
+                f,
+                "request body arrived too slowly: slower than {min_rate} bytes/s on average"
+            ),
             HttpError::ExpectationFailed => f.write_str("only 'Expect: 100-continue' is supported"),
             HttpError::UriTooLong => f.write_str(
                 "the request target is too long (the request line is longer than 8 KiB)",

@@ -579,6 +579,26 @@ pub(crate) fn observe(class: RouteClass, elapsed: Duration) {
     METRICS.request_duration[class as usize].observe(elapsed);
 }
 
+/// Which side of a connection moved slower than its minimum rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RatePhase {
+    /// The client sending a request body.
+    Body,
+    /// The client reading a response.
+    Response,
+}
+
+impl RatePhase {
+    const ALL: [RatePhase; 2] = [RatePhase::Body, RatePhase::Response];
+
+    fn label(self) -> &'static str {
+        match self {
+            RatePhase::Body => "body",
+            RatePhase::Response => "response",
+        }
+    }
+}
+
 /// Statuses counted by `fazt_limit_violations_total`.
 const LIMIT_STATUSES: [u16; 5] = [400, 408, 413, 414, 431];
 
@@ -599,6 +619,11 @@ pub struct Metrics {
     /// Bytes of streamed bodies (files too large to cache) the socket took: counted by the
     /// connection as it writes them, reported by the file cache as `cache.streamed_bytes`.
     pub streamed_bytes: Counter,
+    // Fair shares per client (issue #11).
+    /// Refused with 503 because the client address held its share of the connections.
+    pub connections_over_share: Counter,
+    /// Connections cut for transferring slower than the floor, by [`RatePhase`].
+    rate_cuts: [Counter; RatePhase::ALL.len()],
     /// By [`RouteClass`].
     request_duration: [Histogram<{ REQUEST_BUCKETS.len() }>; RouteClass::ALL.len()],
 }
@@ -614,6 +639,8 @@ pub static METRICS: Metrics = Metrics {
     write_timeouts: Counter::new(),
     admin_requests: Counter::new(),
     streamed_bytes: Counter::new(),
+    connections_over_share: Counter::new(),
+    rate_cuts: [const { Counter::new() }; RatePhase::ALL.len()],
     request_duration: [const { Histogram::seconds(&REQUEST_BUCKETS) }; RouteClass::ALL.len()],
 };
 
@@ -625,6 +652,11 @@ impl Metrics {
         {
             c.inc();
         }
+    }
+
+    /// Counts a connection cut for transferring slower than the floor.
+    pub fn count_rate_cut(&self, phase: RatePhase) {
+        self.rate_cuts[phase as usize].inc();
     }
 
     pub fn count_limit(&self, status: u16) {
@@ -684,6 +716,19 @@ static WRITE_TIMEOUTS: Desc = Desc::new(
     "counters.write_timeouts",
     "Connections closed because the client stopped reading.",
 );
+static CONNECTIONS_OVER_SHARE: Desc = Desc::new(
+    C,
+    "fazt_connections_over_share_total",
+    "counters.connections_over_share",
+    "Connections refused with 503 because their client address held its share (FAZT_CONNS_PER_CLIENT).",
+);
+static RATE_CUTS: Desc = Desc::new(
+    C,
+    "fazt_rate_cuts_total",
+    "counters.rate_cuts",
+    "Connections cut for sending a body or reading a response slower than the minimum rate, by phase.",
+)
+.labelled("phase");
 static ADMIN_REQUESTS: Desc = Desc::new(
     C,
     "fazt_admin_requests_total",
@@ -716,6 +761,10 @@ impl Source for Metrics {
         }
         out.int(&WRITE_TIMEOUTS, self.write_timeouts.get());
         out.int(&ADMIN_REQUESTS, self.admin_requests.get());
+        out.int(&CONNECTIONS_OVER_SHARE, self.connections_over_share.get());
+        for (phase, c) in RatePhase::ALL.iter().zip(&self.rate_cuts) {
+            out.int_with(&RATE_CUTS, phase.label(), c.get());
+        }
         for (class, h) in RouteClass::ALL.iter().zip(&self.request_duration) {
             out.histogram_with(&REQUEST_DURATION, class.label(), h);
         }

@@ -39,6 +39,8 @@ pub struct Limits {
     pub cache_bytes: u64,
     pub max_cached_file: u64,
     pub max_connections: usize,
+    /// Connections one client address may hold on the public listener.
+    pub conns_per_client: usize,
     pub upload_ram: u64,
     pub temp_dir: PathBuf,
     pub event_channel_capacity: usize,
@@ -50,12 +52,13 @@ pub struct Limits {
 }
 
 /// The limit names of the JSON report and of [`Limits::sources`], in display order.
-pub const LIMIT_NAMES: [&str; 10] = [
+pub const LIMIT_NAMES: [&str; 11] = [
     "memory_limit_bytes",
     "core_threads",
     "cache_bytes",
     "max_cached_file_bytes",
     "max_connections",
+    "conns_per_client",
     "upload_ram_bytes",
     "temp_dir",
     "event_channel_capacity",
@@ -113,6 +116,12 @@ const RESERVED_FDS: u64 = 128;
 const CONNECTION_BUDGET: u64 = 32 * KIB;
 /// Even on a tiny host, refusing the 17th visitor would be worse than the memory risk.
 const MIN_CONNECTIONS: u64 = 16;
+/// One client address may hold 1/16 of the connections: a single address can't take every
+/// slot (a slow-body flood from one host), while a NAT of many browsers (six connections
+/// each) still gets plenty.
+const CONNS_PER_CLIENT_DIVISOR: usize = 16;
+/// A share never goes below this, unless the cap itself is smaller.
+const CONNS_PER_CLIENT_MIN: usize = 32;
 
 /// Uploads are buffered in RAM up to 1 MiB, then spill to `temp_dir`: most uploads (small
 /// files, form posts) never touch disk, large ones never hold much memory.
@@ -447,6 +456,7 @@ pub struct Overrides {
     pub cache_bytes: Option<Given<u64>>,
     pub max_cached_file: Option<Given<u64>>,
     pub max_connections: Option<Given<usize>>,
+    pub conns_per_client: Option<Given<usize>>,
     pub upload_ram: Option<Given<u64>>,
     pub temp_dir: Option<Given<PathBuf>>,
     pub event_channel: Option<Given<usize>>,
@@ -481,6 +491,7 @@ pub fn derivation(limit: &str) -> String {
             "min(open-file limit − {RESERVED_FDS} reserved, memory limit / {}), at least {MIN_CONNECTIONS}",
             format_bytes(CONNECTION_BUDGET)
         ),
+        "conns_per_client" => conns_per_client_rule(),
         "upload_ram_bytes" => format_bytes(UPLOAD_RAM),
         "temp_dir" => TEMP_DIR_RULE.to_string(),
         "event_channel_capacity" => event_channel_rule(),
@@ -498,6 +509,12 @@ fn cache_rule() -> String {
         "memory limit / {CACHE_DIVISOR}, clamped {}–{}",
         format_bytes(CACHE_MIN),
         format_bytes(CACHE_MAX)
+    )
+}
+
+fn conns_per_client_rule() -> String {
+    format!(
+        "max({CONNS_PER_CLIENT_MIN}, max connections / {CONNS_PER_CLIENT_DIVISOR}), at most max connections"
     )
 }
 
@@ -574,6 +591,14 @@ pub fn derive(
     });
     let max_connections = push(&mut sources, "max_connections", connections);
 
+    let per_client = given_or(&o.conns_per_client, || {
+        let n = (max_connections / CONNS_PER_CLIENT_DIVISOR)
+            .max(CONNS_PER_CLIENT_MIN)
+            .min(max_connections);
+        (n, conns_per_client_rule())
+    });
+    let conns_per_client = push(&mut sources, "conns_per_client", per_client);
+
     let upload = given_or(&o.upload_ram, || (UPLOAD_RAM, "default".to_string()));
     let upload_ram = push(&mut sources, "upload_ram_bytes", upload);
 
@@ -608,6 +633,7 @@ pub fn derive(
         cache_bytes,
         max_cached_file,
         max_connections,
+        conns_per_client,
         upload_ram,
         temp_dir,
         event_channel_capacity,
@@ -744,6 +770,7 @@ impl Report {
                 "cache_bytes": l.cache_bytes,
                 "max_cached_file_bytes": l.max_cached_file,
                 "max_connections": l.max_connections,
+                "conns_per_client": l.conns_per_client,
                 "upload_ram_bytes": l.upload_ram,
                 "temp_dir": l.temp_dir.display().to_string(),
                 "event_channel_capacity": l.event_channel_capacity,
@@ -795,6 +822,7 @@ impl Report {
             ("cache", format_bytes(l.cache_bytes)),
             ("largest cached file", format_bytes(l.max_cached_file)),
             ("max connections", l.max_connections.to_string()),
+            ("connections per client", l.conns_per_client.to_string()),
             ("upload RAM", format_bytes(l.upload_ram)),
             ("temp dir", l.temp_dir.display().to_string()),
             (
@@ -865,6 +893,7 @@ mod tests {
         cache_bytes: None,
         max_cached_file: None,
         max_connections: None,
+        conns_per_client: None,
         upload_ram: None,
         temp_dir: None,
         event_channel: None,
@@ -937,6 +966,7 @@ mod tests {
         );
         assert_eq!(l.max_cached_file, 4 * MIB);
         assert_eq!(l.max_connections, 16_384); // 512 MiB / 32 KiB, below 65536 - 128
+        assert_eq!(l.conns_per_client, 1024); // 16384 / 16
         assert_eq!(l.upload_ram, MIB);
         assert_eq!(l.temp_dir, PathBuf::from("/data/tmp"));
         assert_eq!(l.event_channel_capacity, 41_943); // 512 MiB * 2% / 256
@@ -986,6 +1016,7 @@ mod tests {
         assert_eq!(tiny.sqlite_cache_bytes, MIB);
         assert_eq!(tiny.sqlite_mmap_bytes, 0);
         assert_eq!(tiny.max_connections, 256); // 8 MiB / 32 KiB
+        assert_eq!(tiny.conns_per_client, 32, "at least 32");
 
         let huge = derive(
             &readings(None, None, Some(1 << 40), 64, u64::MAX),
@@ -1009,6 +1040,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(fds.max_connections, 16);
+        assert_eq!(fds.conns_per_client, 16, "never more than the cap");
     }
 
     #[test]
@@ -1039,6 +1071,7 @@ mod tests {
                 memory_limit: given(2 * GIB, "env FAZT_MEMORY_LIMIT"),
                 threads: given(3, "flag --threads"),
                 max_connections: given(100, "env FAZT_MAX_CONNECTIONS"),
+                conns_per_client: given(7, "env FAZT_CONNS_PER_CLIENT"),
                 upload_ram: given(256 * KIB, "env FAZT_UPLOAD_RAM"),
                 temp_dir: given(PathBuf::from("/scratch"), "env FAZT_TEMP_DIR"),
                 event_channel: given(5000, "env FAZT_EVENT_CHANNEL"),
@@ -1056,6 +1089,8 @@ mod tests {
         assert_eq!(l.core_threads, 3);
         assert_eq!(l.source("core_threads"), "flag --threads");
         assert_eq!(l.max_connections, 100);
+        assert_eq!(l.conns_per_client, 7);
+        assert_eq!(l.source("conns_per_client"), "env FAZT_CONNS_PER_CLIENT");
         assert_eq!(l.upload_ram, 256 * KIB);
         assert_eq!(l.temp_dir, PathBuf::from("/scratch"));
         assert_eq!(l.source("temp_dir"), "env FAZT_TEMP_DIR");

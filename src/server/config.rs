@@ -21,6 +21,14 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest stall while a body (an upload) arrives or a response is read by the client.
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Minimum average rates after the grace (Apache's mod_reqtimeout defaults to 500 B/s for
+/// bodies). A 2G phone uploads at 2–3 KB/s (GPRS, two slots), well above 512 B/s, so a
+/// deploy from one still finishes; a drip that holds a slot with a byte now and then
+/// does not.
+pub const DEFAULT_MIN_BODY_RATE: u64 = 512;
+pub const DEFAULT_MIN_RESPONSE_RATE: u64 = 512;
+/// A slow start (TCP slow start, a phone waking its radio) is not a slow client.
+pub const DEFAULT_RATE_GRACE: Duration = Duration::from_secs(10);
 /// What in-flight requests get after SIGTERM; systemd's own stop timeout is 90 s.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Plenty for one operator's dashboards and scripts, few enough that the admin listener

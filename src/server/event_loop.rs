@@ -7,7 +7,7 @@
 //! or the service's periodic tick.
 
 use super::timers::Timers;
-use crate::http::cap::ConnCap;
+use crate::http::cap::{ConnCap, Place, Refused};
 use crate::http::conn::{Conn, ConnCtx, ConnLimits, Service, Want};
 use crate::http::response::DateCache;
 use crate::http::{Request, Response};
@@ -111,6 +111,8 @@ struct Slot<P> {
     generation: u32,
     conn: Option<Conn<P>>,
     registered: Want,
+    /// The connection's place in the cap, given back when it closes.
+    place: Place,
 }
 
 /// An event loop whose connections carry requests planned as `P` (the plan type of the
@@ -255,12 +257,15 @@ impl<P> EventLoop<P> {
             match listener.accept() {
                 Ok((stream, peer)) => {
                     METRICS.connections_accepted.inc();
-                    if !self.cap.try_acquire() {
-                        refuse_over_cap(stream);
-                        continue;
-                    }
-                    if let Err(e) = self.register(stream, peer, now) {
-                        self.cap.release();
+                    let place = match self.cap.try_acquire(peer.ip()) {
+                        Ok(place) => place,
+                        Err(why) => {
+                            refuse(stream, why);
+                            continue;
+                        }
+                    };
+                    if let Err(e) = self.register(stream, peer, place, now) {
+                        self.cap.release(place);
                         log::warn!("could not register a connection from {peer}: {e}");
                     }
                 }
@@ -294,6 +299,7 @@ impl<P> EventLoop<P> {
         &mut self,
         stream: TcpStream,
         peer: std::net::SocketAddr,
+        place: Place,
         now: Instant,
     ) -> io::Result<()> {
         stream.set_nonblocking(true)?;
@@ -305,6 +311,7 @@ impl<P> EventLoop<P> {
                     generation: 0,
                     conn: None,
                     registered: Want::Nothing,
+                    place,
                 });
                 self.slots.len() - 1
             }
@@ -323,6 +330,7 @@ impl<P> EventLoop<P> {
         self.timers.set(index as u32, conn.deadline(&self.limits));
         slot.conn = Some(conn);
         slot.registered = Want::Read;
+        slot.place = place;
         self.live += 1;
         METRICS.connections_open.inc();
         Ok(())
@@ -438,7 +446,7 @@ impl<P> EventLoop<P> {
             self.timers.set(index as u32, None);
             self.free.push(index as u32);
             self.live -= 1;
-            self.cap.release();
+            self.cap.release(self.slots[index].place);
             METRICS.connections_open.dec();
         }
     }
@@ -523,17 +531,30 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
-/// Answers a connection past the cap with 503 and closes it, without registering it.
-fn refuse_over_cap(mut stream: TcpStream) {
-    METRICS.connections_rejected.inc();
+/// Answers a connection past the cap, or past its client's share, with 503 and closes
+/// it, without registering it. A short answer rather than a bare close: it costs one
+/// non-blocking read and write, and a browser behind a busy NAT learns why.
+fn refuse(mut stream: TcpStream, why: Refused) {
     METRICS.shed_requests.inc();
     METRICS.count_status(503);
-    const BODY: &str =
+    const FULL: &str =
         "{\"error\":{\"code\":\"unavailable\",\"message\":\"server is at its connection limit, retry shortly\"}}\n";
+    const OVER_SHARE: &str =
+        "{\"error\":{\"code\":\"unavailable\",\"message\":\"too many connections from your address, retry when one closes\"}}\n";
+    let body = match why {
+        Refused::Full => {
+            METRICS.connections_rejected.inc();
+            FULL
+        }
+        Refused::OverShare => {
+            METRICS.connections_over_share.inc();
+            OVER_SHARE
+        }
+    };
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{BODY}",
-        BODY.len()
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     );
     let _ = stream.set_nonblocking(true);
     // Read what already arrived so closing doesn't turn into a reset that could make the

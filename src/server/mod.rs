@@ -188,7 +188,11 @@ pub fn run(mut config: Config) -> Result<i32, String> {
         config.trusted_proxies.clone(),
     );
     let app = Arc::new(App {
-        public_cap: ConnCap::new(limits.max_connections),
+        public_cap: ConnCap::with_share(
+            limits.max_connections,
+            limits.conns_per_client,
+            config.trusted_proxies.clone(),
+        ),
         sites,
         writer,
         disk,
@@ -201,11 +205,12 @@ pub fn run(mut config: Config) -> Result<i32, String> {
     });
     let threads = threads::start_threads(&app, public, admin_listener, readers, writer_thread)?;
     log::info!(
-        "fazt {} serving domain {} with {} core thread(s); limits: {} connections, {} cache",
+        "fazt {} serving domain {} with {} core thread(s); limits: {} connections ({} per client), {} cache",
         env!("CARGO_PKG_VERSION"),
         app.config.domain,
         limits.core_threads,
         limits.max_connections,
+        limits.conns_per_client,
         crate::platform::units::format_bytes(limits.cache_bytes),
     );
     threads.wait_for_shutdown(&app, signals)

@@ -673,6 +673,8 @@ fn connections_past_the_cap_get_503_and_service_resumes() {
 fn stalled_half_open_connections_do_not_block_service() {
     let server = Server::builder()
         .env("FAZT_MAX_CONNECTIONS", "1000")
+        // All 300 come from 127.0.0.1; the per-client share is fair_shares.rs's subject.
+        .env("FAZT_CONNS_PER_CLIENT", "1000")
         .env("FAZT_HEADER_TIMEOUT", "2s")
         .admin_listener()
         .start();

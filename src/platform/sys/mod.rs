@@ -9,6 +9,7 @@ mod eventfd;
 mod fs;
 mod mem;
 mod rlimit;
+mod socket;
 mod sysconf;
 
 pub use epoll::{Epoll, Event, Interest};
@@ -17,6 +18,7 @@ pub use eventfd::EventFd;
 pub use fs::{allocate, disk_space};
 pub use mem::release_free_memory;
 pub use rlimit::{nofile_limit, raise_nofile_limit};
+pub use socket::{reset_on_close, unacked_bytes};
 pub use sysconf::{clock_ticks_per_second, page_size};
 
 use std::io;
