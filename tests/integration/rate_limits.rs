@@ -17,13 +17,7 @@ fn from(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> HttpResponse {
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(body);
+    let bytes = request_bytes(method, host, path, headers, body);
     raw_request_from(loopback(n), server.addr, bytes)
 }
 

@@ -556,6 +556,20 @@ pub fn send(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> HttpResponse {
+    raw_request(
+        server.addr,
+        request_bytes(method, host, path, headers, body),
+    )
+}
+
+/// The bytes of the request [`send`] sends.
+pub fn request_bytes(
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<u8> {
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
@@ -566,7 +580,7 @@ pub fn send(
     head.push_str("\r\n");
     let mut bytes = head.into_bytes();
     bytes.extend_from_slice(body);
-    raw_request(server.addr, bytes)
+    bytes
 }
 
 /// An authenticated admin request (JSON content type) on the admin host of the public
