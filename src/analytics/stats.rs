@@ -669,6 +669,7 @@ mod tests {
             ALL_DOMAINS.to_string(),
             store::STRING_ID.to_string(),
             STRING_VALUE.to_string(),
+            crate::analytics::caps::DAY_VALUES.to_string(),
         ];
         for sql in [
             store::PRUNE_EVENT_IDS,

@@ -17,7 +17,13 @@
 //!   (same answer: it would be ignored); one not in the cache is looked up by the insert.
 //!   Only `fazt db prune --rollups` deletes `visitors_daily` rows, of days before its
 //!   cutoff, which live events (stamped at ingest) never reach.
-//! - Nothing here deletes strings: ids stay valid for as long as the database lives.
+//! - Nothing here deletes strings: ids stay valid for as long as the database lives. So
+//!   that junk cannot grow them without bound, the values of paths, referrers, event types,
+//!   tags and campaigns pass the daily cap ([`super::caps`]) before they are interned:
+//!   past it, raw rows and roll-ups alike name `(other)`.
+//! - Memory given to a burst is given back: the caches are bounded in bytes and dropped
+//!   (not just emptied) when over, and once a burst's queue has drained the batch
+//!   buffers shrink and the allocator returns its free pages ([`release_after_burst`]).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -25,7 +31,8 @@ use std::io::Read;
 
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
-use super::event::{day_of, Event, Source, PAGEVIEW};
+use super::caps::{DailyValues, DayKey, Verdict, DEFAULT_MAX_DAILY_VALUES, OTHER};
+use super::event::{day_of, Event, Source, NOT_FOUND, PAGEVIEW, REDIRECT_CLICK};
 use crate::db::{Context, DbError};
 use crate::platform::disk::DiskGuard;
 
@@ -68,9 +75,19 @@ pub const DIMS: [i64; 8] = [
     DIM_UTM_CAMPAIGN,
 ];
 
-/// Past this many cached strings the cache starts over (a few MB at most); the database
-/// remains the source of truth, so this only costs some lookups.
+/// Past this many cached strings, or this many bytes of them (each counted with
+/// [`CACHE_ENTRY_OVERHEAD`]), the cache starts over; the database remains the source of
+/// truth, so this only costs some lookups. Values are clipped to 500 characters, so a
+/// count alone would allow ~50 MB of long junk.
 const MAX_CACHED_STRINGS: usize = 100_000;
+const MAX_CACHED_BYTES: usize = 4 << 20;
+/// A map entry's own bytes besides the string: key and value, String header, hash slot.
+const CACHE_ENTRY_OVERHEAD: usize = 48;
+/// A batch this large means a burst: when a later batch finds the queue drained, the
+/// writer gives the burst's memory back (a quiet site's batches hold a few events).
+const BURST_BATCH: usize = 1_000;
+/// At most one release per this long: `malloc_trim` walks every arena.
+const RELEASE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 /// Past this many cached visitor-days (~40 bytes each in the set, so ~4 MB) the visitor
 /// cache starts over, like the string cache.
 const MAX_KNOWN_VISITORS: usize = 100_000;
@@ -146,12 +163,37 @@ struct HourTotals {
     visitors: i64,
 }
 
+/// How the store bounds what junk costs.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreLimits {
+    /// Distinct values per site, day and dimension (`FAZT_MAX_DAILY_VALUES`).
+    pub max_daily_values: usize,
+    /// Events in a full batch (`FAZT_EVENT_BATCH`): a batch smaller than this took every
+    /// queued event, so the queue has drained.
+    pub full_batch: usize,
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        StoreLimits {
+            max_daily_values: DEFAULT_MAX_DAILY_VALUES,
+            full_batch: crate::db::events::DEFAULT_MAX_EVENTS,
+        }
+    }
+}
+
 /// Commits event batches (the writer's event sink). Holds the string-id cache, so keep
 /// one per writer for the life of the connection.
 pub struct EventStore {
     /// One map per `strings.kind` (index kind - 1), so lookups borrow a `&str`.
     ids: [FastMap<String, i64>; KINDS],
     cached: usize,
+    cached_bytes: usize,
+    caps: DailyValues,
+    limits: StoreLimits,
+    /// A batch of at least [`BURST_BATCH`] was written since the last release.
+    in_burst: bool,
+    last_release: Option<std::time::Instant>,
     /// (domain, day, visitor) rows committed to `visitors_daily`, of the newest day seen
     /// and the day before. Under live load a visitor's events span many batches a day:
     /// without this, every batch would look each of them up again.
@@ -166,9 +208,18 @@ impl EventStore {
     /// `disk`: when set, every batch first checks the disk breaker, so a full disk stops
     /// the batch (to be retried) before SQLite runs out of space half-way.
     pub fn new(disk: Option<DiskGuard>) -> EventStore {
+        EventStore::with_limits(disk, StoreLimits::default())
+    }
+
+    pub fn with_limits(disk: Option<DiskGuard>, limits: StoreLimits) -> EventStore {
         EventStore {
             ids: Default::default(),
             cached: 0,
+            cached_bytes: 0,
+            caps: DailyValues::new(limits.max_daily_values),
+            limits,
+            in_burst: false,
+            last_release: None,
             known_visitors: FastSet::default(),
             known_day: i64::MIN,
             disk,
@@ -191,29 +242,57 @@ impl EventStore {
         if let Some(disk) = &self.disk {
             disk.check()?;
         }
-        if self.cached > MAX_CACHED_STRINGS {
+        if self.cached > MAX_CACHED_STRINGS || self.cached_bytes > MAX_CACHED_BYTES {
             self.clear_cache();
         }
         if self.known_visitors.len() > MAX_KNOWN_VISITORS {
-            self.known_visitors.clear();
+            self.known_visitors = FastSet::default();
         }
         let result = self.write_in_transaction(conn, batch);
         match &result {
             Ok(()) => self.remember_visitors(),
-            // Ids interned and visitors inserted by the rolled-back transaction do not
-            // exist any more.
+            // Ids interned, visitors inserted and daily values admitted by the rolled-back
+            // transaction do not exist any more.
             Err(_) => self.clear_cache(),
         }
+        self.release_after_burst(batch.len());
         result
     }
 
+    /// Drops the caches with their allocations (a cleared map keeps its capacity, which
+    /// after a burst is the burst's size).
     fn clear_cache(&mut self) {
-        for map in &mut self.ids {
-            map.clear();
-        }
+        self.ids = Default::default();
         self.cached = 0;
-        self.known_visitors.clear();
+        self.cached_bytes = 0;
+        self.known_visitors = FastSet::default();
         self.tally.new_visitors.clear();
+        self.caps.clear();
+    }
+
+    /// After a burst, once a batch finds the queue drained (it is not full), shrinks the
+    /// batch buffers and hands the allocator's free memory back to the kernel: the
+    /// burst's events were allocated by the core threads' arenas, where glibc keeps the
+    /// freed pages otherwise.
+    fn release_after_burst(&mut self, batch_len: usize) {
+        if batch_len >= BURST_BATCH {
+            self.in_burst = true;
+        }
+        let drained = batch_len < self.limits.full_batch;
+        let due = self
+            .last_release
+            .is_none_or(|at| at.elapsed() >= RELEASE_INTERVAL);
+        if !(self.in_burst && drained && due) {
+            return;
+        }
+        self.in_burst = false;
+        self.last_release = Some(std::time::Instant::now());
+        self.tally = BatchTally::default();
+        self.known_visitors.shrink_to_fit();
+        for map in &mut self.ids {
+            map.shrink_to_fit();
+        }
+        crate::platform::sys::release_free_memory();
     }
 
     /// Adds the committed batch's visitor-days to the cache, keeping the newest day and
@@ -266,18 +345,24 @@ impl EventStore {
         let mut tags_text = String::new();
         for event in batch {
             let domain = self.intern(tx, KIND_DOMAIN, &event.domain)?;
+            let day = day_of(event.ts);
             let path = match &event.path {
-                Some(p) => Some(self.intern(tx, KIND_PATH, p)?),
+                Some(p) if path_is_bounded(event) => Some(self.intern(tx, KIND_PATH, p)?),
+                Some(p) => Some(self.capped(tx, KIND_PATH, (domain, day, DIM_PATH), p)?),
                 None => None,
             };
-            let kind = self.intern(tx, KIND_TYPE, &event.kind)?;
+            let kind = if BUILT_IN_TYPES.contains(&event.kind.as_str()) {
+                self.intern(tx, KIND_TYPE, &event.kind)?
+            } else {
+                self.capped(tx, KIND_TYPE, (domain, day, DIM_TYPE), &event.kind)?
+            };
             let referrer = match &event.referrer {
-                Some(r) => Some(self.intern(tx, KIND_REFERRER, r)?),
+                Some(r) => Some(self.capped(tx, KIND_REFERRER, (domain, day, DIM_REFERRER), r)?),
                 None => None,
             };
             tag_ids.clear();
             for tag in &event.tags {
-                let id = self.intern(tx, KIND_TAG, tag)?;
+                let id = self.capped(tx, KIND_TAG, (domain, day, DIM_TAG), tag)?;
                 if !tag_ids.contains(&id) {
                     tag_ids.push(id);
                 }
@@ -294,9 +379,9 @@ impl EventStore {
                 Some(tags_text.as_str())
             };
             let mut utm = [None; 3];
-            for (slot, value) in utm.iter_mut().zip(event.utm.values()) {
+            for ((slot, value), dim) in utm.iter_mut().zip(event.utm.values()).zip(UTM_DIMS) {
                 if let Some(value) = value {
-                    *slot = Some(self.intern(tx, KIND_CAMPAIGN, value)?);
+                    *slot = Some(self.capped(tx, KIND_CAMPAIGN, (domain, day, dim), value)?);
                 }
             }
             let visitor = event.visitor as i64;
@@ -356,23 +441,78 @@ impl EventStore {
 
     /// The id of `value` in `strings` (kind `kind`), inserting it if new.
     fn intern(&mut self, conn: &Connection, kind: u8, value: &str) -> Result<i64, DbError> {
-        let map = &mut self.ids[usize::from(kind - 1)];
-        if let Some(&id) = map.get(value) {
-            return Ok(id);
+        match self.lookup(conn, kind, value)? {
+            Some(id) => Ok(id),
+            None => self.insert_string(conn, kind, value),
         }
-        let id = match string_id(conn, kind, value)? {
-            Some(id) => id,
-            None => {
-                conn.prepare_cached("INSERT INTO strings (kind, value) VALUES (?1, ?2)")
-                    .context("preparing the string insert")?
-                    .execute(params![kind, value])
-                    .context("inserting a string")?;
-                conn.last_insert_rowid()
+    }
+
+    /// The id `value` is stored under in dimension `key.2` of its site's day: its own
+    /// while it is one of the day's values or the day has room, else [`OTHER`]'s.
+    fn capped(
+        &mut self,
+        conn: &Connection,
+        kind: u8,
+        key: DayKey,
+        value: &str,
+    ) -> Result<i64, DbError> {
+        let known = self.lookup(conn, kind, value)?;
+        match (self.caps.check(conn, key, known)?, known) {
+            (Verdict::Full, _) => self.intern(conn, kind, OTHER),
+            (Verdict::Known, Some(id)) => Ok(id),
+            (_, known) => {
+                let id = match known {
+                    Some(id) => id,
+                    None => self.insert_string(conn, kind, value)?,
+                };
+                self.caps.admit(conn, key, id)?;
+                Ok(id)
             }
-        };
-        map.insert(value.to_string(), id);
-        self.cached += 1;
+        }
+    }
+
+    /// The id of `value` in `strings` (kind `kind`), if it is there: from the cache, else
+    /// from the database (and then cached).
+    fn lookup(&mut self, conn: &Connection, kind: u8, value: &str) -> Result<Option<i64>, DbError> {
+        if let Some(&id) = self.ids[usize::from(kind - 1)].get(value) {
+            return Ok(Some(id));
+        }
+        let found = string_id(conn, kind, value)?;
+        if let Some(id) = found {
+            self.remember(kind, value, id);
+        }
+        Ok(found)
+    }
+
+    fn insert_string(&mut self, conn: &Connection, kind: u8, value: &str) -> Result<i64, DbError> {
+        conn.prepare_cached("INSERT INTO strings (kind, value) VALUES (?1, ?2)")
+            .context("preparing the string insert")?
+            .execute(params![kind, value])
+            .context("inserting a string")?;
+        let id = conn.last_insert_rowid();
+        self.remember(kind, value, id);
         Ok(id)
+    }
+
+    fn remember(&mut self, kind: u8, value: &str, id: i64) {
+        self.ids[usize::from(kind - 1)].insert(value.to_string(), id);
+        self.cached += 1;
+        self.cached_bytes += value.len() + CACHE_ENTRY_OVERHEAD;
+    }
+}
+
+/// Event types fazt itself produces: never folded into `(other)`, so junk types cannot
+/// push pageviews or broken links out of their own names.
+const BUILT_IN_TYPES: [&str; 5] = [PAGEVIEW, NOT_FOUND, REDIRECT_CLICK, "pixel", "webhook"];
+
+/// Paths that only the server's own state can produce, exempt from the daily cap: pages
+/// of a deployed site (its canonical paths), short links and webhook endpoints (the
+/// owner's). Beacons, pixels and 404s carry any path a client sends.
+fn path_is_bounded(event: &Event) -> bool {
+    match event.source {
+        Source::Redirect | Source::Webhook => true,
+        Source::Page => event.kind == PAGEVIEW,
+        _ => false,
     }
 }
 
@@ -418,8 +558,8 @@ impl BatchTally {
 /// from clients, but each map has its own random seed, is never iterated where a client
 /// could see the order, and holds at most `MAX_CACHED_STRINGS` entries, so a flood of
 /// crafted collisions has little to aim at.
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
 /// Writes the batch's `visitors_daily`, `rollup_hourly` and dimension roll-up rows.
 /// `known_visitors`: visitor-days already in `visitors_daily` (committed earlier).
@@ -958,6 +1098,74 @@ pub(crate) mod tests {
         assert!(err.to_string().contains("rollup_daily_dims"), "{err}");
         assert_eq!(store.cached_strings(), 0);
         assert!(conn.is_autocommit(), "rolled back");
+    }
+
+    #[test]
+    fn values_past_the_daily_cap_are_stored_as_other() {
+        let mut conn = migrated();
+        let limits = StoreLimits {
+            max_daily_values: 2,
+            ..StoreLimits::default()
+        };
+        let mut store = EventStore::with_limits(None, limits);
+        let junk = |ts: i64, i: usize| Event {
+            referrer: Some(format!("r{i}.example")),
+            utm: crate::analytics::event::Utm {
+                campaign: Some(format!("c{i}")),
+                ..Default::default()
+            },
+            ..event(
+                ts,
+                "a.com",
+                &format!("/p{i}"),
+                PAGEVIEW,
+                &[&format!("t{i}")],
+            )
+        };
+        let day1: Vec<Event> = (0..5).map(|i| junk(DAY + i as i64, i)).collect();
+        store.write_batch(&mut conn, &day1).unwrap();
+        // A restarted writer keeps the day's count; "/p1" is still one of the day's.
+        let mut store = EventStore::with_limits(None, limits);
+        store
+            .write_batch(&mut conn, &[junk(DAY + 9, 1), junk(DAY + 9, 7)])
+            .unwrap();
+        let strings = |conn: &Connection, kind: u8| -> Vec<String> {
+            let mut stmt = conn
+                .prepare("SELECT value FROM strings WHERE kind = ?1 ORDER BY value")
+                .unwrap();
+            stmt.query_map([kind], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(strings(&conn, KIND_PATH), ["(other)", "/p0", "/p1"]);
+        assert_eq!(
+            strings(&conn, KIND_REFERRER),
+            ["(other)", "r0.example", "r1.example"]
+        );
+        assert_eq!(strings(&conn, KIND_TAG), ["(other)", "t0", "t1"]);
+        assert_eq!(strings(&conn, KIND_CAMPAIGN), ["(other)", "c0", "c1"]);
+        let paths: Vec<(String, i64)> = conn
+            .prepare(
+                "SELECT s.value, d.count FROM rollup_daily_dims d JOIN strings s ON s.id = d.key \
+                 WHERE d.dim = 1 ORDER BY s.value",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            paths,
+            [("(other)".into(), 4), ("/p0".into(), 1), ("/p1".into(), 2)]
+        );
+        let pageviews: i64 = conn
+            .query_row("SELECT sum(pageviews) FROM rollup_hourly", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(pageviews, 7, "totals stay exact");
+        // A new day has room again.
+        store.write_batch(&mut conn, &[junk(2 * DAY, 8)]).unwrap();
+        assert!(strings(&conn, KIND_PATH).contains(&"/p8".to_string()));
     }
 
     #[test]

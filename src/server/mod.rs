@@ -12,7 +12,7 @@ mod timers;
 use crate::admin::AdminContext;
 use crate::analytics::event::{day_of, SaltBook};
 use crate::analytics::ingest::Ingest;
-use crate::analytics::store::{delete_old_salts, load_or_create_salt, EventStore};
+use crate::analytics::store::{delete_old_salts, load_or_create_salt, EventStore, StoreLimits};
 use crate::db::events::EventPipeline;
 use crate::db::writer::WriterHandle;
 use crate::deploy::service::{DeployContext, Deployer};
@@ -103,10 +103,13 @@ pub fn run(mut config: Config) -> Result<i32, String> {
     let pipeline = EventPipeline {
         capacity: limits.event_channel_capacity,
         policy: config.event_batch,
-        sink: Box::new(EventStore::new(Some(DiskGuard::new(
-            watched,
-            config.disk_threshold,
-        )))),
+        sink: Box::new(EventStore::with_limits(
+            Some(DiskGuard::new(watched, config.disk_threshold)),
+            StoreLimits {
+                max_daily_values: config.max_daily_values,
+                full_batch: config.event_batch.max_events,
+            },
+        )),
     };
     let (writer, queue, writer_thread) =
         crate::db::writer::spawn_with_events(conn, WRITER_QUEUE, pipeline)

@@ -72,7 +72,7 @@ fn migrations_from_empty_create_schema_one_with_incremental_vacuum_and_wal() {
     let limits = limits(&dir.0);
     let mut conn = db::open_and_migrate(&path, &limits).expect("open_and_migrate");
     assert_eq!(int_pragma(&conn, "user_version"), migrate::latest_version());
-    assert_eq!(migrate::latest_version(), 5);
+    assert_eq!(migrate::latest_version(), 6);
     assert_eq!(
         tables(&conn),
         [
