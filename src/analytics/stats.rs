@@ -521,10 +521,29 @@ const RECENT_ALL: &str = "SELECT id, ts, domain, path, type, referrer, source, t
 // Domains and tags
 // ---------------------------------------------------------------------------------------
 
+/// One page of a list: skip `offset` items, return at most `limit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub offset: usize,
+    pub limit: usize,
+}
+
+impl Page {
+    /// The items of this page out of `total` sorted ones, and the offset of the next page
+    /// (`None` when this one reaches the end).
+    fn window(self, total: usize) -> (std::ops::Range<usize>, Option<usize>) {
+        let start = self.offset.min(total);
+        let end = start.saturating_add(self.limit).min(total);
+        (start..end, (end < total).then_some(end))
+    }
+}
+
 /// Every site with events: `{domains: [{domain, events, pageviews, first_seen,
-/// last_seen}]}`, most events first. `first_seen`/`last_seen` are the starts of the first
-/// and last hours with events (from the roll-ups, so they survive raw-event retention).
-pub fn domains(conn: &Connection) -> Result<Value, DbError> {
+/// last_seen}], next}`, most events first (then by name), `page.limit` from
+/// `page.offset`; `next` is the offset of the next page, `null` after the last.
+/// `first_seen`/`last_seen` are the starts of the first and last hours with events (from
+/// the roll-ups, so they survive raw-event retention).
+pub fn domains(conn: &Connection, page: Page) -> Result<Value, DbError> {
     let mut stmt = conn
         .prepare_cached(DOMAIN_TOTALS)
         .context("preparing the domain totals")?;
@@ -538,9 +557,11 @@ pub fn domains(conn: &Connection) -> Result<Value, DbError> {
         }
     }
     list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let (range, next) = page.window(list.len());
     Ok(json!({
+        "next": next,
         "domains": list
-            .into_iter()
+            .drain(range)
             .map(|(domain, events, pageviews, first, last)| json!({
                 "domain": domain,
                 "events": events,
@@ -556,8 +577,9 @@ const DOMAIN_TOTALS: &str = "SELECT sum(events), sum(pageviews), min(hour), max(
      FROM rollup_hourly WHERE domain = ?1";
 
 /// Every tag with its number of events over all sites and the whole history kept in the
-/// (monthly) roll-ups: `{tags: [{value, count}]}`, most used first.
-pub fn tags(conn: &Connection) -> Result<Value, DbError> {
+/// (monthly) roll-ups: `{tags: [{value, count}], next}`, most used first (ties: the first
+/// seen first), paged like [`domains`]. Only the page's names are read.
+pub fn tags(conn: &Connection, page: Page) -> Result<Value, DbError> {
     let domains: Vec<i64> = all_domains(conn)?.into_iter().map(|(id, _)| id).collect();
     let mut counts: IdMap<i64, i64> = IdMap::default();
     if !domains.is_empty() {
@@ -569,9 +591,15 @@ pub fn tags(conn: &Connection) -> Result<Value, DbError> {
             *counts.entry(row.get(0)?).or_default() += row.get::<_, i64>(1)?;
         }
     }
-    let items: Vec<(i64, i64)> = counts.into_iter().collect();
-    let len = items.len();
-    Ok(json!({ "tags": top_list(conn, items, len, DIM_TAG)? }))
+    let mut items: Vec<(i64, i64)> = counts.into_iter().filter(|&(_, n)| n != 0).collect();
+    // String ids grow as values are first seen: a total order without reading names.
+    items.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let (range, next) = page.window(items.len());
+    let mut tags = Vec::with_capacity(range.len());
+    for &(key, count) in &items[range] {
+        tags.push(json!({"value": string_value(conn, key)?, "count": count}));
+    }
+    Ok(json!({ "tags": tags, "next": next }))
 }
 
 fn tags_sql(list: &str) -> String {
