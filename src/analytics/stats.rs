@@ -340,8 +340,14 @@ impl Hasher for IdHasher {
 
 type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
+/// Most values tied for the last place of a top list whose names are read to break the
+/// tie by value; past it the tie goes to the first seen, so a list costs the same
+/// whatever was sent.
+const MAX_TIED_NAMES: usize = 1_000;
+
 /// The `top` largest `(key, count)` of `dim` as `[{value, count}]`, by count descending,
-/// then value. Only the strings that can make the list are looked up. Redirect clicks are
+/// then value (among more than [`MAX_TIED_NAMES`] values tied for the last place, the
+/// first seen make the list). Only the strings that can make the list are looked up. Redirect clicks are
 /// named by their slug (the click's path without `/r/`).
 fn top_list(
     conn: &Connection,
@@ -355,8 +361,24 @@ fn top_list(
     if items.len() > top {
         items.select_nth_unstable_by(top - 1, |a, b| b.1.cmp(&a.1));
         let threshold = items[top - 1].1;
-        // Keep everything tied with the last place, so ties break by value, not by chance.
-        items.retain(|&(_, count)| count >= threshold);
+        let tied = items.iter().filter(|&&(_, n)| n == threshold).count();
+        if tied <= MAX_TIED_NAMES {
+            // Keep everything tied with the last place, so ties break by value, not by
+            // chance.
+            items.retain(|&(_, count)| count >= threshold);
+        } else {
+            // Junk: thousands of values seen once. Reading every name would cost more
+            // than the rest of the stats; the first seen (smallest ids) fill the list.
+            let above = items.iter().filter(|&&(_, n)| n > threshold).count();
+            let (mut kept, mut at): (Vec<_>, Vec<_>) = items
+                .into_iter()
+                .filter(|&(_, n)| n >= threshold)
+                .partition(|&(_, n)| n > threshold);
+            at.sort_unstable_by_key(|&(key, _)| key);
+            at.truncate(top - above);
+            kept.extend(at);
+            items = kept;
+        }
     }
     let mut named: Vec<(String, i64)> = Vec::with_capacity(items.len());
     for (key, count) in items {
@@ -834,6 +856,38 @@ mod tests {
         assert_eq!(Bucket::parse("day"), Some(Bucket::Day));
         assert_eq!(Bucket::parse("week"), None);
         assert_eq!(Bucket::Hour.as_str(), "hour");
+    }
+
+    #[test]
+    fn a_tie_of_thousands_for_the_last_place_goes_to_the_first_seen() {
+        let conn = migrated();
+        let mut items = Vec::new();
+        for i in 0..3_000i64 {
+            conn.execute(
+                "INSERT INTO strings (kind, value) VALUES (2, ?1)",
+                [format!("/p{}", 3_000 - i)],
+            )
+            .unwrap();
+            items.push((conn.last_insert_rowid(), if i == 2_000 { 5 } else { 1 }));
+        }
+        let list = top_list(&conn, items.clone(), 3, DIM_PATH).unwrap();
+        // "/p1000" leads; then the two first seen of the tie ("/p3000", "/p2999"), by
+        // value, not the two smallest names.
+        assert_eq!(
+            list,
+            json!([
+                {"value": "/p1000", "count": 5},
+                {"value": "/p2999", "count": 1},
+                {"value": "/p3000", "count": 1},
+            ])
+        );
+        // A small tie still breaks by value.
+        items.truncate(10);
+        let list = top_list(&conn, items, 2, DIM_PATH).unwrap();
+        assert_eq!(
+            list,
+            json!([{"value": "/p2991", "count": 1}, {"value": "/p2992", "count": 1}])
+        );
     }
 
     #[test]
