@@ -23,11 +23,15 @@
 //!   past it, raw rows and roll-ups alike name `(other)`.
 //! - Memory given to a burst is given back: the caches are bounded in bytes and dropped
 //!   (not just emptied) when over, and once a burst's queue has drained the batch
-//!   buffers shrink and the allocator returns its free pages ([`release_after_burst`]).
+//!   buffers shrink and the allocator returns its free pages
+//!   ([`release_memory_after_burst`]).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::io::Read;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
@@ -86,8 +90,39 @@ const CACHE_ENTRY_OVERHEAD: usize = 48;
 /// A batch this large means a burst: when a later batch finds the queue drained, the
 /// writer gives the burst's memory back (a quiet site's batches hold a few events).
 const BURST_BATCH: usize = 1_000;
-/// At most one release per this long: `malloc_trim` walks every arena.
-const RELEASE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+/// A burst is over after this long without a batch (`malloc_trim` walks every arena, so
+/// not during one).
+const RELEASE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The writer's last burst: when its latest batch committed, and whether the memory it
+/// took is still to be given back ([`release_memory_after_burst`], the admin thread's
+/// tick: a tick, not the writer's next batch, so it happens when nothing more arrives).
+static BURST: Mutex<Burst> = Mutex::new(Burst {
+    pending: false,
+    last_batch: None,
+});
+
+struct Burst {
+    pending: bool,
+    last_batch: Option<Instant>,
+}
+
+/// Returns the allocator's free pages to the kernel once a burst of events is over (no
+/// batch for [`RELEASE_INTERVAL`]). The burst's events were allocated in the core
+/// threads' arenas, where glibc would otherwise keep the freed pages for good. Cheap when
+/// there is nothing to do; never during a burst.
+pub fn release_memory_after_burst() {
+    let mut burst = BURST.lock();
+    let quiet = burst
+        .last_batch
+        .is_some_and(|at| at.elapsed() >= RELEASE_INTERVAL);
+    if burst.pending && quiet {
+        burst.pending = false;
+        drop(burst);
+        crate::platform::sys::release_free_memory();
+    }
+}
+
 /// Past this many cached visitor-days (~40 bytes each in the set, so ~4 MB) the visitor
 /// cache starts over, like the string cache.
 const MAX_KNOWN_VISITORS: usize = 100_000;
@@ -191,9 +226,8 @@ pub struct EventStore {
     cached_bytes: usize,
     caps: DailyValues,
     limits: StoreLimits,
-    /// A batch of at least [`BURST_BATCH`] was written since the last release.
+    /// A batch of at least [`BURST_BATCH`] was written since the queue last drained.
     in_burst: bool,
-    last_release: Option<std::time::Instant>,
     /// (domain, day, visitor) rows committed to `visitors_daily`, of the newest day seen
     /// and the day before. Under live load a visitor's events span many batches a day:
     /// without this, every batch would look each of them up again.
@@ -219,7 +253,6 @@ impl EventStore {
             caps: DailyValues::new(limits.max_daily_values),
             limits,
             in_burst: false,
-            last_release: None,
             known_visitors: FastSet::default(),
             known_day: i64::MIN,
             disk,
@@ -255,7 +288,7 @@ impl EventStore {
             // transaction do not exist any more.
             Err(_) => self.clear_cache(),
         }
-        self.release_after_burst(batch.len());
+        self.release_after_burst(conn, batch.len());
         result
     }
 
@@ -271,28 +304,31 @@ impl EventStore {
     }
 
     /// After a burst, once a batch finds the queue drained (it is not full), shrinks the
-    /// batch buffers and hands the allocator's free memory back to the kernel: the
-    /// burst's events were allocated by the core threads' arenas, where glibc keeps the
-    /// freed pages otherwise.
-    fn release_after_burst(&mut self, batch_len: usize) {
+    /// batch buffers to what a quiet site needs, lets SQLite drop the write connection's
+    /// page cache (the burst filled it; it refills from the OS cache as needed) and asks
+    /// for the allocator's free memory to be handed back ([`release_memory_after_burst`]).
+    fn release_after_burst(&mut self, conn: &Connection, batch_len: usize) {
+        {
+            let mut burst = BURST.lock();
+            burst.last_batch = Some(Instant::now());
+            burst.pending |= batch_len >= BURST_BATCH;
+        }
         if batch_len >= BURST_BATCH {
             self.in_burst = true;
         }
-        let drained = batch_len < self.limits.full_batch;
-        let due = self
-            .last_release
-            .is_none_or(|at| at.elapsed() >= RELEASE_INTERVAL);
-        if !(self.in_burst && drained && due) {
+        if !self.in_burst || batch_len >= self.limits.full_batch {
             return;
         }
         self.in_burst = false;
-        self.last_release = Some(std::time::Instant::now());
         self.tally = BatchTally::default();
         self.known_visitors.shrink_to_fit();
         for map in &mut self.ids {
             map.shrink_to_fit();
         }
-        crate::platform::sys::release_free_memory();
+        // Only frees memory; failing to is no reason to fail a committed batch.
+        if let Err(e) = conn.execute_batch("PRAGMA shrink_memory") {
+            log::debug!("PRAGMA shrink_memory after a burst: {e}");
+        }
     }
 
     /// Adds the committed batch's visitor-days to the cache, keeping the newest day and
