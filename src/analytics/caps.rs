@@ -4,6 +4,8 @@
 //! strings then costs a bounded number of `strings` rows and roll-up rows a day, so
 //! storage and stats time stay bounded whatever is sent. Total events, pageviews and
 //! visitors stay exact: only the value's name is folded.
+//! The store also counts hosts never seen before that clients name themselves under
+//! site 0, dimension 0 (see `EventStore::domain_id`).
 //!
 //! Invariants:
 //! - The admitted values of a (site, day, dimension) are the rows of `daily_values`

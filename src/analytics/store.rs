@@ -380,8 +380,8 @@ impl EventStore {
         let mut tag_ids: Vec<i64> = Vec::new();
         let mut tags_text = String::new();
         for event in batch {
-            let domain = self.intern(tx, KIND_DOMAIN, &event.domain)?;
             let day = day_of(event.ts);
+            let domain = self.domain_id(tx, event, day)?;
             let path = match &event.path {
                 Some(p) if path_is_bounded(event) => Some(self.intern(tx, KIND_PATH, p)?),
                 Some(p) => Some(self.capped(tx, KIND_PATH, (domain, day, DIM_PATH), p)?),
@@ -481,6 +481,25 @@ impl EventStore {
             Some(id) => Ok(id),
             None => self.insert_string(conn, kind, value),
         }
+    }
+
+    /// The id of the event's site. Beacons, pixels and short links name their host
+    /// themselves (a wildcard in `FAZT_TRACK_DOMAINS`, any `Host` for `/r/`), so a host
+    /// never seen before counts against a daily cap of new hosts (kept under site 0,
+    /// dimension 0); past it, `(other)`. Known hosts and the server's own pages are
+    /// never folded.
+    fn domain_id(&mut self, conn: &Connection, event: &Event, day: i64) -> Result<i64, DbError> {
+        let named_by_client = matches!(
+            event.source,
+            Source::Track | Source::Pixel | Source::Redirect
+        );
+        if !named_by_client {
+            return self.intern(conn, KIND_DOMAIN, &event.domain);
+        }
+        if let Some(id) = self.lookup(conn, KIND_DOMAIN, &event.domain)? {
+            return Ok(id);
+        }
+        self.capped(conn, KIND_DOMAIN, (0, day, 0), &event.domain)
     }
 
     /// The id `value` is stored under in dimension `key.2` of its site's day: its own
@@ -1202,6 +1221,48 @@ pub(crate) mod tests {
         // A new day has room again.
         store.write_batch(&mut conn, &[junk(2 * DAY, 8)]).unwrap();
         assert!(strings(&conn, KIND_PATH).contains(&"/p8".to_string()));
+    }
+
+    #[test]
+    fn new_hosts_named_by_clients_are_capped_per_day() {
+        let mut conn = migrated();
+        let limits = StoreLimits {
+            max_daily_values: 2,
+            ..StoreLimits::default()
+        };
+        let mut store = EventStore::with_limits(None, limits);
+        let at = |ts: i64, domain: &str, source: Source| Event {
+            source,
+            ..event(ts, domain, "/", PAGEVIEW, &[])
+        };
+        let mut batch: Vec<Event> = ["a.x", "b.x", "c.x", "d.x"]
+            .iter()
+            .map(|d| at(DAY, d, Source::Track))
+            .collect();
+        // A hosted site's own page is never folded.
+        batch.push(at(DAY, "site.local", Source::Page));
+        store.write_batch(&mut conn, &batch).unwrap();
+        // The next day: a known host stays itself, new ones count again.
+        let next: Vec<Event> = ["c.x", "a.x", "e.x", "f.x", "g.x"]
+            .iter()
+            .map(|d| at(2 * DAY, d, Source::Redirect))
+            .collect();
+        store.write_batch(&mut conn, &next).unwrap();
+        let domains: Vec<String> = conn
+            .prepare("SELECT value FROM strings WHERE kind = 1 ORDER BY value")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            domains,
+            ["(other)", "a.x", "b.x", "c.x", "e.x", "site.local"]
+        );
+        let events: i64 = conn
+            .query_row("SELECT sum(events) FROM rollup_hourly", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(events, 10, "every event is counted");
     }
 
     #[test]

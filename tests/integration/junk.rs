@@ -188,3 +188,21 @@ fn domains_and_tags_are_paged_with_limit_and_offset() {
         }
     }
 }
+
+#[test]
+fn new_hosts_past_the_daily_cap_count_as_other() {
+    let server = capped_server();
+    // *.test is an allowed wildcard: every event names a host never seen before.
+    for i in 0..CAP + 10 {
+        track_ok(&server, &json!({"d": format!("h{i}.test"), "p": "/"}));
+    }
+    wait_events(&server, "limit=1000", CAP + 10);
+    let domains = get_json(&server, "/api/domains?limit=1000");
+    let list = domains["domains"].as_array().unwrap();
+    assert_eq!(list.len(), CAP + 1, "{domains}");
+    assert_eq!(list[0]["domain"], "(other)", "{domains}");
+    assert_eq!(list[0]["events"], 10);
+    // A host seen before is still itself.
+    track_ok(&server, &json!({"d": "h3.test", "p": "/again"}));
+    wait_events(&server, "site=h3.test", 2);
+}
