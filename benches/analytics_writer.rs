@@ -36,7 +36,7 @@
 //!   migrated database (`db::open_and_migrate`, the pragmas fazt runs with) twice:
 //!   - writer: `EventStore::write_batch` in batches of ANALYTICS_BENCH_BATCH (default: the server's
 //!     `FAZT_EVENT_BATCH` default, `db::events::DEFAULT_MAX_EVENTS`),
-//!     with the disk breaker as the server has it: strings interned, raw rows, visitors and
+//!     as the server has it: strings interned, raw rows, visitors and
 //!     every roll-up, one IMMEDIATE transaction per batch;
 //!   - raw: the same rows into the same `events` table (same indexes) with one prepared
 //!     INSERT, the same batch size per IMMEDIATE transaction, string ids interned and tag
@@ -66,7 +66,6 @@ use std::time::{Duration, Instant};
 use fazt::analytics::event::{day_of, Event, Source, PAGEVIEW};
 use fazt::analytics::store::EventStore;
 use fazt::db;
-use fazt::platform::disk::DiskGuard;
 use fazt::platform::probe::Report;
 use rusqlite::{params, Connection, TransactionBehavior};
 
@@ -145,12 +144,6 @@ fn open_fresh(dir: &Path) -> Res<Connection> {
 fn open_existing(dir: &Path) -> Res<Connection> {
     let limits = Report::system(dir).map_err(|e| e.to_string())?.limits;
     db::open_and_migrate(&db::db_path(dir), &limits).map_err(|e| e.to_string())
-}
-
-/// The disk breaker the server gives its event store, at the default threshold (90 %).
-fn disk_guard(dir: &Path) -> Res<DiskGuard> {
-    let threshold = fazt::platform::disk::DEFAULT_THRESHOLD;
-    Ok(DiskGuard::new(vec![dir.to_path_buf()], threshold))
 }
 
 fn int(conn: &Connection, sql: &str) -> Res<i64> {
@@ -426,7 +419,7 @@ struct WriterRound {
 fn writer_round(dir: &Path, events: &[Event], batch: usize) -> Res<WriterRound> {
     let mut conn = open_fresh(dir)?;
     let bytes_before = db_bytes(&conn)?;
-    let mut store = EventStore::new(Some(disk_guard(dir)?));
+    let mut store = EventStore::new();
     let started = Instant::now();
     for chunk in events.chunks(batch) {
         store
@@ -727,7 +720,7 @@ fn generate(dir: &Path, target: u64, days: i64, budget: f64) -> Res<()> {
         let sample_span = ((span as f64) * sample as f64 / target as f64).max(HOUR as f64) as i64;
         let calib_dir = PathBuf::from(format!("{}-calibration", dir.display()));
         let mut conn = open_fresh(&calib_dir)?;
-        let mut store = EventStore::new(Some(disk_guard(&calib_dir)?));
+        let mut store = EventStore::new();
         let mut traffic = Traffic::new(sample, start, sample_span);
         let t = Instant::now();
         write_traffic(
@@ -764,7 +757,7 @@ fn generate(dir: &Path, target: u64, days: i64, budget: f64) -> Res<()> {
         db::db_path(dir).display()
     );
     let mut conn = open_fresh(dir)?;
-    let mut store = EventStore::new(Some(disk_guard(dir)?));
+    let mut store = EventStore::new();
     let mut traffic = Traffic::new(events, start, span);
     let started = Instant::now();
     let stop_after = (budget > 0.0).then(|| Duration::from_secs_f64(budget * 1.5));

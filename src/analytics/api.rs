@@ -17,6 +17,10 @@ const DEFAULT_TOP: usize = 10;
 const MAX_TOP: usize = 100;
 const DEFAULT_EVENTS: usize = 100;
 const MAX_EVENTS: usize = 1000;
+/// Page size of `/api/domains` and `/api/tags`: junk (a wildcard `FAZT_TRACK_DOMAINS`, a
+/// flood of unique tags) must not make one answer megabytes long.
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 1000;
 
 /// A validated change to run on the write connection; its `Ok` is the response body.
 pub type Change = Box<dyn FnOnce(&rusqlite::Connection) -> Result<Value, ApiError> + Send>;
@@ -41,8 +45,8 @@ pub fn route(request: &Request, site_hosts: SiteHosts) -> Option<Routed> {
     let result = match path {
         "/api/stats" if reading => get_stats(&params, site_hosts),
         "/api/events" if reading => get_events(&params, site_hosts),
-        "/api/domains" if reading => read(stats::domains),
-        "/api/tags" if reading => read(stats::tags),
+        "/api/domains" if reading => paged(&params, stats::domains),
+        "/api/tags" if reading => paged(&params, stats::tags),
         "/api/redirects" if reading => read(manage::list_redirects),
         "/api/redirects" if request.method == Method::Post => return Some(put_redirect(request)),
         "/api/webhooks" if reading => read(manage::list_webhooks),
@@ -121,6 +125,25 @@ impl ResponseError for ApiError {
 
 fn read(query: fn(&rusqlite::Connection) -> Result<Value, DbError>) -> Result<Value, ApiError> {
     Ok(read_db(query)?)
+}
+
+/// A list read one page at a time: `?limit=` (default 100, at most 1000) items from
+/// `?offset=` (default 0); the answer's `next` is the following page's offset.
+fn paged(
+    params: &QueryParams,
+    query: fn(&rusqlite::Connection, stats::Page) -> Result<Value, DbError>,
+) -> Result<Value, ApiError> {
+    let limit = count_param(params, "limit", DEFAULT_PAGE, MAX_PAGE)?;
+    let offset = match params.get("offset") {
+        None => 0,
+        Some(text) => text.parse::<usize>().map_err(|_| {
+            ApiError::BadParameter(format!(
+                "parameter 'offset' must be a whole number (0 or more), got '{text}'"
+            ))
+        })?,
+    };
+    let page = stats::Page { offset, limit };
+    Ok(read_db(|conn| query(conn, page))?)
 }
 
 /// The domains `?site=` names: a site's name or a served host (its hosts), else a domain

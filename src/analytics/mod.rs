@@ -3,6 +3,7 @@
 //! batches together with their roll-ups.
 
 pub(crate) mod api;
+pub(crate) mod caps;
 pub mod event;
 pub mod filter;
 pub mod ingest;

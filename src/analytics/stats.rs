@@ -340,8 +340,14 @@ impl Hasher for IdHasher {
 
 type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
+/// Most values tied for the last place of a top list whose names are read to break the
+/// tie by value; past it the tie goes to the first seen, so a list costs the same
+/// whatever was sent.
+const MAX_TIED_NAMES: usize = 1_000;
+
 /// The `top` largest `(key, count)` of `dim` as `[{value, count}]`, by count descending,
-/// then value. Only the strings that can make the list are looked up. Redirect clicks are
+/// then value (among more than [`MAX_TIED_NAMES`] values tied for the last place, the
+/// first seen make the list). Only the strings that can make the list are looked up. Redirect clicks are
 /// named by their slug (the click's path without `/r/`).
 fn top_list(
     conn: &Connection,
@@ -355,8 +361,24 @@ fn top_list(
     if items.len() > top {
         items.select_nth_unstable_by(top - 1, |a, b| b.1.cmp(&a.1));
         let threshold = items[top - 1].1;
-        // Keep everything tied with the last place, so ties break by value, not by chance.
-        items.retain(|&(_, count)| count >= threshold);
+        let tied = items.iter().filter(|&&(_, n)| n == threshold).count();
+        if tied <= MAX_TIED_NAMES {
+            // Keep everything tied with the last place, so ties break by value, not by
+            // chance.
+            items.retain(|&(_, count)| count >= threshold);
+        } else {
+            // Junk: thousands of values seen once. Reading every name would cost more
+            // than the rest of the stats; the first seen (smallest ids) fill the list.
+            let above = items.iter().filter(|&&(_, n)| n > threshold).count();
+            let (mut kept, mut at): (Vec<_>, Vec<_>) = items
+                .into_iter()
+                .filter(|&(_, n)| n >= threshold)
+                .partition(|&(_, n)| n > threshold);
+            at.sort_unstable_by_key(|&(key, _)| key);
+            at.truncate(top - above);
+            kept.extend(at);
+            items = kept;
+        }
     }
     let mut named: Vec<(String, i64)> = Vec::with_capacity(items.len());
     for (key, count) in items {
@@ -521,10 +543,29 @@ const RECENT_ALL: &str = "SELECT id, ts, domain, path, type, referrer, source, t
 // Domains and tags
 // ---------------------------------------------------------------------------------------
 
+/// One page of a list: skip `offset` items, return at most `limit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub offset: usize,
+    pub limit: usize,
+}
+
+impl Page {
+    /// The items of this page out of `total` sorted ones, and the offset of the next page
+    /// (`None` when this one reaches the end).
+    fn window(self, total: usize) -> (std::ops::Range<usize>, Option<usize>) {
+        let start = self.offset.min(total);
+        let end = start.saturating_add(self.limit).min(total);
+        (start..end, (end < total).then_some(end))
+    }
+}
+
 /// Every site with events: `{domains: [{domain, events, pageviews, first_seen,
-/// last_seen}]}`, most events first. `first_seen`/`last_seen` are the starts of the first
-/// and last hours with events (from the roll-ups, so they survive raw-event retention).
-pub fn domains(conn: &Connection) -> Result<Value, DbError> {
+/// last_seen}], next}`, most events first (then by name), `page.limit` from
+/// `page.offset`; `next` is the offset of the next page, `null` after the last.
+/// `first_seen`/`last_seen` are the starts of the first and last hours with events (from
+/// the roll-ups, so they survive raw-event retention).
+pub fn domains(conn: &Connection, page: Page) -> Result<Value, DbError> {
     let mut stmt = conn
         .prepare_cached(DOMAIN_TOTALS)
         .context("preparing the domain totals")?;
@@ -538,9 +579,11 @@ pub fn domains(conn: &Connection) -> Result<Value, DbError> {
         }
     }
     list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let (range, next) = page.window(list.len());
     Ok(json!({
+        "next": next,
         "domains": list
-            .into_iter()
+            .drain(range)
             .map(|(domain, events, pageviews, first, last)| json!({
                 "domain": domain,
                 "events": events,
@@ -556,8 +599,9 @@ const DOMAIN_TOTALS: &str = "SELECT sum(events), sum(pageviews), min(hour), max(
      FROM rollup_hourly WHERE domain = ?1";
 
 /// Every tag with its number of events over all sites and the whole history kept in the
-/// (monthly) roll-ups: `{tags: [{value, count}]}`, most used first.
-pub fn tags(conn: &Connection) -> Result<Value, DbError> {
+/// (monthly) roll-ups: `{tags: [{value, count}], next}`, most used first (ties: the first
+/// seen first), paged like [`domains`]. Only the page's names are read.
+pub fn tags(conn: &Connection, page: Page) -> Result<Value, DbError> {
     let domains: Vec<i64> = all_domains(conn)?.into_iter().map(|(id, _)| id).collect();
     let mut counts: IdMap<i64, i64> = IdMap::default();
     if !domains.is_empty() {
@@ -569,9 +613,15 @@ pub fn tags(conn: &Connection) -> Result<Value, DbError> {
             *counts.entry(row.get(0)?).or_default() += row.get::<_, i64>(1)?;
         }
     }
-    let items: Vec<(i64, i64)> = counts.into_iter().collect();
-    let len = items.len();
-    Ok(json!({ "tags": top_list(conn, items, len, DIM_TAG)? }))
+    let mut items: Vec<(i64, i64)> = counts.into_iter().filter(|&(_, n)| n != 0).collect();
+    // String ids grow as values are first seen: a total order without reading names.
+    items.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let (range, next) = page.window(items.len());
+    let mut tags = Vec::with_capacity(range.len());
+    for &(key, count) in &items[range] {
+        tags.push(json!({"value": string_value(conn, key)?, "count": count}));
+    }
+    Ok(json!({ "tags": tags, "next": next }))
 }
 
 fn tags_sql(list: &str) -> String {
@@ -669,6 +719,7 @@ mod tests {
             ALL_DOMAINS.to_string(),
             store::STRING_ID.to_string(),
             STRING_VALUE.to_string(),
+            crate::analytics::caps::DAY_VALUES.to_string(),
         ];
         for sql in [
             store::PRUNE_EVENT_IDS,
@@ -805,6 +856,38 @@ mod tests {
         assert_eq!(Bucket::parse("day"), Some(Bucket::Day));
         assert_eq!(Bucket::parse("week"), None);
         assert_eq!(Bucket::Hour.as_str(), "hour");
+    }
+
+    #[test]
+    fn a_tie_of_thousands_for_the_last_place_goes_to_the_first_seen() {
+        let conn = migrated();
+        let mut items = Vec::new();
+        for i in 0..3_000i64 {
+            conn.execute(
+                "INSERT INTO strings (kind, value) VALUES (2, ?1)",
+                [format!("/p{}", 3_000 - i)],
+            )
+            .unwrap();
+            items.push((conn.last_insert_rowid(), if i == 2_000 { 5 } else { 1 }));
+        }
+        let list = top_list(&conn, items.clone(), 3, DIM_PATH).unwrap();
+        // "/p1000" leads; then the two first seen of the tie ("/p3000", "/p2999"), by
+        // value, not the two smallest names.
+        assert_eq!(
+            list,
+            json!([
+                {"value": "/p1000", "count": 5},
+                {"value": "/p2999", "count": 1},
+                {"value": "/p3000", "count": 1},
+            ])
+        );
+        // A small tie still breaks by value.
+        items.truncate(10);
+        let list = top_list(&conn, items, 2, DIM_PATH).unwrap();
+        assert_eq!(
+            list,
+            json!([{"value": "/p2991", "count": 1}, {"value": "/p2992", "count": 1}])
+        );
     }
 
     #[test]

@@ -17,17 +17,27 @@
 //!   (same answer: it would be ignored); one not in the cache is looked up by the insert.
 //!   Only `fazt db prune --rollups` deletes `visitors_daily` rows, of days before its
 //!   cutoff, which live events (stamped at ingest) never reach.
-//! - Nothing here deletes strings: ids stay valid for as long as the database lives.
+//! - Nothing here deletes strings: ids stay valid for as long as the database lives. So
+//!   that junk cannot grow them without bound, the values of paths, referrers, event types,
+//!   tags and campaigns pass the daily cap ([`super::caps`]) before they are interned:
+//!   past it, raw rows and roll-ups alike name `(other)`.
+//! - Memory given to a burst is given back: the caches are bounded in bytes and dropped
+//!   (not just emptied) when over, and once a burst's queue has drained the batch
+//!   buffers shrink and the allocator returns its free pages
+//!   ([`release_memory_after_burst`]).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::io::Read;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, TransactionBehavior};
 
-use super::event::{day_of, Event, Source, PAGEVIEW};
+use super::caps::{DailyValues, DayKey, Verdict, DEFAULT_MAX_DAILY_VALUES, OTHER};
+use super::event::{day_of, Event, Source, NOT_FOUND, PAGEVIEW, REDIRECT_CLICK};
 use crate::db::{Context, DbError};
-use crate::platform::disk::DiskGuard;
 
 /// `strings.kind` values.
 pub const KIND_DOMAIN: u8 = 1;
@@ -68,9 +78,50 @@ pub const DIMS: [i64; 8] = [
     DIM_UTM_CAMPAIGN,
 ];
 
-/// Past this many cached strings the cache starts over (a few MB at most); the database
-/// remains the source of truth, so this only costs some lookups.
+/// Past this many cached strings, or this many bytes of them (each counted with
+/// [`CACHE_ENTRY_OVERHEAD`]), the cache starts over; the database remains the source of
+/// truth, so this only costs some lookups. Values are clipped to 500 characters, so a
+/// count alone would allow ~50 MB of long junk.
 const MAX_CACHED_STRINGS: usize = 100_000;
+const MAX_CACHED_BYTES: usize = 4 << 20;
+/// A map entry's own bytes besides the string: key and value, String header, hash slot.
+const CACHE_ENTRY_OVERHEAD: usize = 48;
+/// A batch this large means a burst: when a later batch finds the queue drained, the
+/// writer gives the burst's memory back (a quiet site's batches hold a few events).
+const BURST_BATCH: usize = 1_000;
+/// A burst is over after this long without a batch (`malloc_trim` walks every arena, so
+/// not during one).
+const RELEASE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The writer's last burst: when its latest batch committed, and whether the memory it
+/// took is still to be given back ([`release_memory_after_burst`], the admin thread's
+/// tick: a tick, not the writer's next batch, so it happens when nothing more arrives).
+static BURST: Mutex<Burst> = Mutex::new(Burst {
+    pending: false,
+    last_batch: None,
+});
+
+struct Burst {
+    pending: bool,
+    last_batch: Option<Instant>,
+}
+
+/// Returns the allocator's free pages to the kernel once a burst of events is over (no
+/// batch for [`RELEASE_INTERVAL`]). The burst's events were allocated in the core
+/// threads' arenas, where glibc would otherwise keep the freed pages for good. Cheap when
+/// there is nothing to do; never during a burst.
+pub fn release_memory_after_burst() {
+    let mut burst = BURST.lock();
+    let quiet = burst
+        .last_batch
+        .is_some_and(|at| at.elapsed() >= RELEASE_INTERVAL);
+    if burst.pending && quiet {
+        burst.pending = false;
+        drop(burst);
+        crate::platform::sys::release_free_memory();
+    }
+}
+
 /// Past this many cached visitor-days (~40 bytes each in the set, so ~4 MB) the visitor
 /// cache starts over, like the string cache.
 const MAX_KNOWN_VISITORS: usize = 100_000;
@@ -146,33 +197,69 @@ struct HourTotals {
     visitors: i64,
 }
 
+/// How the store bounds what junk costs.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreLimits {
+    /// Distinct values per site, day and dimension (`FAZT_MAX_DAILY_VALUES`).
+    pub max_daily_values: usize,
+    /// Events in a full batch (`FAZT_EVENT_BATCH`): a batch smaller than this took every
+    /// queued event, so the queue has drained.
+    pub full_batch: usize,
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        StoreLimits {
+            max_daily_values: DEFAULT_MAX_DAILY_VALUES,
+            full_batch: crate::db::events::DEFAULT_MAX_EVENTS,
+        }
+    }
+}
+
 /// Commits event batches (the writer's event sink). Holds the string-id cache, so keep
 /// one per writer for the life of the connection.
 pub struct EventStore {
     /// One map per `strings.kind` (index kind - 1), so lookups borrow a `&str`.
     ids: [FastMap<String, i64>; KINDS],
     cached: usize,
+    cached_bytes: usize,
+    caps: DailyValues,
+    limits: StoreLimits,
+    /// A batch of at least [`BURST_BATCH`] was written since the queue last drained.
+    in_burst: bool,
     /// (domain, day, visitor) rows committed to `visitors_daily`, of the newest day seen
     /// and the day before. Under live load a visitor's events span many batches a day:
     /// without this, every batch would look each of them up again.
     known_visitors: FastSet<(i64, i64, i64)>,
     /// The newest day in `known_visitors`.
     known_day: i64,
-    disk: Option<DiskGuard>,
     tally: BatchTally,
 }
 
+impl Default for EventStore {
+    fn default() -> EventStore {
+        EventStore::new()
+    }
+}
+
 impl EventStore {
-    /// `disk`: when set, every batch first checks the disk breaker (for benchmarks and
-    /// tools that write in bulk). The server passes `None`: analytics commits are tiny
-    /// and keep committing past the breaker, which stops bulk writes only.
-    pub fn new(disk: Option<DiskGuard>) -> EventStore {
+    /// A store with the default limits. It never checks the disk breaker: analytics
+    /// commits are tiny and keep committing past it, since the breaker stops bulk writes
+    /// only; a commit that finds no room fails and is retried (DESIGN §6, `db::events`).
+    pub fn new() -> EventStore {
+        EventStore::with_limits(StoreLimits::default())
+    }
+
+    pub fn with_limits(limits: StoreLimits) -> EventStore {
         EventStore {
             ids: Default::default(),
             cached: 0,
+            cached_bytes: 0,
+            caps: DailyValues::new(limits.max_daily_values),
+            limits,
+            in_burst: false,
             known_visitors: FastSet::default(),
             known_day: i64::MIN,
-            disk,
             tally: BatchTally::default(),
         }
     }
@@ -189,32 +276,60 @@ impl EventStore {
         if batch.is_empty() {
             return Ok(());
         }
-        if let Some(disk) = &self.disk {
-            disk.check()?;
-        }
-        if self.cached > MAX_CACHED_STRINGS {
+        if self.cached > MAX_CACHED_STRINGS || self.cached_bytes > MAX_CACHED_BYTES {
             self.clear_cache();
         }
         if self.known_visitors.len() > MAX_KNOWN_VISITORS {
-            self.known_visitors.clear();
+            self.known_visitors = FastSet::default();
         }
         let result = self.write_in_transaction(conn, batch);
         match &result {
             Ok(()) => self.remember_visitors(),
-            // Ids interned and visitors inserted by the rolled-back transaction do not
-            // exist any more.
+            // Ids interned, visitors inserted and daily values admitted by the rolled-back
+            // transaction do not exist any more.
             Err(_) => self.clear_cache(),
         }
+        self.release_after_burst(conn, batch.len());
         result
     }
 
+    /// Drops the caches with their allocations (a cleared map keeps its capacity, which
+    /// after a burst is the burst's size).
     fn clear_cache(&mut self) {
-        for map in &mut self.ids {
-            map.clear();
-        }
+        self.ids = Default::default();
         self.cached = 0;
-        self.known_visitors.clear();
+        self.cached_bytes = 0;
+        self.known_visitors = FastSet::default();
         self.tally.new_visitors.clear();
+        self.caps.clear();
+    }
+
+    /// After a burst, once a batch finds the queue drained (it is not full), shrinks the
+    /// batch buffers to what a quiet site needs, lets SQLite drop the write connection's
+    /// page cache (the burst filled it; it refills from the OS cache as needed) and asks
+    /// for the allocator's free memory to be handed back ([`release_memory_after_burst`]).
+    fn release_after_burst(&mut self, conn: &Connection, batch_len: usize) {
+        {
+            let mut burst = BURST.lock();
+            burst.last_batch = Some(Instant::now());
+            burst.pending |= batch_len >= BURST_BATCH;
+        }
+        if batch_len >= BURST_BATCH {
+            self.in_burst = true;
+        }
+        if !self.in_burst || batch_len >= self.limits.full_batch {
+            return;
+        }
+        self.in_burst = false;
+        self.tally = BatchTally::default();
+        self.known_visitors.shrink_to_fit();
+        for map in &mut self.ids {
+            map.shrink_to_fit();
+        }
+        // Only frees memory; failing to is no reason to fail a committed batch.
+        if let Err(e) = conn.execute_batch("PRAGMA shrink_memory") {
+            log::debug!("PRAGMA shrink_memory after a burst: {e}");
+        }
     }
 
     /// Adds the committed batch's visitor-days to the cache, keeping the newest day and
@@ -266,19 +381,25 @@ impl EventStore {
         let mut tag_ids: Vec<i64> = Vec::new();
         let mut tags_text = String::new();
         for event in batch {
-            let domain = self.intern(tx, KIND_DOMAIN, &event.domain)?;
+            let day = day_of(event.ts);
+            let domain = self.domain_id(tx, event, day)?;
             let path = match &event.path {
-                Some(p) => Some(self.intern(tx, KIND_PATH, p)?),
+                Some(p) if path_is_bounded(event) => Some(self.intern(tx, KIND_PATH, p)?),
+                Some(p) => Some(self.capped(tx, KIND_PATH, (domain, day, DIM_PATH), p)?),
                 None => None,
             };
-            let kind = self.intern(tx, KIND_TYPE, &event.kind)?;
+            let kind = if BUILT_IN_TYPES.contains(&event.kind.as_str()) {
+                self.intern(tx, KIND_TYPE, &event.kind)?
+            } else {
+                self.capped(tx, KIND_TYPE, (domain, day, DIM_TYPE), &event.kind)?
+            };
             let referrer = match &event.referrer {
-                Some(r) => Some(self.intern(tx, KIND_REFERRER, r)?),
+                Some(r) => Some(self.capped(tx, KIND_REFERRER, (domain, day, DIM_REFERRER), r)?),
                 None => None,
             };
             tag_ids.clear();
             for tag in &event.tags {
-                let id = self.intern(tx, KIND_TAG, tag)?;
+                let id = self.capped(tx, KIND_TAG, (domain, day, DIM_TAG), tag)?;
                 if !tag_ids.contains(&id) {
                     tag_ids.push(id);
                 }
@@ -295,9 +416,9 @@ impl EventStore {
                 Some(tags_text.as_str())
             };
             let mut utm = [None; 3];
-            for (slot, value) in utm.iter_mut().zip(event.utm.values()) {
+            for ((slot, value), dim) in utm.iter_mut().zip(event.utm.values()).zip(UTM_DIMS) {
                 if let Some(value) = value {
-                    *slot = Some(self.intern(tx, KIND_CAMPAIGN, value)?);
+                    *slot = Some(self.capped(tx, KIND_CAMPAIGN, (domain, day, dim), value)?);
                 }
             }
             let visitor = event.visitor as i64;
@@ -357,23 +478,97 @@ impl EventStore {
 
     /// The id of `value` in `strings` (kind `kind`), inserting it if new.
     fn intern(&mut self, conn: &Connection, kind: u8, value: &str) -> Result<i64, DbError> {
-        let map = &mut self.ids[usize::from(kind - 1)];
-        if let Some(&id) = map.get(value) {
+        match self.lookup(conn, kind, value)? {
+            Some(id) => Ok(id),
+            None => self.insert_string(conn, kind, value),
+        }
+    }
+
+    /// The id of the event's site. Beacons, pixels and short links name their host
+    /// themselves (a wildcard in `FAZT_TRACK_DOMAINS`, any `Host` for `/r/`), so a host
+    /// never seen before counts against a daily cap of new hosts (kept under site 0,
+    /// dimension 0); past it, `(other)`. Known hosts and the server's own pages are
+    /// never folded.
+    fn domain_id(&mut self, conn: &Connection, event: &Event, day: i64) -> Result<i64, DbError> {
+        let named_by_client = matches!(
+            event.source,
+            Source::Track | Source::Pixel | Source::Redirect
+        );
+        if !named_by_client {
+            return self.intern(conn, KIND_DOMAIN, &event.domain);
+        }
+        if let Some(id) = self.lookup(conn, KIND_DOMAIN, &event.domain)? {
             return Ok(id);
         }
-        let id = match string_id(conn, kind, value)? {
-            Some(id) => id,
-            None => {
-                conn.prepare_cached("INSERT INTO strings (kind, value) VALUES (?1, ?2)")
-                    .context("preparing the string insert")?
-                    .execute(params![kind, value])
-                    .context("inserting a string")?;
-                conn.last_insert_rowid()
+        self.capped(conn, KIND_DOMAIN, (0, day, 0), &event.domain)
+    }
+
+    /// The id `value` is stored under in dimension `key.2` of its site's day: its own
+    /// while it is one of the day's values or the day has room, else [`OTHER`]'s.
+    fn capped(
+        &mut self,
+        conn: &Connection,
+        kind: u8,
+        key: DayKey,
+        value: &str,
+    ) -> Result<i64, DbError> {
+        let known = self.lookup(conn, kind, value)?;
+        match (self.caps.check(conn, key, known)?, known) {
+            (Verdict::Full, _) => self.intern(conn, kind, OTHER),
+            (Verdict::Known, Some(id)) => Ok(id),
+            (_, known) => {
+                let id = match known {
+                    Some(id) => id,
+                    None => self.insert_string(conn, kind, value)?,
+                };
+                self.caps.admit(conn, key, id)?;
+                Ok(id)
             }
-        };
-        map.insert(value.to_string(), id);
-        self.cached += 1;
+        }
+    }
+
+    /// The id of `value` in `strings` (kind `kind`), if it is there: from the cache, else
+    /// from the database (and then cached).
+    fn lookup(&mut self, conn: &Connection, kind: u8, value: &str) -> Result<Option<i64>, DbError> {
+        if let Some(&id) = self.ids[usize::from(kind - 1)].get(value) {
+            return Ok(Some(id));
+        }
+        let found = string_id(conn, kind, value)?;
+        if let Some(id) = found {
+            self.remember(kind, value, id);
+        }
+        Ok(found)
+    }
+
+    fn insert_string(&mut self, conn: &Connection, kind: u8, value: &str) -> Result<i64, DbError> {
+        conn.prepare_cached("INSERT INTO strings (kind, value) VALUES (?1, ?2)")
+            .context("preparing the string insert")?
+            .execute(params![kind, value])
+            .context("inserting a string")?;
+        let id = conn.last_insert_rowid();
+        self.remember(kind, value, id);
         Ok(id)
+    }
+
+    fn remember(&mut self, kind: u8, value: &str, id: i64) {
+        self.ids[usize::from(kind - 1)].insert(value.to_string(), id);
+        self.cached += 1;
+        self.cached_bytes += value.len() + CACHE_ENTRY_OVERHEAD;
+    }
+}
+
+/// Event types fazt itself produces: never folded into `(other)`, so junk types cannot
+/// push pageviews or broken links out of their own names.
+const BUILT_IN_TYPES: [&str; 5] = [PAGEVIEW, NOT_FOUND, REDIRECT_CLICK, "pixel", "webhook"];
+
+/// Paths that only the server's own state can produce, exempt from the daily cap: pages
+/// of a deployed site (its canonical paths), short links and webhook endpoints (the
+/// owner's). Beacons, pixels and 404s carry any path a client sends.
+fn path_is_bounded(event: &Event) -> bool {
+    match event.source {
+        Source::Redirect | Source::Webhook => true,
+        Source::Page => event.kind == PAGEVIEW,
+        _ => false,
     }
 }
 
@@ -419,8 +614,8 @@ impl BatchTally {
 /// from clients, but each map has its own random seed, is never iterated where a client
 /// could see the order, and holds at most `MAX_CACHED_STRINGS` entries, so a flood of
 /// crafted collisions has little to aim at.
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
 /// Writes the batch's `visitors_daily`, `rollup_hourly` and dimension roll-up rows.
 /// `known_visitors`: visitor-days already in `visitors_daily` (committed earlier).
@@ -818,7 +1013,7 @@ pub(crate) mod tests {
     #[test]
     fn a_visitor_is_counted_once_a_day_even_across_a_failed_batch() {
         let mut conn = migrated();
-        let mut store = EventStore::new(None);
+        let mut store = EventStore::new();
         store
             .write_batch(&mut conn, &[event(7_200, "a.com", "/", PAGEVIEW, &[])])
             .unwrap();
@@ -856,7 +1051,7 @@ pub(crate) mod tests {
     #[test]
     fn cached_visitors_are_counted_once_a_day_across_batches_days_and_restarts() {
         let mut conn = migrated();
-        let mut store = EventStore::new(None);
+        let mut store = EventStore::new();
         let at = |ts: i64, visitor: u64| Event {
             visitor,
             ..event(ts, "a.com", "/", PAGEVIEW, &[])
@@ -884,7 +1079,7 @@ pub(crate) mod tests {
             "day 1 gained only visitor 3"
         );
         // A restarted writer (empty cache) does not count them again.
-        let mut restarted = EventStore::new(None);
+        let mut restarted = EventStore::new();
         restarted
             .write_batch(&mut conn, &[at(3 * DAY + 50, 1), at(3 * DAY + 51, 2)])
             .unwrap();
@@ -906,7 +1101,7 @@ pub(crate) mod tests {
     #[test]
     fn tags_are_stored_once_each_between_commas() {
         let mut conn = migrated();
-        let mut store = EventStore::new(None);
+        let mut store = EventStore::new();
         let batch = [
             event(7_200, "a.com", "/", PAGEVIEW, &["x", "y", "x"]),
             event(7_201, "a.com", "/", PAGEVIEW, &[]),
@@ -947,7 +1142,7 @@ pub(crate) mod tests {
     #[test]
     fn the_cache_is_bounded_and_cleared_on_failure() {
         let mut conn = migrated();
-        let mut store = EventStore::new(None);
+        let mut store = EventStore::new();
         store
             .write_batch(&mut conn, &[event(0, "a.com", "/", PAGEVIEW, &["t"])])
             .expect("write");
@@ -962,28 +1157,122 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn an_empty_batch_writes_nothing() {
+    fn values_past_the_daily_cap_are_stored_as_other() {
         let mut conn = migrated();
-        let mut store = EventStore::new(None);
-        store.write_batch(&mut conn, &[]).expect("empty");
-        let n: i64 = conn
-            .query_row("SELECT count(*) FROM strings", [], |r| r.get(0))
+        let limits = StoreLimits {
+            max_daily_values: 2,
+            ..StoreLimits::default()
+        };
+        let mut store = EventStore::with_limits(limits);
+        let junk = |ts: i64, i: usize| Event {
+            referrer: Some(format!("r{i}.example")),
+            utm: crate::analytics::event::Utm {
+                campaign: Some(format!("c{i}")),
+                ..Default::default()
+            },
+            ..event(
+                ts,
+                "a.com",
+                &format!("/p{i}"),
+                PAGEVIEW,
+                &[&format!("t{i}")],
+            )
+        };
+        let day1: Vec<Event> = (0..5).map(|i| junk(DAY + i as i64, i)).collect();
+        store.write_batch(&mut conn, &day1).unwrap();
+        // A restarted writer keeps the day's count; "/p1" is still one of the day's.
+        let mut store = EventStore::with_limits(limits);
+        store
+            .write_batch(&mut conn, &[junk(DAY + 9, 1), junk(DAY + 9, 7)])
             .unwrap();
-        assert_eq!(n, 0);
+        let strings = |conn: &Connection, kind: u8| -> Vec<String> {
+            let mut stmt = conn
+                .prepare("SELECT value FROM strings WHERE kind = ?1 ORDER BY value")
+                .unwrap();
+            stmt.query_map([kind], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(strings(&conn, KIND_PATH), ["(other)", "/p0", "/p1"]);
+        assert_eq!(
+            strings(&conn, KIND_REFERRER),
+            ["(other)", "r0.example", "r1.example"]
+        );
+        assert_eq!(strings(&conn, KIND_TAG), ["(other)", "t0", "t1"]);
+        assert_eq!(strings(&conn, KIND_CAMPAIGN), ["(other)", "c0", "c1"]);
+        let paths: Vec<(String, i64)> = conn
+            .prepare(
+                "SELECT s.value, d.count FROM rollup_daily_dims d JOIN strings s ON s.id = d.key \
+                 WHERE d.dim = 1 ORDER BY s.value",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            paths,
+            [("(other)".into(), 4), ("/p0".into(), 1), ("/p1".into(), 2)]
+        );
+        let pageviews: i64 = conn
+            .query_row("SELECT sum(pageviews) FROM rollup_hourly", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(pageviews, 7, "totals stay exact");
+        // A new day has room again.
+        store.write_batch(&mut conn, &[junk(2 * DAY, 8)]).unwrap();
+        assert!(strings(&conn, KIND_PATH).contains(&"/p8".to_string()));
     }
 
     #[test]
-    fn a_full_disk_stops_the_batch_before_it_starts() {
+    fn new_hosts_named_by_clients_are_capped_per_day() {
         let mut conn = migrated();
-        // Threshold 1 %: any real filesystem with something on it is "full".
-        let guard = DiskGuard::new(vec![std::env::temp_dir()], 1);
-        let mut store = EventStore::new(Some(guard));
-        match store.write_batch(&mut conn, &[event(0, "a.com", "/", PAGEVIEW, &[])]) {
-            Err(DbError::Disk(crate::platform::disk::DiskError::Full { .. })) => {}
-            other => panic!("expected DiskFull, got {other:?}"),
-        }
+        let limits = StoreLimits {
+            max_daily_values: 2,
+            ..StoreLimits::default()
+        };
+        let mut store = EventStore::with_limits(limits);
+        let at = |ts: i64, domain: &str, source: Source| Event {
+            source,
+            ..event(ts, domain, "/", PAGEVIEW, &[])
+        };
+        let mut batch: Vec<Event> = ["a.x", "b.x", "c.x", "d.x"]
+            .iter()
+            .map(|d| at(DAY, d, Source::Track))
+            .collect();
+        // A hosted site's own page is never folded.
+        batch.push(at(DAY, "site.local", Source::Page));
+        store.write_batch(&mut conn, &batch).unwrap();
+        // The next day: a known host stays itself, new ones count again.
+        let next: Vec<Event> = ["c.x", "a.x", "e.x", "f.x", "g.x"]
+            .iter()
+            .map(|d| at(2 * DAY, d, Source::Redirect))
+            .collect();
+        store.write_batch(&mut conn, &next).unwrap();
+        let domains: Vec<String> = conn
+            .prepare("SELECT value FROM strings WHERE kind = 1 ORDER BY value")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            domains,
+            ["(other)", "a.x", "b.x", "c.x", "e.x", "site.local"]
+        );
+        let events: i64 = conn
+            .query_row("SELECT sum(events) FROM rollup_hourly", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(events, 10, "every event is counted");
+    }
+
+    #[test]
+    fn an_empty_batch_writes_nothing() {
+        let mut conn = migrated();
+        let mut store = EventStore::new();
+        store.write_batch(&mut conn, &[]).expect("empty");
         let n: i64 = conn
-            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .query_row("SELECT count(*) FROM strings", [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, 0);
     }

@@ -297,6 +297,11 @@ pub(crate) struct AnalyticsArgs {
           action = clap::ArgAction::Set,
           default_value = "on")]
     pub auto_pageviews: bool,
+    /// Distinct paths, referrer hosts, event types, tags and campaign values stored per
+    /// site, day and kind; new ones past it are stored and counted as "(other)"
+    #[arg(long, env = "FAZT_MAX_DAILY_VALUES", value_name = "N", value_parser = count::<1, 1_000_000>,
+          default_value_t = crate::analytics::caps::DEFAULT_MAX_DAILY_VALUES)]
+    pub max_daily_values: usize,
 }
 
 /// Per-client rate limits of the server (issue #11): ingestion events and failed API keys,
@@ -584,6 +589,7 @@ impl ServerArgs {
             },
             retention: a.retention.map(|d| d.0),
             auto_pageviews: a.auto_pageviews,
+            max_daily_values: a.max_daily_values,
             track_domains: a.track_domains.clone().unwrap_or_default(),
             keep_deployments: d.keep_deployments,
             deploy: DeployLimits {

@@ -37,6 +37,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "campaigns",
         include_str!("../../migrations/005_campaigns.sql"),
     ),
+    (
+        6,
+        "daily_values",
+        include_str!("../../migrations/006_daily_values.sql"),
+    ),
 ];
 
 /// `PRAGMA auto_vacuum` value for INCREMENTAL.

@@ -70,6 +70,9 @@ pub struct Config {
     /// sites that send their own `/track` beacons, which would otherwise count each view
     /// twice.
     pub auto_pageviews: bool,
+    /// Distinct values per site, day and analytics dimension before new ones count as
+    /// `(other)` (`FAZT_MAX_DAILY_VALUES`).
+    pub max_daily_values: usize,
     /// Deployments kept per site for rollback; older ones, except a site's current one and
     /// the one a deploy just replaced (requests may still be reading it; it goes at the
     /// next deploy), are deleted after a deploy, and then the blobs nothing references any

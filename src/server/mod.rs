@@ -13,7 +13,7 @@ use crate::admin::AdminContext;
 use crate::analytics::event::{day_of, SaltBook};
 use crate::analytics::ingest::Ingest;
 use crate::analytics::rate_limit::IngestLimits;
-use crate::analytics::store::{delete_old_salts, load_or_create_salt, EventStore};
+use crate::analytics::store::{delete_old_salts, load_or_create_salt, EventStore, StoreLimits};
 use crate::db::events::EventPipeline;
 use crate::db::writer::WriterHandle;
 use crate::deploy::service::{DeployContext, Deployer};
@@ -120,7 +120,10 @@ pub fn run(mut config: Config) -> Result<i32, String> {
     let pipeline = EventPipeline {
         capacity: limits.event_channel_capacity,
         policy: config.event_batch,
-        sink: Box::new(EventStore::new(None)),
+        sink: Box::new(EventStore::with_limits(StoreLimits {
+            max_daily_values: config.max_daily_values,
+            full_batch: config.event_batch.max_events,
+        })),
         reserve: Some(reserve),
     };
     let (writer, queue, writer_thread) =

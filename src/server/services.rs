@@ -319,5 +319,6 @@ impl LoopService for AdminService {
         self.api.refresh_sites_if_changed();
         self.api.rotate_salt_if_new_day();
         self.api.run_retention();
+        crate::analytics::store::release_memory_after_burst();
     }
 }

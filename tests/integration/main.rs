@@ -39,6 +39,7 @@ mod http_framing;
 mod http_limits;
 mod http_protocol;
 mod http_rfc9110;
+mod junk;
 mod metrics_format;
 mod probe_fixtures;
 mod rate_limits;
