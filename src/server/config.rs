@@ -35,10 +35,37 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// cannot be used to exhaust descriptors.
 pub const DEFAULT_ADMIN_MAX_CONNECTIONS: usize = 256;
 
+/// A handshake is a few round trips; a client that needs longer is stalling.
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes in progress per core thread. An ECDSA handshake costs the server well under
+/// a millisecond of CPU, so honest clients never get near this; stalled ones (held until
+/// the handshake deadline) fill it instead of taking every descriptor.
+pub const DEFAULT_TLS_MAX_HANDSHAKES: usize = 256;
+/// HSTS max-age: a day upgrades a visitor's next visits, and an owner who turns TLS off (or
+/// loses the certificate) locks browsers out for at most a day. Never `preload`, never
+/// `includeSubDomains` (names under the domain may be served by other hosts).
+pub const DEFAULT_HSTS: Duration = Duration::from_secs(86_400);
+
+/// The TLS listener and its certificates (`--tls-*`).
+#[derive(Clone, Debug)]
+pub struct TlsConfig {
+    pub listen: SocketAddr,
+    /// Certificate and key files, the first the default certificate.
+    pub files: Vec<crate::http::tls::CertFiles>,
+    /// A self-signed development certificate instead of files.
+    pub self_signed: bool,
+    /// Handshakes in progress per core thread.
+    pub max_handshakes: usize,
+    /// HSTS max-age; `None` sends no header.
+    pub hsts: Option<Duration>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Public listener.
     pub listen: SocketAddr,
+    /// The TLS listener, if any.
+    pub tls: Option<TlsConfig>,
     /// Optional dedicated admin listener.
     pub admin_listen: Option<SocketAddr>,
     /// Base domain for host routing.

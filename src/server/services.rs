@@ -316,6 +316,9 @@ impl LoopService for AdminService {
     }
 
     fn on_tick(&mut self) {
+        if let Some(tls) = &self.app.tls {
+            tls.on_tick();
+        }
         self.api.refresh_sites_if_changed();
         self.api.rotate_salt_if_new_day();
         self.api.run_retention();

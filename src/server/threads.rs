@@ -34,12 +34,18 @@ impl Drop for ExitNotice {
     }
 }
 
+/// The bound listeners: the public one, and the admin and TLS ones if configured.
+pub struct Listeners {
+    pub public: TcpListener,
+    pub admin: Option<TcpListener>,
+    pub tls: Option<TcpListener>,
+}
+
 /// Starts the admin thread, the core threads and the deploy thread. Each gets its own read connection
 /// (opened by the caller, moved in here, never shared).
 pub fn start_threads(
     app: &Arc<App>,
-    public: TcpListener,
-    admin_listener: Option<TcpListener>,
+    listeners: Listeners,
     mut readers: Vec<Connection>,
     writer: WriterThread,
 ) -> Result<Threads, String> {
@@ -50,7 +56,7 @@ pub fn start_threads(
     let (admin_mailbox, admin_inbox) = Mailbox::new().map_err(io_err)?;
     let admin_stop = Arc::new(AtomicBool::new(false));
     let admin_loop = EventLoop::new(
-        admin_listener,
+        listeners.admin,
         ConnCap::new(app.config.admin_max_connections),
         admin_mailbox.clone(),
         admin_inbox,
@@ -79,9 +85,9 @@ pub fn start_threads(
     let core_count = app.config.probe.limits.core_threads;
     let mut core_mailboxes = Vec::new();
     for i in 0..core_count {
-        let listener = public.try_clone().map_err(io_err)?;
+        let listener = listeners.public.try_clone().map_err(io_err)?;
         let (mailbox, inbox) = Mailbox::new().map_err(io_err)?;
-        let event_loop = EventLoop::new(
+        let mut event_loop = EventLoop::new(
             Some(listener),
             app.public_cap.clone(),
             mailbox.clone(),
@@ -90,6 +96,12 @@ pub fn start_threads(
             limits,
         )
         .map_err(io_err)?;
+        if let (Some(tls), Some(listener)) = (&app.tls, &listeners.tls) {
+            let listener = listener.try_clone().map_err(io_err)?;
+            event_loop = event_loop
+                .with_tls(tls.listener(listener))
+                .map_err(io_err)?;
+        }
         let service = CoreService {
             app: app.clone(),
             admin: admin_mailbox.clone(),
