@@ -262,6 +262,11 @@ pub(crate) struct TlsArgs {
     #[arg(long, env = "FAZT_HSTS", value_name = "DURATION", value_parser = parse_duration_value,
           default_value_t = Dur(config::DEFAULT_HSTS))]
     pub hsts: Dur,
+    /// The plain listener answers every request with a redirect to https (301, or 308 for
+    /// methods with a body), except /health and /.well-known/acme-challenge/
+    #[arg(long, env = "FAZT_REDIRECT_HTTP", value_name = "on|off", value_parser = switch,
+          default_value = "off", num_args = 0..=1, default_missing_value = "on")]
+    pub redirect_http: bool,
 }
 
 fn parse_duration_value(text: &str) -> Result<Dur, String> {
@@ -278,6 +283,9 @@ impl TlsArgs {
             }
             if self.tls_self_signed {
                 return Err(p.invalid("tls_self_signed", "needs --tls-listen (FAZT_TLS_LISTEN)"));
+            }
+            if self.redirect_http {
+                return Err(p.invalid("redirect_http", "needs --tls-listen (FAZT_TLS_LISTEN)"));
             }
             return Ok(());
         }
@@ -323,6 +331,7 @@ impl TlsArgs {
             self_signed: self.tls_self_signed,
             max_handshakes: self.tls_max_handshakes,
             hsts: (!self.hsts.0.is_zero()).then_some(self.hsts.0),
+            redirect_http: self.redirect_http,
         })
     }
 }

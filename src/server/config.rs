@@ -58,6 +58,8 @@ pub struct TlsConfig {
     pub max_handshakes: usize,
     /// HSTS max-age; `None` sends no header.
     pub hsts: Option<Duration>,
+    /// The plain listener redirects to https (`--redirect-http`).
+    pub redirect_http: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -123,9 +125,17 @@ pub struct RateLimits {
 impl Config {
     /// The scheme and port of the URLs fazt prints and returns: the public URL's, else
     /// `http` and the public listener's (bound) port.
+    /// With a TLS listener (and no public URL) that is `https` and the TLS port: visitors
+    /// are sent to https.
     pub fn url_base(&self) -> crate::hosting::urls::UrlBase {
-        self.public_url
-            .clone()
-            .unwrap_or_else(|| crate::hosting::urls::UrlBase::listener(self.listen.port()))
+        use crate::hosting::urls::UrlBase;
+        match (&self.public_url, &self.tls) {
+            (Some(url), _) => url.clone(),
+            (None, Some(tls)) => UrlBase {
+                https: true,
+                port: (tls.listen.port() != 443).then_some(tls.listen.port()),
+            },
+            (None, None) => UrlBase::listener(self.listen.port()),
+        }
     }
 }

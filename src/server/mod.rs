@@ -172,8 +172,12 @@ pub fn run(mut config: Config) -> Result<i32, String> {
         .as_ref()
         .map(|t| bind(t.listen, "--tls-listen"))
         .transpose()?;
-    if let Some(l) = &tls_listener {
+    if let (Some(l), Some(tls)) = (&tls_listener, &mut config.tls) {
         announce_tls(l);
+        // Port 0 again: URLs name the bound port.
+        if let Ok(bound) = l.local_addr() {
+            tls.listen = bound;
+        }
     }
     announce(&public, "public");
     if let Some(l) = &admin_listener {

@@ -242,6 +242,9 @@ fn a_large_file_over_tls_arrives_whole() {
         zip::CompressionMethod::Stored,
     );
     assert!((200..300).contains(&r.status), "{}", r.text());
+    // With a TLS listener, the URLs fazt returns are https on its port.
+    let url = format!("https://big.localhost:{}/", server.tls_addr.unwrap().port());
+    assert!(r.text().contains(&url), "{}", r.text());
     let mut tls = connect_tls(&server, "big.localhost");
     let r = get_over(&mut tls, "big.localhost", "/big.bin");
     assert_eq!(r.status, 200);
@@ -492,4 +495,46 @@ fn changed_certificate_files_are_picked_up_without_a_signal() {
         &connect_tls(&server, "localhost")
     ) == second));
     assert!(server.stderr().contains("the files changed"));
+}
+
+#[test]
+fn redirect_http_sends_plain_requests_to_https_except_challenges_and_health() {
+    let dir = TempDir::new("tls-redirect");
+    let (cert, key, _) = make_cert(dir.path(), "local", &["localhost", "*.localhost"]);
+    let server = Server::builder()
+        .arg("--tls-listen")
+        .arg("127.0.0.1:0")
+        .arg("--tls-cert")
+        .arg(s(&cert))
+        .arg("--tls-key")
+        .arg(s(&key))
+        .arg("--redirect-http")
+        .start();
+    let port = server.tls_addr.unwrap().port();
+    let r = server.get("blog.localhost", "/a/b?x=1");
+    assert_eq!(r.status, 301);
+    let location = format!("https://blog.localhost:{port}/a/b?x=1");
+    assert_eq!(r.header("location"), Some(location.as_str()));
+    // A body is not read: 308 keeps the method, the client sends it again over https.
+    let r = send(&server, "POST", "collector.test", "/track", &[], b"{}");
+    assert_eq!(r.status, 308);
+    assert_eq!(
+        r.header("location"),
+        Some(format!("https://collector.test:{port}/track").as_str())
+    );
+    assert_eq!(server.get("localhost", "/health").status, 200);
+    let challenge = server.get("localhost", "/.well-known/acme-challenge/token");
+    assert_ne!(challenge.status, 301);
+    // The metrics the tests read come over https on the admin host.
+    let mut tls = connect_tls(&server, "admin.localhost");
+    let head = format!(
+        "GET /metrics HTTP/1.1\r\nHost: admin.localhost\r\nAuthorization: Bearer {}\r\n\r\n",
+        server.token
+    );
+    tls.write_all(head.as_bytes()).unwrap();
+    let r = read_response(&mut tls).unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r
+        .text()
+        .contains("fazt_tls_handshakes_total{result=\"ok\"} 1"));
 }
