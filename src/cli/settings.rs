@@ -528,6 +528,10 @@ pub(crate) struct ClientArgs {
     /// API token (create one with `fazt key create`) [default: from `fazt login`]
     #[arg(long, env = "FAZT_TOKEN", value_name = "T")]
     pub token: Option<String>,
+    /// CA certificate(s), PEM, trusted for an https server besides the usual public CAs:
+    /// a fazt with a self-signed (its DATA/tls-self-signed.pem) or private-CA certificate
+    #[arg(long, env = "FAZT_CA_FILE", value_name = "FILE", value_parser = non_empty_path)]
+    pub ca_file: Option<PathBuf>,
 }
 
 // ---------------------------------------------------------------------------------------

@@ -538,3 +538,44 @@ fn redirect_http_sends_plain_requests_to_https_except_challenges_and_health() {
         .text()
         .contains("fazt_tls_handshakes_total{result=\"ok\"} 1"));
 }
+
+#[test]
+fn fazt_deploy_reaches_an_https_fazt_with_a_self_signed_certificate_through_ca_file() {
+    let server = Server::builder()
+        .arg("--tls-listen")
+        .arg("127.0.0.1:0")
+        .arg("--tls-self-signed")
+        .start();
+    let url = format!("https://localhost:{}", server.tls_addr.unwrap().port());
+    let site = TempDir::new("tls-site");
+    write_file(site.path(), "index.html", b"<h1>over https</h1>");
+    let home = TempDir::new("tls-home");
+    let pem = server.data.path().join("tls-self-signed.pem");
+    let deploy = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec!["deploy", s(site.path()), "--site", "blog", "--server", &url];
+        args.extend_from_slice(&["--token", &server.token]);
+        args.extend_from_slice(extra);
+        run_client(&args, home.path(), env)
+    };
+    // Without the certificate trusted, the client refuses the server.
+    let (code, out, err) = deploy(&[], &[]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("certificate"), "{err}");
+    let (code, out, err) = deploy(&["--ca-file", s(&pem)], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("https://blog.localhost:"), "{out}");
+    let (code, out, err) = deploy(&[], &[("FAZT_CA_FILE", s(&pem))]);
+    assert_eq!(code, 0, "{out}{err}");
+    let mut tls = connect_tls(&server, "blog.localhost");
+    assert_eq!(
+        get_over(&mut tls, "blog.localhost", "/").text(),
+        "<h1>over https</h1>"
+    );
+    // A file that is no certificate is named in the error.
+    let (code, _, err) = deploy(&["--ca-file", s(&site.path().join("index.html"))], &[]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("--ca-file") && err.contains("index.html"),
+        "{err}"
+    );
+}

@@ -519,6 +519,7 @@ pub fn run_client(args: &[&str], home: &Path, env: &[(&str, &str)]) -> (i32, Str
         .stdin(Stdio::null())
         .env_remove("FAZT_SERVER")
         .env_remove("FAZT_TOKEN")
+        .env_remove("FAZT_CA_FILE")
         .env("HOME", home)
         .env("XDG_CONFIG_HOME", home.join("config"));
     for (k, v) in env {
