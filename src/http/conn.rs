@@ -368,6 +368,7 @@ impl<P> Conn<P> {
     /// [`Conn::on_readable`] for TLS: reads records (bounded), moves all the plaintext
     /// they carry into `inbuf` (so none waits inside rustls where no socket event would
     /// bring it back), then runs the state machine, which also writes handshake replies.
+    #[inline(never)] // Off the plain path: keeps its code as small as before TLS.
     fn read_tls_records<S: Service<Plan = P>>(
         &mut self,
         svc: &mut S,
@@ -672,7 +673,8 @@ impl<P> Conn<P> {
         if let Phase::Idle { .. } = self.phase {
             self.phase = Phase::Head { started: ctx.now };
         }
-        let status = match parse_head(&self.inbuf, &mut self.scanner, self.peer) {
+        let tls = self.tls.is_some();
+        let status = match parse_head(&self.inbuf, &mut self.scanner, self.peer, tls) {
             Ok(status) => status,
             Err(e) => {
                 self.fail(e, ctx);
@@ -680,7 +682,7 @@ impl<P> Conn<P> {
             }
         };
         let HeadStatus::Complete {
-            mut request,
+            request,
             framing,
             head_len,
             expect_continue,
@@ -690,7 +692,6 @@ impl<P> Conn<P> {
         };
         self.inbuf.drain(..head_len);
         self.scanner.reset();
-        request.tls = self.tls.is_some();
         let plan = svc.plan(&request);
         let framing = match framing {
             Framing::None => {
@@ -942,6 +943,7 @@ impl<P> Conn<P> {
 
     /// Writes the TLS records rustls holds (handshake messages, the tail of a response, the
     /// closing `close_notify`); false while some wait for the socket (or it failed).
+    #[inline(never)] // Off the plain path: keeps its code as small as before TLS.
     fn flush_tls(&mut self, now: Instant) -> bool {
         let closing = matches!(self.phase, Phase::Closing) && self.out.is_empty();
         let Some(tls) = self.tls.as_deref_mut() else {
@@ -1049,6 +1051,7 @@ fn write_records(session: &mut rustls::ServerConnection, stream: &mut TcpStream)
 /// The TLS counterpart of a socket write: once the records held before are out, rustls
 /// takes plaintext (up to its buffer limit) and encrypts it; as many records as the socket
 /// takes now are written, the rest wait for the next flush (see [`Conn::flush_tls`]).
+#[inline(never)]
 fn write_through_tls(
     session: &mut rustls::ServerConnection,
     stream: &mut TcpStream,
@@ -1064,6 +1067,7 @@ fn write_through_tls(
 
 /// Adds a header line to a response head just written by [`Response::write_head`], before
 /// the blank line that ends it.
+#[inline(never)]
 fn insert_header(head: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     if !head.ends_with(b"\r\n\r\n") {
         return;

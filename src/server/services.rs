@@ -24,6 +24,8 @@ pub struct CoreService {
     pub app: Arc<App>,
     pub admin: Mailbox,
     pub me: Mailbox,
+    /// `--redirect-http`, read once (the plan is on every request's path).
+    pub redirect_http: bool,
 }
 
 /// What a core thread decided from a request's head: its route, and for admin requests
@@ -39,17 +41,11 @@ pub struct CorePlan {
 impl Service for CoreService {
     type Plan = CorePlan;
 
+    #[inline]
     fn plan(&mut self, request: &Request) -> CorePlan {
         let route = Route::of(&request.host, request.path(), &self.app.config.domain);
         let deploy = route == Route::Admin && deploy::is_deploy(request);
-        let redirect = !request.tls
-            && self
-                .app
-                .config
-                .tls
-                .as_ref()
-                .is_some_and(|t| t.redirect_http)
-            && !stays_on_http(request.path());
+        let redirect = self.redirect_http && !request.tls && !stays_on_http(request.path());
         CorePlan {
             route,
             deploy,

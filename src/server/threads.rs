@@ -106,6 +106,7 @@ pub fn start_threads(
             app: app.clone(),
             admin: admin_mailbox.clone(),
             me: mailbox.clone(),
+            redirect_http: app.config.tls.as_ref().is_some_and(|t| t.redirect_http),
         };
         core_mailboxes.push(mailbox);
         let reader = readers
