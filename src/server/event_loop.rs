@@ -302,6 +302,12 @@ impl<P> EventLoop<P> {
                     }
                     let place = match self.cap.try_acquire(peer.ip()) {
                         Ok(place) => place,
+                        // A TLS client could not read a plain 503: it is only closed.
+                        Err(why) if tls => {
+                            count_refusal(why);
+                            let _ = sys::reset_on_close(&stream);
+                            continue;
+                        }
                         Err(why) => {
                             refuse(stream, why);
                             continue;
@@ -611,25 +617,28 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
+/// Counts a connection refused at the cap or past its client's share.
+fn count_refusal(why: Refused) {
+    METRICS.shed_requests.inc();
+    match why {
+        Refused::Full => METRICS.connections_rejected.inc(),
+        Refused::OverShare => METRICS.connections_over_share.inc(),
+    }
+}
+
 /// Answers a connection past the cap, or past its client's share, with 503 and closes
 /// it, without registering it. A short answer rather than a bare close: it costs one
 /// non-blocking read and write, and a browser behind a busy NAT learns why.
 fn refuse(mut stream: TcpStream, why: Refused) {
-    METRICS.shed_requests.inc();
     METRICS.count_status(503);
     const FULL: &str =
         "{\"error\":{\"code\":\"unavailable\",\"message\":\"server is at its connection limit, retry shortly\"}}\n";
     const OVER_SHARE: &str =
         "{\"error\":{\"code\":\"unavailable\",\"message\":\"too many connections from your address, retry when one closes\"}}\n";
+    count_refusal(why);
     let body = match why {
-        Refused::Full => {
-            METRICS.connections_rejected.inc();
-            FULL
-        }
-        Refused::OverShare => {
-            METRICS.connections_over_share.inc();
-            OVER_SHARE
-        }
+        Refused::Full => FULL,
+        Refused::OverShare => OVER_SHARE,
     };
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\n\

@@ -156,6 +156,22 @@ fn metric(server: &Server, series: &str) -> u64 {
         .unwrap()
 }
 
+/// `metric`, or `None` while the server refuses the request (say, over the client share).
+fn try_metric(server: &Server, series: &str) -> Option<u64> {
+    let mut s = TcpStream::connect(server.addr).ok()?;
+    let head = format!(
+        "GET /metrics HTTP/1.1\r\nHost: admin.localhost\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        server.token
+    );
+    s.write_all(head.as_bytes()).ok()?;
+    let r = read_response(&mut s).ok().filter(|r| r.status == 200)?;
+    let text = r.text();
+    let value = text
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))?;
+    value.trim().parse().ok()
+}
+
 fn handshakes(server: &Server, result: &str) -> u64 {
     metric(
         server,
@@ -578,4 +594,25 @@ fn fazt_deploy_reaches_an_https_fazt_with_a_self_signed_certificate_through_ca_f
         err.contains("--ca-file") && err.contains("index.html"),
         "{err}"
     );
+}
+
+#[test]
+fn a_tls_connection_past_its_client_share_is_closed_without_a_plain_answer() {
+    let (server, _dir, _) = localhost_server(&[("FAZT_CONNS_PER_CLIENT", "2")]);
+    let held: Vec<Tls> = (0..2).map(|_| connect_tls(&server, "localhost")).collect();
+    // The reset may even come before connect() returns: that is a close too.
+    let mut got = Vec::new();
+    if let Ok(mut raw) = TcpStream::connect(server.tls_addr.unwrap()) {
+        raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = raw.read_to_end(&mut got);
+    }
+    assert!(
+        !got.starts_with(b"HTTP/"),
+        "no plain HTTP on the TLS port: {}",
+        String::from_utf8_lossy(&got)
+    );
+    assert!(handshake(server.tls_addr.unwrap(), "localhost", any_cert_config()).is_err());
+    drop(held);
+    let over_share = || try_metric(&server, "fazt_connections_over_share_total");
+    assert!(eventually(Duration::from_secs(5), || over_share() >= Some(2)));
 }
