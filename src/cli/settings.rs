@@ -267,6 +267,11 @@ pub(crate) struct TlsArgs {
     #[arg(long, env = "FAZT_REDIRECT_HTTP", value_name = "on|off", value_parser = switch,
           default_value = "off", num_args = 0..=1, default_missing_value = "on")]
     pub redirect_http: bool,
+    /// The --admin-listen listener speaks TLS too, with the same certificates (needs
+    /// --tls-listen and --admin-listen)
+    #[arg(long, env = "FAZT_ADMIN_TLS", value_name = "on|off", value_parser = switch,
+          default_value = "off", num_args = 0..=1, default_missing_value = "on")]
+    pub admin_tls: bool,
 }
 
 fn parse_duration_value(text: &str) -> Result<Dur, String> {
@@ -286,6 +291,9 @@ impl TlsArgs {
             }
             if self.redirect_http {
                 return Err(p.invalid("redirect_http", "needs --tls-listen (FAZT_TLS_LISTEN)"));
+            }
+            if self.admin_tls {
+                return Err(p.invalid("admin_tls", "needs --tls-listen (FAZT_TLS_LISTEN)"));
             }
             return Ok(());
         }
@@ -332,6 +340,7 @@ impl TlsArgs {
             max_handshakes: self.tls_max_handshakes,
             hsts: (!self.hsts.0.is_zero()).then_some(self.hsts.0),
             redirect_http: self.redirect_http,
+            admin: self.admin_tls,
         })
     }
 }
@@ -661,6 +670,9 @@ impl ServerArgs {
     /// Settings that contradict each other, in the one error format.
     pub(crate) fn check(&self, p: &Parsed) -> Result<(), String> {
         self.tls.check(p)?;
+        if self.tls.admin_tls && self.admin_listen.is_none() {
+            return Err(p.invalid("admin_tls", "needs --admin-listen (FAZT_ADMIN_LISTEN)"));
+        }
         match &self.public_url {
             Some(url) if url.host != self.domain => Err(p.invalid(
                 "public_url",

@@ -60,6 +60,8 @@ pub struct TlsConfig {
     pub hsts: Option<Duration>,
     /// The plain listener redirects to https (`--redirect-http`).
     pub redirect_http: bool,
+    /// The admin listener speaks TLS too (`--admin-tls`).
+    pub admin: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -125,6 +127,11 @@ pub struct RateLimits {
 impl Config {
     /// The scheme and port of the URLs fazt prints and returns: the public URL's, else
     /// `http` and the public listener's (bound) port.
+    /// True when the admin listener speaks TLS (`--admin-tls`).
+    pub fn admin_tls(&self) -> bool {
+        self.admin_listen.is_some() && self.tls.as_ref().is_some_and(|t| t.admin)
+    }
+
     /// With a TLS listener (and no public URL) that is `https` and the TLS port: visitors
     /// are sent to https.
     pub fn url_base(&self) -> crate::hosting::urls::UrlBase {

@@ -173,15 +173,17 @@ pub fn run(mut config: Config) -> Result<i32, String> {
         .map(|t| bind(t.listen, "--tls-listen"))
         .transpose()?;
     if let (Some(l), Some(tls)) = (&tls_listener, &mut config.tls) {
-        announce_tls(l);
+        announce_tls(l, "tls");
         // Port 0 again: URLs name the bound port.
         if let Ok(bound) = l.local_addr() {
             tls.listen = bound;
         }
     }
     announce(&public, "public");
-    if let Some(l) = &admin_listener {
-        announce(l, "admin");
+    match &admin_listener {
+        Some(l) if config.admin_tls() => announce_tls(l, "admin"),
+        Some(l) => announce(l, "admin"),
+        None => {}
     }
     announce_urls(&config);
 
@@ -293,9 +295,9 @@ fn announce(listener: &TcpListener, role: &str) {
     }
 }
 
-fn announce_tls(listener: &TcpListener) {
+fn announce_tls(listener: &TcpListener, role: &str) {
     if let Ok(addr) = listener.local_addr() {
-        println!("listening on https://{addr} (tls)");
+        println!("listening on https://{addr} ({role})");
         let _ = std::io::stdout().flush();
     }
 }

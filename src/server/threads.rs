@@ -55,8 +55,14 @@ pub fn start_threads(
 
     let (admin_mailbox, admin_inbox) = Mailbox::new().map_err(io_err)?;
     let admin_stop = Arc::new(AtomicBool::new(false));
-    let admin_loop = EventLoop::new(
-        listeners.admin,
+    // `--admin-tls`: the admin listener is the loop's TLS listener, and it has no plain one.
+    let admin_tls = app.tls.as_ref().filter(|_| app.config.admin_tls());
+    let (admin_plain, admin_secure) = match (admin_tls, listeners.admin) {
+        (Some(tls), Some(listener)) => (None, Some(tls.listener(listener))),
+        (_, listener) => (listener, None),
+    };
+    let mut admin_loop = EventLoop::new(
+        admin_plain,
         ConnCap::new(app.config.admin_max_connections),
         admin_mailbox.clone(),
         admin_inbox,
@@ -64,6 +70,9 @@ pub fn start_threads(
         limits,
     )
     .map_err(io_err)?;
+    if let Some(secure) = admin_secure {
+        admin_loop = admin_loop.with_tls(secure).map_err(io_err)?;
+    }
     let admin_service = AdminService {
         api: AdminApi::new(app.admin_context()),
         app: app.clone(),

@@ -616,3 +616,61 @@ fn a_tls_connection_past_its_client_share_is_closed_without_a_plain_answer() {
     let over_share = || try_metric(&server, "fazt_connections_over_share_total");
     assert!(eventually(Duration::from_secs(5), || over_share() >= Some(2)));
 }
+
+#[test]
+fn the_admin_listener_speaks_tls_with_admin_tls() {
+    let dir = TempDir::new("tls-admin");
+    let (cert, key, der) = make_cert(dir.path(), "local", &["localhost", "*.localhost"]);
+    let server = Server::builder()
+        .admin_listener()
+        .arg("--tls-listen")
+        .arg("127.0.0.1:0")
+        .arg("--tls-cert")
+        .arg(s(&cert))
+        .arg("--tls-key")
+        .arg(s(&key))
+        .arg("--admin-tls")
+        .start();
+    let admin = server.admin_addr.unwrap();
+    let mut tls = handshake(admin, "localhost", any_cert_config()).expect("TLS on the admin port");
+    assert_eq!(served_cert(&tls), der);
+    let head = format!(
+        "GET /api/system/health HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\r\n",
+        server.token
+    );
+    tls.write_all(head.as_bytes()).unwrap();
+    let r = read_response(&mut tls).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("strict-transport-security"), Some("max-age=86400"));
+    // Plain http is not spoken there any more.
+    let mut plain = connect(admin);
+    plain
+        .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = plain.read_to_end(&mut got);
+    assert!(
+        !got.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    // --admin-tls without an admin listener is a start-up error.
+    let data = dir.path().join("data");
+    let (code, _, err) = run_cli(
+        &[
+            "server",
+            "start",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            s(&data),
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-self-signed",
+            "--admin-tls",
+        ],
+        &[],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--admin-listen"), "{err}");
+}

@@ -221,7 +221,11 @@ impl ServerBuilder {
                 )
             };
             if let Some(rest) = line.strip_prefix("listening on https://") {
-                tls_addr = rest.split(' ').next().and_then(|a| a.parse().ok());
+                let (a, role) = rest.split_once(' ').unwrap();
+                match role.contains("admin") {
+                    true => admin_addr = a.parse().ok(),
+                    false => tls_addr = a.parse().ok(),
+                }
             } else if let Some(rest) = line.strip_prefix("listening on http://") {
                 let (a, role) = rest.split_once(' ').unwrap();
                 let a: SocketAddr = a.parse().unwrap();
