@@ -674,3 +674,30 @@ fn the_admin_listener_speaks_tls_with_admin_tls() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--admin-listen"), "{err}");
 }
+
+#[test]
+fn a_large_upload_over_tls_is_received_whole() {
+    let (server, _dir, _) = localhost_server(&[]);
+    let big = Rng(11).bytes(5 << 20);
+    let zip = zips::zip_of(
+        &[("index.html", b"hi"), ("big.bin", &big)],
+        zip::CompressionMethod::Stored,
+    );
+    let head = format!(
+        "POST /api/deploy?site=up HTTP/1.1\r\nHost: admin.localhost\r\n\
+         Authorization: Bearer {}\r\nContent-Type: application/zip\r\n\
+         Content-Length: {}\r\n\r\n",
+        server.token,
+        zip.len()
+    );
+    let mut tls = connect_tls(&server, "admin.localhost");
+    tls.sock
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    tls.write_all(head.as_bytes()).unwrap();
+    tls.write_all(&zip).unwrap();
+    let r = read_response(&mut tls).unwrap();
+    assert!((200..300).contains(&r.status), "{}", r.text());
+    let r = get_over(&mut tls, "up.localhost", "/big.bin");
+    assert_eq!(sha256_hex(&r.body), sha256_hex(&big));
+}
