@@ -513,11 +513,11 @@ pub(crate) struct ServerArgs {
           default_value_t = config::DEFAULT_ADMIN_MAX_CONNECTIONS, help_heading = "Connections")]
     pub admin_max_connections: usize,
     #[command(flatten)]
-    pub tls: TlsArgs,
-    #[command(flatten)]
     pub disk: DiskArgs,
     #[command(flatten)]
     pub reserve: ReserveArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     #[command(flatten)]
     pub deploy: DeployArgs,
     #[command(flatten)]
