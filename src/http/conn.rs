@@ -596,6 +596,9 @@ impl<P> Conn<P> {
         if self.out.is_empty() {
             return;
         }
+        // Over TLS, `sent` counts plaintext given to rustls and the socket holds records
+        // (a few percent larger): the client is credited slightly less than it took, and
+        // plaintext still inside rustls (at most `tls::SEND_BUFFER_LIMIT`) slightly more.
         // Unknown (not a TCP socket?): count everything written, as before the question.
         let unacked = sys::unacked_bytes(&self.stream).unwrap_or(0);
         self.out.taken = self.out.sent.saturating_sub(unacked);
