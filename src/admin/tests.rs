@@ -70,7 +70,7 @@ impl Fixture {
         );
         let peer = "127.0.0.1:1".parse().unwrap();
         let Ok(HeadStatus::Complete { mut request, .. }) =
-            parse_head(head.as_bytes(), &mut HeadScanner::default(), peer)
+            parse_head(head.as_bytes(), &mut HeadScanner::default(), peer, false)
         else {
             panic!("test request did not parse: {head}");
         };

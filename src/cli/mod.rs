@@ -588,7 +588,10 @@ fn config_path() -> Result<PathBuf, ClientError> {
 
 fn client_settings(args: &ClientArgs, p: &Parsed) -> Result<client::config::Settings, ClientError> {
     let (given, hints) = args.given(p.command);
-    client::config::resolve(given, &|| client::config::load(&config_path()?), &hints)
+    let mut settings =
+        client::config::resolve(given, &|| client::config::load(&config_path()?), &hints)?;
+    settings.server.ca_file = args.ca_file.clone();
+    Ok(settings)
 }
 
 fn client_deploy(args: &DeployCmd, p: &Parsed) -> Result<i32, String> {

@@ -224,6 +224,127 @@ pub(crate) struct LimitArgs {
     pub sqlite_mmap_bytes: Option<Bytes>,
 }
 
+/// HTTPS (issue #12): the TLS listener and where its certificates come from.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "HTTPS")]
+pub(crate) struct TlsArgs {
+    /// TLS listener, HOST:PORT or :PORT (e.g. :443); needs --tls-cert/--tls-key or
+    /// --tls-self-signed [default: none]
+    #[arg(long, env = "FAZT_TLS_LISTEN", value_name = "ADDR", value_parser = listen_addr)]
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain(s), comma-separated, each paired with the --tls-key at the same
+    /// place; served for the DNS names they hold (a wildcard too), the first for any other
+    /// name. Reloaded on SIGHUP and when the files change
+    #[arg(long, env = "FAZT_TLS_CERT", value_name = "FILE", value_parser = non_empty_path,
+          value_delimiter = ',')]
+    pub tls_cert: Vec<PathBuf>,
+    /// PEM private key(s) of the --tls-cert certificates, in the same order
+    #[arg(long, env = "FAZT_TLS_KEY", value_name = "FILE", value_parser = non_empty_path,
+          value_delimiter = ',')]
+    pub tls_key: Vec<PathBuf>,
+    /// Serve a self-signed development certificate for localhost, *.localhost, the domain
+    /// and *.DOMAIN, made at each start (its certificate is written to
+    /// DATA/tls-self-signed.pem for clients to trust)
+    #[arg(long, env = "FAZT_TLS_SELF_SIGNED", value_name = "on|off", value_parser = switch,
+          default_value = "off", num_args = 0..=1, default_missing_value = "on")]
+    pub tls_self_signed: bool,
+    /// Longest TLS handshake, from accepting the connection
+    #[arg(long, env = "FAZT_TLS_HANDSHAKE_TIMEOUT", value_name = "DURATION", value_parser = positive_duration,
+          default_value_t = Dur(config::DEFAULT_TLS_HANDSHAKE_TIMEOUT))]
+    pub tls_handshake_timeout: Dur,
+    /// TLS handshakes in progress per core thread; past it new TLS connections are closed
+    /// at once (counted as fazt_tls_handshakes_total{result="over_cap"})
+    #[arg(long, env = "FAZT_TLS_MAX_HANDSHAKES", value_name = "N", value_parser = count::<1, { usize::MAX }>,
+          default_value_t = config::DEFAULT_TLS_MAX_HANDSHAKES)]
+    pub tls_max_handshakes: usize,
+    /// Strict-Transport-Security max-age sent on responses over TLS (never preload); 0
+    /// turns the header off
+    #[arg(long, env = "FAZT_HSTS", value_name = "DURATION", value_parser = parse_duration_value,
+          default_value_t = Dur(config::DEFAULT_HSTS))]
+    pub hsts: Dur,
+    /// The plain listener answers every request with a redirect to https (301, or 308 for
+    /// methods with a body), except /health and /.well-known/acme-challenge/
+    #[arg(long, env = "FAZT_REDIRECT_HTTP", value_name = "on|off", value_parser = switch,
+          default_value = "off", num_args = 0..=1, default_missing_value = "on")]
+    pub redirect_http: bool,
+    /// The --admin-listen listener speaks TLS too, with the same certificates (needs
+    /// --tls-listen and --admin-listen)
+    #[arg(long, env = "FAZT_ADMIN_TLS", value_name = "on|off", value_parser = switch,
+          default_value = "off", num_args = 0..=1, default_missing_value = "on")]
+    pub admin_tls: bool,
+}
+
+fn parse_duration_value(text: &str) -> Result<Dur, String> {
+    parse_duration(text).map(Dur)
+}
+
+impl TlsArgs {
+    /// Settings that contradict each other, in the one error format.
+    fn check(&self, p: &Parsed) -> Result<(), String> {
+        let has_files = !self.tls_cert.is_empty() || !self.tls_key.is_empty();
+        if self.tls_listen.is_none() {
+            if has_files {
+                return Err(p.invalid("tls_cert", "needs --tls-listen (FAZT_TLS_LISTEN)"));
+            }
+            if self.tls_self_signed {
+                return Err(p.invalid("tls_self_signed", "needs --tls-listen (FAZT_TLS_LISTEN)"));
+            }
+            if self.redirect_http {
+                return Err(p.invalid("redirect_http", "needs --tls-listen (FAZT_TLS_LISTEN)"));
+            }
+            if self.admin_tls {
+                return Err(p.invalid("admin_tls", "needs --tls-listen (FAZT_TLS_LISTEN)"));
+            }
+            return Ok(());
+        }
+        if self.tls_cert.len() != self.tls_key.len() {
+            return Err(p.invalid(
+                "tls_key",
+                &format!(
+                    "{} key file(s) for {} certificate file(s) in --tls-cert; give one key per certificate, in the same order",
+                    self.tls_key.len(),
+                    self.tls_cert.len()
+                ),
+            ));
+        }
+        if has_files && self.tls_self_signed {
+            return Err(p.invalid(
+                "tls_self_signed",
+                "--tls-cert/--tls-key are given too; use one certificate source",
+            ));
+        }
+        if !has_files && !self.tls_self_signed {
+            return Err(p.invalid(
+                "tls_listen",
+                "no certificate: give --tls-cert and --tls-key (FAZT_TLS_CERT, FAZT_TLS_KEY), or --tls-self-signed (FAZT_TLS_SELF_SIGNED) to try https locally",
+            ));
+        }
+        Ok(())
+    }
+
+    fn config(&self) -> Option<config::TlsConfig> {
+        let listen = self.tls_listen?;
+        let files = self
+            .tls_cert
+            .iter()
+            .zip(&self.tls_key)
+            .map(|(cert, key)| crate::http::tls::CertFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            })
+            .collect();
+        Some(config::TlsConfig {
+            listen,
+            files,
+            self_signed: self.tls_self_signed,
+            max_handshakes: self.tls_max_handshakes,
+            hsts: (!self.hsts.0.is_zero()).then_some(self.hsts.0),
+            redirect_http: self.redirect_http,
+            admin: self.admin_tls,
+        })
+    }
+}
+
 /// The disk breaker, for every command that writes bulk data.
 #[derive(Args, Clone, Debug)]
 pub(crate) struct DiskArgs {
@@ -401,6 +522,8 @@ pub(crate) struct ServerArgs {
     #[command(flatten)]
     pub reserve: ReserveArgs,
     #[command(flatten)]
+    pub tls: TlsArgs,
+    #[command(flatten)]
     pub deploy: DeployArgs,
     #[command(flatten)]
     pub analytics: AnalyticsArgs,
@@ -419,6 +542,10 @@ pub(crate) struct ClientArgs {
     /// API token (create one with `fazt key create`) [default: from `fazt login`]
     #[arg(long, env = "FAZT_TOKEN", value_name = "T")]
     pub token: Option<String>,
+    /// CA certificate(s), PEM, trusted for an https server besides the usual public CAs:
+    /// a fazt with a self-signed (its DATA/tls-self-signed.pem) or private-CA certificate
+    #[arg(long, env = "FAZT_CA_FILE", value_name = "FILE", value_parser = non_empty_path)]
+    pub ca_file: Option<PathBuf>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -547,6 +674,10 @@ fn limit_setting(limit: &str) -> &'static str {
 impl ServerArgs {
     /// Settings that contradict each other, in the one error format.
     pub(crate) fn check(&self, p: &Parsed) -> Result<(), String> {
+        self.tls.check(p)?;
+        if self.tls.admin_tls && self.admin_listen.is_none() {
+            return Err(p.invalid("admin_tls", "needs --admin-listen (FAZT_ADMIN_LISTEN)"));
+        }
         match &self.public_url {
             Some(url) if url.host != self.domain => Err(p.invalid(
                 "public_url",
@@ -577,7 +708,9 @@ impl ServerArgs {
                 min_body_rate: self.min_body_rate.0,
                 min_response_rate: self.min_response_rate.0,
                 rate_grace: self.rate_grace.0,
+                handshake_timeout: self.tls.tls_handshake_timeout.0,
             },
+            tls: self.tls.config(),
             shutdown_timeout: self.shutdown_timeout.0,
             admin_max_connections: self.admin_max_connections,
             disk_threshold: self.disk.disk_threshold,

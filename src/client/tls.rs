@@ -1,16 +1,21 @@
 //! TLS for `https://` servers: rustls (ring) with Mozilla's root certificates.
 
 use super::transport::Stream;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use std::io;
 use std::net::TcpStream;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn client_config() -> io::Result<rustls::ClientConfig> {
-    let roots = rustls::RootCertStore {
+fn client_config(ca_file: Option<&Path>) -> io::Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
+    if let Some(path) = ca_file {
+        add_ca_file(&mut roots, path)?;
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -18,14 +23,41 @@ fn client_config() -> io::Result<rustls::ClientConfig> {
     Ok(builder.with_root_certificates(roots).with_no_client_auth())
 }
 
+/// Trusts the certificates of a PEM file too; an unreadable file or one without a
+/// certificate is an error naming it.
+fn add_ca_file(roots: &mut rustls::RootCertStore, path: &Path) -> io::Result<()> {
+    let bad = |why: String| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("--ca-file {}: {why}", path.display()),
+        )
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| bad(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("no CERTIFICATE block in the file".into()));
+    }
+    for cert in certs {
+        roots.add(cert).map_err(|e| bad(e.to_string()))?;
+    }
+    Ok(())
+}
+
 /// Starts a TLS session over `socket` and completes the handshake, verifying the
 /// certificate for `host`, so an untrusted certificate or a plain-HTTP port is reported as
 /// a connection failure rather than as a failed request. `timeout` bounds each handshake
 /// read and write.
-pub fn wrap(host: &str, mut socket: TcpStream, timeout: Duration) -> io::Result<Box<dyn Stream>> {
+pub fn wrap(
+    host: &str,
+    ca_file: Option<&Path>,
+    mut socket: TcpStream,
+    timeout: Duration,
+) -> io::Result<Box<dyn Stream>> {
     let name = ServerName::try_from(host.to_string())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{host}: {e}")))?;
-    let mut session = rustls::ClientConnection::new(Arc::new(client_config()?), name)
+    let mut session = rustls::ClientConnection::new(Arc::new(client_config(ca_file)?), name)
         .map_err(|e| io::Error::other(format!("TLS: {e}")))?;
     socket.set_read_timeout(Some(timeout))?;
     socket.set_write_timeout(Some(timeout))?;
@@ -56,7 +88,7 @@ mod tests {
             hello
         });
         let socket = TcpStream::connect(addr).unwrap();
-        let err = wrap("localhost", socket, Duration::from_secs(5))
+        let err = wrap("localhost", None, socket, Duration::from_secs(5))
             .err()
             .unwrap();
         assert!(err.to_string().starts_with("TLS handshake: "), "{err}");
@@ -68,7 +100,7 @@ mod tests {
     fn names_that_are_no_host_are_refused_before_connecting() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let socket = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let err = wrap("bad host!", socket, Duration::from_secs(1))
+        let err = wrap("bad host!", None, socket, Duration::from_secs(1))
             .err()
             .unwrap();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");

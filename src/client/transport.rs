@@ -17,7 +17,13 @@ pub fn connect(server: &ServerUrl, timeout: Duration) -> io::Result<(Box<dyn Str
     let handle = socket.try_clone()?;
     match server.scheme {
         Scheme::Http => Ok((Box::new(socket), handle)),
-        Scheme::Https => Ok((super::tls::wrap(&server.host, socket, timeout)?, handle)),
+        Scheme::Https => {
+            let ca_file = server.ca_file.as_deref();
+            Ok((
+                super::tls::wrap(&server.host, ca_file, socket, timeout)?,
+                handle,
+            ))
+        }
     }
 }
 

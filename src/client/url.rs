@@ -18,6 +18,9 @@ pub struct ServerUrl {
     pub port: u16,
     /// Path prefix without a trailing slash (empty for the root).
     pub prefix: String,
+    /// CA certificates (PEM) trusted for https besides Mozilla's (`--ca-file`): for a
+    /// fazt with a self-signed or private-CA certificate.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl ServerUrl {
@@ -79,6 +82,7 @@ impl ServerUrl {
             host: host.to_ascii_lowercase(),
             port,
             prefix: path.trim_end_matches('/').to_string(),
+            ca_file: None,
         })
     }
 

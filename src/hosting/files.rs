@@ -266,7 +266,7 @@ mod tests {
             .collect();
         let head = format!("GET /f HTTP/1.1\r\nHost: a\r\n{extra}\r\n");
         let peer = "127.0.0.1:1".parse().unwrap();
-        match parse_head(head.as_bytes(), &mut HeadScanner::default(), peer) {
+        match parse_head(head.as_bytes(), &mut HeadScanner::default(), peer, false) {
             Ok(HeadStatus::Complete { request, .. }) => request,
             _ => panic!("not a complete head: {head:?}"),
         }

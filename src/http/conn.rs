@@ -13,11 +13,12 @@ use super::parse::{parse_head, ChunkedDecoder, Framing, HeadScanner, HeadStatus,
 use super::response::DateCache;
 use super::spool::{self, SpoolPolicy};
 use super::{Body, HttpError, Method, Request, Response};
-use crate::platform::metrics::{RatePhase, METRICS};
+use crate::platform::metrics::{Handshake, RatePhase, METRICS};
 use crate::platform::sys;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Timeouts that bound how long a client may hold a connection in each phase.
@@ -41,6 +42,8 @@ pub struct ConnLimits {
     /// Time a body or a response gets before its floor applies: each byte then buys
     /// `1 / rate` seconds more (Apache mod_reqtimeout's `MinRate` rule).
     pub rate_grace: Duration,
+    /// From accepting a TLS connection to the end of its handshake.
+    pub handshake_timeout: Duration,
 }
 
 /// What the connection needs from the application. A request is planned once, from its
@@ -243,9 +246,20 @@ impl Output {
     }
 }
 
+/// The TLS session of a connection accepted on a TLS listener (boxed: a plain connection
+/// pays one pointer for it).
+struct TlsSession {
+    session: rustls::ServerConnection,
+    /// How the handshake ends if the connection closes before it completes.
+    failure: Handshake,
+}
+
 /// One connection; `P` is the plan type of the [`Service`] that handles its requests.
 pub struct Conn<P> {
     pub stream: TcpStream,
+    /// The byte stream is TLS over `stream` when set: records are read and written here,
+    /// in the owning thread, and the state machine sees only plaintext.
+    tls: Option<Box<TlsSession>>,
     peer: SocketAddr,
     inbuf: Vec<u8>,
     scanner: HeadScanner,
@@ -260,6 +274,7 @@ impl<P> Conn<P> {
     pub fn new(stream: TcpStream, peer: SocketAddr, now: Instant) -> Conn<P> {
         Conn {
             stream,
+            tls: None,
             peer,
             inbuf: Vec::new(),
             scanner: HeadScanner::default(),
@@ -267,6 +282,42 @@ impl<P> Conn<P> {
             out: Output::new(now),
             served: 0,
         }
+    }
+
+    /// A connection whose byte stream is TLS with `config` (a TLS listener's).
+    pub fn new_tls(
+        stream: TcpStream,
+        peer: SocketAddr,
+        now: Instant,
+        config: &Arc<rustls::ServerConfig>,
+    ) -> Result<Conn<P>, rustls::Error> {
+        let mut session = rustls::ServerConnection::new(Arc::clone(config))?;
+        session.set_buffer_limit(Some(super::tls::SEND_BUFFER_LIMIT));
+        let mut conn = Conn::new(stream, peer, now);
+        conn.tls = Some(Box::new(TlsSession {
+            session,
+            failure: Handshake::Closed,
+        }));
+        Ok(conn)
+    }
+
+    /// True while a TLS handshake is in progress (the event loop caps these per thread).
+    #[inline]
+    pub fn is_handshaking(&self) -> bool {
+        self.tls
+            .as_ref()
+            .is_some_and(|t| t.session.is_handshaking())
+    }
+
+    /// How the handshake ended, for a connection closed while [`Conn::is_handshaking`].
+    pub fn handshake_failure(&self) -> Handshake {
+        self.tls.as_ref().map_or(Handshake::Closed, |t| t.failure)
+    }
+
+    /// TLS records written by rustls but not yet taken by the socket.
+    #[inline]
+    fn tls_pending(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.session.wants_write())
     }
 
     /// Reads what the socket has (bounded), then runs the state machine.
@@ -279,6 +330,10 @@ impl<P> Conn<P> {
     ) {
         if matches!(self.phase, Phase::Lingering { .. }) {
             self.discard_input(scratch);
+            return;
+        }
+        if self.tls.is_some() {
+            self.read_tls_records(svc, token, ctx);
             return;
         }
         let mut reads = 0;
@@ -308,6 +363,73 @@ impl<P> Conn<P> {
             }
         }
         self.pump(svc, token, ctx);
+    }
+
+    /// [`Conn::on_readable`] for TLS: reads records (bounded), moves all the plaintext
+    /// they carry into `inbuf` (so none waits inside rustls where no socket event would
+    /// bring it back), then runs the state machine, which also writes handshake replies.
+    #[inline(never)] // Off the plain path: keeps its code as small as before TLS.
+    fn read_tls_records<S: Service<Plan = P>>(
+        &mut self,
+        svc: &mut S,
+        token: u64,
+        ctx: &mut ConnCtx,
+    ) {
+        let mut reads = 0;
+        while self.wants_input() && reads < 4 {
+            reads += 1;
+            match self.read_tls_once(ctx.now) {
+                Ok(0) => {
+                    self.phase = Phase::Closed;
+                    return;
+                }
+                Ok(_) => self.advance(svc, token, ctx),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    self.phase = Phase::Closed;
+                    return;
+                }
+            }
+        }
+        self.pump(svc, token, ctx);
+    }
+
+    /// One `read_tls` and the records it completed; returns the socket bytes read (0 at
+    /// the end of input). A TLS error sends rustls' alert (best effort) and fails.
+    fn read_tls_once(&mut self, now: Instant) -> io::Result<usize> {
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return Err(io::ErrorKind::Unsupported.into());
+        };
+        let read = tls.session.read_tls(&mut self.stream)?;
+        let handshaking = tls.session.is_handshaking();
+        let state = match tls.session.process_new_packets() {
+            Ok(state) => state,
+            Err(e) => {
+                if handshaking {
+                    tls.failure = Handshake::ProtocolError;
+                }
+                let _ = tls.session.write_tls(&mut self.stream);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+        };
+        let plain = state.plaintext_bytes_to_read();
+        if plain > 0 {
+            let start = self.inbuf.len();
+            self.inbuf.resize(start + plain, 0);
+            tls.session.reader().read_exact(&mut self.inbuf[start..])?;
+        }
+        if handshaking && !tls.session.is_handshaking() {
+            METRICS.count_handshake(Handshake::Ok);
+            if tls.session.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+                METRICS.tls_resumed.inc();
+            }
+            // The first request head gets its whole deadline after the handshake.
+            if let Phase::Idle { since } = &mut self.phase {
+                *since = now;
+            }
+        }
+        Ok(read)
     }
 
     pub fn on_writable<S: Service<Plan = P>>(
@@ -360,7 +482,7 @@ impl<P> Conn<P> {
     pub fn want(&self) -> Want {
         match self.phase {
             Phase::Closed => Want::Close,
-            _ if !self.out.is_empty() => Want::Write,
+            _ if !self.out.is_empty() || self.tls_pending() => Want::Write,
             // Only while the queue still holds the closing response.
             Phase::Closing => Want::Close,
             Phase::Lingering { .. } => Want::Read,
@@ -392,8 +514,9 @@ impl<P> Conn<P> {
             // The response is out; only the linger deadline applies now.
             Phase::Lingering { until, .. } => return Some(*until),
             _ if self.out.blocked_at.is_some() => (self.out.blocked_at?, limits.write_timeout),
-            // A fresh connection gets the head deadline to send its first byte; a
-            // kept-alive one the idle timeout.
+            // A TLS connection gets the handshake deadline first; a fresh connection the
+            // head deadline to send its first byte; a kept-alive one the idle timeout.
+            Phase::Idle { since } if self.is_handshaking() => (*since, limits.handshake_timeout),
             Phase::Idle { since } if self.served == 0 => (*since, limits.header_timeout),
             Phase::Idle { since } => (*since, limits.idle_timeout),
             Phase::Head { started } => (*started, limits.header_timeout),
@@ -453,6 +576,11 @@ impl<P> Conn<P> {
             self.phase = Phase::Closed;
             return;
         }
+        if let Some(tls) = self.tls.as_deref_mut() {
+            if tls.session.is_handshaking() {
+                tls.failure = Handshake::Timeout;
+            }
+        }
         match self.phase {
             Phase::Head { .. } => self.fail(HttpError::HeadTimeout, ctx),
             Phase::Body(_) => self.fail(HttpError::BodyTimeout, ctx),
@@ -468,6 +596,9 @@ impl<P> Conn<P> {
         if self.out.is_empty() {
             return;
         }
+        // Over TLS, `sent` counts plaintext given to rustls and the socket holds records
+        // (a few percent larger): the client is credited slightly less than it took, and
+        // plaintext still inside rustls (at most `tls::SEND_BUFFER_LIMIT`) slightly more.
         // Unknown (not a TCP socket?): count everything written, as before the question.
         let unacked = sys::unacked_bytes(&self.stream).unwrap_or(0);
         self.out.taken = self.out.sent.saturating_sub(unacked);
@@ -545,7 +676,8 @@ impl<P> Conn<P> {
         if let Phase::Idle { .. } = self.phase {
             self.phase = Phase::Head { started: ctx.now };
         }
-        let status = match parse_head(&self.inbuf, &mut self.scanner, self.peer) {
+        let tls = self.tls.is_some();
+        let status = match parse_head(&self.inbuf, &mut self.scanner, self.peer, tls) {
             Ok(status) => status,
             Err(e) => {
                 self.fail(e, ctx);
@@ -707,6 +839,9 @@ impl<P> Conn<P> {
         head.clear();
         head.reserve(capacity);
         response.write_head(&mut head, date, keep_alive);
+        if let (Some(hsts), Some(_)) = (ctx.hsts, &self.tls) {
+            insert_header(&mut head, b"Strict-Transport-Security", hsts.as_bytes());
+        }
         let send_body = !answering.head && body_len > 0;
         let in_memory = !matches!(response.body, Body::Stream(_));
         if send_body && in_memory && body_len <= COALESCE_BODY {
@@ -778,10 +913,12 @@ impl<P> Conn<P> {
             }
             // A lone buffer (the usual coalesced head + small body) takes the cheaper
             // send path; writev costs an iovec import per call.
-            let written = if count == 1 {
-                self.stream.write(&slices[0])
-            } else {
-                self.stream.write_vectored(&slices[..count])
+            let written = match self.tls.as_deref_mut() {
+                None if count == 1 => self.stream.write(&slices[0]),
+                None => self.stream.write_vectored(&slices[..count]),
+                Some(tls) => {
+                    write_through_tls(&mut tls.session, &mut self.stream, &slices[..count])
+                }
             };
             match written {
                 Ok(0) => self.phase = Phase::Closed,
@@ -798,9 +935,37 @@ impl<P> Conn<P> {
                 Err(_) => self.phase = Phase::Closed,
             }
         }
+        if self.tls.is_some() && !self.flush_tls(now) {
+            return;
+        }
         self.out.blocked_at = None;
         if matches!(self.phase, Phase::Closing) && self.out.is_empty() {
             self.start_lingering(now);
+        }
+    }
+
+    /// Writes the TLS records rustls holds (handshake messages, the tail of a response, the
+    /// closing `close_notify`); false while some wait for the socket (or it failed).
+    #[inline(never)] // Off the plain path: keeps its code as small as before TLS.
+    fn flush_tls(&mut self, now: Instant) -> bool {
+        let closing = matches!(self.phase, Phase::Closing) && self.out.is_empty();
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return true;
+        };
+        if closing {
+            tls.session.send_close_notify();
+        }
+        match write_records(&mut tls.session, &mut self.stream) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.out.blocked_at.get_or_insert(now);
+                self.update_taken();
+                false
+            }
+            Err(_) => {
+                self.phase = Phase::Closed;
+                false
+            }
         }
     }
 
@@ -875,6 +1040,48 @@ fn rate_due(from: Instant, bytes: u64, rate: u64, limits: &ConnLimits) -> Option
     from.checked_add(limits.rate_grace)?.checked_add(earned)
 }
 
+/// Writes the records rustls holds until none are left; `WouldBlock` when the socket is full.
+fn write_records(session: &mut rustls::ServerConnection, stream: &mut TcpStream) -> io::Result<()> {
+    // Each round writes at least a byte or fails; what rustls holds is bounded.
+    while session.wants_write() {
+        if session.write_tls(stream)? == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+    }
+    Ok(())
+}
+
+/// The TLS counterpart of a socket write: once the records held before are out, rustls
+/// takes plaintext (up to its buffer limit) and encrypts it; as many records as the socket
+/// takes now are written, the rest wait for the next flush (see [`Conn::flush_tls`]).
+#[inline(never)]
+fn write_through_tls(
+    session: &mut rustls::ServerConnection,
+    stream: &mut TcpStream,
+    slices: &[IoSlice<'_>],
+) -> io::Result<usize> {
+    write_records(session, stream)?;
+    let taken = session.writer().write_vectored(slices)?;
+    match write_records(session, stream) {
+        Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
+        _ => Ok(taken),
+    }
+}
+
+/// Adds a header line to a response head just written by [`Response::write_head`], before
+/// the blank line that ends it.
+#[inline(never)]
+fn insert_header(head: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    if !head.ends_with(b"\r\n\r\n") {
+        return;
+    }
+    head.truncate(head.len() - 2);
+    head.extend_from_slice(name);
+    head.extend_from_slice(b": ");
+    head.extend_from_slice(value);
+    head.extend_from_slice(b"\r\n\r\n");
+}
+
 /// Keeps `sent` as the spare output buffer if it is bounded and larger than the current one.
 fn keep_spare(spare: &mut Vec<u8>, mut sent: Vec<u8>) {
     if sent.capacity() <= SPARE_OUT_MAX && sent.capacity() > spare.capacity() {
@@ -888,6 +1095,8 @@ pub struct ConnCtx<'a> {
     pub now: Instant,
     pub date: &'a mut DateCache,
     pub draining: bool,
+    /// The `Strict-Transport-Security` value added to responses over TLS, if any.
+    pub hsts: Option<&'a str>,
     /// An output buffer of the event loop, reused for the next response: a keep-alive
     /// request then allocates (and frees) no output buffer. One per loop, not per
     /// connection, so idle connections hold none (at most `SPARE_OUT_MAX` bytes).
@@ -908,6 +1117,7 @@ mod tests {
         min_body_rate: 0,
         min_response_rate: 0,
         rate_grace: Duration::from_secs(10),
+        handshake_timeout: Duration::from_secs(10),
     };
 
     /// Answers 204 inline, or hands the request off when `hand_off` is set.
@@ -1022,6 +1232,7 @@ mod tests {
             now,
             date,
             draining: false,
+            hsts: None,
             spare_out: spare,
         }
     }

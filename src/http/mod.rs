@@ -12,6 +12,7 @@ pub(crate) mod proxies;
 pub(crate) mod request;
 pub(crate) mod response;
 pub(crate) mod spool;
+pub(crate) mod tls;
 
 pub(crate) use error::error_response;
 pub use error::ResponseError;

@@ -115,11 +115,12 @@ fn range_in(buf: &[u8], part: &[u8]) -> Range<usize> {
     start..start + part.len()
 }
 
-/// Tries to parse one request head from the front of `buf`.
+/// Tries to parse one request head from the front of `buf`; `tls`: it came over TLS.
 pub fn parse_head(
     buf: &[u8],
     scanner: &mut HeadScanner,
     peer: SocketAddr,
+    tls: bool,
 ) -> Result<HeadStatus, HttpError> {
     // Uninitialised slots: httparse fills only as many as the request has, so the 100
     // slots (3 KiB) are not zeroed for every request.
@@ -132,7 +133,7 @@ pub fn parse_head(
         }
         Ok(httparse::Status::Complete(len)) => len,
         // httparse takes HTTP/1.0 and 1.1 only; other versions are read by hand.
-        Err(httparse::Error::Version) => return parse_later_version(buf, scanner, peer),
+        Err(httparse::Error::Version) => return parse_later_version(buf, scanner, peer, tls),
         Err(e) => return Err(head_error(e)),
     };
     // The scanner only saw partial heads; a head that arrived whole is checked here.
@@ -148,7 +149,7 @@ pub fn parse_head(
         headers: header_ranges(buf, parsed.headers),
         len,
     };
-    build_request(buf, parts, peer)
+    build_request(buf, parts, peer, tls)
 }
 
 fn header_ranges(buf: &[u8], headers: &[httparse::Header]) -> Vec<(Range<usize>, Range<usize>)> {
@@ -175,6 +176,7 @@ fn parse_later_version(
     buf: &[u8],
     scanner: &mut HeadScanner,
     peer: SocketAddr,
+    tls: bool,
 ) -> Result<HeadStatus, HttpError> {
     let line = match line::later_version(buf) {
         Ok(Some(line)) => line,
@@ -210,11 +212,16 @@ fn parse_later_version(
         headers: header_ranges(buf, parsed),
         len,
     };
-    build_request(buf, parts, peer)
+    build_request(buf, parts, peer, tls)
 }
 
 /// The request of a head whose limits, method and target have been checked.
-fn build_request(buf: &[u8], parts: Parts, peer: SocketAddr) -> Result<HeadStatus, HttpError> {
+fn build_request(
+    buf: &[u8],
+    parts: Parts,
+    peer: SocketAddr,
+    tls: bool,
+) -> Result<HeadStatus, HttpError> {
     let mut head = buf[..parts.len].to_vec();
     let target = match &parts.form {
         TargetForm::AsSent => parts.target,
@@ -245,6 +252,7 @@ fn build_request(buf: &[u8], parts: Parts, peer: SocketAddr) -> Result<HeadStatu
         parts.headers,
         peer,
     );
+    request.tls = tls;
     // The Host header is checked even when the target names the host (RFC 9112 §3.2).
     request.host = host_of(&request)?;
     if let TargetForm::Absolute { host, .. } = parts.form {
@@ -625,7 +633,7 @@ mod tests {
     }
 
     fn parse(text: &str) -> Result<HeadStatus, HttpError> {
-        parse_head(text.as_bytes(), &mut HeadScanner::default(), peer())
+        parse_head(text.as_bytes(), &mut HeadScanner::default(), peer(), false)
     }
 
     #[test]
@@ -677,19 +685,19 @@ mod tests {
         let mut buf = b"GET / HTTP/1.1\r\nX-Long: ".to_vec();
         buf.extend(std::iter::repeat_n(b'a', MAX_HEAD_LINE - 8));
         assert!(matches!(
-            parse_head(&buf, &mut scanner, peer()),
+            parse_head(&buf, &mut scanner, peer(), false),
             Ok(HeadStatus::Partial)
         ));
         buf.extend_from_slice(b"\r");
         assert!(matches!(
-            parse_head(&buf, &mut scanner, peer()),
+            parse_head(&buf, &mut scanner, peer(), false),
             Ok(HeadStatus::Partial)
         ));
         let mut scanner = HeadScanner::default();
         let mut buf = b"GET / HTTP/1.1\r\nX-Long: ".to_vec();
         buf.extend(std::iter::repeat_n(b'a', MAX_HEAD_LINE - 7));
         assert!(matches!(
-            parse_head(&buf, &mut scanner, peer()),
+            parse_head(&buf, &mut scanner, peer(), false),
             Err(HttpError::HeaderTooLarge(_))
         ));
     }

@@ -46,6 +46,8 @@ pub struct Request {
     pub spooled: Option<Box<super::spool::SpooledBody>>,
     /// Whether the client allows the connection to stay open after this request.
     pub keep_alive: bool,
+    /// The request came over TLS (its URLs are https, cookies may be Secure).
+    pub tls: bool,
     head: Vec<u8>,
     method_text: Range<usize>,
     target: Range<usize>,
@@ -71,6 +73,7 @@ impl Request {
             body: Vec::new(),
             spooled: None,
             keep_alive: false,
+            tls: false,
             head,
             method_text,
             target,

@@ -599,6 +599,40 @@ impl RatePhase {
     }
 }
 
+/// How a TLS handshake ended (issue #12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handshake {
+    Ok,
+    /// Not TLS, or a TLS error (garbage instead of a ClientHello, no common cipher).
+    ProtocolError,
+    /// The client closed (or a record was cut off) before the handshake completed.
+    Closed,
+    /// The handshake deadline passed.
+    Timeout,
+    /// Closed at once: the core thread had its cap of handshakes in progress.
+    OverCap,
+}
+
+impl Handshake {
+    const ALL: [Handshake; 5] = [
+        Handshake::Ok,
+        Handshake::ProtocolError,
+        Handshake::Closed,
+        Handshake::Timeout,
+        Handshake::OverCap,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Handshake::Ok => "ok",
+            Handshake::ProtocolError => "protocol_error",
+            Handshake::Closed => "closed",
+            Handshake::Timeout => "timeout",
+            Handshake::OverCap => "over_cap",
+        }
+    }
+}
+
 /// Statuses counted by `fazt_limit_violations_total`.
 const LIMIT_STATUSES: [u16; 5] = [400, 408, 413, 414, 431];
 
@@ -624,6 +658,11 @@ pub struct Metrics {
     pub connections_over_share: Counter,
     /// Connections cut for transferring slower than the floor, by [`RatePhase`].
     rate_cuts: [Counter; RatePhase::ALL.len()],
+    // TLS (issue #12).
+    /// By [`Handshake`].
+    tls_handshakes: [Counter; Handshake::ALL.len()],
+    /// Completed handshakes that resumed a session (ticket or session ID).
+    pub tls_resumed: Counter,
     /// By [`RouteClass`].
     request_duration: [Histogram<{ REQUEST_BUCKETS.len() }>; RouteClass::ALL.len()],
 }
@@ -641,6 +680,8 @@ pub static METRICS: Metrics = Metrics {
     streamed_bytes: Counter::new(),
     connections_over_share: Counter::new(),
     rate_cuts: [const { Counter::new() }; RatePhase::ALL.len()],
+    tls_handshakes: [const { Counter::new() }; Handshake::ALL.len()],
+    tls_resumed: Counter::new(),
     request_duration: [const { Histogram::seconds(&REQUEST_BUCKETS) }; RouteClass::ALL.len()],
 };
 
@@ -657,6 +698,10 @@ impl Metrics {
     /// Counts a connection cut for transferring slower than the floor.
     pub fn count_rate_cut(&self, phase: RatePhase) {
         self.rate_cuts[phase as usize].inc();
+    }
+
+    pub fn count_handshake(&self, end: Handshake) {
+        self.tls_handshakes[end as usize].inc();
     }
 
     pub fn count_limit(&self, status: u16) {
@@ -729,6 +774,19 @@ static RATE_CUTS: Desc = Desc::new(
     "Connections cut for sending a body or reading a response slower than the minimum rate, by phase.",
 )
 .labelled("phase");
+static TLS_HANDSHAKES: Desc = Desc::new(
+    C,
+    "fazt_tls_handshakes_total",
+    "counters.tls_handshakes",
+    "TLS handshakes by how they ended: ok, protocol_error, closed, timeout, over_cap.",
+)
+.labelled("result");
+static TLS_RESUMED: Desc = Desc::new(
+    C,
+    "fazt_tls_resumed_total",
+    "counters.tls_resumed",
+    "Completed TLS handshakes that resumed a session (resumption rate: this over result=ok).",
+);
 static ADMIN_REQUESTS: Desc = Desc::new(
     C,
     "fazt_admin_requests_total",
@@ -765,6 +823,10 @@ impl Source for Metrics {
         for (phase, c) in RatePhase::ALL.iter().zip(&self.rate_cuts) {
             out.int_with(&RATE_CUTS, phase.label(), c.get());
         }
+        for (end, c) in Handshake::ALL.iter().zip(&self.tls_handshakes) {
+            out.int_with(&TLS_HANDSHAKES, end.label(), c.get());
+        }
+        out.int(&TLS_RESUMED, self.tls_resumed.get());
         for (class, h) in RouteClass::ALL.iter().zip(&self.request_duration) {
             out.histogram_with(&REQUEST_DURATION, class.label(), h);
         }

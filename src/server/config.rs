@@ -35,10 +35,41 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// cannot be used to exhaust descriptors.
 pub const DEFAULT_ADMIN_MAX_CONNECTIONS: usize = 256;
 
+/// A handshake is a few round trips; a client that needs longer is stalling.
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes in progress per core thread. An ECDSA handshake costs the server well under
+/// a millisecond of CPU, so honest clients never get near this; stalled ones (held until
+/// the handshake deadline) fill it instead of taking every descriptor.
+pub const DEFAULT_TLS_MAX_HANDSHAKES: usize = 256;
+/// HSTS max-age: a day upgrades a visitor's next visits, and an owner who turns TLS off (or
+/// loses the certificate) locks browsers out for at most a day. Never `preload`, never
+/// `includeSubDomains` (names under the domain may be served by other hosts).
+pub const DEFAULT_HSTS: Duration = Duration::from_secs(86_400);
+
+/// The TLS listener and its certificates (`--tls-*`).
+#[derive(Clone, Debug)]
+pub struct TlsConfig {
+    pub listen: SocketAddr,
+    /// Certificate and key files, the first the default certificate.
+    pub files: Vec<crate::http::tls::CertFiles>,
+    /// A self-signed development certificate instead of files.
+    pub self_signed: bool,
+    /// Handshakes in progress per core thread.
+    pub max_handshakes: usize,
+    /// HSTS max-age; `None` sends no header.
+    pub hsts: Option<Duration>,
+    /// The plain listener redirects to https (`--redirect-http`).
+    pub redirect_http: bool,
+    /// The admin listener speaks TLS too (`--admin-tls`).
+    pub admin: bool,
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Public listener.
     pub listen: SocketAddr,
+    /// The TLS listener, if any.
+    pub tls: Option<TlsConfig>,
     /// Optional dedicated admin listener.
     pub admin_listen: Option<SocketAddr>,
     /// Base domain for host routing.
@@ -99,9 +130,22 @@ pub struct RateLimits {
 impl Config {
     /// The scheme and port of the URLs fazt prints and returns: the public URL's, else
     /// `http` and the public listener's (bound) port.
+    /// True when the admin listener speaks TLS (`--admin-tls`).
+    pub fn admin_tls(&self) -> bool {
+        self.admin_listen.is_some() && self.tls.as_ref().is_some_and(|t| t.admin)
+    }
+
+    /// With a TLS listener (and no public URL) that is `https` and the TLS port: visitors
+    /// are sent to https.
     pub fn url_base(&self) -> crate::hosting::urls::UrlBase {
-        self.public_url
-            .clone()
-            .unwrap_or_else(|| crate::hosting::urls::UrlBase::listener(self.listen.port()))
+        use crate::hosting::urls::UrlBase;
+        match (&self.public_url, &self.tls) {
+            (Some(url), _) => url.clone(),
+            (None, Some(tls)) => UrlBase {
+                https: true,
+                port: (tls.listen.port() != 443).then_some(tls.listen.port()),
+            },
+            (None, None) => UrlBase::listener(self.listen.port()),
+        }
     }
 }

@@ -11,8 +11,8 @@ use crate::http::cap::{ConnCap, Place, Refused};
 use crate::http::conn::{Conn, ConnCtx, ConnLimits, Service, Want};
 use crate::http::response::DateCache;
 use crate::http::{Request, Response};
-use crate::platform::metrics::METRICS;
-use crate::platform::sys::{Epoll, ErrnoClass, Event, EventFd, Interest};
+use crate::platform::metrics::{Handshake, METRICS};
+use crate::platform::sys::{self, Epoll, ErrnoClass, Event, EventFd, Interest};
 use crossbeam_channel::{Receiver, Sender};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 const LISTENER: u64 = u64::MAX;
 const WAKER: u64 = u64::MAX - 1;
+const TLS_LISTENER: u64 = u64::MAX - 2;
 /// How often a service's periodic work runs unless it says otherwise.
 const TICK_EVERY: Duration = Duration::from_millis(200);
 /// While draining, idle connections are looked for this often: a connection becomes idle
@@ -111,8 +112,21 @@ struct Slot<P> {
     generation: u32,
     conn: Option<Conn<P>>,
     registered: Want,
+    /// Counted in [`EventLoop::handshakes`] (a TLS handshake in progress).
+    handshaking: bool,
     /// The connection's place in the cap, given back when it closes.
     place: Place,
+}
+
+/// A listener whose connections speak TLS (issue #12), shared by the core threads like the
+/// plain one.
+pub struct TlsListener {
+    pub listener: TcpListener,
+    pub config: Arc<rustls::ServerConfig>,
+    /// Handshakes in progress this loop allows; past it new connections close at once.
+    pub max_handshakes: usize,
+    /// The `Strict-Transport-Security` value of responses over TLS, if sent.
+    pub hsts: Option<String>,
 }
 
 /// An event loop whose connections carry requests planned as `P` (the plan type of the
@@ -120,6 +134,9 @@ struct Slot<P> {
 pub struct EventLoop<P> {
     epoll: Epoll,
     listener: Option<TcpListener>,
+    tls: Option<TlsListener>,
+    /// TLS handshakes in progress on this loop's connections.
+    handshakes: usize,
     listener_paused_until: Option<Instant>,
     last_accept_warning: Option<Instant>,
     cap: Arc<ConnCap>,
@@ -155,6 +172,8 @@ impl<P> EventLoop<P> {
         Ok(EventLoop {
             epoll,
             listener,
+            tls: None,
+            handshakes: 0,
             listener_paused_until: None,
             last_accept_warning: None,
             cap,
@@ -170,6 +189,14 @@ impl<P> EventLoop<P> {
             spare_out: Vec::new(),
             draining: false,
         })
+    }
+
+    /// Also accepts TLS connections on `tls`.
+    pub fn with_tls(mut self, tls: TlsListener) -> io::Result<EventLoop<P>> {
+        self.epoll
+            .add_exclusive(tls.listener.as_raw_fd(), TLS_LISTENER)?;
+        self.tls = Some(tls);
+        Ok(self)
     }
 
     /// Runs until asked to stop and every connection has finished.
@@ -188,7 +215,8 @@ impl<P> EventLoop<P> {
             let now = Instant::now();
             for event in &events {
                 match event.token {
-                    LISTENER => self.accept(now),
+                    LISTENER => self.accept(now, false),
+                    TLS_LISTENER => self.accept(now, true),
                     WAKER => self.read_mail(service, now),
                     token => self.on_conn_event(*event, token, service, &mut scratch, now),
                 }
@@ -243,28 +271,49 @@ impl<P> EventLoop<P> {
             now,
             date: &mut self.date,
             draining: self.draining,
+            hsts: self.tls.as_ref().and_then(|t| t.hsts.as_deref()),
             spare_out: &mut self.spare_out,
         };
         f(conn, &mut ctx);
         self.update(index);
     }
 
-    fn accept(&mut self, now: Instant) {
+    fn accept(&mut self, now: Instant, tls: bool) {
+        if self.draining {
+            return;
+        }
         for _ in 0..ACCEPT_BATCH {
-            let Some(listener) = &self.listener else {
+            let listener = match tls {
+                false => self.listener.as_ref(),
+                true => self.tls.as_ref().map(|t| &t.listener),
+            };
+            let Some(listener) = listener else {
                 return;
             };
             match listener.accept() {
                 Ok((stream, peer)) => {
                     METRICS.connections_accepted.inc();
+                    if tls && self.over_handshake_cap() {
+                        // A handshake costs far more than this close: under a flood the
+                        // handshakes already running finish instead of all timing out.
+                        METRICS.count_handshake(Handshake::OverCap);
+                        let _ = sys::reset_on_close(&stream);
+                        continue;
+                    }
                     let place = match self.cap.try_acquire(peer.ip()) {
                         Ok(place) => place,
+                        // A TLS client could not read a plain 503: it is only closed.
+                        Err(why) if tls => {
+                            count_refusal(why);
+                            let _ = sys::reset_on_close(&stream);
+                            continue;
+                        }
                         Err(why) => {
                             refuse(stream, why);
                             continue;
                         }
                     };
-                    if let Err(e) = self.register(stream, peer, place, now) {
+                    if let Err(e) = self.register(stream, peer, place, now, tls) {
                         self.cap.release(place);
                         log::warn!("could not register a connection from {peer}: {e}");
                     }
@@ -295,15 +344,26 @@ impl<P> EventLoop<P> {
         }
     }
 
+    fn over_handshake_cap(&self) -> bool {
+        self.tls
+            .as_ref()
+            .is_some_and(|t| self.handshakes >= t.max_handshakes)
+    }
+
     fn register(
         &mut self,
         stream: TcpStream,
         peer: std::net::SocketAddr,
         place: Place,
         now: Instant,
+        tls: bool,
     ) -> io::Result<()> {
         stream.set_nonblocking(true)?;
         stream.set_nodelay(true)?;
+        let conn = match self.tls.as_ref().filter(|_| tls) {
+            None => Conn::new(stream, peer, now),
+            Some(t) => Conn::new_tls(stream, peer, now, &t.config).map_err(io::Error::other)?,
+        };
         let index = match self.free.pop() {
             Some(i) => i as usize,
             None => {
@@ -311,6 +371,7 @@ impl<P> EventLoop<P> {
                     generation: 0,
                     conn: None,
                     registered: Want::Nothing,
+                    handshaking: false,
                     place,
                 });
                 self.slots.len() - 1
@@ -318,7 +379,6 @@ impl<P> EventLoop<P> {
         };
         let slot = &mut self.slots[index];
         slot.generation = slot.generation.wrapping_add(1);
-        let conn = Conn::new(stream, peer, now);
         let token = ((slot.generation as u64) << 32) | index as u64;
         if let Err(e) = self
             .epoll
@@ -328,6 +388,8 @@ impl<P> EventLoop<P> {
             return Err(e);
         }
         self.timers.set(index as u32, conn.deadline(&self.limits));
+        slot.handshaking = conn.is_handshaking();
+        self.handshakes += usize::from(slot.handshaking);
         slot.conn = Some(conn);
         slot.registered = Want::Read;
         slot.place = place;
@@ -336,18 +398,27 @@ impl<P> EventLoop<P> {
         Ok(())
     }
 
+    /// The listeners and their tokens.
+    fn listeners(&self) -> impl Iterator<Item = (&TcpListener, u64)> {
+        let plain = self.listener.iter().map(|l| (l, LISTENER));
+        plain.chain(self.tls.iter().map(|t| (&t.listener, TLS_LISTENER)))
+    }
+
     fn pause_listener(&mut self, now: Instant) {
-        if let Some(l) = &self.listener {
+        for (l, _) in self.listeners() {
             let _ = self.epoll.delete(l.as_raw_fd());
-            self.listener_paused_until = Some(now + ACCEPT_BACKOFF);
         }
+        self.listener_paused_until = Some(now + ACCEPT_BACKOFF);
     }
 
     fn resume_listener(&mut self, now: Instant) {
         if self.listener_paused_until.is_some_and(|t| now >= t) {
             self.listener_paused_until = None;
-            if let Some(l) = &self.listener {
-                if let Err(e) = self.epoll.add_exclusive(l.as_raw_fd(), LISTENER) {
+            if self.draining {
+                return;
+            }
+            for (l, token) in self.listeners() {
+                if let Err(e) = self.epoll.add_exclusive(l.as_raw_fd(), token) {
                     log::error!("could not resume accepting: {e}");
                 }
             }
@@ -405,6 +476,10 @@ impl<P> EventLoop<P> {
     fn update(&mut self, index: usize) {
         let slot = &mut self.slots[index];
         let Some(conn) = &slot.conn else { return };
+        if slot.handshaking && !conn.is_handshaking() {
+            slot.handshaking = false;
+            self.handshakes -= 1;
+        }
         let want = conn.want();
         if want != Want::Close {
             // Usually a later deadline, which costs the timers a comparison.
@@ -441,6 +516,12 @@ impl<P> EventLoop<P> {
     }
 
     fn close(&mut self, index: usize) {
+        let slot = &mut self.slots[index];
+        if let (true, Some(conn)) = (slot.handshaking, &slot.conn) {
+            METRICS.count_handshake(conn.handshake_failure());
+            slot.handshaking = false;
+            self.handshakes -= 1;
+        }
         if self.slots[index].conn.take().is_some() {
             // Dropping the stream closes the fd, which also removes it from the epoll set.
             self.timers.set(index as u32, None);
@@ -469,6 +550,11 @@ impl<P> EventLoop<P> {
         self.draining = true;
         if let Some(l) = self.listener.take() {
             let _ = self.epoll.delete(l.as_raw_fd());
+        }
+        // The TLS listener stays (its HSTS value serves the last responses), unwatched:
+        // `accept` and `resume_listener` check `draining`.
+        if let Some(t) = &self.tls {
+            let _ = self.epoll.delete(t.listener.as_raw_fd());
         }
         self.drain_idle();
     }
@@ -531,25 +617,28 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
+/// Counts a connection refused at the cap or past its client's share.
+fn count_refusal(why: Refused) {
+    METRICS.shed_requests.inc();
+    match why {
+        Refused::Full => METRICS.connections_rejected.inc(),
+        Refused::OverShare => METRICS.connections_over_share.inc(),
+    }
+}
+
 /// Answers a connection past the cap, or past its client's share, with 503 and closes
 /// it, without registering it. A short answer rather than a bare close: it costs one
 /// non-blocking read and write, and a browser behind a busy NAT learns why.
 fn refuse(mut stream: TcpStream, why: Refused) {
-    METRICS.shed_requests.inc();
     METRICS.count_status(503);
     const FULL: &str =
         "{\"error\":{\"code\":\"unavailable\",\"message\":\"server is at its connection limit, retry shortly\"}}\n";
     const OVER_SHARE: &str =
         "{\"error\":{\"code\":\"unavailable\",\"message\":\"too many connections from your address, retry when one closes\"}}\n";
+    count_refusal(why);
     let body = match why {
-        Refused::Full => {
-            METRICS.connections_rejected.inc();
-            FULL
-        }
-        Refused::OverShare => {
-            METRICS.connections_over_share.inc();
-            OVER_SHARE
-        }
+        Refused::Full => FULL,
+        Refused::OverShare => OVER_SHARE,
     };
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\n\

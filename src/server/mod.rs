@@ -8,6 +8,7 @@ pub(crate) mod router;
 mod services;
 mod threads;
 mod timers;
+mod tls;
 
 use crate::admin::AdminContext;
 use crate::analytics::event::{day_of, SaltBook};
@@ -51,6 +52,8 @@ pub struct App {
     /// Per-client rate limits of the ingestion endpoints, checked at dispatch.
     pub ingest_limits: IngestLimits,
     pub deploy: Arc<DeployContext>,
+    /// The certificates of the TLS listener, when there is one.
+    pub tls: Option<tls::TlsState>,
     draining: Arc<AtomicBool>,
 }
 
@@ -162,9 +165,28 @@ pub fn run(mut config: Config) -> Result<i32, String> {
         .admin_listen
         .map(|addr| bind(addr, "--admin-listen"))
         .transpose()?;
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|t| tls::TlsState::start(t, &config.domain, &data_dir))
+        .transpose()?;
+    let tls_listener = config
+        .tls
+        .as_ref()
+        .map(|t| bind(t.listen, "--tls-listen"))
+        .transpose()?;
+    if let (Some(l), Some(tls)) = (&tls_listener, &mut config.tls) {
+        announce_tls(l, "tls");
+        // Port 0 again: URLs name the bound port.
+        if let Ok(bound) = l.local_addr() {
+            tls.listen = bound;
+        }
+    }
     announce(&public, "public");
-    if let Some(l) = &admin_listener {
-        announce(l, "admin");
+    match &admin_listener {
+        Some(l) if config.admin_tls() => announce_tls(l, "admin"),
+        Some(l) => announce(l, "admin"),
+        None => {}
     }
     announce_urls(&config);
 
@@ -202,11 +224,17 @@ pub fn run(mut config: Config) -> Result<i32, String> {
         ingest,
         ingest_limits,
         deploy,
+        tls,
         started: Instant::now(),
         draining: Arc::new(AtomicBool::new(false)),
         config,
     });
-    let threads = threads::start_threads(&app, public, admin_listener, readers, writer_thread)?;
+    let listeners = threads::Listeners {
+        public,
+        admin: admin_listener,
+        tls: tls_listener,
+    };
+    let threads = threads::start_threads(&app, listeners, readers, writer_thread)?;
     log::info!(
         "fazt {} serving domain {} with {} core thread(s); limits: {} connections ({} per client), {} cache",
         env!("CARGO_PKG_VERSION"),
@@ -266,6 +294,13 @@ fn bind(addr: std::net::SocketAddr, flag: &str) -> Result<TcpListener, String> {
 fn announce(listener: &TcpListener, role: &str) {
     if let Ok(addr) = listener.local_addr() {
         println!("listening on http://{addr} ({role})");
+        let _ = std::io::stdout().flush();
+    }
+}
+
+fn announce_tls(listener: &TcpListener, role: &str) {
+    if let Ok(addr) = listener.local_addr() {
+        println!("listening on https://{addr} ({role})");
         let _ = std::io::stdout().flush();
     }
 }

@@ -24,6 +24,8 @@ pub struct CoreService {
     pub app: Arc<App>,
     pub admin: Mailbox,
     pub me: Mailbox,
+    /// `--redirect-http`, read once (the plan is on every request's path).
+    pub redirect_http: bool,
 }
 
 /// What a core thread decided from a request's head: its route, and for admin requests
@@ -32,15 +34,23 @@ pub struct CoreService {
 pub struct CorePlan {
     route: Route,
     deploy: bool,
+    /// `--redirect-http`: answered with a redirect to https, nothing else.
+    redirect: bool,
 }
 
 impl Service for CoreService {
     type Plan = CorePlan;
 
+    #[inline]
     fn plan(&mut self, request: &Request) -> CorePlan {
         let route = Route::of(&request.host, request.path(), &self.app.config.domain);
         let deploy = route == Route::Admin && deploy::is_deploy(request);
-        CorePlan { route, deploy }
+        let redirect = self.redirect_http && !request.tls && !stays_on_http(request.path());
+        CorePlan {
+            route,
+            deploy,
+            redirect,
+        }
     }
 
     fn body_limit(&self, plan: &CorePlan, request: &Request) -> u64 {
@@ -56,6 +66,10 @@ impl Service for CoreService {
     }
 
     fn refuse_early(&mut self, plan: &CorePlan, request: &Request) -> Option<Response> {
+        // Before any of the body is read: it would have to be sent again over https.
+        if plan.redirect {
+            return Some(to_https(&self.app, request));
+        }
         refuse_deploy_early(&self.app, plan.deploy, request)
     }
 
@@ -81,6 +95,9 @@ impl CoreService {
         token: u64,
         started: Instant,
     ) -> Option<Response> {
+        if plan.redirect {
+            return Some(to_https(&self.app, &request));
+        }
         let response = match plan.route.target(&request.host, || request.path()) {
             Target::Health => liveness(),
             Target::Ingest(endpoint) => {
@@ -141,6 +158,41 @@ impl LoopService for CoreService {
     fn tick_interval(&self) -> Option<Duration> {
         None
     }
+}
+
+/// What `--redirect-http` leaves on http: ACME HTTP-01 challenges (the CA asks over port
+/// 80) and the health check (a load balancer's probe).
+fn stays_on_http(path: &str) -> bool {
+    path.starts_with("/.well-known/acme-challenge/") || path == "/health"
+}
+
+/// The same URL over https: 301 for GET and HEAD, 308 (method and body kept) otherwise.
+fn to_https(app: &App, request: &Request) -> Response {
+    let host = match request.host.as_str() {
+        "" => app.config.domain.as_str(),
+        host => host,
+    };
+    // The public URL's port when it is https, else the TLS listener's.
+    let base = app.config.url_base();
+    let tls_port = app.config.tls.as_ref().map(|t| t.listen.port());
+    let port = match base.https {
+        true => base.port,
+        false => tls_port.filter(|&p| p != 443),
+    };
+    let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+    let path = match request.target() {
+        t if t.starts_with('/') => t.to_string(),
+        _ if request.query().is_empty() => request.path().to_string(),
+        _ => format!("{}?{}", request.path(), request.query()),
+    };
+    let status = match request.method {
+        crate::http::Method::Get | crate::http::Method::Head => 301,
+        _ => 308,
+    };
+    let location = format!("https://{host}{port}{path}");
+    Response::new(status)
+        .header("Location", location)
+        .body("text/plain", crate::http::Body::Static(b"moved to https\n"))
 }
 
 /// Admin routes take small JSON bodies, but deploys take archives.
@@ -316,6 +368,9 @@ impl LoopService for AdminService {
     }
 
     fn on_tick(&mut self) {
+        if let Some(tls) = &self.app.tls {
+            tls.on_tick();
+        }
         self.api.refresh_sites_if_changed();
         self.api.rotate_salt_if_new_day();
         self.api.run_retention();

@@ -34,12 +34,18 @@ impl Drop for ExitNotice {
     }
 }
 
+/// The bound listeners: the public one, and the admin and TLS ones if configured.
+pub struct Listeners {
+    pub public: TcpListener,
+    pub admin: Option<TcpListener>,
+    pub tls: Option<TcpListener>,
+}
+
 /// Starts the admin thread, the core threads and the deploy thread. Each gets its own read connection
 /// (opened by the caller, moved in here, never shared).
 pub fn start_threads(
     app: &Arc<App>,
-    public: TcpListener,
-    admin_listener: Option<TcpListener>,
+    listeners: Listeners,
     mut readers: Vec<Connection>,
     writer: WriterThread,
 ) -> Result<Threads, String> {
@@ -49,8 +55,14 @@ pub fn start_threads(
 
     let (admin_mailbox, admin_inbox) = Mailbox::new().map_err(io_err)?;
     let admin_stop = Arc::new(AtomicBool::new(false));
-    let admin_loop = EventLoop::new(
-        admin_listener,
+    // `--admin-tls`: the admin listener is the loop's TLS listener, and it has no plain one.
+    let admin_tls = app.tls.as_ref().filter(|_| app.config.admin_tls());
+    let (admin_plain, admin_secure) = match (admin_tls, listeners.admin) {
+        (Some(tls), Some(listener)) => (None, Some(tls.listener(listener))),
+        (_, listener) => (listener, None),
+    };
+    let mut admin_loop = EventLoop::new(
+        admin_plain,
         ConnCap::new(app.config.admin_max_connections),
         admin_mailbox.clone(),
         admin_inbox,
@@ -58,6 +70,9 @@ pub fn start_threads(
         limits,
     )
     .map_err(io_err)?;
+    if let Some(secure) = admin_secure {
+        admin_loop = admin_loop.with_tls(secure).map_err(io_err)?;
+    }
     let admin_service = AdminService {
         api: AdminApi::new(app.admin_context()),
         app: app.clone(),
@@ -79,9 +94,9 @@ pub fn start_threads(
     let core_count = app.config.probe.limits.core_threads;
     let mut core_mailboxes = Vec::new();
     for i in 0..core_count {
-        let listener = public.try_clone().map_err(io_err)?;
+        let listener = listeners.public.try_clone().map_err(io_err)?;
         let (mailbox, inbox) = Mailbox::new().map_err(io_err)?;
-        let event_loop = EventLoop::new(
+        let mut event_loop = EventLoop::new(
             Some(listener),
             app.public_cap.clone(),
             mailbox.clone(),
@@ -90,10 +105,17 @@ pub fn start_threads(
             limits,
         )
         .map_err(io_err)?;
+        if let (Some(tls), Some(listener)) = (&app.tls, &listeners.tls) {
+            let listener = listener.try_clone().map_err(io_err)?;
+            event_loop = event_loop
+                .with_tls(tls.listener(listener))
+                .map_err(io_err)?;
+        }
         let service = CoreService {
             app: app.clone(),
             admin: admin_mailbox.clone(),
             me: mailbox.clone(),
+            redirect_http: app.config.tls.as_ref().is_some_and(|t| t.redirect_http),
         };
         core_mailboxes.push(mailbox);
         let reader = readers

@@ -49,6 +49,7 @@ mod site_serving;
 mod sites_api;
 mod small_fixes;
 mod storage;
+mod tls;
 mod upgrade;
 mod vfs_serving;
 mod writer_events;

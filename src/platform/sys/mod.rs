@@ -9,6 +9,7 @@ mod eventfd;
 mod fs;
 mod mem;
 mod rlimit;
+mod signal;
 mod socket;
 mod sysconf;
 
@@ -18,6 +19,7 @@ pub use eventfd::EventFd;
 pub use fs::{allocate, disk_space};
 pub use mem::release_free_memory;
 pub use rlimit::{nofile_limit, raise_nofile_limit};
+pub use signal::{catch_hangup, take_hangup};
 pub use socket::{reset_on_close, unacked_bytes};
 pub use sysconf::{clock_ticks_per_second, page_size};
 

@@ -158,6 +158,8 @@ pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
     pub admin_addr: Option<SocketAddr>,
+    /// The TLS listener (`--tls-listen`), announced before the public one.
+    pub tls_addr: Option<SocketAddr>,
     pub token: String,
     pub data: TempDir,
     stderr_path: PathBuf,
@@ -208,6 +210,7 @@ impl ServerBuilder {
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let (mut addr, mut admin_addr, mut token) = (None, None, String::new());
+        let mut tls_addr = None;
         let deadline = Instant::now() + Duration::from_secs(20);
         while addr.is_none() || (self.admin_listener && admin_addr.is_none()) {
             assert!(Instant::now() < deadline, "fazt did not start in time");
@@ -217,7 +220,13 @@ impl ServerBuilder {
                     std::fs::read_to_string(&stderr_path).unwrap_or_default()
                 )
             };
-            if let Some(rest) = line.strip_prefix("listening on http://") {
+            if let Some(rest) = line.strip_prefix("listening on https://") {
+                let (a, role) = rest.split_once(' ').unwrap();
+                match role.contains("admin") {
+                    true => admin_addr = a.parse().ok(),
+                    false => tls_addr = a.parse().ok(),
+                }
+            } else if let Some(rest) = line.strip_prefix("listening on http://") {
                 let (a, role) = rest.split_once(' ').unwrap();
                 let a: SocketAddr = a.parse().unwrap();
                 if role.contains("admin") {
@@ -235,6 +244,7 @@ impl ServerBuilder {
             child,
             addr: addr.unwrap(),
             admin_addr,
+            tls_addr,
             token,
             data,
             stderr_path,
@@ -394,7 +404,7 @@ impl HttpResponse {
 }
 
 /// Reads one response (Content-Length framed, or to EOF); `head_only` for HEAD requests.
-pub fn read_response_with(s: &mut TcpStream, head_only: bool) -> std::io::Result<HttpResponse> {
+pub fn read_response_with(s: &mut impl Read, head_only: bool) -> std::io::Result<HttpResponse> {
     let mut buf = Vec::new();
     let mut byte = [0u8; 1];
     while !buf.ends_with(b"\r\n\r\n") {
@@ -448,7 +458,7 @@ pub fn read_response_with(s: &mut TcpStream, head_only: bool) -> std::io::Result
     Ok(response)
 }
 
-pub fn read_response(s: &mut TcpStream) -> std::io::Result<HttpResponse> {
+pub fn read_response(s: &mut impl Read) -> std::io::Result<HttpResponse> {
     read_response_with(s, false)
 }
 
@@ -513,6 +523,7 @@ pub fn run_client(args: &[&str], home: &Path, env: &[(&str, &str)]) -> (i32, Str
         .stdin(Stdio::null())
         .env_remove("FAZT_SERVER")
         .env_remove("FAZT_TOKEN")
+        .env_remove("FAZT_CA_FILE")
         .env("HOME", home)
         .env("XDG_CONFIG_HOME", home.join("config"));
     for (k, v) in env {
