@@ -37,6 +37,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "campaigns",
         include_str!("../../migrations/005_campaigns.sql"),
     ),
+    (6, "acme", include_str!("../../migrations/006_acme.sql")),
 ];
 
 /// `PRAGMA auto_vacuum` value for INCREMENTAL.

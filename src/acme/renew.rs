@@ -1,0 +1,69 @@
+//! One attempt at a name's certificate, as the certificate thread will make it: the account
+//! from the database (or a new one), the order, and the outcome stored either way.
+
+use super::client::{AcmeClient, AcmeConfig, Issued};
+use super::jws::AccountKey;
+use super::store::{self, AccountRecord, CertRecord};
+use super::{schedule, AcmeError, ChallengeKind, Challenges};
+use crate::db::writer::WriterHandle;
+use rusqlite::Connection;
+use std::sync::Arc;
+
+/// What the certificate thread needs for an attempt.
+pub struct Attempt<'a> {
+    pub config: &'a AcmeConfig,
+    pub writer: &'a WriterHandle,
+    /// The calling thread's read connection.
+    pub reader: &'a Connection,
+    pub challenges: &'a Arc<Challenges>,
+    /// Unix seconds.
+    pub now: i64,
+}
+
+/// Obtains a certificate for `name` over `kind` and stores it. On failure the error is
+/// recorded with the backoff (the certificate already held, if any, is kept) and returned;
+/// the record then says when to try next.
+pub fn obtain(at: &Attempt, name: &str, kind: ChallengeKind) -> Result<CertRecord, AcmeError> {
+    match issue(at, name, kind) {
+        Ok(issued) => Ok(store::save_issued(
+            at.writer,
+            &issued,
+            at.now,
+            schedule::random_u64(),
+        )?),
+        Err(error) => {
+            store::record_failure(
+                at.writer,
+                name,
+                &error.to_string(),
+                at.now,
+                schedule::random_u64(),
+            )?;
+            Err(error)
+        }
+    }
+}
+
+fn issue(at: &Attempt, name: &str, kind: ChallengeKind) -> Result<Issued, AcmeError> {
+    let directory = &at.config.directory_url;
+    let stored = store::load_account(at.reader, directory)?;
+    let key = match &stored {
+        Some(account) => AccountKey::from_pem(&account.key_pem)?,
+        None => AccountKey::generate()?,
+    };
+    let mut client = AcmeClient::connect(at.config.clone(), key)?;
+    match stored {
+        Some(account) => client.set_account_url(account.account_url),
+        None => {
+            let account_url = client.account()?;
+            let record = AccountRecord {
+                directory_url: directory.clone(),
+                key_pem: client.key().pem().to_string(),
+                account_url,
+                created_at: at.now,
+            };
+            store::save_account(at.writer, record)?;
+        }
+    }
+    client.issue(name, kind, at.challenges)
+}
