@@ -79,6 +79,9 @@ fn wait_listening(addr: SocketAddr, what: &str, child: &mut Child) {
 /// ships no test certificate).
 struct TestCa {
     roots: rustls::RootCertStore,
+    /// The https certificate (for localhost and 127.0.0.1) and its key, PEM.
+    cert_pem: String,
+    key_pem: String,
 }
 
 fn make_ca(dir: &Path) -> TestCa {
@@ -100,7 +103,11 @@ fn make_ca(dir: &Path) -> TestCa {
     std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca_cert.der().clone()).unwrap();
-    TestCa { roots }
+    TestCa {
+        roots,
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    }
 }
 
 /// HTTP-01 and TLS-ALPN-01 responders on Pebble's validation ports, fed from `Challenges`.
@@ -678,4 +685,146 @@ fn certificate_records_round_trip_through_the_writer() {
         store::load_cert(&db.reader, "site.fazt.example").unwrap(),
         None
     );
+}
+
+/// A scripted CA: answers the directory and newNonce, and each POST with the next of
+/// `answers` (status, body); records the nonce each POST was signed with.
+struct FakeCa {
+    url: String,
+    seen_nonces: Arc<parking_lot::Mutex<Vec<String>>>,
+    _stop: Responders,
+}
+
+fn fake_ca(ca: &TestCa, answers: Vec<(u16, &'static str)>) -> FakeCa {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::PrivateKeyDer;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let certs = acme::der::chain_der(&ca.cert_pem).unwrap();
+    let key = PrivateKeyDer::from_pem_slice(ca.key_pem.as_bytes()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let config = Arc::new(config);
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let answers = Arc::new(parking_lot::Mutex::new(answers.into_iter()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (seen2, base2) = (Arc::clone(&seen), base.clone());
+    let thread = accept_loop(listener, Arc::clone(&stop), move |socket| {
+        let session = rustls::ServerConnection::new(Arc::clone(&config)).unwrap();
+        let mut tls = rustls::StreamOwned::new(session, socket);
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 4096];
+        let (head, body) = loop {
+            if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&raw[..end]).to_string();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                if raw.len() >= end + 4 + len {
+                    break (head, raw[end + 4..end + 4 + len].to_vec());
+                }
+            }
+            match tls.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+        };
+        let (status, text) = if head.starts_with("GET /dir ") {
+            let dir = serde_json::json!({
+                "newNonce": format!("{base2}/nonce"),
+                "newAccount": format!("{base2}/acct"),
+                "newOrder": format!("{base2}/order"),
+            });
+            (200, dir.to_string())
+        } else if head.starts_with("HEAD /nonce ") {
+            (200, String::new())
+        } else {
+            let jws: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let protected = base64_url_decode(jws["protected"].as_str().unwrap());
+            let protected: serde_json::Value = serde_json::from_slice(&protected).unwrap();
+            seen2
+                .lock()
+                .push(protected["nonce"].as_str().unwrap().to_string());
+            let (status, text) = answers.lock().next().expect("a scripted answer");
+            (status, text.to_string())
+        };
+        // A fresh nonce per answer: the number of POSTs seen so far, plus one.
+        let next_nonce = format!("nonce-{}", seen2.lock().len() + 1);
+        let length = if head.starts_with("HEAD") {
+            0
+        } else {
+            text.len()
+        };
+        let answer = format!(
+            "HTTP/1.1 {status} X\r\nReplay-Nonce: {next_nonce}\r\n\
+                 Location: {base2}/acct/1\r\nContent-Length: {length}\r\n\
+                 Connection: close\r\n\r\n{text}"
+        );
+        let _ = tls.write_all(answer.as_bytes());
+        tls.conn.send_close_notify();
+        let _ = tls.flush();
+    });
+    FakeCa {
+        url: format!("{base}/dir"),
+        seen_nonces: seen,
+        _stop: Responders {
+            stop,
+            threads: vec![thread],
+        },
+    }
+}
+
+fn base64_url_decode(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .unwrap()
+}
+
+const BAD_NONCE: &str = r#"{"type":"urn:ietf:params:acme:error:badNonce","detail":"JWS has an invalid anti-replay nonce"}"#;
+
+#[test]
+fn a_bad_nonce_is_retried_once_with_the_nonce_the_refusal_carried() {
+    let dir = TempDir::new("fake-ca");
+    let ca = make_ca(dir.path());
+    let fake = fake_ca(&ca, vec![(400, BAD_NONCE), (201, r#"{"status":"valid"}"#)]);
+    let config = AcmeConfig::with_roots(&fake.url, ca.roots.clone()).unwrap();
+    let key = acme::jws::AccountKey::generate().unwrap();
+    let mut client = acme::AcmeClient::connect(config, key).unwrap();
+    let account = client.account().unwrap();
+    assert!(account.ends_with("/acct/1"), "{account}");
+    // The first POST used newNonce's nonce; the retry the one the refusal carried.
+    assert_eq!(*fake.seen_nonces.lock(), ["nonce-1", "nonce-2"]);
+
+    // Refused twice: no third try, the CA's problem document comes back.
+    let fake = fake_ca(&ca, vec![(400, BAD_NONCE), (400, BAD_NONCE)]);
+    let config = AcmeConfig::with_roots(&fake.url, ca.roots.clone()).unwrap();
+    let key = acme::jws::AccountKey::generate().unwrap();
+    let mut client = acme::AcmeClient::connect(config, key).unwrap();
+    match client.account().unwrap_err() {
+        AcmeError::Problem {
+            status,
+            kind,
+            detail,
+        } => {
+            assert_eq!(status, 400);
+            assert_eq!(kind, "urn:ietf:params:acme:error:badNonce");
+            assert!(detail.contains("anti-replay"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(fake.seen_nonces.lock().len(), 2);
 }
