@@ -146,9 +146,10 @@ impl AcmeClient {
         &self.key
     }
 
-    /// Uses an account URL found earlier (stored), skipping newAccount.
-    pub fn set_account_url(&mut self, url: String) {
-        self.account_url = Some(url);
+    /// Uses an account URL found earlier (stored), skipping newAccount; `None` forgets it,
+    /// so the next request asks newAccount again.
+    pub fn set_account_url(&mut self, url: Option<String>) {
+        self.account_url = url;
     }
 
     /// The account URL for this key: created on first use, found again by its key after
@@ -196,7 +197,9 @@ impl AcmeClient {
         let response = self.signed_post(&finalize, Some(&json!({ "csr": b64(&csr) })))?;
         let mut order = checked_json(&response)?;
         if order["status"] != "valid" {
-            order = self.poll(&order_url, "the order", |o| o["status"] != "processing")?;
+            // `processing` while the CA signs; `ready` can linger a moment before it.
+            let settled = |o: &Value| o["status"] == "valid" || o["status"] == "invalid";
+            order = self.poll(&order_url, "the order", settled)?;
         }
         expect_status(&order, "valid", "the order")?;
         let certificate = field(&order, "certificate")?;

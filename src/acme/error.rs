@@ -6,6 +6,8 @@ use std::fmt;
 
 /// RFC 8555 §6.7: the CA refused this nonce; a retry with the fresh one succeeds.
 pub(crate) const BAD_NONCE: &str = "urn:ietf:params:acme:error:badNonce";
+/// The CA no longer knows the stored account (a staging reset, a test CA restarted).
+pub(crate) const ACCOUNT_DOES_NOT_EXIST: &str = "urn:ietf:params:acme:error:accountDoesNotExist";
 
 #[derive(Debug)]
 pub enum AcmeError {
@@ -42,6 +44,10 @@ impl AcmeError {
 
     pub(crate) fn is_bad_nonce(&self) -> bool {
         self.problem_kind() == Some(BAD_NONCE)
+    }
+
+    pub(crate) fn is_unknown_account(&self) -> bool {
+        self.problem_kind() == Some(ACCOUNT_DOES_NOT_EXIST)
     }
 }
 

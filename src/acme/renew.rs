@@ -45,25 +45,35 @@ pub fn obtain(at: &Attempt, name: &str, kind: ChallengeKind) -> Result<CertRecor
 }
 
 fn issue(at: &Attempt, name: &str, kind: ChallengeKind) -> Result<Issued, AcmeError> {
-    let directory = &at.config.directory_url;
-    let stored = store::load_account(at.reader, directory)?;
+    let stored = store::load_account(at.reader, &at.config.directory_url)?;
     let key = match &stored {
         Some(account) => AccountKey::from_pem(&account.key_pem)?,
         None => AccountKey::generate()?,
     };
     let mut client = AcmeClient::connect(at.config.clone(), key)?;
     match stored {
-        Some(account) => client.set_account_url(account.account_url),
-        None => {
-            let account_url = client.account()?;
-            let record = AccountRecord {
-                directory_url: directory.clone(),
-                key_pem: client.key().pem().to_string(),
-                account_url,
-                created_at: at.now,
-            };
-            store::save_account(at.writer, record)?;
-        }
+        Some(account) => client.set_account_url(Some(account.account_url)),
+        None => register(at, &mut client)?,
     }
-    client.issue(name, kind, at.challenges)
+    match client.issue(name, kind, at.challenges) {
+        // The CA forgot the account: register the same key again and retry once.
+        Err(e) if e.is_unknown_account() => {
+            client.set_account_url(None);
+            register(at, &mut client)?;
+            client.issue(name, kind, at.challenges)
+        }
+        outcome => outcome,
+    }
+}
+
+/// Makes (or finds by its key) the account and stores it for this directory.
+fn register(at: &Attempt, client: &mut AcmeClient) -> Result<(), AcmeError> {
+    let account_url = client.account()?;
+    let record = AccountRecord {
+        directory_url: at.config.directory_url.clone(),
+        key_pem: client.key().pem().to_string(),
+        account_url,
+        created_at: at.now,
+    };
+    Ok(store::save_account(at.writer, record)?)
 }

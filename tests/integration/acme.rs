@@ -828,3 +828,41 @@ fn a_bad_nonce_is_retried_once_with_the_nonce_the_refusal_carried() {
     }
     assert_eq!(fake.seen_nonces.lock().len(), 2);
 }
+
+#[test]
+fn an_account_the_ca_forgot_is_registered_again() {
+    if pebble_missing("an_account_the_ca_forgot_is_registered_again") {
+        return;
+    }
+    let pebble = Pebble::start();
+    let db = Db::open();
+    // A key fazt holds, under an account URL this Pebble never issued (it keeps no state
+    // across restarts, like a reset staging CA).
+    let key = acme::jws::AccountKey::generate().unwrap();
+    let stale = format!(
+        "{}/my-account/999",
+        pebble.directory.trim_end_matches("/dir")
+    );
+    let account = store::AccountRecord {
+        directory_url: pebble.directory.clone(),
+        key_pem: key.pem().to_string(),
+        account_url: stale.clone(),
+        created_at: 1,
+    };
+    store::save_account(&db.writer, account).unwrap();
+    let config = pebble.config();
+    let attempt = Attempt {
+        config: &config,
+        writer: &db.writer,
+        reader: &db.reader,
+        challenges: &pebble.challenges,
+        now: now(),
+    };
+    let record = acme::obtain(&attempt, "again.fazt.example", ChallengeKind::Http01).unwrap();
+    assert!(record.chain_pem.is_some());
+    let account = store::load_account(&db.reader, &pebble.directory)
+        .unwrap()
+        .unwrap();
+    assert_ne!(account.account_url, stale, "the new account URL is stored");
+    assert_eq!(account.key_pem, key.pem(), "under the same key");
+}
