@@ -16,7 +16,8 @@
 //! - [`jws`]: the P-256 account key and the JWS envelope.
 //! - [`schedule`]: when to renew and how to back off, as pure functions.
 //! - [`store`]: the account and the certificates in SQLite, written through the writer.
-//! - [`obtain`]: one attempt for one name, its outcome stored either way.
+//! - [`obtain`]: one attempt for one name, its outcome stored either way; [`renew_due`]:
+//!   an attempt for each name whose time has come.
 //! - [`der`]: the validity of a certificate, read from its DER.
 //!
 //! One name per order: each site gets its own certificate, so adding or deleting a site
@@ -36,4 +37,4 @@ mod transport;
 pub use challenge::{ChallengeKind, Challenges};
 pub use client::{AcmeClient, AcmeConfig, Issued, PollPolicy};
 pub use error::AcmeError;
-pub use renew::{obtain, Attempt};
+pub use renew::{obtain, renew_due, Attempt};

@@ -44,6 +44,23 @@ pub fn obtain(at: &Attempt, name: &str, kind: ChallengeKind) -> Result<CertRecor
     }
 }
 
+/// A name and what its attempt gave.
+pub type Outcome = (String, Result<CertRecord, AcmeError>);
+
+/// Makes an attempt for every name due at `at.now` (at most `limit`, soonest first), one
+/// after the other, and returns each outcome. A name forgotten with [`store::forget`] (its
+/// site was deleted) is never due again. Fails only when the due names cannot be read.
+pub fn renew_due(at: &Attempt, kind: ChallengeKind, limit: u32) -> Result<Vec<Outcome>, AcmeError> {
+    let names = store::due_names(at.reader, at.now, limit)?;
+    Ok(names
+        .into_iter()
+        .map(|name| {
+            let outcome = obtain(at, &name, kind);
+            (name, outcome)
+        })
+        .collect())
+}
+
 fn issue(at: &Attempt, name: &str, kind: ChallengeKind) -> Result<Issued, AcmeError> {
     let stored = store::load_account(at.reader, &at.config.directory_url)?;
     let key = match &stored {

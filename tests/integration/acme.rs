@@ -248,6 +248,11 @@ struct Pebble {
 
 impl Pebble {
     fn start() -> Pebble {
+        Pebble::start_with_validity(90 * 86_400)
+    }
+
+    /// Pebble issuing certificates valid for `validity_secs`.
+    fn start_with_validity(validity_secs: u64) -> Pebble {
         let dir = TempDir::new("pebble");
         let ca = make_ca(dir.path());
         let (listen, management, http, tls, dns, dns_management) = (
@@ -268,7 +273,7 @@ impl Pebble {
             "ocspResponderURL": "",
             "externalAccountBindingRequired": false,
             "domainBlocklist": ["blocked.example"],
-            "retryAfter": { "authz": 1, "order": 1 },
+            "certificateValidityPeriod": validity_secs,
         }});
         let config_path = dir.path().join("pebble.json");
         std::fs::write(&config_path, config.to_string()).unwrap();
@@ -865,4 +870,79 @@ fn an_account_the_ca_forgot_is_registered_again() {
         .unwrap();
     assert_ne!(account.account_url, stale, "the new account URL is stored");
     assert_eq!(account.key_pem, key.pem(), "under the same key");
+}
+
+#[test]
+fn due_names_are_renewed_and_deleted_ones_are_not() {
+    if pebble_missing("due_names_are_renewed_and_deleted_ones_are_not") {
+        return;
+    }
+    // One-hour certificates: renewed at two-thirds of their lifetime.
+    let pebble = Pebble::start_with_validity(3600);
+    let db = Db::open();
+    let config = pebble.config();
+    let t0 = now();
+    let challenges = Arc::clone(&pebble.challenges);
+    let at = |now| Attempt {
+        config: &config,
+        writer: &db.writer,
+        reader: &db.reader,
+        challenges: &challenges,
+        now,
+    };
+    let first = acme::obtain(&at(t0), "renew.fazt.example", ChallengeKind::Http01).unwrap();
+    let (not_before, not_after) = (first.not_before.unwrap(), first.not_after.unwrap());
+    assert!(
+        (3590..=3610).contains(&(not_after - not_before)),
+        "{first:?}"
+    );
+    let renew = not_before + (not_after - not_before) * 2 / 3;
+    assert!(first.next_attempt <= renew + 1, "{first:?}");
+    assert!(
+        first.next_attempt >= renew - (renew - t0) / 10 - 1,
+        "{first:?}"
+    );
+
+    store::want(&db.writer, "new.fazt.example", t0).unwrap();
+    store::want(&db.writer, "gone.fazt.example", t0).unwrap();
+    assert!(store::forget(&db.writer, "gone.fazt.example").unwrap());
+
+    // Before the renewal time only the new name is due.
+    let outcomes = acme::renew_due(&at(t0 + 1), ChallengeKind::TlsAlpn01, 10).unwrap();
+    let names: Vec<_> = outcomes.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["new.fazt.example"]);
+    assert!(outcomes[0].1.is_ok(), "{:?}", outcomes[0].1);
+
+    // At the renewal time, the certificate is replaced; the deleted name never comes up.
+    // (new.fazt.example, issued a second later with a jittered schedule, may be due too.)
+    let outcomes = acme::renew_due(&at(first.next_attempt), ChallengeKind::Http01, 10).unwrap();
+    let names: Vec<_> = outcomes.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(names.contains(&"renew.fazt.example"), "{names:?}");
+    assert!(!names.contains(&"gone.fazt.example"), "{names:?}");
+    let renewed = outcomes
+        .into_iter()
+        .find(|(n, _)| n == "renew.fazt.example")
+        .unwrap()
+        .1
+        .unwrap();
+    assert_ne!(renewed.chain_pem, first.chain_pem);
+    assert_ne!(
+        renewed.key_pem, first.key_pem,
+        "a new key with each certificate"
+    );
+    assert!(renewed.next_attempt > first.next_attempt);
+    verify_chain(
+        renewed.chain_pem.as_deref().unwrap(),
+        "renew.fazt.example",
+        pebble.issuing_root(),
+    );
+    assert!(
+        acme::renew_due(&at(first.next_attempt), ChallengeKind::Http01, 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store::load_cert(&db.reader, "gone.fazt.example").unwrap(),
+        None
+    );
 }
