@@ -1,13 +1,17 @@
 //! The ACME account and the certificates in SQLite (migration 6). Writes go through the
 //! writer (`WriterHandle::call`: the certificate thread may block, core threads never call
-//! these); reads take the caller's read connection. Private keys leave the database only
-//! through [`CertRecord::key_pem`], for the TLS certificate store.
+//! these); reads take the caller's read connection. A stored key is meant for the TLS
+//! certificate store only, through [`CertRecord::certified_key`]; `Debug` never shows it.
 
 use super::client::Issued;
 use super::schedule;
+use super::AcmeError;
 use crate::db::writer::WriterHandle;
 use crate::db::{Context, DbError};
 use rusqlite::{params, Connection, OptionalExtension, Row};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::PrivateKeyDer;
+use rustls::sign::CertifiedKey;
 
 /// The account fazt holds at one ACME directory.
 #[derive(Clone)]
@@ -42,6 +46,27 @@ pub struct CertRecord {
     /// Failed attempts since the last success.
     pub failures: u32,
     pub next_attempt: i64,
+}
+
+impl CertRecord {
+    /// The certificate and key as rustls serves them, for the TLS certificate store: the
+    /// one way a stored key leaves the database. Checks that the key belongs to the leaf.
+    pub fn certified_key(&self) -> Result<CertifiedKey, AcmeError> {
+        let bad = |what: String| {
+            AcmeError::Crypto(format!("the stored certificate of {}: {what}", self.name))
+        };
+        let (Some(chain), Some(key)) = (&self.chain_pem, &self.key_pem) else {
+            return Err(bad("none obtained yet".into()));
+        };
+        let chain = super::der::chain_der(chain).map_err(bad)?;
+        let key =
+            PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|e| bad(format!("{e:?}")))?;
+        let signer =
+            rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| bad(e.to_string()))?;
+        let certified = CertifiedKey::new(chain, signer);
+        certified.keys_match().map_err(|e| bad(e.to_string()))?;
+        Ok(certified)
+    }
 }
 
 impl std::fmt::Debug for CertRecord {

@@ -404,17 +404,6 @@ fn verify_chain(chain_pem: &str, name: &str, root: CertificateDer<'static>) {
         .is_err());
 }
 
-/// The stored key belongs to the stored leaf.
-fn assert_key_matches(chain_pem: &str, key_pem: &str) {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::PrivateKeyDer;
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
-    let signer = rustls::crypto::ring::sign::any_supported_type(&key).unwrap();
-    let certified =
-        rustls::sign::CertifiedKey::new(acme::der::chain_der(chain_pem).unwrap(), signer);
-    certified.keys_match().unwrap();
-}
-
 /// A migrated database with a running writer and a read connection.
 struct Db {
     dir: TempDir,
@@ -473,7 +462,9 @@ fn certificates_over_http01_and_tls_alpn01_verify_against_pebbles_root() {
             .unwrap_or_else(|e| panic!("{name} over {kind:?}: {e}"));
         let chain = record.chain_pem.as_deref().expect("a chain");
         verify_chain(chain, name, root.clone());
-        assert_key_matches(chain, record.key_pem.as_deref().unwrap());
+        // What the TLS store will serve: the key belongs to the leaf.
+        let served = record.certified_key().unwrap();
+        assert_eq!(served.cert, acme::der::chain_der(chain).unwrap());
         assert_eq!(record.failures, 0);
         assert_eq!(record.last_error, None);
         let (not_before, not_after) = (record.not_before.unwrap(), record.not_after.unwrap());
@@ -660,8 +651,16 @@ fn certificate_records_round_trip_through_the_writer() {
         store::load_cert(&db.reader, "site.fazt.example").unwrap(),
         Some(saved.clone())
     );
-    // The key stays out of Debug output.
+    // The key stays out of Debug output, and leaves only as a CertifiedKey.
     assert!(!format!("{saved:?}").contains("PRIVATE KEY"));
+    assert_eq!(saved.certified_key().unwrap().cert[0], *cert.der());
+    let mut other_key = saved.clone();
+    other_key.key_pem = Some(rcgen::KeyPair::generate().unwrap().serialize_pem());
+    assert!(
+        other_key.certified_key().is_err(),
+        "a key that is not the leaf's"
+    );
+    assert!(fresh.certified_key().is_err(), "no certificate yet");
 
     let account = store::AccountRecord {
         directory_url: "https://ca.example/dir".into(),
