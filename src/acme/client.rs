@@ -512,6 +512,34 @@ mod tests {
     }
 
     #[test]
+    fn answers_that_are_not_json_are_protocol_errors() {
+        let html = Response {
+            status: 200,
+            headers: vec![],
+            body: b"<html>captive portal</html>".to_vec(),
+        };
+        assert!(matches!(checked_json(&html), Err(AcmeError::Protocol(_))));
+        let doc = json!({"authorizations": ["https://ca/a/1", 7]});
+        assert!(matches!(
+            string_list(&doc, "authorizations"),
+            Err(AcmeError::Protocol(_))
+        ));
+        assert!(matches!(
+            field(&doc, "finalize"),
+            Err(AcmeError::Protocol(_))
+        ));
+        let no_location = Response {
+            status: 201,
+            headers: vec![],
+            body: vec![],
+        };
+        assert!(matches!(
+            location(&no_location),
+            Err(AcmeError::Protocol(_))
+        ));
+    }
+
+    #[test]
     fn failures_name_the_challenge_error() {
         let authz = json!({
             "status": "invalid",

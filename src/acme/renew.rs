@@ -32,13 +32,14 @@ pub fn obtain(at: &Attempt, name: &str, kind: ChallengeKind) -> Result<CertRecor
             schedule::random_u64(),
         )?),
         Err(error) => {
-            store::record_failure(
-                at.writer,
-                name,
-                &error.to_string(),
-                at.now,
-                schedule::random_u64(),
-            )?;
+            let text = error.to_string();
+            if let Err(db) =
+                store::record_failure(at.writer, name, &text, at.now, schedule::random_u64())
+            {
+                // The database error is what the caller must act on; the CA's is logged.
+                log::warn!("certificate for {name}: {text}; recording it failed: {db}");
+                return Err(db.into());
+            }
             Err(error)
         }
     }

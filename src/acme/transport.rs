@@ -99,11 +99,7 @@ pub(crate) fn send(
         .map_err(|e| AcmeError::Unreachable(format!("{url}: TLS: {e}")))?;
     let mut stream = rustls::StreamOwned::new(session, socket);
 
-    let host = if parsed.port == 443 {
-        parsed.host.to_string()
-    } else {
-        format!("{}:{}", parsed.host, parsed.port)
-    };
+    let host = host_header(parsed.host, parsed.port);
     let mut head = format!(
         "{method} {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: fazt/{}\r\nAccept: */*\r\n\
          Connection: close\r\n",
@@ -128,6 +124,20 @@ pub(crate) fn send(
         .map_err(unreachable)?;
     message.clear();
     read_response(&mut stream, method).map_err(unreachable)
+}
+
+/// `Host`: the port only when not 443, an IPv6 literal in brackets.
+fn host_header(host: &str, port: u16) -> String {
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    if port == 443 {
+        host
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 fn connect(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
@@ -295,6 +305,14 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn host_headers_bracket_ipv6_and_omit_the_default_port() {
+        assert_eq!(host_header("ca.example", 443), "ca.example");
+        assert_eq!(host_header("ca.example", 14000), "ca.example:14000");
+        assert_eq!(host_header("::1", 14000), "[::1]:14000");
+        assert_eq!(host_header("::1", 443), "[::1]");
     }
 
     #[test]
