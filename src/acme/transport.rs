@@ -1,6 +1,12 @@
 //! A small blocking HTTPS client for the ACME exchange: one request per connection
 //! (`Connection: close`), bounded reads, rustls with the trust roots the caller gives (the
 //! public CAs for Let's Encrypt, a test CA for Pebble). ACME requires https (RFC 8555 §6.1).
+//!
+//! Not the deploy client's `client::http`: that one is built for fazt's admin API (Bearer
+//! token in every request, Mozilla's roots only, `Expect: 100-continue` uploads, messages
+//! that name a fazt server), and `client` sits beside the server, not under the domain
+//! layer. What the two share is the response reader (head, then a length, chunked or
+//! close-delimited body, bounded); both use `http::parse` for the framing rules.
 
 use super::AcmeError;
 use crate::http::parse::ChunkedDecoder;
