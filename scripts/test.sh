@@ -14,6 +14,16 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
     fi
 fi
 
+# The ACME tests (tests/integration/acme.rs) run against Pebble and its mock DNS, both in
+# Debian's pebble package. Installed the same way; without it they skip and say why.
+if ! command -v pebble-challtestsrv >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing pebble for the ACME tests (apt-get)..."
+    if ! timeout 900 bash -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq --no-install-recommends pebble' >/dev/null 2>&1; then
+        echo "could not install pebble; the ACME tests will skip and say so"
+    fi
+fi
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

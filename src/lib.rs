@@ -3,6 +3,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod acme;
 pub(crate) mod admin;
 pub mod analytics;
 pub mod cli;

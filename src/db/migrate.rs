@@ -42,6 +42,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "daily_values",
         include_str!("../../migrations/006_daily_values.sql"),
     ),
+    (7, "acme", include_str!("../../migrations/007_acme.sql")),
 ];
 
 /// `PRAGMA auto_vacuum` value for INCREMENTAL.

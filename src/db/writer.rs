@@ -83,7 +83,15 @@ struct Shared {
     hurry: AtomicBool,
     /// Aborts the statement running on the write connection (for `stop_now`).
     interrupt: rusqlite::InterruptHandle,
+    /// A job (not an event batch) is running on the write connection: with `hurry`, the
+    /// progress handler interrupts it. SQLite drops an `interrupt` that arrives before a
+    /// statement starts stepping, so a job just starting its statement would miss it.
+    job_running: AtomicBool,
 }
+
+/// VM instructions between two progress-handler checks on the write connection: a job is
+/// interrupted within microseconds of `stop_now`, for an atomic load per thousand steps.
+const PROGRESS_OPS: i32 = 1000;
 
 /// The writer thread; [`WriterThread::join`] waits for it after [`WriterHandle::stop`].
 pub struct WriterThread {
@@ -212,7 +220,15 @@ fn start<E: Send + 'static>(
         events: batcher.as_ref().map(Batcher::gate),
         hurry: AtomicBool::new(false),
         interrupt: conn.get_interrupt_handle(),
+        job_running: AtomicBool::new(false),
     });
+    let watched = Arc::clone(&shared);
+    conn.progress_handler(
+        PROGRESS_OPS,
+        Some(move || {
+            watched.hurry.load(Ordering::SeqCst) && watched.job_running.load(Ordering::SeqCst)
+        }),
+    );
     let thread_shared = Arc::clone(&shared);
     let thread = thread::Builder::new()
         .name(THREAD_NAME.to_string())
@@ -473,7 +489,7 @@ fn run<E>(
             // A job waiting behind a flood of events runs before the next batch.
             match rx.try_recv() {
                 Ok(msg) => {
-                    if !handle(&mut conn, Ok(msg), &mut report) {
+                    if !handle(&mut conn, Ok(msg), shared, &mut report) {
                         break;
                     }
                 }
@@ -492,7 +508,7 @@ fn run<E>(
             .map_or_else(crossbeam_channel::never, crossbeam_channel::at);
         crossbeam_channel::select! {
             recv(rx) -> msg => {
-                if !handle(&mut conn, msg, &mut report) {
+                if !handle(&mut conn, msg, shared, &mut report) {
                     break;
                 }
             }
@@ -517,7 +533,7 @@ fn run<E>(
             // Dropped unrun: its completion tells the submitter `WriterStopped`.
             Ok(WriterMsg::Job { .. }) if hurry => WRITER_STATS.queue_depth.dec(),
             Ok(WriterMsg::Job { job, queued_at }) => {
-                run_job(&mut conn, job, queued_at, &mut report)
+                run_job(&mut conn, job, queued_at, shared, &mut report)
             }
             Ok(WriterMsg::Stop) => {}
             Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
@@ -542,23 +558,32 @@ fn run<E>(
 fn handle(
     conn: &mut Connection,
     msg: Result<WriterMsg, RecvError>,
+    shared: &Shared,
     report: &mut WriterReport,
 ) -> bool {
     match msg {
         Ok(WriterMsg::Job { job, queued_at }) => {
-            run_job(conn, job, queued_at, report);
+            run_job(conn, job, queued_at, shared, report);
             true
         }
         Ok(WriterMsg::Stop) | Err(RecvError) => false,
     }
 }
 
-fn run_job(conn: &mut Connection, job: Job, queued_at: Instant, report: &mut WriterReport) {
+fn run_job(
+    conn: &mut Connection,
+    job: Job,
+    queued_at: Instant,
+    shared: &Shared,
+    report: &mut WriterReport,
+) {
     WRITER_STATS.queue_depth.dec();
     let started = Instant::now();
     WRITER_STATS.wait_seconds.observe(started - queued_at);
+    shared.job_running.store(true, Ordering::SeqCst);
     // Jobs from try_submit catch their own panics; this guards any other Job.
     let outcome = catch_unwind(AssertUnwindSafe(|| job(conn))).unwrap_or(JobOutcome::Panicked);
+    shared.job_running.store(false, Ordering::SeqCst);
     if close_open_transaction(conn) {
         log::warn!("a write job left a transaction open; it was rolled back");
     }

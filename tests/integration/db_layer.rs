@@ -72,14 +72,16 @@ fn migrations_from_empty_create_schema_one_with_incremental_vacuum_and_wal() {
     let limits = limits(&dir.0);
     let mut conn = db::open_and_migrate(&path, &limits).expect("open_and_migrate");
     assert_eq!(int_pragma(&conn, "user_version"), migrate::latest_version());
-    assert_eq!(migrate::latest_version(), 6);
+    assert_eq!(migrate::latest_version(), 7);
     assert_eq!(
         tables(&conn),
         [
+            "acme_accounts",
             "api_keys",
             "blob_chunks",
             "blob_variants",
             "blobs",
+            "certificates",
             "daily_values",
             "deployment_ids",
             "deployments",
@@ -105,7 +107,7 @@ fn migrations_from_empty_create_schema_one_with_incremental_vacuum_and_wal() {
     drop(conn);
     let conn = db::open_and_migrate(&path, &limits).expect("reopen");
     assert_eq!(int_pragma(&conn, "user_version"), migrate::latest_version());
-    assert_eq!(tables(&conn).len(), 19);
+    assert_eq!(tables(&conn).len(), 21);
     assert_eq!(int_pragma(&conn, "auto_vacuum"), 2);
 }
 
@@ -181,7 +183,7 @@ fn a_database_from_a_newer_fazt_is_refused_and_left_untouched() {
     assert!(!wal_path(&path).exists(), "no WAL left behind");
     let reader = db::open_read(&path, &limits).expect("read-only still works");
     assert_eq!(int_pragma(&reader, "user_version"), 99);
-    assert_eq!(tables(&reader).len(), 19);
+    assert_eq!(tables(&reader).len(), 21);
 }
 
 /// A newer database still in rollback-journal mode must not even be switched to WAL.
@@ -191,13 +193,13 @@ fn a_newer_database_in_rollback_mode_is_not_switched_to_wal() {
     let path = dir.db();
     {
         let raw = Connection::open(&path).expect("open raw");
-        raw.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 7;")
+        raw.execute_batch("CREATE TABLE future (x); PRAGMA user_version = 99;")
             .expect("future schema");
     }
     let bytes = std::fs::read(&path).expect("read db");
     let err = db::open_and_migrate(&path, &limits(&dir.0)).expect_err("refused");
     assert!(
-        matches!(err, DbError::NewerSchema { found: 7, .. }),
+        matches!(err, DbError::NewerSchema { found: 99, .. }),
         "{err}"
     );
     assert_eq!(std::fs::read(&path).expect("reread"), bytes);
