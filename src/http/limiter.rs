@@ -249,11 +249,11 @@ mod tests {
         for i in 20_000..20_000 + max as u32 / 4 {
             assert_eq!(limiter.take(addr(i), later), Ok(()));
         }
-        assert!(
-            limiter.tracked() <= max / 4,
-            "{} tracked",
-            limiter.tracked()
-        );
+        // Only a shard that gets a new client sweeps (how the keys spread over shards
+        // depends on the random seed), so the table is only known to stay within bounds;
+        // the takes above prove the sweep: without it every full shard would send its
+        // second new client to the spent overflow bucket.
+        assert!(limiter.tracked() <= max, "{} tracked", limiter.tracked());
     }
 
     #[test]
