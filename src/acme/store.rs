@@ -61,11 +61,7 @@ impl CertRecord {
         let chain = super::der::chain_der(chain).map_err(bad)?;
         let key =
             PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|e| bad(format!("{e:?}")))?;
-        let signer =
-            rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| bad(e.to_string()))?;
-        let certified = CertifiedKey::new(chain, signer);
-        certified.keys_match().map_err(|e| bad(e.to_string()))?;
-        Ok(certified)
+        crate::http::tls::certified_key(chain, &key).map_err(bad)
     }
 }
 

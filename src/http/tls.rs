@@ -158,15 +158,24 @@ fn certified(
     certs: Vec<CertificateDer<'static>>,
     key: &PrivateKeyDer,
 ) -> Result<NamedCert, String> {
-    let signer = rustls::crypto::ring::sign::any_supported_type(key).map_err(|e| e.to_string())?;
     let names = dns_names(&certs[0])?;
+    Ok(NamedCert {
+        names,
+        key: Arc::new(certified_key(certs, key)?),
+    })
+}
+
+/// A chain and its private key as rustls serves them, refusing a key that is not the
+/// leaf's. Certificate files and certificates issued over ACME both come through here.
+pub(crate) fn certified_key(
+    certs: Vec<CertificateDer<'static>>,
+    key: &PrivateKeyDer,
+) -> Result<CertifiedKey, String> {
+    let signer = rustls::crypto::ring::sign::any_supported_type(key).map_err(|e| e.to_string())?;
     let key = CertifiedKey::new(certs, signer);
     key.keys_match()
         .map_err(|e| format!("the key does not belong to the certificate ({e})"))?;
-    Ok(NamedCert {
-        names,
-        key: Arc::new(key),
-    })
+    Ok(key)
 }
 
 fn dns_names(cert: &CertificateDer) -> Result<Vec<String>, String> {
