@@ -10,7 +10,7 @@
 
 use crate::db::writer::WriterHandle;
 use crate::db::Context;
-use crate::http::limiter::{retry_after_secs, Limiter, Rate};
+use crate::http::limiter::{retry_after_secs, too_many, Limiter, Rate};
 use crate::http::proxies::{client_key, TrustedProxies};
 use crate::http::{Request, Response};
 use crate::platform::metrics::{Collector, Counter, Desc, Kind, Source};
@@ -368,7 +368,7 @@ impl AuthGuard {
                 "too many failed API keys from this address: at most {} a minute; retry in {wait} s",
                 self.per_minute
             );
-            return Err(Response::error(429, &message).header("Retry-After", wait.to_string()));
+            return Err(too_many(&message, wait));
         }
         key_of(request).map_err(|refused| {
             if matches!(refused, Refused::Invalid) {

@@ -10,7 +10,7 @@
 //! answers its GIF (with status 429), so a page never shows a broken image.
 
 use super::ingest::{Endpoint, PIXEL_GIF};
-use crate::http::limiter::{retry_after_secs, Limiter, Rate};
+use crate::http::limiter::{retry_after_secs, too_many, Limiter, Rate};
 use crate::http::proxies::{client_key, TrustedProxies};
 use crate::http::{Body, Method, Request, Response};
 use crate::platform::metrics::{Collector, Counter, Desc, Kind, Source};
@@ -60,10 +60,10 @@ impl IngestLimits {
     }
 
     fn answer(&self, endpoint: &Endpoint, request: &Request, wait: u64) -> Response {
-        let retry = |r: Response| r.header("Retry-After", wait.to_string());
         match endpoint {
             Endpoint::Redirect(slug) => super::links::redirect_unrecorded(slug, request),
-            Endpoint::Pixel => retry(Response::new(429))
+            Endpoint::Pixel => Response::new(429)
+                .header("Retry-After", wait.to_string())
                 .header("Cache-Control", "no-store")
                 .body("image/gif", Body::Static(&PIXEL_GIF)),
             _ => {
@@ -72,7 +72,7 @@ impl IngestLimits {
                     self.rate
                 );
                 // As every /track answer: a page on any origin may read it.
-                retry(Response::error(429, &message)).header("Access-Control-Allow-Origin", "*")
+                too_many(&message, wait).header("Access-Control-Allow-Origin", "*")
             }
         }
     }

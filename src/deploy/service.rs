@@ -212,7 +212,7 @@ pub fn refuse_early(ctx: &DeployContext, request: &Request) -> Option<Response> 
             "too many deploys with this key: at most {} a minute; retry in {wait} s",
             ctx.deployer.limits.rate_per_minute
         );
-        return Some(Response::error(429, &message).header("Retry-After", wait.to_string()));
+        return Some(crate::http::limiter::too_many(&message, wait));
     }
     None
 }

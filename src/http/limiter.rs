@@ -159,6 +159,12 @@ fn sweep_nanos() -> u64 {
     SWEEP_EVERY.as_nanos() as u64
 }
 
+/// The 429 a client over one of its limits gets: the JSON error naming the limit, and
+/// `Retry-After` in whole seconds.
+pub(crate) fn too_many(message: &str, wait_secs: u64) -> super::Response {
+    super::Response::error(429, message).header("Retry-After", wait_secs.to_string())
+}
+
 /// Whole seconds to tell a client in `Retry-After`: rounded up, at least 1.
 pub(crate) fn retry_after_secs(wait: Duration) -> u64 {
     (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
