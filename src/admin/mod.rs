@@ -12,6 +12,7 @@
 //! Authorisation: the site routes (`/api/sites...`, see `sites`) check that the
 //! key's scopes cover the site; every other route needs the `owner` scope.
 
+pub(crate) mod accounts;
 mod certs;
 mod metrics;
 pub(crate) mod sites;
@@ -53,6 +54,9 @@ const LAST_USED_INTERVAL: Duration = Duration::from_secs(60);
 /// this only bounds the map against many keys used once).
 const LAST_USED_MAP_SWEEP: usize = 256;
 
+/// Expired sessions and old audit entries are deleted this often.
+const ACCOUNTS_PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 /// The API's paths, as opposed to `/health` and the dashboard's pages. Their answers
 /// (keys, stats, health) are never cached: see [`crate::http::Response::no_store`].
 pub(crate) fn is_api_path(path: &str) -> bool {
@@ -91,6 +95,8 @@ pub struct AdminContext {
     pub certs: Arc<CertStore>,
     /// Automatic certificates, when on.
     pub acme: Option<AcmeContext>,
+    /// Dashboard sign-in: the hasher thread, the login limit, session lifetimes.
+    pub accounts: accounts::Accounts,
 }
 
 /// What the API shows of the ACME settings, and the certificate thread to wake.
@@ -126,6 +132,8 @@ pub struct AdminApi {
     last_used_sent: HashMap<String, Instant>,
     /// The day whose salt the writer is loading or creating, and where it arrives.
     salt_pending: Option<(i64, SaltArrival)>,
+    /// When expired sessions and old audit entries were last pruned.
+    accounts_pruned_at: Option<Instant>,
 }
 
 impl AdminApi {
@@ -137,6 +145,7 @@ impl AdminApi {
             seen_data_version: None,
             last_used_sent: HashMap::new(),
             salt_pending: None,
+            accounts_pruned_at: None,
         }
     }
 
@@ -154,12 +163,57 @@ impl AdminApi {
                 page.unwrap_or_else(|| Response::error(404, &format!("no admin page {path}"))),
             );
         }
-        match self.ctx.auth.authenticate(request) {
-            Ok(key) => {
-                self.note_key_used(&key);
-                self.route(request, &key, reply)
+        if accounts::is_public(path) {
+            return accounts::public(&self.ctx, request, reply);
+        }
+        // A browser signs in with its cookie; scripts and the CLI send a key.
+        let session = match request.header("authorization") {
+            Some(_) => None,
+            None => match accounts::session_of(request) {
+                Ok(session) => session,
+                Err(refused) => return Some(refused),
+            },
+        };
+        let key = match &session {
+            Some(session) => {
+                if let Some(refused) = accounts::csrf_refusal(request) {
+                    return Some(refused);
+                }
+                self.note_session_used(session);
+                accounts::as_key(session)
             }
-            Err(response) => Some(response),
+            None => match self.ctx.auth.authenticate(request) {
+                Ok(key) => {
+                    self.note_key_used(&key);
+                    key
+                }
+                Err(response) => return Some(response),
+            },
+        };
+        match accounts::route(&self.ctx, request, &key, session.as_ref(), reply) {
+            Ok(answer) => answer,
+            Err(reply) => self.route(request, &key, reply),
+        }
+    }
+
+    /// Moves a session's idle expiry forward, at most once per [`LAST_USED_INTERVAL`]
+    /// (the same bounded map as keys, its own prefix); never waits for the writer.
+    fn note_session_used(&mut self, session: &crate::auth::sessions::Session) {
+        let now = Instant::now();
+        let slot = format!("session {}", session.id);
+        if self
+            .last_used_sent
+            .get(&slot)
+            .is_some_and(|sent| now.duration_since(*sent) < LAST_USED_INTERVAL)
+        {
+            return;
+        }
+        let (id, policy) = (session.id.clone(), self.ctx.accounts.policy);
+        let unix = crate::platform::clock::unix_now();
+        let job =
+            move |conn: &mut Connection| crate::auth::sessions::touch(conn, &id, unix, policy);
+        if self.ctx.writer.try_submit(job).is_ok() {
+            self.last_used_sent.insert(slot, now);
         }
     }
 
@@ -281,6 +335,19 @@ impl AdminApi {
                 ))
             }
         }
+    }
+
+    /// Hourly: expired sessions and old audit entries go (never waits for the writer).
+    pub fn prune_accounts(&mut self) {
+        let now = Instant::now();
+        if self
+            .accounts_pruned_at
+            .is_some_and(|at| now.duration_since(at) < ACCOUNTS_PRUNE_EVERY)
+        {
+            return;
+        }
+        self.accounts_pruned_at = Some(now);
+        accounts::prune(&self.ctx);
     }
 
     /// One step of automatic retention, when configured; never waits for the writer.
