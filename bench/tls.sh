@@ -35,6 +35,11 @@
 #   BENCH_TLS_IDLE=10000               idle connections for the memory figure
 #   BENCH_TLS_IDLE_SOURCES=64          loopback source addresses they come from (0: 127.0.0.1 only)
 #   BENCH_ADMIN_INTERVAL_MS=2          admin sampler pace
+#   BENCH_ADMIN_LOADS="none keepalive close full"   the admin section's public loads (see above)
+#   BENCH_SAMPLER_RT=1                 the admin sampler runs SCHED_FIFO (chrt -f 10; root): its own
+#                                      wakeups on the busy CPUs then stay out of the figures
+#   BENCH_CORE_NICE=N                  renice fazt's core threads (fazt-core-*) to N after start: a
+#                                      what-if for giving the admin thread precedence over them
 #   BENCH_PIN=1                        fazt and nginx on CPU 0, wrk and openssl on CPU 1 (lib.sh)
 #   FAZT_THREADS                       fazt core threads: default 2 (1 with BENCH_PIN=1)
 #   FAZT_*                             passed through to fazt
@@ -51,6 +56,14 @@ done
 IDLE=${BENCH_TLS_IDLE:-10000}
 IDLE_SOURCES=${BENCH_TLS_IDLE_SOURCES:-64}
 ADMIN_MS=${BENCH_ADMIN_INTERVAL_MS:-2}
+read -ra ADMIN_LOADS <<<"${BENCH_ADMIN_LOADS:-none keepalive close full}"
+for kind in "${ADMIN_LOADS[@]}"; do
+    case $kind in none | keepalive | close | full) ;; *) die "unknown BENCH_ADMIN_LOADS entry '$kind' (none keepalive close full)" ;; esac
+done
+SAMPLER_PREFIX=()
+if [[ ${BENCH_SAMPLER_RT:-0} == 1 ]]; then SAMPLER_PREFIX=(chrt -f 10); fi
+CORE_NICE=${BENCH_CORE_NICE:-}
+[[ -z $CORE_NICE || $CORE_NICE =~ ^-?[0-9]+$ ]] || die "BENCH_CORE_NICE must be an integer (a nice value)"
 THREADS=${FAZT_THREADS:-$([[ ${BENCH_PIN:-0} == 1 ]] && echo 1 || echo 2)}
 [[ $IDLE =~ ^[1-9][0-9]*$ ]] || die "BENCH_TLS_IDLE must be an integer >= 1"
 [[ $IDLE_SOURCES =~ ^[0-9]+$ ]] && ((IDLE_SOURCES <= 250)) || die "BENCH_TLS_IDLE_SOURCES must be from 0 to 250"
@@ -99,6 +112,15 @@ check "https://$FAZT_TLS/" bench.localhost
 code=$(curl -sk --max-time 5 -o "$TMP/health.json" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
     "https://$FAZT_ADMIN/api/system/health") || die "GET /api/system/health over TLS on the admin listener failed"
 [[ $code == 200 ]] || die "GET /api/system/health on the admin listener answered HTTP $code: $(head -c 300 "$TMP/health.json")"
+# The threads run by now: the admin thread answered.
+if [[ -n $CORE_NICE ]]; then
+    for task in /proc/"$FAZT_PID"/task/*; do
+        if [[ $(cat "$task/comm") == fazt-core-* ]]; then
+            renice -n "$CORE_NICE" -p "${task##*/}" >/dev/null || die "renice of fazt's core thread ${task##*/} failed"
+        fi
+    done
+    log "fazt's core threads reniced to $CORE_NICE (BENCH_CORE_NICE)"
+fi
 
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
@@ -208,7 +230,7 @@ admin_sample() {
     local name=admin_$1.r$2
     load_start "$1" "$name"
     sleep 1
-    spawn_wait python3 "$HELPERS/latency.py" --tls --port "${FAZT_ADMIN##*:}" --host-header "localhost:${FAZT_ADMIN##*:}" \
+    spawn_wait "${SAMPLER_PREFIX[@]+"${SAMPLER_PREFIX[@]}"}" python3 "$HELPERS/latency.py" --tls --port "${FAZT_ADMIN##*:}" --host-header "localhost:${FAZT_ADMIN##*:}" \
         --header "Authorization: Bearer $TOKEN" --count 1000000 --interval-ms "$ADMIN_MS" \
         --max-seconds $((DURATION - 2)) >"$TMP/$name.kv" 2>"$TMP/$name.err" ||
         die "latency.py ($name) failed: $(tail -5 "$TMP/$name.err")"
@@ -218,7 +240,6 @@ admin_sample() {
     log "$name: n=$(get "$name.n") p50 $(get "$name.p50_ms") p99 $(get "$name.p99_ms") max $(get "$name.max_ms") ms, statuses $(get "$name.statuses"), errors $(get "$name.errors"); load: $(get "$name.load")"
 }
 
-ADMIN_LOADS=(none keepalive close full)
 if selected admin; then
     for ((r = 1; r <= ROUNDS; r++)); do
         for kind in "${ADMIN_LOADS[@]}"; do
@@ -231,7 +252,7 @@ fi
 # ---------------------------------------------------------------- summary
 echo
 echo "fazt HTTPS ($(nproc) CPUs, $(openssl version | cut -d' ' -f1-2) on the client side$(selected nginx && echo ", nginx $(get nginx.version)"))"
-echo "fazt: commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), FAZT_THREADS=$THREADS core threads, $([[ ${BENCH_PIN:-0} == 1 ]] && echo "pinned: servers CPU 0, wrk/openssl CPU 1" || echo "nothing pinned"); load avg at start $LOAD_START, end $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "fazt: commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), FAZT_THREADS=$THREADS core threads, $([[ ${BENCH_PIN:-0} == 1 ]] && echo "pinned: servers CPU 0, wrk/openssl CPU 1" || echo "nothing pinned")${CORE_NICE:+, core threads at nice $CORE_NICE}$([[ ${BENCH_SAMPLER_RT:-0} == 1 ]] && echo ", admin sampler SCHED_FIFO"); load avg at start $LOAD_START, end $(cut -d' ' -f1-3 /proc/loadavg)"
 if selected idle; then
     rss=$(get idle.rss_idle_kib)
     mb=$(awk -v k="$rss" 'BEGIN { printf "%.1f", k * 1024 / 1e6 }')
