@@ -11,7 +11,8 @@ TLS (SNI: the Host header without its port; any certificate accepted), and the h
 reconnect, is outside the samples: they time requests on an open connection.
 
 Prints key=value lines on stdout: n, p50_ms, p90_ms, p99_ms, max_ms, mean_ms, errors, reconnects,
-statuses (e.g. 200:1998,503:2), elapsed_s.
+statuses (e.g. 200:1998,503:2), elapsed_s. --samples FILE also writes every sample (ms, one a line),
+so runs can be pooled (util.py pctl).
 """
 
 import argparse
@@ -44,6 +45,7 @@ def main():
     ap.add_argument("--interval-ms", type=float, default=0.0, help="pace: one request per interval")
     ap.add_argument("--timeout", type=float, default=5.0, help="per-request socket timeout")
     ap.add_argument("--tls", action="store_true", help="speak TLS (https)")
+    ap.add_argument("--samples", help="also write every sample (ms, one a line) to this file")
     args = ap.parse_args()
     tls = tls_context() if args.tls else None
     sni = args.host_header.rsplit(":", 1)[0] if args.tls else None
@@ -113,6 +115,9 @@ def main():
     if sock is not None:
         sock.close()
 
+    if args.samples:
+        with open(args.samples, "w") as f:
+            f.writelines(f"{v * 1000:.3f}\n" for v in samples)
     s = sorted(samples)
     ms = lambda v: f"{v * 1000:.3f}"  # noqa: E731
     print(f"n={len(s)}")
