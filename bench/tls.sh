@@ -108,7 +108,12 @@ check() { # URL HOST: answered 200 with the 1 KiB file, or die
     got=$(curl -sk --max-time 5 -H "Host: $2" -o /dev/null -w '%{http_code} %{size_download}' "$1")
     [[ $got == "200 1024" ]] || die "$1 (Host: $2) answered '$got' (status, bytes), not the 1 KiB file"
 }
-check "https://$FAZT_TLS/" bench.localhost
+# wrk's URLs name localhost (it resolves to 127.0.0.1 only): wrk sends the URL's host as SNI, and an
+# IP address there is what browsers never send (rustls logs a warning for each such handshake).
+FAZT_URL=https://localhost:${FAZT_TLS##*:}/
+[[ $(getent ahosts localhost | awk '{ print $1 }' | sort -u) == 127.0.0.1 ]] ||
+    die "localhost must resolve to 127.0.0.1 only (wrk connects to the first address): $(getent ahosts localhost | head -3)"
+check "$FAZT_URL" bench.localhost
 code=$(curl -sk --max-time 5 -o "$TMP/health.json" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
     "https://$FAZT_ADMIN/api/system/health") || die "GET /api/system/health over TLS on the admin listener failed"
 [[ $code == 200 ]] || die "GET /api/system/health on the admin listener answered HTTP $code: $(head -c 300 "$TMP/health.json")"
@@ -172,19 +177,20 @@ if selected nginx; then
         curl -sk --max-time 1 -o /dev/null "https://127.0.0.1:$NGX_TLS_PORT/" && break
         sleep 0.1
     done
-    check "https://127.0.0.1:$NGX_TLS_PORT/" bench.localhost
+    NGX_URL=https://localhost:$NGX_TLS_PORT/
+    check "$NGX_URL" bench.localhost
 
     declare -a FK FN FH NH FF NF
     for ((r = 1; r <= ROUNDS; r++)); do
         log "round $r/$ROUNDS: keep-alive"
-        FK+=("$(run "https://$FAZT_TLS/")")
-        FN+=("$(run "https://127.0.0.1:$NGX_TLS_PORT/")")
+        FK+=("$(run "$FAZT_URL")")
+        FN+=("$(run "$NGX_URL")")
         log "round $r/$ROUNDS: full handshakes (openssl s_time -new)"
         FF+=("$(full "$FAZT_TLS")")
         NF+=("$(full "127.0.0.1:$NGX_TLS_PORT")")
         log "round $r/$ROUNDS: one request per connection, sessions resumed (wrk)"
-        FH+=("$(run "https://$FAZT_TLS/" -H 'Connection: close')")
-        NH+=("$(run "https://127.0.0.1:$NGX_TLS_PORT/" -H 'Connection: close')")
+        FH+=("$(run "$FAZT_URL" -H 'Connection: close')")
+        NH+=("$(run "$NGX_URL" -H 'Connection: close')")
     done
     fazt_alive "during the nginx comparison"
     stop_pid "$NGX_PID"
@@ -202,7 +208,7 @@ load_start() {
         local close=()
         if [[ $kind == close ]]; then close=(-H 'Connection: close'); fi
         timeout $((DURATION + 30)) "${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"}" wrk -t2 -c128 -d"${DURATION}s" --timeout 5s --latency \
-            -H 'Host: bench.localhost' "${close[@]+"${close[@]}"}" "https://$FAZT_TLS/" >"$TMP/load-$name.txt" 2>&1 &
+            -H 'Host: bench.localhost' "${close[@]+"${close[@]}"}" "$FAZT_URL" >"$TMP/load-$name.txt" 2>&1 &
         ;;
     full) (full "$FAZT_TLS" >"$TMP/load-$name.hs") & ;;
     esac
@@ -267,6 +273,7 @@ fi
 echo
 echo "fazt HTTPS ($(nproc) CPUs, $(openssl version | cut -d' ' -f1-2) on the client side$(selected nginx && echo ", nginx $(get nginx.version)"))"
 echo "fazt: commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), FAZT_THREADS=$THREADS core threads, $([[ ${BENCH_PIN:-0} == 1 ]] && echo "pinned: servers CPU 0, wrk/openssl CPU 1" || echo "nothing pinned")${CORE_NICE:+, core threads at nice $CORE_NICE}$([[ ${BENCH_SAMPLER_RT:-0} == 1 ]] && echo ", admin sampler SCHED_FIFO"); load avg at start $LOAD_START, end $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "fazt's log: $(wc -l <"$TMP/fazt.err") lines, $(grep -c ' WARN ' "$TMP/fazt.err" || true) warnings$(grep -q ' WARN ' "$TMP/fazt.err" && printf ', e.g. %s' "$(grep -m1 ' WARN ' "$TMP/fazt.err" | cut -c1-160)")"
 if selected idle; then
     rss=$(get idle.rss_idle_kib)
     mb=$(awk -v k="$rss" 'BEGIN { printf "%.1f", k * 1024 / 1e6 }')
