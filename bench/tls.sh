@@ -225,7 +225,7 @@ load_done() {
     if [[ -e $TMP/load-$name.txt ]]; then
         python3 "$HELPERS/util.py" wrk-parse "$TMP/load-$name.txt" >"$TMP/load-$name.kv"
         kv_into "$name.wrk" "$TMP/load-$name.kv"
-        R[$name.load]="$(get "$name.wrk.rps") req/s, non-2xx $(get "$name.wrk.non2xx"), socket errors $(get "$name.wrk.socket_errors")"
+        R[$name.load]="$(get "$name.wrk.rps") req/s (non-2xx $(get "$name.wrk.non2xx"), socket errors $(get "$name.wrk.socket_errors"))"
     else
         R[$name.load]="$(cat "$TMP/load-$name.hs") full handshakes/s"
     fi
@@ -236,7 +236,7 @@ admin_sample() {
     local name=admin_$1.r$2
     load_start "$1" "$name"
     sleep 1
-    local before after
+    local before after r0 w0 n0 r1 w1 n1
     before=$(cat "$ADMIN_TASK/schedstat")
     spawn_wait "${SAMPLER_PREFIX[@]+"${SAMPLER_PREFIX[@]}"}" python3 "$HELPERS/latency.py" --tls --port "${FAZT_ADMIN##*:}" --host-header "localhost:${FAZT_ADMIN##*:}" \
         --header "Authorization: Bearer $TOKEN" --count 1000000 --interval-ms "$ADMIN_MS" \
@@ -315,6 +315,8 @@ if selected admin; then
             "$(get "admin_$kind.max_ms")" "$(verdict "$p99" '<=' 10)"
         slices=$(get "admin_$kind.slices")
         printf '      %s\n' "$(get "admin_$kind.n") samples; p99 per round: ${p99s[*]}; admin thread per wakeup: $(awk -v r="$(get "admin_$kind.run_ns")" -v w="$(get "admin_$kind.wait_ns")" -v n="$slices" 'BEGIN { if (n > 0) printf "%.0f us on CPU, %.0f us waiting for one (mean of %d)", r / n / 1000, w / n / 1000, n; else printf "n/a" }')"
-        [[ $kind == none ]] || printf '      %s\n' "load, round 1: $(get "admin_$kind.r1.load")"
+        if [[ $kind != none ]]; then
+            printf '      load per round: %s\n' "$(for ((r = 1; r <= ROUNDS; r++)); do get "admin_$kind.r$r.load"; ((r == ROUNDS)) || printf '; '; done)"
+        fi
     done
 fi
