@@ -231,9 +231,33 @@ load_done() {
     fi
 }
 
+# cpu_snapshot: sets CPU_SNAP to "SECONDS BUSY FAZT OURS", CPU seconds so far: the machine's busy
+# time (all CPUs, /proc/stat: user, nice, system and steal; not irq/softirq, which is mostly this
+# benchmark's own loopback traffic and charged to no process), fazt's, and this script's reaped children's (wrk, openssl, the
+# sampler), from `times`, which must run in this shell (a subshell starts from zero): no $(...).
+cpu_snapshot() {
+    times >"$TMP/times"
+    CPU_SNAP="$(date +%s.%N) $(awk '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $9) / 100 }' /proc/stat)"
+    CPU_SNAP+=" $(python3 "$HELPERS/util.py" cpu-tree "$FAZT_PID")"
+    CPU_SNAP+=" $(awk 'NR == 2 { for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); s += t[1] * 60 + t[2] } printf "%.2f", s }' "$TMP/times")"
+}
+
+# others_cpu NAME SNAPSHOT: R[NAME.others]: CPUs (on average) used since SNAPSHOT by other processes
+# on the machine, neither fazt nor this benchmark's clients: other work competing for the CPUs.
+others_cpu() {
+    local t0 b0 f0 o0 t1 b1 f1 o1
+    read -r t0 b0 f0 o0 <<<"$2"
+    cpu_snapshot
+    read -r t1 b1 f1 o1 <<<"$CPU_SNAP"
+    R[$1.others]=$(awk -v t="$t1" -v T="$t0" -v b="$b1" -v B="$b0" -v f="$f1" -v F="$f0" -v o="$o1" -v O="$o0" 'BEGIN {
+        x = ((b - B) - (f - F) - (o - O)) / (t - T); printf "%.2f", x < 0 ? 0 : x }')
+}
+
 # admin_sample KIND ROUND: the health sampler on the admin listener during a load of KIND.
 admin_sample() {
-    local name=admin_$1.r$2
+    local name=admin_$1.r$2 cpu0
+    cpu_snapshot
+    cpu0=$CPU_SNAP
     load_start "$1" "$name"
     sleep 1
     local before after r0 w0 n0 r1 w1 n1
@@ -251,8 +275,9 @@ admin_sample() {
     R[admin_$1.wait_ns]=$((${R[admin_$1.wait_ns]:-0} + w1 - w0))
     R[admin_$1.slices]=$((${R[admin_$1.slices]:-0} + n1 - n0))
     load_done "$name"
+    others_cpu "$name" "$cpu0"
     fazt_alive "during $name"
-    log "$name: n=$(get "$name.n") p50 $(get "$name.p50_ms") p99 $(get "$name.p99_ms") max $(get "$name.max_ms") ms, statuses $(get "$name.statuses"), errors $(get "$name.errors"); load: $(get "$name.load")"
+    log "$name: other processes used $(get "$name.others") CPUs; n=$(get "$name.n") p50 $(get "$name.p50_ms") p99 $(get "$name.p99_ms") max $(get "$name.max_ms") ms, statuses $(get "$name.statuses"), errors $(get "$name.errors"); load: $(get "$name.load")"
 }
 
 if selected admin; then
@@ -303,10 +328,11 @@ if selected admin; then
         [close]="  ... wrk -t2 -c128 Connection: close (resumed)"
         [full]="  ... 2x openssl s_time -new (full handshakes)")
     for kind in "${ADMIN_LOADS[@]}"; do
-        files=() p99s=()
+        files=() p99s=() others=()
         for ((r = 1; r <= ROUNDS; r++)); do
             files+=("$TMP/admin_$kind.r$r.ms")
             p99s+=("$(get "admin_$kind.r$r.p99_ms")")
+            others+=("$(get "admin_$kind.r$r.others")")
         done
         python3 "$HELPERS/util.py" pctl "${files[@]}" >"$TMP/admin_$kind.kv" || die "util.py pctl failed"
         kv_into "admin_$kind" "$TMP/admin_$kind.kv"
@@ -315,6 +341,7 @@ if selected admin; then
             "$(get "admin_$kind.max_ms")" "$(verdict "$p99" '<=' 10)"
         slices=$(get "admin_$kind.slices")
         printf '      %s\n' "$(get "admin_$kind.n") samples; p99 per round: ${p99s[*]}; admin thread per wakeup: $(awk -v r="$(get "admin_$kind.run_ns")" -v w="$(get "admin_$kind.wait_ns")" -v n="$slices" 'BEGIN { if (n > 0) printf "%.0f us on CPU, %.0f us waiting for one (mean of %d)", r / n / 1000, w / n / 1000, n; else printf "n/a" }')"
+        printf '      CPUs used by other processes on the machine meanwhile, per round: %s (of %s)\n' "${others[*]}" "$(nproc)"
         if [[ $kind != none ]]; then
             printf '      load per round: %s\n' "$(for ((r = 1; r <= ROUNDS; r++)); do get "admin_$kind.r$r.load"; ((r == ROUNDS)) || printf '; '; done)"
         fi
