@@ -40,6 +40,8 @@
 #                                      wakeups on the busy CPUs then stay out of the figures
 #   BENCH_CORE_NICE=N                  renice fazt's core threads (fazt-core-*) to N after start: a
 #                                      what-if for giving the admin thread precedence over them
+#   BENCH_CORE_BATCH=1                 the same what-if with SCHED_BATCH for the core threads
+#                                      (chrt -b): they no longer preempt on wakeup, same CPU share
 #   BENCH_PIN=1                        fazt and nginx on CPU 0, wrk and openssl on CPU 1 (lib.sh)
 #   FAZT_THREADS                       fazt core threads: default 2 (1 with BENCH_PIN=1)
 #   FAZT_*                             passed through to fazt
@@ -63,6 +65,7 @@ done
 SAMPLER_PREFIX=()
 if [[ ${BENCH_SAMPLER_RT:-0} == 1 ]]; then SAMPLER_PREFIX=(chrt -f 10); fi
 CORE_NICE=${BENCH_CORE_NICE:-}
+CORE_BATCH=${BENCH_CORE_BATCH:-0}
 [[ -z $CORE_NICE || $CORE_NICE =~ ^-?[0-9]+$ ]] || die "BENCH_CORE_NICE must be an integer (a nice value)"
 THREADS=${FAZT_THREADS:-$([[ ${BENCH_PIN:-0} == 1 ]] && echo 1 || echo 2)}
 [[ $IDLE =~ ^[1-9][0-9]*$ ]] || die "BENCH_TLS_IDLE must be an integer >= 1"
@@ -118,14 +121,15 @@ code=$(curl -sk --max-time 5 -o "$TMP/health.json" -w '%{http_code}' -H "Authori
     "https://$FAZT_ADMIN/api/system/health") || die "GET /api/system/health over TLS on the admin listener failed"
 [[ $code == 200 ]] || die "GET /api/system/health on the admin listener answered HTTP $code: $(head -c 300 "$TMP/health.json")"
 # The threads run by now: the admin thread answered.
-if [[ -n $CORE_NICE ]]; then
-    for task in /proc/"$FAZT_PID"/task/*; do
-        if [[ $(cat "$task/comm") == fazt-core-* ]]; then
-            renice -n "$CORE_NICE" -p "${task##*/}" >/dev/null || die "renice of fazt's core thread ${task##*/} failed"
-        fi
-    done
-    log "fazt's core threads reniced to $CORE_NICE (BENCH_CORE_NICE)"
-fi
+for task in /proc/"$FAZT_PID"/task/*; do
+    [[ $(cat "$task/comm") == fazt-core-* ]] || continue
+    if [[ -n $CORE_NICE ]]; then
+        renice -n "$CORE_NICE" -p "${task##*/}" >/dev/null || die "renice of fazt's core thread ${task##*/} failed"
+    fi
+    if [[ $CORE_BATCH == 1 ]]; then
+        chrt -b -p 0 "${task##*/}" >/dev/null || die "chrt -b of fazt's core thread ${task##*/} failed"
+    fi
+done
 
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
@@ -297,7 +301,7 @@ fi
 # ---------------------------------------------------------------- summary
 echo
 echo "fazt HTTPS ($(nproc) CPUs, $(openssl version | cut -d' ' -f1-2) on the client side$(selected nginx && echo ", nginx $(get nginx.version)"))"
-echo "fazt: commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), FAZT_THREADS=$THREADS core threads, $([[ ${BENCH_PIN:-0} == 1 ]] && echo "pinned: servers CPU 0, wrk/openssl CPU 1" || echo "nothing pinned")${CORE_NICE:+, core threads at nice $CORE_NICE}$([[ ${BENCH_SAMPLER_RT:-0} == 1 ]] && echo ", admin sampler SCHED_FIFO"); load avg at start $LOAD_START, end $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "fazt: commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), FAZT_THREADS=$THREADS core threads, $([[ ${BENCH_PIN:-0} == 1 ]] && echo "pinned: servers CPU 0, wrk/openssl CPU 1" || echo "nothing pinned")${CORE_NICE:+, core threads at nice $CORE_NICE}$([[ $CORE_BATCH == 1 ]] && echo ", core threads SCHED_BATCH")$([[ ${BENCH_SAMPLER_RT:-0} == 1 ]] && echo ", admin sampler SCHED_FIFO"); load avg at start $LOAD_START, end $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "fazt's log: $(wc -l <"$TMP/fazt.err") lines, $(grep -c ' WARN ' "$TMP/fazt.err" || true) warnings$(grep -q ' WARN ' "$TMP/fazt.err" && printf ', e.g. %s' "$(grep -m1 ' WARN ' "$TMP/fazt.err" | cut -c1-160)")"
 if selected idle; then
     rss=$(get idle.rss_idle_kib)
