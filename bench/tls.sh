@@ -23,7 +23,10 @@
 #          -H 'Connection: close' (a resumed handshake per request), (c) two `openssl s_time -new`
 #          (a full handshake per request). The sampler starts 1 s into the load and stops 1 s
 #          before it ends. fazt answers admin requests on its own admin thread, the public port on
-#          its FAZT_THREADS core threads; the sampler is never pinned.
+#          its FAZT_THREADS core threads; the sampler is never pinned. Also shown per load: the
+#          admin thread's CPU time and run-queue wait per wakeup (/proc/PID/task/TID/schedstat: a
+#          wait that grows under load is CPU scheduling, not fazt's work), and the CPUs that other
+#          processes on the machine used meanwhile (a shared machine's builds show up here).
 #
 #     bench/tls.sh                                   everything
 #     BENCH_ONLY=idle bench/tls.sh                   RSS with 10,000 idle TLS connections
