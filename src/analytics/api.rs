@@ -202,7 +202,8 @@ fn site_domains(
     let Some(site) = params.get("site").map(|s| s.to_ascii_lowercase()) else {
         if let Reader::Scoped { scope, .. } = reader {
             return Err(ApiError::Forbidden(format!(
-                "this API key's scope ({scope}) allows {path} only with site=<a site it covers>"
+                "this API key's scope ({scope}) allows {path} only with site=<a site it \
+                 covers>; all sites together need the owner scope"
             )));
         }
         return Ok(None);
@@ -212,7 +213,8 @@ fn site_domains(
         let covered = resolved.as_ref().is_some_and(|s| covers(&s.site));
         if !covered {
             return Err(ApiError::Forbidden(format!(
-                "this API key's scope ({scope}) does not cover site '{site}'"
+                "this API key's scope ({scope}) does not cover site '{site}' (needs a \
+                 deploy scope that covers it, or owner)"
             )));
         }
     }

@@ -605,3 +605,66 @@ fn a_scoped_key_reads_the_numbers_of_the_sites_it_covers_and_nothing_else() {
         403
     );
 }
+
+/// A signed-in account scoped to `blog`: the same rule as a scoped key.
+#[test]
+fn a_scoped_account_reads_its_sites_numbers_with_its_session() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let data = two_sites();
+    let server = start(data.path());
+    visit(&server, "blog.localhost", "/", BROWSER_UA);
+    flush(&server, "/m6");
+    let password = "correct horse battery staple";
+    let mut child = Command::new(BIN)
+        .args(["user", "set-password", "alice", "--scope", "deploy:blog"])
+        .args(["--data", s(data.path())])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body = json!({"username": "alice", "password": password}).to_string();
+    let login = send(
+        &server,
+        "POST",
+        "admin.localhost",
+        "/api/login",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    );
+    assert_eq!(login.status, 200, "{}", login.text());
+    let cookie = login
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let get = |path: &str| {
+        send(
+            &server,
+            "GET",
+            "admin.localhost",
+            path,
+            &[("Cookie", &cookie)],
+            b"",
+        )
+    };
+    let mine = get("/api/stats?site=blog");
+    assert_eq!(mine.status, 200, "{}", mine.text());
+    assert_eq!(mine.json()["totals"]["pageviews"], 1);
+    assert_eq!(get("/api/live?site=blog").status, 200);
+    for path in ["/api/stats", "/api/stats?site=shop", "/api/redirects"] {
+        let r = get(path);
+        assert_eq!(r.status, 403, "{path}: {}", r.text());
+        assert!(r.text().contains("deploy:blog"), "{path}: {}", r.text());
+    }
+}
