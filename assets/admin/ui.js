@@ -180,3 +180,15 @@ export function confirmTyped(message, expected, action) {
     input.focus();
   });
 }
+
+// root.append without the null/false placeholders of optional parts.
+export function put(root, ...children) {
+  root.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}
+
+// A secret shown once: the value, a copy button and the warning.
+export function shownOnce(label, value, id) {
+  return h("div", { class: "secret", id, role: "status" },
+    h("span", {}, h("strong", { text: label + " (shown once, copy it now): " }), h("code", { text: value })),
+    copyButton(value));
+}

@@ -38,13 +38,14 @@ macro_rules! admin_assets {
 
 /// The admin dashboard's assets: pinned in the cache at start, served on the admin host;
 /// plain ES modules that `index.html` and `admin.js` load (no build step).
-pub const ADMIN_ASSETS: [(&str, &[u8]); 16] = admin_assets![
+pub const ADMIN_ASSETS: [(&str, &[u8]); 17] = admin_assets![
     "index.html",
     "admin.css",
     "admin.js",
     "api.js",
     "ui.js",
     "stats.js",
+    "zip.js",
     "overview.js",
     "analytics.js",
     "sites.js",
