@@ -70,6 +70,7 @@ async function route() {
   state.cleanup = null;
   const seq = ++renderSeq;
   const root = $("view");
+  root.replaceChildren();
   root.hidden = false;
   $("login").hidden = true;
   const mod = await import(view[2]);
