@@ -35,6 +35,7 @@ export async function render(root) {
       created.replaceChildren(shownOnce(`Key ${k.name}`, k.token, "new-key-token"));
       msg.ok(`Key ${k.name} created.`);
       form.reset();
+      scope.value = "owner";
       await refresh();
     } catch (err) { msg.fail(err); }
   } },
