@@ -6,15 +6,16 @@
 
 use super::{write_then, AdminContext, Reply};
 use crate::auth::audit::{self, Entry};
+use crate::auth::caller::{self, clear_cookie, session_cookie, Caller};
 use crate::auth::guard::LoginGuard;
 use crate::auth::password::{self, Hasher};
-use crate::auth::sessions::{self, Session, SessionPolicy, COOKIE};
+use crate::auth::sessions::{self, Session, SessionPolicy};
 use crate::auth::setup;
 use crate::auth::users::{self, validate_username, User};
 use crate::db::writer::WriterHandle;
 use crate::db::DbError;
 use crate::http::{error_response, Method, Request, Response};
-use crate::keys::{ApiKey, Scopes};
+use crate::keys::Scopes;
 use crate::platform::clock::unix_now;
 use rusqlite::Connection;
 use serde_json::{json, Value};
@@ -46,100 +47,14 @@ pub(crate) fn public(ctx: &AdminContext, request: &Request, reply: Reply) -> Opt
     }
     // A login form posted from another site would sign the browser in to the attacker's
     // account (login CSRF): browsers send Origin with every POST.
-    if !same_origin(request) {
-        return Some(cross_origin());
+    if !caller::same_origin(request) {
+        return Some(caller::cross_origin());
     }
     match path {
         "/api/setup" => setup_owner(ctx, request, reply),
         "/api/login" => login(ctx, request, reply),
         _ => logout(ctx, request, reply),
     }
-}
-
-/// The session the request's cookie opens, if it has one: `Ok(None)` without a cookie,
-/// `Err` with the 401 for a cookie that opens nothing (expired, signed out).
-pub(crate) fn session_of(request: &Request) -> Result<Option<Session>, Response> {
-    let Some(token) = cookie(request, COOKIE) else {
-        return Ok(None);
-    };
-    let now = unix_now();
-    match crate::db::reader::read_db(|conn| sessions::lookup(conn, token, now)) {
-        Ok(Some(session)) => Ok(Some(session)),
-        Ok(None) => Err(Response::error(
-            401,
-            "the session has ended (signed out or unused for too long): sign in again",
-        )
-        .header("Set-Cookie", clear_cookie(request.tls))),
-        Err(e) => Err(error_response(&e)),
-    }
-}
-
-/// The key-shaped identity the API's scope checks take, for a session's user.
-pub(crate) fn as_key(session: &Session) -> ApiKey {
-    ApiKey {
-        id: format!("session {}", session.id),
-        name: session.user.username.clone(),
-        scope: session.user.scope.clone(),
-        created_at: session.created_at,
-        last_used_at: Some(session.last_seen),
-    }
-}
-
-/// Whether a cookie-authenticated request that changes state may go on: it must come from
-/// the admin origin itself (`Origin` naming this host, or `Sec-Fetch-Site: same-origin`).
-pub(crate) fn csrf_refusal(request: &Request) -> Option<Response> {
-    let reads = matches!(request.method, Method::Get | Method::Head);
-    (!reads && !same_origin(request)).then(cross_origin)
-}
-
-fn cross_origin() -> Response {
-    Response::error(
-        403,
-        "cross-origin request refused: a signed-in browser may change things only from the dashboard's own origin",
-    )
-}
-
-fn same_origin(request: &Request) -> bool {
-    if request.header_str("sec-fetch-site") == Some("same-origin") {
-        return true;
-    }
-    let (Some(origin), Some(host)) = (request.header_str("origin"), request.header_str("host"))
-    else {
-        // No Origin: not a browser's cross-site request (they always send it on POST).
-        return request.header("origin").is_none() && request.header("sec-fetch-site").is_none();
-    };
-    origin
-        .split_once("://")
-        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
-}
-
-/// The value of cookie `name` in the request's `Cookie` headers.
-fn cookie<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
-    request
-        .headers()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(b"cookie"))
-        .filter_map(|(_, v)| std::str::from_utf8(v).ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v)
-}
-
-/// `Set-Cookie` for a new session: host-only, HttpOnly, SameSite=Strict, Secure over TLS;
-/// kept across browser restarts only with "remember me".
-fn session_cookie(tls: bool, token: &str, max_age: Option<i64>) -> String {
-    let mut cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");
-    if let Some(age) = max_age {
-        cookie.push_str(&format!("; Max-Age={age}"));
-    }
-    if tls {
-        cookie.push_str("; Secure");
-    }
-    cookie
-}
-
-fn clear_cookie(tls: bool) -> String {
-    session_cookie(tls, "", Some(0))
 }
 
 /// The JSON object body of a request, or the 400.
@@ -159,35 +74,6 @@ fn text_field(body: &serde_json::Map<String, Value>, name: &str) -> Result<Strin
         .and_then(Value::as_str)
         .map(str::to_string)
         .ok_or_else(|| Response::error(400, &format!("field '{name}' (a string) is required")))
-}
-
-/// An audit entry dated now.
-pub(crate) fn entry(
-    actor: &str,
-    ip: &str,
-    action: &str,
-    target: Option<&str>,
-    outcome: &str,
-) -> Entry {
-    Entry {
-        at: unix_now(),
-        actor: actor.to_string(),
-        ip: ip.to_string(),
-        action: action.to_string(),
-        target: target.map(str::to_string),
-        outcome: outcome.to_string(),
-    }
-}
-
-/// Records an entry as its own writer job; a full queue skips it (logged).
-pub(crate) fn audit_later(writer: &WriterHandle, entry: Entry) {
-    let action = entry.action.clone();
-    if writer
-        .try_submit(move |conn| audit::record(conn, &entry))
-        .is_err()
-    {
-        log::warn!("audit log: the writer is busy; not recorded: {action}");
-    }
 }
 
 /// The 503 when the hasher's queue is full.
@@ -270,7 +156,7 @@ impl SignIn {
             let (session, token) =
                 sessions::create(conn, &user, remember, &device, &ip, now, policy)?;
             let actor = format!("user {}", user.username);
-            audit::record(conn, &entry(&actor, &ip, action, None, "ok"))?;
+            audit::record(conn, &Entry::now(&actor, &ip, action, None, "ok"))?;
             Ok((session, token))
         };
         let answer = move |result: Result<(Session, String), DbError>| match result {
@@ -292,9 +178,9 @@ impl SignIn {
     fn refuse(self, username: &str, reply: Reply) {
         self.guard.failed(self.client, username);
         let ip = self.client.to_string();
-        audit_later(
+        audit::later(
             &self.writer,
-            entry(username, &ip, "login", None, "wrong username or password"),
+            Entry::now(username, &ip, "login", None, "wrong username or password"),
         );
         reply(Response::error(401, "wrong username or password"));
     }
@@ -408,7 +294,7 @@ fn logout(ctx: &AdminContext, request: &Request, reply: Reply) -> Option<Respons
     let cleared = move || {
         Response::json(200, &json!({ "signed_out": true })).header("Set-Cookie", clear_cookie(tls))
     };
-    let session = match session_of(request) {
+    let session = match caller::session_of(request) {
         Ok(Some(session)) => session,
         // No cookie, or one that opens nothing: signed out already.
         Ok(None) | Err(_) => return Some(cleared()),
@@ -417,7 +303,7 @@ fn logout(ctx: &AdminContext, request: &Request, reply: Reply) -> Option<Respons
     let job = move |conn: &mut Connection| {
         sessions::revoke(conn, &session.id)?;
         let actor = format!("user {}", session.user.username);
-        audit::record(conn, &entry(&actor, &ip, "logout", None, "ok"))
+        audit::record(conn, &Entry::now(&actor, &ip, "logout", None, "ok"))
     };
     let answer = move |result: Result<(), DbError>| match result {
         Ok(()) => cleared(),
@@ -430,10 +316,10 @@ fn logout(ctx: &AdminContext, request: &Request, reply: Reply) -> Option<Respons
 pub(crate) fn route(
     ctx: &AdminContext,
     request: &Request,
-    key: &ApiKey,
-    session: Option<&Session>,
+    caller: &Caller,
     reply: Reply,
 ) -> Result<Option<Response>, Reply> {
+    let (key, session) = (&caller.key, caller.session.as_ref());
     let path = request.path();
     let answer = match (request.method, path) {
         (Method::Get | Method::Head, "/api/session") => {
@@ -458,7 +344,7 @@ pub(crate) fn route(
             return Ok(revoke_session(
                 ctx,
                 request,
-                key,
+                caller,
                 &path["/api/sessions/".len()..],
                 reply,
             ))
@@ -495,17 +381,20 @@ fn list_sessions(current: Option<&Session>) -> Response {
 fn revoke_session(
     ctx: &AdminContext,
     request: &Request,
-    key: &ApiKey,
+    caller: &Caller,
     id: &str,
     reply: Reply,
 ) -> Option<Response> {
     let (id, shown) = (id.to_string(), id.to_string());
     let ip = ctx.proxies.client_ip(request).to_string();
-    let actor = actor_of(key);
+    let actor = caller.actor();
     let job = move |conn: &mut Connection| {
         let ended = sessions::revoke(conn, &id)?;
         if ended {
-            audit::record(conn, &entry(&actor, &ip, "session.revoke", Some(&id), "ok"))?;
+            audit::record(
+                conn,
+                &Entry::now(&actor, &ip, "session.revoke", Some(&id), "ok"),
+            )?;
         }
         Ok(ended)
     };
@@ -515,14 +404,6 @@ fn revoke_session(
         Err(e) => error_response(&e),
     };
     write_then(&ctx.writer, reply, job, answer)
-}
-
-/// How the audit log names who acted.
-pub(crate) fn actor_of(key: &ApiKey) -> String {
-    match key.id.strip_prefix("session ") {
-        Some(_) => format!("user {}", key.name),
-        None => format!("key {}", key.name),
-    }
 }
 
 /// `GET /api/audit?before=ID&limit=N`: newest first; `next` is the `before` of the next page.

@@ -13,6 +13,7 @@
 //! key's scopes cover the site; every other route needs the `owner` scope.
 
 pub(crate) mod accounts;
+mod audited;
 mod certs;
 mod metrics;
 pub(crate) mod sites;
@@ -21,6 +22,7 @@ use crate::acme::manager::CertManager;
 use crate::analytics::api::Routed;
 use crate::analytics::event::SaltBook;
 use crate::analytics::retention::AutoRetention;
+use crate::auth::caller::{authenticate, Caller};
 use crate::db::writer::WriterHandle;
 use crate::db::DbError;
 use crate::hosting::sites::SiteServer;
@@ -167,33 +169,27 @@ impl AdminApi {
             return accounts::public(&self.ctx, request, reply);
         }
         // A browser signs in with its cookie; scripts and the CLI send a key.
-        let session = match request.header("authorization") {
-            Some(_) => None,
-            None => match accounts::session_of(request) {
-                Ok(session) => session,
-                Err(refused) => return Some(refused),
-            },
+        let caller = match authenticate(request, &self.ctx.auth) {
+            Ok(caller) => caller,
+            Err(refused) => return Some(refused),
         };
-        let key = match &session {
-            Some(session) => {
-                if let Some(refused) = accounts::csrf_refusal(request) {
-                    return Some(refused);
-                }
-                self.note_session_used(session);
-                accounts::as_key(session)
-            }
-            None => match self.ctx.auth.authenticate(request) {
-                Ok(key) => {
-                    self.note_key_used(&key);
-                    key
-                }
-                Err(response) => return Some(response),
-            },
-        };
-        match accounts::route(&self.ctx, request, &key, session.as_ref(), reply) {
-            Ok(answer) => answer,
-            Err(reply) => self.route(request, &key, reply),
+        match &caller.session {
+            Some(session) => self.note_session_used(session),
+            None => self.note_key_used(&caller.key),
         }
+        let reply = match accounts::route(&self.ctx, request, &caller, reply) {
+            Ok(answer) => return answer,
+            Err(reply) => reply,
+        };
+        let ip = self.ctx.proxies.client_ip(request).to_string();
+        let Some(pending) = audited::Pending::of(request, &caller, ip, &self.ctx.writer) else {
+            return self.route(request, &caller, reply);
+        };
+        let answer = self.route(request, &caller, pending.wrap(reply));
+        if let Some(response) = &answer {
+            pending.record(response);
+        }
+        answer
     }
 
     /// Moves a session's idle expiry forward, at most once per [`LAST_USED_INTERVAL`]
@@ -241,7 +237,8 @@ impl AdminApi {
         }
     }
 
-    fn route(&mut self, request: &Request, key: &ApiKey, reply: Reply) -> Option<Response> {
+    fn route(&mut self, request: &Request, caller: &Caller, reply: Reply) -> Option<Response> {
+        let key = &caller.key;
         let path = request.path();
         if sites::is_sites_path(path) {
             return sites::handle(&self.ctx, key, request, reply);

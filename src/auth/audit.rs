@@ -2,6 +2,7 @@
 //! job of the change it records where there is one), read by `GET /api/audit`, pruned by
 //! its own retention (`FAZT_AUDIT_RETENTION`).
 
+use crate::db::writer::WriterHandle;
 use crate::db::{Context, DbError};
 use rusqlite::{params, Connection};
 use serde_json::{json, Value};
@@ -18,6 +19,29 @@ pub struct Entry {
     pub target: Option<String>,
     /// `ok`, or why it was refused.
     pub outcome: String,
+}
+
+impl Entry {
+    /// An entry dated now.
+    pub fn now(actor: &str, ip: &str, action: &str, target: Option<&str>, outcome: &str) -> Entry {
+        Entry {
+            at: crate::platform::clock::unix_now(),
+            actor: actor.to_string(),
+            ip: ip.to_string(),
+            action: action.to_string(),
+            target: target.map(str::to_string),
+            outcome: outcome.to_string(),
+        }
+    }
+}
+
+/// Records `entry` as a writer job of its own, for changes that have no job to join (or
+/// were refused); never waits, and a full queue skips it (logged).
+pub fn later(writer: &WriterHandle, entry: Entry) {
+    let action = entry.action.clone();
+    if writer.try_submit(move |conn| record(conn, &entry)).is_err() {
+        log::warn!("audit log: the writer is busy; not recorded: {action}");
+    }
 }
 
 pub fn record(conn: &Connection, entry: &Entry) -> Result<(), DbError> {

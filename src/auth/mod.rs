@@ -5,6 +5,7 @@
 //! pure rules; the admin API wires it to requests.
 
 pub mod audit;
+pub mod caller;
 pub mod guard;
 pub mod password;
 pub mod sessions;

@@ -3,6 +3,7 @@
 //! expiry), password changes, scoped accounts made with `fazt user set-password`, the audit
 //! log and the hasher's bounded queue.
 
+use crate::common::zips;
 use crate::common::*;
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
@@ -517,4 +518,96 @@ fn a_login_flood_waits_in_a_short_queue_then_gets_503() {
         "one hash at a time and 8 waiting: the rest are 503 ({statuses:?})"
     );
     assert!(refused >= 9, "{statuses:?}");
+}
+
+#[test]
+fn changes_are_audited_with_who_from_where_and_how_they_went() {
+    let server = Server::start();
+    assert_eq!(set_password(&server, "owner", PASSWORD, &[]).0, 0);
+    let made = admin_post(&server, "/api/keys", &json!({ "name": "ci" }));
+    assert_eq!(made.status, 201);
+    let id = made.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        admin_delete(&server, &format!("/api/keys/{id}")).status,
+        200
+    );
+    assert_eq!(admin_delete(&server, "/api/keys/nosuchkey").status, 404);
+    assert_eq!(
+        admin_post(&server, "/api/system/vacuum", &json!({})).status,
+        200
+    );
+
+    // A deploy from the dashboard: the cookie, from the admin origin.
+    let cookie = with_cookie(&cookie_of(&login(&server, "owner", PASSWORD, false)));
+    let zip = zips::zip_of(&[("index.html", b"hi")], zip::CompressionMethod::Stored);
+    let headers = [
+        ("Cookie", cookie.as_str()),
+        ("Origin", "http://admin.localhost"),
+        ("Content-Type", "application/zip"),
+    ];
+    let deployed = send(
+        &server,
+        "POST",
+        "admin.localhost",
+        "/api/deploy?site=blog",
+        &headers,
+        &zip,
+    );
+    assert_eq!(deployed.status, 200, "{}", deployed.text());
+    let foreign = [
+        ("Cookie", cookie.as_str()),
+        ("Origin", "https://evil.example"),
+        ("Content-Type", "application/zip"),
+    ];
+    let refused = send(
+        &server,
+        "POST",
+        "admin.localhost",
+        "/api/deploy?site=blog",
+        &foreign,
+        &zip,
+    );
+    assert_eq!(
+        refused.status,
+        403,
+        "a cross-origin deploy with the cookie: {}",
+        refused.text()
+    );
+
+    let mut entries = Vec::new();
+    for _ in 0..50 {
+        entries = get_json(&server, "/api/audit")["entries"]
+            .as_array()
+            .unwrap()
+            .clone();
+        if entries.iter().any(|e| e["action"] == "deploy") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let find = |action: &str, outcome: &str| {
+        entries
+            .iter()
+            .find(|e| e["action"] == action && e["outcome"].as_str().unwrap().contains(outcome))
+            .unwrap_or_else(|| panic!("no {action} {outcome} in {entries:#?}"))
+            .clone()
+    };
+    let created = find("key.create", "ok");
+    assert_eq!(
+        (created["actor"].as_str(), created["target"].as_str()),
+        (Some("key owner"), Some("ci"))
+    );
+    assert_eq!(created["ip"], "127.0.0.1");
+    assert_eq!(
+        find("key.delete", "ok")["target"].as_str(),
+        Some(id.as_str())
+    );
+    find("key.delete", "no API key with id 'nosuchkey'");
+    find("vacuum", "ok");
+    let deploy = find("deploy", "ok");
+    assert_eq!(deploy["actor"], "user owner");
+    assert!(
+        deploy["target"].as_str().unwrap().starts_with("blog #"),
+        "{deploy}"
+    );
 }
