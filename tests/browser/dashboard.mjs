@@ -135,20 +135,16 @@ async function main() {
   await page.waitForFunction(() => !document.querySelector('[data-delete="shop"]'));
   step("delete with the name typed");
 
-  // Deploy a folder (the folder picker; a drop goes through the same zip and upload).
-  const probe = await owner.request.post(cfg.base + "/api/deploy?site=probe", { headers: { Origin: cfg.base, "Content-Type": "application/zip" }, data: Buffer.alloc(0) });
-  if (probe.status() === 401) {
-    console.log("skip folder deploy: /api/deploy does not take the session cookie yet");
-  } else {
-    await page.fill("#deploy-site", "fresh");
-    await page.setInputFiles("#deploy-dir", cfg.folder);
-    await page.waitForSelector("#deploy .status.ok >> text=/deployed/");
-    assert.equal(await page.locator("#deploy-progress").evaluate((p) => p.value), 1);
-    await shot(page, "deploy");
-    assert.equal(await siteText(owner, site("fresh")), e.fresh_index);
-    assert.equal(await siteText(owner, site("fresh", "/sub/page.html")), e.fresh_page);
-    step("folder deploy from the Sites view");
-  }
+  // Deploy a folder with the folder picker; a drop goes through the same zip and upload.
+  await page.fill("#deploy-site", "fresh");
+  await page.setInputFiles("#deploy-dir", cfg.folder);
+  await page.waitForSelector("#deploy .status.ok >> text=/deployed/");
+  assert.equal(await page.locator("#deploy-progress").evaluate((p) => p.value), 1);
+  await page.waitForSelector('[data-deployments="fresh"]');
+  await shot(page, "deploy");
+  assert.equal(await siteText(owner, site("fresh")), e.fresh_index);
+  assert.equal(await siteText(owner, site("fresh", "/sub/page.html")), e.fresh_page);
+  step("folder deploy from the Sites view, with its progress bar");
 
   // Keys: a new key is shown once, works, and is refused once revoked.
   await view(page, "keys");
@@ -196,6 +192,11 @@ async function main() {
   await view(page, "settings");
   await page.waitForSelector("#audit tbody tr");
   assert.match(await text(page, "#snippet"), /fazt\.js/);
+  // The audit log lists what was just done here, by whom.
+  const audit = await page.$$eval("#audit tbody tr", (rows) => rows.map((r) => [...r.cells].slice(1, 5).map((c) => c.textContent).join(" ")));
+  for (const line of ["user owner key.create ci ok", "user owner key.delete", "user owner site.rollback blog ok", "user owner site.delete shop ok", "user owner redirect.create about ok", "user owner deploy fresh", "user owner setup — ok"]) {
+    assert.ok(audit.some((a) => a.startsWith(line)), `audit log without "${line}": ${JSON.stringify(audit)}`);
+  }
   await shot(page, "settings");
   step("webhooks, system and settings views drawn");
 
