@@ -36,7 +36,7 @@ function deployForm(sites, refresh) {
       msg.ok(`Uploading ${fmtBytes(zip.size)}…`);
       const r = await upload("/api/deploy", form, (share) => (bar.value = share));
       bar.value = 1;
-      msg.ok(`${r.message}: ${fmtNum(r.files)} files, ${fmtBytes(r.bytes)} (${fmtBytes(r.new_bytes)} new).${r.warning ? " " + r.warning : ""}`);
+      msg.ok(`${r.message} (${fmtBytes(r.bytes)}, ${fmtBytes(r.new_bytes)} new): ${r.url}${r.warning ? ". " + r.warning : ""}`);
       await refresh(r.site);
     } catch (err) {
       msg.fail(err);

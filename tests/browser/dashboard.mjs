@@ -146,6 +146,20 @@ async function main() {
   assert.equal(await siteText(owner, site("fresh", "/sub/page.html")), e.fresh_page);
   step("folder deploy from the Sites view, with its progress bar");
 
+  // A zip dropped on the page (made by the dashboard's own zip writer) deploys too.
+  await page.evaluate(async () => {
+    const { makeZip } = await import("/zip.js");
+    const zip = await makeZip([{ path: "index.html", file: new Blob(["<h1>dropped</h1>".repeat(20)]) }]);
+    const dt = new DataTransfer();
+    dt.items.add(new File([zip], "site.zip", { type: "application/zip" }));
+    const drop = document.getElementById("drop");
+    drop.dispatchEvent(new DragEvent("dragover", { dataTransfer: dt, bubbles: true, cancelable: true }));
+    drop.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+  });
+  await page.waitForSelector("#deploy .status.ok >> text=/deployment 7/");
+  assert.equal(await siteText(owner, site("fresh")), "<h1>dropped</h1>".repeat(20));
+  step("a zip dropped on the Sites view deploys");
+
   // Keys: a new key is shown once, works, and is refused once revoked.
   await view(page, "keys");
   await page.fill("#key-name", "ci");
