@@ -38,7 +38,7 @@ macro_rules! admin_assets {
 
 /// The admin dashboard's assets: pinned in the cache at start, served on the admin host;
 /// plain ES modules that `index.html` and `admin.js` load (no build step).
-pub const ADMIN_ASSETS: [(&str, &[u8]); 17] = admin_assets![
+pub const ADMIN_ASSETS: [(&str, &[u8]); 18] = admin_assets![
     "index.html",
     "admin.css",
     "admin.js",
@@ -56,6 +56,7 @@ pub const ADMIN_ASSETS: [(&str, &[u8]); 17] = admin_assets![
     "settings.js",
     "setup.html",
     "setup.js",
+    "favicon.svg",
 ];
 
 /// The public URL of a site: `http://<name>.<domain>/`, `http://<domain>/` for `root`,
