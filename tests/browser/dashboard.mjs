@@ -104,6 +104,9 @@ async function main() {
   assert.deepEqual(await rankedOf(page, "tags"), e.blog_tags);
   assert.deepEqual(await rankedOf(page, "referrers"), e.blog_referrers);
   assert.deepEqual(await rankedOf(page, "campaigns"), e.blog_campaigns);
+  assert.deepEqual(await rankedOf(page, "redirect-clicks"), e.blog_redirects);
+  assert.deepEqual(await rankedOf(page, "redirect-clicks"), Object.fromEntries(stats.redirect_clicks.map((r) => [r.value, r.count])));
+  assert.deepEqual(await rankedOf(page, "not-found"), e.blog_404s);
   assert.equal(await page.locator("#events tbody tr").count(), Math.min(25, stats.totals.events));
   await shot(page, "analytics");
   // Keyset paging: "Older" shows the next page of events.
@@ -111,8 +114,14 @@ async function main() {
     const first = await text(page, "#events tbody tr");
     await page.click("#older");
     await page.waitForFunction((f) => document.querySelector("#events tbody tr").textContent.trim() !== f, first);
-    assert.equal(await page.locator("#events tbody tr").count(), Math.min(25, stats.totals.events - 25));
+      assert.equal(await page.locator("#events tbody tr").count(), Math.min(25, stats.totals.events - 25));
   }
+  // A custom range, yesterday and today (the events are minutes old, even at midnight),
+  // shows the same numbers.
+  const day = (back) => new Date(Date.now() - back * 86400000).toISOString().slice(0, 10);
+  await view(page, `analytics?site=blog&range=custom&from=${day(1)}&to=${day(0)}`);
+  assert.equal(await num(page, "#stat-pageviews"), e.sites.blog, "pageviews of a custom range");
+  assert.equal(await num(page, "#stat-events"), stats.totals.events, "events of a custom range");
   step("analytics numbers equal /api/stats and the events sent");
 
   // Sites: roll blog back to its first deployment; the site serves the old page.

@@ -104,13 +104,27 @@ fn send_events(server: &Server) -> serde_json::Value {
     for _ in 0..3 {
         send_event(server, AGENTS[0], json!({"h": "shop.localhost", "p": "/"}));
     }
-    wait_events(server, "site=blog&limit=100", 27);
+    // A short link clicked and a broken link followed, by a person's browser.
+    let link = json!({"slug": "gh", "url": "http://blog.localhost/about.html", "tags": "promo"});
+    assert_eq!(admin_post(server, "/api/redirects", &link).status, 200);
+    let ua = [("User-Agent", AGENTS[1])];
+    assert_eq!(
+        send(server, "GET", "blog.localhost", "/r/gh", &ua, b"").status,
+        302
+    );
+    assert_eq!(
+        send(server, "GET", "blog.localhost", "/missing", &ua, b"").status,
+        404
+    );
+    wait_events(server, "site=blog&limit=100", 29);
     wait_events(server, "site=shop&limit=100", 3);
     json!({
-        "pageviews": 9, "events": 30, "visitors": 4,
+        "pageviews": 9, "events": 32, "visitors": 4,
         "sites": {"blog": 6, "shop": 3, "root": 0},
         "blog_paths": {"/": 4, "/about": 2},
-        "blog_tags": {"launch": 1},
+        "blog_tags": {"launch": 1, "promo": 1},
+        "blog_redirects": {"gh": 1},
+        "blog_404s": {"/missing": 1},
         "blog_referrers": {"news.example": 2},
         "blog_campaigns": {"source: news": 1, "campaign: spring": 1},
         "blog_v1": BLOG_V1,
