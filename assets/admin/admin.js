@@ -70,6 +70,8 @@ async function route() {
   state.cleanup = null;
   const seq = ++renderSeq;
   const root = $("view");
+  // A control that changed the URL (a range, a site) is drawn again: keep the focus on it.
+  const focused = root.contains(document.activeElement) ? document.activeElement.id : "";
   root.replaceChildren();
   root.hidden = false;
   $("login").hidden = true;
@@ -85,6 +87,9 @@ async function route() {
   }
   applyShares(container);
   container.dataset.ready = "1";
+  const again = focused && document.getElementById(focused);
+  if (again) again.focus();
+  else if (document.activeElement === document.body) root.focus({ preventScroll: true });
 }
 
 // Changes the view's parameters (the URL) without a new history entry for each click.

@@ -51,14 +51,19 @@ export async function render(root, { params, nav }) {
   const from = params.get("from") || "", to = params.get("to") || "";
   const bucket = params.get("bucket") || "";
   const go = (changes) => nav("analytics", Object.fromEntries(Object.entries({ site, range, from, to, bucket, ...changes }).filter(([, v]) => v)));
-  const [{ sites }, stats, missing] = await Promise.all([
+  const [{ sites }, { domains }, stats, missing] = await Promise.all([
     get("/api/sites"),
+    get("/api/domains?limit=1000"),
     get("/api/stats?" + statsQuery({ range, from, to, bucket, site, top: 10 })),
     notFound(site),
   ]);
+  // Domains that sent events but are not a site's host (FAZT_TRACK_DOMAINS).
+  const hosts = new Set(sites.map((s) => new URL(s.url).hostname));
+  const others = domains.map((d) => d.domain).filter((d) => !hosts.has(d) && d !== "(other)");
   const picker = h("select", { id: "site", onchange: () => go({ site: picker.value }) },
     h("option", { value: "", text: "All sites", selected: !site }),
-    sites.map((s) => h("option", { value: s.name, text: s.name, selected: s.name === site })));
+    h("optgroup", { label: "Sites" }, sites.map((s) => h("option", { value: s.name, text: s.name, selected: s.name === site }))),
+    others.length ? h("optgroup", { label: "Other domains" }, others.map((d) => h("option", { value: d, text: d, selected: d === site }))) : null);
   const bucketPicker = h("select", { id: "bucket", onchange: () => go({ bucket: bucketPicker.value }) },
     ["hour", "day"].map((b) => h("option", { value: b, text: "by " + b, selected: b === stats.bucket })));
   const fromIn = h("input", { type: "date", value: from, required: true });

@@ -34,6 +34,6 @@ export function rangeControl(current, onChange, { custom = false } = {}) {
   return h("fieldset", { class: "segmented", id: "range" },
     h("legend", { text: "Range" }),
     options.map(([id, label]) => h("label", {},
-      h("input", { type: "radio", name: "range", value: id, checked: id === current, onchange: () => onChange(id) }),
+      h("input", { type: "radio", name: "range", id: "range-" + id, value: id, checked: id === current, onchange: () => onChange(id) }),
       label)));
 }

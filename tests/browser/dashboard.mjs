@@ -263,6 +263,22 @@ async function main() {
   await page.waitForSelector('.view[data-view="overview"][data-ready]');
   step("wrong password, then the right one");
 
+  // Another browser, "remember me": a 30-day cookie. Revoked from Settings, it is shown
+  // the sign-in form at its next poll.
+  const second = await browser.newContext();
+  const other2 = await second.newPage();
+  await login(other2, "owner", cfg.password, true);
+  await other2.waitForSelector('.view[data-view="overview"][data-ready]');
+  const [remembered] = (await second.cookies()).filter((c) => c.name === "fazt_session");
+  assert.ok(remembered.expires > Date.now() / 1000 + 29 * 86400, `remember me: the cookie expires at ${remembered.expires}`);
+  await view(page, "settings");
+  assert.equal(await page.locator("#sessions tbody tr").count(), 2, "two sessions listed");
+  await page.click("#sessions [data-revoke]");
+  await page.waitForFunction(() => document.querySelectorAll("#sessions tbody tr").length === 1);
+  await other2.waitForSelector("#login:not([hidden])", { timeout: 15000 });
+  await second.close();
+  step("remember me; a session revoked from Settings is signed out");
+
   // A scoped account sees its site only.
   const scoped = await browser.newContext({ viewport: { width: 1200, height: 900 } });
   const sp = await scoped.newPage();
