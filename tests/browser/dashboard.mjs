@@ -27,7 +27,12 @@ async function siteText(context, url) {
   return body;
 }
 
+// Saves a screenshot of a view, checking on the way that each of its inputs is labelled.
 async function shot(page, name) {
+  const unlabelled = await page.$$eval("input, select, textarea", (els) => els
+    .filter((el) => !el.hidden && el.type !== "hidden" && !(el.labels && el.labels.length) && !el.getAttribute("aria-label"))
+    .map((el) => el.outerHTML));
+  assert.deepEqual(unlabelled, [], `inputs without a label in ${name}`);
   await page.screenshot({ path: `${cfg.shots}/dashboard-${name}.png`, fullPage: true });
 }
 
@@ -89,6 +94,13 @@ async function main() {
   assert.equal(await num(page, "#live-pageviews"), e.pageviews, "pageviews of the last 5 minutes");
   assert.ok(await page.locator("svg.chart[role=img]").getAttribute("aria-label"), "the chart has an accessible label");
   await shot(page, "overview");
+  // The range by keyboard: an arrow key picks the next one, and the focus stays on it.
+  await page.focus("#range-7d");
+  await page.keyboard.press("ArrowRight");
+  await page.waitForURL(/range=30d/);
+  await page.waitForSelector('.view[data-view="overview"][data-ready]');
+  assert.equal(await page.evaluate(() => document.activeElement.id), "range-30d");
+  assert.equal(await num(page, "#total-pageviews"), e.pageviews, "overview pageviews over 30 days");
   step("overview shows the events sent");
 
   // Analytics of one site: each number equals /api/stats, and is the number sent.
@@ -259,9 +271,9 @@ async function main() {
   assert.equal(await text(page, "#login-error"), "Wrong username or password.");
   await shot(page, "login-error");
   await page.fill("#password", cfg.password);
-  await page.click("#signin");
+  await page.press("#password", "Enter");
   await page.waitForSelector('.view[data-view="overview"][data-ready]');
-  step("wrong password, then the right one");
+  step("wrong password, then the right one (Enter submits)");
 
   // Another browser, "remember me": a 30-day cookie. Revoked from Settings, it is shown
   // the sign-in form at its next poll.
