@@ -4,6 +4,7 @@ import { get, post, del, upload } from "./api.js";
 import { h, put, section, table, fmtBytes, fmtNum, fmtTime, status, confirmTyped } from "./ui.js";
 import { makeZip, filesOfEntry } from "./zip.js";
 
+const PERMANENT = new Set(["root", "404"]);
 const isZip = (file) => /\.zip$/i.test(file.name) || file.type === "application/zip";
 
 function deployForm(sites, refresh) {
@@ -98,7 +99,8 @@ export async function render(root, { me }) {
       ["Updated", (s) => fmtTime(s.updated_at), "hide-narrow"],
       ["", (s) => h("span", { class: "row" },
         h("button", { type: "button", class: "small", text: "Deployments", "data-deployments": s.name, "aria-expanded": String(open === s.name), onclick: () => toggle(s.name) }),
-        h("button", { type: "button", class: "small danger", text: "Delete", "data-delete": s.name, onclick: () => remove(s.name) }))],
+        // root and 404 are replaced by a deploy, never deleted (the server refuses).
+        PERMANENT.has(s.name) ? null : h("button", { type: "button", class: "small danger", text: "Delete", "data-delete": s.name, onclick: () => remove(s.name) }))],
     ], sites, "No sites yet: deploy one above."));
     if (show) open = show;
     if (open) await deployments(open, detail, refresh);
