@@ -5,6 +5,7 @@
 import { chromium } from "playwright-core";
 import { createInterface } from "node:readline";
 import { strict as assert } from "node:assert";
+import { createHmac } from "node:crypto";
 
 const cfg = JSON.parse(process.env.FAZT_DASHBOARD);
 // { base, setup, password, scoped: {username, password}, port, shots, expect: {...}, folder }
@@ -219,6 +220,19 @@ async function main() {
   await page.click("text=Generate secret");
   await page.click("#webhook-form button >> text=Save webhook");
   await page.waitForSelector("#webhook-secret-shown");
+  // A delivery signed with the secret shown once counts as the endpoint's last delivery.
+  const secret = await text(page, "#webhook-secret-shown code");
+  const payload = JSON.stringify({ deployed: true });
+  const signature = createHmac("sha256", secret).update(payload).digest("hex");
+  const delivered = await fetch(cfg.base + "/webhook/deploys", { method: "POST", body: payload, headers: { "X-Webhook-Signature": signature } });
+  assert.equal(delivered.status, 200, "a signed delivery");
+  const deliveryRow = () => page.locator('tr:has([data-delete="deploys"]) td').nth(4).textContent();
+  for (let i = 0; (await deliveryRow()) === "never"; i++) {
+    assert.ok(i < 20, "the delivery never showed");
+    await page.waitForTimeout(250);
+    await view(page, "webhooks");
+  }
+  assert.match(await deliveryRow(), /s ago/);
   await shot(page, "webhooks");
   await view(page, "system");
   await page.click("#vacuum");
@@ -233,7 +247,7 @@ async function main() {
     assert.ok(audit.some((a) => a.startsWith(line)), `audit log without "${line}": ${JSON.stringify(audit)}`);
   }
   await shot(page, "settings");
-  step("webhooks, system and settings views drawn");
+  step("webhook with a secret shown once, its delivery; system and settings views drawn");
 
   // A state-changing request with the session cookie from another origin is refused.
   const cross = await owner.request.post(cfg.base + "/api/keys", {
