@@ -1,5 +1,5 @@
 // Settings: the tracking snippet, password change, sessions and the audit log.
-import { get, post, del } from "./api.js";
+import { api, get, del } from "./api.js";
 import { h, put, section, table, fmtTime, fmtAgo, status, copyButton } from "./ui.js";
 
 const AUDIT_PAGE = 50;
@@ -33,7 +33,8 @@ function passwordForm(me) {
     e.preventDefault();
     if (next.value !== again.value) return msg.fail(new Error("The two new passwords differ."));
     try {
-      await post("/api/password", { current: current.value, new: next.value });
+      // A 401 here is a wrong current password, not a signed-out browser.
+      await api("/api/password", { method: "POST", body: { current: current.value, new: next.value }, quiet401: true });
       form.reset();
       msg.ok("Password changed. Every other session of this account has ended.");
     } catch (err) { msg.fail(err.status === 401 ? new Error("The current password is wrong.") : err); }
@@ -41,7 +42,7 @@ function passwordForm(me) {
   h("input", { type: "text", autocomplete: "username", value: me.username, hidden: true, readOnly: true }),
   h("label", {}, "Current password ", current), h("label", {}, "New password ", next), h("label", {}, "New password again ", again),
   h("button", { text: "Change password" }));
-  return section("Password", "password", me.via === "session" ? [form, msg] : h("p", { class: "hint", text: "Signed in with an API key: use fazt user set-password NAME on the server." }));
+  return section("Password", "change-password", me.via === "session" ? [form, msg] : h("p", { class: "hint", text: "Signed in with an API key: use fazt user set-password NAME on the server." }));
 }
 
 async function sessions(box) {

@@ -305,6 +305,26 @@ async function main() {
   await second.close();
   step("remember me; a session revoked from Settings is signed out");
 
+  // Password change: a wrong current password is refused (and counts as a failed login),
+  // the right one changes it; the old password no longer signs in, the new one does.
+  const newPassword = cfg.password + " 2";
+  await page.fill("#pw-current", "not it");
+  await page.fill("#pw-new", newPassword);
+  await page.fill("#pw-again", newPassword);
+  await page.click("#change-password button");
+  await page.waitForSelector("#change-password .status.error");
+  assert.equal(await text(page, "#change-password .status"), "The current password is wrong.");
+  await page.fill("#pw-current", cfg.password);
+  await page.click("#change-password button");
+  await page.waitForSelector("#change-password .status.ok");
+  const signIn = (password) => fetch(cfg.base + "/api/login", {
+    method: "POST", headers: { "Content-Type": "application/json", Origin: cfg.base },
+    body: JSON.stringify({ username: "owner", password }),
+  });
+  assert.equal((await signIn(newPassword)).status, 200, "the new password signs in");
+  await view(page, "settings");
+  step("password changed from Settings");
+
   // A scoped account sees its site only.
   const scoped = await browser.newContext({ viewport: { width: 1200, height: 900 } });
   const sp = await scoped.newPage();
@@ -318,10 +338,10 @@ async function main() {
   await scoped.close();
   step("a scoped session sees only its site");
 
-  // The rate limit: 5 failures from this address (one above), then 429 with the wait.
+  // The rate limit: 5 failures from this address (two above), then 429 with the wait.
   const other = await browser.newContext();
   const lp = await other.newPage();
-  let failures = 1;
+  let failures = 2;
   for (;;) {
     await login(lp, "owner", "wrong " + failures);
     await lp.waitForSelector("#login-error:not([hidden])");
