@@ -77,7 +77,7 @@ async function route() {
   $("login").hidden = true;
   const mod = await import(view[2]);
   if (seq !== renderSeq) return;
-  const container = h("div", { class: "view", "data-view": view[0] });
+  const container = h("div", { class: "view", "data-view": view[0], "data-hash": location.hash });
   root.replaceChildren(container);
   document.title = `${view[1]} · fazt admin`;
   try {
@@ -138,10 +138,22 @@ async function signOut() {
   showLogin();
 }
 
-// Polls who is signed in: a dead session shows the sign-in form, a dead server the banner.
+// Liveness every few seconds, from /health: it needs no session, so an open tab neither
+// slides the session's idle expiry nor costs a session lookup. Whether the session is
+// still alive is asked when the tab comes back into view (and by every API call).
 async function poll() {
-  if (state.me) return get("/api/session").catch(() => {});
-  try { await fetch("/api/session"); banner(false); } catch { banner(true); }
+  try {
+    const res = await fetch("/health", { cache: "no-store" });
+    banner(!res.ok);
+  } catch {
+    banner(true);
+  }
+}
+
+function visible() {
+  if (document.hidden) return;
+  if (state.me) get("/api/session").catch(() => {});
+  poll();
 }
 
 onApi({ offline: banner, signedOut: showLogin });
@@ -149,4 +161,5 @@ $("login").addEventListener("submit", signIn);
 $("logout").addEventListener("click", signOut);
 window.addEventListener("hashchange", route);
 setInterval(poll, POLL_MS);
+document.addEventListener("visibilitychange", visible);
 whoAmI();

@@ -72,6 +72,7 @@ export async function render(root, { params, nav }) {
   ], siteRows.map((s) => s), "No sites yet."));
   for (const [i, tr] of [...sitesBox.querySelectorAll("tbody tr")].entries()) tr.dataset.site = siteRows[i].name;
   await live(liveTiles).catch(() => {});
-  const timer = setInterval(() => live(liveTiles).catch(() => {}), LIVE_POLL_MS);
+  // Only while the tab is seen: a hidden dashboard costs the server nothing.
+  const timer = setInterval(() => document.hidden || live(liveTiles).catch(() => {}), LIVE_POLL_MS);
   return () => clearInterval(timer);
 }

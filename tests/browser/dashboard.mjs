@@ -37,12 +37,15 @@ async function shot(page, name) {
   await page.screenshot({ path: `${cfg.shots}/dashboard-${name}.png`, fullPage: true });
 }
 
-// Opens a view and waits until its data is drawn.
+// Opens a view and waits until it is drawn for this very URL (not the view before it).
 async function view(page, hash) {
   const url = cfg.base + "/#/" + hash;
   if (page.url() === url) await page.reload();
   else await page.goto(url);
-  await page.waitForSelector(`.view[data-view="${hash.split("?")[0]}"][data-ready]`);
+  await page.waitForFunction((h) => {
+    const v = document.querySelector(".view[data-ready]");
+    return v && v.dataset.hash === h;
+  }, "#/" + hash);
 }
 
 const text = async (page, sel) => (await page.locator(sel).first().textContent()).trim();
@@ -98,9 +101,8 @@ async function main() {
   // The range by keyboard: an arrow key picks the next one, and the focus stays on it.
   await page.focus("#range-7d");
   await page.keyboard.press("ArrowRight");
-  await page.waitForURL(/range=30d/);
-  await page.waitForSelector('.view[data-view="overview"][data-ready]');
-  assert.equal(await page.evaluate(() => document.activeElement.id), "range-30d");
+  await page.waitForSelector('.view[data-view="overview"][data-ready] #range-30d:checked');
+  await page.waitForFunction(() => document.activeElement.id === "range-30d");
   assert.equal(await num(page, "#total-pageviews"), e.pageviews, "overview pageviews over 30 days");
   step("overview shows the events sent");
 
@@ -289,8 +291,8 @@ async function main() {
   await page.waitForSelector('.view[data-view="overview"][data-ready]');
   step("wrong password, then the right one (Enter submits)");
 
-  // Another browser, "remember me": a 30-day cookie. Revoked from Settings, it is shown
-  // the sign-in form at its next poll.
+  // Another browser, "remember me": a 30-day cookie. Revoked from Settings, it gets the
+  // sign-in form at its next request.
   const second = await browser.newContext();
   const other2 = await second.newPage();
   await login(other2, "owner", cfg.password, true);
@@ -301,7 +303,8 @@ async function main() {
   assert.equal(await page.locator("#sessions tbody tr").count(), 2, "two sessions listed");
   await page.click("#sessions [data-revoke]");
   await page.waitForFunction(() => document.querySelectorAll("#sessions tbody tr").length === 1);
-  await other2.waitForSelector("#login:not([hidden])", { timeout: 15000 });
+  await other2.goto(cfg.base + "/#/keys");
+  await other2.waitForSelector("#login:not([hidden])");
   await second.close();
   step("remember me; a session revoked from Settings is signed out");
 
