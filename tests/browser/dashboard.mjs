@@ -188,6 +188,12 @@ async function main() {
 
   // Keys: a new key is shown once, works, and is refused once revoked.
   await view(page, "keys");
+  // A refused action shows the server's own message.
+  await page.fill("#key-name", "bad");
+  await page.fill("#key-scope", "everything");
+  await page.click("#create-key button");
+  await page.waitForSelector("#create-key .status.error");
+  assert.match(await text(page, "#create-key .status"), /scope/, "the server's message for a bad scope");
   await page.fill("#key-name", "ci");
   await page.fill("#key-scope", "deploy:blog");
   await page.click("#create-key button");
