@@ -39,14 +39,19 @@ export async function render(root) {
   h("p", { class: "hint", id: "secret-hint", text: "With a secret, senders sign the body: X-Webhook-Signature is its hex HMAC-SHA256. Saving replaces the secret: leave it empty for an unsigned endpoint." }));
 
   async function refresh() {
-    const [{ webhooks }, { events }] = await Promise.all([get("/api/webhooks"), get("/api/events?type=webhook&limit=500")]);
+    const [{ webhooks }, { events }, { sites }] = await Promise.all([
+      get("/api/webhooks"), get("/api/events?type=webhook&limit=500"), get("/api/sites"),
+    ]);
+    // Senders use the public address (the admin host may be private): the root site's.
+    const rootSite = sites.find((x) => x.name === "root");
+    const base = rootSite ? rootSite.url.replace(/\/$/, "") : location.origin;
     const last = new Map();
     for (const e of events) {
       const name = e.path.replace(/^\/webhook\//, "");
       if (!last.has(name)) last.set(name, e.ts);
     }
     list.replaceChildren(table([
-      ["Endpoint", (w) => h("span", {}, h("code", { text: `/webhook/${w.endpoint}` }), " ", copyButton(`${location.origin}/webhook/${w.endpoint}`, "Copy URL"))],
+      ["Endpoint", (w) => h("span", {}, h("code", { text: `/webhook/${w.endpoint}` }), " ", copyButton(`${base}/webhook/${w.endpoint}`, "Copy URL"))],
       ["Signed", (w) => (w.signed ? "yes" : "no")],
       ["Active", (w) => h("span", { class: "pill " + (w.active ? "ok" : "warn"), text: w.active ? "active" : "paused" })],
       ["Created", (w) => fmtTime(w.created_at), "hide-narrow"],
