@@ -51,12 +51,13 @@ export async function render(root, { params, nav }) {
   const from = params.get("from") || "", to = params.get("to") || "";
   const bucket = params.get("bucket") || "";
   const go = (changes) => nav("analytics", Object.fromEntries(Object.entries({ site, range, from, to, bucket, ...changes }).filter(([, v]) => v)));
-  const [{ sites }, { domains }, stats, missing] = await Promise.all([
+  const [{ sites }, { domains }, stats] = await Promise.all([
     get("/api/sites"),
     get("/api/domains?limit=1000"),
     get("/api/stats?" + statsQuery({ range, from, to, bucket, site, top: 10 })),
-    notFound(site),
   ]);
+  // top_404s follows the range; a server without it gets the recent 404 events counted.
+  const missing = stats.top_404s || (await notFound(site));
   // Domains that sent events but are not a site's host (FAZT_TRACK_DOMAINS).
   const hosts = new Set(sites.map((s) => new URL(s.url).hostname));
   const others = domains.map((d) => d.domain).filter((d) => !hosts.has(d) && d !== "(other)");
@@ -99,7 +100,7 @@ export async function render(root, { params, nav }) {
       ranked("Event types", "event-types", stats.event_types),
       ranked("Tags", "tags", stats.top_tags),
       ranked("Redirect clicks", "redirect-clicks", stats.redirect_clicks),
-      ranked("404s (recent)", "not-found", missing, "No 404s recently.")),
+      ranked(stats.top_404s ? "404s" : "404s (recent)", "not-found", missing, "No 404s.")),
     events.box].filter(Boolean));
   applyShares(root);
   await events.show(null);

@@ -24,8 +24,16 @@ export function healthStrip(health) {
     tile("h-disk", "disk used", Math.round(used * 100) + " %"));
 }
 
-// Pageviews and events the raw-event list shows in the last five minutes (the newest 500).
+// Visitors and pageviews of the last five minutes from /api/live; where the server has no
+// such route yet, the pageviews and events the raw-event list shows (the newest 500).
 async function live(el) {
+  const now = await get("/api/live").catch((err) => (err.status === 404 ? null : Promise.reject(err)));
+  if (now) {
+    const mins = Math.round((now.window_seconds || LIVE_WINDOW) / 60);
+    return el.replaceChildren(
+      tile("live-visitors", `visitors, last ${mins} min`, fmtNum(now.visitors)),
+      tile("live-pageviews", `pageviews, last ${mins} min`, fmtNum(now.pageviews)));
+  }
   const since = Date.now() / 1000 - LIVE_WINDOW;
   const { events } = await get("/api/events?limit=500");
   const recent = events.filter((e) => e.ts >= since);

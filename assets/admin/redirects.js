@@ -45,7 +45,7 @@ export async function render(root) {
       ["Target", (r) => h("span", { class: "mono", text: r.url })],
       ["Tags", (r) => r.tags.join(", "), "hide-narrow"],
       ["Clicks (30 d)", (r) => fmtNum(clicks.get(r.slug) || 0), "num"],
-      ["Last click", (r) => fmtAgo(last.get(r.slug))],
+      ["Last click", (r) => fmtAgo(r.last_at || last.get(r.slug))],
       ["", (r) => h("span", { class: "row" },
         h("button", { type: "button", class: "small", text: "Edit", onclick: () => {
           slug.value = r.slug; url.value = r.url; tags.value = r.tags.join(",");

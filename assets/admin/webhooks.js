@@ -55,7 +55,7 @@ export async function render(root) {
       ["Signed", (w) => (w.signed ? "yes" : "no")],
       ["Active", (w) => h("span", { class: "pill " + (w.active ? "ok" : "warn"), text: w.active ? "active" : "paused" })],
       ["Created", (w) => fmtTime(w.created_at), "hide-narrow"],
-      ["Last delivery", (w) => fmtAgo(last.get(w.endpoint))],
+      ["Last delivery", (w) => fmtAgo(w.last_at || last.get(w.endpoint))],
       ["", (w) => h("span", { class: "row" },
         h("button", { type: "button", class: "small", text: "Edit", onclick: () => {
           endpoint.value = w.endpoint; active.checked = w.active; secret.value = "";
