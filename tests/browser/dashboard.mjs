@@ -156,6 +156,7 @@ async function main() {
   await page.click('[data-delete="shop"]');
   await page.fill("dialog input", "sho");
   assert.ok(await page.locator("dialog button.danger").isDisabled(), "delete enabled before the name is typed");
+  await shot(page, "sites-delete");
   await page.fill("dialog input", "shop");
   await page.click("dialog button.danger");
   await page.waitForFunction(() => !document.querySelector('[data-delete="shop"]'));
