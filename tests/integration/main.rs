@@ -26,6 +26,7 @@ mod cli;
 mod cli_fixes;
 mod common;
 mod compression;
+mod dashboard;
 mod dashboard_api;
 mod db_layer;
 mod deploy;
