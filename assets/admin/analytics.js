@@ -11,15 +11,6 @@ function tile(id, label, value) {
 }
 
 // 404s are events of type 404: the newest 500 of them, counted by path.
-async function notFound(site) {
-  const q = new URLSearchParams({ type: "404", limit: 500 });
-  if (site) q.set("site", site);
-  const { events } = await get("/api/events?" + q);
-  const counts = new Map();
-  for (const e of events) counts.set(e.path, (counts.get(e.path) || 0) + 1);
-  return [...counts].map(([value, count]) => ({ value, count })).sort((a, b) => b.count - a.count).slice(0, 10);
-}
-
 function eventsSection(site) {
   const body = h("div");
   const pager = h("div", { class: "row" });
@@ -56,8 +47,6 @@ export async function render(root, { params, nav }) {
     get("/api/domains?limit=1000"),
     get("/api/stats?" + statsQuery({ range, from, to, bucket, site, top: 10 })),
   ]);
-  // top_404s follows the range; a server without it gets the recent 404 events counted.
-  const missing = stats.top_404s || (await notFound(site));
   // Domains that sent events but are not a site's host (FAZT_TRACK_DOMAINS).
   const hosts = new Set(sites.map((s) => new URL(s.url).hostname));
   const others = domains.map((d) => d.domain).filter((d) => !hosts.has(d) && d !== "(other)");
@@ -100,7 +89,7 @@ export async function render(root, { params, nav }) {
       ranked("Event types", "event-types", stats.event_types),
       ranked("Tags", "tags", stats.top_tags),
       ranked("Redirect clicks", "redirect-clicks", stats.redirect_clicks),
-      ranked(stats.top_404s ? "404s" : "404s (recent)", "not-found", missing, "No 404s.")),
+      ranked("404s", "not-found", stats.top_404s, "No 404s.")),
     events.box].filter(Boolean));
   applyShares(root);
   await events.show(null);

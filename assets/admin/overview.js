@@ -4,7 +4,6 @@ import { get } from "./api.js";
 import { h, section, fmtNum, fmtBytes, fmtDuration, timelineChart, sparkline, table } from "./ui.js";
 import { rangeControl, statsQuery } from "./stats.js";
 
-const LIVE_WINDOW = 300;
 const LIVE_POLL_MS = 10000;
 
 function tile(id, label, value) {
@@ -24,38 +23,36 @@ export function healthStrip(health) {
     tile("h-disk", "disk used", Math.round(used * 100) + " %"));
 }
 
-// Visitors and pageviews of the last five minutes from /api/live; where the server has no
-// such route yet, the pageviews and events the raw-event list shows (the newest 500).
+// Visitors and pageviews of the last five minutes (`/api/live`).
 async function live(el) {
-  const now = await get("/api/live").catch((err) => (err.status === 404 ? null : Promise.reject(err)));
-  if (now) {
-    const mins = Math.round((now.window_seconds || LIVE_WINDOW) / 60);
-    return el.replaceChildren(
-      tile("live-visitors", `visitors, last ${mins} min`, fmtNum(now.visitors)),
-      tile("live-pageviews", `pageviews, last ${mins} min`, fmtNum(now.pageviews)));
-  }
-  const since = Date.now() / 1000 - LIVE_WINDOW;
-  const { events } = await get("/api/events?limit=500");
-  const recent = events.filter((e) => e.ts >= since);
-  const views = recent.filter((e) => e.type === "pageview");
-  const pages = new Set(views.map((e) => e.domain + e.path));
+  const now = await get("/api/live");
+  const mins = Math.round(now.window_seconds / 60);
   el.replaceChildren(
-    tile("live-pageviews", "pageviews, last 5 min", fmtNum(views.length)),
-    tile("live-pages", "pages viewed, last 5 min", fmtNum(pages.size)),
-    tile("live-events", "events, last 5 min", fmtNum(recent.length)));
+    tile("live-visitors", `visitors, last ${mins} min`, fmtNum(now.visitors)),
+    tile("live-pageviews", `pageviews, last ${mins} min`, fmtNum(now.pageviews)),
+    tile("live-events", `events, last ${mins} min`, fmtNum(now.events)));
 }
 
 export async function render(root, { params, nav }) {
   const range = params.get("range") || "7d";
-  const [stats, { sites }, health] = await Promise.all([
-    get("/api/stats?" + statsQuery({ range })),
-    get("/api/sites"),
+  const query = statsQuery({ range });
+  // Two calls for the numbers: every site together (with visitors per bucket), and each
+  // site's totals and pageview timeline in one answer.
+  const [stats, bySite, health] = await Promise.all([
+    get("/api/stats?" + query),
+    get("/api/stats?by=site&" + query),
     get("/api/system/health"),
   ]);
   const t = stats.totals;
   const liveTiles = h("div", { class: "tiles", id: "live", "aria-live": "polite" });
-  const siteRows = sites.map((s) => ({ ...s, stats: null }));
-  const sitesBox = h("div");
+  const q = (name) => "#/analytics?" + new URLSearchParams({ site: name, range });
+  const sitesBox = table([
+    ["Site", (s) => (s.kind === "site" ? h("a", { href: q(s.site), text: s.site }) : s.site + " (tracked elsewhere)")],
+    ["Visitors", (s) => fmtNum(s.visitors), "num"],
+    ["Pageviews", (s) => fmtNum(s.pageviews), "num"],
+    ["Trend", (s) => sparkline(s.timeline, `${s.site}: pageviews by ${bySite.bucket}, ${s.pageviews} in all`), "hide-narrow"],
+  ], bySite.sites, "No sites yet.");
+  for (const [i, tr] of [...sitesBox.querySelectorAll("tbody tr")].entries()) tr.dataset.site = bySite.sites[i].site;
   root.append(
     h("div", { class: "controls" }, h("h1", { text: "Overview" }), rangeControl(range, (r) => nav("overview", { range: r }))),
     section("Health", "health", healthStrip(health), h("p", {}, h("a", { href: "#/system", text: "System details" }))),
@@ -67,18 +64,6 @@ export async function render(root, { params, nav }) {
       timelineChart(stats, "All sites")),
     section("Live", "live-section", liveTiles),
     section("Sites", "sites-stats", sitesBox));
-  // One /api/stats call per site: the API has no per-site breakdown in one answer yet.
-  await Promise.all(siteRows.map(async (s) => {
-    s.stats = await get("/api/stats?" + statsQuery({ range, site: s.name, top: 1 })).catch(() => null);
-  }));
-  const q = (name) => "#/analytics?" + new URLSearchParams({ site: name, range });
-  sitesBox.append(table([
-    ["Site", (s) => h("a", { href: q(s.name), text: s.name })],
-    ["Visitors", (s) => s.stats && fmtNum(s.stats.totals.visitors), "num"],
-    ["Pageviews", (s) => s.stats && fmtNum(s.stats.totals.pageviews), "num"],
-    ["Trend", (s) => s.stats && sparkline(s.stats, `${s.name}: pageviews by ${s.stats.bucket}, ${s.stats.totals.pageviews} in all`), "hide-narrow"],
-  ], siteRows.map((s) => s), "No sites yet."));
-  for (const [i, tr] of [...sitesBox.querySelectorAll("tbody tr")].entries()) tr.dataset.site = siteRows[i].name;
   await live(liveTiles).catch(() => {});
   // Only while the tab is seen: a hidden dashboard costs the server nothing.
   const timer = setInterval(() => document.hidden || live(liveTiles).catch(() => {}), LIVE_POLL_MS);

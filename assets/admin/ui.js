@@ -151,12 +151,12 @@ export function timelineChart(stats, title) {
     h("figcaption", {}, h("span", { class: "key bars", text: "pageviews" }), " ", h("span", { class: "key line", text: "visitors" })));
 }
 
-export function sparkline(stats, label) {
-  const points = fillTimeline(stats);
+// A small line of `values` (one per bucket), e.g. a site's pageviews from /api/stats?by=site.
+export function sparkline(values, label) {
   const W = 120, H = 28;
-  const max = Math.max(1, ...points.map((p) => p.pageviews));
-  const dx = W / Math.max(1, points.length - 1);
-  const coords = points.map((p, i) => `${(i * dx).toFixed(1)},${(H - 2 - (p.pageviews / max) * (H - 4)).toFixed(1)}`);
+  const max = Math.max(1, ...values);
+  const dx = W / Math.max(1, values.length - 1);
+  const coords = values.map((v, i) => `${(i * dx).toFixed(1)},${(H - 2 - (v / max) * (H - 4)).toFixed(1)}`);
   return h("svg:svg", { viewBox: `0 0 ${W} ${H}`, class: "spark", role: "img", "aria-label": label },
     h("svg:title", { text: label }),
     h("svg:polyline", { points: coords.join(" ") }));

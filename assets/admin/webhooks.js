@@ -1,7 +1,7 @@
 // Webhook endpoints (/webhook/<endpoint>): create, edit, delete; a generated secret is
-// shown once; the last delivery comes from the webhook events.
+// shown once; deliveries in the last 30 days and the last one (`count_30d`, `last_at`).
 import { get, post, del } from "./api.js";
-import { h, put, section, table, fmtAgo, fmtTime, status, copyButton, shownOnce } from "./ui.js";
+import { h, put, section, table, fmtNum, fmtAgo, fmtTime, status, copyButton, shownOnce } from "./ui.js";
 
 function newSecret() {
   const bytes = crypto.getRandomValues(new Uint8Array(24));
@@ -15,12 +15,15 @@ export async function render(root) {
   const endpoint = h("input", { id: "webhook-endpoint", required: true, pattern: "[A-Za-z0-9_-]+", autocomplete: "off" });
   const secret = h("input", { id: "webhook-secret", autocomplete: "off", "aria-describedby": "secret-hint" });
   const active = h("input", { type: "checkbox", id: "webhook-active", checked: true });
+  const unsign = h("input", { type: "checkbox", id: "webhook-unsign" });
   const submit = h("button", { text: "Save webhook" });
   const form = h("form", { onsubmit: async (e) => {
     e.preventDefault();
     shown.replaceChildren();
     const body = { endpoint: endpoint.value.trim(), active: active.checked };
+    // Left out, the stored secret stays; "" removes it.
     if (secret.value) body.secret = secret.value;
+    else if (unsign.checked) body.secret = "";
     try {
       await post("/api/webhooks", body);
       if (secret.value) shown.replaceChildren(shownOnce(`Secret of ${body.endpoint}`, secret.value, "webhook-secret-shown"));
@@ -35,27 +38,22 @@ export async function render(root) {
     h("label", {}, "Endpoint ", endpoint),
     h("label", {}, "Secret ", secret),
     h("button", { type: "button", class: "secondary", text: "Generate secret", onclick: () => (secret.value = newSecret()) })),
-  h("label", { class: "check" }, active, " Active"), " ", submit,
-  h("p", { class: "hint", id: "secret-hint", text: "With a secret, senders sign the body: X-Webhook-Signature is its hex HMAC-SHA256. Saving replaces the secret: leave it empty for an unsigned endpoint." }));
+  h("label", { class: "check" }, active, " Active"), " ",
+  h("label", { class: "check" }, unsign, " Remove the secret (unsigned)"), " ", submit,
+  h("p", { class: "hint", id: "secret-hint", text: "With a secret, senders sign the body: X-Webhook-Signature is its hex HMAC-SHA256. Saving with the secret left empty keeps the one stored." }));
 
   async function refresh() {
-    const [{ webhooks }, { events }, { sites }] = await Promise.all([
-      get("/api/webhooks"), get("/api/events?type=webhook&limit=500"), get("/api/sites"),
-    ]);
+    const [{ webhooks }, { sites }] = await Promise.all([get("/api/webhooks"), get("/api/sites")]);
     // Senders use the public address (the admin host may be private): the root site's.
     const rootSite = sites.find((x) => x.name === "root");
     const base = rootSite ? rootSite.url.replace(/\/$/, "") : location.origin;
-    const last = new Map();
-    for (const e of events) {
-      const name = e.path.replace(/^\/webhook\//, "");
-      if (!last.has(name)) last.set(name, e.ts);
-    }
     list.replaceChildren(table([
       ["Endpoint", (w) => h("span", {}, h("code", { text: `/webhook/${w.endpoint}` }), " ", copyButton(`${base}/webhook/${w.endpoint}`, "Copy URL"))],
       ["Signed", (w) => (w.signed ? "yes" : "no")],
       ["Active", (w) => h("span", { class: "pill " + (w.active ? "ok" : "warn"), text: w.active ? "active" : "paused" })],
       ["Created", (w) => fmtTime(w.created_at), "hide-narrow"],
-      ["Last delivery", (w) => fmtAgo(w.last_at || last.get(w.endpoint))],
+      ["Deliveries (30 d)", (w) => fmtNum(w.count_30d), "num"],
+      ["Last delivery", (w) => fmtAgo(w.last_at)],
       ["", (w) => h("span", { class: "row" },
         h("button", { type: "button", class: "small", text: "Edit", onclick: () => {
           endpoint.value = w.endpoint; active.checked = w.active; secret.value = "";

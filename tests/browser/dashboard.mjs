@@ -237,13 +237,15 @@ async function main() {
   const signature = createHmac("sha256", secret).update(payload).digest("hex");
   const delivered = await fetch(cfg.base + "/webhook/deploys", { method: "POST", body: payload, headers: { "X-Webhook-Signature": signature } });
   assert.equal(delivered.status, 200, "a signed delivery");
-  const deliveryRow = () => page.locator('tr:has([data-delete="deploys"]) td').nth(4).textContent();
+  const cells = page.locator('tr:has([data-delete="deploys"]) td');
+  const deliveryRow = () => cells.nth(5).textContent();
   for (let i = 0; (await deliveryRow()) === "never"; i++) {
     assert.ok(i < 20, "the delivery never showed");
     await page.waitForTimeout(250);
     await view(page, "webhooks");
   }
   assert.match(await deliveryRow(), /s ago/);
+  assert.equal(await cells.nth(4).textContent(), "1", "deliveries in 30 days");
   await shot(page, "webhooks");
   await view(page, "system");
   await page.click("#vacuum");
