@@ -15,6 +15,7 @@
 //! with `use crate::common::*;`.
 
 mod acme;
+mod acme_server;
 mod admin_api;
 mod analytics_api;
 mod analytics_counting;

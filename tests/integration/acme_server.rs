@@ -1,0 +1,676 @@
+//! Automatic certificates (issue #12) end to end: the real `fazt` binary against Pebble
+//! (`common::pebble`), with real validation. Pebble's validation ports are fazt's own
+//! listeners: its HTTP-01 port is fazt's `--listen`, its TLS-ALPN-01 port fazt's
+//! `--tls-listen`, and its mock DNS answers every name with 127.0.0.1. A client that
+//! trusts only Pebble's issuing root then fetches each name over https.
+//!
+//! One Pebble and one fazt serve all the checks of a test where they do not interfere;
+//! every wait is a bounded poll. Tests skip with a printed reason when Pebble is not
+//! installed.
+
+use crate::common::pebble::{
+    free_port, now, pebble_missing, verify_chain_der, Pebble, PebbleOptions,
+};
+use crate::common::*;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use serde_json::Value;
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The domain fazt serves (Pebble accepts `.example` names).
+const DOMAIN: &str = "fazt.example";
+const EMAIL: &str = "ops@fazt.example";
+const DAY: i64 = 86_400;
+
+/// `<label>.fazt.example`.
+fn name(label: &str) -> String {
+    format!("{label}.{DOMAIN}")
+}
+
+/// A Pebble and a fazt getting its certificates from it.
+struct Acme {
+    server: Server,
+    pebble: Pebble,
+    /// Pebble's issuing root, fetched while Pebble is up.
+    root: CertificateDer<'static>,
+}
+
+/// Starts Pebble with `options`, then fazt for `DOMAIN` with ACME on, `--acme-challenge
+/// challenge`, its plain listener on `listen` and its TLS listener on Pebble's TLS-ALPN-01
+/// port.
+fn start(challenge: &str, options: PebbleOptions, listen: u16, env: &[(&str, &str)]) -> Acme {
+    let pebble = Pebble::start(&options);
+    let root = pebble.issuing_root();
+    let mut builder = Server::builder()
+        .arg("--domain")
+        .arg(DOMAIN)
+        .arg("--listen")
+        .arg(&format!("127.0.0.1:{listen}"))
+        .arg("--tls-listen")
+        .arg(&format!("127.0.0.1:{}", pebble.tls_port))
+        .arg("--acme-email")
+        .arg(EMAIL)
+        .arg("--acme-directory")
+        .arg(&pebble.directory)
+        .arg("--acme-ca-file")
+        .arg(s(&pebble.ca.ca_file))
+        .arg("--acme-challenge")
+        .arg(challenge);
+    for (k, v) in env {
+        builder = builder.env(k, v);
+    }
+    let server = builder.start();
+    assert_eq!(server.addr.port(), listen);
+    assert_eq!(server.tls_addr.map(|a| a.port()), Some(pebble.tls_port));
+    Acme {
+        server,
+        pebble,
+        root,
+    }
+}
+
+/// Over HTTP-01: fazt's plain listener on Pebble's HTTP-01 port.
+fn start_http01(options: PebbleOptions, env: &[(&str, &str)]) -> Acme {
+    let listen = options.http_port;
+    start("http-01", options, listen, env)
+}
+
+impl Acme {
+    /// `GET /api/certs`.
+    fn certs(&self) -> Value {
+        get_json(&self.server, "/api/certs")
+    }
+
+    /// The names `GET /api/certs` lists, sorted.
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = list(&self.certs())
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Polls `GET /api/certs` (at most `limit`) until `name` has a certificate that
+    /// `accept` takes; returns its entry.
+    fn wait_cert_for(&self, name: &str, limit: Duration, accept: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let certs = self.certs();
+            let entry = entry(&certs, name);
+            if let Some(entry) = entry.filter(|e| !e["not_after"].is_null() && accept(e)) {
+                return entry;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no certificate for {name} within {limit:?}: {certs:#}\n{}",
+                self.server.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The first certificate of `name`.
+    fn wait_cert(&self, name: &str) -> Value {
+        self.wait_cert_for(name, Duration::from_secs(60), |_| true)
+    }
+
+    /// Polls (at most `limit`) until `name`'s entry satisfies `accept` (certificate or not).
+    fn wait_entry(&self, name: &str, limit: Duration, accept: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let certs = self.certs();
+            if let Some(entry) = entry(&certs, name).filter(|e| accept(e)) {
+                return entry;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} not as expected within {limit:?}: {certs:#}\n{}",
+                self.server.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A TLS connection to fazt's TLS listener for `sni`, verified against Pebble's
+    /// issuing root only.
+    fn connect(&self, sni: &str) -> std::io::Result<Tls> {
+        handshake(self.server.tls_addr.unwrap(), sni, trusting(&self.root))
+    }
+
+    /// The leaf fazt serves for `sni` (a verified handshake).
+    fn served_leaf(&self, sni: &str) -> Vec<u8> {
+        let tls = self
+            .connect(sni)
+            .unwrap_or_else(|e| panic!("a verified handshake for {sni}: {e}"));
+        leaf(&tls)
+    }
+
+    /// Polls new connections (at most 5 s) until `sni` is served a leaf other than `old`;
+    /// returns it.
+    fn wait_new_leaf(&self, sni: &str, old: &[u8]) -> Vec<u8> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let served = self.served_leaf(sni);
+            if served != old {
+                return served;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{sni} is still served its old certificate"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `fazt ARGS --server http://localhost:PORT --token T` (a client command against the
+    /// plain listener, whose bare `localhost` is the admin host).
+    fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let home = TempDir::new("acme-home");
+        let url = format!("http://localhost:{}", self.server.addr.port());
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--server", &url, "--token", &self.server.token]);
+        run_client(&all, home.path(), &[])
+    }
+
+    /// The value of one series of `/metrics`, if present.
+    fn metric(&self, series: &str) -> Option<f64> {
+        let r = self.server.admin_get("/metrics", Some(&self.server.token));
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.text()
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .map(|v| v.trim().parse().unwrap())
+    }
+}
+
+fn list(certs: &Value) -> Vec<Value> {
+    certs["certificates"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no certificates list: {certs}"))
+        .clone()
+}
+
+fn entry(certs: &Value, name: &str) -> Option<Value> {
+    list(certs).into_iter().find(|c| c["name"] == name)
+}
+
+fn int(entry: &Value, field: &str) -> i64 {
+    entry[field]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{field} is not a number: {entry}"))
+}
+
+type Tls = StreamOwned<ClientConnection, TcpStream>;
+
+/// A client trusting only `root`, offering `http/1.1`.
+fn trusting(root: &CertificateDer<'static>) -> Arc<ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(root.clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+fn handshake(addr: SocketAddr, sni: &str, config: Arc<ClientConfig>) -> std::io::Result<Tls> {
+    let mut tcp = TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let server_name = ServerName::try_from(sni.to_string()).unwrap();
+    let mut conn = ClientConnection::new(config, server_name).unwrap();
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp)?;
+    }
+    Ok(StreamOwned::new(conn, tcp))
+}
+
+fn chain(tls: &Tls) -> Vec<CertificateDer<'static>> {
+    tls.conn
+        .peer_certificates()
+        .expect("the server's certificates")
+        .iter()
+        .map(|c| c.clone().into_owned())
+        .collect()
+}
+
+fn leaf(tls: &Tls) -> Vec<u8> {
+    chain(tls)[0].to_vec()
+}
+
+/// One keep-alive request on `tls`.
+fn get_over(tls: &mut Tls, host: &str, path: &str, token: Option<&str>) -> HttpResponse {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let head = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}\r\n");
+    tls.write_all(head.as_bytes()).unwrap();
+    read_response(tls).expect("a response over TLS")
+}
+
+fn deploy_page(server: &Server, site: &str, body: &str) {
+    let r = deploy_files(
+        server,
+        site,
+        &[("index.html", body.as_bytes())],
+        zip::CompressionMethod::Stored,
+    );
+    assert!((200..300).contains(&r.status), "{}", r.text());
+}
+
+/// Fetches `/` of `host` over a verified TLS connection for `host`, checks the chain, and
+/// returns the body and the leaf.
+fn fetch(acme: &Acme, host: &str) -> (HttpResponse, Vec<u8>) {
+    let mut tls = acme
+        .connect(host)
+        .unwrap_or_else(|e| panic!("a verified handshake for {host}: {e}"));
+    verify_chain_der(&chain(&tls), host, acme.root.clone());
+    let leaf = leaf(&tls);
+    let r = get_over(&mut tls, host, "/", None);
+    (r, leaf)
+}
+
+#[test]
+fn http01_certificates_for_the_domain_admin_root_and_each_site_are_served_by_sni() {
+    if pebble_missing("acme_server::http01_certificates_for_the_domain_admin_root_and_each_site_are_served_by_sni") {
+        return;
+    }
+    let acme = start_http01(PebbleOptions::default(), &[]);
+    let certs = acme.certs();
+    assert_eq!(
+        certs["acme"],
+        serde_json::json!({
+            "directory": acme.pebble.directory,
+            "email": EMAIL,
+            "challenge": "http-01",
+        })
+    );
+    // At start: the domain, admin. and root.; then a site deployed after the start.
+    let admin = name("admin");
+    let root = name("root");
+    let blog = name("blog");
+    for n in [DOMAIN, &admin, &root] {
+        acme.wait_cert(n);
+    }
+    deploy_page(&acme.server, "blog", "<h1>blog over https</h1>");
+    acme.wait_cert(&blog);
+
+    // Each name over https, with its own certificate, verified against Pebble's root.
+    let (r, domain_leaf) = fetch(&acme, DOMAIN);
+    assert_eq!((r.status, &r.body[..]), (200, LANDING));
+    let (r, root_leaf) = fetch(&acme, &root);
+    assert_eq!((r.status, &r.body[..]), (200, LANDING));
+    let (r, blog_leaf) = fetch(&acme, &blog);
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "<h1>blog over https</h1>")
+    );
+    let mut tls = acme
+        .connect(&admin)
+        .expect("a verified handshake for admin.");
+    verify_chain_der(&chain(&tls), &admin, acme.root.clone());
+    let admin_leaf = leaf(&tls);
+    let r = get_over(&mut tls, &admin, "/api/certs", Some(&acme.server.token));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut leaves = vec![&domain_leaf, &root_leaf, &blog_leaf, &admin_leaf];
+    leaves.sort();
+    leaves.dedup();
+    assert_eq!(leaves.len(), 4, "one certificate per name");
+
+    // What the API says of them.
+    let t = now();
+    for n in [DOMAIN, &admin, &root, &blog] {
+        let e = acme.wait_cert(n);
+        assert_eq!(e["source"], "acme", "{e}");
+        assert!(
+            e["issuer"].as_str().is_some_and(|i| i.contains("Pebble")),
+            "{e}"
+        );
+        let (not_before, not_after) = (int(&e, "not_before"), int(&e, "not_after"));
+        assert!(not_before <= t + 1 && t < not_after, "{e}");
+        assert!(
+            (90 * DAY - 60..=90 * DAY + 60).contains(&(not_after - not_before)),
+            "{e}"
+        );
+        assert!(int(&e, "issued_at") <= t + 1, "{e}");
+        assert_eq!(e["failures"], 0, "{e}");
+        assert_eq!(e["last_error"], Value::Null, "{e}");
+        // Renewal 30 days before expiry, moved earlier by at most a tenth of the time left.
+        let renew = not_after - 30 * DAY;
+        let next = int(&e, "next_attempt");
+        assert!(
+            next <= renew && next >= renew - (renew - t) / 10 - 60,
+            "{e}"
+        );
+    }
+
+    // Names that are no site are never ordered: not by SNI, a Host, a renew request, nor
+    // the system site 404.
+    let nosuch = name("nosuch");
+    assert!(
+        acme.connect(&nosuch).is_err(),
+        "no certificate for {nosuch}"
+    );
+    assert_eq!(acme.server.get(&nosuch, "/").status, 404);
+    let r = admin_raw(
+        &acme.server,
+        "POST",
+        &format!("/api/certs/{nosuch}/renew"),
+        "",
+    );
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "not_found", "{}", r.text());
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut all = vec![
+        DOMAIN.to_string(),
+        admin.clone(),
+        blog.clone(),
+        root.clone(),
+    ];
+    all.sort();
+    assert_eq!(acme.names(), all);
+
+    // Expiry in /metrics; 90 days left is no reason to be degraded.
+    let left = acme
+        .metric(&format!(
+            "fazt_tls_cert_expiry_seconds{{name=\"{DOMAIN}\"}}"
+        ))
+        .expect("the domain's expiry in /metrics");
+    assert!(
+        ((89 * DAY) as f64..=(90 * DAY) as f64).contains(&left),
+        "{left}"
+    );
+    let health = get_json(&acme.server, "/api/system/health");
+    assert_eq!(health["status"], "ok", "{health}");
+    assert!(acme.metric("fazt_acme_orders_total{result=\"ok\"}") >= Some(4.0));
+
+    // `fazt certs`: a table of the same names; `--json` is the API's listing.
+    let (code, out, err) = acme.cli(&["certs"]);
+    assert_eq!(code, 0, "{out}{err}");
+    for header in [
+        "NAME", "SOURCE", "ISSUER", "EXPIRES", "RENEWED", "NEXT TRY", "ERROR",
+    ] {
+        assert!(out.lines().next().unwrap_or("").contains(header), "{out}");
+    }
+    for n in &all {
+        assert!(
+            out.lines()
+                .any(|l| l.split_whitespace().next() == Some(n) && l.contains("acme")),
+            "{n}: {out}"
+        );
+    }
+    let (code, out, err) = acme.cli(&["certs", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let json: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(
+        json["certificates"].as_array().map(|l| l.len()),
+        Some(4),
+        "{json}"
+    );
+
+    // A deleted site's name is forgotten: not listed, not served, not renewed.
+    let r = admin_delete(&acme.server, "/api/sites/blog");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while acme.names().contains(&blog) {
+        assert!(Instant::now() < deadline, "{blog} is still listed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        acme.connect(&blog).is_err(),
+        "{blog} is still served its certificate"
+    );
+    let r = admin_raw(
+        &acme.server,
+        "POST",
+        &format!("/api/certs/{blog}/renew"),
+        "",
+    );
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(
+        acme.metric(&format!("fazt_tls_cert_expiry_seconds{{name=\"{blog}\"}}")),
+        None
+    );
+    assert_eq!(fetch(&acme, DOMAIN).1, domain_leaf, "the others stay");
+}
+
+#[test]
+fn tls_alpn01_needs_no_plain_port_and_covers_sites_imported_by_another_process() {
+    if pebble_missing(
+        "acme_server::tls_alpn01_needs_no_plain_port_and_covers_sites_imported_by_another_process",
+    ) {
+        return;
+    }
+    // fazt's plain listener is not where Pebble would validate HTTP-01: nothing is.
+    let acme = start("tls-alpn-01", PebbleOptions::default(), free_port(), &[]);
+    let unused = acme.pebble.http_port;
+    assert_ne!(acme.server.addr.port(), unused);
+    assert!(
+        TcpStream::connect_timeout(&([127, 0, 0, 1], unused).into(), Duration::from_millis(500))
+            .is_err(),
+        "nothing answers on Pebble's HTTP-01 port"
+    );
+    assert_eq!(acme.certs()["acme"]["challenge"], "tls-alpn-01");
+    acme.wait_cert(DOMAIN);
+    deploy_page(&acme.server, "shop", "<h1>shop</h1>");
+    let site = TempDir::new("acme-import");
+    write_file(site.path(), "index.html", b"<h1>docs</h1>");
+    import("docs", site.path(), acme.server.data.path());
+    let (shop, docs) = (name("shop"), name("docs"));
+    acme.wait_cert(&shop);
+    acme.wait_cert(&docs);
+
+    let (r, _) = fetch(&acme, DOMAIN);
+    assert_eq!((r.status, &r.body[..]), (200, LANDING));
+    let (r, _) = fetch(&acme, &shop);
+    assert_eq!((r.status, r.text().as_str()), (200, "<h1>shop</h1>"));
+    let (r, _) = fetch(&acme, &docs);
+    assert_eq!((r.status, r.text().as_str()), (200, "<h1>docs</h1>"));
+    for n in [DOMAIN, &shop, &docs] {
+        let e = acme.wait_cert(n);
+        assert_eq!(
+            (&e["source"], &e["failures"]),
+            (&"acme".into(), &0.into()),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn a_renewal_is_served_without_a_restart_and_keep_alive_connections_survive_it() {
+    if pebble_missing(
+        "acme_server::a_renewal_is_served_without_a_restart_and_keep_alive_connections_survive_it",
+    ) {
+        return;
+    }
+    // 30-second certificates: renewed at two-thirds of their lifetime, about 20 s in.
+    let options = PebbleOptions {
+        validity_secs: 30,
+        ..PebbleOptions::default()
+    };
+    let mut acme = start_http01(options, &[("FAZT_IDLE_TIMEOUT", "120s")]);
+    let first = acme.wait_cert(DOMAIN);
+    let (not_before, not_after) = (int(&first, "not_before"), int(&first, "not_after"));
+    assert!((25..=35).contains(&(not_after - not_before)), "{first}");
+    let next = int(&first, "next_attempt");
+    // Lifetime/3 before expiry, moved earlier by at most a tenth of the time left.
+    assert!(next <= not_after - 9 && next >= not_after - 13, "{first}");
+
+    let mut held = acme.connect(DOMAIN).expect("a verified handshake");
+    let old_leaf = leaf(&held);
+    let r = get_over(&mut held, DOMAIN, "/", None);
+    assert_eq!((r.status, &r.body[..]), (200, LANDING));
+
+    // Under 7 days left: degraded, and still serving (200).
+    let r = acme
+        .server
+        .admin_get("/api/system/health", Some(&acme.server.token));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let health = r.json();
+    assert_eq!(health["status"], "degraded", "{health}");
+    let reasons = health["reasons"].as_array().unwrap();
+    assert!(
+        reasons.iter().any(|r| r
+            .as_str()
+            .is_some_and(|r| r.starts_with("certificate for ") && r.contains(" expires in "))),
+        "{health}"
+    );
+    let left = acme
+        .metric(&format!(
+            "fazt_tls_cert_expiry_seconds{{name=\"{DOMAIN}\"}}"
+        ))
+        .expect("the domain's expiry in /metrics");
+    assert!((0.0..=30.0).contains(&left), "{left}");
+
+    let renewed = acme.wait_cert_for(DOMAIN, Duration::from_secs(45), |e| {
+        int(e, "issued_at") > int(&first, "issued_at")
+    });
+    assert!(int(&renewed, "not_after") > not_after, "{renewed}");
+    // The connection opened on the first certificate goes on.
+    let r = get_over(&mut held, DOMAIN, "/", None);
+    assert_eq!((r.status, &r.body[..]), (200, LANDING));
+    assert_eq!(leaf(&held), old_leaf);
+    // New connections get the new certificate, from the same process.
+    let new_leaf = acme.wait_new_leaf(DOMAIN, &old_leaf);
+    let tls = acme.connect(DOMAIN).unwrap();
+    verify_chain_der(&chain(&tls), DOMAIN, acme.root.clone());
+    assert_ne!(new_leaf, old_leaf);
+    assert!(
+        acme.server.child.try_wait().unwrap().is_none(),
+        "no restart"
+    );
+    let r = get_over(&mut held, DOMAIN, "/", None);
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn a_refusing_or_down_ca_keeps_the_old_certificate_shows_the_error_and_backs_off() {
+    if pebble_missing("acme_server::a_refusing_or_down_ca_keeps_the_old_certificate_shows_the_error_and_backs_off") {
+        return;
+    }
+    let refused = name("refused");
+    let options = PebbleOptions {
+        blocklist: vec![refused.clone()],
+        ..PebbleOptions::default()
+    };
+    let mut acme = start_http01(options, &[]);
+    acme.wait_cert(DOMAIN);
+    let first_leaf = acme.served_leaf(DOMAIN);
+
+    // The CA refuses a site's name: the error is recorded and the next try backs off.
+    deploy_page(&acme.server, "refused", "<h1>refused</h1>");
+    let e = acme.wait_entry(&refused, Duration::from_secs(30), |e| {
+        !e["last_error"].is_null()
+    });
+    assert!(
+        e["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("rejectedIdentifier"),
+        "{e}"
+    );
+    assert_eq!(e["not_after"], Value::Null, "{e}");
+    assert!(int(&e, "failures") >= 1, "{e}");
+    assert!(
+        int(&e, "next_attempt") >= int(&e, "last_attempt") + 60,
+        "{e}"
+    );
+    assert!(
+        acme.connect(&refused).is_err(),
+        "no certificate for {refused}"
+    );
+
+    // `fazt certs renew` while the CA is up: a new certificate, served at once.
+    let (code, out, err) = acme.cli(&["certs", "renew", DOMAIN]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.starts_with(&format!("renewed {DOMAIN}: expires ")) && out.contains("issuer"),
+        "{out}"
+    );
+    let renewed_leaf = acme.wait_new_leaf(DOMAIN, &first_leaf);
+    let before = acme.wait_cert(DOMAIN);
+
+    // The CA goes down.
+    acme.pebble.stop();
+    let (code, out, err) = acme.cli(&["certs", "renew", DOMAIN]);
+    assert_eq!(code, 1, "{out}{err}");
+    let e = acme.wait_entry(DOMAIN, Duration::from_secs(5), |e| {
+        !e["last_error"].is_null()
+    });
+    let error = e["last_error"].as_str().unwrap().to_string();
+    assert!(
+        format!("{out}{err}").contains(&error),
+        "the renew command prints the error {error:?}: {out}{err}"
+    );
+    assert_eq!(e["failures"], 1, "{e}");
+    let last_attempt = int(&e, "last_attempt");
+    assert!(int(&e, "next_attempt") >= last_attempt + 60, "{e}");
+    assert!(int(&e, "next_attempt") >= now() + 50, "{e}");
+    // The certificate held is kept, and served.
+    for field in ["not_before", "not_after", "issued_at", "issuer"] {
+        assert_eq!(e[field], before[field], "{field}: {e}");
+    }
+    assert_eq!(acme.served_leaf(DOMAIN), renewed_leaf);
+
+    // `fazt certs` shows the error; the metrics count the failed orders.
+    let (code, out, err) = acme.cli(&["certs"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let line = out
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(DOMAIN))
+        .unwrap_or_else(|| panic!("{DOMAIN} not listed: {out}"));
+    let shown = error.chars().take(20).collect::<String>();
+    assert!(line.contains(&shown), "{line:?} does not show {error:?}");
+    let (code, out, _) = acme.cli(&["certs", "--json"]);
+    assert_eq!(code, 0);
+    let json: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(entry(&json, DOMAIN).unwrap()["last_error"], error.as_str());
+    assert!(acme.metric("fazt_acme_orders_total{result=\"error\"}") >= Some(2.0));
+    assert!(acme.metric("fazt_acme_orders_total{result=\"ok\"}") >= Some(2.0));
+}
+
+#[test]
+fn acme_settings_are_checked_at_start_and_renew_without_acme_is_a_conflict() {
+    let dir = TempDir::new("acme-flags");
+    let data = dir.path().join("data");
+    let (code, _, err) = run_cli(
+        &[
+            "server",
+            "start",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            s(&data),
+            "--acme-email",
+            EMAIL,
+        ],
+        &[],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--acme-email") && err.contains("--tls-listen"),
+        "{err}"
+    );
+
+    // A server with a self-signed certificate and no ACME.
+    let server = Server::builder()
+        .arg("--tls-listen")
+        .arg("127.0.0.1:0")
+        .arg("--tls-self-signed")
+        .start();
+    let certs = get_json(&server, "/api/certs");
+    assert_eq!(certs["acme"], Value::Null, "{certs}");
+    assert!(
+        list(&certs).iter().any(|c| c["source"] == "self-signed"),
+        "{certs}"
+    );
+    let r = admin_raw(&server, "POST", "/api/certs/localhost/renew", "");
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "acme_off", "{}", r.text());
+}
