@@ -11,8 +11,7 @@ use rustls::sign::CertifiedKey;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// The ALPN protocol of TLS-ALPN-01 validation.
-pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+pub use crate::http::tls::ACME_TLS_ALPN;
 /// Where HTTP-01 tokens are fetched (RFC 8555 §8.3).
 pub const HTTP01_PREFIX: &str = "/.well-known/acme-challenge/";
 
@@ -32,6 +31,49 @@ impl ChallengeKind {
             ChallengeKind::Http01 => "http-01",
             ChallengeKind::TlsAlpn01 => "tls-alpn-01",
         }
+    }
+}
+
+/// Which challenge type an attempt uses (`--acme-challenge`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChallengePolicy {
+    /// TLS-ALPN-01 first (a host with only port 443 open works); after a failure the next
+    /// attempt uses HTTP-01, and so on alternating, so a host where one port is closed or
+    /// proxied still gets its certificate.
+    Auto,
+    Only(ChallengeKind),
+}
+
+impl ChallengePolicy {
+    /// The type of the attempt after `failures` consecutive failures.
+    pub fn kind(self, failures: u32) -> ChallengeKind {
+        match self {
+            ChallengePolicy::Only(kind) => kind,
+            ChallengePolicy::Auto if failures.is_multiple_of(2) => ChallengeKind::TlsAlpn01,
+            ChallengePolicy::Auto => ChallengeKind::Http01,
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<ChallengePolicy, String> {
+        match text {
+            "auto" => Ok(ChallengePolicy::Auto),
+            "http-01" => Ok(ChallengePolicy::Only(ChallengeKind::Http01)),
+            "tls-alpn-01" => Ok(ChallengePolicy::Only(ChallengeKind::TlsAlpn01)),
+            _ => Err("use auto, http-01 or tls-alpn-01".into()),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChallengePolicy::Auto => "auto",
+            ChallengePolicy::Only(kind) => kind.wire_name(),
+        }
+    }
+}
+
+impl From<ChallengeKind> for ChallengePolicy {
+    fn from(kind: ChallengeKind) -> Self {
+        ChallengePolicy::Only(kind)
     }
 }
 
@@ -154,6 +196,18 @@ pub fn tls_alpn_certificate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_starts_with_tls_alpn_and_alternates_after_failures() {
+        let auto = ChallengePolicy::parse("auto").unwrap();
+        let kinds: Vec<_> = (0..4).map(|f| auto.kind(f)).collect();
+        use ChallengeKind::*;
+        assert_eq!(kinds, [TlsAlpn01, Http01, TlsAlpn01, Http01]);
+        let only = ChallengePolicy::parse("http-01").unwrap();
+        assert_eq!(only.kind(1), Http01);
+        assert_eq!(only.as_str(), "http-01");
+        assert!(ChallengePolicy::parse("dns-01").is_err());
+    }
 
     #[test]
     fn http_answers_exist_only_while_published() {

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// Let's Encrypt's production directory, the default the server will use.
+/// Let's Encrypt's production directory, the server's default (`--acme-directory`).
 pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
 /// Let's Encrypt's staging directory (untrusted certificates, generous rate limits).
 pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
@@ -28,7 +28,7 @@ impl Default for PollPolicy {
     fn default() -> Self {
         PollPolicy {
             attempts: 60,
-            default_wait: Duration::from_secs(2),
+            default_wait: Duration::from_secs(1),
             max_wait: Duration::from_secs(10),
         }
     }

@@ -1,5 +1,4 @@
-//! Certificates over ACME (RFC 8555), for the certificate thread the server will run
-//! (issue #12). Synchronous: each step is a blocking HTTPS request, and polling sleeps on the
+//! Certificates over ACME (RFC 8555), kept by the certificate thread ([`manager`]). Synchronous: each step is a blocking HTTPS request, and polling sleeps on the
 //! calling thread, which is never a core or admin thread.
 //!
 //! Why our own client and not `instant-acme` (0.8.5): with its default features off (ring
@@ -18,7 +17,8 @@
 //! - [`store`]: the account and the certificates in SQLite, written through the writer.
 //! - [`obtain`]: one attempt for one name, its outcome stored either way; [`renew_due`]:
 //!   an attempt for each name whose time has come.
-//! - [`der`]: the validity of a certificate, read from its DER.
+//! - [`manager`]: the certificate thread: which names, when, and serving the result.
+//! - [`der`]: `http::x509`, the validity of a certificate read from its DER.
 //!
 //! One name per order: each site gets its own certificate, so adding or deleting a site
 //! never touches the certificates of the others, and one failing name (its DNS points
@@ -26,15 +26,17 @@
 
 pub mod challenge;
 pub mod client;
-pub mod der;
+
 mod error;
 pub mod jws;
+pub(crate) mod manager;
 mod renew;
 pub mod schedule;
 pub mod store;
 mod transport;
 
-pub use challenge::{ChallengeKind, Challenges};
+pub use crate::http::x509 as der;
+pub use challenge::{ChallengeKind, ChallengePolicy, Challenges};
 pub use client::{AcmeClient, AcmeConfig, Issued, PollPolicy};
 pub use error::AcmeError;
 pub use renew::{obtain, renew_due, Attempt};

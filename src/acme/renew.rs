@@ -4,7 +4,7 @@
 use super::client::{AcmeClient, AcmeConfig, Issued};
 use super::jws::AccountKey;
 use super::store::{self, AccountRecord, CertRecord};
-use super::{schedule, AcmeError, ChallengeKind, Challenges};
+use super::{schedule, AcmeError, ChallengeKind, ChallengePolicy, Challenges};
 use crate::db::writer::WriterHandle;
 use rusqlite::Connection;
 use std::sync::Arc;
@@ -49,17 +49,23 @@ pub fn obtain(at: &Attempt, name: &str, kind: ChallengeKind) -> Result<CertRecor
 pub type Outcome = (String, Result<CertRecord, AcmeError>);
 
 /// Makes an attempt for every name due at `at.now` (at most `limit`, soonest first), one
-/// after the other, and returns each outcome. A name forgotten with [`store::forget`] (its
-/// site was deleted) is never due again. Fails only when the due names cannot be read.
-pub fn renew_due(at: &Attempt, kind: ChallengeKind, limit: u32) -> Result<Vec<Outcome>, AcmeError> {
+/// after the other, each with the challenge type `policy` picks after that name's failures
+/// so far, and returns each outcome. A name forgotten with [`store::forget`] (its site was
+/// deleted) is never due again. Fails only when the due names cannot be read.
+pub fn renew_due(
+    at: &Attempt,
+    policy: impl Into<ChallengePolicy>,
+    limit: u32,
+) -> Result<Vec<Outcome>, AcmeError> {
+    let policy = policy.into();
     let names = store::due_names(at.reader, at.now, limit)?;
-    Ok(names
-        .into_iter()
-        .map(|name| {
-            let outcome = obtain(at, &name, kind);
-            (name, outcome)
-        })
-        .collect())
+    let mut outcomes = Vec::with_capacity(names.len());
+    for name in names {
+        let failures = store::load_cert(at.reader, &name)?.map_or(0, |r| r.failures);
+        let outcome = obtain(at, &name, policy.kind(failures));
+        outcomes.push((name, outcome));
+    }
+    Ok(outcomes)
 }
 
 fn issue(at: &Attempt, name: &str, kind: ChallengeKind) -> Result<Issued, AcmeError> {

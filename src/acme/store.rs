@@ -171,6 +171,47 @@ pub fn due_names(conn: &Connection, now: i64, limit: u32) -> Result<Vec<String>,
         .context("finding due certificates")
 }
 
+/// When the soonest attempt is due, if any name is known.
+pub fn next_due(conn: &Connection) -> Result<Option<i64>, DbError> {
+    conn.query_row("SELECT MIN(next_attempt) FROM certificates", [], |row| {
+        row.get(0)
+    })
+    .context("finding the next certificate attempt")
+}
+
+/// Every known name (held or wanted), lower-case.
+pub fn names(conn: &Connection) -> Result<Vec<String>, DbError> {
+    let mut statement = conn
+        .prepare("SELECT name FROM certificates ORDER BY name")
+        .context("listing certificate names")?;
+    let rows = statement
+        .query_map([], |row| row.get(0))
+        .context("listing certificate names")?;
+    rows.collect::<rusqlite::Result<_>>()
+        .context("listing certificate names")
+}
+
+/// Makes `name` due at `now` (`fazt certs renew`); false when the name is not known.
+/// With `None`, every name is made due (the CA changed: certificates of the old one are
+/// replaced, and served until then). Runs as a writer job (see [`due_now`]).
+pub fn make_due(conn: &Connection, name: Option<&str>, now: i64) -> Result<bool, DbError> {
+    let changed = match name {
+        Some(name) => conn.execute(
+            "UPDATE certificates SET next_attempt = ?2 WHERE name = ?1",
+            params![name.to_ascii_lowercase(), now],
+        ),
+        None => conn.execute("UPDATE certificates SET next_attempt = ?1", [now]),
+    }
+    .context("scheduling a certificate renewal")?;
+    Ok(changed > 0)
+}
+
+/// [`make_due`] through the writer, for the certificate thread.
+pub fn due_now(writer: &WriterHandle, name: Option<&str>, now: i64) -> Result<bool, DbError> {
+    let name = name.map(str::to_string);
+    writer.call(move |conn| make_due(conn, name.as_deref(), now))
+}
+
 /// Adds `name` as wanted now (a site was created); a name already known is left alone.
 pub fn want(writer: &WriterHandle, name: &str, now: i64) -> Result<(), DbError> {
     let name = name.to_ascii_lowercase();

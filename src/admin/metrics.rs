@@ -5,12 +5,17 @@ use crate::db::events::EVENT_STATS;
 use crate::db::writer::WRITER_STATS;
 use crate::deploy::service::DEPLOY_STATS;
 use crate::hosting::cache::SiteCache;
+use crate::http::tls::CertStore;
 use crate::platform::disk::DiskGuard;
 use crate::platform::metrics::{Process, Registry, METRICS};
 
 /// The sources in rendering order: process, request counters, cache, writer, events,
 /// disk, deploys, analytics filtering, rate limits. `cache` and `disk` are the running server's; the rest are process-wide.
-pub(crate) fn registry<'a>(cache: &'a SiteCache, disk: &'a DiskGuard) -> Registry<'a> {
+pub(crate) fn registry<'a>(
+    cache: &'a SiteCache,
+    disk: &'a DiskGuard,
+    certs: &'a CertStore,
+) -> Registry<'a> {
     Registry::new()
         .with(&Process)
         .with(&METRICS)
@@ -22,6 +27,8 @@ pub(crate) fn registry<'a>(cache: &'a SiteCache, disk: &'a DiskGuard) -> Registr
         .with(&crate::analytics::filter::FILTER_STATS)
         .with(&crate::analytics::rate_limit::RATE_LIMITED)
         .with(&crate::keys::AUTH_STATS)
+        .with(certs)
+        .with(&crate::acme::manager::ACME_STATS)
 }
 
 #[cfg(test)]
@@ -40,7 +47,8 @@ mod tests {
     fn every_metric_appears_in_both_outputs() {
         let cache = SiteCache::new(1 << 20, 1 << 16);
         let disk = DiskGuard::new(vec![std::env::temp_dir()], 90);
-        let families = registry(&cache, &disk).gather();
+        let certs = CertStore::new();
+        let families = registry(&cache, &disk, &certs).gather();
         let text = render_prometheus(&families);
         let json = render_json(&families);
         assert!(families.len() >= 40, "{} families", families.len());
@@ -83,7 +91,8 @@ mod tests {
     fn health_keys_read_elsewhere_are_kept() {
         let cache = SiteCache::new(1 << 20, 1 << 16);
         let disk = DiskGuard::new(vec![std::env::temp_dir()], 90);
-        let json = registry(&cache, &disk).to_json();
+        let certs = CertStore::new();
+        let json = registry(&cache, &disk, &certs).to_json();
         for path in [
             "version",
             "counters.connections_open",

@@ -12,9 +12,11 @@
 //! Authorisation: the site routes (`/api/sites...`, see `sites`) check that the
 //! key's scopes cover the site; every other route needs the `owner` scope.
 
+mod certs;
 mod metrics;
 pub(crate) mod sites;
 
+use crate::acme::manager::CertManager;
 use crate::analytics::api::Routed;
 use crate::analytics::event::SaltBook;
 use crate::analytics::retention::AutoRetention;
@@ -25,6 +27,7 @@ use crate::hosting::urls::UrlBase;
 use crate::http::cap::ConnCap;
 use crate::http::error::Concealed;
 use crate::http::proxies::TrustedProxies;
+use crate::http::tls::CertStore;
 use crate::http::{error_response, Body, Method, Request, Response};
 use crate::keys::{self, validate_name, ApiKey, AuthGuard, Scopes};
 use crate::platform::disk::DiskGuard;
@@ -84,6 +87,18 @@ pub struct AdminContext {
     pub proxies: TrustedProxies,
     /// API keys, with failed attempts throttled per address (shared with deploys).
     pub auth: Arc<AuthGuard>,
+    /// The certificates served (empty without a TLS listener).
+    pub certs: Arc<CertStore>,
+    /// Automatic certificates, when on.
+    pub acme: Option<AcmeContext>,
+}
+
+/// What the API shows of the ACME settings, and the certificate thread to wake.
+pub struct AcmeContext {
+    pub directory: String,
+    pub email: String,
+    pub challenge: &'static str,
+    pub manager: CertManager,
 }
 
 impl AdminContext {
@@ -194,15 +209,23 @@ impl AdminApi {
                 Body::Owned(self.prometheus().into_bytes()),
             ),
             (Method::Post, "/api/system/vacuum") => return self.vacuum(reply),
+            (Method::Get | Method::Head, "/api/certs") => certs::list(&self.ctx),
+            (Method::Post, _) if renew_path(path).is_some() => {
+                return certs::renew(&self.ctx, renew_path(path).unwrap_or_default(), reply)
+            }
             (Method::Get | Method::Head, "/api/keys") => self.list_keys(),
             (Method::Post, "/api/keys") => return self.create_key(request, reply),
             (Method::Delete, _) if path.starts_with("/api/keys/") => {
                 return self.revoke_key(&path["/api/keys/".len()..], reply)
             }
-            (_, "/api/system/health" | "/metrics" | "/api/keys" | "/api/system/vacuum") => {
+            (
+                _,
+                "/api/system/health" | "/metrics" | "/api/keys" | "/api/system/vacuum"
+                | "/api/certs",
+            ) => method_not_allowed(path),
+            _ if path.starts_with("/api/keys/") || renew_path(path).is_some() => {
                 method_not_allowed(path)
             }
-            _ if path.starts_with("/api/keys/") => method_not_allowed(path),
             _ => return self.route_analytics(request, reply),
         };
         Some(response)
@@ -347,12 +370,14 @@ impl AdminApi {
                 self.ctx.public_cap.max()
             ));
         }
+        reasons.extend(certs::expiry_reasons(&self.ctx));
         let status = match (draining, reasons.is_empty()) {
             (true, _) => "draining",
             (false, false) => "degraded",
             (false, true) => "ok",
         };
-        let mut body = metrics::registry(&self.ctx.sites.cache, &self.ctx.disk).to_json();
+        let mut body =
+            metrics::registry(&self.ctx.sites.cache, &self.ctx.disk, &self.ctx.certs).to_json();
         body["status"] = json!(status);
         body["reasons"] = json!(reasons);
         body["uptime_seconds"] = json!(self.ctx.started.elapsed().as_secs());
@@ -366,7 +391,8 @@ impl AdminApi {
     }
 
     fn prometheus(&self) -> String {
-        metrics::registry(&self.ctx.sites.cache, &self.ctx.disk).render_prometheus()
+        metrics::registry(&self.ctx.sites.cache, &self.ctx.disk, &self.ctx.certs)
+            .render_prometheus()
     }
 
     /// Returns free pages to the filesystem (the schema uses incremental auto-vacuum). It
@@ -466,10 +492,17 @@ pub(crate) fn write_then<T: Send + 'static>(
     }
 }
 
+/// The name in `/api/certs/<name>/renew`.
+fn renew_path(path: &str) -> Option<&str> {
+    let name = path.strip_prefix("/api/certs/")?.strip_suffix("/renew")?;
+    (!name.is_empty() && !name.contains('/')).then_some(name)
+}
+
 fn method_not_allowed(path: &str) -> Response {
     let allow = match path {
         "/api/keys" => "GET, HEAD, POST",
         "/api/system/vacuum" => "POST",
+        p if renew_path(p).is_some() => "POST",
         p if p.starts_with("/api/keys/") => "DELETE",
         _ => "GET, HEAD",
     };

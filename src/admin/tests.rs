@@ -51,6 +51,8 @@ impl Fixture {
             url_base: crate::hosting::urls::UrlBase::listener(4698),
             proxies: Default::default(),
             auth: Arc::new(crate::keys::AuthGuard::new(10, Default::default())),
+            certs: crate::http::tls::CertStore::new(),
+            acme: None,
         };
         Fixture {
             api: AdminApi::new(ctx),
@@ -292,4 +294,84 @@ fn salt_rotation_never_waits_for_the_writer() {
     }
     assert!(job_ended.load(Ordering::SeqCst));
     assert_eq!(fx.api.ctx.salts.day(), Some(today));
+}
+
+/// A certificate for `name` valid from now for `secs`, as a file would give it.
+fn cert_valid_for(name: &str, secs: i64) -> crate::http::tls::NamedCert {
+    let now = crate::platform::clock::unix_now();
+    let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+    let time = |unix: i64| rcgen::date_time_ymd(1970, 1, 1) + Duration::from_secs(unix as u64);
+    params.not_before = time(now - 60);
+    params.not_after = time(now + secs);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    crate::http::tls::NamedCert {
+        names: vec![name.to_string()],
+        info: crate::http::tls::CertInfo::of(cert.der()).unwrap(),
+        key: Arc::new(crate::http::tls::certified_key(vec![cert.der().clone()], &der).unwrap()),
+    }
+}
+
+#[test]
+fn certificates_are_listed_and_one_near_expiry_degrades_readiness() {
+    use crate::http::tls::CertSource;
+    let mut fx = Fixture::new("certs", 16);
+    let Answer::Now(health) = fx.call("GET", "/api/system/health", "") else {
+        panic!("health answers at once");
+    };
+    assert_eq!(json_of(&health)["status"], "ok");
+
+    let soon = cert_valid_for("soon.example", 3 * 86_400 - 3600);
+    let later = cert_valid_for("later.example", 60 * 86_400);
+    fx.api
+        .ctx
+        .certs
+        .replace_files(&[later, soon], CertSource::File);
+    let Answer::Now(listed) = fx.call("GET", "/api/certs", "") else {
+        panic!("the list answers at once");
+    };
+    let listed = json_of(&listed);
+    assert_eq!(listed["acme"], serde_json::Value::Null);
+    let names: Vec<_> = listed["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["source"].as_str().unwrap()))
+        .collect();
+    assert_eq!(names, [("later.example", "file"), ("soon.example", "file")]);
+    assert_eq!(
+        listed["certificates"][1]["issuer"],
+        "rcgen self signed cert"
+    );
+
+    let Answer::Now(health) = fx.call("GET", "/api/system/health", "") else {
+        panic!("health answers at once");
+    };
+    assert_eq!(health.status, 200, "degraded is still ready");
+    let health = json_of(&health);
+    assert_eq!(health["status"], "degraded");
+    let reasons = health["reasons"].to_string();
+    assert!(
+        reasons.contains("certificate for soon.example expires in 2 days"),
+        "{reasons}"
+    );
+    assert!(!reasons.contains("later.example"), "{reasons}");
+    let metrics = fx.api.ctx.certs.served().len();
+    assert_eq!(metrics, 2);
+}
+
+#[test]
+fn renewing_without_acme_is_a_conflict_that_says_how_to_turn_it_on() {
+    let mut fx = Fixture::new("certs-off", 16);
+    let Answer::Now(refused) = fx.call("POST", "/api/certs/example.com/renew", "") else {
+        panic!("answered at once");
+    };
+    assert_eq!(refused.status, 409);
+    assert!(json_of(&refused).to_string().contains("--acme-email"));
+    let Answer::Now(wrong) = fx.call("GET", "/api/certs/example.com/renew", "") else {
+        panic!("answered at once");
+    };
+    assert_eq!(wrong.status, 405);
+    assert_eq!(wrong.get_header("allow"), Some("POST"));
 }

@@ -55,6 +55,9 @@ enum Cmd {
     Deployments(DeploymentsCmd),
     /// Make the previous deployment of NAME current again, or deployment ID (--to)
     Rollback(RollbackCmd),
+    /// List the certificates served: name, source, issuer, expiry, last renewal, next try
+    /// and last error (`certs renew NAME` renews one now)
+    Certs(CertsCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -204,6 +207,30 @@ enum SitesSub {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+struct CertsCmd {
+    #[command(subcommand)]
+    command: Option<CertsSub>,
+    /// Machine-readable output (the server's JSON)
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum CertsSub {
+    /// Renew the certificate of NAME now over ACME and wait for the outcome
+    Renew {
+        /// The DNS name, e.g. blog.example.com
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(clap::Args, Debug)]
 struct DeploymentsCmd {
     /// Site name
     // `-x` is a bad name, reported as one, not an unknown flag.
@@ -303,6 +330,13 @@ fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<i32, String
             ..
         }) => client_sites_rm(&name, yes, &client, &p),
         Cmd::Sites(args) => client_sites(&args, &p),
+        Cmd::Certs(CertsCmd {
+            command: Some(CertsSub::Renew { name, client }),
+            ..
+        }) => client_certs_renew(&name, &client, &p),
+        Cmd::Certs(args) => client_exit(
+            client_settings(&args.client, &p).and_then(|s| client::certs::list(&s, args.json)),
+        ),
         Cmd::Deployments(args) => client_deployments(&args, &p),
         Cmd::Rollback(args) => client_rollback(&args, &p),
     }
@@ -628,6 +662,17 @@ fn client_login(args: &LoginCmd) -> Result<i32, String> {
 
 fn client_sites(args: &SitesCmd, p: &Parsed) -> Result<i32, String> {
     client_exit(client_settings(&args.client, p).and_then(|s| client::sites::list(&s, args.json)))
+}
+
+fn client_certs_renew(name: &str, client: &ClientArgs, p: &Parsed) -> Result<i32, String> {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let valid = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+    if name.is_empty() || !name.chars().all(valid) {
+        return Err(format!(
+            "'{name}' is not a DNS name (e.g. blog.example.com)"
+        ));
+    }
+    client_exit(client_settings(client, p).and_then(|s| client::certs::renew(&s, &name)))
 }
 
 fn client_sites_rm(name: &str, yes: bool, client: &ClientArgs, p: &Parsed) -> Result<i32, String> {

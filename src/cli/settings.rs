@@ -272,6 +272,52 @@ pub(crate) struct TlsArgs {
     #[arg(long, env = "FAZT_ADMIN_TLS", value_name = "on|off", value_parser = switch,
           default_value = "off", num_args = 0..=1, default_missing_value = "on")]
     pub admin_tls: bool,
+    /// Get certificates automatically over ACME for the domain, admin., root. and every
+    /// site (each when it is deployed), renewed before expiry; the account's contact
+    /// address (needs --tls-listen) [default: off]
+    #[arg(long, env = "FAZT_ACME_EMAIL", value_name = "EMAIL", value_parser = email)]
+    pub acme_email: Option<String>,
+    /// The ACME directory (CA) certificates come from
+    #[arg(long, env = "FAZT_ACME_DIRECTORY", value_name = "URL", value_parser = https_url,
+          default_value = crate::acme::client::LETS_ENCRYPT)]
+    pub acme_directory: String,
+    /// Use Let's Encrypt's staging directory (untrusted certificates, generous rate
+    /// limits): for trying a set-up before production
+    #[arg(long, env = "FAZT_ACME_STAGING", value_name = "on|off", value_parser = switch,
+          default_value = "off", num_args = 0..=1, default_missing_value = "on")]
+    pub acme_staging: bool,
+    /// How names are proven to the CA: tls-alpn-01 on the TLS listener (port 443 alone
+    /// works), http-01 on the plain listener (port 80), or auto (tls-alpn-01, then the
+    /// other after a failure)
+    #[arg(long, env = "FAZT_ACME_CHALLENGE", value_name = "auto|http-01|tls-alpn-01",
+          value_parser = crate::acme::ChallengePolicy::parse, default_value = "auto")]
+    pub acme_challenge: crate::acme::ChallengePolicy,
+    /// CA certificate(s), PEM, trusted for the ACME directory's own https besides the
+    /// public roots (a private ACME server)
+    #[arg(long, env = "FAZT_ACME_CA_FILE", value_name = "FILE", value_parser = non_empty_path)]
+    pub acme_ca_file: Option<PathBuf>,
+}
+
+/// An e-mail address, as far as fazt can tell: something@host, no spaces.
+fn email(text: &str) -> Result<String, String> {
+    let (local, host) = text
+        .split_once('@')
+        .ok_or("is not an e-mail address (no @)")?;
+    let printable = |t: &str| !t.is_empty() && t.chars().all(|c| c.is_ascii_graphic());
+    if !printable(local) || !printable(host) || host.contains('@') || !host.contains('.') {
+        return Err("is not an e-mail address (use name@example.com)".into());
+    }
+    Ok(text.to_string())
+}
+
+/// An https URL: the ACME client speaks only https.
+fn https_url(text: &str) -> Result<String, String> {
+    match text.strip_prefix("https://") {
+        Some(rest) if !rest.is_empty() && !rest.contains(char::is_whitespace) => {
+            Ok(text.to_string())
+        }
+        _ => Err("is not an https:// URL".into()),
+    }
 }
 
 fn parse_duration_value(text: &str) -> Result<Dur, String> {
@@ -295,6 +341,15 @@ impl TlsArgs {
             if self.admin_tls {
                 return Err(p.invalid("admin_tls", "needs --tls-listen (FAZT_TLS_LISTEN)"));
             }
+            if self.acme_email.is_some() {
+                return Err(p.invalid(
+                    "acme_email",
+                    "needs --tls-listen (FAZT_TLS_LISTEN), where the certificates are served",
+                ));
+            }
+        }
+        self.check_acme(p)?;
+        if self.tls_listen.is_none() {
             return Ok(());
         }
         if self.tls_cert.len() != self.tls_key.len() {
@@ -313,13 +368,53 @@ impl TlsArgs {
                 "--tls-cert/--tls-key are given too; use one certificate source",
             ));
         }
-        if !has_files && !self.tls_self_signed {
+        if !has_files && !self.tls_self_signed && self.acme_email.is_none() {
             return Err(p.invalid(
                 "tls_listen",
-                "no certificate: give --tls-cert and --tls-key (FAZT_TLS_CERT, FAZT_TLS_KEY), or --tls-self-signed (FAZT_TLS_SELF_SIGNED) to try https locally",
+                "no certificate: give --acme-email (FAZT_ACME_EMAIL) for automatic certificates, --tls-cert and --tls-key (FAZT_TLS_CERT, FAZT_TLS_KEY), or --tls-self-signed (FAZT_TLS_SELF_SIGNED) to try https locally",
             ));
         }
         Ok(())
+    }
+
+    /// The other `--acme-*` settings mean nothing without `--acme-email`, and staging is
+    /// a directory of its own.
+    fn check_acme(&self, p: &Parsed) -> Result<(), String> {
+        let directory_given = p.source("acme_directory") != "default";
+        if self.acme_email.is_none() {
+            let given = [
+                ("acme_directory", directory_given),
+                ("acme_staging", self.acme_staging),
+                ("acme_challenge", p.source("acme_challenge") != "default"),
+                ("acme_ca_file", self.acme_ca_file.is_some()),
+            ];
+            if let Some((id, _)) = given.iter().find(|(_, given)| *given) {
+                return Err(p.invalid(
+                    id,
+                    "needs --acme-email (FAZT_ACME_EMAIL), which turns automatic certificates on",
+                ));
+            }
+        }
+        if self.acme_staging && directory_given {
+            return Err(p.invalid(
+                "acme_staging",
+                "--acme-directory is given too; use one of them",
+            ));
+        }
+        Ok(())
+    }
+
+    fn acme(&self) -> Option<config::AcmeSettings> {
+        let directory = match self.acme_staging {
+            true => crate::acme::client::LETS_ENCRYPT_STAGING,
+            false => &self.acme_directory,
+        };
+        Some(config::AcmeSettings {
+            email: self.acme_email.clone()?,
+            directory: directory.to_string(),
+            challenge: self.acme_challenge,
+            ca_file: self.acme_ca_file.clone(),
+        })
     }
 
     fn config(&self) -> Option<config::TlsConfig> {
@@ -341,6 +436,7 @@ impl TlsArgs {
             hsts: (!self.hsts.0.is_zero()).then_some(self.hsts.0),
             redirect_http: self.redirect_http,
             admin: self.admin_tls,
+            acme: self.acme(),
         })
     }
 }

@@ -1,6 +1,7 @@
-//! The deploy client: `fazt deploy|login|sites|rollback` talking to a fazt server's admin API.
+//! The deploy client: `fazt deploy|login|sites|rollback|certs` talking to a fazt server's admin API.
 
 pub(crate) mod api;
+pub(crate) mod certs;
 pub(crate) mod config;
 pub(crate) mod deploy;
 pub(crate) mod http;

@@ -424,8 +424,11 @@ impl<P> Conn<P> {
             if tls.session.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
                 METRICS.tls_resumed.inc();
             }
-            // The first request head gets its whole deadline after the handshake.
-            if let Phase::Idle { since } = &mut self.phase {
+            if tls.session.alpn_protocol() == Some(super::tls::ACME_TLS_ALPN) {
+                // A TLS-ALPN-01 validation: the handshake was all of it (RFC 8737 §3).
+                self.phase = Phase::Closing;
+            } else if let Phase::Idle { since } = &mut self.phase {
+                // The first request head gets its whole deadline after the handshake.
                 *since = now;
             }
         }

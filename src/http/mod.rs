@@ -13,6 +13,7 @@ pub(crate) mod request;
 pub(crate) mod response;
 pub(crate) mod spool;
 pub(crate) mod tls;
+pub mod x509;
 
 pub(crate) use error::error_response;
 pub use error::ResponseError;

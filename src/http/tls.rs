@@ -3,6 +3,7 @@
 //! self-signed development certificate). The byte stream itself is driven by
 //! [`super::conn::Conn`] over the same non-blocking socket, in the owning core thread.
 
+use crate::platform::metrics::{Collector, Desc, Kind, Source};
 use parking_lot::RwLock;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -24,27 +25,86 @@ pub(crate) const SEND_BUFFER_LIMIT: usize = 64 * 1024;
 pub(crate) struct NamedCert {
     pub names: Vec<String>,
     pub key: Arc<CertifiedKey>,
+    pub info: CertInfo,
+}
+
+/// What is shown of a served certificate (`fazt certs`, the expiry metric, readiness).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CertInfo {
+    /// The issuer's common name or organization.
+    pub issuer: Option<String>,
+    /// Unix seconds.
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+impl CertInfo {
+    /// Read from the leaf of a chain.
+    pub(crate) fn of(leaf: &CertificateDer) -> Result<CertInfo, String> {
+        let (not_before, not_after) = super::x509::validity(leaf)?;
+        Ok(CertInfo {
+            issuer: super::x509::issuer_name(leaf),
+            not_before,
+            not_after,
+        })
+    }
+}
+
+/// Where a served certificate came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CertSource {
+    /// `--tls-cert`/`--tls-key`.
+    File,
+    /// `--tls-self-signed`.
+    SelfSigned,
+    /// Issued at run time (ACME), through [`CertStore::insert`].
+    Issued,
+}
+
+impl CertSource {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            CertSource::File => "file",
+            CertSource::SelfSigned => "self-signed",
+            CertSource::Issued => "acme",
+        }
+    }
+}
+
+/// A name as served now: where its certificate came from and what it is.
+#[derive(Clone, Debug)]
+pub(crate) struct ServedName {
+    pub name: String,
+    pub source: CertSource,
+    pub info: CertInfo,
 }
 
 /// The certificates served, by SNI name. Certificates from files (replaced as a whole on a
 /// reload) and certificates inserted per name at run time (issued over ACME) live in two
 /// tables, so a reload of the files never drops an issued certificate. A name is looked
 /// up exactly, then as `*.parent`; an unknown name or a client without SNI gets the
-/// default certificate.
+/// default certificate (the first file's; with none, the handshake fails with an alert).
 #[derive(Default)]
 pub(crate) struct CertStore {
     table: RwLock<Table>,
 }
 
+#[derive(Clone)]
+struct Entry {
+    key: Arc<CertifiedKey>,
+    info: CertInfo,
+}
+
 #[derive(Default)]
 struct Table {
-    inserted: HashMap<String, Arc<CertifiedKey>>,
-    files: HashMap<String, Arc<CertifiedKey>>,
+    inserted: HashMap<String, Entry>,
+    files: HashMap<String, Entry>,
+    files_source: Option<CertSource>,
     default: Option<Arc<CertifiedKey>>,
 }
 
 impl Table {
-    fn exact(&self, name: &str) -> Option<&Arc<CertifiedKey>> {
+    fn exact(&self, name: &str) -> Option<&Entry> {
         self.inserted.get(name).or_else(|| self.files.get(name))
     }
 
@@ -56,7 +116,10 @@ impl Table {
                 self.exact(&format!("*.{parent}"))
             })
         });
-        found.or(self.default.as_ref()).cloned()
+        found
+            .map(|entry| &entry.key)
+            .or(self.default.as_ref())
+            .cloned()
     }
 }
 
@@ -67,30 +130,87 @@ impl CertStore {
 
     /// Serves `key` for `name` (exact, or `*.parent` for a wildcard), replacing the
     /// certificate it had; handshakes already running keep the one they picked.
-    #[allow(dead_code)] // The run-time API for issued certificates (ACME, issue #12).
-    pub(crate) fn insert(&self, name: &str, key: Arc<CertifiedKey>) {
+    pub(crate) fn insert(&self, name: &str, key: Arc<CertifiedKey>, info: CertInfo) {
         self.table
             .write()
             .inserted
-            .insert(name.to_ascii_lowercase(), key);
+            .insert(name.to_ascii_lowercase(), Entry { key, info });
+    }
+
+    /// Stops serving the certificate inserted for `name` (its site was deleted).
+    pub(crate) fn remove(&self, name: &str) {
+        self.table
+            .write()
+            .inserted
+            .remove(&name.to_ascii_lowercase());
     }
 
     /// Replaces the certificates loaded from files; the first is the default.
-    pub(crate) fn replace_files(&self, certs: &[NamedCert]) {
+    pub(crate) fn replace_files(&self, certs: &[NamedCert], source: CertSource) {
         let mut files = HashMap::new();
         for cert in certs.iter().rev() {
             for name in &cert.names {
-                files.insert(name.to_ascii_lowercase(), Arc::clone(&cert.key));
+                let entry = Entry {
+                    key: Arc::clone(&cert.key),
+                    info: cert.info.clone(),
+                };
+                files.insert(name.to_ascii_lowercase(), entry);
             }
         }
         let mut table = self.table.write();
         table.files = files;
+        table.files_source = Some(source);
         table.default = certs.first().map(|c| Arc::clone(&c.key));
     }
 
     /// The certificate a handshake naming `name` gets.
     pub(crate) fn lookup(&self, name: Option<&str>) -> Option<Arc<CertifiedKey>> {
         self.table.read().lookup(name)
+    }
+
+    /// Every name served, by name; a name both issued and in a file is served (and
+    /// listed) with the issued certificate.
+    pub(crate) fn served(&self) -> Vec<ServedName> {
+        let table = self.table.read();
+        let files_source = table.files_source.unwrap_or(CertSource::File);
+        let issued = table.inserted.iter().map(|(name, entry)| ServedName {
+            name: name.clone(),
+            source: CertSource::Issued,
+            info: entry.info.clone(),
+        });
+        let files = table
+            .files
+            .iter()
+            .filter(|(name, _)| !table.inserted.contains_key(*name))
+            .map(|(name, entry)| ServedName {
+                name: name.clone(),
+                source: files_source,
+                info: entry.info.clone(),
+            });
+        let mut served: Vec<ServedName> = issued.chain(files).collect();
+        served.sort_by(|a, b| a.name.cmp(&b.name));
+        served
+    }
+}
+
+static CERT_EXPIRY: Desc = Desc::new(
+    Kind::Gauge,
+    "fazt_tls_cert_expiry_seconds",
+    "tls.cert_expiry_seconds",
+    "Seconds until each served certificate expires (negative: expired), by name",
+)
+.labelled("name");
+
+impl Source for CertStore {
+    fn collect(&self, out: &mut Collector) {
+        let served = self.served();
+        if served.is_empty() {
+            out.empty(&CERT_EXPIRY);
+        }
+        let now = crate::platform::clock::unix_now();
+        for name in served {
+            out.int_with(&CERT_EXPIRY, &name.name, name.info.not_after - now);
+        }
     }
 }
 
@@ -111,16 +231,27 @@ impl ResolvesServerCert for CertStore {
     }
 }
 
-/// The rustls configuration of a TLS listener: TLS 1.2 and 1.3 only, ALPN `http/1.1`,
-/// certificates from `store`, resumption by rotating tickets and a bounded session cache.
-pub(crate) fn server_config(store: Arc<CertStore>) -> Result<Arc<ServerConfig>, String> {
+/// The ALPN protocol of TLS-ALPN-01 validation (RFC 8737): a connection that negotiates
+/// it is closed once its handshake is done.
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+
+/// The rustls configuration of a TLS listener: TLS 1.2 and 1.3 only, ALPN `http/1.1` (and
+/// `acme-tls/1` when certificates are validated over TLS-ALPN-01), certificates from
+/// `resolver`, resumption by rotating tickets and a bounded session cache.
+pub(crate) fn server_config(
+    resolver: Arc<dyn ResolvesServerCert>,
+    acme_alpn: bool,
+) -> Result<Arc<ServerConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| format!("TLS setup: {e}"))?
         .with_no_client_auth()
-        .with_cert_resolver(store);
+        .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    if acme_alpn {
+        config.alpn_protocols.push(ACME_TLS_ALPN.to_vec());
+    }
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
     // Ticket keys rotate every 6 hours; a ticket stays valid for one rotation more.
     config.ticketer =
@@ -159,9 +290,11 @@ fn certified(
     key: &PrivateKeyDer,
 ) -> Result<NamedCert, String> {
     let names = dns_names(&certs[0])?;
+    let info = CertInfo::of(&certs[0])?;
     Ok(NamedCert {
         names,
         key: Arc::new(certified_key(certs, key)?),
+        info,
     })
 }
 
@@ -237,7 +370,7 @@ mod tests {
         let apex = cert_for(&["example.com", "*.example.com"]);
         let other = cert_for(&["other.test"]);
         assert_eq!(apex.names, ["example.com", "*.example.com"]);
-        store.replace_files(&[apex.clone(), other.clone()]);
+        store.replace_files(&[apex.clone(), other.clone()], CertSource::File);
         let is = |name: Option<&str>, want: &NamedCert| {
             Arc::ptr_eq(&store.lookup(name).unwrap(), &want.key)
         };
@@ -248,10 +381,30 @@ mod tests {
         assert!(is(None, &apex), "no SNI: the default");
         // An inserted (issued) certificate wins over the files and survives their reload.
         let issued = cert_for(&["blog.example.com"]);
-        store.insert("blog.example.com", Arc::clone(&issued.key));
-        store.replace_files(std::slice::from_ref(&other));
+        store.insert(
+            "blog.example.com",
+            Arc::clone(&issued.key),
+            issued.info.clone(),
+        );
+        store.replace_files(std::slice::from_ref(&other), CertSource::File);
         assert!(is(Some("blog.example.com"), &issued));
         assert!(is(Some("example.com"), &other), "the new default");
+        let served: Vec<_> = store
+            .served()
+            .into_iter()
+            .map(|s| (s.name, s.source))
+            .collect();
+        assert_eq!(
+            served,
+            [
+                ("blog.example.com".to_string(), CertSource::Issued),
+                ("other.test".to_string(), CertSource::File)
+            ]
+        );
+        // A removed issued name falls back to the files (here: the default).
+        store.remove("Blog.Example.com");
+        assert!(is(Some("blog.example.com"), &other));
+        assert_eq!(store.served().len(), 1);
     }
 
     #[test]

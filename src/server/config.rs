@@ -62,6 +62,19 @@ pub struct TlsConfig {
     pub redirect_http: bool,
     /// The admin listener speaks TLS too (`--admin-tls`).
     pub admin: bool,
+    /// Certificates obtained automatically (`--acme-*`), if on.
+    pub acme: Option<AcmeSettings>,
+}
+
+/// Automatic certificates over ACME (`--acme-email` turns them on).
+#[derive(Clone, Debug)]
+pub struct AcmeSettings {
+    /// The account's contact address.
+    pub email: String,
+    pub directory: String,
+    pub challenge: crate::acme::ChallengePolicy,
+    /// Roots trusted for the directory's own https besides the public ones (a private CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug)]

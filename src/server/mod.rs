@@ -2,6 +2,7 @@
 //! listeners, starts N core threads (each an event loop on the shared public listener), the
 //! reserved admin thread and the writer thread, and shuts them down in order on a signal.
 
+mod certs;
 pub(crate) mod config;
 pub(crate) mod event_loop;
 pub(crate) mod router;
@@ -10,7 +11,9 @@ mod threads;
 mod timers;
 mod tls;
 
-use crate::admin::AdminContext;
+use crate::acme::manager::CertManager;
+use crate::acme::Challenges;
+use crate::admin::{AcmeContext, AdminContext};
 use crate::analytics::event::{day_of, SaltBook};
 use crate::analytics::ingest::Ingest;
 use crate::analytics::rate_limit::IngestLimits;
@@ -22,6 +25,7 @@ use crate::hosting::cache::SiteCache;
 use crate::hosting::sites::{SiteServer, SYSTEM_SITES};
 use crate::hosting::store::{self, StagedFile};
 use crate::http::cap::ConnCap;
+use crate::http::tls::CertStore;
 use crate::keys::AuthGuard;
 use crate::platform::disk::DiskGuard;
 use crate::platform::lock::DataDirLock;
@@ -54,6 +58,12 @@ pub struct App {
     pub deploy: Arc<DeployContext>,
     /// The certificates of the TLS listener, when there is one.
     pub tls: Option<tls::TlsState>,
+    /// Certificates served (empty without a TLS listener), for the admin API and metrics.
+    pub certs: Arc<CertStore>,
+    /// Pending ACME challenge answers, when certificates come over ACME.
+    pub challenges: Option<Arc<Challenges>>,
+    /// The certificate thread, when certificates come over ACME.
+    pub cert_manager: Option<CertManager>,
     draining: Arc<AtomicBool>,
 }
 
@@ -75,7 +85,33 @@ impl App {
             url_base: self.config.url_base(),
             proxies: self.config.trusted_proxies.clone(),
             auth: Arc::clone(&self.deploy.auth),
+            certs: Arc::clone(&self.certs),
+            acme: self.acme_context(),
         }
+    }
+
+    fn acme_context(&self) -> Option<AcmeContext> {
+        let settings = self.config.tls.as_ref()?.acme.as_ref()?;
+        Some(AcmeContext {
+            directory: settings.directory.clone(),
+            email: settings.email.clone(),
+            challenge: settings.challenge.as_str(),
+            manager: self.cert_manager.clone()?,
+        })
+    }
+
+    /// The answer to an ACME HTTP-01 validation request, if one is pending for its token.
+    #[inline]
+    pub fn acme_challenge(&self, request: &crate::http::Request) -> Option<crate::http::Response> {
+        let answer = self
+            .challenges
+            .as_ref()?
+            .http_answer_for_path(request.path())?;
+        Some(
+            crate::http::Response::new(200)
+                .body("text/plain", crate::http::Body::Owned(answer.into_bytes()))
+                .no_store(),
+        )
     }
 }
 
@@ -132,6 +168,7 @@ pub fn run(mut config: Config) -> Result<i32, String> {
     let (writer, queue, writer_thread) =
         crate::db::writer::spawn_with_events(conn, WRITER_QUEUE, pipeline)
             .map_err(|e| e.to_string())?;
+    let acme = config.tls.as_ref().and_then(|t| t.acme.clone());
     // One read connection per core thread, one for the admin thread and one for the deploy
     // thread (it looks up the variants earlier deploys made).
     let readers = (0..limits.core_threads + 2)
@@ -165,11 +202,27 @@ pub fn run(mut config: Config) -> Result<i32, String> {
         .admin_listen
         .map(|addr| bind(addr, "--admin-listen"))
         .transpose()?;
+    let challenges = acme.as_ref().map(|_| Challenges::new());
     let tls = config
         .tls
         .as_ref()
-        .map(|t| tls::TlsState::start(t, &config.domain, &data_dir))
+        .map(|t| tls::TlsState::start(t, &config.domain, &data_dir, challenges.clone()))
         .transpose()?;
+    let cert_store = tls
+        .as_ref()
+        .map_or_else(CertStore::new, |t| Arc::clone(&t.store));
+    let cert_manager = match (&acme, &challenges) {
+        (Some(settings), Some(challenges)) => Some(certs::start(
+            settings,
+            &config.domain,
+            Arc::clone(&sites),
+            writer.clone(),
+            crate::db::open_read(&db_path, &limits).map_err(|e| e.to_string())?,
+            Arc::clone(challenges),
+            Arc::clone(&cert_store),
+        )?),
+        _ => None,
+    };
     let tls_listener = config
         .tls
         .as_ref()
@@ -225,6 +278,9 @@ pub fn run(mut config: Config) -> Result<i32, String> {
         ingest_limits,
         deploy,
         tls,
+        certs: cert_store,
+        challenges,
+        cert_manager,
         started: Instant::now(),
         draining: Arc::new(AtomicBool::new(false)),
         config,

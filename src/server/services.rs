@@ -95,6 +95,10 @@ impl CoreService {
         token: u64,
         started: Instant,
     ) -> Option<Response> {
+        // HTTP-01 validations, on any host (`--redirect-http` leaves their path alone).
+        if let Some(answer) = self.app.acme_challenge(&request) {
+            return Some(answer);
+        }
         if plan.redirect {
             return Some(to_https(&self.app, &request));
         }

@@ -246,6 +246,9 @@ impl Threads {
         );
         let deadline = Instant::now() + app.config.shutdown_timeout;
         app.draining.store(true, Ordering::SeqCst);
+        if let Some(certs) = &app.cert_manager {
+            certs.stop();
+        }
         self.wake_all();
         let mut cores_left = self.core_count;
         let mut admin_running = true;

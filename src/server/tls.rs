@@ -1,11 +1,15 @@
 //! The TLS listener's certificates at run time: loaded at start (files or a self-signed
-//! development certificate), handed to the core threads' loops as one rustls
-//! configuration whose resolver reads the shared [`CertStore`].
+//! development certificate; certificates issued over ACME are added by the certificate
+//! thread), handed to the core threads' loops as one rustls configuration whose resolver
+//! reads the shared [`CertStore`], and answers TLS-ALPN-01 validations.
 
 use super::config::TlsConfig;
 use super::event_loop::TlsListener;
-use crate::http::tls::{self, CertFiles, CertStore};
+use crate::acme::Challenges;
+use crate::http::tls::{self, CertFiles, CertSource, CertStore, ACME_TLS_ALPN};
 use parking_lot::Mutex;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
@@ -33,8 +37,14 @@ struct Watch {
 
 impl TlsState {
     /// Loads the certificates `tls` names; an unreadable file is a start-up error that
-    /// names it.
-    pub fn start(tls: &TlsConfig, domain: &str, data_dir: &Path) -> Result<TlsState, String> {
+    /// names it. With `challenges` (ACME on), handshakes offering ALPN `acme-tls/1` are
+    /// answered from it.
+    pub fn start(
+        tls: &TlsConfig,
+        domain: &str,
+        data_dir: &Path,
+        challenges: Option<Arc<Challenges>>,
+    ) -> Result<TlsState, String> {
         let store = CertStore::new();
         if tls.self_signed {
             let (cert, pem) = tls::self_signed(domain)?;
@@ -45,10 +55,10 @@ impl TlsState {
                 cert.names.join(", "),
                 path.display()
             );
-            store.replace_files(&[cert]);
+            store.replace_files(&[cert], CertSource::SelfSigned);
         } else {
             let certs = load_all(&tls.files).map_err(|e| format!("--tls-cert: {e}"))?;
-            store.replace_files(&certs);
+            store.replace_files(&certs, CertSource::File);
         }
         if !tls.files.is_empty() {
             crate::platform::sys::catch_hangup()
@@ -59,7 +69,13 @@ impl TlsState {
                 mtimes: mtimes(&tls.files),
                 next: Instant::now() + WATCH_EVERY,
             }),
-            config: tls::server_config(Arc::clone(&store))?,
+            config: tls::server_config(
+                Arc::new(Resolver {
+                    store: Arc::clone(&store),
+                    challenges,
+                }),
+                tls.acme.is_some(),
+            )?,
             store,
             files: tls.files.clone(),
             max_handshakes: tls.max_handshakes,
@@ -105,13 +121,45 @@ impl TlsState {
         };
         match load_all(&self.files) {
             Ok(certs) => {
-                self.store.replace_files(&certs);
+                self.store.replace_files(&certs, CertSource::File);
                 log::info!("TLS: certificates reloaded ({why})");
             }
             Err(e) => log::error!(
                 "TLS: reload ({why}) failed, still serving the previous certificates: {e}"
             ),
         }
+    }
+}
+
+/// Picks the certificate of a handshake: a pending TLS-ALPN-01 validation's for a client
+/// offering only `acme-tls/1` (the CA), else the store's by SNI.
+struct Resolver {
+    store: Arc<CertStore>,
+    challenges: Option<Arc<Challenges>>,
+}
+
+impl ResolvesServerCert for Resolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if let Some(challenges) = &self.challenges {
+            if hello
+                .alpn()
+                .is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN))
+            {
+                // None when nothing is pending for the name: the handshake ends with an
+                // alert.
+                return challenges.tls_alpn_cert(hello.server_name()?);
+            }
+        }
+        self.store.lookup(hello.server_name())
+    }
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver")
+            .field("store", &self.store)
+            .field("acme", &self.challenges.is_some())
+            .finish()
     }
 }
 

@@ -35,6 +35,11 @@ impl SiteTable {
         self.current.read().get(site).cloned()
     }
 
+    /// The names of the sites served now.
+    pub fn names(&self) -> Vec<String> {
+        self.current.read().keys().cloned().collect()
+    }
+
     /// Replaces the table from the database; returns the deployments no longer current
     /// (their cache entries can go).
     pub fn reload(&self, conn: &Connection) -> rusqlite::Result<Vec<i64>> {

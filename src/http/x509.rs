@@ -1,10 +1,17 @@
-//! The validity period of an X.509 certificate, read straight from its DER (RFC 5280
-//! §4.1): only the few TLVs in front of `validity` are walked, every length is checked.
+//! What fazt reads of an X.509 certificate, straight from its DER (RFC 5280 §4.1): the
+//! validity period and the issuer's name, for the TLS certificate store (expiry metrics,
+//! readiness, `fazt certs`) and the ACME client. Only the TLVs in front of `validity` are
+//! walked, every length is checked.
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
 const SEQUENCE: u8 = 0x30;
+const SET: u8 = 0x31;
+const OID: u8 = 0x06;
+/// 2.5.4.3 and 2.5.4.10, as encoded.
+const OID_COMMON_NAME: &[u8] = &[0x55, 0x04, 0x03];
+const OID_ORGANIZATION: &[u8] = &[0x55, 0x04, 0x0a];
 const INTEGER: u8 = 0x02;
 const EXPLICIT_0: u8 = 0xa0;
 const UTC_TIME: u8 = 0x17;
@@ -12,6 +19,37 @@ const GENERALIZED_TIME: u8 = 0x18;
 
 /// `(not_before, not_after)` in unix seconds.
 pub fn validity(cert: &[u8]) -> Result<(i64, i64), String> {
+    let (_, after_issuer) = issuer_and_rest(cert)?;
+    let (validity, _) = tlv(after_issuer, SEQUENCE)?;
+    let (not_before, rest) = time(validity)?;
+    let (not_after, _) = time(rest)?;
+    Ok((not_before, not_after))
+}
+
+/// The issuer's common name, else its organization (what `fazt certs` shows); `None` when
+/// it has neither or cannot be read.
+pub fn issuer_name(cert: &[u8]) -> Option<String> {
+    let (mut issuer, _) = issuer_and_rest(cert).ok()?;
+    let (mut common_name, mut organization) = (None, None);
+    // Name ::= SEQUENCE OF SET OF SEQUENCE { type OID, value ANY }
+    while !issuer.is_empty() {
+        let (set, rest) = tlv(issuer, SET).ok()?;
+        issuer = rest;
+        let (attribute, _) = tlv(set, SEQUENCE).ok()?;
+        let (oid, value) = tlv(attribute, OID).ok()?;
+        let tag = *value.first()?;
+        let text = String::from_utf8(tlv(value, tag).ok()?.0.to_vec()).ok();
+        match oid {
+            OID_COMMON_NAME => common_name = common_name.or(text),
+            OID_ORGANIZATION => organization = organization.or(text),
+            _ => {}
+        }
+    }
+    common_name.or(organization)
+}
+
+/// The issuer's `Name` (its contents) and what follows it in the TBSCertificate.
+fn issuer_and_rest(cert: &[u8]) -> Result<(&[u8], &[u8]), String> {
     let (body, _) = tlv(cert, SEQUENCE)?; // Certificate
     let (mut tbs, _) = tlv(body, SEQUENCE)?; // TBSCertificate
     if tbs.first() == Some(&EXPLICIT_0) {
@@ -19,11 +57,7 @@ pub fn validity(cert: &[u8]) -> Result<(i64, i64), String> {
     }
     tbs = tlv(tbs, INTEGER)?.1; // serialNumber
     tbs = tlv(tbs, SEQUENCE)?.1; // signature
-    tbs = tlv(tbs, SEQUENCE)?.1; // issuer
-    let (validity, _) = tlv(tbs, SEQUENCE)?;
-    let (not_before, rest) = time(validity)?;
-    let (not_after, _) = time(rest)?;
-    Ok((not_before, not_after))
+    tlv(tbs, SEQUENCE) // issuer
 }
 
 /// The validity of the first certificate of a PEM chain (the leaf).
@@ -131,6 +165,38 @@ mod tests {
         assert_eq!(to, 2_561_241_600); // 2051-03-01T00:00:00Z
         assert_eq!(leaf_validity(&c.pem()).unwrap(), (from, to));
         assert_eq!(chain_der(&(c.pem() + &c.pem())).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn the_issuer_is_its_common_name_else_its_organization() {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name = rcgen::DistinguishedName::new();
+        ca.distinguished_name
+            .push(rcgen::DnType::OrganizationName, "Example Org");
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "Example Issuing CA");
+        let issuer = rcgen::Issuer::new(ca.clone(), ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["a.example".to_string()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        assert_eq!(
+            issuer_name(leaf.der()).as_deref(),
+            Some("Example Issuing CA")
+        );
+        ca.distinguished_name = rcgen::DistinguishedName::new();
+        ca.distinguished_name
+            .push(rcgen::DnType::OrganizationName, "Only An Org");
+        let issuer = rcgen::Issuer::new(ca, rcgen::KeyPair::generate().unwrap());
+        let leaf = rcgen::CertificateParams::new(vec!["a.example".to_string()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        assert_eq!(issuer_name(leaf.der()).as_deref(), Some("Only An Org"));
+        assert_eq!(issuer_name(b"\x30\x03\x02\x01"), None);
     }
 
     #[test]
