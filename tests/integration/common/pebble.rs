@@ -150,6 +150,8 @@ pub struct Pebble {
     /// The ACME directory URL.
     pub directory: String,
     pub management: SocketAddr,
+    /// `pebble-challtestsrv`'s management API (plain http).
+    dns_management: SocketAddr,
     /// The CA of Pebble's own https (not the one it issues under: see `issuing_root`).
     pub ca: TestCa,
     pub http_port: u16,
@@ -193,6 +195,7 @@ impl Pebble {
         );
         let dns_proc = Proc(dns_child);
 
+        let log = std::fs::File::create(dir.path().join("pebble.log")).unwrap();
         let mut child = Command::new("pebble")
             .arg("-config")
             .arg(&config_path)
@@ -204,8 +207,8 @@ impl Pebble {
             .env("PEBBLE_WFE_NONCEREJECT", "0")
             .env("PEBBLE_AUTHZREUSE", "0")
             .env_remove("PEBBLE_VA_ALWAYS_VALID")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
             .spawn()
             .expect("start pebble");
         wait_listening(([127, 0, 0, 1], listen).into(), "pebble", &mut child);
@@ -215,10 +218,29 @@ impl Pebble {
             _dns: dns_proc,
             directory: format!("https://127.0.0.1:{listen}/dir"),
             management: ([127, 0, 0, 1], management).into(),
+            dns_management: ([127, 0, 0, 1], dns_management).into(),
             ca,
             http_port: options.http_port,
             tls_port: options.tls_port,
         }
+    }
+
+    /// What Pebble logged (its requests, validations and errors).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("pebble.log")).unwrap_or_default()
+    }
+
+    /// Makes the mock DNS answer `host` with `ip` instead of 127.0.0.1: a name whose DNS
+    /// does not point at the server, so the CA's validation of it fails.
+    pub fn resolve(&self, host: &str, ip: &str) {
+        let body = serde_json::json!({ "host": host, "addresses": [ip] }).to_string();
+        let request = format!(
+            "POST /add-a HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let r = super::raw_request(self.dns_management, request);
+        assert_eq!(r.status, 200, "add-a {host}: {}", r.text());
     }
 
     /// Kills Pebble (the DNS stays): the CA is down.
