@@ -69,12 +69,19 @@ impl CertManager {
     }
 }
 
-/// Starts the certificate thread: it loads the stored certificates into `certs` first.
+/// Serves the stored certificates (before returning, so a restarted server has them for
+/// its first handshake), then starts the certificate thread.
 pub(crate) fn spawn(setup: ManagerSetup) -> std::io::Result<CertManager> {
-    let (commands, inbox) = crossbeam_channel::bounded(16);
+    // Unbounded: only the owner's `fazt certs renew` and the shutdown send, and a wake
+    // that finds nothing new costs one query.
+    let (commands, inbox) = crossbeam_channel::unbounded();
+    let mut worker = Worker::new(setup);
+    if let Err(e) = worker.start() {
+        log::error!("certificates: reading the stored ones failed: {e}");
+    }
     std::thread::Builder::new()
         .name("fazt-certs".into())
-        .spawn(move || Worker::new(setup).run(&inbox))?;
+        .spawn(move || worker.run(&inbox))?;
     Ok(CertManager { commands })
 }
 
@@ -96,9 +103,6 @@ impl Worker {
     }
 
     fn run(mut self, inbox: &Receiver<Command>) {
-        if let Err(e) = self.start() {
-            log::error!("certificates: reading the stored ones failed: {e}");
-        }
         loop {
             self.sync_names();
             if self.next_due.is_some_and(|at| at <= unix_now()) {

@@ -469,6 +469,67 @@ fn bad_tls_settings_stop_the_start_with_the_flags_named() {
 }
 
 #[test]
+fn bad_acme_settings_stop_the_start_with_the_flags_named() {
+    let dir = TempDir::new("acme-bad");
+    let data = dir.path().join("data");
+    let base = [
+        "server",
+        "start",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        s(&data),
+    ];
+    let tls = ["--tls-listen", "127.0.0.1:0"];
+    let email = ["--acme-email", "me@fazt.example"];
+    let run = |parts: &[&[&str]]| {
+        let mut args = base.to_vec();
+        parts.iter().for_each(|p| args.extend_from_slice(p));
+        run_cli(&args, &[])
+    };
+    let cases: [(&[&[&str]], &[&str]); 7] = [
+        (&[&email], &["FAZT_ACME_EMAIL", "needs --tls-listen"]),
+        (
+            &[&tls, &["--acme-staging"]],
+            &["--acme-staging", "needs --acme-email"],
+        ),
+        (
+            &[
+                &tls,
+                &email,
+                &[
+                    "--acme-staging",
+                    "--acme-directory",
+                    "https://ca.example/dir",
+                ],
+            ],
+            &["--acme-staging", "use one of them"],
+        ),
+        (
+            &[&tls, &["--acme-email", "me"]],
+            &["--acme-email", "not an e-mail"],
+        ),
+        (
+            &[&tls, &email, &["--acme-directory", "http://ca.example/dir"]],
+            &["--acme-directory", "https://"],
+        ),
+        (
+            &[&tls, &email, &["--acme-challenge", "dns-01"]],
+            &["--acme-challenge", "http-01"],
+        ),
+        // The default domain, localhost, can't be validated by a CA.
+        (&[&tls, &email], &["--domain", "localhost"]),
+    ];
+    for (args, wanted) in cases {
+        let (code, _, err) = run(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        for part in wanted {
+            assert!(err.contains(part), "{args:?}: {part} not in {err}");
+        }
+    }
+}
+
+#[test]
 fn certificate_files_are_reloaded_on_sighup_and_a_bad_file_keeps_the_old_one() {
     let dir = TempDir::new("tls-reload");
     let (cert, key, first) = make_cert(dir.path(), "site", &["localhost", "*.localhost"]);
