@@ -38,6 +38,10 @@ struct Acme {
     root: CertificateDer<'static>,
     /// Where the admin API answers: the admin listener, or the public one.
     admin: SocketAddr,
+    /// How fazt was started, to start it again.
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    admin_listener: bool,
 }
 
 /// How a test's Pebble and fazt are started.
@@ -71,29 +75,29 @@ fn start(setup: Setup) -> Acme {
     let root = pebble.issuing_root();
     let listen = setup.listen.unwrap_or(pebble.http_port);
     let tls_listen = setup.tls_listen.unwrap_or(pebble.tls_port);
-    let mut builder = Server::builder()
-        .arg("--domain")
-        .arg(DOMAIN)
-        .arg("--listen")
-        .arg(&format!("127.0.0.1:{listen}"))
-        .arg("--tls-listen")
-        .arg(&format!("127.0.0.1:{tls_listen}"))
-        .arg("--acme-email")
-        .arg(EMAIL)
-        .arg("--acme-directory")
-        .arg(&pebble.directory)
-        .arg("--acme-ca-file")
-        .arg(s(&pebble.ca.ca_file));
-    for arg in &setup.args {
-        builder = builder.arg(arg);
-    }
-    for (k, v) in &setup.env {
-        builder = builder.env(k, v);
-    }
-    if setup.admin_listener {
-        builder = builder.admin_listener();
-    }
-    let server = builder.start();
+    let mut args: Vec<String> = [
+        "--domain",
+        DOMAIN,
+        "--listen",
+        &format!("127.0.0.1:{listen}"),
+        "--tls-listen",
+        &format!("127.0.0.1:{tls_listen}"),
+        "--acme-email",
+        EMAIL,
+        "--acme-directory",
+        &pebble.directory,
+        "--acme-ca-file",
+        s(&pebble.ca.ca_file),
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(setup.args.iter().map(|a| a.to_string()));
+    let env: Vec<(String, String)> = setup
+        .env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let server = start_fazt(&args, &env, setup.admin_listener);
     assert_eq!(server.addr.port(), listen);
     assert_eq!(server.tls_addr.map(|a| a.port()), Some(tls_listen));
     Acme {
@@ -101,7 +105,24 @@ fn start(setup: Setup) -> Acme {
         server,
         pebble,
         root,
+        args,
+        env,
+        admin_listener: setup.admin_listener,
     }
+}
+
+fn start_fazt(args: &[String], env: &[(String, String)], admin_listener: bool) -> Server {
+    let mut builder = Server::builder();
+    for arg in args {
+        builder = builder.arg(arg);
+    }
+    for (k, v) in env {
+        builder = builder.env(k, v);
+    }
+    if admin_listener {
+        builder = builder.admin_listener();
+    }
+    builder.start()
 }
 
 impl Drop for Acme {
@@ -116,6 +137,21 @@ impl Drop for Acme {
 }
 
 impl Acme {
+    /// Stops fazt (SIGTERM, a clean exit) and starts it again on the same data and ports.
+    fn restart(&mut self) {
+        let status = self.server.terminate();
+        assert!(status.success(), "{status}");
+        let mut args = self.args.clone();
+        args.extend(["--data".to_string(), s(self.server.data.path()).to_string()]);
+        let mut server = start_fazt(&args, &self.env, self.admin_listener);
+        // The data dir lives as long as the first server's TempDir: keep that one.
+        std::mem::swap(&mut server.data, &mut self.server.data);
+        // The owner key is printed on the first start only.
+        server.token = self.server.token.clone();
+        self.admin = server.admin_addr.unwrap_or(server.addr);
+        self.server = server;
+    }
+
     /// An owner-key request to the admin API (bare `localhost` is the admin host).
     fn admin_request(&self, method: &str, path: &str) -> HttpResponse {
         let auth = format!("Bearer {}", self.server.token);
@@ -750,6 +786,28 @@ fn a_refusing_or_down_ca_keeps_the_old_certificate_shows_the_error_and_backs_off
     assert_eq!(entry(&json, DOMAIN).unwrap()["last_error"], error.as_str());
     assert!(acme.metric("fazt_acme_orders_total{result=\"error\"}") >= Some(2.0));
     assert!(acme.metric("fazt_acme_orders_total{result=\"ok\"}") >= Some(2.0));
+
+    // A restart while the CA is still down: the stored certificate is served from the
+    // first connection on, and the backoff is kept (no attempt before it).
+    acme.restart();
+    assert_eq!(
+        leaf(
+            &acme
+                .connect(DOMAIN)
+                .expect("served at once after a restart")
+        ),
+        renewed_leaf
+    );
+    let after = entry(&acme.certs(), DOMAIN).unwrap();
+    for field in [
+        "not_after",
+        "issued_at",
+        "last_attempt",
+        "next_attempt",
+        "failures",
+    ] {
+        assert_eq!(after[field], e[field], "{field}: {after}");
+    }
 }
 
 #[test]
