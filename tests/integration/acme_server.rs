@@ -428,7 +428,9 @@ fn http01_certificates_for_the_domain_admin_root_and_each_site_are_served_by_sni
         acme.wait_cert(n);
     }
     deploy_page(&acme.server, "blog", "<h1>blog over https</h1>");
-    acme.wait_cert(&blog);
+    // Wanted within about a second of the deploy (the sync interval).
+    acme.wait_entry(&blog, Duration::from_secs(2), |_| true);
+    let blog_first = acme.wait_cert(&blog);
 
     // Each name over https, with its own certificate, verified against Pebble's root.
     let (r, domain_leaf) = fetch(&acme, DOMAIN);
@@ -493,7 +495,13 @@ fn http01_certificates_for_the_domain_admin_root_and_each_site_are_served_by_sni
     );
     assert_eq!(r.status, 404, "{}", r.text());
     assert_eq!(r.json()["error"]["code"], "not_found", "{}", r.text());
+    deploy_page(&acme.server, "404", "<h1>custom not found</h1>");
+    // A new deployment of a site keeps its certificate: no second order.
+    deploy_page(&acme.server, "blog", "<h1>blog v2</h1>");
     std::thread::sleep(Duration::from_millis(1500));
+    let blog_now = acme.wait_cert(&blog);
+    assert_eq!(blog_now["issued_at"], blog_first["issued_at"], "{blog_now}");
+    assert_eq!(blog_now["not_after"], blog_first["not_after"], "{blog_now}");
     let mut all = vec![
         DOMAIN.to_string(),
         admin.clone(),
@@ -571,6 +579,13 @@ fn http01_certificates_for_the_domain_admin_root_and_each_site_are_served_by_sni
         None
     );
     assert_eq!(fetch(&acme, DOMAIN).1, domain_leaf, "the others stay");
+
+    // The site made again gets a new certificate.
+    deploy_page(&acme.server, "blog", "<h1>blog again</h1>");
+    acme.wait_cert(&blog);
+    let (r, again_leaf) = fetch(&acme, &blog);
+    assert_eq!((r.status, r.text().as_str()), (200, "<h1>blog again</h1>"));
+    assert_ne!(again_leaf, blog_leaf);
 }
 
 #[test]
