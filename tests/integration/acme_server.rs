@@ -522,6 +522,18 @@ fn http01_certificates_for_the_domain_admin_root_and_each_site_are_served_by_sni
     let health = get_json(&acme.server, "/api/system/health");
     assert_eq!(health["status"], "ok", "{health}");
     assert!(acme.metric("fazt_acme_orders_total{result=\"ok\"}") >= Some(4.0));
+    // The same numbers in the health JSON.
+    let in_health = health["tls"]["cert_expiry_seconds"][DOMAIN]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no tls.cert_expiry_seconds.{DOMAIN}: {health}"));
+    assert!(
+        (in_health - left).abs() <= 60.0,
+        "{in_health} against {left}"
+    );
+    assert!(
+        health["acme"]["orders"]["ok"].as_i64() >= Some(4),
+        "{health}"
+    );
 
     // `fazt certs`: a table of the same names; `--json` is the API's listing.
     let (code, out, err) = acme.cli(&["certs"]);
