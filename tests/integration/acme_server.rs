@@ -152,6 +152,19 @@ impl Acme {
         self.server = server;
     }
 
+    /// Points fazt at another ACME server (a restart with its directory and CA file).
+    fn use_ca(&mut self, pebble: Pebble) {
+        let set = |args: &mut Vec<String>, flag: &str, value: &str| {
+            let at = args.iter().position(|a| a == flag).unwrap() + 1;
+            args[at] = value.to_string();
+        };
+        set(&mut self.args, "--acme-directory", &pebble.directory);
+        set(&mut self.args, "--acme-ca-file", s(&pebble.ca.ca_file));
+        self.root = pebble.issuing_root();
+        self.pebble = pebble;
+        self.restart();
+    }
+
     /// An owner-key request to the admin API (bare `localhost` is the admin host).
     fn admin_request(&self, method: &str, path: &str) -> HttpResponse {
         let auth = format!("Bearer {}", self.server.token);
@@ -812,6 +825,16 @@ fn a_refusing_or_down_ca_keeps_the_old_certificate_shows_the_error_and_backs_off
     assert!(acme.metric("fazt_acme_orders_total{result=\"error\"}") >= Some(2.0));
     assert!(acme.metric("fazt_acme_orders_total{result=\"ok\"}") >= Some(2.0));
 
+    // Failing again doubles the wait.
+    let (code, out, err) = acme.cli(&["certs", "renew", DOMAIN]);
+    assert_eq!(code, 1, "{out}{err}");
+    let e = acme.wait_entry(DOMAIN, Duration::from_secs(5), |e| e["failures"] == 2);
+    assert!(
+        int(&e, "next_attempt") >= int(&e, "last_attempt") + 120,
+        "{e}"
+    );
+    assert_eq!(acme.served_leaf(DOMAIN), renewed_leaf);
+
     // A restart while the CA is still down: the stored certificate is served from the
     // first connection on, and the backoff is kept (no attempt before it).
     acme.restart();
@@ -832,6 +855,26 @@ fn a_refusing_or_down_ca_keeps_the_old_certificate_shows_the_error_and_backs_off
         "failures",
     ] {
         assert_eq!(after[field], e[field], "{field}: {after}");
+    }
+
+    // Another CA (as from staging to production): every name is ordered again from it,
+    // through the same listeners.
+    let old_issuer = e["issuer"].clone();
+    let next_ca = Pebble::start(&PebbleOptions {
+        http_port: acme.pebble.http_port,
+        tls_port: acme.pebble.tls_port,
+        ..PebbleOptions::default()
+    });
+    acme.use_ca(next_ca);
+    for n in [DOMAIN.to_string(), name("admin"), name("root"), elsewhere] {
+        let e = acme.wait_cert_for(&n, Duration::from_secs(30), |e| e["issuer"] != old_issuer);
+        assert_eq!(
+            (&e["failures"], &e["last_error"]),
+            (&0.into(), &Value::Null),
+            "{e}"
+        );
+        let tls = acme.connect_served(&n);
+        verify_chain_der(&chain(&tls), &n, acme.root.clone());
     }
 }
 
