@@ -16,7 +16,8 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use serde_json::Value;
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,6 +58,8 @@ struct Setup<'a> {
     env: Vec<(&'a str, &'a str)>,
     /// The admin API on its own listener (`--admin-listen`).
     admin_listener: bool,
+    /// Names the mock DNS answers with another address than 127.0.0.1, from the start.
+    dns: Vec<(String, &'a str)>,
 }
 
 impl Setup<'_> {
@@ -72,6 +75,9 @@ impl Setup<'_> {
 /// Starts Pebble, then fazt for `DOMAIN` with ACME on, trusting Pebble's https.
 fn start(setup: Setup) -> Acme {
     let pebble = Pebble::start(&setup.pebble);
+    for (host, ip) in &setup.dns {
+        pebble.resolve(host, ip);
+    }
     let root = pebble.issuing_root();
     let listen = setup.listen.unwrap_or(pebble.http_port);
     let tls_listen = setup.tls_listen.unwrap_or(pebble.tls_port);
@@ -928,6 +934,81 @@ fn auto_tries_tls_alpn01_first_then_http01_which_passes_the_https_redirect() {
     );
     let (r, _) = fetch(&acme, DOMAIN);
     assert_eq!((r.status, &r.body[..]), (200, LANDING));
+}
+
+/// Accepts connections and never answers them: a validation that hangs.
+struct Blackhole {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Blackhole {
+    fn start(addr: SocketAddr) -> Blackhole {
+        let listener = TcpListener::bind(addr).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !flag.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => held.push(stream),
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Blackhole {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Blackhole {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[test]
+fn a_certificate_is_served_once_listed_while_another_order_hangs() {
+    if pebble_missing("acme_server::a_certificate_is_served_once_listed_while_another_order_hangs")
+    {
+        return;
+    }
+    // root.'s validation goes to an address where nothing answers: its order hangs, after
+    // admin.'s and the domain's in the same round of orders at start.
+    let options = PebbleOptions::default();
+    let _hole = Blackhole::start(([127, 0, 0, 3], options.http_port).into());
+    let root = name("root");
+    let acme = start(Setup {
+        pebble: options,
+        dns: vec![(root.clone(), "127.0.0.3")],
+        ..Setup::http01()
+    });
+    let admin = name("admin");
+    acme.wait_cert(&admin);
+    let listed = Instant::now();
+    // What `fazt certs` lists as held is what a client gets, within a moment.
+    let deadline = listed + Duration::from_secs(2);
+    loop {
+        match acme.connect(&admin) {
+            Ok(tls) => {
+                verify_chain_der(&chain(&tls), &admin, acme.root.clone());
+                break;
+            }
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "{admin} listed {:?} ago, still not served ({e}); {root}: {}",
+                listed.elapsed(),
+                entry(&acme.certs(), &root).unwrap_or_default()
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
