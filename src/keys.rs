@@ -97,7 +97,7 @@ impl Scopes {
 
     /// Scopes as stored. Entries that no longer parse (none should: every write is
     /// validated) grant nothing.
-    fn from_stored(text: &str) -> Scopes {
+    pub(crate) fn from_stored(text: &str) -> Scopes {
         Scopes(
             text.split(',')
                 .filter_map(|entry| Scope::parse(entry.trim()).ok())

@@ -6,6 +6,7 @@
 pub mod acme;
 pub(crate) mod admin;
 pub mod analytics;
+pub(crate) mod auth;
 pub mod cli;
 pub(crate) mod client;
 pub mod db;

@@ -1,7 +1,7 @@
-// The admin dashboard: keeps the API key in this browser only and polls readiness.
+// The admin dashboard: signs in with a session cookie (HttpOnly: this script never sees
+// it) and polls readiness.
 "use strict";
 const $ = (id) => document.getElementById(id);
-const KEY = "fazt.apiKey";
 
 function fmtBytes(n) {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -18,18 +18,23 @@ function fill(dl, rows) {
   }));
 }
 
+function signedOut(show) {
+  $("login").hidden = !show;
+  $("dash").hidden = show;
+}
+
 async function refresh() {
-  const key = localStorage.getItem(KEY);
-  $("login").hidden = !!key;
-  $("dash").hidden = !key;
-  if (!key) return;
   let res;
   try {
-    res = await fetch("/api/system/health", { headers: { Authorization: "Bearer " + key } });
+    res = await fetch("/api/system/health");
   } catch (e) {
+    $("status").textContent = "unreachable";
+    $("status").className = "pill error";
     return showError("fazt is not answering: " + e.message);
   }
-  if (res.status === 401) { localStorage.removeItem(KEY); showError("That key was refused."); return refresh(); }
+  if (res.status === 401) return signedOut(true);
+  if (!res.ok) return showError(await messageOf(res));
+  signedOut(false);
   const h = await res.json();
   $("error").hidden = true;
   $("status").textContent = h.status;
@@ -44,15 +49,15 @@ async function refresh() {
     ["core threads", l.core_threads], ["memory limit", fmtBytes(l.memory_limit_bytes)],
     ["max connections", l.max_connections], ["cache", fmtBytes(l.cache_bytes)],
   ]);
-  refreshStats(key);
+  refreshStats();
   fill($("cache"), [
     ["used", fmtBytes(k.bytes_used || 0) + " of " + fmtBytes(k.bytes_limit || 0)],
     ["entries", k.entries], ["hits / misses", `${k.hits} / ${k.misses}`], ["evictions", k.evictions],
   ]);
 }
 
-async function refreshStats(key) {
-  const res = await fetch("/api/stats?bucket=day", { headers: { Authorization: "Bearer " + key } });
+async function refreshStats() {
+  const res = await fetch("/api/stats?bucket=day");
   if (!res.ok) return;
   const s = await res.json();
   fill($("traffic"), [
@@ -65,19 +70,40 @@ async function refreshStats(key) {
 
 function showError(text) { $("error").textContent = text; $("error").hidden = false; }
 
-// A key can also arrive in the URL fragment (`/#key=fzt_…`), which browsers never send
-// to the server; it is moved into local storage and removed from the address bar.
-const fromHash = location.hash.match(/^#key=(.+)$/);
-if (fromHash) {
-  localStorage.setItem(KEY, decodeURIComponent(fromHash[1]));
-  history.replaceState(null, "", location.pathname);
+async function messageOf(res) {
+  const body = await res.json().catch(() => null);
+  return (body && body.error && body.error.message) || "the server answered " + res.status;
 }
 
-$("login").addEventListener("submit", (e) => {
+async function post(path, body) {
+  const res = await fetch(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body || {}),
+  });
+  if (!res.ok) throw new Error(await messageOf(res));
+  return res.json();
+}
+
+$("login").addEventListener("submit", async (e) => {
   e.preventDefault();
-  localStorage.setItem(KEY, $("key").value.trim());
+  try {
+    const me = await post("/api/login", {
+      username: $("username").value.trim(),
+      password: $("password").value,
+      remember: $("remember").checked,
+    });
+    $("password").value = "";
+    $("who").textContent = "Signed in as " + me.username + ".";
+    $("error").hidden = true;
+    refresh();
+  } catch (err) {
+    showError(err.message);
+  }
+});
+$("logout").addEventListener("click", async () => {
+  try { await post("/api/logout"); } catch (err) { showError(err.message); }
   refresh();
 });
-$("logout").addEventListener("click", () => { localStorage.removeItem(KEY); refresh(); });
 refresh();
 setInterval(refresh, 5000);

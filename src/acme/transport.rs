@@ -5,35 +5,19 @@
 //! Not the deploy client's `client::http`: that one is built for fazt's admin API (Bearer
 //! token in every request, Mozilla's roots only, `Expect: 100-continue` uploads, messages
 //! that name a fazt server), and `client` sits beside the server, not under the domain
-//! layer. What the two share is the response reader (head, then a length, chunked or
-//! close-delimited body, bounded); both use `http::parse` for the framing rules.
+//! layer. What the two share, connecting and reading the response, is `http::blocking`.
 
 use super::AcmeError;
-use crate::http::parse::ChunkedDecoder;
+use crate::http::blocking::{self, ResponseReader};
 use rustls::pki_types::ServerName;
-use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub(crate) use crate::http::blocking::Response;
+
 /// ACME documents and certificate chains are small; anything larger is not an ACME answer.
 const MAX_BODY: usize = 1024 * 1024;
-const MAX_HEAD: usize = 64 * 1024;
-
-pub(crate) struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
 
 /// An `https://host[:port]/path` URL.
 struct Url<'a> {
@@ -92,7 +76,8 @@ pub(crate) fn send(
 ) -> Result<Response, AcmeError> {
     let parsed = parse_url(url)?;
     let unreachable = |e: io::Error| AcmeError::Unreachable(format!("{url}: {e}"));
-    let socket = connect(parsed.host, parsed.port, timeouts.connect).map_err(unreachable)?;
+    let socket =
+        blocking::connect(parsed.host, parsed.port, timeouts.connect).map_err(unreachable)?;
     socket
         .set_read_timeout(Some(timeouts.io))
         .map_err(unreachable)?;
@@ -105,7 +90,7 @@ pub(crate) fn send(
         .map_err(|e| AcmeError::Unreachable(format!("{url}: TLS: {e}")))?;
     let mut stream = rustls::StreamOwned::new(session, socket);
 
-    let host = host_header(parsed.host, parsed.port);
+    let host = blocking::host_header(parsed.host, parsed.port, 443);
     let mut head = format!(
         "{method} {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: fazt/{}\r\nAccept: */*\r\n\
          Connection: close\r\n",
@@ -129,163 +114,9 @@ pub(crate) fn send(
         .and_then(|_| stream.flush())
         .map_err(unreachable)?;
     message.clear();
-    read_response(&mut stream, method).map_err(unreachable)
-}
-
-/// `Host`: the port only when not 443, an IPv6 literal in brackets.
-fn host_header(host: &str, port: u16) -> String {
-    let host = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    };
-    if port == 443 {
-        host
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
-fn connect(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name has no addresses");
-    for addr in (host, port).to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(socket) => return Ok(socket),
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
-}
-
-fn read_response(stream: &mut impl Read, method: &str) -> io::Result<Response> {
-    let mut buf = Vec::new();
-    loop {
-        let (status, headers, head_len) = loop {
-            let mut slots = [httparse::EMPTY_HEADER; 64];
-            let mut parsed = httparse::Response::new(&mut slots);
-            match parsed
-                .parse(&buf)
-                .map_err(|e| io::Error::other(format!("not HTTP: {e}")))?
-            {
-                httparse::Status::Complete(len) => {
-                    let headers = parsed
-                        .headers
-                        .iter()
-                        .map(|h| {
-                            let value = String::from_utf8_lossy(h.value);
-                            (
-                                h.name.to_string(),
-                                value.trim_matches([' ', '\t']).to_string(),
-                            )
-                        })
-                        .collect::<Vec<_>>();
-                    break (parsed.code.unwrap_or(0), headers, len);
-                }
-                httparse::Status::Partial if buf.len() > MAX_HEAD => {
-                    return Err(io::Error::other("response head too large"))
-                }
-                httparse::Status::Partial => {
-                    if fill(stream, &mut buf)? == 0 {
-                        return Err(io::Error::other("closed before a response"));
-                    }
-                }
-            }
-        };
-        buf.drain(..head_len);
-        if (100..200).contains(&status) {
-            continue;
-        }
-        let response = Response {
-            status,
-            headers,
-            body: Vec::new(),
-        };
-        return read_body(stream, buf, response, method);
-    }
-}
-
-fn read_body(
-    stream: &mut impl Read,
-    mut buf: Vec<u8>,
-    mut response: Response,
-    method: &str,
-) -> io::Result<Response> {
-    if method == "HEAD" || response.status == 204 || response.status == 304 {
-        return Ok(response);
-    }
-    let chunked = response
-        .header("transfer-encoding")
-        .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
-    let length = response
-        .header("content-length")
-        .map(|v| crate::http::parse::content_length_value(v.as_bytes()));
-    response.body = if chunked {
-        read_chunked(stream, buf)?
-    } else {
-        match length {
-            Some(Ok(n)) if n > MAX_BODY as u64 => return Err(io::Error::other("body too large")),
-            Some(Ok(n)) => {
-                while buf.len() < n as usize {
-                    if fill(stream, &mut buf)? == 0 {
-                        return Err(io::Error::other("the body ended early"));
-                    }
-                }
-                buf.truncate(n as usize);
-                buf
-            }
-            Some(Err(_)) => return Err(io::Error::other("invalid Content-Length")),
-            None => {
-                while fill(stream, &mut buf)? > 0 {
-                    if buf.len() > MAX_BODY {
-                        return Err(io::Error::other("body too large"));
-                    }
-                }
-                buf
-            }
-        }
-    };
-    Ok(response)
-}
-
-fn read_chunked(stream: &mut impl Read, mut buf: Vec<u8>) -> io::Result<Vec<u8>> {
-    let mut decoder = ChunkedDecoder::default();
-    let mut body = Vec::new();
-    loop {
-        let mut sink = |data: &[u8]| {
-            if body.len() + data.len() > MAX_BODY {
-                return Err(crate::http::HttpError::BadRequest("body too large".into()));
-            }
-            body.extend_from_slice(data);
-            Ok(())
-        };
-        let used = decoder
-            .decode(&buf, &mut sink)
-            .map_err(|e| io::Error::other(format!("bad chunked body: {e}")))?;
-        buf.drain(..used);
-        if decoder.is_done() {
-            return Ok(body);
-        }
-        if fill(stream, &mut buf)? == 0 {
-            return Err(io::Error::other("the chunked body ended early"));
-        }
-    }
-}
-
-fn fill(stream: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<usize> {
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        match stream.read(&mut chunk) {
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                return Ok(n);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            // A server that closes without close_notify still sent a complete body when
-            // the length was known; for close-delimited bodies this is the end.
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
-            Err(e) => return Err(e),
-        }
-    }
+    ResponseReader::new(MAX_BODY)
+        .read_response(&mut stream, method)
+        .map_err(unreachable)
 }
 
 #[cfg(test)]
@@ -314,16 +145,12 @@ mod tests {
     }
 
     #[test]
-    fn host_headers_bracket_ipv6_and_omit_the_default_port() {
-        assert_eq!(host_header("ca.example", 443), "ca.example");
-        assert_eq!(host_header("ca.example", 14000), "ca.example:14000");
-        assert_eq!(host_header("::1", 14000), "[::1]:14000");
-        assert_eq!(host_header("::1", 443), "[::1]");
-    }
-
-    #[test]
     fn reads_length_chunked_and_close_delimited_bodies() {
-        let read = |raw: &[u8]| read_response(&mut &raw[..], "POST").unwrap();
+        let read = |raw: &[u8]| {
+            ResponseReader::new(MAX_BODY)
+                .read_response(&mut &raw[..], "POST")
+                .unwrap()
+        };
         let r = read(b"HTTP/1.1 201 Created\r\nReplay-Nonce: abc\r\nContent-Length: 2\r\n\r\n{}xx");
         assert_eq!(
             (r.status, r.header("replay-nonce"), &r.body[..]),
@@ -333,7 +160,11 @@ mod tests {
         assert_eq!(r.body, b"abc");
         let r = read(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\nto the end");
         assert_eq!(r.body, b"to the end");
-        let err = |raw: &[u8]| read_response(&mut &raw[..], "GET").is_err();
+        let err = |raw: &[u8]| {
+            ResponseReader::new(MAX_BODY)
+                .read_response(&mut &raw[..], "GET")
+                .is_err()
+        };
         assert!(err(b"garbage\r\n\r\n"));
         assert!(err(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"));
         assert!(err(b"HTTP/1.1 200 OK\r\nContent-Length: +1\r\n\r\nx"));

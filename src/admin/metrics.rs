@@ -27,6 +27,7 @@ pub(crate) fn registry<'a>(
         .with(&crate::analytics::filter::FILTER_STATS)
         .with(&crate::analytics::rate_limit::RATE_LIMITED)
         .with(&crate::keys::AUTH_STATS)
+        .with(&crate::auth::guard::LOGIN_STATS)
         .with(certs)
         .with(&crate::acme::manager::ACME_STATS)
 }

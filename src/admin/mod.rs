@@ -12,6 +12,8 @@
 //! Authorisation: the site routes (`/api/sites...`, see `sites`) check that the
 //! key's scopes cover the site; every other route needs the `owner` scope.
 
+pub(crate) mod accounts;
+mod audited;
 mod certs;
 mod metrics;
 pub(crate) mod sites;
@@ -20,6 +22,7 @@ use crate::acme::manager::CertManager;
 use crate::analytics::api::Routed;
 use crate::analytics::event::SaltBook;
 use crate::analytics::retention::AutoRetention;
+use crate::auth::caller::{authenticate, Caller};
 use crate::db::writer::WriterHandle;
 use crate::db::DbError;
 use crate::hosting::sites::SiteServer;
@@ -52,6 +55,9 @@ const LAST_USED_INTERVAL: Duration = Duration::from_secs(60);
 /// Keys remembered in the last-used map before stale entries are swept (keys are few;
 /// this only bounds the map against many keys used once).
 const LAST_USED_MAP_SWEEP: usize = 256;
+
+/// Expired sessions and old audit entries are deleted this often.
+const ACCOUNTS_PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// The API's paths, as opposed to `/health` and the dashboard's pages. Their answers
 /// (keys, stats, health) are never cached: see [`crate::http::Response::no_store`].
@@ -91,6 +97,8 @@ pub struct AdminContext {
     pub certs: Arc<CertStore>,
     /// Automatic certificates, when on.
     pub acme: Option<AcmeContext>,
+    /// Dashboard sign-in: the hasher thread, the login limit, session lifetimes.
+    pub accounts: accounts::Accounts,
 }
 
 /// What the API shows of the ACME settings, and the certificate thread to wake.
@@ -126,6 +134,8 @@ pub struct AdminApi {
     last_used_sent: HashMap<String, Instant>,
     /// The day whose salt the writer is loading or creating, and where it arrives.
     salt_pending: Option<(i64, SaltArrival)>,
+    /// When expired sessions and old audit entries were last pruned.
+    accounts_pruned_at: Option<Instant>,
 }
 
 impl AdminApi {
@@ -137,6 +147,7 @@ impl AdminApi {
             seen_data_version: None,
             last_used_sent: HashMap::new(),
             salt_pending: None,
+            accounts_pruned_at: None,
         }
     }
 
@@ -154,12 +165,51 @@ impl AdminApi {
                 page.unwrap_or_else(|| Response::error(404, &format!("no admin page {path}"))),
             );
         }
-        match self.ctx.auth.authenticate(request) {
-            Ok(key) => {
-                self.note_key_used(&key);
-                self.route(request, &key, reply)
-            }
-            Err(response) => Some(response),
+        if accounts::is_public(path) {
+            return accounts::public(&self.ctx, request, reply);
+        }
+        // A browser signs in with its cookie; scripts and the CLI send a key.
+        let caller = match authenticate(request, &self.ctx.auth) {
+            Ok(caller) => caller,
+            Err(refused) => return Some(refused),
+        };
+        match &caller.session {
+            Some(session) => self.note_session_used(session),
+            None => self.note_key_used(&caller.key),
+        }
+        let reply = match accounts::route(&self.ctx, request, &caller, reply) {
+            Ok(answer) => return answer,
+            Err(reply) => reply,
+        };
+        let ip = self.ctx.proxies.client_ip(request).to_string();
+        let Some(pending) = audited::Pending::of(request, &caller, ip, &self.ctx.writer) else {
+            return self.route(request, &caller, reply);
+        };
+        let answer = self.route(request, &caller, pending.wrap(reply));
+        if let Some(response) = &answer {
+            pending.record(response);
+        }
+        answer
+    }
+
+    /// Moves a session's idle expiry forward, at most once per [`LAST_USED_INTERVAL`]
+    /// (the same bounded map as keys, its own prefix); never waits for the writer.
+    fn note_session_used(&mut self, session: &crate::auth::sessions::Session) {
+        let now = Instant::now();
+        let slot = format!("session {}", session.id);
+        if self
+            .last_used_sent
+            .get(&slot)
+            .is_some_and(|sent| now.duration_since(*sent) < LAST_USED_INTERVAL)
+        {
+            return;
+        }
+        let (id, policy) = (session.id.clone(), self.ctx.accounts.policy);
+        let unix = crate::platform::clock::unix_now();
+        let job =
+            move |conn: &mut Connection| crate::auth::sessions::touch(conn, &id, unix, policy);
+        if self.ctx.writer.try_submit(job).is_ok() {
+            self.last_used_sent.insert(slot, now);
         }
     }
 
@@ -187,7 +237,8 @@ impl AdminApi {
         }
     }
 
-    fn route(&mut self, request: &Request, key: &ApiKey, reply: Reply) -> Option<Response> {
+    fn route(&mut self, request: &Request, caller: &Caller, reply: Reply) -> Option<Response> {
+        let key = &caller.key;
         let path = request.path();
         if sites::is_sites_path(path) {
             return sites::handle(&self.ctx, key, request, reply);
@@ -281,6 +332,19 @@ impl AdminApi {
                 ))
             }
         }
+    }
+
+    /// Hourly: expired sessions and old audit entries go (never waits for the writer).
+    pub fn prune_accounts(&mut self) {
+        let now = Instant::now();
+        if self
+            .accounts_pruned_at
+            .is_some_and(|at| now.duration_since(at) < ACCOUNTS_PRUNE_EVERY)
+        {
+            return;
+        }
+        self.accounts_pruned_at = Some(now);
+        accounts::prune(&self.ctx);
     }
 
     /// One step of automatic retention, when configured; never waits for the writer.

@@ -53,6 +53,15 @@ impl Fixture {
             auth: Arc::new(crate::keys::AuthGuard::new(10, Default::default())),
             certs: crate::http::tls::CertStore::new(),
             acme: None,
+            accounts: super::accounts::Accounts {
+                hasher: crate::auth::password::Hasher::spawn(2).unwrap(),
+                guard: Default::default(),
+                policy: crate::auth::sessions::SessionPolicy {
+                    idle: 3600,
+                    remember: 86_400,
+                },
+                audit_retention: Duration::from_secs(86_400),
+            },
         };
         Fixture {
             api: AdminApi::new(ctx),

@@ -38,6 +38,9 @@ enum Cmd {
     /// Manage admin API keys (works whether or not the server is running)
     #[command(subcommand)]
     Key(KeyCmd),
+    /// Manage dashboard accounts (works whether or not the server is running)
+    #[command(subcommand)]
+    User(UserCmd),
     /// Publish sites from a directory (works whether or not the server is running)
     #[command(subcommand)]
     Site(SiteCmd),
@@ -115,6 +118,24 @@ enum KeyCmd {
     Revoke {
         /// The key's id, from `fazt key list`
         id: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCmd {
+    /// Set the dashboard password of NAME, creating the account if it is new; asks on the
+    /// terminal (twice), or reads one line from stdin when it is not a terminal. Every
+    /// session of the account ends
+    SetPassword {
+        /// The username, e.g. owner or you@example.com
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        /// For a new account: owner (everything), deploy:* or deploy:SITE, comma-separated
+        /// (an existing account keeps its scope unless this is given)
+        #[arg(long, value_name = "SCOPE[,SCOPE...]", value_parser = Scopes::parse)]
+        scope: Option<Scopes>,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -311,6 +332,9 @@ fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<i32, String
         Cmd::Key(KeyCmd::Create { name, scope, db }) => key_create(&name, &scope, &db, &p),
         Cmd::Key(KeyCmd::List { json, db }) => key_list(json, &db, &p),
         Cmd::Key(KeyCmd::Revoke { id, db }) => key_revoke(&id, &db, &p),
+        Cmd::User(UserCmd::SetPassword { name, scope, db }) => {
+            user_set_password(&name, scope, &db, &p)
+        }
         Cmd::Site(SiteCmd::Import {
             name,
             dir,
@@ -470,6 +494,62 @@ fn key_create(name: &str, scopes: &Scopes, db: &DbArgs, p: &Parsed) -> Result<i3
     );
     println!("{token}");
     Ok(0)
+}
+
+fn user_set_password(
+    name: &str,
+    scope: Option<Scopes>,
+    db: &DbArgs,
+    p: &Parsed,
+) -> Result<i32, String> {
+    use crate::auth::{password, users};
+    users::validate_username(name)?;
+    let chosen = read_new_password()?;
+    password::check_new(&chosen)?;
+    let (mut conn, _) = open_db(db, p)?;
+    let existing = users::find(&conn, name).map_err(|e| e.to_string())?;
+    let scopes = match (scope, &existing) {
+        (Some(scopes), _) => scopes,
+        (None, Some((user, _))) => user.scopes(),
+        (None, None) => Scopes::owner(),
+    };
+    let hash = password::hash(&chosen)?;
+    let now = crate::platform::clock::unix_now();
+    let user =
+        users::set_password(&mut conn, name, &hash, &scopes, now).map_err(|e| e.to_string())?;
+    let done = if existing.is_some() {
+        "password changed"
+    } else {
+        "account created"
+    };
+    println!(
+        "{done}: {} (scope {}); its sessions have ended, sign in again",
+        user.username, user.scope
+    );
+    Ok(0)
+}
+
+/// A new password: asked twice on a terminal, else one line of stdin.
+fn read_new_password() -> Result<String, String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("reading the password from stdin: {e}"))?;
+        return Ok(line.trim_end_matches(['\n', '\r']).to_string());
+    }
+    let ask = |prompt: &str| -> Result<String, String> {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+        crate::platform::sys::read_hidden_line().map_err(|e| format!("reading the password: {e}"))
+    };
+    let first = ask("new password: ")?;
+    if ask("again: ")? != first {
+        return Err("the two passwords differ; nothing was changed".into());
+    }
+    Ok(first)
 }
 
 fn key_list(json: bool, db: &DbArgs, p: &Parsed) -> Result<i32, String> {

@@ -553,6 +553,34 @@ impl RateLimitArgs {
     }
 }
 
+/// Dashboard sign-in (issue #13): how long a browser's session lives unused.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Dashboard")]
+pub(crate) struct SessionArgs {
+    /// A signed-in browser's session ends after this long unused (each use moves it on)
+    #[arg(long, env = "FAZT_SESSION_IDLE", value_name = "DURATION", value_parser = positive_duration,
+          default_value_t = Dur(config::DEFAULT_SESSION_IDLE))]
+    pub session_idle: Dur,
+    /// The same with "remember me" at sign-in (the cookie then outlives the browser)
+    #[arg(long, env = "FAZT_SESSION_REMEMBER", value_name = "DURATION", value_parser = positive_duration,
+          default_value_t = Dur(config::DEFAULT_SESSION_REMEMBER))]
+    pub session_remember: Dur,
+    /// Audit log entries (sign-ins, changes) older than this are deleted
+    #[arg(long, env = "FAZT_AUDIT_RETENTION", value_name = "DURATION", value_parser = positive_duration,
+          default_value_t = Dur(config::DEFAULT_AUDIT_RETENTION))]
+    pub audit_retention: Dur,
+}
+
+impl SessionArgs {
+    fn config(&self) -> crate::auth::sessions::SessionPolicy {
+        let secs = |d: &Dur| i64::try_from(d.0.as_secs()).unwrap_or(i64::MAX).max(1);
+        crate::auth::sessions::SessionPolicy {
+            idle: secs(&self.session_idle),
+            remember: secs(&self.session_remember),
+        }
+    }
+}
+
 /// Everything `fazt server start` runs with.
 #[derive(Args, Clone, Debug)]
 pub(crate) struct ServerArgs {
@@ -625,6 +653,8 @@ pub(crate) struct ServerArgs {
     pub analytics: AnalyticsArgs,
     #[command(flatten)]
     pub rate_limits: RateLimitArgs,
+    #[command(flatten)]
+    pub sessions: SessionArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -828,6 +858,8 @@ impl ServerArgs {
                 max_total_bytes: Some(d.deploy_max_bytes.0),
             },
             rate_limits: self.rate_limits.config(),
+            sessions: self.sessions.config(),
+            audit_retention: self.sessions.audit_retention.0,
             probe,
         }
     }

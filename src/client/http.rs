@@ -5,14 +5,15 @@
 
 use super::transport::{self, Stream};
 use super::url::ServerUrl;
-use crate::http::parse::ChunkedDecoder;
+use crate::http::blocking::ResponseReader;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+pub(crate) use crate::http::blocking::Response;
+
 /// Responses are JSON documents; anything larger is not one of ours.
 const MAX_RESPONSE_BODY: usize = 8 * 1024 * 1024;
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// Bodies above this size wait for `100 Continue` (or a refusal) before being sent.
 const EXPECT_CONTINUE_ABOVE: u64 = 64 * 1024;
 /// How long to wait for `100 Continue` before sending the body anyway (RFC 9110 §10.1.1):
@@ -65,21 +66,8 @@ pub struct Request<'a> {
     pub body: Body<'a>,
 }
 
-#[derive(Debug)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
+/// What the deploy client reads from fazt's answers (the type is the shared blocking reader's).
 impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
     pub fn json(&self) -> Option<serde_json::Value> {
         serde_json::from_slice(&self.body).ok()
     }
@@ -124,7 +112,7 @@ pub fn send(server: &ServerUrl, request: Request, timeouts: Timeouts) -> Result<
     let mut conn = Connection {
         stream,
         socket,
-        inbuf: Vec::new(),
+        reader: ResponseReader::new(MAX_RESPONSE_BODY),
     };
     conn.exchange(server, request, timeouts)
 }
@@ -133,12 +121,7 @@ struct Connection {
     stream: Box<dyn Stream>,
     /// The same socket as `stream` (a clone of the descriptor), to change read timeouts.
     socket: TcpStream,
-    inbuf: Vec<u8>,
-}
-
-struct Head {
-    status: u16,
-    headers: Vec<(String, String)>,
+    reader: ResponseReader,
 }
 
 fn is_timeout(e: &io::Error) -> bool {
@@ -221,7 +204,7 @@ impl Connection {
             }
         }
         self.read_response(method)
-            .map_err(|e| format!("reading the answer from {server}: {e}"))
+            .map_err(|e| format!("reading the answer from {server}: {}", describe(&e)))
     }
 
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -237,11 +220,18 @@ impl Connection {
         timeouts: Timeouts,
     ) -> Result<Option<Response>, String> {
         let _ = self.socket.set_read_timeout(Some(EXPECT_WAIT));
-        let outcome = match self.read_head() {
-            Ok(head) if (100..200).contains(&head.status) => Ok(None),
-            Ok(head) => self.read_body(head, method).map(Some),
+        let outcome = match self.reader.read_head(&mut self.stream) {
+            Ok(head) if head.is_interim() => Ok(None),
+            Ok(head) => self
+                .reader
+                .read_body(&mut self.stream, head, method)
+                .map(Some)
+                .map_err(|e| format!("reading the answer to the upload: {}", describe(&e))),
             Err(e) if is_timeout(&e) => Ok(None),
-            Err(e) => Err(format!("waiting for the server to accept the upload: {e}")),
+            Err(e) => Err(format!(
+                "waiting for the server to accept the upload: {}",
+                describe(&e)
+            )),
         };
         let _ = self.socket.set_read_timeout(Some(timeouts.response));
         outcome
@@ -276,165 +266,16 @@ impl Connection {
     }
 
     fn read_response(&mut self, method: &str) -> io::Result<Response> {
-        loop {
-            let head = self.read_head()?;
-            // Interim responses (a late `100 Continue`) precede the real one.
-            if !(100..200).contains(&head.status) {
-                return self.read_body(head, method).map_err(io::Error::other);
-            }
-        }
+        self.reader.read_response(&mut self.stream, method)
     }
+}
 
-    fn fill(&mut self) -> io::Result<usize> {
-        let mut chunk = [0u8; 16 * 1024];
-        loop {
-            match self.stream.read(&mut chunk) {
-                Ok(n) => {
-                    self.inbuf.extend_from_slice(&chunk[..n]);
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    fn read_head(&mut self) -> io::Result<Head> {
-        loop {
-            let mut headers = [httparse::EMPTY_HEADER; 64];
-            let mut response = httparse::Response::new(&mut headers);
-            match response.parse(&self.inbuf) {
-                Ok(httparse::Status::Complete(len)) => {
-                    let head = Head {
-                        status: response.code.unwrap_or(0),
-                        headers: response
-                            .headers
-                            .iter()
-                            .map(|h| {
-                                (
-                                    h.name.to_string(),
-                                    // OWS only: `str::trim` would also strip U+00A0.
-                                    String::from_utf8_lossy(h.value)
-                                        .trim_matches([' ', '\t'])
-                                        .to_string(),
-                                )
-                            })
-                            .collect(),
-                    };
-                    self.inbuf.drain(..len);
-                    return Ok(head);
-                }
-                Ok(httparse::Status::Partial) if self.inbuf.len() > MAX_RESPONSE_HEAD => {
-                    return Err(io::Error::other("response head too large"))
-                }
-                Ok(httparse::Status::Partial) => {}
-                Err(e) => {
-                    return Err(io::Error::other(format!(
-                        "not an HTTP response ({e}); is this a fazt server?"
-                    )))
-                }
-            }
-            if self.fill()? == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the server closed the connection without answering",
-                ));
-            }
-        }
-    }
-
-    fn read_body(&mut self, head: Head, method: &str) -> Result<Response, String> {
-        let header = |name: &str| {
-            head.headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
-        };
-        let chunked = header("transfer-encoding")
-            .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
-        // The server's own rule (digits only): `+38` or `38\u{a0}` is not a length.
-        let length = header("content-length")
-            .map(|v| crate::http::parse::content_length_value(v.as_bytes()));
-        let body = if method == "HEAD" || head.status == 204 || head.status == 304 {
-            Vec::new()
-        } else if chunked {
-            self.read_chunked()?
-        } else {
-            match length {
-                Some(Ok(n)) if n > MAX_RESPONSE_BODY as u64 => {
-                    return Err(format!("response body of {n} bytes is too large"))
-                }
-                Some(Ok(n)) => self.read_exact_body(n as usize)?,
-                Some(Err(_)) => return Err("invalid Content-Length in the response".into()),
-                None => self.read_to_close()?,
-            }
-        };
-        Ok(Response {
-            status: head.status,
-            headers: head.headers,
-            body,
-        })
-    }
-
-    fn read_exact_body(&mut self, len: usize) -> Result<Vec<u8>, String> {
-        while self.inbuf.len() < len {
-            match self.fill() {
-                Ok(0) => {
-                    return Err(format!(
-                        "the response ended after {} of {len} bytes",
-                        self.inbuf.len()
-                    ))
-                }
-                Ok(_) => {}
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        let mut body = std::mem::take(&mut self.inbuf);
-        body.truncate(len);
-        Ok(body)
-    }
-
-    fn read_to_close(&mut self) -> Result<Vec<u8>, String> {
-        loop {
-            if self.inbuf.len() > MAX_RESPONSE_BODY {
-                return Err("response body too large".into());
-            }
-            match self.fill() {
-                Ok(0) => return Ok(std::mem::take(&mut self.inbuf)),
-                Ok(_) => {}
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-    }
-
-    fn read_chunked(&mut self) -> Result<Vec<u8>, String> {
-        let mut decoder = ChunkedDecoder::default();
-        let mut body = Vec::new();
-        loop {
-            let consumed = {
-                let mut sink = |data: &[u8]| {
-                    if body.len() + data.len() > MAX_RESPONSE_BODY {
-                        return Err(crate::http::HttpError::BadRequest(
-                            "response body too large".into(),
-                        ));
-                    }
-                    body.extend_from_slice(data);
-                    Ok(())
-                };
-                decoder
-                    .decode(&self.inbuf, &mut sink)
-                    .map_err(|e| format!("bad chunked response: {e}"))?
-            };
-            self.inbuf.drain(..consumed);
-            if decoder.is_done() {
-                return Ok(body);
-            }
-            match self.fill() {
-                Ok(0) => return Err("the chunked response ended early".into()),
-                Ok(_) => {}
-                Err(e) => return Err(e.to_string()),
-            }
-        }
+/// An error reading the answer, with a hint when the other end does not speak HTTP.
+fn describe(e: &io::Error) -> String {
+    if e.kind() == io::ErrorKind::InvalidData {
+        format!("{e}; is this a fazt server?")
+    } else {
+        e.to_string()
     }
 }
 

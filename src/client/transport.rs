@@ -1,8 +1,9 @@
 //! Opening a connection to the server: TCP with a connect timeout, TLS for `https://`.
 
 use super::url::{Scheme, ServerUrl};
+use crate::http::blocking;
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::time::Duration;
 
 /// A byte stream to the server: a plain socket or TLS over one.
@@ -12,7 +13,7 @@ impl<T: Read + Write> Stream for T {}
 /// Connects to `server`, trying each resolved address in turn. Returns the stream and a
 /// clone of its socket (for changing timeouts while the stream is in use).
 pub fn connect(server: &ServerUrl, timeout: Duration) -> io::Result<(Box<dyn Stream>, TcpStream)> {
-    let socket = connect_tcp(&server.host, server.port, timeout)?;
+    let socket = blocking::connect(&server.host, server.port, timeout)?;
     let _ = socket.set_nodelay(true);
     let handle = socket.try_clone()?;
     match server.scheme {
@@ -25,16 +26,4 @@ pub fn connect(server: &ServerUrl, timeout: Duration) -> io::Result<(Box<dyn Str
             ))
         }
     }
-}
-
-fn connect_tcp(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
-    let addrs: Vec<_> = (host, port).to_socket_addrs()?.collect();
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "the host name has no addresses");
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(socket) => return Ok(socket),
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
 }

@@ -1,11 +1,21 @@
 //! Server URLs as the client accepts them: `http[s]://host[:port][/prefix]`.
 
+use crate::http::blocking;
 use std::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheme {
     Http,
     Https,
+}
+
+impl Scheme {
+    fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
 }
 
 /// A parsed server base URL. API paths are appended to `prefix`, so a fazt behind a
@@ -46,10 +56,6 @@ impl ServerUrl {
         if authority.contains('@') {
             return Err(bad("credentials belong in --token, not in the URL"));
         }
-        let default_port = match scheme {
-            Scheme::Http => 80,
-            Scheme::Https => 443,
-        };
         let (host, port_text) = if let Some(v6) = authority.strip_prefix('[') {
             let (host, after) = v6
                 .split_once(']')
@@ -71,7 +77,7 @@ impl ServerUrl {
             return Err(bad("no host"));
         }
         let port = match port_text {
-            None => default_port,
+            None => scheme.default_port(),
             Some(p) => match p.parse::<u16>() {
                 Ok(port) if port > 0 => port,
                 _ => return Err(bad("the port must be a number from 1 to 65535")),
@@ -86,25 +92,9 @@ impl ServerUrl {
         })
     }
 
-    fn default_port(&self) -> bool {
-        matches!(
-            (self.scheme, self.port),
-            (Scheme::Http, 80) | (Scheme::Https, 443)
-        )
-    }
-
     /// The `Host` header value: the host, bracketed if IPv6, with any non-default port.
     pub fn host_header(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        if self.default_port() {
-            host
-        } else {
-            format!("{host}:{}", self.port)
-        }
+        blocking::host_header(&self.host, self.port, self.scheme.default_port())
     }
 
     /// The request target for an API path such as `/api/sites`.

@@ -43,6 +43,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/006_daily_values.sql"),
     ),
     (7, "acme", include_str!("../../migrations/007_acme.sql")),
+    (
+        8,
+        "accounts",
+        include_str!("../../migrations/008_accounts.sql"),
+    ),
 ];
 
 /// `PRAGMA auto_vacuum` value for INCREMENTAL.

@@ -22,6 +22,8 @@ use super::archive::{self, ArchiveLimits};
 use super::limits::DeployLimits;
 use super::multipart::{self, BodyWindow};
 use crate::analytics::ingest::QueryParams;
+use crate::auth::audit::Entry;
+use crate::auth::caller::{authenticate, Caller};
 use crate::db::writer::WriterHandle;
 use crate::db::DbError;
 use crate::hosting::sites::{site_url, SiteServer};
@@ -89,7 +91,7 @@ impl crate::platform::metrics::Source for DeployStats {
 /// A deploy waiting for the deploy thread; `reply` sends the answer to the connection.
 pub struct DeployJob {
     request: Request,
-    key: ApiKey,
+    caller: Caller,
     reply: Box<dyn FnOnce(Response) + Send>,
 }
 
@@ -186,8 +188,9 @@ pub fn spool_policy(ctx: &DeployContext) -> SpoolPolicy {
 
 /// Step 1: what can be refused from the head alone, before the upload is read.
 pub fn refuse_early(ctx: &DeployContext, request: &Request) -> Option<Response> {
-    let key = match ctx.auth.authenticate(request) {
-        Ok(key) => key,
+    // A key, or the dashboard's cookie (a folder dropped on the Sites view).
+    let key = match authenticate(request, &ctx.auth) {
+        Ok(caller) => caller.key,
         Err(response) => return Some(response),
     };
     // Any method's body on this path would be spooled like an upload, then refused.
@@ -236,8 +239,8 @@ pub fn submit(
     if request.method != Method::Post {
         return Some(wrong_method());
     }
-    let key = match ctx.auth.authenticate(&request) {
-        Ok(key) => key,
+    let caller = match authenticate(&request, &ctx.auth) {
+        Ok(caller) => caller,
         Err(response) => return Some(response),
     };
     if request.body_len() == 0 {
@@ -245,7 +248,7 @@ pub fn submit(
     }
     let job = DeployJob {
         request,
-        key,
+        caller,
         reply,
     };
     match ctx.deployer.queue.try_send(job) {
@@ -300,12 +303,14 @@ fn run_job(ctx: &DeployContext, job: DeployJob) {
     let started = Instant::now();
     let DeployJob {
         request,
-        key,
+        caller,
         reply,
     } = job;
+    let key = &caller.key;
     let outcome =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| deploy(ctx, &request, &key)))
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| deploy(ctx, &request, key)))
             .unwrap_or_else(|_| Err(DeployError::Internal("the deploy panicked".into())));
+    audit(ctx, &request, &caller, &outcome);
     let response = match outcome {
         Ok(body) => {
             DEPLOY_STATS.succeeded.inc();
@@ -327,6 +332,34 @@ fn run_job(ctx: &DeployContext, job: DeployJob) {
     drop(request);
     reply(response);
     crate::platform::sys::release_free_memory();
+}
+
+/// Records the deploy in the audit log: the site and deployment, or why it failed.
+fn audit(
+    ctx: &DeployContext,
+    request: &Request,
+    caller: &Caller,
+    outcome: &Result<serde_json::Value, DeployError>,
+) {
+    let ip = ctx.proxies.client_ip(request).to_string();
+    let (target, result) = match outcome {
+        Ok(body) => (
+            format!(
+                "{} #{}",
+                body["site"].as_str().unwrap_or("?"),
+                body["deployment"]
+            ),
+            "ok".to_string(),
+        ),
+        Err(e) => (
+            QueryParams::parse(request.query())
+                .get("site")
+                .unwrap_or_default(),
+            e.to_string(),
+        ),
+    };
+    let entry = Entry::now(&caller.actor(), &ip, "deploy", Some(&target), &result);
+    crate::auth::audit::later(&ctx.writer, entry);
 }
 
 /// Why a deploy failed; each maps to its status here and nowhere else.

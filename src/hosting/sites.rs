@@ -30,13 +30,18 @@ pub const SYSTEM_SITES: [(&str, &str, &[u8]); 2] = [
 ];
 
 /// The admin dashboard's assets: pinned in the cache at start, served on the admin host.
-pub const ADMIN_ASSETS: [(&str, &[u8]); 3] = [
+pub const ADMIN_ASSETS: [(&str, &[u8]); 5] = [
     (
         "index.html",
         include_bytes!("../../assets/admin/index.html"),
     ),
     ("admin.js", include_bytes!("../../assets/admin/admin.js")),
     ("admin.css", include_bytes!("../../assets/admin/admin.css")),
+    (
+        "setup.html",
+        include_bytes!("../../assets/admin/setup.html"),
+    ),
+    ("setup.js", include_bytes!("../../assets/admin/setup.js")),
 ];
 
 /// The public URL of a site: `http://<name>.<domain>/`, `http://<domain>/` for `root`,
@@ -190,10 +195,11 @@ impl SiteServer {
     /// Serves a pinned admin asset (`""` is the dashboard page).
     pub fn serve_admin_asset(&self, request: &Request) -> Option<Response> {
         let path = normalize(request.path()).ok()?;
-        let path = if path.is_empty() {
-            "index.html".to_string()
-        } else {
-            path
+        // Pages are named without `.html` in links (`/setup`).
+        let path = match path.as_str() {
+            "" => "index.html".to_string(),
+            p if !p.contains('.') => format!("{p}.html"),
+            _ => path,
         };
         let identity = self.cache.get_pinned(&path)?;
         let encoding = Accepted::of(request).choose(identity.available);

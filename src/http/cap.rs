@@ -117,8 +117,8 @@ impl ConnCap {
 impl ClientShare {
     /// Counts one more connection for `peer`'s key; `None` when the peer is exempt.
     fn take(&self, peer: IpAddr) -> Result<Option<IpAddr>, Refused> {
-        // A dual-stack listener sees IPv4 clients (and proxies) as mapped IPv6.
-        if self.exempt.trusts(peer) || self.exempt.trusts(peer.to_canonical()) {
+        // (`trusts` also matches a proxy a dual-stack listener sees as mapped IPv6.)
+        if self.exempt.trusts(peer) {
             return Ok(None);
         }
         let key = client_key(peer);

@@ -16,7 +16,7 @@
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -44,36 +44,42 @@ impl Rate {
 
     /// `n` tokens a minute, all `n` at once: "at most n in any minute" on average.
     pub(crate) fn per_minute(n: u32) -> Rate {
+        Rate::per_window(n, Duration::from_secs(60))
+    }
+
+    /// `n` tokens per `window`, all `n` at once (5 failed logins in 15 minutes).
+    pub(crate) fn per_window(n: u32, window: Duration) -> Rate {
         Rate {
-            interval: Duration::from_secs(60) / n.max(1),
+            interval: window / n.max(1),
             burst: n.max(1),
         }
     }
 }
 
-struct Shard {
+struct Shard<K> {
     /// Client → when its bucket is full again (nanoseconds since the limiter's epoch).
-    full_at: HashMap<IpAddr, u64, foldhash::fast::RandomState>,
+    full_at: HashMap<K, u64, foldhash::fast::RandomState>,
     /// The bucket shared by addresses that found this shard full.
     overflow: u64,
     swept_at: u64,
 }
 
-/// A table of token buckets keyed by client.
-pub(crate) struct Limiter {
+/// A table of token buckets keyed by client: an address, or another key such as a
+/// username.
+pub(crate) struct Limiter<K = IpAddr> {
     interval: u64,
     /// How far ahead of now a bucket's time may run: `burst` intervals.
     depth: u64,
     per_shard: usize,
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[Mutex<Shard<K>>]>,
     /// Picks the shard; seeded apart from the maps' own hasher.
     spread: foldhash::fast::RandomState,
     epoch: Instant,
 }
 
-impl Limiter {
+impl<K: Hash + Eq> Limiter<K> {
     /// Buckets of `rate` for at most `max_clients` tracked addresses.
-    pub(crate) fn new(rate: Rate, max_clients: usize) -> Limiter {
+    pub(crate) fn new(rate: Rate, max_clients: usize) -> Limiter<K> {
         let interval = u64::try_from(rate.interval.as_nanos()).unwrap_or(u64::MAX);
         let shard = || {
             Mutex::new(Shard {
@@ -93,7 +99,7 @@ impl Limiter {
     }
 
     /// Takes a token of `client`'s bucket; `Err` is how long until one is there.
-    pub(crate) fn take(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
+    pub(crate) fn take(&self, client: K, now: Instant) -> Result<(), Duration> {
         self.with_bucket(client, now, |full_at, now| {
             let next = (*full_at).max(now).saturating_add(self.interval);
             let wait = (next - now).saturating_sub(self.depth);
@@ -106,7 +112,7 @@ impl Limiter {
     }
 
     /// Whether a take would succeed now, without taking: `Err` is how long until it would.
-    pub(crate) fn check(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
+    pub(crate) fn check(&self, client: K, now: Instant) -> Result<(), Duration> {
         self.with_bucket(client, now, |full_at, now| {
             let next = (*full_at).max(now).saturating_add(self.interval);
             match (next - now).saturating_sub(self.depth) {
@@ -124,15 +130,10 @@ impl Limiter {
 
     /// Runs `f` on `client`'s bucket (its own, or the shard's overflow bucket when the
     /// shard is full), creating a full one if it has none.
-    fn with_bucket<T>(
-        &self,
-        client: IpAddr,
-        now: Instant,
-        f: impl FnOnce(&mut u64, u64) -> T,
-    ) -> T {
+    fn with_bucket<T>(&self, client: K, now: Instant, f: impl FnOnce(&mut u64, u64) -> T) -> T {
         let now =
             u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
-        let index = (self.spread.hash_one(client) % SHARDS as u64) as usize;
+        let index = (self.spread.hash_one(&client) % SHARDS as u64) as usize;
         let mut guard = self.shards[index].lock();
         let shard = &mut *guard;
         if let Some(full_at) = shard.full_at.get_mut(&client) {

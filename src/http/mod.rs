@@ -2,6 +2,7 @@
 //! machine, and response serialisation. Handlers see a complete [`Request`] and return a
 //! [`Response`]; everything about sockets stays in `conn` and `server::event_loop`.
 
+pub(crate) mod blocking;
 pub(crate) mod cap;
 pub(crate) mod conn;
 pub(crate) mod error;

@@ -64,8 +64,13 @@ impl TrustedProxies {
         Ok(TrustedProxies { blocks })
     }
 
+    /// Whether `ip` is one of the proxies. A dual-stack listener (`[::]:80`) sees an IPv4
+    /// proxy as an IPv4-mapped IPv6 address, which an IPv4 block must still match.
     pub(crate) fn trusts(&self, ip: IpAddr) -> bool {
-        self.blocks.iter().any(|b| b.contains(ip))
+        let canonical = ip.to_canonical();
+        self.blocks
+            .iter()
+            .any(|b| b.contains(ip) || b.contains(canonical))
     }
 
     pub fn client_ip(&self, request: &Request) -> IpAddr {
@@ -136,5 +141,18 @@ mod tests {
         assert!(Block::parse("nope").is_err());
         assert!(TrustedProxies::parse("127.0.0.1, 10.0.0.0/8").is_ok());
         assert!(TrustedProxies::parse("127.0.0.1,bad").is_err());
+    }
+
+    #[test]
+    fn an_ipv4_proxy_seen_through_a_dual_stack_listener_is_trusted() {
+        let proxies = TrustedProxies::parse("173.245.48.0/20, 2400:cb00::/32").unwrap();
+        let trusts = |ip: &str| proxies.trusts(ip.parse().unwrap());
+        assert!(trusts("173.245.48.7"));
+        assert!(trusts("::ffff:173.245.48.7"));
+        assert!(trusts("2400:cb00::1"));
+        assert!(!trusts("::ffff:173.245.64.1"));
+        assert!(!trusts("203.0.113.9"));
+        // Only an IPv4-mapped address is an IPv4 one: the IPv4-compatible form is not.
+        assert!(!trusts("::173.245.48.7"));
     }
 }

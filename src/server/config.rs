@@ -46,6 +46,13 @@ pub const DEFAULT_TLS_MAX_HANDSHAKES: usize = 256;
 /// `includeSubDomains` (names under the domain may be served by other hosts).
 pub const DEFAULT_HSTS: Duration = Duration::from_secs(86_400);
 
+/// A browser's dashboard session lives this long unused (the idle expiry slides).
+pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(24 * 3600);
+/// With "remember me".
+pub const DEFAULT_SESSION_REMEMBER: Duration = Duration::from_secs(30 * 86_400);
+/// A quarter of a year of who signed in and changed what.
+pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 86_400);
+
 /// The TLS listener and its certificates (`--tls-*`).
 #[derive(Clone, Debug)]
 pub struct TlsConfig {
@@ -126,6 +133,10 @@ pub struct Config {
     pub deploy: crate::deploy::limits::DeployLimits,
     /// Per-client rate limits: ingestion events and failed API keys.
     pub rate_limits: RateLimits,
+    /// How long dashboard sessions live unused.
+    pub sessions: crate::auth::sessions::SessionPolicy,
+    /// How long audit log entries are kept.
+    pub audit_retention: Duration,
     /// The probe's readings and the resource-derived limits.
     pub probe: Report,
 }

@@ -13,6 +13,7 @@ mod tls;
 
 use crate::acme::manager::CertManager;
 use crate::acme::Challenges;
+use crate::admin::accounts::Accounts;
 use crate::admin::{AcmeContext, AdminContext};
 use crate::analytics::event::{day_of, SaltBook};
 use crate::analytics::ingest::Ingest;
@@ -42,6 +43,9 @@ use std::time::Instant;
 /// Writer jobs that may wait before callers are told 503: admin mutations are few, and a
 /// longer queue would only hide a stuck writer.
 const WRITER_QUEUE: usize = 1024;
+/// Sign-ins waiting for the password hasher (one hash at a time, 19 MiB each) before more
+/// are refused with 503: a login flood can't take a small host's memory.
+const HASHES_WAITING: usize = 8;
 
 /// State shared by every thread of the server. Feature modules never see it: each gets
 /// a narrow context built from it ([`App::admin_context`], [`DeployContext`]).
@@ -64,6 +68,8 @@ pub struct App {
     pub challenges: Option<Arc<Challenges>>,
     /// The certificate thread, when certificates come over ACME.
     pub cert_manager: Option<CertManager>,
+    /// Dashboard sign-in: the hasher thread, the login limit, session lifetimes.
+    pub accounts: Accounts,
     draining: Arc<AtomicBool>,
 }
 
@@ -87,6 +93,7 @@ impl App {
             auth: Arc::clone(&self.deploy.auth),
             certs: Arc::clone(&self.certs),
             acme: self.acme_context(),
+            accounts: self.accounts.clone(),
         }
     }
 
@@ -145,6 +152,7 @@ pub fn run(mut config: Config) -> Result<i32, String> {
     let mut conn = crate::db::open_and_migrate(&db_path, &limits).map_err(|e| e.to_string())?;
     seed_system_sites(&mut conn)?;
     ensure_owner_key(&conn)?;
+    let setup_token = setup_token_if_no_user(&conn)?;
     let salts = Arc::new(SaltBook::default());
     let today = day_of(crate::platform::clock::unix_now());
     salts.set(
@@ -241,7 +249,7 @@ pub fn run(mut config: Config) -> Result<i32, String> {
         Some(l) => announce(l, "admin"),
         None => {}
     }
-    announce_urls(&config);
+    announce_urls(&config, setup_token.as_deref());
 
     let deploy = Arc::new(DeployContext {
         deployer: Deployer::new(config.deploy.clone()),
@@ -281,6 +289,13 @@ pub fn run(mut config: Config) -> Result<i32, String> {
         certs: cert_store,
         challenges,
         cert_manager,
+        accounts: Accounts {
+            hasher: crate::auth::password::Hasher::spawn(HASHES_WAITING)
+                .map_err(|e| format!("starting the password hasher: {e}"))?,
+            guard: Default::default(),
+            policy: config.sessions,
+            audit_retention: config.audit_retention,
+        },
         started: Instant::now(),
         draining: Arc::new(AtomicBool::new(false)),
         config,
@@ -324,6 +339,19 @@ fn ensure_owner_key(conn: &Connection) -> Result<(), String> {
         println!("owner API key (printed once, store it now): {token}");
     }
     Ok(())
+}
+
+/// While no dashboard account exists, a new one-time setup link at each start (older ones
+/// stay valid until they expire or one is used).
+fn setup_token_if_no_user(conn: &Connection) -> Result<Option<String>, String> {
+    let users = crate::auth::users::count(conn).map_err(|e| format!("reading users: {e}"))?;
+    if users > 0 {
+        return Ok(None);
+    }
+    let now = crate::platform::clock::unix_now();
+    crate::auth::setup::create(conn, now)
+        .map(Some)
+        .map_err(|e| format!("making the setup link: {e}"))
 }
 
 /// Writes the embedded `root` and `404` sites the first time; deploys replace them later.
@@ -375,12 +403,13 @@ fn prepare_temp_dir(temp_dir: &Path, data_dir: &Path) -> Result<(), String> {
 
 /// Where to point a browser: the dashboard and the root site, with the public scheme and
 /// port. The listener line above is what scripts parse; on its own it shows the 404 page.
-fn announce_urls(config: &Config) {
+fn announce_urls(config: &Config, setup_token: Option<&str>) {
     let base = config.url_base();
-    println!(
-        "dashboard: {}",
-        crate::hosting::urls::dashboard_url(&config.domain, &base)
-    );
+    let dashboard = crate::hosting::urls::dashboard_url(&config.domain, &base);
+    println!("dashboard: {dashboard}");
+    if let Some(token) = setup_token {
+        println!("set up the dashboard's owner account (one-time link, valid 24 h): {dashboard}setup#{token}");
+    }
     println!(
         "root site: {}",
         crate::hosting::sites::site_url(&config.domain, &base, "root")

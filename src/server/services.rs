@@ -378,6 +378,7 @@ impl LoopService for AdminService {
         self.api.refresh_sites_if_changed();
         self.api.rotate_salt_if_new_day();
         self.api.run_retention();
+        self.api.prune_accounts();
         crate::analytics::store::release_memory_after_burst();
     }
 }

@@ -72,12 +72,13 @@ fn migrations_from_empty_create_schema_one_with_incremental_vacuum_and_wal() {
     let limits = limits(&dir.0);
     let mut conn = db::open_and_migrate(&path, &limits).expect("open_and_migrate");
     assert_eq!(int_pragma(&conn, "user_version"), migrate::latest_version());
-    assert_eq!(migrate::latest_version(), 7);
+    assert_eq!(migrate::latest_version(), 8);
     assert_eq!(
         tables(&conn),
         [
             "acme_accounts",
             "api_keys",
+            "audit_log",
             "blob_chunks",
             "blob_variants",
             "blobs",
@@ -93,8 +94,11 @@ fn migrations_from_empty_create_schema_one_with_incremental_vacuum_and_wal() {
             "rollup_hourly_dims",
             "rollup_monthly_dims",
             "salts",
+            "sessions",
+            "setup_tokens",
             "sites",
             "strings",
+            "users",
             "visitors_daily",
             "webhooks"
         ]
@@ -107,7 +111,7 @@ fn migrations_from_empty_create_schema_one_with_incremental_vacuum_and_wal() {
     drop(conn);
     let conn = db::open_and_migrate(&path, &limits).expect("reopen");
     assert_eq!(int_pragma(&conn, "user_version"), migrate::latest_version());
-    assert_eq!(tables(&conn).len(), 21);
+    assert_eq!(tables(&conn).len(), 25);
     assert_eq!(int_pragma(&conn, "auto_vacuum"), 2);
 }
 
@@ -183,7 +187,7 @@ fn a_database_from_a_newer_fazt_is_refused_and_left_untouched() {
     assert!(!wal_path(&path).exists(), "no WAL left behind");
     let reader = db::open_read(&path, &limits).expect("read-only still works");
     assert_eq!(int_pragma(&reader, "user_version"), 99);
-    assert_eq!(tables(&reader).len(), 21);
+    assert_eq!(tables(&reader).len(), 25);
 }
 
 /// A newer database still in rollback-journal mode must not even be switched to WAL.

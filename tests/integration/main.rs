@@ -14,6 +14,7 @@
 //! (`layout::every_feature_file_is_a_module` fails until it does) and reaches the harness
 //! with `use crate::common::*;`.
 
+mod accounts;
 mod acme;
 mod acme_server;
 mod admin_api;

@@ -12,6 +12,7 @@ mod rlimit;
 mod signal;
 mod socket;
 mod sysconf;
+mod terminal;
 
 pub use epoll::{Epoll, Event, Interest};
 pub(crate) use errno::ErrnoClass;
@@ -22,6 +23,7 @@ pub use rlimit::{nofile_limit, raise_nofile_limit};
 pub use signal::{catch_hangup, take_hangup};
 pub use socket::{reset_on_close, unacked_bytes};
 pub use sysconf::{clock_ticks_per_second, page_size};
+pub use terminal::read_hidden_line;
 
 use std::io;
 

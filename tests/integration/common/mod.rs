@@ -162,6 +162,8 @@ pub struct Server {
     /// The TLS listener (`--tls-listen`), announced before the public one.
     pub tls_addr: Option<SocketAddr>,
     pub token: String,
+    /// The dashboard's one-time setup link, printed while no account exists.
+    pub setup_link: Option<String>,
     pub data: TempDir,
     stderr_path: PathBuf,
 }
@@ -239,6 +241,17 @@ impl ServerBuilder {
                 token = line.rsplit(' ').next().unwrap().to_string();
             }
         }
+        // The URLs follow the listeners; "root site:" is the last line of the start.
+        let mut setup_link = None;
+        for line in lines.by_ref() {
+            let Ok(line) = line else { break };
+            if line.starts_with("set up the dashboard") {
+                setup_link = line.rsplit(' ').next().map(str::to_string);
+            }
+            if line.starts_with("root site:") {
+                break;
+            }
+        }
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Server {
@@ -247,6 +260,7 @@ impl ServerBuilder {
             admin_addr,
             tls_addr,
             token,
+            setup_link,
             data,
             stderr_path,
         }
