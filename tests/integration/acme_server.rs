@@ -512,6 +512,19 @@ fn http01_certificates_for_the_domain_admin_root_and_each_site_are_served_by_sni
     );
     assert_eq!(r.status, 404, "{}", r.text());
     assert_eq!(r.json()["error"]["code"], "not_found", "{}", r.text());
+    let r = admin_raw(
+        &acme.server,
+        "POST",
+        &format!("/api/certs/{root}/renew"),
+        "",
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(
+        (&r.json()["name"], &r.json()["renewal"]),
+        (&root.as_str().into(), &"queued".into()),
+        "{}",
+        r.text()
+    );
     deploy_page(&acme.server, "404", "<h1>custom not found</h1>");
     // A new deployment of a site keeps its certificate: no second order.
     deploy_page(&acme.server, "blog", "<h1>blog v2</h1>");
@@ -882,6 +895,14 @@ fn a_refusing_or_down_ca_keeps_the_old_certificate_shows_the_error_and_backs_off
         let tls = acme.connect_served(&n);
         verify_chain_der(&chain(&tls), &n, acme.root.clone());
     }
+
+    // Names are case-insensitive, as typed by a user too.
+    let (code, out, err) = acme.cli(&["certs", "renew", "Root.FAZT.example"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("renewed {}: expires ", name("root"))),
+        "{out}"
+    );
 }
 
 #[test]
