@@ -153,9 +153,26 @@ def read_response(sock, parser, bufsize=65536):
             return
 
 
-def connect(host, port, timeout):
-    s = socket.create_connection((host, port), timeout=timeout)
+def tls_context():
+    """A client TLS context for the benchmarks: any certificate is accepted (they use a
+    throwaway self-signed one), TLS 1.2 or 1.3 as the server picks."""
+    import ssl
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def connect(host, port, timeout, tls=None, sni=None, source=None):
+    """A blocking TCP connection with TCP_NODELAY; over TLS when tls (an ssl.SSLContext) is
+    given, the handshake done here, SNI sni (none for None). source: the local address to
+    bind (e.g. 127.0.0.2), so a client can look like several."""
+    s = socket.create_connection((host, port), timeout=timeout,
+                                 source_address=(source, 0) if source else None)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if tls is not None:
+        s = tls.wrap_socket(s, server_hostname=sni)
     return s
 
 

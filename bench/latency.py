@@ -6,10 +6,13 @@ just before send() to the last byte of the response with time.perf_counter(). Wi
 requests are paced (one starts at most every interval, like an operator's dashboard polling rather
 than a second load generator fighting the server for CPU); without it they go back to back. Stops
 after --count requests or --max-seconds, whichever comes first. If the server closes the connection, the client
-reconnects (counted; the reconnect time is not included in a sample).
+reconnects (counted; the reconnect time is not included in a sample). With --tls the connection is
+TLS (SNI: the Host header without its port; any certificate accepted), and the handshake, like a
+reconnect, is outside the samples: they time requests on an open connection.
 
 Prints key=value lines on stdout: n, p50_ms, p90_ms, p99_ms, max_ms, mean_ms, errors, reconnects,
-statuses (e.g. 200:1998,503:2), elapsed_s.
+statuses (e.g. 200:1998,503:2), elapsed_s. --samples FILE also writes every sample (ms, one a line),
+so runs can be pooled (util.py pctl).
 """
 
 import argparse
@@ -20,7 +23,7 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from httpmini import ResponseParser, add_server_args, build_request, connect, read_response  # noqa: E402
+from httpmini import ResponseParser, add_server_args, build_request, connect, read_response, tls_context  # noqa: E402
 from util import fmt_counts  # noqa: E402
 
 
@@ -41,7 +44,11 @@ def main():
     ap.add_argument("--warmup", type=int, default=20, help="untimed requests first")
     ap.add_argument("--interval-ms", type=float, default=0.0, help="pace: one request per interval")
     ap.add_argument("--timeout", type=float, default=5.0, help="per-request socket timeout")
+    ap.add_argument("--tls", action="store_true", help="speak TLS (https)")
+    ap.add_argument("--samples", help="also write every sample (ms, one a line) to this file")
     args = ap.parse_args()
+    tls = tls_context() if args.tls else None
+    sni = args.host_header.rsplit(":", 1)[0] if args.tls else None
 
     req = build_request(args.path, args.host_header, args.header)
     samples = []
@@ -55,7 +62,7 @@ def main():
         """Returns (seconds, status) or raises; reconnects transparently when needed."""
         nonlocal sock, reconnects, parser
         if sock is None:
-            sock = connect(args.addr, args.port, args.timeout)
+            sock = connect(args.addr, args.port, args.timeout, tls, sni)
             parser = ResponseParser()
         t0 = time.perf_counter()
         sock.sendall(req)
@@ -108,6 +115,9 @@ def main():
     if sock is not None:
         sock.close()
 
+    if args.samples:
+        with open(args.samples, "w") as f:
+            f.writelines(f"{v * 1000:.3f}\n" for v in samples)
     s = sorted(samples)
     ms = lambda v: f"{v * 1000:.3f}"  # noqa: E731
     print(f"n={len(s)}")

@@ -11,6 +11,8 @@
                                  children, every thread included
   util.py json-kv URL [HEADER]   GET URL (optional header 'Name: value'), print the JSON answer
                                  flattened into key=value lines (nested keys joined with '.')
+  util.py pctl FILE...           latency samples (ms, one a line, from latency.py --samples) of
+                                 all FILEs pooled: n, p50_ms, p99_ms, max_ms
 
 Imported by the clients in this folder for fmt_counts (counters as one key=value line).
 """
@@ -156,6 +158,21 @@ def json_kv(url, header=None, timeout=10.0):
     return 0
 
 
+def pctl(paths):
+    from latency import percentile
+
+    vals = []
+    for path in paths:
+        with open(path) as f:
+            vals += [float(line) for line in f if line.strip()]
+    vals.sort()
+    print(f"n={len(vals)}")
+    for p in (50, 99):
+        print(f"p{p}_ms={percentile(vals, p):.3f}")
+    print(f"max_ms={vals[-1] if vals else float('nan'):.3f}")
+    return 0
+
+
 def main(argv):
     if len(argv) >= 1 and argv[0] == "free-port":
         return free_port()
@@ -169,6 +186,8 @@ def main(argv):
         return cpu_tree(int(argv[1]))
     if len(argv) in (2, 3) and argv[0] == "json-kv":
         return json_kv(argv[1], argv[2] if len(argv) == 3 else None)
+    if len(argv) >= 2 and argv[0] == "pctl":
+        return pctl(argv[1:])
     print(__doc__, file=sys.stderr)
     return 2
 

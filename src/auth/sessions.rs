@@ -188,3 +188,81 @@ pub fn prune(conn: &Connection, now: i64) -> Result<usize, DbError> {
     conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])
         .context("deleting expired sessions")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::users;
+    use crate::keys::Scopes;
+
+    const POLICY: SessionPolicy = SessionPolicy {
+        idle: 100,
+        remember: 1000,
+    };
+
+    fn db_with_user() -> (Connection, User) {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::db::migrate::run(&mut conn).unwrap();
+        let user =
+            users::set_password(&mut conn, "owner", "$argon2id$x", &Scopes::owner(), 0).unwrap();
+        (conn, user)
+    }
+
+    /// The clock is the `now` each call is given: expiry is tested without waiting.
+    #[test]
+    fn a_session_ends_after_its_idle_time_and_use_moves_that_on() {
+        let (conn, user) = db_with_user();
+        let (session, token) =
+            create(&conn, &user, false, "Firefox", "10.0.0.1", 1000, POLICY).unwrap();
+        assert_eq!(session.expires_at, 1100);
+        assert!(lookup(&conn, &token, 1099).unwrap().is_some());
+        assert!(
+            lookup(&conn, &token, 1100).unwrap().is_none(),
+            "ends at its expiry"
+        );
+        touch(&conn, &session.id, 1090, POLICY).unwrap();
+        let alive = lookup(&conn, &token, 1150)
+            .unwrap()
+            .expect("used at 1090: until 1190");
+        assert_eq!((alive.last_seen, alive.expires_at), (1090, 1190));
+        assert!(lookup(&conn, &token, 1190).unwrap().is_none());
+
+        let (kept, kept_token) =
+            create(&conn, &user, true, "Firefox", "10.0.0.1", 1000, POLICY).unwrap();
+        assert_eq!(kept.expires_at, 2000, "remember me: the longer idle time");
+        touch(&conn, &kept.id, 1500, POLICY).unwrap();
+        assert!(lookup(&conn, &kept_token, 2400).unwrap().is_some());
+        assert_eq!(prune(&conn, 2400).unwrap(), 1, "the short one is gone");
+        assert_eq!(list(&conn, 2400).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn tokens_are_stored_hashed_and_only_their_own_format_is_looked_up() {
+        let (conn, user) = db_with_user();
+        let (session, token) = create(&conn, &user, false, "x\u{7}\ny", "::1", 0, POLICY).unwrap();
+        assert!(token.starts_with("fzs_") && token.len() == 4 + 64);
+        assert_eq!(session.device, "xy", "control characters are dropped");
+        let stored: Vec<u8> = conn
+            .query_row("SELECT token_sha256 FROM sessions", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stored, digest(&token));
+        assert!(!String::from_utf8_lossy(&stored).contains(&token[4..]));
+        assert!(lookup(&conn, &token[4..], 1).unwrap().is_none());
+        assert!(revoke(&conn, &session.id).unwrap());
+        assert!(lookup(&conn, &token, 1).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_new_password_ends_the_users_sessions() {
+        let (mut conn, user) = db_with_user();
+        let (_, token) = create(&conn, &user, false, "d", "ip", 0, POLICY).unwrap();
+        users::set_password(&mut conn, "OWNER", "$argon2id$y", &Scopes::owner(), 5).unwrap();
+        assert!(lookup(&conn, &token, 1).unwrap().is_none());
+        let (found, hash) = users::find(&conn, "owner").unwrap().unwrap();
+        assert_eq!(
+            (found.id, hash.as_str()),
+            (user.id, "$argon2id$y"),
+            "one account, any case"
+        );
+    }
+}

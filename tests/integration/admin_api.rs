@@ -249,24 +249,37 @@ fn admin_health_stays_fast_while_a_large_deploy_and_admin_writes_commit() {
         server.token
     );
     let done = AtomicBool::new(false);
+    /// Sets `done` however the deploy ends (a panic too), so the sampling loop stops.
+    struct Done<'a>(&'a AtomicBool);
+    impl Drop for Done<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
     let (mut samples, mut slowest) = (0, Duration::ZERO);
     std::thread::scope(|scope| {
         let deploy = scope.spawn(|| {
+            let _done = Done(&done);
             let auth = format!("Bearer {}", server.token);
             let headers = [
                 ("Authorization", auth.as_str()),
                 ("Content-Type", "application/zip"),
             ];
-            let r = send(
-                &server,
+            // A loaded machine can take longer than the usual 15 s read timeout to commit
+            // 10,000 files in a debug build.
+            let raw = request_bytes(
                 "POST",
                 "admin.localhost",
                 "/api/deploy?site=big",
                 &headers,
                 &zip,
             );
-            done.store(true, Ordering::SeqCst);
-            r
+            let mut stream = server.connect();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(120)))
+                .unwrap();
+            stream.write_all(&raw).unwrap();
+            read_response(&mut stream).expect("the deploy's answer")
         });
         let writes = scope.spawn(|| {
             // Until the deploy has answered, so some of them queue behind its commit.
@@ -280,7 +293,8 @@ fn admin_health_stays_fast_while_a_large_deploy_and_admin_writes_commit() {
                 n += 1;
             }
         });
-        while !done.load(Ordering::SeqCst) {
+        let give_up = Instant::now() + Duration::from_secs(150);
+        while !done.load(Ordering::SeqCst) && Instant::now() < give_up {
             let started = Instant::now();
             let r = raw_request(admin, &health);
             slowest = slowest.max(started.elapsed());
