@@ -77,7 +77,7 @@ impl From<DbError> for AcmeError {
     }
 }
 
-// For `fazt certs renew` through the admin API (next session): the CA's failures are a bad
+// For `POST /api/certs/<name>/renew` (`fazt certs renew`): the CA's failures are a bad
 // gateway, not fazt's own fault.
 impl ResponseError for AcmeError {
     fn status(&self) -> u16 {

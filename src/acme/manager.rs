@@ -14,7 +14,7 @@
 use super::challenge::ChallengePolicy;
 use super::client::AcmeConfig;
 use super::store::{self, CertRecord};
-use super::{renew_due, Attempt, Challenges};
+use super::{renew_due, AcmeError, Attempt, Challenges};
 use crate::db::writer::WriterHandle;
 use crate::db::DbError;
 use crate::http::tls::{CertInfo, CertStore};
@@ -29,8 +29,10 @@ use std::time::Duration;
 /// How often the names are compared with the sites: a deployed site gets its order within
 /// this (the comparison is a read of the in-memory site table).
 const SYNC_EVERY: Duration = Duration::from_secs(1);
-/// Names attempted before the thread looks at its commands and the sites again.
-const ROUND: u32 = 4;
+/// Names attempted before the thread looks at its commands and the sites again: one, so a
+/// certificate is served as soon as its order ends, and a site deployed or deleted while
+/// orders run waits for one order at most.
+const ROUND: u32 = 1;
 
 /// The names the server answers for now (lower-case, any order).
 pub(crate) type Names = Box<dyn Fn() -> Vec<String> + Send>;
@@ -46,8 +48,12 @@ pub(crate) struct ManagerSetup {
     pub names: Names,
 }
 
+/// What a renewal asked for by name answers with, once its attempt has ended.
+pub(crate) type Renewed = Box<dyn FnOnce(Result<CertRecord, AcmeError>) + Send>;
+
 enum Command {
-    Renew,
+    /// Attempt this name next, whatever its schedule, and report the outcome.
+    Renew(String, Renewed),
     Stop,
 }
 
@@ -58,9 +64,16 @@ pub(crate) struct CertManager {
 }
 
 impl CertManager {
-    /// Wakes the thread for a name made due with [`store::due_now`].
-    pub(crate) fn wake(&self) {
-        let _ = self.commands.try_send(Command::Renew);
+    /// Attempts `name` as soon as the attempt running now (if any) ends, and calls `done`
+    /// with its outcome (on the certificate thread: it must only hand it on).
+    pub(crate) fn renew(&self, name: &str, done: Renewed) {
+        if let Err(e) = self.commands.send(Command::Renew(name.to_string(), done)) {
+            if let Command::Renew(_, done) = e.0 {
+                done(Err(AcmeError::Unreachable(
+                    "the certificate thread has stopped".into(),
+                )));
+            }
+        }
     }
 
     /// Ends the thread after the attempt it is making, if any (at shutdown).
@@ -113,7 +126,7 @@ impl Worker {
                 None => SYNC_EVERY,
             };
             match inbox.recv_timeout(wait) {
-                Ok(Command::Renew) => self.refresh_next_due(),
+                Ok(Command::Renew(name, done)) => done(self.attempt(&name)),
                 Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                 Err(RecvTimeoutError::Timeout) => {}
             }
@@ -169,33 +182,58 @@ impl Worker {
         self.refresh_next_due();
     }
 
-    /// Attempts the names that are due, installing each certificate obtained.
-    fn renew_round(&mut self) {
-        let attempt = Attempt {
+    fn attempt_at(&self) -> Attempt<'_> {
+        Attempt {
             config: &self.setup.config,
             writer: &self.setup.writer,
             reader: &self.setup.reader,
             challenges: &self.setup.challenges,
             now: unix_now(),
-        };
-        match renew_due(&attempt, self.setup.policy, ROUND) {
+        }
+    }
+
+    /// Attempts the names that are due (one: see [`ROUND`]), serving each certificate
+    /// obtained.
+    fn renew_round(&mut self) {
+        match renew_due(&self.attempt_at(), self.setup.policy, ROUND) {
             Ok(outcomes) => {
                 for (name, outcome) in outcomes {
-                    match outcome {
-                        Ok(record) => {
-                            ACME_STATS.ok.inc();
-                            install(&self.setup.certs, &record);
-                        }
-                        Err(e) => {
-                            ACME_STATS.error.inc();
-                            log::warn!("certificates: {name}: {e}");
-                        }
-                    }
+                    self.settle(&name, &outcome);
                 }
             }
             Err(e) => log::error!("certificates: {e}"),
         }
         self.refresh_next_due();
+    }
+
+    /// One attempt for a known name now (`fazt certs renew`), with the challenge type its
+    /// failures so far call for.
+    fn attempt(&mut self, name: &str) -> Result<CertRecord, AcmeError> {
+        let at = self.attempt_at();
+        let record = store::load_cert(at.reader, name)?;
+        let Some(record) = record else {
+            return Err(AcmeError::Protocol(format!(
+                "no certificate is kept for '{name}'"
+            )));
+        };
+        let outcome = super::obtain(&at, name, self.setup.policy.kind(record.failures));
+        self.settle(name, &outcome);
+        self.refresh_next_due();
+        outcome
+    }
+
+    /// Serves a certificate obtained, counts the order either way.
+    fn settle(&self, name: &str, outcome: &Result<CertRecord, AcmeError>) {
+        match outcome {
+            Ok(record) => {
+                ACME_STATS.ok.inc();
+                install(&self.setup.certs, record);
+            }
+            Err(e) => {
+                ACME_STATS.error.inc();
+                log::warn!("certificates: {name}: {e}");
+            }
+        }
     }
 
     fn refresh_next_due(&mut self) {

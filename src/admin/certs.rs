@@ -1,12 +1,10 @@
 //! `GET /api/certs` (what `fazt certs` prints) and `POST /api/certs/<name>/renew`.
 
-use super::{write_then, AdminContext, Reply};
+use super::{AdminContext, Reply};
 use crate::acme::store::{self, CertRecord};
-use crate::db::DbError;
 use crate::http::tls::{CertSource, ServedName};
 use crate::http::{error_response, x509, Response};
 use crate::platform::clock::unix_now;
-use rusqlite::Connection;
 use serde_json::{json, Value};
 
 /// A served certificate this close to its expiry makes readiness `degraded`.
@@ -76,8 +74,9 @@ fn file_entry(served: &ServedName) -> Value {
     })
 }
 
-/// Makes `name` due now and wakes the certificate thread; the answer says when, so a
-/// client can wait for the attempt (`last_attempt` at or after `requested_at`).
+/// Renews `name` now: the certificate thread attempts it next and the answer comes when
+/// the attempt has ended (200 and the certificate, or the CA's error; the certificate
+/// served so far is kept then). The admin thread does not wait: the answer is mailed.
 pub(crate) fn renew(ctx: &AdminContext, name: &str, reply: Reply) -> Option<Response> {
     let Some(acme) = &ctx.acme else {
         return Some(Response::error(
@@ -86,27 +85,28 @@ pub(crate) fn renew(ctx: &AdminContext, name: &str, reply: Reply) -> Option<Resp
         ));
     };
     let name = name.to_ascii_lowercase();
-    let now = unix_now();
-    let manager = acme.manager.clone();
-    let owned = name.clone();
-    let job = move |conn: &mut Connection| store::make_due(conn, Some(&owned), now);
-    let answer = move |result: Result<bool, DbError>| {
-        match result {
-        Ok(true) => {
-            manager.wake();
-            let body = json!({ "name": name, "renewal": "queued", "requested_at": now });
-            Response::json(202, &body)
+    match crate::db::reader::read_db(|conn| store::load_cert(conn, &name)) {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return Some(Response::error(
+                404,
+                &format!(
+                    "no certificate is kept for '{name}': fazt keeps them for the domain, admin., root. and each site"
+                ),
+            ))
         }
-        Ok(false) => Response::error(
-            404,
-            &format!(
-                "no certificate is kept for '{name}': fazt keeps them for the domain, admin., root. and each site"
-            ),
-        ),
-        Err(e) => error_response(&e),
+        Err(e) => return Some(error_response(&e)),
     }
-    };
-    write_then(&ctx.writer, reply, job, answer)
+    acme.manager.renew(
+        &name,
+        Box::new(move |outcome| {
+            reply(match outcome {
+                Ok(record) => Response::json(200, &acme_entry(&record)),
+                Err(e) => error_response(&e),
+            })
+        }),
+    );
+    None
 }
 
 /// Readiness reasons: every served certificate that expires within a week.

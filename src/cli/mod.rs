@@ -439,7 +439,14 @@ fn find_long(cmd: &Command, long: &str) -> Option<clap::Arg> {
 }
 
 fn init_logging() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    // rustls warns once per handshake about things clients do (an IP address as SNI): any
+    // client could flood the journal. Its errors still show; `RUST_LOG=rustls=warn` brings
+    // the rest back.
+    env_logger::Builder::new()
+        .filter_level(log::LevelFilter::Info)
+        .filter_module("rustls", log::LevelFilter::Error)
+        .parse_env(env_logger::Env::default())
+        .init();
 }
 
 fn server_start(args: &ServerArgs, p: &Parsed) -> Result<i32, String> {

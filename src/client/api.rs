@@ -15,6 +15,18 @@ pub fn call(
     body: Option<&Value>,
     action: &str,
 ) -> Result<Value, ClientError> {
+    call_within(settings, method, path, body, action, Timeouts::API)
+}
+
+/// [`call`] with other timeouts: for a route that answers when slow work is done.
+pub fn call_within(
+    settings: &Settings,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    action: &str,
+    timeouts: Timeouts,
+) -> Result<Value, ClientError> {
     let request = Request {
         method,
         path,
@@ -24,8 +36,7 @@ pub fn call(
             None => Body::None,
         },
     };
-    let response =
-        http::send(&settings.server, request, Timeouts::API).map_err(ClientError::Failed)?;
+    let response = http::send(&settings.server, request, timeouts).map_err(ClientError::Failed)?;
     json_of_success(&response, action)
 }
 

@@ -2,16 +2,20 @@
 
 use super::api;
 use super::config::Settings;
+use super::http::Timeouts;
 use super::sites::{align, utc_minute};
 use super::url::encode_segment;
 use super::ClientError;
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// How long `fazt certs renew` waits for the attempt it asked for: an order is validated
-/// in seconds, and polling gives up on its own after a few minutes.
-const RENEW_WAIT: Duration = Duration::from_secs(120);
-const POLL_EVERY: Duration = Duration::from_millis(500);
+/// `fazt certs renew` waits for the server's answer, which comes when the order is done: in
+/// seconds usually, and the server's polling of the CA gives up within ten minutes.
+const RENEW_TIMEOUTS: Timeouts = Timeouts {
+    connect: Duration::from_secs(10),
+    write: Duration::from_secs(60),
+    response: Duration::from_secs(11 * 60),
+};
 
 /// Prints the certificates table (or the server's JSON with `json`).
 pub fn list(settings: &Settings, json: bool) -> Result<(), ClientError> {
@@ -76,58 +80,50 @@ pub fn table(certificates: &[Value]) -> String {
     align(&rows)
 }
 
-/// Asks for a renewal of `name` and waits for that attempt's outcome.
+/// Renews `name` now and prints the outcome: the server answers when its attempt is done.
 pub fn renew(settings: &Settings, name: &str) -> Result<(), ClientError> {
     let path = format!("/api/certs/{}/renew", encode_segment(name));
     let action = format!("renew the certificate of {name}");
-    let answer = api::call(settings, "POST", &path, None, &action)?;
-    let requested = answer
-        .get("requested_at")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| ClientError::Failed("the server's answer has no 'requested_at'".into()))?;
-    println!("renewal of {name} requested; waiting for the CA...");
-    let deadline = Instant::now() + RENEW_WAIT;
-    loop {
-        std::thread::sleep(POLL_EVERY);
-        let listing = fetch(settings)?;
-        let entry = certificates(&listing)?
-            .iter()
-            .find(|c| c.get("name").and_then(Value::as_str) == Some(name))
-            .cloned()
-            .ok_or_else(|| {
-                ClientError::Failed(format!("{name} is no longer in the server's certificates"))
-            })?;
-        let attempted = entry.get("last_attempt").and_then(Value::as_i64);
-        if attempted.is_some_and(|at| at >= requested) {
-            return outcome(name, &entry);
+    eprintln!("renewing {name}: waiting for the CA...");
+    match api::call_within(settings, "POST", &path, None, &action, RENEW_TIMEOUTS) {
+        Ok(entry) => {
+            println!("{}", renewed(name, &entry));
+            Ok(())
         }
-        if Instant::now() >= deadline {
-            return Err(ClientError::Failed(format!(
-                "no attempt for {name} finished within {}s; see 'fazt certs' later",
-                RENEW_WAIT.as_secs()
-            )));
+        Err(ClientError::Failed(message)) => {
+            // The server kept the certificate it had; say when it tries by itself.
+            let next = fetch(settings)
+                .ok()
+                .and_then(|listing| next_try(&listing, name))
+                .map(|at| format!("; the certificate served so far is kept, next try {at} UTC"))
+                .unwrap_or_default();
+            Err(ClientError::Failed(format!("{message}{next}")))
         }
+        Err(usage) => Err(usage),
     }
 }
 
-fn outcome(name: &str, entry: &Value) -> Result<(), ClientError> {
-    if let Some(error) = entry.get("last_error").and_then(Value::as_str) {
-        let next = entry.get("next_attempt").and_then(Value::as_i64);
-        return Err(ClientError::Failed(format!(
-            "renewing {name} failed: {error}; the certificate served so far is kept, next try {} UTC",
-            next.map_or("-".into(), utc_minute)
-        )));
-    }
+fn renewed(name: &str, entry: &Value) -> String {
     let expires = entry.get("not_after").and_then(Value::as_i64);
     let issuer = entry
         .get("issuer")
         .and_then(Value::as_str)
         .unwrap_or("unknown");
-    println!(
+    format!(
         "renewed {name}: expires {} UTC (issuer {issuer})",
         expires.map_or("-".into(), utc_minute)
-    );
-    Ok(())
+    )
+}
+
+fn next_try(listing: &Value, name: &str) -> Option<String> {
+    let entry = certificates(listing)
+        .ok()?
+        .iter()
+        .find(|c| c.get("name").and_then(Value::as_str) == Some(name))?;
+    entry
+        .get("next_attempt")
+        .and_then(Value::as_i64)
+        .map(utc_minute)
 }
 
 fn fetch(settings: &Settings) -> Result<Value, ClientError> {
@@ -172,12 +168,19 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_attempt_is_an_error_naming_the_next_try() {
-        let entry = json!({"name": "a.example", "last_error": "the CA said no",
-                           "next_attempt": 1_790_000_060, "last_attempt": 1_790_000_000});
-        let err = outcome("a.example", &entry).unwrap_err();
-        assert!(err.message().contains("the CA said no"), "{err:?}");
-        assert!(err.message().contains("next try"), "{err:?}");
-        assert!(outcome("a.example", &json!({"name": "a.example", "not_after": 1})).is_ok());
+    fn a_renewal_reads_its_expiry_and_the_next_try_from_the_listing() {
+        let entry = json!({"name": "a.example", "not_after": 1_800_000_000, "issuer": "R11"});
+        assert_eq!(
+            renewed("a.example", &entry),
+            "renewed a.example: expires 2027-01-15 08:00 UTC (issuer R11)"
+        );
+        let listing = json!({"certificates": [
+            {"name": "b.example", "next_attempt": 1},
+            {"name": "a.example", "next_attempt": 1_800_000_060}]});
+        assert_eq!(
+            next_try(&listing, "a.example").as_deref(),
+            Some("2027-01-15 08:01")
+        );
+        assert_eq!(next_try(&listing, "c.example"), None);
     }
 }
