@@ -512,19 +512,29 @@ fn http01_certificates_for_the_domain_admin_root_and_each_site_are_served_by_sni
     );
     assert_eq!(r.status, 404, "{}", r.text());
     assert_eq!(r.json()["error"]["code"], "not_found", "{}", r.text());
+    // A renewal asked through the API answers when it is done, with the new certificate.
+    let root_before = acme.wait_cert(&root);
     let r = admin_raw(
         &acme.server,
         "POST",
         &format!("/api/certs/{root}/renew"),
         "",
     );
-    assert_eq!(r.status, 202, "{}", r.text());
-    assert_eq!(
-        (&r.json()["name"], &r.json()["renewal"]),
-        (&root.as_str().into(), &"queued".into()),
-        "{}",
-        r.text()
+    assert_eq!(r.status, 200, "{}", r.text());
+    let renewed = r.json();
+    assert_eq!(renewed["name"], root.as_str(), "{renewed}");
+    assert_eq!(renewed["last_error"], Value::Null, "{renewed}");
+    assert!(
+        renewed["issuer"]
+            .as_str()
+            .is_some_and(|i| i.contains("Pebble")),
+        "{renewed}"
     );
+    assert!(
+        int(&renewed, "issued_at") >= int(&root_before, "issued_at"),
+        "{renewed}"
+    );
+    assert_ne!(acme.served_leaf(&root), root_leaf, "served at once");
     deploy_page(&acme.server, "404", "<h1>custom not found</h1>");
     // A new deployment of a site keeps its certificate: no second order.
     deploy_page(&acme.server, "blog", "<h1>blog v2</h1>");
@@ -844,9 +854,20 @@ fn a_refusing_or_down_ca_keeps_the_old_certificate_shows_the_error_and_backs_off
     assert!(acme.metric("fazt_acme_orders_total{result=\"error\"}") >= Some(2.0));
     assert!(acme.metric("fazt_acme_orders_total{result=\"ok\"}") >= Some(2.0));
 
-    // Failing again doubles the wait.
-    let (code, out, err) = acme.cli(&["certs", "renew", DOMAIN]);
-    assert_eq!(code, 1, "{out}{err}");
+    // Failing again doubles the wait; the API answers with the CA's error.
+    let r = admin_raw(
+        &acme.server,
+        "POST",
+        &format!("/api/certs/{DOMAIN}/renew"),
+        "",
+    );
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(
+        r.json()["error"]["code"],
+        "acme_unreachable",
+        "{}",
+        r.text()
+    );
     let e = acme.wait_entry(DOMAIN, Duration::from_secs(5), |e| e["failures"] == 2);
     assert!(
         int(&e, "next_attempt") >= int(&e, "last_attempt") + 120,
