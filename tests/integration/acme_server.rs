@@ -241,8 +241,8 @@ impl Acme {
     }
 
     /// A verified connection for `sni`, polling (at most 10 s) while the handshake fails:
-    /// a certificate is listed when stored, and served once the certificate thread has
-    /// installed it, after the round of orders it was part of.
+    /// a certificate is listed once stored, and served once the certificate thread has
+    /// installed it, a moment later.
     fn connect_served(&self, sni: &str) -> Tls {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
