@@ -65,7 +65,7 @@ impl Pending {
 }
 
 /// `key.create`, `redirect.delete`, `site.rollback`, ... and what it acted on: the path's
-/// name segment, else the body's `name` or `slug`.
+/// name segment, else the body's `name`, `slug` or `endpoint`.
 fn action_of(request: &Request) -> Option<(String, Option<String>)> {
     let verb = match request.method {
         Method::Get | Method::Head | Method::Options => return None,
@@ -94,7 +94,7 @@ fn action_of(request: &Request) -> Option<(String, Option<String>)> {
 
 fn body_name(body: &[u8]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    ["name", "slug"]
+    ["name", "slug", "endpoint"]
         .iter()
         .find_map(|k| value.get(*k).and_then(|v| v.as_str()).map(str::to_string))
 }

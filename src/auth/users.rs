@@ -54,6 +54,24 @@ pub fn find(conn: &Connection, username: &str) -> Result<Option<(User, String)>,
     .context("reading a user")
 }
 
+/// Every account, by username.
+pub fn list(conn: &Connection) -> Result<Vec<User>, DbError> {
+    let mut statement = conn
+        .prepare(&format!("SELECT {COLUMNS} FROM users ORDER BY username"))
+        .context("listing users")?;
+    let rows = statement.query_map([], from_row).context("listing users")?;
+    rows.collect::<rusqlite::Result<_>>()
+        .context("listing users")
+}
+
+/// Deletes an account and its sessions; false when there was none.
+pub fn delete(conn: &Connection, username: &str) -> Result<bool, DbError> {
+    let n = conn
+        .execute("DELETE FROM users WHERE username = ?1", [username])
+        .context("deleting a user")?;
+    Ok(n > 0)
+}
+
 pub fn count(conn: &Connection) -> Result<u64, DbError> {
     conn.query_row("SELECT COUNT(*) FROM users", [], |row| row.get(0))
         .context("counting users")

@@ -139,6 +139,21 @@ enum UserCmd {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// List dashboard accounts: username, scope, creation and last password change
+    List {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Delete account NAME; its sessions end at once
+    Delete {
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -335,6 +350,8 @@ fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<i32, String
         Cmd::User(UserCmd::SetPassword { name, scope, db }) => {
             user_set_password(&name, scope, &db, &p)
         }
+        Cmd::User(UserCmd::List { json, db }) => user_list(json, &db, &p),
+        Cmd::User(UserCmd::Delete { name, db }) => user_delete(&name, &db, &p),
         Cmd::Site(SiteCmd::Import {
             name,
             dir,
@@ -533,6 +550,49 @@ fn user_set_password(
         "{done}: {} (scope {}); its sessions have ended, sign in again",
         user.username, user.scope
     );
+    Ok(0)
+}
+
+fn user_list(json: bool, db: &DbArgs, p: &Parsed) -> Result<i32, String> {
+    let users = crate::auth::users::list(&open_db(db, p)?.0).map_err(|e| e.to_string())?;
+    if json {
+        let list: Vec<_> = users
+            .iter()
+            .map(|u| {
+                serde_json::json!({"username": u.username, "scope": u.scope,
+                    "created_at": u.created_at, "password_changed_at": u.password_changed_at})
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+        return Ok(0);
+    }
+    if users.is_empty() {
+        println!("no dashboard accounts (make one with 'fazt user set-password NAME')");
+        return Ok(0);
+    }
+    let mut rows =
+        vec![["USERNAME", "SCOPE", "CREATED (UTC)", "PASSWORD SET (UTC)"].map(String::from)];
+    for u in &users {
+        let minute = crate::client::sites::utc_minute;
+        rows.push([
+            u.username.clone(),
+            u.scope.clone(),
+            minute(u.created_at),
+            minute(u.password_changed_at),
+        ]);
+    }
+    print!("{}", crate::client::sites::align(&rows));
+    Ok(0)
+}
+
+fn user_delete(name: &str, db: &DbArgs, p: &Parsed) -> Result<i32, String> {
+    let (conn, _) = open_db(db, p)?;
+    if !crate::auth::users::delete(&conn, name).map_err(|e| e.to_string())? {
+        return Err(format!(
+            "no dashboard account named '{name}' ('fazt user list' shows them)"
+        ));
+    }
+    println!("deleted account {name}; its sessions have ended");
     Ok(0)
 }
 

@@ -468,6 +468,25 @@ fn a_scoped_account_sees_only_its_sites() {
         (Some("deploy:blog"), Some(false))
     );
 
+    let data = server.data.path();
+    let (code, listed, _) = run_cli(&["user", "list", "--data", s(data)], &[]);
+    assert_eq!(code, 0);
+    let row: Vec<&str> = listed.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row[..2], ["alice", "deploy:blog"], "{listed}");
+    let (code, out, _) = run_cli(&["user", "delete", "alice", "--data", s(data)], &[]);
+    assert_eq!(code, 0, "{out}");
+    let me = admin(
+        &server,
+        "GET",
+        "/api/session",
+        &[("Cookie", &cookie)],
+        &Value::Null,
+    );
+    assert_eq!(me.status, 401, "a deleted account's sessions end");
+    let (code, _, err) = run_cli(&["user", "delete", "alice", "--data", s(data)], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no dashboard account named 'alice'"), "{err}");
+
     // Bad input to the command: a clear message, exit 2, nothing written.
     let (code, _, err) = set_password(&server, "bad name!", PASSWORD, &[]);
     assert_eq!(code, 2, "{err}");
