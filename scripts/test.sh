@@ -24,6 +24,27 @@ if ! command -v pebble-challtestsrv >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && com
     fi
 fi
 
+# The dashboard's browser tests (tests/integration/dashboard.rs) drive that Chromium with
+# playwright-core from npm, pinned by tests/browser/package-lock.json. Node from Debian when
+# it is missing (playwright-core needs Node 20 or later); `npm ci` when the installed copy
+# is not the locked one.
+if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing node and npm for the dashboard tests (apt-get)..."
+    if ! timeout 900 bash -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq --no-install-recommends nodejs npm' >/dev/null 2>&1; then
+        echo "could not install node; the dashboard tests will fail and say so"
+    fi
+fi
+want=$(sed -n 's/.*"playwright-core": "\(.*\)".*/\1/p' tests/browser/package.json)
+have=$(sed -n 's/^  "version": "\(.*\)",/\1/p' tests/browser/node_modules/playwright-core/package.json 2>/dev/null || true)
+if command -v npm >/dev/null 2>&1 && [ "$want" != "$have" ]; then
+    echo "installing playwright-core $want for the dashboard tests (npm ci)..."
+    # --ignore-scripts: playwright-core downloads no browser; Debian's chromium is used.
+    if ! (cd tests/browser && timeout 300 npm ci --ignore-scripts --no-audit --no-fund >/dev/null 2>&1); then
+        echo "could not install playwright-core; the dashboard tests will fail and say so"
+    fi
+fi
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

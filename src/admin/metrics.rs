@@ -87,7 +87,7 @@ mod tests {
         );
     }
 
-    /// The keys the dashboard (assets/admin/admin.js) and the benchmark scripts read.
+    /// The keys the dashboard (assets/admin/*.js) and the benchmark scripts read.
     #[test]
     fn health_keys_read_elsewhere_are_kept() {
         let cache = SiteCache::new(1 << 20, 1 << 16);

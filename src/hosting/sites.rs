@@ -29,19 +29,34 @@ pub const SYSTEM_SITES: [(&str, &str, &[u8]); 2] = [
     ("404", "index.html", include_bytes!("../../assets/404.html")),
 ];
 
-/// The admin dashboard's assets: pinned in the cache at start, served on the admin host.
-pub const ADMIN_ASSETS: [(&str, &[u8]); 5] = [
-    (
-        "index.html",
-        include_bytes!("../../assets/admin/index.html"),
-    ),
-    ("admin.js", include_bytes!("../../assets/admin/admin.js")),
-    ("admin.css", include_bytes!("../../assets/admin/admin.css")),
-    (
-        "setup.html",
-        include_bytes!("../../assets/admin/setup.html"),
-    ),
-    ("setup.js", include_bytes!("../../assets/admin/setup.js")),
+/// `(name, bytes)` of each file of `assets/admin/`, named once.
+macro_rules! admin_assets {
+    ($($name:literal),* $(,)?) => {
+        [$(($name, include_bytes!(concat!("../../assets/admin/", $name)) as &[u8])),*]
+    };
+}
+
+/// The admin dashboard's assets: pinned in the cache at start, served on the admin host;
+/// plain ES modules that `index.html` and `admin.js` load (no build step).
+pub const ADMIN_ASSETS: [(&str, &[u8]); 18] = admin_assets![
+    "index.html",
+    "admin.css",
+    "admin.js",
+    "api.js",
+    "ui.js",
+    "stats.js",
+    "zip.js",
+    "overview.js",
+    "analytics.js",
+    "sites.js",
+    "redirects.js",
+    "webhooks.js",
+    "keys.js",
+    "system.js",
+    "settings.js",
+    "setup.html",
+    "setup.js",
+    "favicon.svg",
 ];
 
 /// The public URL of a site: `http://<name>.<domain>/`, `http://<domain>/` for `root`,

@@ -36,6 +36,11 @@ fn admin(
     )
 }
 
+/// A GET on the admin host with a session cookie.
+fn get_with(server: &Server, path: &str, cookie: &str) -> HttpResponse {
+    admin(server, "GET", path, &[("Cookie", cookie)], &Value::Null)
+}
+
 /// The session token a response's `Set-Cookie` carries.
 fn cookie_of(response: &HttpResponse) -> String {
     let set = response.header("set-cookie").expect("a Set-Cookie header");
@@ -165,13 +170,7 @@ fn login_sets_a_strict_host_only_cookie_and_wrong_passwords_are_401() {
 
     // The session opens the API like an owner key would.
     let cookie = with_cookie(&cookie_of(&ok));
-    let health = admin(
-        &server,
-        "GET",
-        "/api/system/health",
-        &[("Cookie", &cookie)],
-        &Value::Null,
-    );
+    let health = get_with(&server, "/api/system/health", &cookie);
     assert_eq!(health.status, 200);
     let bogus = admin(
         &server,
@@ -285,14 +284,7 @@ fn logout_and_revocation_end_sessions_on_the_server() {
     assert_eq!(set_password(&server, "owner", PASSWORD, &[]).0, 0);
     let first = with_cookie(&cookie_of(&login(&server, "owner", PASSWORD, false)));
     let second = with_cookie(&cookie_of(&login(&server, "owner", PASSWORD, false)));
-    let listed = admin(
-        &server,
-        "GET",
-        "/api/sessions",
-        &[("Cookie", &first)],
-        &Value::Null,
-    )
-    .json();
+    let listed = get_with(&server, "/api/sessions", &first).json();
     let sessions = listed["sessions"].as_array().unwrap().clone();
     assert_eq!(sessions.len(), 2, "{listed}");
     let other = sessions.iter().find(|s| s["current"] == false).unwrap();
@@ -305,17 +297,7 @@ fn logout_and_revocation_end_sessions_on_the_server() {
         admin(&server, "DELETE", &path, &own, &Value::Null).status,
         200
     );
-    assert_eq!(
-        admin(
-            &server,
-            "GET",
-            "/api/session",
-            &[("Cookie", &second)],
-            &Value::Null
-        )
-        .status,
-        401
-    );
+    assert_eq!(get_with(&server, "/api/session", &second).status, 401);
     assert_eq!(
         admin(&server, "DELETE", &path, &own, &Value::Null).status,
         404
@@ -325,17 +307,7 @@ fn logout_and_revocation_end_sessions_on_the_server() {
     assert_eq!(out.status, 200);
     assert!(out.header("set-cookie").unwrap().contains("Max-Age=0"));
     // The browser may keep the token; the server no longer takes it.
-    assert_eq!(
-        admin(
-            &server,
-            "GET",
-            "/api/session",
-            &[("Cookie", &first)],
-            &Value::Null
-        )
-        .status,
-        401
-    );
+    assert_eq!(get_with(&server, "/api/session", &first).status, 401);
     let audit = get_json(&server, "/api/audit").to_string();
     assert!(
         audit.contains("\"logout\"") && audit.contains("session.revoke"),
@@ -352,16 +324,7 @@ fn an_idle_session_expires_and_use_keeps_it_alive() {
     assert_eq!(set_password(&server, "owner", PASSWORD, &[]).0, 0);
     let short = with_cookie(&cookie_of(&login(&server, "owner", PASSWORD, false)));
     let long = with_cookie(&cookie_of(&login(&server, "owner", PASSWORD, true)));
-    let me = |cookie: &str| {
-        admin(
-            &server,
-            "GET",
-            "/api/session",
-            &[("Cookie", cookie)],
-            &Value::Null,
-        )
-        .status
-    };
+    let me = |cookie: &str| get_with(&server, "/api/session", cookie).status;
     assert_eq!(me(&short), 200);
     std::thread::sleep(Duration::from_millis(3100));
     assert_eq!(me(&short), 401, "two seconds unused: ended");
@@ -387,16 +350,7 @@ fn a_password_change_ends_other_sessions_and_the_old_password() {
     let changed = admin(&server, "POST", "/api/password", &own, &change);
     assert_eq!(changed.status, 200, "{}", changed.text());
     let fresh = with_cookie(&cookie_of(&changed));
-    let me = |cookie: &str| {
-        admin(
-            &server,
-            "GET",
-            "/api/session",
-            &[("Cookie", cookie)],
-            &Value::Null,
-        )
-        .status
-    };
+    let me = |cookie: &str| get_with(&server, "/api/session", cookie).status;
     assert_eq!(me(&other), 401);
     assert_eq!(me(&mine), 401);
     assert_eq!(me(&fresh), 200, "this browser stays signed in");
@@ -425,13 +379,7 @@ fn a_scoped_account_sees_only_its_sites() {
         import(site, dir.path(), server.data.path());
     }
     let cookie = with_cookie(&cookie_of(&login(&server, "alice", PASSWORD, false)));
-    let sites = admin(
-        &server,
-        "GET",
-        "/api/sites",
-        &[("Cookie", &cookie)],
-        &Value::Null,
-    );
+    let sites = get_with(&server, "/api/sites", &cookie);
     let names: Vec<_> = sites.json()["sites"]
         .as_array()
         .unwrap()
@@ -439,30 +387,11 @@ fn a_scoped_account_sees_only_its_sites() {
         .map(|s| s["name"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(names, ["blog"], "{}", sites.text());
-    let keys = admin(
-        &server,
-        "GET",
-        "/api/keys",
-        &[("Cookie", &cookie)],
-        &Value::Null,
-    );
+    let keys = get_with(&server, "/api/keys", &cookie);
     assert_eq!(keys.status, 403);
-    let audit = admin(
-        &server,
-        "GET",
-        "/api/audit",
-        &[("Cookie", &cookie)],
-        &Value::Null,
-    );
+    let audit = get_with(&server, "/api/audit", &cookie);
     assert_eq!(audit.status, 403);
-    let me = admin(
-        &server,
-        "GET",
-        "/api/session",
-        &[("Cookie", &cookie)],
-        &Value::Null,
-    )
-    .json();
+    let me = get_with(&server, "/api/session", &cookie).json();
     assert_eq!(
         (me["scope"].as_str(), me["owner"].as_bool()),
         (Some("deploy:blog"), Some(false))
@@ -475,13 +404,7 @@ fn a_scoped_account_sees_only_its_sites() {
     assert_eq!(row[..2], ["alice", "deploy:blog"], "{listed}");
     let (code, out, _) = run_cli(&["user", "delete", "alice", "--data", s(data)], &[]);
     assert_eq!(code, 0, "{out}");
-    let me = admin(
-        &server,
-        "GET",
-        "/api/session",
-        &[("Cookie", &cookie)],
-        &Value::Null,
-    );
+    let me = get_with(&server, "/api/session", &cookie);
     assert_eq!(me.status, 401, "a deleted account's sessions end");
     let (code, _, err) = run_cli(&["user", "delete", "alice", "--data", s(data)], &[]);
     assert_eq!(code, 2);

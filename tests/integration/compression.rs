@@ -347,7 +347,7 @@ fn the_dashboard_is_served_compressed() {
         &server,
         "GET",
         "admin.localhost",
-        "/admin.css",
+        "/favicon.svg",
         &[("Accept-Encoding", "br")],
         b"",
     );

@@ -27,6 +27,7 @@ mod cli;
 mod cli_fixes;
 mod common;
 mod compression;
+mod dashboard;
 mod db_layer;
 mod deploy;
 mod deploy_adversarial;
