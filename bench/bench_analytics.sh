@@ -32,7 +32,7 @@
 #   stats   benches/analytics_writer.rs `generate`: BENCH_STATS_EVENTS events over the 365 days up to
 #           now through EventStore::write_batch (fewer if they would not fit BENCH_STATS_BUDGET
 #           seconds, said so in the summary), then fazt on that data dir answers GET /api/stats for
-#           the whole year (bucket=day, bucket=hour, and one site) BENCH_STATS_REQUESTS times each on
+#           the whole year (bucket=day, bucket=hour, one site, and by=site) BENCH_STATS_REQUESTS times each on
 #           one keep-alive connection (bench/latency.py): p50/p99. When fewer events were
 #           generated (or BENCH_STATS_FILL=1), the same on roll-up tables filled directly with SQL at
 #           10-million-event scale (`fill-rollups`, the shape of tests/integration/analytics_store.rs's ignored
@@ -430,12 +430,13 @@ stats_queries() {
         problem "$label: GET /api/stats for the whole year counts $(get "$label.check.totals_events") events; $expect were written"
     fi
     log "$label: first GET /api/stats (bucket=day) $(get "$label.check.ms") ms, $(get "$label.check.bytes") bytes, totals.events $(get "$label.check.totals_events") (written: $expect), $(get "$label.check.timeline_len") timeline buckets"
-    for q in day hour site; do
+    for q in day hour site bysite; do
         name=$label.$q
         case $q in
             day) path="/api/stats?from=$from&to=$to&bucket=day" ;;
             hour) path="/api/stats?from=$from&to=$to&bucket=hour" ;;
             site) path="/api/stats?from=$from&to=$to&bucket=day&site=$site" ;;
+            bysite) path="/api/stats?from=$from&to=$to&bucket=day&by=site" ;;
         esac
         spawn_wait python3 "$HELPERS/latency.py" --port "${ADM_OF[$label]##*:}" --host-header "localhost:${ADM_OF[$label]##*:}" \
             --header "Authorization: Bearer $token" --path "$path" --count "$STATS_REQUESTS" --warmup 3 \
@@ -524,6 +525,7 @@ summary() {
             row "($tag) bucket=day, all sites" "$(get "$l.day.p50_ms") / $(get "$l.day.p99_ms") ms" "<= 50 ms" "$(verdict "$(get "$l.day.p99_ms")" '<=' 50) (p99); max $(get "$l.day.max_ms") ms; $(get "$l.check.bytes") B, totals.events $(get "$l.check.totals_events")"
             row "($tag) bucket=hour, all sites" "$(get "$l.hour.p50_ms") / $(get "$l.hour.p99_ms") ms" "<= 50 ms" "$(verdict "$(get "$l.hour.p99_ms")" '<=' 50) (p99); max $(get "$l.hour.max_ms") ms"
             row "($tag) bucket=day, site=$site" "$(get "$l.site.p50_ms") / $(get "$l.site.p99_ms") ms" "<= 50 ms" "$(verdict "$(get "$l.site.p99_ms")" '<=' 50) (p99); max $(get "$l.site.max_ms") ms"
+            row "($tag) bucket=day, by=site (every site, one call)" "$(get "$l.bysite.p50_ms") / $(get "$l.bysite.p99_ms") ms" "<= 50 ms" "$(verdict "$(get "$l.bysite.p99_ms")" '<=' 50) (p99); max $(get "$l.bysite.max_ms") ms"
             row "($tag) fazt RSS after the queries; exit on SIGTERM" "$(mib "$(get "$l.rss_kib")") MiB" "" "$(get "$l.exit")"
         done
     fi

@@ -10,7 +10,9 @@
 //! deploy, a GC or a vacuum.
 //!
 //! Authorisation: the site routes (`/api/sites...`, see `sites`) check that the
-//! key's scopes cover the site; every other route needs the `owner` scope.
+//! key's scopes cover the site; so do the reads of one site's numbers (`/api/stats`,
+//! `/api/events`, `/api/live` with `site=`, see `analytics::api`); every other route needs
+//! the `owner` scope.
 
 pub(crate) mod accounts;
 mod audited;
@@ -19,9 +21,10 @@ mod metrics;
 pub(crate) mod sites;
 
 use crate::acme::manager::CertManager;
-use crate::analytics::api::Routed;
+use crate::analytics::api::{Reader, Routed, Sites};
 use crate::analytics::event::SaltBook;
 use crate::analytics::retention::AutoRetention;
+use crate::analytics::stats::SiteHosts;
 use crate::auth::caller::{authenticate, Caller};
 use crate::db::writer::WriterHandle;
 use crate::db::DbError;
@@ -243,6 +246,14 @@ impl AdminApi {
         if sites::is_sites_path(path) {
             return sites::handle(&self.ctx, key, request, reply);
         }
+        if !key.is_owner() && crate::analytics::api::is_site_read(path) {
+            let covers = |site: &str| key.can_deploy(site);
+            let reader = Reader::Scoped {
+                scope: &key.scope,
+                covers: &covers,
+            };
+            return self.route_analytics(request, &reader, reply);
+        }
         if !key.is_owner() {
             return Some(Response::error(
                 403,
@@ -277,14 +288,14 @@ impl AdminApi {
             _ if path.starts_with("/api/keys/") || renew_path(path).is_some() => {
                 method_not_allowed(path)
             }
-            _ => return self.route_analytics(request, reply),
+            _ => return self.route_analytics(request, &Reader::Owner, reply),
         };
         Some(response)
     }
 
-    /// The hosts a site is served on, given its name or one of its hosts: `blog` or
-    /// `blog.DOMAIN` → `blog.DOMAIN`; `root` → `DOMAIN` and `root.DOMAIN`.
-    fn site_hosts(&self, site: &str) -> Option<Vec<String>> {
+    /// A site and the hosts it is served on, given its name or one of its hosts: `blog`
+    /// or `blog.DOMAIN` → `blog.DOMAIN`; `root` → `DOMAIN` and `root.DOMAIN`.
+    fn site_hosts(&self, site: &str) -> Option<SiteHosts> {
         let domain = &self.ctx.domain;
         let name = if site == domain.as_str() {
             "root"
@@ -302,12 +313,28 @@ impl AdminApi {
         if let Some(at) = hosts.iter().position(|h| h == site) {
             hosts.swap(0, at);
         }
-        Some(hosts)
+        Some(SiteHosts {
+            site: name.to_string(),
+            hosts,
+        })
     }
 
-    fn route_analytics(&self, request: &Request, reply: Reply) -> Option<Response> {
-        let site_hosts = |site: &str| self.site_hosts(site);
-        match crate::analytics::api::route(request, &site_hosts) {
+    fn route_analytics(
+        &self,
+        request: &Request,
+        reader: &Reader,
+        reply: Reply,
+    ) -> Option<Response> {
+        let resolve = |site: &str| self.site_hosts(site);
+        let all = || {
+            let names = self.ctx.sites.table.names();
+            names.iter().filter_map(|n| self.site_hosts(n)).collect()
+        };
+        let sites = Sites {
+            resolve: &resolve,
+            all: &all,
+        };
+        match crate::analytics::api::route(request, &sites, reader) {
             Some(Routed::Now(Ok(response))) => Some(response),
             Some(Routed::Now(Err(e))) => Some(error_response(&e)),
             Some(Routed::Write(change)) => {

@@ -1,11 +1,18 @@
-//! The analytics part of the admin API: stats, recent events, domains, tags, and the
-//! management of short links and webhooks. Reads use the admin thread's connection;
-//! changes are returned as a [`Change`] for the caller to hand to the writer (the admin
-//! thread never waits for it). Bad parameters are 400s naming the parameter.
+//! The analytics part of the admin API: stats (per site too), live numbers, recent
+//! events, domains, tags, and the management of short links and webhooks. Reads use the
+//! admin thread's connection; changes are returned as a [`Change`] for the caller to hand
+//! to the writer (the admin thread never waits for it). Bad parameters are 400s naming
+//! the parameter.
+//!
+//! Scoped callers (a `deploy:blog` key or account, [`Reader::Scoped`]) may read
+//! `/api/stats`, `/api/events` and `/api/live` of the sites their scopes cover, with
+//! `site=` (and `/api/stats?by=site`, which then lists only those sites); anything else
+//! is a 403 naming the scope.
 
+use super::activity;
 use super::ingest::{split_tags, QueryParams};
-use super::manage;
-use super::stats::{self, Bucket, StatsQuery};
+use super::manage::{self, SecretChange};
+use super::stats::{self, Bucket, SiteHosts, StatsQuery};
 use crate::db::reader::read_db;
 use crate::db::DbError;
 use crate::http::{Method, Request, Response, ResponseError};
@@ -33,25 +40,56 @@ pub enum Routed {
     Write(Change),
 }
 
-/// The hosts a site parameter names when it is a site's name or a host fazt serves (its
-/// events are recorded under the host they were seen on); given by the admin API.
-pub type SiteHosts<'a> = &'a dyn Fn(&str) -> Option<Vec<String>>;
+/// What the admin API knows of sites: the site table, not the analytics data.
+pub struct Sites<'a> {
+    /// The site a `site` parameter names (its name, or one of the hosts fazt serves it
+    /// on) and the hosts its events are recorded under; `None` when it names no site.
+    pub resolve: &'a dyn Fn(&str) -> Option<SiteHosts>,
+    /// Every site, with its hosts.
+    pub all: &'a dyn Fn() -> Vec<SiteHosts>,
+}
+
+/// Who reads.
+pub enum Reader<'a> {
+    /// Every site and domain.
+    Owner,
+    /// A key or account whose scopes (`scope`, as stored) cover only some sites.
+    Scoped {
+        scope: &'a str,
+        covers: &'a dyn Fn(&str) -> bool,
+    },
+}
+
+/// Whether a caller without the owner scope may be routed here for `path`: the reads of
+/// one site's numbers ([`route`] then checks which site).
+pub fn is_site_read(path: &str) -> bool {
+    matches!(path, "/api/stats" | "/api/events" | "/api/live")
+}
 
 /// Answers the analytics routes; `None` when the path is not one of them.
-pub fn route(request: &Request, site_hosts: SiteHosts) -> Option<Routed> {
+pub fn route(request: &Request, sites: &Sites, reader: &Reader) -> Option<Routed> {
     let path = request.path();
     let params = QueryParams::parse(request.query());
     let reading = matches!(request.method, Method::Get | Method::Head);
+    if let Reader::Scoped { scope, .. } = reader {
+        if !(reading && is_site_read(path)) {
+            return Some(refused(ApiError::Forbidden(format!(
+                "this API key's scope ({scope}) does not allow {} {path}: it needs the owner scope",
+                request.method_text()
+            ))));
+        }
+    }
     let result = match path {
-        "/api/stats" if reading => get_stats(&params, site_hosts),
-        "/api/events" if reading => get_events(&params, site_hosts),
+        "/api/stats" if reading => get_stats(&params, sites, reader),
+        "/api/events" if reading => get_events(&params, sites, reader),
+        "/api/live" if reading => get_live(&params, sites, reader),
         "/api/domains" if reading => paged(&params, stats::domains),
         "/api/tags" if reading => paged(&params, stats::tags),
-        "/api/redirects" if reading => read(manage::list_redirects),
+        "/api/redirects" if reading => read(redirects_with_activity),
         "/api/redirects" if request.method == Method::Post => return Some(put_redirect(request)),
-        "/api/webhooks" if reading => read(manage::list_webhooks),
+        "/api/webhooks" if reading => read(webhooks_with_activity),
         "/api/webhooks" if request.method == Method::Post => return Some(put_webhook(request)),
-        "/api/stats" | "/api/events" | "/api/domains" | "/api/tags" => {
+        "/api/stats" | "/api/events" | "/api/live" | "/api/domains" | "/api/tags" => {
             Err(ApiError::Method("GET, HEAD"))
         }
         "/api/redirects" | "/api/webhooks" => Err(ApiError::Method("GET, HEAD, POST")),
@@ -70,6 +108,8 @@ pub fn route(request: &Request, site_hosts: SiteHosts) -> Option<Routed> {
 #[derive(Debug)]
 pub enum ApiError {
     BadParameter(String),
+    /// A scoped caller asked for what its scopes do not cover.
+    Forbidden(String),
     NotFound(String),
     Method(&'static str),
     Db(DbError),
@@ -84,7 +124,9 @@ impl From<DbError> for ApiError {
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ApiError::BadParameter(m) | ApiError::NotFound(m) => f.write_str(m),
+            ApiError::BadParameter(m) | ApiError::Forbidden(m) | ApiError::NotFound(m) => {
+                f.write_str(m)
+            }
             ApiError::Method(allow) => write!(f, "method not allowed here; use {allow}"),
             ApiError::Db(e) => e.fmt(f),
         }
@@ -95,6 +137,7 @@ impl ResponseError for ApiError {
     fn status(&self) -> u16 {
         match self {
             ApiError::BadParameter(_) => 400,
+            ApiError::Forbidden(_) => 403,
             ApiError::NotFound(_) => 404,
             ApiError::Method(_) => 405,
             ApiError::Db(e) => e.status(),
@@ -147,16 +190,36 @@ fn paged(
 }
 
 /// The domains `?site=` names: a site's name or a served host (its hosts), else a domain
-/// with events; anything else is a 404, so a typo is not mistaken for a quiet site.
+/// with events; anything else is a 404, so a typo is not mistaken for a quiet site. A
+/// scoped reader must name a site its scopes cover (403 otherwise, before anything is
+/// looked up in the analytics data).
 fn site_domains(
     params: &QueryParams,
-    site_hosts: SiteHosts,
+    sites: &Sites,
+    reader: &Reader,
+    path: &str,
 ) -> Result<Option<Vec<String>>, ApiError> {
     let Some(site) = params.get("site").map(|s| s.to_ascii_lowercase()) else {
+        if let Reader::Scoped { scope, .. } = reader {
+            return Err(ApiError::Forbidden(format!(
+                "this API key's scope ({scope}) allows {path} only with site=<a site it \
+                 covers>; all sites together need the owner scope"
+            )));
+        }
         return Ok(None);
     };
-    if let Some(hosts) = site_hosts(&site) {
-        return Ok(Some(hosts));
+    let resolved = (sites.resolve)(&site);
+    if let Reader::Scoped { scope, covers } = reader {
+        let covered = resolved.as_ref().is_some_and(|s| covers(&s.site));
+        if !covered {
+            return Err(ApiError::Forbidden(format!(
+                "this API key's scope ({scope}) does not cover site '{site}' (needs a \
+                 deploy scope that covers it, or owner)"
+            )));
+        }
+    }
+    if let Some(found) = resolved {
+        return Ok(Some(found.hosts));
     }
     let known = read_db(|conn| {
         super::store::string_id(conn, super::store::KIND_DOMAIN, &site).map(|id| id.is_some())
@@ -170,7 +233,9 @@ fn site_domains(
     }
 }
 
-fn get_stats(params: &QueryParams, site_hosts: SiteHosts) -> Result<Value, ApiError> {
+/// `from`, `to` (default: the 7 days up to now) and `bucket` (default hour) of a stats
+/// query.
+fn range_params(params: &QueryParams) -> Result<(i64, i64, Bucket), ApiError> {
     let now = crate::platform::clock::unix_now();
     let to = time_param(params, "to")?.unwrap_or(now + 1);
     let from = time_param(params, "from")?.unwrap_or((to - DEFAULT_RANGE_SECS).max(0));
@@ -187,10 +252,24 @@ fn get_stats(params: &QueryParams, site_hosts: SiteHosts) -> Result<Value, ApiEr
             ))
         })?,
     };
+    Ok((from, to, bucket))
+}
+
+fn get_stats(params: &QueryParams, sites: &Sites, reader: &Reader) -> Result<Value, ApiError> {
+    let (from, to, bucket) = range_params(params)?;
+    match params.get("by").as_deref() {
+        None => {}
+        Some("site") => return get_stats_by_site(params, sites, reader, (from, to, bucket)),
+        Some(other) => {
+            return Err(ApiError::BadParameter(format!(
+                "parameter 'by' must be 'site', got '{other}'"
+            )))
+        }
+    }
     let top = count_param(params, "top", DEFAULT_TOP, MAX_TOP)?;
     let query = StatsQuery {
         site: params.get("site"),
-        domains: site_domains(params, site_hosts)?,
+        domains: site_domains(params, sites, reader, "/api/stats")?,
         from,
         to,
         bucket,
@@ -199,8 +278,34 @@ fn get_stats(params: &QueryParams, site_hosts: SiteHosts) -> Result<Value, ApiEr
     Ok(read_db(|conn| stats::stats(conn, &query))?)
 }
 
-fn get_events(params: &QueryParams, site_hosts: SiteHosts) -> Result<Value, ApiError> {
-    let domains = site_domains(params, site_hosts)?;
+/// `/api/stats?by=site`: every site (a scoped reader: those it covers) and, for the
+/// owner, the other domains with pageviews.
+fn get_stats_by_site(
+    params: &QueryParams,
+    sites: &Sites,
+    reader: &Reader,
+    (from, to, bucket): (i64, i64, Bucket),
+) -> Result<Value, ApiError> {
+    if params.get("site").is_some() {
+        return Err(ApiError::BadParameter(
+            "parameter 'site' does not go with 'by=site', which lists every site".into(),
+        ));
+    }
+    let mut listed = (sites.all)();
+    let owner = match reader {
+        Reader::Owner => true,
+        Reader::Scoped { covers, .. } => {
+            listed.retain(|s| covers(&s.site));
+            false
+        }
+    };
+    Ok(read_db(|conn| {
+        stats::by_site(conn, &listed, owner, from, to, bucket)
+    })?)
+}
+
+fn get_events(params: &QueryParams, sites: &Sites, reader: &Reader) -> Result<Value, ApiError> {
+    let domains = site_domains(params, sites, reader, "/api/events")?;
     let limit = count_param(params, "limit", DEFAULT_EVENTS, MAX_EVENTS)?;
     let before = match params.get("before") {
         None => None,
@@ -220,6 +325,38 @@ fn get_events(params: &QueryParams, site_hosts: SiteHosts) -> Result<Value, ApiE
         )
     };
     Ok(read_db(events)?)
+}
+
+/// `/api/live`: the last 5 minutes of raw events, of one site or all.
+fn get_live(params: &QueryParams, sites: &Sites, reader: &Reader) -> Result<Value, ApiError> {
+    let domains = site_domains(params, sites, reader, "/api/live")?;
+    let now = crate::platform::clock::unix_now();
+    let mut body = read_db(|conn| activity::live(conn, domains.as_deref(), now))?;
+    body["site"] = json!(params.get("site"));
+    Ok(body)
+}
+
+/// `/api/redirects`, each with its last click and clicks of the last 30 days.
+fn redirects_with_activity(conn: &rusqlite::Connection) -> Result<Value, DbError> {
+    let mut list = manage::list_redirects(conn)?;
+    let clicks = activity::redirect_activity(conn, crate::platform::clock::unix_now())?;
+    for row in list["redirects"].as_array_mut().into_iter().flatten() {
+        let slug = row["slug"].as_str().unwrap_or_default();
+        let seen = clicks.get(slug).copied().unwrap_or_default();
+        seen.annotate(row);
+    }
+    Ok(list)
+}
+
+/// `/api/webhooks`, each with its last delivery and deliveries of the last 30 days.
+fn webhooks_with_activity(conn: &rusqlite::Connection) -> Result<Value, DbError> {
+    let mut list = manage::list_webhooks(conn)?;
+    let now = crate::platform::clock::unix_now();
+    for row in list["webhooks"].as_array_mut().into_iter().flatten() {
+        let endpoint = row["endpoint"].as_str().unwrap_or_default().to_string();
+        activity::webhook_activity(conn, &endpoint, now)?.annotate(row);
+    }
+    Ok(list)
 }
 
 /// Latest time accepted (year 9999): keeps every later computation far from overflow.
@@ -331,15 +468,24 @@ fn validated_webhook(request: &Request) -> Result<Change, ApiError> {
     let endpoint = string_field(&body, "endpoint")?
         .ok_or_else(|| ApiError::BadParameter("field 'endpoint' (a string) is required".into()))?;
     manage::validate_name("endpoint", &endpoint).map_err(ApiError::BadParameter)?;
-    let secret = string_field(&body, "secret")?.filter(|s| !s.is_empty());
-    if secret.as_ref().is_some_and(|s| s.len() > 256) {
-        return Err(ApiError::BadParameter(
-            "field 'secret' must be at most 256 characters".into(),
-        ));
-    }
+    // An edit that leaves `secret` out keeps the stored one (pausing a webhook must not
+    // unsign it); `null` or "" removes it.
+    let secret = match body.get("secret") {
+        None => SecretChange::Keep,
+        Some(_) => match string_field(&body, "secret")?.filter(|s| !s.is_empty()) {
+            None => SecretChange::Remove,
+            Some(s) if s.len() > 256 => {
+                return Err(ApiError::BadParameter(
+                    "field 'secret' must be at most 256 characters".into(),
+                ))
+            }
+            Some(s) => SecretChange::Set(s),
+        },
+    };
+    // Likewise `active`: left out, an edit keeps it, and a new webhook is active.
     let active = match body.get("active") {
-        None | Some(Value::Null) => true,
-        Some(Value::Bool(b)) => *b,
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
         Some(_) => {
             return Err(ApiError::BadParameter(
                 "field 'active' must be true or false".into(),
@@ -347,8 +493,8 @@ fn validated_webhook(request: &Request) -> Result<Change, ApiError> {
         }
     };
     Ok(Box::new(move |conn| {
-        manage::put_webhook(conn, &endpoint, secret.as_deref(), active)?;
-        Ok(json!({ "endpoint": endpoint, "signed": secret.is_some(), "active": active }))
+        let (signed, active) = manage::put_webhook(conn, &endpoint, &secret, active)?;
+        Ok(json!({ "endpoint": endpoint, "signed": signed, "active": active }))
     }))
 }
 

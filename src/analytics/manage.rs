@@ -95,19 +95,48 @@ pub fn list_webhooks(conn: &Connection) -> Result<Value, DbError> {
     Ok(json!({ "webhooks": rows }))
 }
 
-/// Creates or replaces a webhook endpoint. The secret is never returned by listings.
+/// What an edit does to a webhook's secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretChange {
+    /// Leave the stored secret (none for a new webhook).
+    Keep,
+    Remove,
+    Set(String),
+}
+
+/// Creates a webhook endpoint or changes one: the secret as `secret` says, `active` when
+/// given (a new webhook is active). Returns whether it is now signed and active. The
+/// secret is never returned by listings.
 pub fn put_webhook(
     conn: &Connection,
     endpoint: &str,
-    secret: Option<&str>,
-    active: bool,
-) -> Result<(), DbError> {
+    secret: &SecretChange,
+    active: Option<bool>,
+) -> Result<(bool, bool), DbError> {
+    let (change_secret, new_secret) = match secret {
+        SecretChange::Keep => (false, None),
+        SecretChange::Remove => (true, None),
+        SecretChange::Set(s) => (true, Some(s.as_str())),
+    };
     conn.execute(
         "INSERT INTO webhooks (endpoint, secret, active, created_at) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (endpoint) DO UPDATE SET secret = excluded.secret, active = excluded.active",
-        params![endpoint, secret, active, crate::platform::clock::unix_now()],
+         ON CONFLICT (endpoint) DO UPDATE SET
+             secret = CASE WHEN ?5 THEN excluded.secret ELSE secret END,
+             active = CASE WHEN ?6 THEN excluded.active ELSE active END",
+        params![
+            endpoint,
+            new_secret,
+            active.unwrap_or(true),
+            crate::platform::clock::unix_now(),
+            change_secret,
+            active.is_some(),
+        ],
     )?;
-    Ok(())
+    Ok(conn.query_row(
+        "SELECT coalesce(secret, '') != '', active FROM webhooks WHERE endpoint = ?1",
+        params![endpoint],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?)
 }
 
 pub fn delete_webhook(conn: &Connection, endpoint: &str) -> Result<bool, DbError> {

@@ -2,6 +2,7 @@
 //! and hand them to the writer through a bounded channel; the writer commits them in
 //! batches together with their roll-ups.
 
+pub(crate) mod activity;
 pub(crate) mod api;
 pub(crate) mod caps;
 pub mod event;

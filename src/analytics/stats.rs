@@ -23,13 +23,13 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 
 use super::store::{
-    first_day_of_month, month_of_day, source_name, string_id, DIMS, DIM_PATH, DIM_REDIRECT,
-    DIM_REFERRER, DIM_TAG, DIM_TYPE, DIM_UTM_CAMPAIGN, DIM_UTM_MEDIUM, DIM_UTM_SOURCE, KIND_DOMAIN,
-    KIND_TAG, KIND_TYPE,
+    first_day_of_month, month_of_day, source_name, string_id, DIMS, DIM_NOT_FOUND, DIM_PATH,
+    DIM_REDIRECT, DIM_REFERRER, DIM_TAG, DIM_TYPE, DIM_UTM_CAMPAIGN, DIM_UTM_MEDIUM,
+    DIM_UTM_SOURCE, KIND_DOMAIN, KIND_TAG, KIND_TYPE,
 };
 use crate::db::{Context, DbError};
 
-const HOUR: i64 = 3_600;
+pub(super) const HOUR: i64 = 3_600;
 const HOURS_PER_DAY: i64 = 24;
 /// The path of a short-link click is this followed by the slug.
 const REDIRECT_PREFIX: &str = "/r/";
@@ -99,11 +99,12 @@ impl Totals {
 /// Totals, a timeline and top lists for one site (or all) over a range:
 /// `{site, from, to, bucket, totals: {events, pageviews, visitors}, timeline: [{t, events,
 /// pageviews, visitors}], top_paths, top_referrers, top_tags, event_types,
-/// redirect_clicks, top_utm_sources, top_utm_mediums, top_utm_campaigns: [{value,
-/// count}]}`. `from`/`to` echo the hour-aligned range used; the
+/// redirect_clicks, top_utm_sources, top_utm_mediums, top_utm_campaigns, top_404s:
+/// [{value, count}]}`. `from`/`to` echo the hour-aligned range used; the
 /// timeline lists non-empty buckets only, `t` being the bucket's start; top lists are
 /// sorted by count, then value. Paths count pageviews; referrers, types and tags count
-/// all events; `redirect_clicks` values are slugs.
+/// all events; `redirect_clicks` values are slugs; `top_404s` are the paths of `404`
+/// events.
 pub fn stats(conn: &Connection, q: &StatsQuery) -> Result<Value, DbError> {
     let hour_from = q.from.div_euclid(HOUR);
     let hour_to = div_ceil(q.to, HOUR).max(hour_from);
@@ -184,7 +185,159 @@ pub fn stats(conn: &Connection, q: &StatsQuery) -> Result<Value, DbError> {
         "top_utm_sources": top(DIM_UTM_SOURCE)?,
         "top_utm_mediums": top(DIM_UTM_MEDIUM)?,
         "top_utm_campaigns": top(DIM_UTM_CAMPAIGN)?,
+        "top_404s": top(DIM_NOT_FOUND)?,
     }))
+}
+
+/// A site and the hosts its events are recorded under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SiteHosts {
+    pub site: String,
+    pub hosts: Vec<String>,
+}
+
+/// Most other domains [`by_site`] lists (those with the most pageviews): a wildcard
+/// `FAZT_TRACK_DOMAINS` can bring thousands.
+pub const MAX_OTHER_DOMAINS: usize = 100;
+
+/// Per-site numbers for an overview, from the hourly roll-ups only: `{from, to, bucket,
+/// buckets: [t], totals, sites: [{site, kind, events, pageviews, visitors, timeline:
+/// [pageviews per bucket]}]}`. Every given site is listed (`kind` "site"), most pageviews
+/// first; with `other_domains`, so are up to [`MAX_OTHER_DOMAINS`] domains that are no
+/// site's host but had pageviews in the range (`kind` "domain", tracked sites hosted
+/// elsewhere). `buckets` are the starts of every bucket of the range, and each timeline
+/// has one count per bucket. A site's numbers equal `/api/stats?site=` for its hosts.
+pub fn by_site(
+    conn: &Connection,
+    sites: &[SiteHosts],
+    other_domains: bool,
+    from: i64,
+    to: i64,
+    bucket: Bucket,
+) -> Result<Value, DbError> {
+    let hour_from = from.div_euclid(HOUR);
+    let hour_to = div_ceil(to, HOUR).max(hour_from);
+    let per_bucket = bucket.seconds() / HOUR;
+    let first_bucket = hour_from.div_euclid(per_bucket);
+    let end_bucket = if hour_from < hour_to {
+        (hour_to - 1).div_euclid(per_bucket) + 1
+    } else {
+        first_bucket
+    };
+
+    let mut rows: Vec<SiteRow> = Vec::new();
+    let mut row_of: IdMap<i64, usize> = IdMap::default();
+    for site in sites {
+        for host in &site.hosts {
+            if let Some(id) = string_id(conn, KIND_DOMAIN, host)? {
+                row_of.insert(id, rows.len());
+            }
+        }
+        rows.push(SiteRow::new(&site.site, "site"));
+    }
+    if other_domains {
+        for (id, name) in all_domains(conn)? {
+            if let std::collections::hash_map::Entry::Vacant(slot) = row_of.entry(id) {
+                slot.insert(rows.len());
+                rows.push(SiteRow::new(&name, "domain"));
+            }
+        }
+    }
+    let ids: Vec<i64> = row_of.keys().copied().collect();
+    if !ids.is_empty() && hour_from < hour_to {
+        let mut stmt = conn
+            .prepare_cached(&site_hours_sql(&in_list(&ids)))
+            .context("preparing the per-site totals")?;
+        let mut hours = stmt
+            .query(params![hour_from, hour_to])
+            .context("reading per-site totals")?;
+        while let Some(r) = hours.next().context("reading per-site totals")? {
+            let (domain, hour): (i64, i64) = (r.get(0)?, r.get(1)?);
+            let t = Totals {
+                events: r.get(2)?,
+                pageviews: r.get(3)?,
+                visitors: r.get(4)?,
+            };
+            if let Some(&at) = row_of.get(&domain) {
+                let row = &mut rows[at];
+                row.totals.add(t);
+                if t.pageviews != 0 {
+                    row.pageviews_at
+                        .push((hour.div_euclid(per_bucket), t.pageviews));
+                }
+            }
+        }
+    }
+    rows.retain(|row| row.kind == "site" || row.totals.pageviews > 0);
+    rows.sort_by(|a, b| {
+        (a.kind != "site")
+            .cmp(&(b.kind != "site"))
+            .then(b.totals.pageviews.cmp(&a.totals.pageviews))
+            .then(b.totals.events.cmp(&a.totals.events))
+            .then_with(|| a.site.cmp(&b.site))
+    });
+    let listed_sites = rows.iter().filter(|row| row.kind == "site").count();
+    rows.truncate(listed_sites + MAX_OTHER_DOMAINS);
+
+    let mut totals = Totals::default();
+    let span = usize::try_from(end_bucket - first_bucket).unwrap_or(0);
+    let list: Vec<Value> = rows
+        .into_iter()
+        .map(|row| {
+            totals.add(row.totals);
+            let mut timeline = vec![0i64; span];
+            for (b, n) in row.pageviews_at {
+                if let Some(slot) = usize::try_from(b - first_bucket)
+                    .ok()
+                    .and_then(|i| timeline.get_mut(i))
+                {
+                    *slot += n;
+                }
+            }
+            let mut entry = totals_json(row.totals);
+            entry["site"] = json!(row.site);
+            entry["kind"] = json!(row.kind);
+            entry["timeline"] = json!(timeline);
+            entry
+        })
+        .collect();
+    let seconds = bucket.seconds();
+    Ok(json!({
+        "from": hour_from * HOUR,
+        "to": hour_to * HOUR,
+        "bucket": bucket.as_str(),
+        "buckets": (first_bucket..end_bucket).map(|b| b * seconds).collect::<Vec<_>>(),
+        "totals": totals_json(totals),
+        "sites": list,
+    }))
+}
+
+/// One line of [`by_site`] while it is being counted.
+struct SiteRow {
+    site: String,
+    kind: &'static str,
+    totals: Totals,
+    /// (bucket, pageviews) of each hour with pageviews, summed per bucket at the end: a
+    /// site's hosts interleave, and most domains never get a line.
+    pageviews_at: Vec<(i64, i64)>,
+}
+
+impl SiteRow {
+    fn new(site: &str, kind: &'static str) -> SiteRow {
+        SiteRow {
+            site: site.to_string(),
+            kind,
+            totals: Totals::default(),
+            pageviews_at: Vec::new(),
+        }
+    }
+}
+
+fn site_hours_sql(list: &str) -> String {
+    format!(
+        "SELECT domain, hour, events, pageviews, visitors FROM rollup_hourly \
+         WHERE domain IN ({list}) AND hour >= ?1 AND hour < ?2"
+    )
 }
 
 fn totals_json(t: Totals) -> Value {
@@ -193,13 +346,22 @@ fn totals_json(t: Totals) -> Value {
 
 /// A roll-up grain for dimension counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Level {
+pub(super) enum Level {
     Hour,
     Day,
     Month,
 }
 
 impl Level {
+    /// The dimension roll-up table of this grain and its time column.
+    pub(super) fn table(self) -> (&'static str, &'static str) {
+        match self {
+            Level::Hour => ("rollup_hourly_dims", "hour"),
+            Level::Day => ("rollup_daily_dims", "day"),
+            Level::Month => ("rollup_monthly_dims", "month"),
+        }
+    }
+
     fn finer(self) -> Level {
         match self {
             Level::Month => Level::Day,
@@ -228,17 +390,17 @@ impl Level {
 
 /// Units `[from, to)` of one grain, added (`sign` 1) or subtracted (-1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Span {
-    level: Level,
-    from: i64,
-    to: i64,
-    sign: i64,
+pub(super) struct Span {
+    pub(super) level: Level,
+    pub(super) from: i64,
+    pub(super) to: i64,
+    pub(super) sign: i64,
 }
 
 /// Covers hours `[a, b)` exactly with units of `level` and finer: the whole units inside,
 /// then each partial unit at an edge either through finer units, or as the whole unit
 /// minus the finer units of its complement when the complement is the smaller part.
-fn cover(a: i64, b: i64, level: Level, sign: i64, out: &mut Vec<Span>) {
+pub(super) fn cover(a: i64, b: i64, level: Level, sign: i64, out: &mut Vec<Span>) {
     if a >= b {
         return;
     }
@@ -301,11 +463,7 @@ fn hourly_sql(list: &str) -> String {
 
 /// `(dim, key, count)` of every dimension for units `[?1, ?2)` of `level`.
 fn dims_sql(level: Level, list: &str) -> String {
-    let (table, unit) = match level {
-        Level::Hour => ("rollup_hourly_dims", "hour"),
-        Level::Day => ("rollup_daily_dims", "day"),
-        Level::Month => ("rollup_monthly_dims", "month"),
-    };
+    let (table, unit) = level.table();
     format!(
         "SELECT dim, key, count FROM {table} \
          WHERE domain IN ({list}) AND dim IN ({}) AND {unit} >= ?1 AND {unit} < ?2",
@@ -635,7 +793,7 @@ fn tags_sql(list: &str) -> String {
 // ---------------------------------------------------------------------------------------
 
 /// The domain ids a query covers: one site's (none if it was never seen) or all.
-fn domain_ids(conn: &Connection, sites: Option<&[String]>) -> Result<Vec<i64>, DbError> {
+pub(super) fn domain_ids(conn: &Connection, sites: Option<&[String]>) -> Result<Vec<i64>, DbError> {
     match sites {
         Some(names) => {
             let mut ids = Vec::new();
@@ -648,7 +806,7 @@ fn domain_ids(conn: &Connection, sites: Option<&[String]>) -> Result<Vec<i64>, D
     }
 }
 
-fn all_domains(conn: &Connection) -> Result<Vec<(i64, String)>, DbError> {
+pub(super) fn all_domains(conn: &Connection) -> Result<Vec<(i64, String)>, DbError> {
     conn.prepare_cached(ALL_DOMAINS)
         .context("preparing the domain list")?
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
@@ -671,16 +829,16 @@ fn string_value(conn: &Connection, id: i64) -> Result<String, DbError> {
 
 /// `1,2,3` for an SQL `IN (...)`: the values are integers from the database, never text
 /// from a request.
-fn in_list(ids: &[i64]) -> String {
+pub(super) fn in_list(ids: &[i64]) -> String {
     ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
 
-fn div_ceil(a: i64, b: i64) -> i64 {
+pub(super) fn div_ceil(a: i64, b: i64) -> i64 {
     -(-a).div_euclid(b)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::analytics::store;
     use crate::analytics::store::tests::migrated;
@@ -708,6 +866,7 @@ mod tests {
         let mut statements = vec![
             hourly_sql(list),
             hourly_sql("7"),
+            site_hours_sql(list),
             tags_sql(list),
             RECENT_BY_SITE.to_string(),
             dims_sql(Level::Hour, list),
@@ -739,21 +898,27 @@ mod tests {
             statements.push(sql.to_string());
         }
         for sql in &statements {
-            let lines = plan(&conn, sql);
-            assert!(!lines.is_empty(), "{sql}");
-            for line in &lines {
-                let table_access = line.starts_with("SCAN") || line.starts_with("SEARCH");
-                if table_access {
-                    assert!(
-                        line.starts_with("SEARCH") && line.contains("USING"),
-                        "{sql}\n  does a full scan: {line}\n  plan: {lines:?}"
-                    );
-                }
+            assert_index_search(&conn, sql);
+        }
+    }
+
+    /// `sql` is an index search (`SEARCH ... USING ... KEY/INDEX`), never a full `SCAN`
+    /// of a table nor a sort.
+    pub(crate) fn assert_index_search(conn: &Connection, sql: &str) {
+        let lines = plan(conn, sql);
+        assert!(!lines.is_empty(), "{sql}");
+        for line in &lines {
+            let table_access = line.starts_with("SCAN") || line.starts_with("SEARCH");
+            if table_access {
                 assert!(
-                    !line.contains("TEMP B-TREE"),
-                    "{sql}\n  sorts: {line}\n  plan: {lines:?}"
+                    line.starts_with("SEARCH") && line.contains("USING"),
+                    "{sql}\n  does a full scan: {line}\n  plan: {lines:?}"
                 );
             }
+            assert!(
+                !line.contains("TEMP B-TREE"),
+                "{sql}\n  sorts: {line}\n  plan: {lines:?}"
+            );
         }
     }
 

@@ -64,10 +64,13 @@ pub const DIM_REDIRECT: i64 = 5;
 pub const DIM_UTM_SOURCE: i64 = 6;
 pub const DIM_UTM_MEDIUM: i64 = 7;
 pub const DIM_UTM_CAMPAIGN: i64 = 8;
+/// Paths of `404` events (kind path), so broken links have a top list of their own. Counted
+/// from this version on: older 404s are only in the raw events.
+pub const DIM_NOT_FOUND: i64 = 9;
 /// The campaign dimensions in the order of `Utm::values`.
 pub const UTM_DIMS: [i64; 3] = [DIM_UTM_SOURCE, DIM_UTM_MEDIUM, DIM_UTM_CAMPAIGN];
 /// Every dimension, in order.
-pub const DIMS: [i64; 8] = [
+pub const DIMS: [i64; 9] = [
     DIM_PATH,
     DIM_REFERRER,
     DIM_TYPE,
@@ -76,6 +79,7 @@ pub const DIMS: [i64; 8] = [
     DIM_UTM_SOURCE,
     DIM_UTM_MEDIUM,
     DIM_UTM_CAMPAIGN,
+    DIM_NOT_FOUND,
 ];
 
 /// Past this many cached strings, or this many bytes of them (each counted with
@@ -456,6 +460,9 @@ impl EventStore {
             };
             if let (true, Some(path)) = (pageview, path) {
                 count(DIM_PATH, path);
+            }
+            if let (true, Some(path)) = (event.kind == NOT_FOUND, path) {
+                count(DIM_NOT_FOUND, path);
             }
             if let Some(referrer) = referrer {
                 count(DIM_REFERRER, referrer);

@@ -93,6 +93,11 @@ fn dims_of(e: &Event) -> Vec<(i64, String)> {
     for t in tags {
         out.push((store::DIM_TAG, t.clone()));
     }
+    if e.kind == "404" {
+        if let Some(p) = &e.path {
+            out.push((store::DIM_NOT_FOUND, p.clone()));
+        }
+    }
     if e.source == Source::Redirect {
         if let Some(p) = &e.path {
             out.push((store::DIM_REDIRECT, p.clone()));
@@ -182,7 +187,7 @@ fn db_dims(
          JOIN strings d ON d.id = r.domain AND d.kind = 1 \
          JOIN strings k ON k.id = r.key \
          AND k.kind = CASE r.dim WHEN 1 THEN 2 WHEN 2 THEN 3 WHEN 3 THEN 4 WHEN 4 THEN 5 \
-         WHEN 5 THEN 2 ELSE 6 END"
+         WHEN 5 THEN 2 WHEN 9 THEN 2 ELSE 6 END"
     );
     let mut stmt = conn.prepare(&sql).unwrap();
     let rows = stmt
@@ -315,7 +320,7 @@ fn assert_raw_rows_match(conn: &Connection, events: &[Event]) {
 // ---------------------------------------------------------------------------------------
 
 const SITES: [&str; 3] = ["a.example", "blog.example.org", "shop.example.net"];
-const TYPES: [&str; 4] = ["click", "signup", "download", "play"];
+const TYPES: [&str; 5] = ["click", "signup", "download", "play", "404"];
 const TAGS: [&str; 6] = ["beta", "promo", "ios", "android", "newsletter", "ab-test"];
 
 /// `n` events over `days` days from `T0`, in time order, with every field varied.
@@ -608,6 +613,7 @@ fn brute_stats(events: &[Event], q: &StatsQuery) -> Value {
         "top_utm_sources": top(store::DIM_UTM_SOURCE),
         "top_utm_mediums": top(store::DIM_UTM_MEDIUM),
         "top_utm_campaigns": top(store::DIM_UTM_CAMPAIGN),
+        "top_404s": top(store::DIM_NOT_FOUND),
     })
 }
 
@@ -677,6 +683,7 @@ fn stats_equal_a_brute_force_recount() {
         "top_tags",
         "event_types",
         "redirect_clicks",
+        "top_404s",
     ] {
         assert!(!all[list].as_array().expect(list).is_empty(), "{list}");
     }

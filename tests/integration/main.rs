@@ -28,6 +28,7 @@ mod cli_fixes;
 mod common;
 mod compression;
 mod dashboard;
+mod dashboard_api;
 mod db_layer;
 mod deploy;
 mod deploy_adversarial;
