@@ -14,7 +14,7 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
     fi
 fi
 
-# The ACME tests (tests/integration/acme.rs) run against Pebble and its mock DNS, both in
+# The ACME tests (tests/integration/acme.rs, acme_server.rs) run against Pebble and its mock DNS, both in
 # Debian's pebble package. Installed the same way; without it they skip and say why.
 if ! command -v pebble-challtestsrv >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing pebble for the ACME tests (apt-get)..."

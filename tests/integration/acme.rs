@@ -1,114 +1,24 @@
 //! The ACME client (`fazt::acme`) against Pebble, the ACME test server from Debian's
-//! `pebble` package, with real validation: `pebble-challtestsrv` answers every name with
-//! 127.0.0.1, and Pebble's validation ports are small responders here that answer from the
-//! client's `Challenges` store (HTTP-01 over plain HTTP, TLS-ALPN-01 over rustls). Tests
-//! skip with a printed reason when Pebble is not installed (scripts/test.sh installs it).
+//! `pebble` package (harness: `common::pebble`), with real validation: `pebble-challtestsrv`
+//! answers every name with 127.0.0.1, and Pebble's validation ports are small responders
+//! here that answer from the client's `Challenges` store (HTTP-01 over plain HTTP,
+//! TLS-ALPN-01 over rustls). `acme_server.rs` drives the same through the real binary.
+//! Tests skip with a printed reason when Pebble is not installed (scripts/test.sh installs
+//! it).
 
+use crate::common::pebble::{
+    free_port, make_ca, now, pebble_missing, verify_chain, Pebble, PebbleOptions, TestCa,
+};
 use crate::common::*;
 use fazt::acme::{self, store, AcmeConfig, AcmeError, Attempt, ChallengeKind, Challenges};
 use fazt::db::{self, writer};
-use rustls::client::danger::ServerCertVerifier;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::net::{TcpListener, TcpStream};
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
-
-/// A port free on 127.0.0.1 for TCP and UDP at the time of the call.
-fn free_port() -> u16 {
-    for _ in 0..50 {
-        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no port free for both TCP and UDP");
-}
-
-fn installed(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-}
-
-/// Pebble is needed; say why a test did nothing when it is missing.
-fn pebble_missing(test: &str) -> bool {
-    let missing = !installed("pebble") || !installed("pebble-challtestsrv");
-    if missing {
-        eprintln!("SKIP acme::{test}: pebble is not installed (apt-get install pebble)");
-    }
-    missing
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// A child process killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_listening(addr: SocketAddr, what: &str, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited before listening: {status}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} is not listening on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The test CA Pebble's own https endpoints are served under, made here (the Debian package
-/// ships no test certificate).
-struct TestCa {
-    roots: rustls::RootCertStore,
-    /// The https certificate (for localhost and 127.0.0.1) and its key, PEM.
-    cert_pem: String,
-    key_pem: String,
-}
-
-fn make_ca(dir: &Path) -> TestCa {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "fazt test CA for pebble");
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params =
-        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .unwrap();
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca_cert.der().clone()).unwrap();
-    TestCa {
-        roots,
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    }
-}
+use std::time::{Duration, Instant};
 
 /// HTTP-01 and TLS-ALPN-01 responders on Pebble's validation ports, fed from `Challenges`.
 struct Responders {
@@ -234,94 +144,30 @@ fn start_responders(http_port: u16, tls_port: u16, challenges: &Arc<Challenges>)
     Responders { stop, threads }
 }
 
-/// Pebble and its mock DNS, with responders on its validation ports.
-struct Pebble {
-    _dir: TempDir,
-    pebble: Option<Proc>,
-    _dns: Proc,
-    _responders: Responders,
-    directory: String,
-    management: SocketAddr,
-    ca: TestCa,
+/// Pebble with the responders of this process on its validation ports.
+struct LocalPebble {
+    pebble: Pebble,
     challenges: Arc<Challenges>,
+    _responders: Responders,
 }
 
-impl Pebble {
-    fn start() -> Pebble {
-        Pebble::start_with_validity(90 * 86_400)
+impl LocalPebble {
+    fn start() -> LocalPebble {
+        LocalPebble::start_with_validity(90 * 86_400)
     }
 
     /// Pebble issuing certificates valid for `validity_secs`.
-    fn start_with_validity(validity_secs: u64) -> Pebble {
-        let dir = TempDir::new("pebble");
-        let ca = make_ca(dir.path());
-        let (listen, management, http, tls, dns, dns_management) = (
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-        );
-        let config = serde_json::json!({ "pebble": {
-            "listenAddress": format!("127.0.0.1:{listen}"),
-            "managementListenAddress": format!("127.0.0.1:{management}"),
-            "certificate": dir.path().join("cert.pem"),
-            "privateKey": dir.path().join("key.pem"),
-            "httpPort": http,
-            "tlsPort": tls,
-            "ocspResponderURL": "",
-            "externalAccountBindingRequired": false,
-            "domainBlocklist": ["blocked.example"],
-            "certificateValidityPeriod": validity_secs,
-        }});
-        let config_path = dir.path().join("pebble.json");
-        std::fs::write(&config_path, config.to_string()).unwrap();
-
-        let mut dns_child = Command::new("pebble-challtestsrv")
-            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
-            .args(["-dns01", &format!("127.0.0.1:{dns}")])
-            .args(["-http01", "", "-https01", "", "-tlsalpn01", ""])
-            .args(["-management", &format!("127.0.0.1:{dns_management}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start pebble-challtestsrv");
-        wait_listening(
-            ([127, 0, 0, 1], dns_management).into(),
-            "pebble-challtestsrv",
-            &mut dns_child,
-        );
-        let dns_proc = Proc(dns_child);
-
+    fn start_with_validity(validity_secs: u64) -> LocalPebble {
+        let options = PebbleOptions {
+            validity_secs,
+            ..PebbleOptions::default()
+        };
         let challenges = Challenges::new();
-        let responders = start_responders(http, tls, &challenges);
-
-        let mut child = Command::new("pebble")
-            .arg("-config")
-            .arg(&config_path)
-            .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
-            // Real validation, without Pebble's random sleeps before it, and no random
-            // badNonce refusals (their single retry is covered by the unit tests' shape;
-            // a 5 % rate twice in a row would make this test flaky).
-            .env("PEBBLE_VA_NOSLEEP", "1")
-            .env("PEBBLE_WFE_NONCEREJECT", "0")
-            .env("PEBBLE_AUTHZREUSE", "0")
-            .env_remove("PEBBLE_VA_ALWAYS_VALID")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start pebble");
-        wait_listening(([127, 0, 0, 1], listen).into(), "pebble", &mut child);
-        Pebble {
-            _dir: dir,
-            pebble: Some(Proc(child)),
-            _dns: dns_proc,
-            _responders: responders,
-            directory: format!("https://127.0.0.1:{listen}/dir"),
-            management: ([127, 0, 0, 1], management).into(),
-            ca,
+        let responders = start_responders(options.http_port, options.tls_port, &challenges);
+        LocalPebble {
+            pebble: Pebble::start(&options),
             challenges,
+            _responders: responders,
         }
     }
 
@@ -332,76 +178,19 @@ impl Pebble {
         config.poll.default_wait = Duration::from_millis(100);
         config
     }
+}
 
-    fn stop(&mut self) {
-        self.pebble.take();
-    }
-
-    /// Pebble's issuing root (its management port's `/roots/0`), to verify chains with.
-    fn issuing_root(&self) -> CertificateDer<'static> {
-        let body = https_get(&self.ca.roots, self.management, "/roots/0");
-        let pem = String::from_utf8(body).unwrap();
-        acme::der::chain_der(&pem).unwrap().remove(0)
+impl Deref for LocalPebble {
+    type Target = Pebble;
+    fn deref(&self) -> &Pebble {
+        &self.pebble
     }
 }
 
-/// One HTTP/1.0 GET over TLS (Go answers 1.0 without chunking), the body.
-fn https_get(roots: &rustls::RootCertStore, addr: SocketAddr, path: &str) -> Vec<u8> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots.clone())
-        .with_no_client_auth();
-    let name = ServerName::try_from("127.0.0.1").unwrap();
-    let session = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let socket = TcpStream::connect(addr).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut tls = rustls::StreamOwned::new(session, socket);
-    write!(tls, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
-    let mut raw = Vec::new();
-    // Go closes without close_notify after HTTP/1.0: read to the end, tolerating that.
-    let _ = tls.read_to_end(&mut raw);
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a head")
-        + 4;
-    assert!(raw.starts_with(b"HTTP/1.0 200") || raw.starts_with(b"HTTP/1.1 200"));
-    raw.split_off(split)
-}
-
-/// Verifies `chain_pem` for `name` against `root` as a TLS client would.
-fn verify_chain(chain_pem: &str, name: &str, root: CertificateDer<'static>) {
-    let chain = acme::der::chain_der(chain_pem).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(root).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier =
-        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-            .build()
-            .unwrap();
-    verifier
-        .verify_server_cert(
-            &chain[0],
-            &chain[1..],
-            &ServerName::try_from(name.to_string()).unwrap(),
-            &[],
-            UnixTime::now(),
-        )
-        .unwrap_or_else(|e| panic!("the chain for {name} does not verify: {e}"));
-    // And not for another name.
-    assert!(verifier
-        .verify_server_cert(
-            &chain[0],
-            &chain[1..],
-            &ServerName::try_from("other.example").unwrap(),
-            &[],
-            UnixTime::now(),
-        )
-        .is_err());
+impl DerefMut for LocalPebble {
+    fn deref_mut(&mut self) -> &mut Pebble {
+        &mut self.pebble
+    }
 }
 
 /// A migrated database with a running writer and a read connection.
@@ -440,10 +229,10 @@ impl Drop for Db {
 
 #[test]
 fn certificates_over_http01_and_tls_alpn01_verify_against_pebbles_root() {
-    if pebble_missing("certificates_over_http01_and_tls_alpn01_verify_against_pebbles_root") {
+    if pebble_missing("acme::certificates_over_http01_and_tls_alpn01_verify_against_pebbles_root") {
         return;
     }
-    let pebble = Pebble::start();
+    let pebble = LocalPebble::start();
     let db = Db::open();
     let config = pebble.config();
     let attempt = Attempt {
@@ -487,10 +276,10 @@ fn certificates_over_http01_and_tls_alpn01_verify_against_pebbles_root() {
 
 #[test]
 fn a_down_or_refusing_ca_keeps_the_old_certificate_and_backs_off() {
-    if pebble_missing("a_down_or_refusing_ca_keeps_the_old_certificate_and_backs_off") {
+    if pebble_missing("acme::a_down_or_refusing_ca_keeps_the_old_certificate_and_backs_off") {
         return;
     }
-    let mut pebble = Pebble::start();
+    let mut pebble = LocalPebble::start();
     let db = Db::open();
     let config = pebble.config();
     let t0 = now();
@@ -835,10 +624,10 @@ fn a_bad_nonce_is_retried_once_with_the_nonce_the_refusal_carried() {
 
 #[test]
 fn an_account_the_ca_forgot_is_registered_again() {
-    if pebble_missing("an_account_the_ca_forgot_is_registered_again") {
+    if pebble_missing("acme::an_account_the_ca_forgot_is_registered_again") {
         return;
     }
-    let pebble = Pebble::start();
+    let pebble = LocalPebble::start();
     let db = Db::open();
     // A key fazt holds, under an account URL this Pebble never issued (it keeps no state
     // across restarts, like a reset staging CA).
@@ -873,11 +662,11 @@ fn an_account_the_ca_forgot_is_registered_again() {
 
 #[test]
 fn due_names_are_renewed_and_deleted_ones_are_not() {
-    if pebble_missing("due_names_are_renewed_and_deleted_ones_are_not") {
+    if pebble_missing("acme::due_names_are_renewed_and_deleted_ones_are_not") {
         return;
     }
     // One-hour certificates: renewed at two-thirds of their lifetime.
-    let pebble = Pebble::start_with_validity(3600);
+    let pebble = LocalPebble::start_with_validity(3600);
     let db = Db::open();
     let config = pebble.config();
     let t0 = now();

@@ -16,6 +16,7 @@
 
 mod accounts;
 mod acme;
+mod acme_server;
 mod admin_api;
 mod analytics_api;
 mod analytics_counting;
