@@ -762,3 +762,63 @@ fn a_large_upload_over_tls_is_received_whole() {
     let r = get_over(&mut tls, "up.localhost", "/big.bin");
     assert_eq!(sha256_hex(&r.body), sha256_hex(&big));
 }
+
+/// Dashboard sessions over TLS (issue #13): the cookie is `Secure`, and a session lives in
+/// the database, so a restart keeps it.
+#[test]
+fn a_session_cookie_over_tls_is_secure_and_survives_a_restart() {
+    use std::process::{Command, Stdio};
+    let tls_args = |b: ServerBuilder| {
+        b.arg("--tls-listen")
+            .arg("127.0.0.1:0")
+            .arg("--tls-self-signed")
+    };
+    let mut server = tls_args(Server::builder()).start();
+    let data = server.data.path().to_path_buf();
+    let mut cli = Command::new(env!("CARGO_BIN_EXE_fazt"))
+        .args(["user", "set-password", "owner", "--data", s(&data)])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    writeln!(cli.stdin.take().unwrap(), "correct horse battery").unwrap();
+    assert!(cli.wait().unwrap().success());
+
+    let body = r#"{"username":"owner","password":"correct horse battery","remember":true}"#;
+    let mut tls = connect_tls(&server, "localhost");
+    write!(
+        tls,
+        "POST /api/login HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let signed_in = read_response(&mut tls).unwrap();
+    assert_eq!(signed_in.status, 200, "{}", signed_in.text());
+    let set = signed_in.header("set-cookie").unwrap().to_string();
+    assert!(
+        set.ends_with("; Secure") && set.contains("HttpOnly"),
+        "{set}"
+    );
+    let cookie = set.split(';').next().unwrap().to_string();
+
+    assert_eq!(server.terminate().code(), Some(0));
+    let again = tls_args(Server::builder())
+        .arg("--data")
+        .arg(s(&data))
+        .start();
+    let me = send(
+        &again,
+        "GET",
+        "localhost",
+        "/api/session",
+        &[("Cookie", &cookie)],
+        b"",
+    );
+    assert_eq!(
+        me.status,
+        200,
+        "the session outlived the restart: {}",
+        me.text()
+    );
+    assert_eq!(me.json()["username"], "owner");
+}
