@@ -6,7 +6,6 @@
 use crate::common::zips;
 use crate::common::*;
 use serde_json::{json, Value};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const PASSWORD: &str = "correct horse battery";
@@ -58,39 +57,6 @@ fn with_cookie(token: &str) -> String {
 fn login(server: &Server, username: &str, password: &str, remember: bool) -> HttpResponse {
     let body = json!({ "username": username, "password": password, "remember": remember });
     admin(server, "POST", "/api/login", &[], &body)
-}
-
-/// Runs `fazt user set-password NAME [args]` on the server's data dir with the password on
-/// stdin.
-fn set_password(
-    server: &Server,
-    name: &str,
-    password: &str,
-    args: &[&str],
-) -> (i32, String, String) {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fazt"))
-        .args([
-            "user",
-            "set-password",
-            name,
-            "--data",
-            s(server.data.path()),
-        ])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
-    (
-        out.status.code().unwrap_or(-1),
-        text(out.stdout),
-        text(out.stderr),
-    )
 }
 
 #[test]

@@ -135,21 +135,8 @@ fn send_events(server: &Server) -> serde_json::Value {
 
 /// `fazt user set-password NAME --scope SCOPE` with the password on stdin.
 fn add_account(server: &Server, name: &str, password: &str, scope: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fazt"))
-        .args(["user", "set-password", name, "--scope", scope, "--data"])
-        .arg(server.data.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, _, err) = set_password(server, name, password, &["--scope", scope]);
+    assert_eq!(code, 0, "{err}");
 }
 
 #[test]

@@ -609,28 +609,25 @@ fn a_scoped_key_reads_the_numbers_of_the_sites_it_covers_and_nothing_else() {
 /// A signed-in account scoped to `blog`: the same rule as a scoped key.
 #[test]
 fn a_scoped_account_reads_its_sites_numbers_with_its_session() {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
     let data = two_sites();
     let server = start(data.path());
     visit(&server, "blog.localhost", "/", BROWSER_UA);
     flush(&server, "/m6");
     let password = "correct horse battery staple";
-    let mut child = Command::new(BIN)
-        .args(["user", "set-password", "alice", "--scope", "deploy:blog"])
-        .args(["--data", s(data.path())])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    // The server runs on `data` (not its harness's own data dir).
+    let args = [
+        "user",
+        "set-password",
+        "alice",
+        "--scope",
+        "deploy:blog",
+        "--data",
+    ];
+    let (code, _, err) = run_cli_input(
+        &[&args[..], &[s(data.path())]].concat(),
+        &format!("{password}\n"),
     );
+    assert_eq!(code, 0, "{err}");
     let body = json!({"username": "alice", "password": password}).to_string();
     let login = send(
         &server,

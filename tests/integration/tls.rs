@@ -767,7 +767,6 @@ fn a_large_upload_over_tls_is_received_whole() {
 /// the database, so a restart keeps it.
 #[test]
 fn a_session_cookie_over_tls_is_secure_and_survives_a_restart() {
-    use std::process::{Command, Stdio};
     let tls_args = |b: ServerBuilder| {
         b.arg("--tls-listen")
             .arg("127.0.0.1:0")
@@ -775,14 +774,10 @@ fn a_session_cookie_over_tls_is_secure_and_survives_a_restart() {
     };
     let mut server = tls_args(Server::builder()).start();
     let data = server.data.path().to_path_buf();
-    let mut cli = Command::new(env!("CARGO_BIN_EXE_fazt"))
-        .args(["user", "set-password", "owner", "--data", s(&data)])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    writeln!(cli.stdin.take().unwrap(), "correct horse battery").unwrap();
-    assert!(cli.wait().unwrap().success());
+    assert_eq!(
+        set_password(&server, "owner", "correct horse battery", &[]).0,
+        0
+    );
 
     let body = r#"{"username":"owner","password":"correct horse battery","remember":true}"#;
     let mut tls = connect_tls(&server, "localhost");

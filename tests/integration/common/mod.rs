@@ -529,6 +529,42 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     output_of(cmd)
 }
 
+/// [`run_cli`] with `input` on stdin (a password for `fazt user set-password`).
+pub fn run_cli_input(args: &[&str], input: &str) -> (i32, String, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run fazt");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().expect("run fazt");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `fazt user set-password NAME [args]` on `server`'s data dir, the password on stdin.
+pub fn set_password(
+    server: &Server,
+    name: &str,
+    password: &str,
+    args: &[&str],
+) -> (i32, String, String) {
+    let data = s(server.data.path());
+    let mut all = vec!["user", "set-password", name, "--data", data];
+    all.extend_from_slice(args);
+    run_cli_input(&all, &format!("{password}\n"))
+}
+
 /// Runs a client command (`deploy`, `login`, `sites`, `rollback`) with a clean client
 /// environment: no FAZT_SERVER/FAZT_TOKEN from the caller, and HOME/XDG_CONFIG_HOME inside
 /// `home`, so no real `fazt login` file is read or written.
