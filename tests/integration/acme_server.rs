@@ -11,9 +11,10 @@
 use crate::common::pebble::{
     free_port, now, pebble_missing, verify_chain_der, Pebble, PebbleOptions,
 };
+use crate::common::tls_client::{handshake, Tls};
 use crate::common::*;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use rustls::pki_types::CertificateDer;
+use rustls::ClientConfig;
 use serde_json::Value;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -352,31 +353,9 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-type Tls = StreamOwned<ClientConnection, TcpStream>;
-
 /// A client trusting only `root`, offering `http/1.1`.
 fn trusting(root: &CertificateDer<'static>) -> Arc<ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(root.clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
-}
-
-fn handshake(addr: SocketAddr, sni: &str, config: Arc<ClientConfig>) -> std::io::Result<Tls> {
-    let mut tcp = TcpStream::connect(addr)?;
-    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let server_name = ServerName::try_from(sni.to_string()).unwrap();
-    let mut conn = ClientConnection::new(config, server_name).unwrap();
-    while conn.is_handshaking() {
-        conn.complete_io(&mut tcp)?;
-    }
-    Ok(StreamOwned::new(conn, tcp))
+    crate::common::tls_client::trusting([root.clone()])
 }
 
 fn chain(tls: &Tls) -> Vec<CertificateDer<'static>> {

@@ -1,13 +1,14 @@
 //! HTTPS (issue #12): the TLS listener against a rustls client. Certificates are made with
 //! rcgen here and written to the test's temp dir.
 
+use crate::common::tls_client::{handshake, Tls};
 use crate::common::*;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -71,29 +72,8 @@ fn any_cert_config() -> Arc<ClientConfig> {
 /// A client that trusts only the PEM certificate at `root` (real verification).
 fn trusting(root: &Path) -> Arc<ClientConfig> {
     let pem = std::fs::read(root).unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Arc::new(config)
-}
-
-type Tls = StreamOwned<ClientConnection, TcpStream>;
-
-fn handshake(addr: SocketAddr, sni: &str, config: Arc<ClientConfig>) -> std::io::Result<Tls> {
-    let mut tcp = TcpStream::connect(addr)?;
-    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let name = ServerName::try_from(sni.to_string()).unwrap();
-    let mut conn = ClientConnection::new(config, name).unwrap();
-    while conn.is_handshaking() {
-        conn.complete_io(&mut tcp)?;
-    }
-    Ok(StreamOwned::new(conn, tcp))
+    let certs = rustls::pki_types::pem::PemObject::pem_slice_iter(&pem).map(|c| c.unwrap());
+    crate::common::tls_client::trusting(certs)
 }
 
 fn connect_tls(server: &Server, sni: &str) -> Tls {

@@ -3,6 +3,7 @@
 
 pub mod pebble;
 pub mod source;
+pub mod tls_client;
 pub mod zips;
 
 use std::io::{BufRead, BufReader, Read, Write};
