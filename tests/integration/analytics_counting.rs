@@ -38,21 +38,6 @@ fn get_as(server: &Server, host: &str, path: &str, headers: &[(&str, &str)]) -> 
     send(server, "GET", host, path, headers, b"")
 }
 
-/// Waits until `marker` (a /track event on blog.localhost) is committed: events are
-/// committed in order, so whatever was recorded before it is in the database by then.
-fn flush(server: &Server, marker: &str) {
-    let body = json!({"h": "blog.localhost", "p": marker, "e": "marker"}).to_string();
-    assert_eq!(track(server, &body).status, 204);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !events(server, "type=marker")
-        .iter()
-        .any(|e| e["path"] == marker)
-    {
-        assert!(Instant::now() < deadline, "marker never committed");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Events other than markers, oldest first.
 fn recorded(server: &Server) -> Vec<Value> {
     let mut list: Vec<Value> = events(server, "limit=1000")
@@ -95,7 +80,7 @@ fn prefetches_and_bots_are_not_views_and_are_counted() {
     );
     assert_eq!(bot_track.status, 204);
     get_as(&server, "blog.localhost", "/about", &[ua]);
-    flush(&server, "/m1");
+    flush_events(&server, "blog.localhost", "/m1");
     let list = recorded(&server);
     assert_eq!(list.len(), 1, "only the person's view: {list:?}");
     assert_eq!(list[0]["path"], "/about");
@@ -128,7 +113,7 @@ fn one_page_is_one_path_and_self_referrals_are_dropped() {
         let r = get_as(&server, "blog.localhost", path, &[ua, referer]);
         assert_eq!(r.status, 200, "{path}");
     }
-    flush(&server, "/m2");
+    flush_events(&server, "blog.localhost", "/m2");
     let list = recorded(&server);
     let paths: Vec<&str> = list.iter().map(|e| e["path"].as_str().unwrap()).collect();
     assert_eq!(
@@ -163,7 +148,7 @@ fn not_found_hits_are_their_own_event_type() {
         get_as(&server, "blog.localhost", "/old-post.html", &headers).status,
         404
     );
-    flush(&server, "/m3");
+    flush_events(&server, "blog.localhost", "/m3");
     let list = recorded(&server);
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!(list[0]["type"], "404");
@@ -218,7 +203,7 @@ fn events_only_for_served_or_allowed_hosts() {
             .status,
         200
     );
-    flush(&server, "/m4");
+    flush_events(&server, "blog.localhost", "/m4");
     let domains: Vec<String> = recorded(&server)
         .iter()
         .map(|e| e["domain"].as_str().unwrap().to_string())
@@ -253,7 +238,7 @@ fn redirect_clicks_are_not_page_clicks() {
     assert_eq!(r.status, 302);
     let r = track(&server, r#"{"h":"blog.localhost","p":"/","e":"click"}"#);
     assert_eq!(r.status, 204);
-    flush(&server, "/m5");
+    flush_events(&server, "blog.localhost", "/m5");
     assert_eq!(
         events(&server, "type=click").len(),
         1,
@@ -269,7 +254,7 @@ fn stats_and_events_take_a_site_name_and_refuse_unknown_sites() {
     let data = blog_data(&[]);
     let server = start(data.path(), &[]);
     get_as(&server, "blog.localhost", "/", &[("User-Agent", CHROME_UA)]);
-    flush(&server, "/m6");
+    flush_events(&server, "blog.localhost", "/m6");
     let by_name = get_json(&server, "/api/stats?site=blog");
     let by_host = get_json(&server, "/api/stats?site=blog.localhost");
     assert_eq!(by_name["totals"], by_host["totals"]);
@@ -475,7 +460,7 @@ fn utm_parameters_are_campaign_dimensions_in_stats_and_events() {
     assert_eq!(track_with(&server, &beacon.to_string(), &[ua]).status, 204);
     let in_path = json!({"h": "blog.localhost", "p": "/?utm_source=newsletter&x=1"});
     assert_eq!(track_with(&server, &in_path.to_string(), &[ua]).status, 204);
-    flush(&server, "/m7");
+    flush_events(&server, "blog.localhost", "/m7");
     let stats = get_json(&server, "/api/stats?site=blog");
     assert_eq!(
         stats["top_utm_sources"],

@@ -7,7 +7,7 @@ use crate::common::*;
 use rusqlite::Connection;
 use serde_json::{json, Value};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const OTHER_UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
                         Chrome/124.0.0.0 Safari/537.36";
@@ -39,21 +39,6 @@ fn start(data: &Path) -> Server {
 /// A page view (or a 404) of `host` by the browser `ua`.
 fn visit(server: &Server, host: &str, path: &str, ua: &str) -> u16 {
     send(server, "GET", host, path, &[("User-Agent", ua)], b"").status
-}
-
-/// Waits until everything recorded so far is committed: a marker event is recorded last
-/// and events are committed in order.
-fn flush(server: &Server, marker: &str) {
-    let body = json!({"d": "marker.test", "p": marker, "e": "marker"}).to_string();
-    assert_eq!(track(server, &body).status, 204);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !events(server, "type=marker")
-        .iter()
-        .any(|e| e["path"] == marker)
-    {
-        assert!(Instant::now() < deadline, "marker never committed");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn now() -> i64 {
@@ -91,7 +76,7 @@ fn stats_by_site_lists_every_site_with_the_numbers_of_stats_per_site() {
     let beacon = json!({"d": "elsewhere.test", "p": "/x"}).to_string();
     let r = track_with(&server, &beacon, &[("User-Agent", BROWSER_UA)]);
     assert_eq!(r.status, 204);
-    flush(&server, "/m1");
+    flush_events(&server, "marker.test", "/m1");
 
     let all = get_json(&server, "/api/stats?by=site&bucket=day");
     let buckets = all["buckets"].as_array().unwrap();
@@ -221,7 +206,7 @@ fn live_counts_visitors_and_pageviews_of_the_last_five_minutes() {
     ] {
         assert_eq!(visit(&server, host, path, ua), 200, "{host}{path}");
     }
-    flush(&server, "/m2");
+    flush_events(&server, "marker.test", "/m2");
     // Six minutes ago: outside the window.
     insert_old_pageview(data.path(), "blog.localhost", now() - 360);
     assert_eq!(
@@ -264,7 +249,7 @@ fn top_404s_list_the_paths_of_broken_links_in_the_range() {
         visit(&server, "blog.localhost", path, BROWSER_UA);
     }
     visit(&server, "shop.localhost", "/nothing", BROWSER_UA);
-    flush(&server, "/m3");
+    flush_events(&server, "marker.test", "/m3");
 
     let blog = get_json(&server, "/api/stats?site=blog");
     assert_eq!(
@@ -344,7 +329,7 @@ fn redirects_and_webhooks_show_their_last_use_and_30_day_count() {
         let r = send(&server, "POST", "x.test", "/webhook/hook", &[], b"{}");
         assert_eq!(r.status, 200, "{}", r.text());
     }
-    flush(&server, "/m4");
+    flush_events(&server, "marker.test", "/m4");
     let ended = now();
 
     let links = get_json(&server, "/api/redirects")["redirects"].clone();
@@ -517,7 +502,7 @@ fn a_scoped_key_reads_the_numbers_of_the_sites_it_covers_and_nothing_else() {
     visit(&server, "blog.localhost", "/", BROWSER_UA);
     visit(&server, "shop.localhost", "/", BROWSER_UA);
     visit(&server, "shop.localhost", "/", OTHER_UA);
-    flush(&server, "/m5");
+    flush_events(&server, "marker.test", "/m5");
     let r = admin_post(
         &server,
         "/api/keys",
@@ -612,7 +597,7 @@ fn a_scoped_account_reads_its_sites_numbers_with_its_session() {
     let data = two_sites();
     let server = start(data.path());
     visit(&server, "blog.localhost", "/", BROWSER_UA);
-    flush(&server, "/m6");
+    flush_events(&server, "marker.test", "/m6");
     let password = "correct horse battery staple";
     // The server runs on `data` (not its harness's own data dir).
     let args = [

@@ -597,6 +597,21 @@ fn output_of(mut cmd: Command) -> (i32, String, String) {
 // Analytics: /track, the admin API and the database of a data dir
 // ---------------------------------------------------------------------------------------
 
+/// Waits until every event recorded so far is committed: a marker event for `host` (one
+/// the server takes events for) is recorded last, and events are committed in order.
+pub fn flush_events(server: &Server, host: &str, marker: &str) {
+    let body = serde_json::json!({"h": host, "p": marker, "e": "marker"}).to_string();
+    assert_eq!(track(server, &body).status, 204);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !events(server, "type=marker")
+        .iter()
+        .any(|e| e["path"] == marker)
+    {
+        assert!(Instant::now() < deadline, "marker never committed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A browser's user agent: analytics records nothing for known bots.
 pub const BROWSER_UA: &str =
     "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0";
