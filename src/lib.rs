@@ -16,3 +16,4 @@ pub mod http;
 pub(crate) mod keys;
 pub mod platform;
 pub(crate) mod server;
+pub mod serverless;
