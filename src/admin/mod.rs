@@ -133,7 +133,7 @@ pub struct AdminApi {
     retention: Option<AutoRetention>,
     /// `PRAGMA data_version` when the site table was last loaded.
     seen_data_version: Option<i64>,
-    /// Key id → when its `last_used_at` was last sent to the writer.
+    /// Key id, or `session <id>`, → when its last use was last sent to the writer.
     last_used_sent: HashMap<String, Instant>,
     /// The day whose salt the writer is loading or creating, and where it arrives.
     salt_pending: Option<(i64, SaltArrival)>,
@@ -195,48 +195,41 @@ impl AdminApi {
         answer
     }
 
-    /// Moves a session's idle expiry forward, at most once per [`LAST_USED_INTERVAL`]
-    /// (the same bounded map as keys, its own prefix); never waits for the writer.
+    /// Moves a session's idle expiry forward, at most once per [`LAST_USED_INTERVAL`];
+    /// never waits for the writer.
     fn note_session_used(&mut self, session: &crate::auth::sessions::Session) {
-        let now = Instant::now();
-        let slot = format!("session {}", session.id);
-        if self
-            .last_used_sent
-            .get(&slot)
-            .is_some_and(|sent| now.duration_since(*sent) < LAST_USED_INTERVAL)
-        {
-            return;
-        }
         let (id, policy) = (session.id.clone(), self.ctx.accounts.policy);
-        let unix = crate::platform::clock::unix_now();
-        let job =
-            move |conn: &mut Connection| crate::auth::sessions::touch(conn, &id, unix, policy);
-        if self.ctx.writer.try_submit(job).is_ok() {
-            self.last_used_sent.insert(slot, now);
-        }
+        let writer = self.ctx.writer.clone();
+        self.at_most_once_a_minute(format!("session {}", session.id), |unix| {
+            let job =
+                move |conn: &mut Connection| crate::auth::sessions::touch(conn, &id, unix, policy);
+            writer.try_submit(job).is_ok()
+        });
     }
 
     /// Sends the key's `last_used_at` to the writer, at most once per
     /// [`LAST_USED_INTERVAL`]; never waits, and skips the update when the writer is busy.
     fn note_key_used(&mut self, key: &ApiKey) {
+        let writer = self.ctx.writer.clone();
+        let id = key.id.clone();
+        self.at_most_once_a_minute(key.id.clone(), |unix| {
+            keys::touch_last_used(&writer, &id, unix)
+        });
+    }
+
+    /// Runs `send` (true when the write was queued) for `slot` unless it ran less than
+    /// [`LAST_USED_INTERVAL`] ago; the map of slots is swept when it grows.
+    fn at_most_once_a_minute(&mut self, slot: String, send: impl FnOnce(i64) -> bool) {
         let now = Instant::now();
-        let recent = self
-            .last_used_sent
-            .get(&key.id)
-            .is_some_and(|sent| now.duration_since(*sent) < LAST_USED_INTERVAL);
-        if recent {
+        let recent = |sent: &Instant| now.duration_since(*sent) < LAST_USED_INTERVAL;
+        if self.last_used_sent.get(&slot).is_some_and(recent) {
             return;
         }
         if self.last_used_sent.len() >= LAST_USED_MAP_SWEEP {
-            self.last_used_sent
-                .retain(|_, sent| now.duration_since(*sent) < LAST_USED_INTERVAL);
+            self.last_used_sent.retain(|_, sent| recent(sent));
         }
-        if keys::touch_last_used(
-            &self.ctx.writer,
-            &key.id,
-            crate::platform::clock::unix_now(),
-        ) {
-            self.last_used_sent.insert(key.id.clone(), now);
+        if send(crate::platform::clock::unix_now()) {
+            self.last_used_sent.insert(slot, now);
         }
     }
 
