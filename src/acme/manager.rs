@@ -146,7 +146,7 @@ impl Worker {
         let directory = &self.setup.config.directory_url;
         if !self.known.is_empty() && store::load_account(reader, directory)?.is_none() {
             log::info!("certificates: new ACME directory {directory}; renewing every name");
-            store::due_now(&self.setup.writer, None, unix_now())?;
+            store::all_due_now(&self.setup.writer, unix_now())?;
         }
         self.refresh_next_due();
         Ok(())

@@ -191,25 +191,15 @@ pub fn names(conn: &Connection) -> Result<Vec<String>, DbError> {
         .context("listing certificate names")
 }
 
-/// Makes `name` due at `now` (`fazt certs renew`); false when the name is not known.
-/// With `None`, every name is made due (the CA changed: certificates of the old one are
-/// replaced, and served until then). Runs as a writer job (see [`due_now`]).
-pub fn make_due(conn: &Connection, name: Option<&str>, now: i64) -> Result<bool, DbError> {
-    let changed = match name {
-        Some(name) => conn.execute(
-            "UPDATE certificates SET next_attempt = ?2 WHERE name = ?1",
-            params![name.to_ascii_lowercase(), now],
-        ),
-        None => conn.execute("UPDATE certificates SET next_attempt = ?1", [now]),
-    }
-    .context("scheduling a certificate renewal")?;
-    Ok(changed > 0)
-}
-
-/// [`make_due`] through the writer, for the certificate thread.
-pub fn due_now(writer: &WriterHandle, name: Option<&str>, now: i64) -> Result<bool, DbError> {
-    let name = name.map(str::to_string);
-    writer.call(move |conn| make_due(conn, name.as_deref(), now))
+/// Makes every name due at `now`: the CA changed, so the certificates of the old one are
+/// replaced (and served until then). A renewal of one name (`fazt certs renew`) needs no
+/// row change: the certificate thread attempts it at once.
+pub fn all_due_now(writer: &WriterHandle, now: i64) -> Result<(), DbError> {
+    writer.call(move |conn| {
+        conn.execute("UPDATE certificates SET next_attempt = ?1", [now])
+            .context("scheduling certificate renewals")?;
+        Ok(())
+    })
 }
 
 /// Adds `name` as wanted now (a site was created); a name already known is left alone.

@@ -181,6 +181,19 @@ mod tests {
 
     const COUNTER: &str = "globalThis.n = 0; globalThis.hit = () => ++n;";
 
+    /// An invocation that loops until its deadline; its outcome goes to `tx`.
+    fn spin(tx: Sender<Result<String, RunError>>) -> Invocation {
+        Invocation {
+            site: "spin".into(),
+            code_id: 1,
+            code: "globalThis.spin = () => { for (;;) {} }".into(),
+            call: "spin()".into(),
+            done: Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        }
+    }
+
     #[test]
     fn a_sites_runtime_is_reused_until_its_code_changes() {
         let pool = pool(1, 8, 4);
@@ -232,16 +245,7 @@ mod tests {
         };
         let pool = pool_with(2, 8, 4, limits);
         let (tx, looped) = crossbeam_channel::bounded(1);
-        pool.try_run(Invocation {
-            site: "spin".into(),
-            code_id: 1,
-            code: "globalThis.spin = () => { for (;;) {} }".into(),
-            call: "spin()".into(),
-            done: Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        })
-        .unwrap();
+        pool.try_run(spin(tx)).unwrap();
         assert_eq!(run(&pool, "blog", 1, COUNTER, "hit()").unwrap(), "1");
         assert!(looped.is_empty(), "served while the loop still ran");
         assert_eq!(
@@ -258,15 +262,6 @@ mod tests {
     #[test]
     fn a_full_queue_hands_the_invocation_back_at_once() {
         let pool = pool(1, 1, 4);
-        let spin = |tx: Sender<()>| Invocation {
-            site: "spin".into(),
-            code_id: 1,
-            code: "globalThis.spin = () => { for (;;) {} }".into(),
-            call: "spin()".into(),
-            done: Box::new(move |_| {
-                let _ = tx.send(());
-            }),
-        };
         let (tx, rx) = crossbeam_channel::unbounded();
         pool.try_run(spin(tx.clone())).unwrap();
         // Once the worker has taken the first (it then loops until its deadline), the
@@ -281,7 +276,7 @@ mod tests {
         let refused = pool.try_run(spin(tx)).expect_err("the queue is full");
         assert_eq!(refused.0.site, "spin", "handed back to answer 503");
         for _ in 0..2 {
-            rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            let _ = rx.recv_timeout(Duration::from_secs(10)).unwrap();
         }
     }
 }
