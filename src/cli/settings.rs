@@ -581,6 +581,88 @@ impl SessionArgs {
     }
 }
 
+/// Serverless apps (issue #14): the JS worker pool and the apps' storage quotas.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Serverless")]
+pub(crate) struct JsArgs {
+    /// JS worker threads, the only ones that run sites' scripts [default: one per core thread]
+    #[arg(long, env = "FAZT_JS_WORKERS", value_name = "N", value_parser = count::<1, 256>)]
+    pub js_workers: Option<usize>,
+    /// Invocations waiting for a worker; past it, 503 at once
+    #[arg(long, env = "FAZT_JS_QUEUE", value_name = "N", value_parser = count::<1, 100_000>,
+          default_value_t = config::DEFAULT_JS_QUEUE)]
+    pub js_queue: usize,
+    /// Sites whose runtimes each worker keeps warm
+    #[arg(long, env = "FAZT_JS_RUNTIMES", value_name = "N", value_parser = count::<1, 10_000>,
+          default_value_t = config::DEFAULT_JS_RUNTIMES)]
+    pub js_runtimes: usize,
+    /// A handler's wall time; past it, 504
+    #[arg(long, env = "FAZT_JS_TIMEOUT", value_name = "DURATION", value_parser = positive_duration,
+          default_value_t = Dur(config::DEFAULT_JS_TIMEOUT))]
+    pub js_timeout: Dur,
+    /// Memory one site's runtime may allocate; past it, 500
+    #[arg(long, env = "FAZT_JS_MEMORY", value_name = "BYTES", value_parser = positive_size,
+          default_value_t = Bytes(config::DEFAULT_JS_MEMORY))]
+    pub js_memory: Bytes,
+    /// Native stack a script may use (runaway recursion past it is an error)
+    #[arg(long, env = "FAZT_JS_STACK", value_name = "BYTES", value_parser = positive_size,
+          default_value_t = Bytes(config::DEFAULT_JS_STACK))]
+    pub js_stack: Bytes,
+    /// Largest request body a handler gets; larger is 413
+    #[arg(long, env = "FAZT_JS_BODY_MAX", value_name = "BYTES", value_parser = positive_size,
+          default_value_t = Bytes(config::DEFAULT_JS_BODY_MAX))]
+    pub js_body_max: Bytes,
+    /// Largest response an outbound fetch() may read
+    #[arg(long, env = "FAZT_JS_FETCH_MAX", value_name = "BYTES", value_parser = positive_size,
+          default_value_t = Bytes(config::DEFAULT_JS_FETCH_MAX))]
+    pub js_fetch_max: Bytes,
+    /// Longest outbound fetch() (the handler's own time limit may end it sooner)
+    #[arg(long, env = "FAZT_JS_FETCH_TIMEOUT", value_name = "DURATION", value_parser = positive_duration,
+          default_value_t = Dur(config::DEFAULT_JS_FETCH_TIMEOUT))]
+    pub js_fetch_timeout: Dur,
+    /// For tests only: let fetch() reach loopback addresses (private ones stay refused)
+    #[arg(long, env = "FAZT_JS_FETCH_ALLOW_LOOPBACK", value_name = "ON|OFF", value_parser = switch,
+          action = clap::ArgAction::Set, default_value = "off")]
+    pub js_fetch_allow_loopback: bool,
+    /// Keys one site's app may keep in fazt.app.kv
+    #[arg(long, env = "FAZT_APP_KEYS", value_name = "N", value_parser = count::<1, 100_000_000>,
+          default_value_t = config::DEFAULT_APP_KEYS as usize)]
+    pub app_keys: usize,
+    /// Documents one site's app may keep in fazt.app.ds
+    #[arg(long, env = "FAZT_APP_DOCS", value_name = "N", value_parser = count::<1, 100_000_000>,
+          default_value_t = config::DEFAULT_APP_DOCS as usize)]
+    pub app_docs: usize,
+    /// Bytes of values and documents one site's app may keep
+    #[arg(long, env = "FAZT_APP_BYTES", value_name = "BYTES", value_parser = positive_size,
+          default_value_t = Bytes(config::DEFAULT_APP_BYTES))]
+    pub app_bytes: Bytes,
+    /// Largest single kv value or document
+    #[arg(long, env = "FAZT_APP_VALUE_BYTES", value_name = "BYTES", value_parser = positive_size,
+          default_value_t = Bytes(config::DEFAULT_APP_VALUE_BYTES))]
+    pub app_value_bytes: Bytes,
+}
+
+impl JsArgs {
+    fn config(&self, core_threads: usize) -> config::JsConfig {
+        config::JsConfig {
+            workers: self.js_workers.unwrap_or(core_threads).max(1),
+            queue: self.js_queue,
+            runtimes_per_worker: self.js_runtimes,
+            timeout: self.js_timeout.0,
+            memory: self.js_memory.0,
+            stack: self.js_stack.0,
+            body_max: self.js_body_max.0,
+            fetch_max: self.js_fetch_max.0,
+            fetch_timeout: self.js_fetch_timeout.0,
+            fetch_allow_loopback: self.js_fetch_allow_loopback,
+            app_keys: self.app_keys as u64,
+            app_docs: self.app_docs as u64,
+            app_bytes: self.app_bytes.0,
+            app_value_bytes: self.app_value_bytes.0,
+        }
+    }
+}
+
 /// Everything `fazt server start` runs with.
 #[derive(Args, Clone, Debug)]
 pub(crate) struct ServerArgs {
@@ -655,6 +737,8 @@ pub(crate) struct ServerArgs {
     pub rate_limits: RateLimitArgs,
     #[command(flatten)]
     pub sessions: SessionArgs,
+    #[command(flatten)]
+    pub js: JsArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -860,6 +944,7 @@ impl ServerArgs {
             rate_limits: self.rate_limits.config(),
             sessions: self.sessions.config(),
             audit_retention: self.sessions.audit_retention.0,
+            js: self.js.config(probe.limits.core_threads),
             probe,
         }
     }

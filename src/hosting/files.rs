@@ -122,7 +122,7 @@ fn with_body(response: Response, meta: &FileMeta, body: Body) -> Response {
     let mut response = response;
     response
         .headers
-        .push(("Content-Type", meta.mime.clone().into()));
+        .push(("Content-Type".into(), meta.mime.clone().into()));
     if meta.encoding != Encoding::Identity {
         response = response.header("Content-Encoding", meta.encoding.token());
     }

@@ -1,6 +1,7 @@
 //! Responses and their serialisation. Every response carries `Content-Length`, since the
 //! body is always known in full when the handler returns.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// A source of body bytes produced while the response is being sent (a large file read
@@ -84,7 +85,9 @@ impl From<Arc<str>> for HeaderValue {
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
-    pub headers: Vec<(&'static str, HeaderValue)>,
+    /// Names are fazt's own (static) or a site script's (owned, checked by
+    /// [`Response::header_checked`]).
+    pub headers: Vec<(Cow<'static, str>, HeaderValue)>,
     pub body: Body,
     /// Close the connection after this response.
     pub close: bool,
@@ -101,13 +104,40 @@ impl Response {
     }
 
     pub fn header(mut self, name: &'static str, value: impl Into<HeaderValue>) -> Response {
-        self.headers.push((name, value.into()));
+        self.headers.push((Cow::Borrowed(name), value.into()));
         self
     }
 
-    pub fn body(mut self, content_type: &'static str, body: Body) -> Response {
+    /// Adds a header a site's script set, if it is one a response may carry: a token name,
+    /// a value without line breaks, and none of the framing headers this server writes.
+    pub fn header_checked(mut self, name: &str, value: &str) -> Result<Response, String> {
+        let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if name.is_empty() || !name.bytes().all(token) {
+            return Err(format!("'{name}' is not a header name"));
+        }
+        if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            return Err(format!("the value of header '{name}' has a line break"));
+        }
+        const FRAMING: [&str; 5] = [
+            "content-length",
+            "transfer-encoding",
+            "connection",
+            "keep-alive",
+            "date",
+        ];
+        if FRAMING.iter().any(|f| name.eq_ignore_ascii_case(f)) {
+            return Err(format!("header '{name}' is set by the server"));
+        }
         self.headers
-            .push(("Content-Type", HeaderValue::Static(content_type)));
+            .push((Cow::Owned(name.to_string()), value.to_string().into()));
+        Ok(self)
+    }
+
+    pub fn body(mut self, content_type: &'static str, body: Body) -> Response {
+        self.headers.push((
+            Cow::Borrowed("Content-Type"),
+            HeaderValue::Static(content_type),
+        ));
         self.body = body;
         self
     }

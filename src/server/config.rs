@@ -53,6 +53,51 @@ pub const DEFAULT_SESSION_REMEMBER: Duration = Duration::from_secs(30 * 86_400);
 /// A quarter of a year of who signed in and changed what.
 pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 86_400);
 
+/// A handler's wall time: enough for a few storage calls and an outbound fetch, short
+/// enough that an endless loop holds a worker for a second only.
+pub const DEFAULT_JS_TIMEOUT: Duration = Duration::from_secs(1);
+/// Memory one site's runtime may allocate (QuickJS' own count).
+pub const DEFAULT_JS_MEMORY: u64 = 32 << 20;
+/// Native stack the interpreter may use: deep enough for real recursion, well inside the
+/// worker thread's own stack (see `serverless::pool`).
+pub const DEFAULT_JS_STACK: u64 = 512 << 10;
+/// Invocations waiting for a worker before more are answered 503 at once. Each holds its
+/// request body (at most `FAZT_JS_BODY_MAX`) while it waits.
+pub const DEFAULT_JS_QUEUE: usize = 256;
+/// Sites whose runtimes each worker keeps warm (least recently used goes).
+pub const DEFAULT_JS_RUNTIMES: usize = 64;
+/// A request body a handler gets, in memory.
+pub const DEFAULT_JS_BODY_MAX: u64 = 1 << 20;
+/// Outbound fetch: a response larger than this is an error to the script.
+pub const DEFAULT_JS_FETCH_MAX: u64 = 1 << 20;
+pub const DEFAULT_JS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Per-site storage quotas of serverless apps.
+pub const DEFAULT_APP_KEYS: u64 = 10_000;
+pub const DEFAULT_APP_DOCS: u64 = 10_000;
+pub const DEFAULT_APP_BYTES: u64 = 32 << 20;
+pub const DEFAULT_APP_VALUE_BYTES: u64 = 1 << 20;
+
+/// Serverless apps (issue #14): the JS worker pool, its limits and the apps' storage quotas.
+#[derive(Clone, Debug)]
+pub struct JsConfig {
+    /// JS worker threads; by default one per core thread.
+    pub workers: usize,
+    pub queue: usize,
+    pub runtimes_per_worker: usize,
+    pub timeout: Duration,
+    pub memory: u64,
+    pub stack: u64,
+    pub body_max: u64,
+    pub fetch_max: u64,
+    pub fetch_timeout: Duration,
+    /// Tests only: scripts may fetch from loopback addresses (private ranges stay refused).
+    pub fetch_allow_loopback: bool,
+    pub app_keys: u64,
+    pub app_docs: u64,
+    pub app_bytes: u64,
+    pub app_value_bytes: u64,
+}
+
 /// The TLS listener and its certificates (`--tls-*`).
 #[derive(Clone, Debug)]
 pub struct TlsConfig {
@@ -137,6 +182,8 @@ pub struct Config {
     pub sessions: crate::auth::sessions::SessionPolicy,
     /// How long audit log entries are kept.
     pub audit_retention: Duration,
+    /// Serverless apps.
+    pub js: JsConfig,
     /// The probe's readings and the resource-derived limits.
     pub probe: Report,
 }

@@ -2,6 +2,7 @@
 //! listeners, starts N core threads (each an event loop on the shared public listener), the
 //! reserved admin thread and the writer thread, and shuts them down in order on a signal.
 
+mod apps;
 mod certs;
 pub(crate) mod config;
 pub(crate) mod event_loop;
@@ -70,6 +71,8 @@ pub struct App {
     pub cert_manager: Option<CertManager>,
     /// Dashboard sign-in: the hasher thread, the login limit, session lifetimes.
     pub accounts: Accounts,
+    /// Serverless apps: the JS worker pool (issue #14).
+    pub apps: apps::Apps,
     draining: Arc<AtomicBool>,
 }
 
@@ -273,6 +276,16 @@ pub fn run(mut config: Config) -> Result<i32, String> {
         config.rate_limits.ingest_burst,
         config.trusted_proxies.clone(),
     );
+    // Each JS worker reads the scripts' storage on its own connection.
+    let js_readers = (0..config.js.workers)
+        .map(|_| crate::db::open_read(&db_path, &limits).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<Connection>, String>>()?;
+    let apps = apps::Apps::start(
+        &config.js,
+        writer.clone(),
+        js_readers,
+        config.trusted_proxies.clone(),
+    )?;
     let app = Arc::new(App {
         public_cap: ConnCap::with_share(
             limits.max_connections,
@@ -296,6 +309,7 @@ pub fn run(mut config: Config) -> Result<i32, String> {
             policy: config.sessions,
             audit_retention: config.audit_retention,
         },
+        apps,
         started: Instant::now(),
         draining: Arc::new(AtomicBool::new(false)),
         config,

@@ -7,6 +7,7 @@ use super::App;
 use crate::admin::{is_api_path, AdminApi, Reply, ADMIN_BODY_LIMIT};
 use crate::deploy::service as deploy;
 use crate::hosting::sites::Served;
+use crate::hosting::store::Script;
 use crate::http::conn::Service;
 use crate::http::spool::SpoolPolicy;
 use crate::http::{liveness, Request, Response};
@@ -33,6 +34,9 @@ pub struct CoreService {
 #[derive(Clone, Copy, Debug)]
 pub struct CorePlan {
     route: Route,
+    /// The site's script, when it answers this path (issue #14): read once from the head,
+    /// so the whole request runs one deployment's code even if a deploy lands meanwhile.
+    script: Option<Script>,
     deploy: bool,
     /// `--redirect-http`: answered with a redirect to https, nothing else.
     redirect: bool,
@@ -46,8 +50,13 @@ impl Service for CoreService {
         let route = Route::of(&request.host, request.path(), &self.app.config.domain);
         let deploy = route == Route::Admin && deploy::is_deploy(request);
         let redirect = self.redirect_http && !request.tls && !stays_on_http(request.path());
+        let script = match route.target(&request.host, || request.path()) {
+            Target::Site(site) => self.app.sites.table.script_for(site, request.path()),
+            _ => None,
+        };
         CorePlan {
             route,
+            script,
             deploy,
             redirect,
         }
@@ -57,6 +66,7 @@ impl Service for CoreService {
         match plan.route.target(&request.host, || request.path()) {
             Target::Admin => admin_body_limit(&self.app, plan.deploy),
             Target::Ingest(endpoint) => endpoint.body_limit(),
+            Target::Site(_) if plan.script.is_some() => self.app.config.js.body_max,
             _ => PUBLIC_BODY_LIMIT,
         }
     }
@@ -101,6 +111,13 @@ impl CoreService {
         }
         if plan.redirect {
             return Some(to_https(&self.app, &request));
+        }
+        if let (Some(script), Target::Site(site)) =
+            (plan.script, plan.route.target(&request.host, || request.path()))
+        {
+            let site = site.to_string();
+            let apps = &self.app.apps;
+            return apps.invoke(site, script, request, token, self.me.clone(), started);
         }
         let response = match plan.route.target(&request.host, || request.path()) {
             Target::Health => liveness(),

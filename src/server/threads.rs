@@ -317,6 +317,11 @@ impl Threads {
             crate::deploy::service::stop_worker(&app.deploy, self.deploy_worker);
         }
         crate::deploy::service::remove_own_leftovers(&app.config.probe.limits.temp_dir);
+        if !now {
+            // Scripts still running (their clients may have gone) finish, and their writes
+            // commit, before the writer stops.
+            app.apps.stop();
+        }
         app.writer.stop();
         match self.writer.join() {
             Ok(report) => {

@@ -24,6 +24,59 @@ pub struct Live {
     pub since: u64,
     /// `since` as an HTTP-date, formatted once per deploy instead of once per response.
     pub last_modified: Arc<str>,
+    /// The deployment's server-side script, if it has one (issue #14).
+    pub script: Option<Script>,
+}
+
+/// A deployment's server-side script: which requests it answers, and the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Script {
+    pub kind: ScriptKind,
+    pub sha256: [u8; 32],
+    pub size: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScriptKind {
+    /// `api/main.js`: requests for `/api` and under it; the rest is served statically.
+    Api,
+    /// `main.js` at the root of a site without `index.html` (the v0.7.1 app layout): every
+    /// request. A static site's own browser `main.js` always comes with an `index.html`
+    /// (what else would load it), so it stays a file.
+    Root,
+}
+
+impl Script {
+    /// Whether this script answers a request for `path`.
+    #[inline]
+    pub fn answers(&self, path: &str) -> bool {
+        match self.kind {
+            ScriptKind::Root => true,
+            ScriptKind::Api => path == "/api" || path.starts_with("/api/"),
+        }
+    }
+}
+
+/// The script of `deployment`, by the layout rules of [`ScriptKind`].
+fn find_script(conn: &Connection, deployment: i64) -> rusqlite::Result<Option<Script>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT path, sha256, size FROM files
+         WHERE deployment = ?1 AND path IN ('api/main.js', 'main.js', 'index.html')",
+    )?;
+    let rows: Vec<(String, [u8; 32], i64)> = stmt
+        .query_map([deployment], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let file = |path: &str| rows.iter().find(|(p, _, _)| p == path);
+    let script = |kind, (_, sha256, size): &(String, [u8; 32], i64)| Script {
+        kind,
+        sha256: *sha256,
+        size: (*size).max(0) as u64,
+    };
+    Ok(match (file("api/main.js"), file("main.js"), file("index.html")) {
+        (Some(api), _, _) => Some(script(ScriptKind::Api, api)),
+        (None, Some(root), None) => Some(script(ScriptKind::Root, root)),
+        _ => None,
+    })
 }
 
 /// foldhash, not SipHash: every request looks its site up here, and the names are the
@@ -33,6 +86,15 @@ type SiteMap = HashMap<String, Live, foldhash::fast::RandomState>;
 impl SiteTable {
     pub fn current(&self, site: &str) -> Option<Live> {
         self.current.read().get(site).cloned()
+    }
+
+    /// The script of `site`'s current deployment, if it answers `path` (one lookup, no
+    /// clone of the rest: this is on every site request's path).
+    #[inline]
+    pub fn script_for(&self, site: &str, path: &str) -> Option<Script> {
+        let table = self.current.read();
+        let script = table.get(site)?.script?;
+        script.answers(path).then_some(script)
     }
 
     /// The names of the sites served now.
@@ -69,10 +131,11 @@ impl SiteTable {
                     deployment,
                     since,
                     last_modified,
+                    script: find_script(conn, deployment)?,
                 };
-                (name, live)
+                Ok((name, live))
             })
-            .collect();
+            .collect::<rusqlite::Result<_>>()?;
         let mut table = self.current.write();
         let replaced = table
             .iter()
