@@ -49,6 +49,7 @@ mod metrics_format;
 mod probe_fixtures;
 mod rate_limits;
 mod routing;
+mod serverless;
 mod shutdown;
 mod site_serving;
 mod sites_api;
