@@ -539,6 +539,15 @@ fn loopback_is_refused_unless_allowed_and_nothing_connects() {
         refused(fetch(&get(&server.url("/")), &strict, &names, later())),
         "fetch refused: 127.0.0.1 is a loopback address"
     );
+    // The old numeric forms getaddrinfo still reads are checked as what they resolve to.
+    for host in ["127.1", "2130706433", "0x7f.0.0.1", "017700000001"] {
+        let url = format!("http://{host}:{}/", server.port);
+        let why = refused(fetch(&get(&url), &strict, &SystemResolver, later()));
+        assert!(
+            why.ends_with("resolves to 127.0.0.1, a loopback address"),
+            "{host}: {why}"
+        );
+    }
     assert_eq!(server.accepted.load(Ordering::SeqCst), 0);
     assert_eq!(
         fetch(&get(&url), &local(), &names, later()).unwrap().body,
