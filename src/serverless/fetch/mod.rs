@@ -123,7 +123,10 @@ pub(crate) fn fetch(
     resolver: &dyn Resolve,
     deadline: Instant,
 ) -> Result<FetchResponse, FetchError> {
-    let deadline = deadline.min(Instant::now() + policy.timeout);
+    let deadline = match Instant::now().checked_add(policy.timeout) {
+        Some(cap) => deadline.min(cap),
+        None => deadline,
+    };
     let mut hop = Hop {
         url: Url::parse(&req.url).map_err(FetchError::BadUrl)?,
         method: method(&req.method)?,

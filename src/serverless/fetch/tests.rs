@@ -381,6 +381,14 @@ fn a_server_that_sends_a_byte_at_a_time_is_given_up_at_the_deadline_too() {
 
 #[test]
 fn a_deadline_already_past_fails_at_once() {
+    // (A policy without a cap of its own leaves the deadline alone.)
+    let endless = FetchPolicy {
+        timeout: Duration::MAX,
+        ..local()
+    };
+    let server = serve(|_| ok("in time"));
+    let in_time = fetch(&get(&server.url("/")), &endless, &SystemResolver, later());
+    assert_eq!(in_time.unwrap().body, b"in time");
     let server = serve(|_| ok("never"));
     let result = fetch(
         &get(&server.url("/")),
