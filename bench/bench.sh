@@ -146,15 +146,6 @@ interleaved_throughput() {
     WRK_HOST_ARGS=()
 }
 
-# round_ratio A B KEY: R[A/B.KEY] = the median over rounds of A's KEY / B's KEY in the same round
-# (KEY rps or per_cpu_s); R[A/B.KEY.all] lists the per-round ratios.
-round_ratio() {
-    local a=$1 b=$2 k=$3 r all=()
-    for ((r = 1; r <= ROUNDS; r++)); do all+=("$(ratio "$(get "$a.r$r.$k")" "$(get "$b.r$r.$k")")"); done
-    R[$a/$b.$k.all]=${all[*]}
-    R[$a/$b.$k]=$(printf '%s\n' "${all[@]}" | sort -n | sed -n "$(((ROUNDS + 1) / 2))p")
-}
-
 check_body() { # NAME URL [curl args...]: the server must return exactly the benchmark body
     local name=$1 url=$2 code
     shift 2

@@ -1,6 +1,6 @@
 # shellcheck shell=bash disable=SC2034,SC2153 # globals set here are read by the sourcing scripts
 # Shell functions shared by the benchmark scripts in bench/ (bench.sh, bench_vfs.sh, bench_analytics.sh,
-# bench_deploy.sh, admin_latency.sh); sourced, never run.
+# bench_deploy.sh, admin_latency.sh, bench_js.sh); sourced, never run.
 #
 # The sourcing script sets SCRIPT_TAG, its name without .sh, before `source` (log lines read
 # "[SCRIPT_TAG HH:MM:SS] ...", errors "SCRIPT_TAG.sh: ..."), and later ONLY (comma list of the
@@ -137,6 +137,15 @@ median_round() {
     med=$(printf '%s\n' "${all[@]}" | sort -n | sed -n "$(((ROUNDS + 1) / 2))p" | cut -d' ' -f2)
     for k in "$@"; do R[$name.$k]=${R[$name.r$med.$k]:-n/a}; done
     R[$name.rps_all]=$(printf '%s\n' "${all[@]}" | cut -d' ' -f1 | paste -sd' ')
+}
+
+# round_ratio A B KEY: R[A/B.KEY] = the median over rounds of A's KEY / B's KEY in the same round
+# (KEY rps or per_cpu_s); R[A/B.KEY.all] lists the per-round ratios.
+round_ratio() {
+    local a=$1 b=$2 k=$3 r all=()
+    for ((r = 1; r <= ROUNDS; r++)); do all+=("$(ratio "$(get "$a.r$r.$k")" "$(get "$b.r$r.$k")")"); done
+    R[$a/$b.$k.all]=${all[*]}
+    R[$a/$b.$k]=$(printf '%s\n' "${all[@]}" | sort -n | sed -n "$(((ROUNDS + 1) / 2))p")
 }
 
 # ---------------------------------------------------------------- tools

@@ -87,6 +87,41 @@ fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a st
         .map(|(_, v)| v.as_str())
 }
 
+/// The error inside the `io::Error` of a body over the reader's bound, so a caller can tell
+/// it from other failures without reading the message (`BodyTooLarge::is`).
+#[derive(Debug)]
+pub(crate) struct BodyTooLarge {
+    pub limit: usize,
+    /// The Content-Length, when the body was refused before it was read.
+    pub declared: Option<u64>,
+}
+
+impl BodyTooLarge {
+    /// Whether `e` is a body over the bound.
+    pub fn is(e: &io::Error) -> bool {
+        e.get_ref().is_some_and(|inner| inner.is::<BodyTooLarge>())
+    }
+}
+
+impl std::fmt::Display for BodyTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.declared {
+            Some(n) => write!(
+                f,
+                "response body of {n} bytes is too large (the limit is {})",
+                self.limit
+            ),
+            None => write!(
+                f,
+                "response body too large (the limit is {} bytes)",
+                self.limit
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BodyTooLarge {}
+
 /// Reads responses from one connection. It keeps the bytes read past what a call
 /// returned (or before a call timed out) for the next call.
 pub(crate) struct ResponseReader {
@@ -175,10 +210,10 @@ impl ResponseReader {
                 .map(|v| content_length_value(v.as_bytes()))
             {
                 Some(Ok(n)) if n > self.max_body as u64 => {
-                    return Err(io::Error::other(format!(
-                        "response body of {n} bytes is too large (the limit is {})",
-                        self.max_body
-                    )))
+                    return Err(io::Error::other(BodyTooLarge {
+                        limit: self.max_body,
+                        declared: Some(n),
+                    }))
                 }
                 Some(Ok(n)) => self.read_exact(stream, n as usize)?,
                 Some(Err(_)) => {
@@ -245,10 +280,10 @@ impl ResponseReader {
     }
 
     fn too_large(&self) -> io::Error {
-        io::Error::other(format!(
-            "response body too large (the limit is {} bytes)",
-            self.max_body
-        ))
+        io::Error::other(BodyTooLarge {
+            limit: self.max_body,
+            declared: None,
+        })
     }
 
     /// Appends what one read gives; 0 at the end of the stream.
@@ -432,6 +467,16 @@ mod tests {
             )),
             "response body of 99999999 bytes is too large (the limit is 4)"
         );
+        // Callers tell the bound from other failures by the error inside.
+        assert!(BodyTooLarge::is(
+            &read(b"HTTP/1.1 200 OK\r\n\r\n12345", "GET", 4).unwrap_err()
+        ));
+        assert!(BodyTooLarge::is(
+            &read(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", "GET", 4).unwrap_err()
+        ));
+        assert!(!BodyTooLarge::is(
+            &read(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n1", "GET", 8).unwrap_err()
+        ));
         let mut head = b"HTTP/1.1 200 OK\r\nX-Filler: ".to_vec();
         head.resize(MAX_HEAD + 2, b'a');
         assert_eq!(message(read(&head, "GET", 4)), "response head too large");

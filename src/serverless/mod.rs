@@ -4,5 +4,6 @@
 //! - [`pool`]: the worker threads, one bounded queue (full: the caller answers 503), and
 //!   each worker's LRU of sites' sandboxes, made anew when a site's code changes.
 
+pub(crate) mod fetch;
 pub mod pool;
 pub mod sandbox;
