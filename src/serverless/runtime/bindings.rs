@@ -75,10 +75,11 @@ impl Current {
         }
     }
 
-    /// A log line within the invocation's caps.
+    /// A log line within the invocation's caps; once one is dropped, every later one is
+    /// too, so the line that counts them is the last.
     fn log(&mut self, level: LogLevel, line: &str) {
         let line = cut(line, LOG_LINE_BYTES);
-        if self.lines == LOG_LINES || self.bytes + line.len() > LOG_BYTES {
+        if self.dropped > 0 || self.lines == LOG_LINES || self.bytes + line.len() > LOG_BYTES {
             self.dropped += 1;
             return;
         }

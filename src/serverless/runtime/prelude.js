@@ -37,7 +37,7 @@
   }
 
   function begin(gen, root, request) {
-    const call = (op, a, b, c) => host(gen, op, a, b, c);
+    const call = (op, a, b, c, d) => host(gen, op, a, b, c, d);
     const state = { root, response: undefined, out: undefined };
 
     const line = (level) =>
