@@ -6,7 +6,7 @@
 //!   and the shared bytecode cache;
 //! - [`pool`]: the worker threads, one bounded queue (full: the caller answers 503), and
 //!   each worker's LRU of sites' sandboxes, made anew when a site's code changes;
-//! - [`metrics`]: `fazt_js_*`.
+//! - `metrics`: the `fazt_js_*` metrics.
 
 // Until the server wires the pool in (issue #14, the lead's part), much of it is unused
 // outside tests; remove this then.

@@ -91,6 +91,8 @@ impl Pool {
     }
 
     /// Queues `invocation`, or hands it back when the queue is full.
+    // Handed back by value, so a refusal costs no allocation on the core thread.
+    #[allow(clippy::result_large_err)]
     pub(crate) fn try_run(&self, invocation: Invocation) -> Result<(), Full> {
         JS_STATS.queued().inc();
         self.queue.try_send(invocation).map_err(|e| {
@@ -232,5 +234,221 @@ impl Worker {
             self.sites.pop(site);
         }
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serverless::runtime::fake::{FakeServices, Memory};
+    use crate::serverless::runtime::Style;
+    use std::sync::atomic::Ordering;
+
+    const LIMITS: Limits = Limits {
+        timeout: Duration::from_millis(300),
+        memory: 16 << 20,
+        stack: 256 << 10,
+    };
+
+    fn pool(workers: usize, queue: usize, runtimes: usize) -> (Pool, Arc<Memory>) {
+        pool_with(workers, queue, runtimes, LIMITS)
+    }
+
+    fn pool_with(
+        workers: usize,
+        queue: usize,
+        runtimes: usize,
+        limits: Limits,
+    ) -> (Pool, Arc<Memory>) {
+        let memory = Arc::new(Memory::default());
+        let config = PoolConfig {
+            workers,
+            queue,
+            runtimes_per_worker: runtimes,
+            limits,
+            idle_every: Duration::from_millis(50),
+        };
+        let services = Arc::new(FakeServices(Arc::clone(&memory)));
+        (Pool::start(config, services).unwrap(), memory)
+    }
+
+    type Answer = Result<JsResponse, RunError>;
+
+    /// An invocation of `source` on `site`; its answer goes to `tx`.
+    fn invocation(
+        memory: &Memory,
+        site: &str,
+        source: &str,
+        tx: crossbeam_channel::Sender<Answer>,
+    ) -> Invocation {
+        Invocation {
+            site: site.into(),
+            code: memory.code(Style::Api, source),
+            request: JsRequest {
+                method: "GET".into(),
+                path: "/api".into(),
+                ..JsRequest::default()
+            },
+            received: Instant::now(),
+            done: Box::new(move |answer| {
+                let _ = tx.send(answer);
+            }),
+        }
+    }
+
+    /// Runs `source` on `site` and waits for the body (or the error).
+    fn run(pool: &Pool, memory: &Memory, site: &str, source: &str) -> Result<String, RunError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        pool.try_run(invocation(memory, site, source, tx)).unwrap();
+        let answer = rx.recv_timeout(Duration::from_secs(10)).unwrap()?;
+        Ok(String::from_utf8(answer.body).unwrap())
+    }
+
+    const COUNTER: &str = "globalThis.n = (globalThis.n || 0) + 1; return n;";
+    const SPIN: &str = "for (;;) {}";
+
+    #[test]
+    fn a_sites_runtime_is_reused_until_its_code_changes_and_sites_share_nothing() {
+        let (pool, memory) = pool(1, 8, 4);
+        assert_eq!(run(&pool, &memory, "blog", COUNTER).unwrap(), "1");
+        assert_eq!(run(&pool, &memory, "blog", COUNTER).unwrap(), "2", "kept");
+        let changed = format!("{COUNTER} // v2");
+        assert_eq!(
+            run(&pool, &memory, "blog", &changed).unwrap(),
+            "1",
+            "a new deployment starts afresh"
+        );
+        assert_eq!(
+            run(&pool, &memory, "shop", "return [typeof n];").unwrap(),
+            r#"["undefined"]"#,
+            "sites share nothing"
+        );
+        assert_eq!(
+            run(&pool, &memory, "shop", COUNTER).unwrap(),
+            "1",
+            "the same code on another site: its own runtime"
+        );
+        pool.stop();
+        assert_eq!(memory.starts.load(Ordering::Relaxed), 1);
+        assert!(memory.idles.load(Ordering::Relaxed) >= 5, "after each");
+    }
+
+    #[test]
+    fn the_least_recently_used_runtime_goes_past_the_bound() {
+        let (pool, memory) = pool(1, 8, 2);
+        for site in ["a", "b"] {
+            assert_eq!(run(&pool, &memory, site, COUNTER).unwrap(), "1");
+        }
+        assert_eq!(run(&pool, &memory, "a", COUNTER).unwrap(), "2");
+        assert_eq!(run(&pool, &memory, "c", COUNTER).unwrap(), "1", "b goes");
+        assert_eq!(run(&pool, &memory, "a", COUNTER).unwrap(), "3", "a stayed");
+        assert_eq!(
+            run(&pool, &memory, "b", COUNTER).unwrap(),
+            "1",
+            "b was made again"
+        );
+    }
+
+    #[test]
+    fn a_second_worker_loads_the_cached_bytecode() {
+        let (pool, memory) = pool(2, 8, 4);
+        // The first holds its worker ~150 ms, so the second goes to the other worker.
+        let busy = "const end = Date.now() + 150; while (Date.now() < end) {} return 1;";
+        let (tx, rx) = crossbeam_channel::unbounded();
+        pool.try_run(invocation(&memory, "blog", busy, tx.clone()))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        pool.try_run(invocation(&memory, "blog", busy, tx)).unwrap();
+        for _ in 0..2 {
+            let answer = rx.recv_timeout(Duration::from_secs(10)).unwrap().unwrap();
+            assert_eq!(answer.body, b"1");
+        }
+        assert_eq!(pool.compiles(), 1, "compiled once");
+        assert_eq!(memory.loads.load(Ordering::Relaxed), 1, "read once");
+        assert!(JS_STATS.runtimes().get() >= 2, "a sandbox on each worker");
+    }
+
+    #[test]
+    fn hard_limits_map_as_before_and_the_worker_survives() {
+        let (pool, memory) = pool(1, 8, 4);
+        let timeouts = JS_STATS.outcome_count(Outcome::Timeout);
+        assert_eq!(run(&pool, &memory, "s", SPIN), Err(RunError::Timeout));
+        assert!(JS_STATS.outcome_count(Outcome::Timeout) > timeouts);
+        let bomb = "let a = []; for (;;) a.push(new Array(100000).fill(1));";
+        assert_eq!(run(&pool, &memory, "s", bomb), Err(RunError::Memory));
+        let deep = "function f(n) { return f(n + 1) + 1 } return f(0);";
+        assert_eq!(run(&pool, &memory, "s", deep), Err(RunError::Stack));
+        assert_eq!(
+            run(&pool, &memory, "s", "return 'alive';").unwrap(),
+            "alive"
+        );
+        let logs = memory.logs_of("s");
+        assert!(
+            logs[0].starts_with("error: GET /api: the script ran past its time limit"),
+            "{logs:?}"
+        );
+    }
+
+    #[test]
+    fn an_endless_loop_holds_one_worker_while_the_other_serves() {
+        // A long deadline: the other worker's answer must come while the loop still runs,
+        // however slow the machine is.
+        let limits = Limits {
+            timeout: Duration::from_millis(1500),
+            ..LIMITS
+        };
+        let (pool, memory) = pool_with(2, 8, 4, limits);
+        let (tx, looped) = crossbeam_channel::bounded(1);
+        pool.try_run(invocation(&memory, "spin", SPIN, tx)).unwrap();
+        assert_eq!(run(&pool, &memory, "blog", COUNTER).unwrap(), "1");
+        assert!(looped.is_empty(), "served while the loop still ran");
+        let answer = looped.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(answer, Err(RunError::Timeout));
+    }
+
+    #[test]
+    fn a_full_queue_hands_the_invocation_back_at_once() {
+        let (pool, memory) = pool(1, 1, 4);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        pool.try_run(invocation(&memory, "spin", SPIN, tx.clone()))
+            .unwrap();
+        // Once the worker has taken the first (it then loops until its deadline), the
+        // queue's one slot takes the second, and the third is refused.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut second = invocation(&memory, "spin", SPIN, tx.clone());
+        while let Err(Full(back)) = pool.try_run(second) {
+            assert!(Instant::now() < deadline, "the worker never took the first");
+            std::thread::sleep(Duration::from_millis(1));
+            second = back;
+        }
+        assert_eq!(pool.queued(), 1);
+        let refused = pool
+            .try_run(invocation(&memory, "spin", SPIN, tx))
+            .expect_err("the queue is full");
+        assert_eq!(refused.0.site, "spin", "handed back to answer 503");
+        for _ in 0..2 {
+            let _ = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        }
+    }
+
+    #[test]
+    fn stop_finishes_the_queued_work() {
+        let (pool, memory) = pool(1, 16, 4);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let slow = "const end = Date.now() + 20; while (Date.now() < end) {} fazt.app.kv.set('k' + Date.now(), 1); return 1;";
+        for _ in 0..6 {
+            pool.try_run(invocation(&memory, "blog", slow, tx.clone()))
+                .unwrap();
+        }
+        pool.stop();
+        let answers: Vec<Answer> = rx.try_iter().collect();
+        assert_eq!(
+            answers.len(),
+            6,
+            "every queued one answered before stop returned"
+        );
+        assert!(answers
+            .iter()
+            .all(|a| a.as_ref().is_ok_and(|r| r.body == b"1")));
     }
 }

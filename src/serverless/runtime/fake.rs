@@ -14,13 +14,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// (site, key) → (JSON value, expires at ms).
+type Kv = BTreeMap<(String, String), (String, Option<i64>)>;
+/// (site, collection) → documents, each an object with its `id`.
+type Docs = HashMap<(String, String), Vec<Map<String, Value>>>;
+
 /// Everything the fake hosts share, by site.
 #[derive(Default)]
 pub(crate) struct Memory {
-    /// (site, key) → (JSON value, expires at ms).
-    pub kv: Mutex<BTreeMap<(String, String), (String, Option<i64>)>>,
-    /// (site, collection) → documents, each an object with its `id`.
-    pub docs: Mutex<HashMap<(String, String), Vec<Map<String, Value>>>>,
+    pub kv: Mutex<Kv>,
+    pub docs: Mutex<Docs>,
     pub env: Mutex<HashMap<String, Vec<(String, String)>>>,
     /// (site, level, message).
     pub logs: Mutex<Vec<(String, &'static str, String)>>,
