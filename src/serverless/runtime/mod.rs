@@ -88,6 +88,7 @@ pub(crate) struct App {
     handler: Persistent<Function<'static>>,
     begin: Persistent<Function<'static>>,
     finish: Persistent<Function<'static>>,
+    end: Persistent<Function<'static>>,
     slot: Slot,
     /// The number of the invocation in progress or last run.
     generation: Cell<u64>,
@@ -97,6 +98,9 @@ pub(crate) struct App {
 }
 
 const PRELUDE: &str = include_str!("prelude.js");
+
+/// Time for the prelude's `end` after an invocation (it clears four globals).
+const END_TIME: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl App {
     /// A fresh sandbox with `code` loaded: its bytecode from `cache`, or compiled from the
@@ -138,20 +142,16 @@ impl App {
             }
         };
         let slot: Slot = Rc::new(RefCell::new(None));
-        let (handler, begin, finish) = sandbox.run(deadline, Some(file), |ctx| {
+        let (handler, [begin, finish, end]) = sandbox.run(deadline, Some(file), |ctx| {
             let (module, _) = bytecode.load(ctx)?.eval()?;
             let handler: Function = module.get("default")?;
-            let (begin, finish) = install_prelude(ctx, &slot)?;
-            Ok((
-                Persistent::save(ctx, handler),
-                Persistent::save(ctx, begin),
-                Persistent::save(ctx, finish),
-            ))
+            Ok((Persistent::save(ctx, handler), install_prelude(ctx, &slot)?))
         })?;
         Ok(App {
             handler,
             begin,
             finish,
+            end,
             slot,
             generation: Cell::new(0),
             sha256: code.sha256,
@@ -182,6 +182,12 @@ impl App {
         });
         // From here on a call through this invocation's functions throws.
         let ended = self.slot.borrow_mut().take();
+        if !matches!(outcome, Err(RunError::Timeout | RunError::Memory)) {
+            // (After those the worker drops this sandbox anyway.)
+            let _ = self.sandbox.run(Instant::now() + END_TIME, None, |ctx| {
+                self.end.clone().restore(ctx)?.call::<_, ()>(())
+            });
+        }
         if let Some(mut current) = ended {
             current.end();
             if let Err(e) = &outcome {
@@ -228,17 +234,19 @@ impl App {
     }
 }
 
-/// Evaluates the prelude with the native `host` function; its `begin` and `finish`.
-fn install_prelude<'js>(
-    ctx: &Ctx<'js>,
-    slot: &Slot,
-) -> rquickjs::Result<(Function<'js>, Function<'js>)> {
+/// Evaluates the prelude with the native `host` function; its `begin`, `finish` and `end`.
+fn install_prelude(ctx: &Ctx<'_>, slot: &Slot) -> rquickjs::Result<[Glue; 3]> {
     let mut options = rquickjs::context::EvalOptions::default();
     options.filename = Some("<fazt>".into());
     let make: Function = ctx.eval_with_options(PRELUDE, options)?;
     let glue: Object = make.call((bindings::native(ctx, Rc::clone(slot))?,))?;
-    Ok((glue.get("begin")?, glue.get("finish")?))
+    let get = |name: &str| -> rquickjs::Result<Glue> {
+        Ok(Persistent::save(ctx, glue.get::<_, Function>(name)?))
+    };
+    Ok([get("begin")?, get("finish")?, get("end")?])
 }
+
+type Glue = Persistent<Function<'static>>;
 
 /// Runs the promise jobs the script queued, until none is left or the deadline passes (a
 /// job that throws rejects its promise; the interrupt ends one that runs too long).

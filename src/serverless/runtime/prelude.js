@@ -205,5 +205,12 @@
     return { status: 200, body: value };
   }
 
-  return { begin, finish };
+  // After the answer: the request (its body may be a megabyte) is not kept alive by a warm
+  // sandbox until the site's next request.
+  function end() {
+    const g = globalThis;
+    g.request = g.req = g.res = g.respond = undefined;
+  }
+
+  return { begin, finish, end };
 });

@@ -602,3 +602,14 @@ fn the_bytecode_is_compiled_once_and_a_syntax_error_is_kept() {
     App::load(LIMITS, &as_root, &cache, || services.load_code(&as_root)).unwrap();
     assert_eq!(cache.compiles(), 3, "another style is another module");
 }
+
+#[test]
+fn a_warm_sandbox_does_not_keep_the_last_request() {
+    let site = Site::new(Style::Api, "return request.body.length;");
+    site.run(post("text/plain", b"small")).unwrap();
+    let baseline = site.app.memory_used();
+    let big = vec![b'x'; 1 << 20];
+    assert_eq!(site.run(post("text/plain", &big)).unwrap().body, b"1048576");
+    let after = site.app.memory_used();
+    assert!(after - baseline < 256 << 10, "{baseline} -> {after}");
+}
