@@ -2,13 +2,13 @@
 //! sizes how many sites' runtimes a worker may keep: N sites' sandboxes, each with a
 //! realistic handler (request, respond, fazt.app.kv through an in-memory host) loaded from
 //! the shared bytecode cache and run once, then the process's resident memory per sandbox
-//! and QuickJS' own count.
+//! and QuickJS' own count; then the runtime's own cost per invocation on one warm sandbox.
 //!
 //! Usage: `JS_BENCH=1 cargo bench --bench js_runtimes` (`JS_BENCH_RUNTIMES`, default 100).
 //! Without `JS_BENCH=1` (as `cargo test --all-targets` runs every bench target) it prints the
 //! usage and exits 0 at once.
 
-use fazt::serverless::runtime::bench::warm_runtimes;
+use fazt::serverless::runtime::bench::{warm_invocations, warm_runtimes};
 use fazt::serverless::sandbox::Limits;
 use std::time::{Duration, Instant};
 
@@ -60,4 +60,11 @@ fn main() {
         took.as_secs_f64() * 1e6 / n as f64
     );
     drop(warm);
+    let calls = 20_000;
+    let took = warm_invocations(calls, limits).expect("the invocations");
+    println!(
+        "  one warm sandbox, {calls} invocations of the handler: {:.1} us each ({:.0}/s on one worker)",
+        took.as_secs_f64() * 1e6 / calls as f64,
+        calls as f64 / took.as_secs_f64()
+    );
 }

@@ -8,6 +8,7 @@ use super::{App, JsRequest, Style};
 use crate::serverless::pool::Services;
 use crate::serverless::sandbox::Limits;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The handler: reads the request, counts visits in kv, lists a prefix, answers JSON.
 pub const HANDLER: &str = r#"
@@ -37,6 +38,30 @@ impl WarmRuntimes {
     pub fn quickjs_bytes(&self) -> i64 {
         self.apps.iter().map(App::memory_used).sum()
     }
+}
+
+/// The time `n` invocations of [`HANDLER`] take on one warm sandbox (in-memory host: the
+/// runtime's own cost per request, without HTTP, the queue or SQLite).
+pub fn warm_invocations(n: usize, limits: Limits) -> Result<Duration, String> {
+    let memory = Arc::new(Memory::default());
+    let services = FakeServices(Arc::clone(&memory));
+    let code = memory.code(Style::Api, HANDLER);
+    let cache = BytecodeCache::new(8 << 20);
+    let app = App::load(limits, &code, &cache, || services.load_code(&code))
+        .map_err(|e| e.to_string())?;
+    let request = JsRequest {
+        method: "GET".into(),
+        path: "/api/hello".into(),
+        query: "name=bench".into(),
+        headers: vec![("User-Agent".into(), "bench".into())],
+        ..JsRequest::default()
+    };
+    let started = Instant::now();
+    for _ in 0..n {
+        app.invoke(request.clone(), services.host("site"), limits)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(started.elapsed())
 }
 
 /// `n` sites' sandboxes with [`HANDLER`] loaded and run once; the answer of the last run.
