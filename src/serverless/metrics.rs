@@ -144,3 +144,38 @@ impl Source for JsStats {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::metrics::Registry;
+
+    #[test]
+    fn every_family_renders_with_its_labels() {
+        count_shed();
+        count_storage("ds_update");
+        count_storage("not an op");
+        let text = Registry::new().with(&JS_STATS).render_prometheus();
+        for line in [
+            "# TYPE fazt_js_invocations_total counter",
+            "# TYPE fazt_js_duration_seconds histogram",
+            "# TYPE fazt_js_queue_depth gauge",
+            "# TYPE fazt_js_runtimes gauge",
+            "fazt_js_storage_ops_total{op=\"kv_get\"}",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        for outcome in ["ok", "error", "timeout", "memory", "shed"] {
+            let series = format!("fazt_js_invocations_total{{outcome=\"{outcome}\"}}");
+            assert!(text.contains(&series), "{series}");
+        }
+        let ds_update = text
+            .lines()
+            .find(|l| l.starts_with("fazt_js_storage_ops_total{op=\"ds_update\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
+        assert!(ds_update >= Some(1), "{ds_update:?}");
+        assert!(JS_STATS.outcome_count(Outcome::Shed) >= 1);
+        let json = Registry::new().with(&JS_STATS).to_json();
+        assert!(json["js"]["invocations"]["shed"].as_i64() >= Some(1), "{json}");
+    }
+}

@@ -1,7 +1,8 @@
 //! The only module with `unsafe`: thin, checked wrappers over the few `libc` calls std
 //! does not offer, one file per OS primitive, each behind a safe function or type. Every
 //! wrapper turns a `-1` into `io::Error::last_os_error()`, so callers never see raw errno
-//! handling; `errno` decides what an error means for the server.
+//! handling; `errno` decides what an error means for the server. One wrapper is not over
+//! libc: loading QuickJS bytecode (`js_bytecode`), which rquickjs marks `unsafe`.
 
 mod epoll;
 mod errno;
