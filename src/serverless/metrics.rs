@@ -176,6 +176,9 @@ mod tests {
         assert!(ds_update >= Some(1), "{ds_update:?}");
         assert!(JS_STATS.outcome_count(Outcome::Shed) >= 1);
         let json = Registry::new().with(&JS_STATS).to_json();
-        assert!(json["js"]["invocations"]["shed"].as_i64() >= Some(1), "{json}");
+        assert!(
+            json["js"]["invocations"]["shed"].as_i64() >= Some(1),
+            "{json}"
+        );
     }
 }
