@@ -432,6 +432,22 @@ mod tests {
     }
 
     #[test]
+    fn a_panic_in_a_host_call_is_an_error_and_the_worker_goes_on() {
+        let (pool, memory) = pool(1, 8, 4);
+        let script = "globalThis.n = (globalThis.n || 0) + 1; if (request.path === '/api') fazt.app.kv.get('panic'); return n;";
+        assert_eq!(
+            run(&pool, &memory, "blog", script),
+            Err(RunError::Engine("the invocation panicked".into()))
+        );
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let mut next = invocation(&memory, "blog", script, tx);
+        next.request.path = "/api/ok".into();
+        pool.try_run(next).unwrap();
+        let answer = rx.recv_timeout(Duration::from_secs(10)).unwrap().unwrap();
+        assert_eq!(answer.body, b"1", "the same worker, a fresh sandbox");
+    }
+
+    #[test]
     fn stop_finishes_the_queued_work() {
         let (pool, memory) = pool(1, 16, 4);
         let (tx, rx) = crossbeam_channel::unbounded();

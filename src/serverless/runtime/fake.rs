@@ -129,6 +129,7 @@ impl FakeHost {
 impl Host for FakeHost {
     fn kv_get(&mut self, key: &str) -> Result<Option<String>, String> {
         self.check()?;
+        assert!(key != "panic", "the host panicked");
         let kv = self.memory.kv.lock();
         Ok(kv
             .get(&self.key(key))

@@ -613,3 +613,27 @@ fn a_warm_sandbox_does_not_keep_the_last_request() {
     let after = site.app.memory_used();
     assert!(after - baseline < 256 << 10, "{baseline} -> {after}");
 }
+
+#[test]
+fn nothing_else_of_the_host_is_reachable() {
+    let site = Site::new(
+        Style::Api,
+        r#"
+        const seen = [typeof std, typeof os, typeof require, typeof process, typeof setTimeout];
+        return import("os").then(() => "imported", (e) => [...seen, e.name]);
+        "#,
+    );
+    let names = site.json("/api");
+    assert_eq!(
+        names,
+        json!([
+            "undefined",
+            "undefined",
+            "undefined",
+            "undefined",
+            "undefined",
+            "ReferenceError"
+        ]),
+        "no module can be imported"
+    );
+}
