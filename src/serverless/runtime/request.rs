@@ -2,7 +2,7 @@
 //!
 //! Api style, `request`: `method`, `path`, `query` (an object, a repeated key keeps its last
 //! value), `headers` (lower-case names, repeated ones joined with ", "), `body` (parsed JSON
-//! for `application/json`, an object of fields for a urlencoded form, the text fields of a
+//! for `application/json` and `*/*+json`, an object of fields for a urlencoded form, the text fields of a
 //! multipart form, else the text; `null` when empty), `files` (multipart file parts:
 //! `{name, filename, contentType, size, text?}`, `text` when the content is UTF-8), `ip`.
 //!
@@ -66,8 +66,9 @@ fn body<'js>(
         .trim()
         .to_ascii_lowercase();
     let text = String::from_utf8_lossy(&request.body);
+    let json = essence == "application/json" || essence.ends_with("+json");
     let value = match essence.as_str() {
-        "application/json" => match ctx.json_parse(text.as_ref()) {
+        _ if json => match ctx.json_parse(text.as_ref()) {
             Ok(value) => value,
             Err(_) => {
                 // Not JSON after all: the script gets the text, and no exception stays

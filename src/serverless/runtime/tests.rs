@@ -137,6 +137,10 @@ fn bodies_are_parsed_by_their_content_type() {
         json!({"body": {"n": [1, 2]}, "files": []})
     );
     assert_eq!(
+        body(post("application/problem+json", b"[1]")),
+        json!({"body": [1], "files": []})
+    );
+    assert_eq!(
         body(post("application/json", b"{not json")),
         json!({"body": "{not json", "files": []}),
         "not JSON after all: the text"
