@@ -113,33 +113,15 @@ impl App {
     ) -> Result<App, RunError> {
         let deadline = Instant::now() + limits.timeout;
         let file = code.style.file();
-        let bytecode = match cache.get(&code.sha256, code.style) {
+        let cached = match cache.get(&code.sha256, code.style) {
             Some(Compiled::Ok(bytecode)) => Some(bytecode),
             Some(Compiled::Failed(message)) => return Err(RunError::Thrown(message.to_string())),
             None => None,
         };
         let sandbox = Sandbox::new(limits)?;
-        let bytecode = match bytecode {
+        let bytecode = match cached {
             Some(bytecode) => bytecode,
-            None => {
-                let source = load().map_err(RunError::Engine)?;
-                let wrapped = format!("export default function () {{{source}\n}}");
-                let compiled = sandbox.run(deadline, Some(file), |ctx| {
-                    JsBytecode::compile(ctx, file, &wrapped)
-                });
-                match compiled {
-                    Ok(bytecode) => {
-                        cache.insert(code.sha256, code.style, Compiled::Ok(bytecode.clone()));
-                        bytecode
-                    }
-                    Err(RunError::Thrown(message)) => {
-                        let failed = Compiled::Failed(message.as_str().into());
-                        cache.insert(code.sha256, code.style, failed);
-                        return Err(RunError::Thrown(message));
-                    }
-                    Err(other) => return Err(other),
-                }
-            }
+            None => compile(&sandbox, deadline, code, cache, load)?,
         };
         let slot: Slot = Rc::new(RefCell::new(None));
         let (handler, [begin, finish, end]) = sandbox.run(deadline, Some(file), |ctx| {
@@ -231,6 +213,35 @@ impl App {
     /// Bytes this site's runtime holds (QuickJS' own count).
     pub(crate) fn memory_used(&self) -> i64 {
         self.sandbox.memory_used()
+    }
+}
+
+/// Compiles `code` (its source from `load`) in `sandbox` and caches the outcome; a syntax
+/// error is kept too, so a broken deployment is not compiled again on every request.
+fn compile(
+    sandbox: &Sandbox,
+    deadline: Instant,
+    code: &Code,
+    cache: &BytecodeCache,
+    load: impl FnOnce() -> Result<String, String>,
+) -> Result<JsBytecode, RunError> {
+    let file = code.style.file();
+    let source = load().map_err(RunError::Engine)?;
+    // On the first line, so the module's line numbers are the file's.
+    let wrapped = format!("export default function () {{{source}\n}}");
+    match sandbox.run(deadline, Some(file), |ctx| {
+        JsBytecode::compile(ctx, file, &wrapped)
+    }) {
+        Ok(bytecode) => {
+            cache.insert(code.sha256, code.style, Compiled::Ok(bytecode.clone()));
+            Ok(bytecode)
+        }
+        Err(RunError::Thrown(message)) => {
+            let failed = Compiled::Failed(message.as_str().into());
+            cache.insert(code.sha256, code.style, failed);
+            Err(RunError::Thrown(message))
+        }
+        Err(other) => Err(other),
     }
 }
 
