@@ -134,104 +134,118 @@ pub(crate) fn native<'js>(ctx: &Ctx<'js>, slot: Slot) -> rquickjs::Result<Functi
     )
 }
 
+/// One call of the prelude's: `op` with its arguments.
 fn dispatch<'js>(
     ctx: &Ctx<'js>,
     current: &mut Current,
     op: &str,
     args: &[Value<'js>],
 ) -> rquickjs::Result<Value<'js>> {
-    let name = op.replacen('_', ".", 1);
-    let arg = |i: usize, what: &str| string(ctx, args.get(i), &format!("{name}: {what}"));
-    let host_error = |message: String| Exception::throw_message(ctx, &message);
-    if op.starts_with("kv_") || op.starts_with("ds_") {
-        count_storage(op);
-    }
-    let host = &mut current.host;
+    let args = Args { ctx, op, args };
     match op {
         "log" => {
-            let level = match arg(0, "a level")?.as_str() {
+            let level = match args.string(0, "a level")?.as_str() {
                 "info" => LogLevel::Info,
                 "warn" => LogLevel::Warn,
                 "error" => LogLevel::Error,
                 _ => LogLevel::Log,
             };
-            current.log(level, &arg(1, "a line")?);
+            current.log(level, &args.string(1, "a line")?);
             Ok(Value::new_undefined(ctx.clone()))
-        }
-        "kv_get" => match host
-            .kv_get(&arg(0, "the key must be a string")?)
-            .map_err(host_error)?
-        {
-            Some(json) => json.into_js(ctx),
-            None => Ok(Value::new_undefined(ctx.clone())),
-        },
-        "kv_set" => {
-            let ttl = ttl_ms(ctx, args.get(2))?;
-            host.kv_set(
-                &arg(0, "the key must be a string")?,
-                &arg(1, "the value must be JSON")?,
-                ttl,
-            )
-            .map_err(host_error)?;
-            Ok(Value::new_undefined(ctx.clone()))
-        }
-        "kv_delete" => host
-            .kv_delete(&arg(0, "the key must be a string")?)
-            .map_err(host_error)?
-            .into_js(ctx),
-        "kv_list" => {
-            let entries = host
-                .kv_list(&arg(0, "the prefix must be a string")?)
-                .map_err(host_error)?;
-            kv_list_json(&entries).into_js(ctx)
-        }
-        "ds_insert" => {
-            let doc = arg(1, "the document must be an object")?;
-            host.ds_insert(&arg(0, "the collection must be a string")?, &doc)
-                .map_err(host_error)?
-                .into_js(ctx)
-        }
-        "ds_find" => {
-            let limit = args.get(2).and_then(Value::as_number).map(|n| n as usize);
-            let docs = host
-                .ds_find(
-                    &arg(0, "the collection must be a string")?,
-                    &arg(1, "the query must be an object")?,
-                    limit,
-                )
-                .map_err(host_error)?;
-            format!("[{}]", docs.join(",")).into_js(ctx)
-        }
-        "ds_update" => {
-            let changes = arg(2, "the changes must be an object")?;
-            let n = host
-                .ds_update(
-                    &arg(0, "the collection must be a string")?,
-                    &arg(1, "the query must be an object")?,
-                    &changes,
-                )
-                .map_err(host_error)?;
-            (n as f64).into_js(ctx)
-        }
-        "ds_delete" => {
-            let n = host
-                .ds_delete(
-                    &arg(0, "the collection must be a string")?,
-                    &arg(1, "the query must be an object")?,
-                )
-                .map_err(host_error)?;
-            (n as f64).into_js(ctx)
         }
         "env" => {
-            let vars = host.env().map_err(host_error)?;
+            let vars = current.host.env().map_err(|m| host_error(ctx, m))?;
             let object: serde_json::Map<String, serde_json::Value> = vars
                 .into_iter()
                 .map(|(k, v)| (k, serde_json::Value::String(v)))
                 .collect();
             serde_json::Value::Object(object).to_string().into_js(ctx)
         }
-        "fetch" => fetch(ctx, current, args),
+        "fetch" => fetch(ctx, current, args.args),
+        _ if op.starts_with("kv_") => {
+            count_storage(op);
+            kv(&args, current.host.as_mut())
+        }
+        _ if op.starts_with("ds_") => {
+            count_storage(op);
+            ds(&args, current.host.as_mut())
+        }
         _ => Err(Exception::throw_message(ctx, &format!("no host call {op}"))),
+    }
+}
+
+/// The arguments of one call, read with messages that name the script's function.
+struct Args<'a, 'js> {
+    ctx: &'a Ctx<'js>,
+    op: &'a str,
+    args: &'a [Value<'js>],
+}
+
+impl<'js> Args<'_, 'js> {
+    /// Argument `i`, a string; else a TypeError "kv.get: `what`".
+    fn string(&self, i: usize, what: &str) -> rquickjs::Result<String> {
+        let name = self.op.replacen('_', ".", 1);
+        string(self.ctx, self.args.get(i), &format!("{name}: {what}"))
+    }
+
+    fn get(&self, i: usize) -> Option<&Value<'js>> {
+        self.args.get(i)
+    }
+}
+
+fn host_error(ctx: &Ctx, message: String) -> rquickjs::Error {
+    Exception::throw_message(ctx, &message)
+}
+
+/// A host call's outcome; its error thrown as `Error(message)`.
+fn hosted<T>(ctx: &Ctx, outcome: Result<T, String>) -> rquickjs::Result<T> {
+    outcome.map_err(|message| host_error(ctx, message))
+}
+
+fn kv<'js>(args: &Args<'_, 'js>, host: &mut dyn Host) -> rquickjs::Result<Value<'js>> {
+    let ctx = args.ctx;
+    let key = || args.string(0, "the key must be a string");
+    match args.op {
+        "kv_get" => match hosted(ctx, host.kv_get(&key()?))? {
+            Some(json) => json.into_js(ctx),
+            None => Ok(Value::new_undefined(ctx.clone())),
+        },
+        "kv_set" => {
+            let ttl = ttl_ms(ctx, args.get(2))?;
+            let value = args.string(1, "the value must be JSON")?;
+            hosted(ctx, host.kv_set(&key()?, &value, ttl))?;
+            Ok(Value::new_undefined(ctx.clone()))
+        }
+        "kv_delete" => hosted(ctx, host.kv_delete(&key()?))?.into_js(ctx),
+        "kv_list" => {
+            let prefix = args.string(0, "the prefix must be a string")?;
+            kv_list_json(&hosted(ctx, host.kv_list(&prefix))?).into_js(ctx)
+        }
+        op => Err(Exception::throw_message(ctx, &format!("no host call {op}"))),
+    }
+}
+
+fn ds<'js>(args: &Args<'_, 'js>, host: &mut dyn Host) -> rquickjs::Result<Value<'js>> {
+    let ctx = args.ctx;
+    let coll = args.string(0, "the collection must be a string")?;
+    let query = || args.string(1, "the query must be an object");
+    match args.op {
+        "ds_insert" => {
+            let doc = args.string(1, "the document must be an object")?;
+            hosted(ctx, host.ds_insert(&coll, &doc))?.into_js(ctx)
+        }
+        "ds_find" => {
+            let limit = args.get(2).and_then(Value::as_number).map(|n| n as usize);
+            let docs = hosted(ctx, host.ds_find(&coll, &query()?, limit))?;
+            format!("[{}]", docs.join(",")).into_js(ctx)
+        }
+        "ds_update" => {
+            let changes = args.string(2, "the changes must be an object")?;
+            let n = hosted(ctx, host.ds_update(&coll, &query()?, &changes))?;
+            (n as f64).into_js(ctx)
+        }
+        "ds_delete" => (hosted(ctx, host.ds_delete(&coll, &query()?))? as f64).into_js(ctx),
+        op => Err(Exception::throw_message(ctx, &format!("no host call {op}"))),
     }
 }
 
