@@ -249,6 +249,7 @@ fn ds<'js>(args: &Args<'_, 'js>, host: &mut dyn Host) -> rquickjs::Result<Value<
     }
 }
 
+/// One `fetch` within the invocation's cap, its answer as JSON for the prelude.
 fn fetch<'js>(
     ctx: &Ctx<'js>,
     current: &mut Current,
@@ -259,6 +260,13 @@ fn fetch<'js>(
         return Err(Exception::throw_message(ctx, &message));
     }
     current.fetches += 1;
+    let request = fetch_request(ctx, args)?;
+    let response = hosted(ctx, current.host.fetch(request, current.deadline))?;
+    fetch_response_json(response).into_js(ctx)
+}
+
+/// The prelude's arguments: URL, method, headers as JSON pairs, body (a string, if any).
+fn fetch_request(ctx: &Ctx, args: &[Value]) -> rquickjs::Result<FetchRequest> {
     let url = string(ctx, args.first(), "fetch: the URL must be a string")?;
     let method = string(ctx, args.get(1), "fetch: the method must be a string")?;
     let headers = string(ctx, args.get(2), "fetch: the headers must be an object")?;
@@ -270,16 +278,17 @@ fn fetch<'js>(
         }
         _ => Vec::new(),
     };
-    let request = FetchRequest {
+    Ok(FetchRequest {
         url,
         method,
         headers,
         body,
-    };
-    let response = current
-        .host
-        .fetch(request, current.deadline)
-        .map_err(|message| Exception::throw_message(ctx, &message))?;
+    })
+}
+
+/// `{status, url, headers, body}`: header names lower-case, repeated ones joined with ", ",
+/// the body as text (invalid UTF-8 replaced).
+fn fetch_response_json(response: FetchResponse) -> String {
     let mut headers = serde_json::Map::new();
     for (name, value) in response.headers {
         let name = name.to_ascii_lowercase();
@@ -296,7 +305,6 @@ fn fetch<'js>(
         "body": String::from_utf8_lossy(&response.body),
     })
     .to_string()
-    .into_js(ctx)
 }
 
 /// `[{"key":…,"value":…,"expiresAt":…}]`, the values inserted as the JSON they are.
