@@ -12,9 +12,9 @@
 // outside tests; remove this then.
 #![allow(dead_code)]
 
-pub mod fetch;
+pub(crate) mod fetch;
 pub(crate) mod metrics;
 pub(crate) mod pool;
 pub mod runtime;
 pub mod sandbox;
-pub mod store;
+pub(crate) mod store;
