@@ -448,6 +448,18 @@ mod tests {
     }
 
     #[test]
+    fn an_idle_worker_calls_idle_every_so_often() {
+        let (pool, memory) = pool(1, 8, 4);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // idle_every is 50 ms: with no work at all, idle comes round again and again.
+        while memory.idles.load(Ordering::Relaxed) < 3 {
+            assert!(Instant::now() < deadline, "idle was not called");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        pool.stop();
+    }
+
+    #[test]
     fn stop_finishes_the_queued_work() {
         let (pool, memory) = pool(1, 16, 4);
         let (tx, rx) = crossbeam_channel::unbounded();

@@ -29,6 +29,8 @@ pub(crate) struct Memory {
     pub logs: Mutex<Vec<(String, &'static str, String)>>,
     pub sources: Mutex<HashMap<[u8; 32], String>>,
     pub fetched: Mutex<Vec<FetchRequest>>,
+    /// The deadline each fetch was given.
+    pub fetch_deadlines: Mutex<Vec<Instant>>,
     /// When set, every kv and ds call fails with this message.
     pub failure: Mutex<Option<String>>,
     pub env_calls: AtomicUsize,
@@ -266,6 +268,7 @@ impl Host for FakeHost {
         }
         let url = request.url.clone();
         self.memory.fetched.lock().push(request);
+        self.memory.fetch_deadlines.lock().push(deadline);
         Ok(FetchResponse {
             status: 200,
             headers: vec![

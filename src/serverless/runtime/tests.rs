@@ -7,7 +7,7 @@ use crate::serverless::pool::Services;
 use serde_json::{json, Value as Json};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const LIMITS: Limits = Limits {
     timeout: Duration::from_millis(500),
@@ -480,10 +480,16 @@ fn fetch_answers_synchronously_and_is_capped() {
         return {body: {status: r.status, ok: r.ok, url: r.url, seen: r.headers["x-seen"], json: r.json(), text: r.text()}};
         "#,
     );
+    let started = Instant::now();
     assert_eq!(
         site.json("/api"),
         json!({"status": 200, "ok": true, "url": "https://example.com/x", "seen": "1, 2",
                "json": {"url": "https://example.com/x"}, "text": "{\"url\":\"https://example.com/x\"}"})
+    );
+    let (finished, deadline) = (Instant::now(), site.memory.fetch_deadlines.lock()[0]);
+    assert!(
+        deadline >= started + LIMITS.timeout && deadline <= finished + LIMITS.timeout,
+        "the invocation's own deadline"
     );
     {
         let fetched = site.memory.fetched.lock();
