@@ -1,22 +1,16 @@
 //! Memory per cached JavaScript runtime (issue #14: target ≤ 2 MiB each), the figure that
-//! sizes how many sites' runtimes a worker may keep: N sandboxes, each with a small handler
-//! evaluated once, then the process's resident memory per sandbox and QuickJS' own count.
+//! sizes how many sites' runtimes a worker may keep: N sites' sandboxes, each with a
+//! realistic handler (request, respond, fazt.app.kv through an in-memory host) loaded from
+//! the shared bytecode cache and run once, then the process's resident memory per sandbox
+//! and QuickJS' own count; then the runtime's own cost per invocation on one warm sandbox.
 //!
 //! Usage: `JS_BENCH=1 cargo bench --bench js_runtimes` (`JS_BENCH_RUNTIMES`, default 100).
 //! Without `JS_BENCH=1` (as `cargo test --all-targets` runs every bench target) it prints the
 //! usage and exits 0 at once.
 
-use fazt::serverless::sandbox::{Limits, Sandbox};
-use std::time::Duration;
-
-const HANDLER: &str = r#"
-globalThis.handler = function (request) {
-  const items = [];
-  for (let i = 0; i < 100; i++) items.push({ id: i, name: "item " + i });
-  return { status: 200, body: { path: request.path, count: items.length } };
-};
-JSON.stringify(handler({ path: "/api/hello" }))
-"#;
+use fazt::serverless::runtime::bench::{warm_invocations, warm_runtimes};
+use fazt::serverless::sandbox::Limits;
+use std::time::{Duration, Instant};
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
@@ -43,24 +37,34 @@ fn main() {
         stack: 256 << 10,
     };
     // One first, so the engine's one-time costs are not charged to the N.
-    let warm = Sandbox::new(limits).unwrap();
-    warm.eval_json(HANDLER).unwrap();
+    let (warm, _) = warm_runtimes(1, limits).expect("a runtime");
     let before = rss_bytes();
-    let sandboxes: Vec<Sandbox> = (0..n)
-        .map(|_| {
-            let sandbox = Sandbox::new(limits).unwrap();
-            sandbox.eval_json(HANDLER).unwrap();
-            sandbox
-        })
-        .collect();
+    let started = Instant::now();
+    let (runtimes, answer) = warm_runtimes(n, limits).expect("the runtimes");
+    let took = started.elapsed();
     let after = rss_bytes();
-    let quickjs: i64 = sandboxes.iter().map(Sandbox::memory_used).sum();
     let per = (after.saturating_sub(before)) / n as u64;
-    println!("js runtimes: {n} sandboxes, each with a small handler evaluated once");
+    println!("js runtimes: {n} sites' sandboxes, each with the handler loaded and run once");
+    println!("  last answer: {answer}");
     println!(
         "  resident memory {:.1} MiB -> {:.1} MiB: {per} B per runtime (target <= 2 MiB = 2097152 B)",
         before as f64 / 1048576.0,
         after as f64 / 1048576.0
     );
-    println!("  QuickJS' own count: {} B per runtime", quickjs / n as i64);
+    println!(
+        "  QuickJS' own count: {} B per runtime",
+        runtimes.quickjs_bytes() / n as i64
+    );
+    println!(
+        "  made, loaded and first run: {:.0} us per runtime",
+        took.as_secs_f64() * 1e6 / n as f64
+    );
+    drop(warm);
+    let calls = 20_000;
+    let took = warm_invocations(calls, limits).expect("the invocations");
+    println!(
+        "  one warm sandbox, {calls} invocations of the handler: {:.1} us each ({:.0}/s on one worker)",
+        took.as_secs_f64() * 1e6 / calls as f64,
+        calls as f64 / took.as_secs_f64()
+    );
 }

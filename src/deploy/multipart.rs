@@ -6,8 +6,8 @@
 //! - memory is bounded whatever the body: the boundary is searched through one fixed
 //!   buffer (a boundary split across two reads is found: the buffer keeps the last
 //!   `delimiter - 1` bytes of each read), part headers are read up to
-//!   [`MAX_PART_HEADER_BYTES`], text fields up to [`MAX_TEXT_FIELD_BYTES`], and at most
-//!   [`MAX_PARTS`] parts are accepted;
+//!   [`MAX_PART_HEADER_BYTES`], text fields up to [`FormLimits::text_field_bytes`], and at
+//!   most [`FormLimits::parts`] parts are accepted (a deploy: [`FormLimits::DEPLOY`]);
 //! - nothing past `len` is read, and nothing is repaired: lines end with CRLF, the closing
 //!   boundary must be there, a field name appears once.
 //!
@@ -27,6 +27,25 @@ const SCAN_BUFFER_BYTES: usize = 64 * 1024;
 /// Most transport padding (spaces and tabs) allowed after a boundary (RFC 2046 allows any
 /// amount; real senders use none).
 const MAX_PADDING_BYTES: usize = 256;
+
+/// What one form may hold: a deploy's form is two small fields, a script's can be larger.
+#[derive(Clone, Copy, Debug)]
+pub struct FormLimits {
+    /// Longest text field value.
+    pub text_field_bytes: u64,
+    /// Most parts.
+    pub parts: usize,
+    /// Refuse a field name that appears twice (a deploy); else every part is kept.
+    pub unique_names: bool,
+}
+
+impl FormLimits {
+    pub const DEPLOY: FormLimits = FormLimits {
+        text_field_bytes: MAX_TEXT_FIELD_BYTES,
+        parts: MAX_PARTS,
+        unique_names: true,
+    };
+}
 
 /// A part with a file name (or a non-text Content-Type): located, not read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,6 +133,16 @@ pub fn boundary_from_content_type(ct: &str) -> Result<String, String> {
 /// parts are read (at most [`MAX_TEXT_FIELD_BYTES`] each); file parts are located. Errors
 /// are messages for a 400 answer (a failing read of the body included).
 pub fn parse_form<R: Read + Seek>(body: &mut R, len: u64, boundary: &str) -> Result<Form, String> {
+    parse_form_with(body, len, boundary, &FormLimits::DEPLOY)
+}
+
+/// [`parse_form`] within other `limits`.
+pub fn parse_form_with<R: Read + Seek>(
+    body: &mut R,
+    len: u64,
+    boundary: &str,
+    limits: &FormLimits,
+) -> Result<Form, String> {
     let delimiter = format!("\r\n--{boundary}").into_bytes();
     let dash_boundary = &delimiter[2..];
     let body_error = |e: io::Error| format!("reading the request body: {e}");
@@ -145,8 +174,8 @@ pub fn parse_form<R: Read + Seek>(body: &mut R, len: u64, boundary: &str) -> Res
                 "a multipart boundary line is not followed by CRLF".to_string()
             });
         }
-        if form.text.len() + form.files.len() == MAX_PARTS {
-            return Err(format!("the form has more than {MAX_PARTS} parts"));
+        if form.text.len() + form.files.len() == limits.parts {
+            return Err(format!("the form has more than {} parts", limits.parts));
         }
         let part_start = pos + padding as u64 + 2;
 
@@ -167,7 +196,7 @@ pub fn parse_form<R: Read + Seek>(body: &mut R, len: u64, boundary: &str) -> Res
         pos = content_end + delimiter.len() as u64;
 
         let name = headers.name;
-        if form.has(&name) {
+        if limits.unique_names && form.has(&name) {
             return Err(format!("form field '{name}' appears more than once"));
         }
         let content_len = content_end - content_start;
@@ -180,9 +209,10 @@ pub fn parse_form<R: Read + Seek>(body: &mut R, len: u64, boundary: &str) -> Res
                 len: content_len,
             });
         } else {
-            if content_len > MAX_TEXT_FIELD_BYTES {
+            if content_len > limits.text_field_bytes {
                 return Err(format!(
-                    "form field '{name}' is longer than {MAX_TEXT_FIELD_BYTES} bytes"
+                    "form field '{name}' is longer than {} bytes",
+                    limits.text_field_bytes
                 ));
             }
             let bytes =
