@@ -6,3 +6,4 @@
 
 pub mod pool;
 pub mod sandbox;
+pub(crate) mod store;

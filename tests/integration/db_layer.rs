@@ -72,12 +72,17 @@ fn migrations_from_empty_create_schema_one_with_incremental_vacuum_and_wal() {
     let limits = limits(&dir.0);
     let mut conn = db::open_and_migrate(&path, &limits).expect("open_and_migrate");
     assert_eq!(int_pragma(&conn, "user_version"), migrate::latest_version());
-    assert_eq!(migrate::latest_version(), 8);
+    assert_eq!(migrate::latest_version(), 9);
     assert_eq!(
         tables(&conn),
         [
             "acme_accounts",
             "api_keys",
+            "app_docs",
+            "app_env",
+            "app_kv",
+            "app_logs",
+            "app_usage",
             "audit_log",
             "blob_chunks",
             "blob_variants",
@@ -97,6 +102,7 @@ fn migrations_from_empty_create_schema_one_with_incremental_vacuum_and_wal() {
             "sessions",
             "setup_tokens",
             "sites",
+            "sqlite_sequence",
             "strings",
             "users",
             "visitors_daily",
