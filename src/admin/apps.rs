@@ -358,6 +358,64 @@ mod tests {
         }
     }
 
+    /// Ticks until the running sweep (if any) has been collected.
+    fn settle(sweep: &mut AppsSweep, writer: &WriterHandle) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        sweep.tick(writer);
+        while sweep.running.is_some() {
+            assert!(Instant::now() < deadline, "the sweep never finished");
+            std::thread::sleep(Duration::from_millis(5));
+            sweep.tick(writer);
+        }
+    }
+
+    /// Adds `n` kv rows of site `blog` that expired long ago; returns the rows left.
+    fn expired(writer: &WriterHandle, n: usize) -> i64 {
+        writer
+            .call(move |conn| {
+                let q = apps::Quotas {
+                    kv_keys: u64::MAX,
+                    bytes: u64::MAX,
+                    ..apps::Quotas::default()
+                };
+                for i in 0..n {
+                    let key = format!("k{i}");
+                    apps::kv_set(conn, "blog", &key, "1", Some(1), 0, &q)
+                        .map_err(|e| DbError::Internal(e.to_string()))?;
+                }
+                Ok(conn.query_row("SELECT count(*) FROM app_kv", [], |r| r.get(0))?)
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn the_sweep_runs_at_once_then_once_a_minute_or_again_after_a_full_batch() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::db::migrate::run(&mut conn).unwrap();
+        let (writer, thread) = crate::db::writer::spawn(conn, 4).unwrap();
+        let mut sweep = AppsSweep::default();
+        assert_eq!(expired(&writer, 3), 3);
+        settle(&mut sweep, &writer);
+        assert_eq!(expired(&writer, 0), 0, "the first tick sweeps");
+
+        assert_eq!(expired(&writer, 2), 2);
+        settle(&mut sweep, &writer);
+        assert_eq!(expired(&writer, 0), 2, "not again within the minute");
+        sweep.started = Some(Instant::now() - SWEEP_EVERY);
+        settle(&mut sweep, &writer);
+        assert_eq!(expired(&writer, 0), 0, "a minute later");
+
+        // More than a batch: the next sweep follows at the next tick, not a minute later.
+        let many = SWEEP_BATCH as usize + 5;
+        assert_eq!(expired(&writer, many), many as i64);
+        sweep.started = Some(Instant::now() - SWEEP_EVERY);
+        settle(&mut sweep, &writer);
+        assert_eq!(expired(&writer, 0), 0, "two sweeps, one after the other");
+        assert!(!sweep.more);
+        writer.stop();
+        thread.join().unwrap();
+    }
+
     #[test]
     fn logs_parameters() {
         assert_eq!(logs_params(""), Ok((None, 100)));

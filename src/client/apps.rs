@@ -127,7 +127,13 @@ pub fn logs(settings: &Settings, site: &str, options: &LogsOptions) -> Result<()
             "/api/sites/{}/logs?after={next}&limit={PAGE_MAX}",
             encode_segment(site)
         );
-        let answer = api::call_within(settings, "GET", &path, None, &action, FOLLOW_TIMEOUTS)?;
+        let answer = api::call_within(settings, "GET", &path, None, &action, FOLLOW_TIMEOUTS)
+            .map_err(|e| match e {
+                ClientError::Failed(m) => {
+                    ClientError::Failed(format!("{m}; stopped following the logs of {site}"))
+                }
+                usage => usage,
+            })?;
         next = print_page(&answer, options.json)?;
     }
 }
