@@ -25,6 +25,7 @@ use crate::http::proxies::TrustedProxies;
 use crate::platform::probe::{self, Given, Overrides, Report};
 use crate::platform::units::{parse_bytes, parse_duration};
 use crate::server::config::{self, Config};
+use crate::serverless::store::{Quotas, DEFAULT_QUOTAS};
 
 // ---------------------------------------------------------------------------------------
 // Value types and parsers: one per unit, each saying what is wrong without the value (the
@@ -581,6 +582,43 @@ impl SessionArgs {
     }
 }
 
+/// What each site's serverless app may store (issue #14); the quota errors its scripts
+/// get name these settings.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Serverless apps")]
+pub(crate) struct AppArgs {
+    /// Keys one site's app may hold in fazt.app.kv
+    #[arg(long, env = "FAZT_APP_KEYS", value_name = "N", value_parser = count::<1, { usize::MAX }>,
+          default_value_t = DEFAULT_QUOTAS.kv_keys as usize)]
+    pub app_keys: usize,
+    /// Documents one site's app may hold in fazt.app.ds, all collections together
+    #[arg(long, env = "FAZT_APP_DOCS", value_name = "N", value_parser = count::<1, { usize::MAX }>,
+          default_value_t = DEFAULT_QUOTAS.docs as usize)]
+    pub app_docs: usize,
+    /// Bytes one site's app may hold: kv keys and values, document ids and documents
+    #[arg(long, env = "FAZT_APP_BYTES", value_name = "BYTES", value_parser = positive_size,
+          default_value_t = Bytes(DEFAULT_QUOTAS.bytes))]
+    pub app_bytes: Bytes,
+    /// Largest kv value or document a site's app may store
+    #[arg(long, env = "FAZT_APP_VALUE_BYTES", value_name = "BYTES", value_parser = positive_size,
+          default_value_t = Bytes(DEFAULT_QUOTAS.value_bytes))]
+    pub app_value_bytes: Bytes,
+}
+
+impl AppArgs {
+    /// For the server's configuration: the runtime's storage calls check these.
+    // Read once the runtime is wired into the server (issue #14, the lead's part).
+    #[allow(dead_code)]
+    pub(crate) fn quotas(&self) -> Quotas {
+        Quotas {
+            kv_keys: self.app_keys as u64,
+            docs: self.app_docs as u64,
+            bytes: self.app_bytes.0,
+            value_bytes: self.app_value_bytes.0,
+        }
+    }
+}
+
 /// Everything `fazt server start` runs with.
 #[derive(Args, Clone, Debug)]
 pub(crate) struct ServerArgs {
@@ -655,6 +693,8 @@ pub(crate) struct ServerArgs {
     pub rate_limits: RateLimitArgs,
     #[command(flatten)]
     pub sessions: SessionArgs,
+    #[command(flatten)]
+    pub apps: AppArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
 }

@@ -59,14 +59,17 @@ pub(crate) struct Quotas {
     pub value_bytes: u64,
 }
 
+/// The quotas' defaults (the settings' defaults in `cli::settings`).
+pub(crate) const DEFAULT_QUOTAS: Quotas = Quotas {
+    kv_keys: 10_000,
+    docs: 10_000,
+    bytes: 32 * 1024 * 1024,
+    value_bytes: 1024 * 1024,
+};
+
 impl Default for Quotas {
     fn default() -> Quotas {
-        Quotas {
-            kv_keys: 10_000,
-            docs: 10_000,
-            bytes: 32 * 1024 * 1024,
-            value_bytes: 1024 * 1024,
-        }
+        DEFAULT_QUOTAS
     }
 }
 
