@@ -6,4 +6,4 @@
 
 pub mod pool;
 pub mod sandbox;
-pub(crate) mod store;
+pub mod store;

@@ -5,7 +5,7 @@ use super::StoreError;
 use rusqlite::{params, Connection};
 
 /// Variables one site may have.
-pub(crate) const ENV_MAX_KEYS: u64 = 100;
+pub const ENV_MAX_KEYS: u64 = 100;
 /// Longest value, in bytes.
 const VALUE_MAX_BYTES: usize = 4096;
 /// Longest key.
@@ -13,7 +13,7 @@ const KEY_MAX: usize = 128;
 
 /// A variable as listed: never its value.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct EnvVar {
+pub struct EnvVar {
     pub key: String,
     /// Of the value, in bytes.
     pub length: usize,
@@ -22,14 +22,14 @@ pub(crate) struct EnvVar {
 }
 
 /// Every variable of `site` with its value, by key: for the runtime only.
-pub(crate) fn env_values(conn: &Connection, site: &str) -> rusqlite::Result<Vec<(String, String)>> {
+pub fn env_values(conn: &Connection, site: &str) -> rusqlite::Result<Vec<(String, String)>> {
     conn.prepare_cached("SELECT key, value FROM app_env WHERE site = ?1 ORDER BY key")?
         .query_map([site], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect()
 }
 
 /// The variables of `site`, by key, without their values.
-pub(crate) fn env_list(conn: &Connection, site: &str) -> rusqlite::Result<Vec<EnvVar>> {
+pub fn env_list(conn: &Connection, site: &str) -> rusqlite::Result<Vec<EnvVar>> {
     conn.prepare_cached(
         "SELECT key, octet_length(value), updated_at FROM app_env WHERE site = ?1 ORDER BY key",
     )?
@@ -44,7 +44,7 @@ pub(crate) fn env_list(conn: &Connection, site: &str) -> rusqlite::Result<Vec<En
 }
 
 /// Sets (or replaces) `key` of `site`. Errors never contain the value.
-pub(crate) fn env_set(
+pub fn env_set(
     conn: &mut Connection,
     site: &str,
     key: &str,
@@ -79,7 +79,7 @@ pub(crate) fn env_set(
 }
 
 /// Deletes `key` of `site`; whether it was set.
-pub(crate) fn env_delete(conn: &mut Connection, site: &str, key: &str) -> Result<bool, StoreError> {
+pub fn env_delete(conn: &mut Connection, site: &str, key: &str) -> Result<bool, StoreError> {
     check_key(key)?;
     let deleted = conn
         .prepare_cached("DELETE FROM app_env WHERE site = ?1 AND key = ?2")?
@@ -88,7 +88,7 @@ pub(crate) fn env_delete(conn: &mut Connection, site: &str, key: &str) -> Result
 }
 
 /// `[A-Za-z_][A-Za-z0-9_]{0,127}`, as shells name variables.
-pub(crate) fn check_key(key: &str) -> Result<(), StoreError> {
+pub fn check_key(key: &str) -> Result<(), StoreError> {
     let mut chars = key.chars();
     let first_ok = chars
         .next()

@@ -6,20 +6,20 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashMap;
 
 /// Entries `kv_list` returns at most.
-pub(crate) const KV_LIST_MAX: usize = 1_000;
+pub const KV_LIST_MAX: usize = 1_000;
 /// Longest key, in bytes.
 const KEY_MAX_BYTES: usize = 256;
 
 /// One listed pair. `value` is JSON text.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct KvEntry {
+pub struct KvEntry {
     pub key: String,
     pub value: String,
     pub expires_at_ms: Option<i64>,
 }
 
 /// The value of `key`, unless missing or expired at `now_ms`.
-pub(crate) fn kv_get(
+pub fn kv_get(
     conn: &Connection,
     site: &str,
     key: &str,
@@ -35,7 +35,7 @@ pub(crate) fn kv_get(
 
 /// The live pairs whose key starts with `prefix` (literally), by key, at most
 /// [`KV_LIST_MAX`].
-pub(crate) fn kv_list(
+pub fn kv_list(
     conn: &Connection,
     site: &str,
     prefix: &str,
@@ -83,7 +83,7 @@ fn prefix_end(prefix: &str) -> Option<String> {
 /// Sets `key` to `value_json` (JSON text), expiring at `expires_at_ms` (`None`: never).
 /// Refused past the site's quotas; expired rows of the site are deleted first when that
 /// makes room.
-pub(crate) fn kv_set(
+pub fn kv_set(
     conn: &mut Connection,
     site: &str,
     key: &str,
@@ -131,7 +131,7 @@ pub(crate) fn kv_set(
 }
 
 /// Deletes `key`; whether it was there (an expired row counts as not there).
-pub(crate) fn kv_delete(conn: &mut Connection, site: &str, key: &str) -> Result<bool, StoreError> {
+pub fn kv_delete(conn: &mut Connection, site: &str, key: &str) -> Result<bool, StoreError> {
     check_key(key)?;
     let now_ms = super::now_ms();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

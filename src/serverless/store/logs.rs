@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 /// The `console` method a line came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum LogLevel {
+pub enum LogLevel {
     Log,
     Info,
     Warn,
@@ -15,7 +15,7 @@ pub(crate) enum LogLevel {
 }
 
 impl LogLevel {
-    pub(crate) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             LogLevel::Log => "log",
             LogLevel::Info => "info",
@@ -24,7 +24,7 @@ impl LogLevel {
         }
     }
 
-    pub(crate) fn parse(text: &str) -> Option<LogLevel> {
+    pub fn parse(text: &str) -> Option<LogLevel> {
         Some(match text {
             "log" => LogLevel::Log,
             "info" => LogLevel::Info,
@@ -37,7 +37,7 @@ impl LogLevel {
 
 /// A stored line.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct LogEntry {
+pub struct LogEntry {
     pub id: i64,
     /// Unix ms.
     pub ts_ms: i64,
@@ -47,7 +47,7 @@ pub(crate) struct LogEntry {
 
 /// A line to store.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct NewLog {
+pub struct NewLog {
     pub site: String,
     pub ts_ms: i64,
     pub level: LogLevel,
@@ -56,7 +56,7 @@ pub(crate) struct NewLog {
 
 /// Stores `logs` in one transaction, then deletes the oldest rows of each site written to
 /// beyond [`LOG_ROWS_PER_SITE`].
-pub(crate) fn append_logs(conn: &mut Connection, logs: &[NewLog]) -> rusqlite::Result<()> {
+pub fn append_logs(conn: &mut Connection, logs: &[NewLog]) -> rusqlite::Result<()> {
     if logs.is_empty() {
         return Ok(());
     }
@@ -87,7 +87,7 @@ pub(crate) fn append_logs(conn: &mut Connection, logs: &[NewLog]) -> rusqlite::R
 }
 
 /// The lines of `site` with an id above `after_id`, oldest first, at most `limit`.
-pub(crate) fn logs_page(
+pub fn logs_page(
     conn: &Connection,
     site: &str,
     after_id: i64,
@@ -110,11 +110,7 @@ pub(crate) fn logs_page(
 }
 
 /// The newest lines of `site`, oldest first, at most `limit` (what `fazt logs` shows first).
-pub(crate) fn logs_tail(
-    conn: &Connection,
-    site: &str,
-    limit: usize,
-) -> rusqlite::Result<Vec<LogEntry>> {
+pub fn logs_tail(conn: &Connection, site: &str, limit: usize) -> rusqlite::Result<Vec<LogEntry>> {
     let before: Option<i64> = conn
         .prepare_cached(
             "SELECT id FROM app_logs WHERE site = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2",

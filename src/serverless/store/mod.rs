@@ -14,10 +14,8 @@
 //!   [`LOG_RETENTION_DAYS`]; log ids only grow, so a follower polling with the last id it
 //!   saw never misses a line;
 //! - env values leave this module only through [`env_values`], for the runtime.
-
-// The runtime's `Services` (the lead's, issue #14) is what calls kv, ds, env values and
-// logs; until it is wired, only the admin API and the tests do. Remove with the wiring.
-#![allow(dead_code, unused_imports)]
+//!
+//! Public (not `pub(crate)`) for `benches/apps_store.rs`.
 
 mod ds;
 mod env;
@@ -25,30 +23,30 @@ mod kv;
 mod logs;
 mod usage;
 
-pub(crate) use ds::{ds_delete, ds_find, ds_insert, ds_update};
-pub(crate) use env::{
+pub use ds::{ds_delete, ds_find, ds_insert, ds_update};
+pub use env::{
     check_key as check_env_key, env_delete, env_list, env_set, env_values, EnvVar, ENV_MAX_KEYS,
 };
-pub(crate) use kv::{kv_delete, kv_get, kv_list, kv_set, KvEntry, KV_LIST_MAX};
-pub(crate) use logs::{append_logs, logs_page, logs_tail, LogEntry, LogLevel, NewLog};
-pub(crate) use usage::{usage, Usage};
+pub use kv::{kv_delete, kv_get, kv_list, kv_set, KvEntry, KV_LIST_MAX};
+pub use logs::{append_logs, logs_page, logs_tail, LogEntry, LogLevel, NewLog};
+pub use usage::{usage, Usage};
 
 use crate::http::error::ResponseError;
 use rusqlite::Connection;
 use std::fmt;
 
 /// The newest log rows kept per site.
-pub(crate) const LOG_ROWS_PER_SITE: u64 = 1_000;
+pub const LOG_ROWS_PER_SITE: u64 = 1_000;
 /// Log rows older than this are deleted by [`sweep`].
-pub(crate) const LOG_RETENTION_DAYS: i64 = 7;
+pub const LOG_RETENTION_DAYS: i64 = 7;
 
 /// Rows [`sweep`] deletes at most per call and per kind: a sweep is one short write
 /// transaction; when it hits this, the caller sweeps again soon.
-pub(crate) const SWEEP_BATCH: u64 = 10_000;
+pub const SWEEP_BATCH: u64 = 10_000;
 
 /// What one site may hold (the lead fills it from the settings).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Quotas {
+pub struct Quotas {
     /// Keys in `kv` (`FAZT_APP_KEYS`).
     pub kv_keys: u64,
     /// Documents in `ds`, all collections together (`FAZT_APP_DOCS`).
@@ -60,7 +58,7 @@ pub(crate) struct Quotas {
 }
 
 /// The quotas' defaults (the settings' defaults in `cli::settings`).
-pub(crate) const DEFAULT_QUOTAS: Quotas = Quotas {
+pub const DEFAULT_QUOTAS: Quotas = Quotas {
     kv_keys: 10_000,
     docs: 10_000,
     bytes: 32 * 1024 * 1024,
@@ -75,7 +73,7 @@ impl Default for Quotas {
 
 /// Why a storage call failed. `Display` is the message a script or an API client sees.
 #[derive(Debug)]
-pub(crate) enum StoreError {
+pub enum StoreError {
     /// A quota of the site: its name, the limit and the setting that raises it.
     Quota(String),
     /// A bad key, collection, query, document or env variable.
@@ -134,7 +132,7 @@ impl ResponseError for StoreError {
 /// Deletes expired kv rows and log rows past [`LOG_RETENTION_DAYS`], at most
 /// [`SWEEP_BATCH`] of each, in one transaction, giving the kv rows' usage back. Returns
 /// how many of each went.
-pub(crate) fn sweep(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<(u64, u64)> {
+pub fn sweep(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<(u64, u64)> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let expired = kv::delete_expired(&tx, now_ms, SWEEP_BATCH)?;
     let cutoff = now_ms - LOG_RETENTION_DAYS * 24 * 3600 * 1000;
@@ -145,7 +143,7 @@ pub(crate) fn sweep(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<(u64
 
 /// Deletes every row of `site` (kv, docs, env, logs, usage). Runs inside the caller's
 /// transaction: `hosting::store::delete_site`'s.
-pub(crate) fn delete_site_rows(conn: &Connection, site: &str) -> rusqlite::Result<()> {
+pub fn delete_site_rows(conn: &Connection, site: &str) -> rusqlite::Result<()> {
     for table in ["app_kv", "app_docs", "app_env", "app_logs", "app_usage"] {
         conn.prepare_cached(&format!("DELETE FROM {table} WHERE site = ?1"))?
             .execute([site])?;

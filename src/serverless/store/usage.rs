@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 /// What a site holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Usage {
+pub struct Usage {
     pub kv_keys: u64,
     pub docs: u64,
     /// kv keys and values, doc ids and documents.
@@ -14,7 +14,7 @@ pub(crate) struct Usage {
 }
 
 /// What `site` holds (zeros for a site that never stored anything).
-pub(crate) fn usage(conn: &Connection, site: &str) -> rusqlite::Result<Usage> {
+pub fn usage(conn: &Connection, site: &str) -> rusqlite::Result<Usage> {
     let row = conn
         .prepare_cached("SELECT kv_keys, docs, bytes FROM app_usage WHERE site = ?1")?
         .query_row([site], |r| {
