@@ -1,8 +1,10 @@
-// Sites: the list, each site's deployments with rollback, delete with the name typed, and
-// a deploy by dropping a folder or a zip (uploaded to /api/deploy like `fazt deploy`).
+// Sites: the list, each site's deployments with rollback and its app's environment and
+// logs, delete with the name typed, and a deploy by dropping a folder or a zip (uploaded
+// to /api/deploy like `fazt deploy`).
 import { get, post, del, upload } from "./api.js";
 import { h, put, section, table, fmtBytes, fmtNum, fmtTime, status, confirmTyped } from "./ui.js";
 import { makeZip, filesOfEntry } from "./zip.js";
+import { envPanel, logsPanel } from "./apps.js";
 
 const PERMANENT = new Set(["root", "404"]);
 const isZip = (file) => /\.zip$/i.test(file.name) || file.type === "application/zip";
@@ -61,7 +63,8 @@ function deployForm(sites, refresh) {
 }
 
 async function deployments(site, box, refresh) {
-  const d = await get(`/api/sites/${encodeURIComponent(site)}/deployments`);
+  const [d, env, logs] = await Promise.all([
+    get(`/api/sites/${encodeURIComponent(site)}/deployments`), envPanel(site), logsPanel(site)]);
   const msg = status();
   const rollback = async (id) => {
     try {
@@ -81,7 +84,7 @@ async function deployments(site, box, refresh) {
       ["", (x) => x.current ? h("span", { class: "pill ok", text: "live" })
         : h("button", { type: "button", class: "small", "data-rollback": x.id, text: "Roll back to this", onclick: () => rollback(x.id) })],
     ], d.deployments),
-    msg);
+    msg, env, logs);
 }
 
 export async function render(root, { me }) {

@@ -79,15 +79,19 @@ fn action_of(request: &Request) -> Option<(String, Option<String>)> {
     let collection = parts.next()?;
     let name = parts.next().filter(|n| !n.is_empty()).map(str::to_string);
     let sub = parts.next();
+    // A member of the sub-resource: `/api/sites/blog/env/TOKEN`.
+    let member = parts.next().filter(|m| !m.is_empty());
     let thing = collection.strip_suffix('s').unwrap_or(collection);
-    let action = match (collection, sub) {
-        ("system", _) => name.clone().unwrap_or_default(),
-        (_, Some(step)) => format!("{thing}.{step}"),
-        (_, None) => format!("{thing}.{verb}"),
+    let action = match (collection, sub, member) {
+        ("system", _, _) => name.clone().unwrap_or_default(),
+        (_, Some(step), Some(_)) => format!("{thing}.{step}.{verb}"),
+        (_, Some(step), None) => format!("{thing}.{step}"),
+        (_, None, _) => format!("{thing}.{verb}"),
     };
-    let target = match collection {
-        "system" => None,
-        _ => name.or_else(|| body_name(&request.body)),
+    let target = match (collection, member) {
+        ("system", _) => None,
+        (_, Some(member)) => name.map(|name| format!("{name}/{member}")),
+        (_, None) => name.or_else(|| body_name(&request.body)),
     };
     Some((action, target))
 }

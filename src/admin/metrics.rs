@@ -30,6 +30,7 @@ pub(crate) fn registry<'a>(
         .with(&crate::auth::guard::LOGIN_STATS)
         .with(certs)
         .with(&crate::acme::manager::ACME_STATS)
+        .with(&crate::serverless::metrics::JS_STATS)
 }
 
 #[cfg(test)]

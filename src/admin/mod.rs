@@ -15,6 +15,7 @@
 //! the `owner` scope.
 
 pub(crate) mod accounts;
+mod apps;
 mod audited;
 mod certs;
 mod metrics;
@@ -139,6 +140,8 @@ pub struct AdminApi {
     salt_pending: Option<(i64, SaltArrival)>,
     /// When expired sessions and old audit entries were last pruned.
     accounts_pruned_at: Option<Instant>,
+    /// Expired kv keys and old log lines of serverless apps.
+    apps_sweep: apps::AppsSweep,
 }
 
 impl AdminApi {
@@ -151,6 +154,7 @@ impl AdminApi {
             last_used_sent: HashMap::new(),
             salt_pending: None,
             accounts_pruned_at: None,
+            apps_sweep: apps::AppsSweep::default(),
         }
     }
 
@@ -236,6 +240,9 @@ impl AdminApi {
     fn route(&mut self, request: &Request, caller: &Caller, reply: Reply) -> Option<Response> {
         let key = &caller.key;
         let path = request.path();
+        if let Some(route) = apps::apps_path(path) {
+            return apps::handle(&self.ctx, key, request, route, reply);
+        }
         if sites::is_sites_path(path) {
             return sites::handle(&self.ctx, key, request, reply);
         }
@@ -367,11 +374,13 @@ impl AdminApi {
         accounts::prune(&self.ctx);
     }
 
-    /// One step of automatic retention, when configured; never waits for the writer.
+    /// One step of automatic retention, when configured, and of the apps' sweep (expired
+    /// kv keys, old log lines; once a minute); never waits for the writer.
     pub fn run_retention(&mut self) {
         if let Some(retention) = &mut self.retention {
             retention.tick(&self.ctx.writer);
         }
+        self.apps_sweep.tick(&self.ctx.writer);
     }
 
     /// At midnight UTC, starts the new day's visitor salt (stored, so a restart keeps

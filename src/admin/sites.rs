@@ -69,7 +69,7 @@ pub fn handle(
 
 /// A refusal when `site` is not a site name or the key's scopes do not cover it. Scope is
 /// checked before existence, so a narrow key learns nothing about other sites.
-fn check_site(key: &ApiKey, site: &str) -> Option<Response> {
+pub(crate) fn check_site(key: &ApiKey, site: &str) -> Option<Response> {
     if let Err(e) = store::validate_site_name(site) {
         return Some(Response::error(404, &e));
     }

@@ -61,6 +61,13 @@ enum Cmd {
     /// List the certificates served: name, source, issuer, expiry, last renewal, next try
     /// and last error (`certs renew NAME` renews one now)
     Certs(CertsCmd),
+    /// Manage the environment variables of a site's serverless app (`fazt.env` in its
+    /// scripts); values are sent, never shown back
+    #[command(subcommand)]
+    Env(EnvCmd),
+    /// Print the newest log lines of a site's serverless app (console.log, info, warn,
+    /// error): time (UTC), level, message; --follow keeps printing new ones
+    Logs(LogsCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -266,6 +273,65 @@ enum CertsSub {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum EnvCmd {
+    /// Set KEY of site SITE to VALUE; without VALUE, asks for it (hidden) on a terminal, or
+    /// reads one line from stdin (a value given on the command line lands in shell history)
+    Set {
+        /// Site name
+        #[arg(allow_hyphen_values = true)]
+        site: String,
+        /// A letter or _, then letters, digits or _ (e.g. API_TOKEN)
+        #[arg(allow_hyphen_values = true)]
+        key: String,
+        /// At most 4 KiB [default: read from stdin or the terminal]
+        #[arg(allow_hyphen_values = true)]
+        value: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List the env variables of SITE: key, length of the value, last update
+    List {
+        /// Site name
+        #[arg(allow_hyphen_values = true)]
+        site: String,
+        /// Machine-readable output (the server's JSON)
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Delete KEY of site SITE
+    Unset {
+        /// Site name
+        #[arg(allow_hyphen_values = true)]
+        site: String,
+        #[arg(allow_hyphen_values = true)]
+        key: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct LogsCmd {
+    /// Site name
+    // `-x` is a bad name, reported as one, not an unknown flag.
+    #[arg(allow_hyphen_values = true)]
+    site: String,
+    /// Keep printing new lines as they come (polls once a second) until interrupted
+    #[arg(long, short = 'f')]
+    follow: bool,
+    /// Machine-readable output: the server's JSON; with --follow, one JSON object per line
+    #[arg(long)]
+    json: bool,
+    /// How many of the newest lines to print first (1 to 1000)
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    limit: u16,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
 #[derive(clap::Args, Debug)]
 struct DeploymentsCmd {
     /// Site name
@@ -378,6 +444,26 @@ fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<i32, String
         Cmd::Certs(args) => client_exit(
             client_settings(&args.client, &p).and_then(|s| client::certs::list(&s, args.json)),
         ),
+        Cmd::Env(EnvCmd::Set {
+            site,
+            key,
+            value,
+            client,
+        }) => client_env_set(&site, &key, value, &client, &p),
+        Cmd::Env(EnvCmd::List { site, json, client }) => {
+            let site = site_arg(&site)?;
+            client_exit(
+                client_settings(&client, &p).and_then(|s| client::apps::env_list(&s, &site, json)),
+            )
+        }
+        Cmd::Env(EnvCmd::Unset { site, key, client }) => {
+            let site = site_arg(&site)?;
+            env_key_arg(&key)?;
+            client_exit(
+                client_settings(&client, &p).and_then(|s| client::apps::env_unset(&s, &site, &key)),
+            )
+        }
+        Cmd::Logs(args) => client_logs(&args, &p),
         Cmd::Deployments(args) => client_deployments(&args, &p),
         Cmd::Rollback(args) => client_rollback(&args, &p),
     }
@@ -876,5 +962,70 @@ fn client_rollback(args: &RollbackCmd, p: &Parsed) -> Result<i32, String> {
     store::validate_site_name(&site)?;
     client_exit(
         client_settings(&args.client, p).and_then(|s| client::sites::rollback(&s, &site, args.to)),
+    )
+}
+
+/// A site name as the server knows it (host names ignore case), or the usage error.
+fn site_arg(name: &str) -> Result<String, String> {
+    let site = name.to_ascii_lowercase();
+    store::validate_site_name(&site)?;
+    Ok(site)
+}
+
+fn env_key_arg(key: &str) -> Result<(), String> {
+    crate::serverless::store::check_env_key(key).map_err(|e| e.to_string())
+}
+
+fn client_env_set(
+    site: &str,
+    key: &str,
+    value: Option<String>,
+    client: &ClientArgs,
+    p: &Parsed,
+) -> Result<i32, String> {
+    let site = site_arg(site)?;
+    env_key_arg(key)?;
+    let settings = match client_settings(client, p) {
+        Ok(settings) => settings,
+        Err(e) => return client_exit(Err(e)),
+    };
+    let value = match value {
+        Some(value) => value,
+        None => read_env_value(key)?,
+    };
+    client_exit(client::apps::env_set(&settings, &site, key, &value))
+}
+
+/// The value of KEY: asked (hidden) on a terminal, else one line of stdin.
+fn read_env_value(key: &str) -> Result<String, String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if std::io::stdin().is_terminal() {
+        eprint!("value of {key} (not shown): ");
+        let _ = std::io::stderr().flush();
+        return crate::platform::sys::read_hidden_line()
+            .map_err(|e| format!("reading the value of {key}: {e}"));
+    }
+    let mut line = String::new();
+    let read = std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("reading the value of {key} from stdin: {e}"))?;
+    if read == 0 {
+        return Err(format!(
+            "no value for {key}: give it as the third argument, or one line on stdin"
+        ));
+    }
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+fn client_logs(args: &LogsCmd, p: &Parsed) -> Result<i32, String> {
+    let site = site_arg(&args.site)?;
+    let options = client::apps::LogsOptions {
+        limit: usize::from(args.limit),
+        follow: args.follow,
+        json: args.json,
+    };
+    client_exit(
+        client_settings(&args.client, p).and_then(|s| client::apps::logs(&s, &site, &options)),
     )
 }

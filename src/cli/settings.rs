@@ -25,6 +25,7 @@ use crate::http::proxies::TrustedProxies;
 use crate::platform::probe::{self, Given, Overrides, Report};
 use crate::platform::units::{parse_bytes, parse_duration};
 use crate::server::config::{self, Config};
+use crate::serverless::store::{Quotas, DEFAULT_QUOTAS};
 
 // ---------------------------------------------------------------------------------------
 // Value types and parsers: one per unit, each saying what is wrong without the value (the
@@ -581,9 +582,9 @@ impl SessionArgs {
     }
 }
 
-/// Serverless apps (issue #14): the JS worker pool and the apps' storage quotas.
+/// Serverless apps (issue #14): the JS worker pool and the limits of each invocation.
 #[derive(Args, Clone, Debug)]
-#[command(next_help_heading = "Serverless")]
+#[command(next_help_heading = "Serverless apps")]
 pub(crate) struct JsArgs {
     /// JS worker threads, the only ones that run sites' scripts [default: one per core thread]
     #[arg(long, env = "FAZT_JS_WORKERS", value_name = "N", value_parser = count::<1, 256>)]
@@ -624,26 +625,10 @@ pub(crate) struct JsArgs {
     #[arg(long, env = "FAZT_JS_FETCH_ALLOW_LOOPBACK", value_name = "ON|OFF", value_parser = switch,
           action = clap::ArgAction::Set, default_value = "off")]
     pub js_fetch_allow_loopback: bool,
-    /// Keys one site's app may keep in fazt.app.kv
-    #[arg(long, env = "FAZT_APP_KEYS", value_name = "N", value_parser = count::<1, 100_000_000>,
-          default_value_t = config::DEFAULT_APP_KEYS as usize)]
-    pub app_keys: usize,
-    /// Documents one site's app may keep in fazt.app.ds
-    #[arg(long, env = "FAZT_APP_DOCS", value_name = "N", value_parser = count::<1, 100_000_000>,
-          default_value_t = config::DEFAULT_APP_DOCS as usize)]
-    pub app_docs: usize,
-    /// Bytes of values and documents one site's app may keep
-    #[arg(long, env = "FAZT_APP_BYTES", value_name = "BYTES", value_parser = positive_size,
-          default_value_t = Bytes(config::DEFAULT_APP_BYTES))]
-    pub app_bytes: Bytes,
-    /// Largest single kv value or document
-    #[arg(long, env = "FAZT_APP_VALUE_BYTES", value_name = "BYTES", value_parser = positive_size,
-          default_value_t = Bytes(config::DEFAULT_APP_VALUE_BYTES))]
-    pub app_value_bytes: Bytes,
 }
 
 impl JsArgs {
-    fn config(&self, core_threads: usize) -> config::JsConfig {
+    fn config(&self, core_threads: usize, quotas: Quotas) -> config::JsConfig {
         config::JsConfig {
             workers: self.js_workers.unwrap_or(core_threads).max(1),
             queue: self.js_queue,
@@ -655,10 +640,42 @@ impl JsArgs {
             fetch_max: self.js_fetch_max.0,
             fetch_timeout: self.js_fetch_timeout.0,
             fetch_allow_loopback: self.js_fetch_allow_loopback,
-            app_keys: self.app_keys as u64,
-            app_docs: self.app_docs as u64,
-            app_bytes: self.app_bytes.0,
-            app_value_bytes: self.app_value_bytes.0,
+            quotas,
+        }
+    }
+}
+
+/// What each site's serverless app may store (issue #14); the quota errors its scripts
+/// get name these settings.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Serverless apps")]
+pub(crate) struct AppArgs {
+    /// Keys one site's app may hold in fazt.app.kv
+    #[arg(long, env = "FAZT_APP_KEYS", value_name = "N", value_parser = count::<1, { usize::MAX }>,
+          default_value_t = DEFAULT_QUOTAS.kv_keys as usize)]
+    pub app_keys: usize,
+    /// Documents one site's app may hold in fazt.app.ds, all collections together
+    #[arg(long, env = "FAZT_APP_DOCS", value_name = "N", value_parser = count::<1, { usize::MAX }>,
+          default_value_t = DEFAULT_QUOTAS.docs as usize)]
+    pub app_docs: usize,
+    /// Bytes one site's app may hold: kv keys and values, document ids and documents
+    #[arg(long, env = "FAZT_APP_BYTES", value_name = "BYTES", value_parser = positive_size,
+          default_value_t = Bytes(DEFAULT_QUOTAS.bytes))]
+    pub app_bytes: Bytes,
+    /// Largest kv value or document a site's app may store
+    #[arg(long, env = "FAZT_APP_VALUE_BYTES", value_name = "BYTES", value_parser = positive_size,
+          default_value_t = Bytes(DEFAULT_QUOTAS.value_bytes))]
+    pub app_value_bytes: Bytes,
+}
+
+impl AppArgs {
+    /// For the server's configuration: the runtime's storage calls check these.
+    pub(crate) fn quotas(&self) -> Quotas {
+        Quotas {
+            kv_keys: self.app_keys as u64,
+            docs: self.app_docs as u64,
+            bytes: self.app_bytes.0,
+            value_bytes: self.app_value_bytes.0,
         }
     }
 }
@@ -739,6 +756,8 @@ pub(crate) struct ServerArgs {
     pub sessions: SessionArgs,
     #[command(flatten)]
     pub js: JsArgs,
+    #[command(flatten)]
+    pub apps: AppArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -944,7 +963,7 @@ impl ServerArgs {
             rate_limits: self.rate_limits.config(),
             sessions: self.sessions.config(),
             audit_retention: self.sessions.audit_retention.0,
-            js: self.js.config(probe.limits.core_threads),
+            js: self.js.config(probe.limits.core_threads, self.apps.quotas()),
             probe,
         }
     }

@@ -1,6 +1,7 @@
-//! The deploy client: `fazt deploy|login|sites|rollback|certs` talking to a fazt server's admin API.
+//! The deploy client: `fazt deploy|login|sites|rollback|certs|env|logs` talking to a fazt server's admin API.
 
 pub(crate) mod api;
+pub(crate) mod apps;
 pub(crate) mod certs;
 pub(crate) mod config;
 pub(crate) mod deploy;

@@ -48,6 +48,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "accounts",
         include_str!("../../migrations/008_accounts.sql"),
     ),
+    (9, "apps", include_str!("../../migrations/009_apps.sql")),
 ];
 
 /// `PRAGMA auto_vacuum` value for INCREMENTAL.

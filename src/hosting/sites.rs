@@ -38,7 +38,7 @@ macro_rules! admin_assets {
 
 /// The admin dashboard's assets: pinned in the cache at start, served on the admin host;
 /// plain ES modules that `index.html` and `admin.js` load (no build step).
-pub const ADMIN_ASSETS: [(&str, &[u8]); 18] = admin_assets![
+pub const ADMIN_ASSETS: [(&str, &[u8]); 19] = admin_assets![
     "index.html",
     "admin.css",
     "admin.js",
@@ -49,6 +49,7 @@ pub const ADMIN_ASSETS: [(&str, &[u8]); 18] = admin_assets![
     "overview.js",
     "analytics.js",
     "sites.js",
+    "apps.js",
     "redirects.js",
     "webhooks.js",
     "keys.js",

@@ -12,10 +12,9 @@ use crate::http::{Body, Request, Response};
 use crate::serverless::fetch::{self, FetchPolicy, FetchRequest, FetchResponse, SystemResolver};
 use crate::serverless::metrics as js_metrics;
 use crate::serverless::store::{self as app_store, KvEntry, LogLevel, NewLog, Quotas, StoreError};
-use crate::serverless::{
-    Code, Full, Host, Invocation, JsRequest, JsResponse, Limits, Pool, PoolConfig, RunError,
-    Services, Style,
-};
+use crate::serverless::pool::{Full, Invocation, Pool, PoolConfig, Services};
+use crate::serverless::runtime::{Code, Host, JsRequest, JsResponse, Style};
+use crate::serverless::sandbox::{Limits, RunError};
 use crate::server::config::JsConfig;
 use parking_lot::Mutex;
 use rusqlite::Connection;
@@ -31,9 +30,7 @@ const LOG_DELAY: Duration = Duration::from_millis(250);
 
 /// The pool and what the server needs to hand it requests.
 pub struct Apps {
-    pool: Mutex<Option<Pool>>,
-    /// A clone of the pool's handle for the request path (the one above is taken at stop).
-    runner: Pool,
+    pool: Pool,
     logs: Arc<LogSink>,
     timeout: Duration,
     memory: u64,
@@ -52,12 +49,7 @@ impl Apps {
         let services = Arc::new(DbServices {
             writer,
             readers: Mutex::new(readers),
-            quotas: Quotas {
-                kv_keys: config.app_keys,
-                docs: config.app_docs,
-                bytes: config.app_bytes,
-                value_bytes: config.app_value_bytes,
-            },
+            quotas: config.quotas,
             fetch: Arc::new(FetchPolicy {
                 max_response_bytes: config.fetch_max,
                 timeout: config.fetch_timeout,
@@ -85,8 +77,7 @@ impl Apps {
         )
         .map_err(|e| format!("starting the JS workers: {e}"))?;
         Ok(Apps {
-            runner: pool.clone(),
-            pool: Mutex::new(Some(pool)),
+            pool,
             logs,
             timeout: config.timeout,
             memory: config.memory,
@@ -106,10 +97,8 @@ impl Apps {
         received: Instant,
     ) -> Option<Response> {
         let errors = ErrorText {
-            site: site.clone(),
             timeout: self.timeout,
             memory: self.memory,
-            logs: Arc::clone(&self.logs),
         };
         let invocation = Invocation {
             site,
@@ -128,14 +117,11 @@ impl Apps {
                 reply_to.send(Mail::Reply { token, response });
             }),
         };
-        match self.runner.try_run(invocation) {
+        match self.pool.try_run(invocation) {
             Ok(()) => None,
             Err(Full(_)) => {
                 js_metrics::count_shed();
-                crate::platform::metrics::METRICS.shed_requests.inc();
-                let busy = Response::error(503, "the site's scripts are busy; try again")
-                    .header("Retry-After", "1");
-                Some(busy)
+                Some(busy())
             }
         }
     }
@@ -144,9 +130,7 @@ impl Apps {
     /// writer stops, so every storage write a script was told of is committed), then
     /// commits the log lines they left.
     pub fn stop(&self) {
-        if let Some(pool) = self.pool.lock().take() {
-            pool.stop();
-        }
+        self.pool.stop();
         self.logs.flush(true);
     }
 
@@ -165,13 +149,20 @@ impl Apps {
     }
 }
 
-/// Turns an invocation's outcome into the HTTP answer, and logs a failure to the site's
-/// logs, where its owner looks for it.
+/// 503 with `Retry-After`: the pool's queue was full, or the invocation waited a whole
+/// time limit for a worker. Counted as shed.
+fn busy() -> Response {
+    crate::platform::metrics::METRICS.shed_requests.inc();
+    Response::error(503, "the site's scripts are busy; try again")
+        .header("Retry-After", "1")
+        .no_store()
+}
+
+/// Turns an invocation's outcome into the HTTP answer (the runtime has already written a
+/// failure to the site's logs, where its owner looks for it).
 struct ErrorText {
-    site: String,
     timeout: Duration,
     memory: u64,
-    logs: Arc<LogSink>,
 }
 
 impl ErrorText {
@@ -201,13 +192,8 @@ impl ErrorText {
             ),
             RunError::Thrown(message) => (500, format!("the site's script failed: {message}")),
             RunError::Engine(message) => (500, format!("the script engine failed: {message}")),
+            RunError::Expired => return busy(),
         };
-        self.logs.push(NewLog {
-            site: self.site.clone(),
-            ts_ms: now_ms(),
-            level: LogLevel::Error,
-            message: message.clone(),
-        });
         Response::error(status, &message).no_store()
     }
 }
@@ -295,7 +281,6 @@ impl DbHost {
         op: &'static str,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, String> {
-        js_metrics::count_storage(op);
         let mut out = None;
         crate::db::reader::with_reader(|conn| {
             out = Some(f(conn));
@@ -313,7 +298,6 @@ impl DbHost {
         op: &'static str,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, String> {
-        js_metrics::count_storage(op);
         let outcome = self.writer.call(move |conn| Ok(f(conn)));
         match outcome {
             Ok(Ok(value)) => Ok(value),
@@ -449,10 +433,6 @@ impl LogSink {
             writer,
             waiting: Mutex::new(Waiting::default()),
         }
-    }
-
-    fn push(&self, line: NewLog) {
-        self.extend(vec![line]);
     }
 
     fn extend(&self, lines: Vec<NewLog>) {

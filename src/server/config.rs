@@ -71,11 +71,6 @@ pub const DEFAULT_JS_BODY_MAX: u64 = 1 << 20;
 /// Outbound fetch: a response larger than this is an error to the script.
 pub const DEFAULT_JS_FETCH_MAX: u64 = 1 << 20;
 pub const DEFAULT_JS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
-/// Per-site storage quotas of serverless apps.
-pub const DEFAULT_APP_KEYS: u64 = 10_000;
-pub const DEFAULT_APP_DOCS: u64 = 10_000;
-pub const DEFAULT_APP_BYTES: u64 = 32 << 20;
-pub const DEFAULT_APP_VALUE_BYTES: u64 = 1 << 20;
 
 /// Serverless apps (issue #14): the JS worker pool, its limits and the apps' storage quotas.
 #[derive(Clone, Debug)]
@@ -92,10 +87,8 @@ pub struct JsConfig {
     pub fetch_timeout: Duration,
     /// Tests only: scripts may fetch from loopback addresses (private ranges stay refused).
     pub fetch_allow_loopback: bool,
-    pub app_keys: u64,
-    pub app_docs: u64,
-    pub app_bytes: u64,
-    pub app_value_bytes: u64,
+    /// What each site's app may store.
+    pub quotas: crate::serverless::store::Quotas,
 }
 
 /// The TLS listener and its certificates (`--tls-*`).

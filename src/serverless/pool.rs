@@ -14,6 +14,7 @@ use super::sandbox::{Limits, RunError};
 use super::store::LogLevel;
 use clru::CLruCache;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use parking_lot::{Mutex, RwLock};
 use std::num::NonZeroUsize;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -61,10 +62,11 @@ pub(crate) struct PoolConfig {
 #[derive(Debug)]
 pub(crate) struct Full(pub Invocation);
 
-/// The handle the server keeps.
+/// The handle the server keeps, shared by the core threads.
 pub(crate) struct Pool {
-    queue: Sender<Invocation>,
-    workers: Vec<JoinHandle<()>>,
+    /// `None` once stopped. A read lock on the request path: uncontended but for `stop`.
+    queue: RwLock<Option<Sender<Invocation>>>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
     bytecode: Arc<BytecodeCache>,
 }
 
@@ -84,8 +86,8 @@ impl Pool {
             );
         }
         Ok(Pool {
-            queue,
-            workers,
+            queue: RwLock::new(Some(queue)),
+            workers: Mutex::new(workers),
             bytecode,
         })
     }
@@ -94,8 +96,12 @@ impl Pool {
     // Handed back by value, so a refusal costs no allocation on the core thread.
     #[allow(clippy::result_large_err)]
     pub(crate) fn try_run(&self, invocation: Invocation) -> Result<(), Full> {
+        let queue = self.queue.read();
+        let Some(queue) = queue.as_ref() else {
+            return Err(Full(invocation));
+        };
         JS_STATS.queued().inc();
-        self.queue.try_send(invocation).map_err(|e| {
+        queue.try_send(invocation).map_err(|e| {
             JS_STATS.queued().dec();
             match e {
                 TrySendError::Full(i) | TrySendError::Disconnected(i) => Full(i),
@@ -105,14 +111,14 @@ impl Pool {
 
     /// Invocations waiting for a worker.
     pub(crate) fn queued(&self) -> usize {
-        self.queue.len()
+        self.queue.read().as_ref().map_or(0, Sender::len)
     }
 
-    /// Closes the queue; the workers finish what is queued and exit; joins them (the drain).
-    pub(crate) fn stop(self) {
-        let Pool { queue, workers, .. } = self;
-        drop(queue);
-        for worker in workers {
+    /// Closes the queue (later invocations are handed back); the workers finish what is
+    /// queued and exit; joins them (the drain). Idempotent.
+    pub(crate) fn stop(&self) {
+        self.queue.write().take();
+        for worker in std::mem::take(&mut *self.workers.lock()) {
             let _ = worker.join();
         }
     }
@@ -181,6 +187,14 @@ impl Worker {
             received,
             done,
         } = invocation;
+        if received.elapsed() >= self.limits.timeout {
+            // Its client has waited a whole time limit already: busy, at once, rather than
+            // a run that may take as long again (1,000 endless loops end at their deadline
+            // or are shed, never queued for minutes).
+            JS_STATS.finished(Outcome::Shed, received.elapsed());
+            done(Err(RunError::Expired));
+            return;
+        }
         // A panic (in a host call, say) must not take the worker with it; the site's
         // sandbox may be half-way through an invocation, so it goes.
         let outcome =

@@ -34,6 +34,9 @@ pub enum RunError {
     Thrown(String),
     /// The engine itself failed (a runtime could not be made, the code could not be read).
     Engine(String),
+    /// Not run: it waited for a worker as long as its time limit, so its client is
+    /// answered "busy" (503) instead of being kept waiting longer still.
+    Expired,
 }
 
 impl std::fmt::Display for RunError {
@@ -44,6 +47,7 @@ impl std::fmt::Display for RunError {
             RunError::Stack => f.write_str("the script recursed too deeply (stack overflow)"),
             RunError::Thrown(message) => f.write_str(message),
             RunError::Engine(message) => write!(f, "the JavaScript engine failed: {message}"),
+            RunError::Expired => f.write_str("the site's scripts are busy; try again"),
         }
     }
 }

@@ -1,7 +1,8 @@
 // Drives headless Chromium through the dashboard of a running fazt, as tests/integration/
 // dashboard.rs set it up (sites, events, a scoped account), and checks what a user sees.
-// Input: FAZT_DASHBOARD (JSON, below). Output: one line per step on stdout; "STOP" asks the
-// harness to stop the server, which answers "stopped" on stdin. Exit 1 on the first failure.
+// Input: FAZT_DASHBOARD (JSON, below). Output: one line per step on stdout; "LOG" asks the
+// harness to add a log line to blog's app (answer "logged" on stdin), "STOP" to stop the
+// server (answer "stopped"). Exit 1 on the first failure.
 import { chromium } from "playwright-core";
 import { createInterface } from "node:readline";
 import { strict as assert } from "node:assert";
@@ -152,6 +153,31 @@ async function main() {
   assert.equal(await siteText(owner, site("blog")), e.blog_v1, "blog serves its first deployment after the rollback");
   step("rollback from the Sites view");
 
+  // The site's app: its log lines, newest last, refreshed on demand; its environment, where
+  // a value is set and replaced but never shown back.
+  const logLines = () => page.$$eval("#logs tbody tr", (rows) => rows.map((r) => r.cells[2].textContent));
+  assert.deepEqual(await logLines(), e.blog_logs, "the logs of blog, oldest first");
+  console.log("LOG");
+  assert.equal((await lines.next()).value, "logged");
+  await page.click("#logs-refresh");
+  await page.waitForFunction((n) => document.querySelectorAll("#logs tbody tr").length === n, e.blog_logs.length + 1);
+  assert.equal((await logLines()).at(-1), "written after the view opened", "the newest line comes last");
+  const secretValue = "dashboard-secret-value";
+  for (const value of ["first-value", secretValue]) {
+    await page.fill("#env-key", "API_TOKEN");
+    await page.fill("#env-value", value);
+    await page.click("#env-form button");
+    await page.waitForSelector(`#env .status.ok >> text=/API_TOKEN set \\(${value.length} bytes\\)/`);
+  }
+  assert.match(await text(page, '#env tr:has([data-env-delete="API_TOKEN"])'), new RegExp(`API_TOKEN${secretValue.length} bytes`));
+  assert.equal(await page.inputValue("#env-value"), "", "the form is cleared");
+  assert.ok(!(await page.content()).includes(secretValue), "the value is not shown back");
+  await shot(page, "sites-app");
+  page.once("dialog", (d) => d.accept());
+  await page.click('[data-env-delete="API_TOKEN"]');
+  await page.waitForSelector("#env .empty");
+  step("a site's logs and environment in the Sites view");
+
   // Delete asks for the name typed.
   await page.click('[data-delete="shop"]');
   await page.fill("dialog input", "sho");
@@ -256,7 +282,7 @@ async function main() {
   assert.match(await text(page, "#snippet"), /fazt\.js/);
   // The audit log lists what was just done here, by whom.
   const audit = await page.$$eval("#audit tbody tr", (rows) => rows.map((r) => [...r.cells].slice(1, 5).map((c) => c.textContent).join(" ")));
-  for (const line of ["user owner key.create ci ok", "user owner key.delete", "user owner site.rollback blog ok", "user owner site.delete shop ok", "user owner redirect.create about ok", "user owner deploy fresh", "user owner setup — ok"]) {
+  for (const line of ["user owner key.create ci ok", "user owner key.delete", "user owner site.rollback blog ok", "user owner site.env.update blog/API_TOKEN ok", "user owner site.env.delete blog/API_TOKEN ok", "user owner site.delete shop ok", "user owner redirect.create about ok", "user owner deploy fresh", "user owner setup — ok"]) {
     assert.ok(audit.some((a) => a.startsWith(line)), `audit log without "${line}": ${JSON.stringify(audit)}`);
   }
   await shot(page, "settings");

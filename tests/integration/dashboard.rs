@@ -133,6 +133,21 @@ fn send_events(server: &Server) -> serde_json::Value {
     })
 }
 
+/// Adds a log line of blog's app to the server's database, as its runtime would.
+fn write_log(server: &Server, message: &str) {
+    let conn = rusqlite::Connection::open(fazt::db::db_path(server.data.path())).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    conn.execute(
+        "INSERT INTO app_logs (site, ts, level, message) VALUES ('blog', ?1, 'warn', ?2)",
+        rusqlite::params![now_ms, message],
+    )
+    .unwrap();
+}
+
 /// `fazt user set-password NAME --scope SCOPE` with the password on stdin.
 fn add_account(server: &Server, name: &str, password: &str, scope: &str) {
     let (code, _, err) = set_password(server, name, password, &["--scope", scope]);
@@ -165,7 +180,12 @@ fn the_dashboard_in_a_real_browser() {
     write_file(sites.path(), "fresh/index.html", b"<h1>fresh</h1>");
     write_file(sites.path(), "fresh/sub/page.html", b"<p>nested</p>");
     add_account(&server, SCOPED.0, SCOPED.1, "deploy:blog");
-    let expect = send_events(&server);
+    let mut expect = send_events(&server);
+    let blog_logs = ["hello from blog", "careful:\nthe second line"];
+    for line in blog_logs {
+        write_log(&server, line);
+    }
+    expect["blog_logs"] = json!(blog_logs);
 
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
@@ -202,6 +222,10 @@ fn the_dashboard_in_a_real_browser() {
     let mut steps = Vec::new();
     let status = loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) if line == "LOG" => {
+                write_log(&server, "written after the view opened");
+                writeln!(to_node, "logged").unwrap();
+            }
             // The script asks for the server to go away, to see the banner.
             Ok(line) if line == "STOP" => {
                 server.terminate();

@@ -72,12 +72,17 @@ fn migrations_from_empty_create_schema_one_with_incremental_vacuum_and_wal() {
     let limits = limits(&dir.0);
     let mut conn = db::open_and_migrate(&path, &limits).expect("open_and_migrate");
     assert_eq!(int_pragma(&conn, "user_version"), migrate::latest_version());
-    assert_eq!(migrate::latest_version(), 8);
+    assert_eq!(migrate::latest_version(), 9);
     assert_eq!(
         tables(&conn),
         [
             "acme_accounts",
             "api_keys",
+            "app_docs",
+            "app_env",
+            "app_kv",
+            "app_logs",
+            "app_usage",
             "audit_log",
             "blob_chunks",
             "blob_variants",
@@ -97,6 +102,7 @@ fn migrations_from_empty_create_schema_one_with_incremental_vacuum_and_wal() {
             "sessions",
             "setup_tokens",
             "sites",
+            "sqlite_sequence",
             "strings",
             "users",
             "visitors_daily",
@@ -111,7 +117,7 @@ fn migrations_from_empty_create_schema_one_with_incremental_vacuum_and_wal() {
     drop(conn);
     let conn = db::open_and_migrate(&path, &limits).expect("reopen");
     assert_eq!(int_pragma(&conn, "user_version"), migrate::latest_version());
-    assert_eq!(tables(&conn).len(), 25);
+    assert_eq!(tables(&conn).len(), 31);
     assert_eq!(int_pragma(&conn, "auto_vacuum"), 2);
 }
 
@@ -187,7 +193,7 @@ fn a_database_from_a_newer_fazt_is_refused_and_left_untouched() {
     assert!(!wal_path(&path).exists(), "no WAL left behind");
     let reader = db::open_read(&path, &limits).expect("read-only still works");
     assert_eq!(int_pragma(&reader, "user_version"), 99);
-    assert_eq!(tables(&reader).len(), 25);
+    assert_eq!(tables(&reader).len(), 31);
 }
 
 /// A newer database still in rollback-journal mode must not even be switched to WAL.

@@ -22,6 +22,7 @@ mod analytics_api;
 mod analytics_counting;
 mod analytics_ingest;
 mod analytics_store;
+mod apps_ops;
 mod browser;
 mod cli;
 mod cli_fixes;

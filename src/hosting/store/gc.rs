@@ -23,8 +23,8 @@ pub struct SiteRemoval {
     pub gc: GcReport,
 }
 
-/// Deletes a site with its deployments and their file rows, then the blobs no other
-/// file uses, in one transaction. `None` when there is no such site. Refusing the system
+/// Deletes a site with its deployments and their file rows, its apps' rows (kv, documents,
+/// env, logs), then the blobs no other file uses, in one transaction. `None` when there is no such site. Refusing the system
 /// sites is the caller's policy.
 pub fn delete_site(conn: &mut Connection, site: &str) -> rusqlite::Result<Option<SiteRemoval>> {
     // Deletes the site's unshared blobs: the same small cache as `prune_and_gc`.
@@ -51,6 +51,9 @@ fn delete_site_in_transaction(
     )?;
     tx.execute("DELETE FROM deployments WHERE site = ?1", params![site])?;
     tx.execute("DELETE FROM sites WHERE name = ?1", params![site])?;
+    // Its apps' kv, documents, env variables, logs and usage go with it: a site made later
+    // under the same name starts empty.
+    crate::serverless::store::delete_site_rows(&tx, site)?;
     let (blobs_removed, bytes_freed) = gc_blobs(&tx, &candidates)?;
     tx.commit()?;
     Ok(Some(SiteRemoval {

@@ -277,6 +277,37 @@ mod tests {
     }
 
     #[test]
+    fn delete_site_removes_its_apps_rows_and_no_other_sites() {
+        use crate::serverless::store as apps;
+        let mut conn = test_db();
+        deploy(&mut conn, "blog", &[("index.html", "b")]);
+        deploy(&mut conn, "shop", &[("index.html", "s")]);
+        let q = apps::Quotas::default();
+        for site in ["blog", "shop"] {
+            apps::kv_set(&mut conn, site, "k", "1", None, 0, &q).unwrap();
+            apps::ds_insert(&mut conn, site, "posts", r#"{"t":1}"#, 0, &q).unwrap();
+            apps::env_set(&mut conn, site, "TOKEN", "secret", 0).unwrap();
+            let log = apps::NewLog {
+                site: site.into(),
+                ts_ms: 0,
+                level: apps::LogLevel::Log,
+                message: "hi".into(),
+            };
+            apps::append_logs(&mut conn, &[log]).unwrap();
+        }
+        delete_site(&mut conn, "blog").unwrap().unwrap();
+        for table in ["app_kv", "app_docs", "app_env", "app_logs", "app_usage"] {
+            let sql = |site: &str| format!("SELECT COUNT(*) FROM {table} WHERE site = '{site}'");
+            assert_eq!(count(&conn, &sql("blog")), 0, "{table}");
+            assert_eq!(count(&conn, &sql("shop")), 1, "{table}");
+        }
+        // A site made again under the name starts empty.
+        deploy(&mut conn, "blog", &[("index.html", "again")]);
+        assert_eq!(apps::kv_get(&conn, "blog", "k", 0).unwrap(), None);
+        assert_eq!(apps::usage(&conn, "blog").unwrap(), apps::Usage::default());
+    }
+
+    #[test]
     fn listings() {
         let mut conn = test_db();
         let d1 = deploy(&mut conn, "blog", &[("index.html", "one")]);
