@@ -182,7 +182,7 @@ fn kv_and_ds_keep_data_with_ttl_read_your_writes_and_quotas() {
     }
     let refused = refused.expect("the key quota refuses at some point");
     assert_eq!(refused.status, 500);
-    let message = refused.json()["error"].as_str().unwrap().to_string();
+    let message = error_of(&refused);
     assert!(message.contains("FAZT_APP_KEYS"), "{message}");
     assert_eq!(get(&server, "store", "/api/kv/delete?key=a").json()["deleted"], true);
 
@@ -241,6 +241,12 @@ fn with_loopback_allowed_for_tests_fetch_reaches_a_local_server() {
     assert_eq!(r.status, 500, "{}", r.text());
 }
 
+/// The message of an error answer (`{"error": {"code", "message"}}`).
+fn error_of(r: &HttpResponse) -> String {
+    let v = r.json();
+    v["error"]["message"].as_str().unwrap_or_else(|| panic!("no message: {v}")).to_string()
+}
+
 /// Percent-encodes a query value.
 fn url_encode(text: &str) -> String {
     text.bytes()
@@ -277,7 +283,7 @@ fn an_endless_loop_ends_with_504_while_the_other_worker_and_static_files_serve()
     assert!(!looping.is_finished(), "served while the loop still ran");
     let (r, took) = looping.join().unwrap();
     assert_eq!(r.status, 504, "{}", r.text());
-    assert!(r.json()["error"].as_str().unwrap().contains("time limit"));
+    assert!(error_of(&r).contains("time limit"));
     assert!(took >= Duration::from_secs(2), "{took:?}");
     // The site works again once its code stops looping (a fresh runtime).
     deploy_api(&server, "spin", HELLO);
@@ -299,11 +305,11 @@ fn a_memory_bomb_and_runaway_recursion_are_500_and_the_worker_lives_on() {
     deploy_api(&server, "hello", HELLO);
     let r = get(&server, "bomb", "/api/");
     assert_eq!(r.status, 500, "{}", r.text());
-    assert!(r.json()["error"].as_str().unwrap().contains("memory"), "{}", r.text());
+    assert!(error_of(&r).contains("memory"), "{}", r.text());
     assert_eq!(get(&server, "hello", "/api/").status, 200, "the worker lives");
     let r = get(&server, "deep", "/api/");
     assert_eq!(r.status, 500, "{}", r.text());
-    assert!(r.json()["error"].as_str().unwrap().contains("recursed"), "{}", r.text());
+    assert!(error_of(&r).contains("recursed"), "{}", r.text());
     assert_eq!(get(&server, "hello", "/api/").status, 200, "and again");
 }
 
@@ -321,30 +327,62 @@ fn a_full_queue_answers_503_with_retry_after_at_once_and_counts_it() {
             raw_request(addr, request_bytes("GET", "spin.localhost", "/api/", &[], b""))
         })
     };
-    // One runs, one waits; wait until both are in (the queue depth gauge says so).
-    let held = [spin(), spin()];
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let metrics = server.admin_get("/metrics", Some(&server.token)).text();
-        if metrics.contains("fazt_js_queue_depth 1") {
-            break;
+    // One runs (its sandbox is alive), then one waits (the queue depth says so).
+    let until_metric = |line: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let metrics = server.admin_get("/metrics", Some(&server.token)).text();
+            if metrics.lines().any(|l| l == line) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never {line}:\n{metrics}");
+            std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(Instant::now() < deadline, "the second never queued:\n{metrics}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    };
+    let running = spin();
+    until_metric("fazt_js_runtimes 1");
+    let waiting = spin();
+    until_metric("fazt_js_queue_depth 1");
     let asked = Instant::now();
     let r = get(&server, "spin", "/api/");
     assert_eq!(r.status, 503, "{}", r.text());
     assert!(asked.elapsed() < Duration::from_secs(2), "answered at once");
     assert_eq!(r.header("retry-after"), Some("1"));
-    for h in held {
-        assert_eq!(h.join().unwrap().status, 504);
+    for held in [running, waiting] {
+        let r = held.join().unwrap();
+        assert_eq!(r.status, 504, "{}", r.text());
     }
     let metrics = server.admin_get("/metrics", Some(&server.token)).text();
     assert!(
         metrics.contains(r#"fazt_js_invocations_total{outcome="shed"} 1"#),
         "{metrics}"
     );
+}
+
+#[test]
+fn an_invocation_that_waited_a_whole_time_limit_is_shed_instead_of_run() {
+    let server = Server::builder()
+        .env("FAZT_JS_WORKERS", "1")
+        .env("FAZT_JS_TIMEOUT", "1s")
+        .start();
+    deploy_api(&server, "spin", SPIN);
+    let addr = server.addr;
+    let started = Instant::now();
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(30));
+            std::thread::spawn(move || {
+                raw_request(addr, request_bytes("GET", "spin.localhost", "/api/", &[], b""))
+                    .status
+            })
+        })
+        .collect();
+    let mut statuses: Vec<u16> = calls.into_iter().map(|c| c.join().unwrap()).collect();
+    statuses.sort();
+    // The first runs to its deadline, the second (which waited less than a time limit)
+    // after it; the others had waited a whole time limit by then: 503 without running.
+    assert_eq!(statuses, [503, 503, 504, 504]);
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
 }
 
 #[test]
@@ -490,7 +528,8 @@ fn sigterm_lets_invocations_in_flight_finish_and_commits_their_writes() {
     assert!(status.success(), "exit {status:?}: {}", server.stderr());
 
     // Every write a script was told of is there after a restart.
-    let again = start_on(server.data.path(), &[]);
+    let mut again = start_on(server.data.path(), &[]);
+    again.token = server.token.clone();
     deploy_api(
         &again,
         "slow",
