@@ -223,6 +223,36 @@ fn fetch_is_refused_for_loopback_private_and_metadata_addresses() {
 }
 
 #[test]
+fn fetch_is_refused_for_a_dns_name_that_resolves_to_a_private_or_metadata_address() {
+    let entries = [
+        ("evil.test", "10.1.2.3"),
+        ("meta.test", "169.254.169.254"),
+        ("mixed.test", "93.184.215.14"),
+        ("mixed.test", "192.168.1.1"),
+    ];
+    let Some(namespace) = hosts_namespace::HostsNamespace::new(&entries) else {
+        return;
+    };
+    let server = Server::builder().hosts(namespace).start();
+    let code = r#"
+        try { fetch(request.query.url); respond({fetched: true}); }
+        catch (e) { respond(502, {error: String(e.message || e)}); }
+    "#;
+    deploy_api(&server, "out", code);
+    for (name, address) in [
+        ("evil.test", "10.1.2.3"),
+        ("meta.test", "169.254.169.254"),
+        ("mixed.test", "192.168.1.1"),
+    ] {
+        let url = url_encode(&format!("http://{name}/"));
+        let r = get(&server, "out", &format!("/api/f?url={url}"));
+        assert_eq!(r.status, 502, "{name}: {}", r.text());
+        let error = r.json()["error"].as_str().unwrap().to_string();
+        assert!(error.contains("refused") && error.contains(address), "{name}: {error}");
+    }
+}
+
+#[test]
 fn with_loopback_allowed_for_tests_fetch_reaches_a_local_server() {
     let server = Server::builder()
         .env("FAZT_JS_FETCH_ALLOW_LOOPBACK", "1")

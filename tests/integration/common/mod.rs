@@ -174,6 +174,7 @@ pub struct ServerBuilder {
     env: Vec<(String, String)>,
     admin_listener: bool,
     args: Vec<String>,
+    hosts: Option<hosts_namespace::HostsNamespace>,
 }
 
 impl ServerBuilder {
@@ -192,6 +193,12 @@ impl ServerBuilder {
         self
     }
 
+    /// Runs the server with an `/etc/hosts` of the test's own (see [`hosts_namespace`]).
+    pub fn hosts(mut self, namespace: hosts_namespace::HostsNamespace) -> Self {
+        self.hosts = Some(namespace);
+        self
+    }
+
     pub fn start(self) -> Server {
         let data = TempDir::new("data");
         let stderr_path = data.path().with_extension("stderr");
@@ -201,16 +208,19 @@ impl ServerBuilder {
             .arg(data.path())
             .args(&self.args)
             .env("FAZT_THREADS", "2")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr);
+            .env("RUST_LOG", "info");
         if self.admin_listener {
             cmd.args(["--admin-listen", "127.0.0.1:0"]);
         }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
+        if let Some(namespace) = &self.hosts {
+            cmd = namespace.wrap(&cmd);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
         let mut child = cmd.spawn().expect("start fazt");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
@@ -294,6 +304,7 @@ impl Server {
             ],
             admin_listener: false,
             args: Vec::new(),
+            hosts: None,
         }
     }
 
