@@ -143,7 +143,6 @@ impl Apps {
             query: request.query().to_string(),
             headers: request.headers().map(|(n, v)| (text(n), text(v))).collect(),
             client_ip: self.proxies.client_ip(&request).to_string(),
-            host: request.host.clone(),
             body: request.body,
         }
     }

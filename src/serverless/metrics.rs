@@ -81,6 +81,7 @@ impl JsStats {
         self.duration.observe(elapsed);
     }
 
+    #[cfg(test)]
     pub(crate) fn outcome_count(&self, outcome: Outcome) -> u64 {
         let i = OUTCOMES
             .iter()

@@ -60,13 +60,17 @@ pub(crate) struct PoolConfig {
 
 /// The queue was full (or the pool stopped): the caller answers 503 with `Retry-After`.
 #[derive(Debug)]
-pub(crate) struct Full(pub Invocation);
+pub(crate) struct Full(
+    // Handed back whole, not dropped inside the pool; the server answers 503 without it.
+    #[cfg_attr(not(test), allow(dead_code))] pub Invocation,
+);
 
 /// The handle the server keeps, shared by the core threads.
 pub(crate) struct Pool {
     /// `None` once stopped. A read lock on the request path: uncontended but for `stop`.
     queue: RwLock<Option<Sender<Invocation>>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
+    #[cfg(test)]
     bytecode: Arc<BytecodeCache>,
 }
 
@@ -88,6 +92,7 @@ impl Pool {
         Ok(Pool {
             queue: RwLock::new(Some(queue)),
             workers: Mutex::new(workers),
+            #[cfg(test)]
             bytecode,
         })
     }
@@ -110,6 +115,7 @@ impl Pool {
     }
 
     /// Invocations waiting for a worker.
+    #[cfg(test)]
     pub(crate) fn queued(&self) -> usize {
         self.queue.read().as_ref().map_or(0, Sender::len)
     }

@@ -67,13 +67,8 @@ impl BytecodeCache {
     }
 
     /// Files compiled since the start (each miss that reached the compiler).
+    #[cfg(test)]
     pub(crate) fn compiles(&self) -> u64 {
         self.compiles.load(Ordering::Relaxed)
-    }
-
-    /// Bytes held, overhead included.
-    pub(crate) fn bytes(&self) -> usize {
-        let lru = self.lru.lock();
-        lru.len() + lru.weight()
     }
 }

@@ -53,6 +53,7 @@ impl Memory {
     }
 
     /// `site`'s log lines as `level: message`.
+    #[cfg(test)]
     pub(crate) fn logs_of(&self, site: &str) -> Vec<String> {
         self.logs
             .lock()

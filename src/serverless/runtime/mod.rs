@@ -70,7 +70,6 @@ pub(crate) struct JsRequest {
     /// As received, in order (lossy UTF-8).
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
-    pub host: String,
     pub client_ip: String,
 }
 

@@ -66,7 +66,6 @@ fn get(target: &str) -> JsRequest {
         query: query.into(),
         headers: vec![("Host".into(), "blog.example".into())],
         body: Vec::new(),
-        host: "blog.example".into(),
         client_ip: "203.0.113.7".into(),
     }
 }
