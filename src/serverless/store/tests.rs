@@ -302,14 +302,24 @@ fn ds_equality_compares_json_types() {
 #[test]
 fn ds_queries_name_any_field() {
     let mut conn = test_db();
-    insert(&mut conn, json!({"id": "odd", "a.b": 1, "q\"uote": "x", "": true, "sp ace": null}));
+    insert(
+        &mut conn,
+        json!({"id": "odd", "a.b": 1, "q\"uote": "x", "": true, "sp ace": null}),
+    );
     insert(&mut conn, json!({"id": "plain", "a": {"b": 1}, "q": "x"}));
-    assert_eq!(ids(&docs(&conn, r#"{"a.b": 1}"#)), ["odd"], "a dot is part of the name");
+    assert_eq!(
+        ids(&docs(&conn, r#"{"a.b": 1}"#)),
+        ["odd"],
+        "a dot is part of the name"
+    );
     assert_eq!(ids(&docs(&conn, r#"{"q\"uote": "x"}"#)), ["odd"]);
     assert_eq!(ids(&docs(&conn, r#"{"q\"uote": null}"#)), ["plain"]);
     assert_eq!(ids(&docs(&conn, r#"{"q\"uote": "y"}"#)), Vec::<&str>::new());
     assert_eq!(ids(&docs(&conn, r#"{"": true}"#)), ["odd"]);
-    assert_eq!(ids(&docs(&conn, r#"{"sp ace": null, "q": "x"}"#)), ["plain"]);
+    assert_eq!(
+        ids(&docs(&conn, r#"{"sp ace": null, "q": "x"}"#)),
+        ["plain"]
+    );
     assert_eq!(ids(&docs(&conn, r#"{"sp ace": null}"#)), ["odd", "plain"]);
 }
 
