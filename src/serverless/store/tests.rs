@@ -666,6 +666,26 @@ fn old_logs_are_swept_and_ids_never_go_back() {
 }
 
 #[test]
+fn a_long_message_is_cut_at_a_character_and_marked() {
+    let mut conn = test_db();
+    let long = "é".repeat(LOG_MESSAGE_MAX_BYTES);
+    let exact = "x".repeat(LOG_MESSAGE_MAX_BYTES);
+    append_logs(
+        &mut conn,
+        &[line("blog", 0, &long), line("blog", 0, &exact)],
+    )
+    .unwrap();
+    let stored = logs_page(&conn, "blog", 0, 10).unwrap();
+    assert!(
+        stored[0].message.len() <= LOG_MESSAGE_MAX_BYTES,
+        "{}",
+        stored[0].message.len()
+    );
+    assert!(stored[0].message.ends_with("é… (cut)"));
+    assert_eq!(stored[1].message, exact, "at the bound: kept whole");
+}
+
+#[test]
 fn levels_round_trip() {
     for level in [
         LogLevel::Log,
