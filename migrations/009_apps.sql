@@ -15,14 +15,15 @@ CREATE TABLE app_kv (
 
 CREATE INDEX app_kv_expires_at ON app_kv(expires_at) WHERE expires_at IS NOT NULL;
 
--- `fazt.app.ds`. `doc` is a JSON object without `id`, `_createdAt` and `_updatedAt`, which
--- come from the columns. `seq` keeps insertion order for `find`.
+-- `fazt.app.ds`. `doc` is a JSON object in SQLite's JSONB (queries read fields without
+-- parsing text), without `id`, `_createdAt` and `_updatedAt`, which come from the
+-- columns. `seq` keeps insertion order for `find`.
 CREATE TABLE app_docs (
     seq        INTEGER PRIMARY KEY,
     site       TEXT NOT NULL,
     coll       TEXT NOT NULL,
     id         TEXT NOT NULL,
-    doc        TEXT NOT NULL,
+    doc        BLOB NOT NULL,
     created_at INTEGER NOT NULL,              -- unix ms
     updated_at INTEGER NOT NULL,
     UNIQUE (site, coll, id)
@@ -59,5 +60,5 @@ CREATE TABLE app_usage (
     site    TEXT PRIMARY KEY,
     kv_keys INTEGER NOT NULL DEFAULT 0,
     docs    INTEGER NOT NULL DEFAULT 0,
-    bytes   INTEGER NOT NULL DEFAULT 0        -- kv keys and values, doc ids and docs
+    bytes   INTEGER NOT NULL DEFAULT 0        -- kv keys and values, doc ids and docs (JSONB)
 ) WITHOUT ROWID;

@@ -658,7 +658,7 @@ pub(crate) struct AppArgs {
     #[arg(long, env = "FAZT_APP_DOCS", value_name = "N", value_parser = count::<1, { usize::MAX }>,
           default_value_t = DEFAULT_QUOTAS.docs as usize)]
     pub app_docs: usize,
-    /// Bytes one site's app may hold: kv keys and values, document ids and documents
+    /// Bytes one site's app may hold: kv keys and values, document ids and documents (as stored)
     #[arg(long, env = "FAZT_APP_BYTES", value_name = "BYTES", value_parser = positive_size,
           default_value_t = Bytes(DEFAULT_QUOTAS.bytes))]
     pub app_bytes: Bytes,

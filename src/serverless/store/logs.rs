@@ -54,6 +54,10 @@ pub struct NewLog {
     pub message: String,
 }
 
+/// Longest message stored, in bytes; a longer one is cut (at a character) and marked. The
+/// runtime keeps lines shorter; this bounds a site's logs whoever writes them.
+pub const LOG_MESSAGE_MAX_BYTES: usize = 4096;
+
 /// Stores `logs` in one transaction, then deletes the oldest rows of each site written to
 /// beyond [`LOG_ROWS_PER_SITE`].
 pub fn append_logs(conn: &mut Connection, logs: &[NewLog]) -> rusqlite::Result<()> {
@@ -66,12 +70,8 @@ pub fn append_logs(conn: &mut Connection, logs: &[NewLog]) -> rusqlite::Result<(
     )?;
     let mut sites = BTreeSet::new();
     for log in logs {
-        insert.execute(params![
-            log.site,
-            log.ts_ms,
-            log.level.as_str(),
-            log.message
-        ])?;
+        let message = bounded(&log.message);
+        insert.execute(params![log.site, log.ts_ms, log.level.as_str(), message])?;
         sites.insert(log.site.as_str());
     }
     drop(insert);
@@ -130,4 +130,17 @@ pub(super) fn delete_older(conn: &Connection, cutoff_ms: i64, limit: u64) -> rus
         )?
         .execute(params![cutoff_ms, limit as i64])?;
     Ok(deleted as u64)
+}
+
+/// `message`, cut to [`LOG_MESSAGE_MAX_BYTES`] with a mark when longer.
+fn bounded(message: &str) -> std::borrow::Cow<'_, str> {
+    const MARK: &str = "… (cut)";
+    if message.len() <= LOG_MESSAGE_MAX_BYTES {
+        return message.into();
+    }
+    let mut end = LOG_MESSAGE_MAX_BYTES - MARK.len();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{MARK}", &message[..end]).into()
 }

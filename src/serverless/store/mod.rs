@@ -28,7 +28,9 @@ pub use env::{
     check_key as check_env_key, env_delete, env_list, env_set, env_values, EnvVar, ENV_MAX_KEYS,
 };
 pub use kv::{kv_delete, kv_get, kv_list, kv_set, KvEntry, KV_LIST_MAX};
-pub use logs::{append_logs, logs_page, logs_tail, LogEntry, LogLevel, NewLog};
+pub use logs::{
+    append_logs, logs_page, logs_tail, LogEntry, LogLevel, NewLog, LOG_MESSAGE_MAX_BYTES,
+};
 pub use usage::{usage, Usage};
 
 use crate::http::error::ResponseError;

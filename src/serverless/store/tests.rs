@@ -302,14 +302,24 @@ fn ds_equality_compares_json_types() {
 #[test]
 fn ds_queries_name_any_field() {
     let mut conn = test_db();
-    insert(&mut conn, json!({"id": "odd", "a.b": 1, "q\"uote": "x", "": true, "sp ace": null}));
+    insert(
+        &mut conn,
+        json!({"id": "odd", "a.b": 1, "q\"uote": "x", "": true, "sp ace": null}),
+    );
     insert(&mut conn, json!({"id": "plain", "a": {"b": 1}, "q": "x"}));
-    assert_eq!(ids(&docs(&conn, r#"{"a.b": 1}"#)), ["odd"], "a dot is part of the name");
+    assert_eq!(
+        ids(&docs(&conn, r#"{"a.b": 1}"#)),
+        ["odd"],
+        "a dot is part of the name"
+    );
     assert_eq!(ids(&docs(&conn, r#"{"q\"uote": "x"}"#)), ["odd"]);
     assert_eq!(ids(&docs(&conn, r#"{"q\"uote": null}"#)), ["plain"]);
     assert_eq!(ids(&docs(&conn, r#"{"q\"uote": "y"}"#)), Vec::<&str>::new());
     assert_eq!(ids(&docs(&conn, r#"{"": true}"#)), ["odd"]);
-    assert_eq!(ids(&docs(&conn, r#"{"sp ace": null, "q": "x"}"#)), ["plain"]);
+    assert_eq!(
+        ids(&docs(&conn, r#"{"sp ace": null, "q": "x"}"#)),
+        ["plain"]
+    );
     assert_eq!(ids(&docs(&conn, r#"{"sp ace": null}"#)), ["odd", "plain"]);
 }
 
@@ -653,6 +663,26 @@ fn old_logs_are_swept_and_ids_never_go_back() {
         1,
         "a follower at the last id sees the next line"
     );
+}
+
+#[test]
+fn a_long_message_is_cut_at_a_character_and_marked() {
+    let mut conn = test_db();
+    let long = "é".repeat(LOG_MESSAGE_MAX_BYTES);
+    let exact = "x".repeat(LOG_MESSAGE_MAX_BYTES);
+    append_logs(
+        &mut conn,
+        &[line("blog", 0, &long), line("blog", 0, &exact)],
+    )
+    .unwrap();
+    let stored = logs_page(&conn, "blog", 0, 10).unwrap();
+    assert!(
+        stored[0].message.len() <= LOG_MESSAGE_MAX_BYTES,
+        "{}",
+        stored[0].message.len()
+    );
+    assert!(stored[0].message.ends_with("é… (cut)"));
+    assert_eq!(stored[1].message, exact, "at the bound: kept whole");
 }
 
 #[test]
