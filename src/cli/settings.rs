@@ -963,7 +963,9 @@ impl ServerArgs {
             rate_limits: self.rate_limits.config(),
             sessions: self.sessions.config(),
             audit_retention: self.sessions.audit_retention.0,
-            js: self.js.config(probe.limits.core_threads, self.apps.quotas()),
+            js: self
+                .js
+                .config(probe.limits.core_threads, self.apps.quotas()),
             probe,
         }
     }

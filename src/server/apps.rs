@@ -9,13 +9,13 @@ use crate::db::DbError;
 use crate::hosting::store::{Script, ScriptKind};
 use crate::http::proxies::TrustedProxies;
 use crate::http::{Body, Request, Response};
+use crate::server::config::JsConfig;
 use crate::serverless::fetch::{self, FetchPolicy, FetchRequest, FetchResponse, SystemResolver};
 use crate::serverless::metrics as js_metrics;
-use crate::serverless::store::{self as app_store, KvEntry, LogLevel, NewLog, Quotas, StoreError};
 use crate::serverless::pool::{Full, Invocation, Pool, PoolConfig, Services};
 use crate::serverless::runtime::{Code, Host, JsRequest, JsResponse, Style};
 use crate::serverless::sandbox::{Limits, RunError};
-use crate::server::config::JsConfig;
+use crate::serverless::store::{self as app_store, KvEntry, LogLevel, NewLog, Quotas, StoreError};
 use parking_lot::Mutex;
 use rusqlite::Connection;
 use std::sync::Arc;
@@ -335,9 +335,7 @@ impl Host for DbHost {
 
     fn kv_list(&mut self, prefix: &str) -> Result<Vec<KvEntry>, String> {
         let (site, now) = (&self.site, now_ms());
-        self.read("kv_list", |c| {
-            Ok(app_store::kv_list(c, site, prefix, now)?)
-        })
+        self.read("kv_list", |c| Ok(app_store::kv_list(c, site, prefix, now)?))
     }
 
     fn ds_insert(&mut self, coll: &str, doc_json: &str) -> Result<String, String> {

@@ -112,9 +112,10 @@ impl CoreService {
         if plan.redirect {
             return Some(to_https(&self.app, &request));
         }
-        if let (Some(script), Target::Site(site)) =
-            (plan.script, plan.route.target(&request.host, || request.path()))
-        {
+        if let (Some(script), Target::Site(site)) = (
+            plan.script,
+            plan.route.target(&request.host, || request.path()),
+        ) {
             let site = site.to_string();
             let apps = &self.app.apps;
             return apps.invoke(site, script, request, token, self.me.clone(), started);

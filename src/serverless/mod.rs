@@ -13,4 +13,4 @@ pub(crate) mod metrics;
 pub(crate) mod pool;
 pub mod runtime;
 pub mod sandbox;
-pub(crate) mod store;
+pub mod store;

@@ -76,7 +76,10 @@ fn an_api_main_js_site_deployed_with_fazt_deploy_answers_under_api_and_serves_th
         b"",
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(r.header("content-type").unwrap().starts_with("application/json"));
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/json"));
     let v = r.json();
     assert_eq!(v["hello"], "fazt");
     assert_eq!(v["method"], "GET");
@@ -125,7 +128,10 @@ fn a_v071_main_js_app_handles_every_path_with_req_res_and_db() {
     write_file(site.path(), "index.html", b"<script src=main.js></script>");
     write_file(site.path(), "main.js", b"console.log('browser')");
     fazt_deploy(&server, &site, "plain");
-    assert_eq!(get(&server, "plain", "/main.js").text(), "console.log('browser')");
+    assert_eq!(
+        get(&server, "plain", "/main.js").text(),
+        "console.log('browser')"
+    );
 }
 
 #[test]
@@ -157,7 +163,10 @@ fn kv_and_ds_keep_data_with_ttl_read_your_writes_and_quotas() {
     let r = get(&server, "store", "/api/kv/set?key=a&value=1");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["read"]["v"], "1", "read its own write");
-    assert_eq!(get(&server, "store", "/api/kv/get?key=a").json()["value"]["v"], "1");
+    assert_eq!(
+        get(&server, "store", "/api/kv/get?key=a").json()["value"]["v"],
+        "1"
+    );
 
     let r = get(&server, "store", "/api/kv/set?key=short&value=x&ttl=300");
     assert_eq!(r.json()["read"]["v"], "x");
@@ -184,7 +193,10 @@ fn kv_and_ds_keep_data_with_ttl_read_your_writes_and_quotas() {
     assert_eq!(refused.status, 500);
     let message = error_of(&refused);
     assert!(message.contains("FAZT_APP_KEYS"), "{message}");
-    assert_eq!(get(&server, "store", "/api/kv/delete?key=a").json()["deleted"], true);
+    assert_eq!(
+        get(&server, "store", "/api/kv/delete?key=a").json()["deleted"],
+        true
+    );
 
     let v = get(&server, "store", "/api/ds").json();
     assert_eq!(v["open"], serde_json::json!(["a"]), "{v}");
@@ -248,7 +260,10 @@ fn fetch_is_refused_for_a_dns_name_that_resolves_to_a_private_or_metadata_addres
         let r = get(&server, "out", &format!("/api/f?url={url}"));
         assert_eq!(r.status, 502, "{name}: {}", r.text());
         let error = r.json()["error"].as_str().unwrap().to_string();
-        assert!(error.contains("refused") && error.contains(address), "{name}: {error}");
+        assert!(
+            error.contains("refused") && error.contains(address),
+            "{name}: {error}"
+        );
     }
 }
 
@@ -274,7 +289,10 @@ fn with_loopback_allowed_for_tests_fetch_reaches_a_local_server() {
 /// The message of an error answer (`{"error": {"code", "message"}}`).
 fn error_of(r: &HttpResponse) -> String {
     let v = r.json();
-    v["error"]["message"].as_str().unwrap_or_else(|| panic!("no message: {v}")).to_string()
+    v["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no message: {v}"))
+        .to_string()
 }
 
 /// Percent-encodes a query value.
@@ -304,7 +322,10 @@ fn an_endless_loop_ends_with_504_while_the_other_worker_and_static_files_serve()
     let addr = server.addr;
     let started = Instant::now();
     let looping = std::thread::spawn(move || {
-        let r = raw_request(addr, request_bytes("GET", "spin.localhost", "/api/x", &[], b""));
+        let r = raw_request(
+            addr,
+            request_bytes("GET", "spin.localhost", "/api/x", &[], b""),
+        );
         (r, started.elapsed())
     });
     std::thread::sleep(Duration::from_millis(200));
@@ -331,12 +352,20 @@ fn a_memory_bomb_and_runaway_recursion_are_500_and_the_worker_lives_on() {
         "bomb",
         "let a = []; for (;;) a.push(new Array(100000).fill(1));",
     );
-    deploy_api(&server, "deep", "function f(n) { return f(n + 1) + 1 } f(0)");
+    deploy_api(
+        &server,
+        "deep",
+        "function f(n) { return f(n + 1) + 1 } f(0)",
+    );
     deploy_api(&server, "hello", HELLO);
     let r = get(&server, "bomb", "/api/");
     assert_eq!(r.status, 500, "{}", r.text());
     assert!(error_of(&r).contains("memory"), "{}", r.text());
-    assert_eq!(get(&server, "hello", "/api/").status, 200, "the worker lives");
+    assert_eq!(
+        get(&server, "hello", "/api/").status,
+        200,
+        "the worker lives"
+    );
     let r = get(&server, "deep", "/api/");
     assert_eq!(r.status, 500, "{}", r.text());
     assert!(error_of(&r).contains("recursed"), "{}", r.text());
@@ -354,7 +383,10 @@ fn a_full_queue_answers_503_with_retry_after_at_once_and_counts_it() {
     let addr = server.addr;
     let spin = move || {
         std::thread::spawn(move || {
-            raw_request(addr, request_bytes("GET", "spin.localhost", "/api/", &[], b""))
+            raw_request(
+                addr,
+                request_bytes("GET", "spin.localhost", "/api/", &[], b""),
+            )
         })
     };
     // One runs (its sandbox is alive), then one waits (the queue depth says so).
@@ -402,8 +434,11 @@ fn an_invocation_that_waited_a_whole_time_limit_is_shed_instead_of_run() {
         .map(|_| {
             std::thread::sleep(Duration::from_millis(30));
             std::thread::spawn(move || {
-                raw_request(addr, request_bytes("GET", "spin.localhost", "/api/", &[], b""))
-                    .status
+                raw_request(
+                    addr,
+                    request_bytes("GET", "spin.localhost", "/api/", &[], b""),
+                )
+                .status
             })
         })
         .collect();
@@ -412,7 +447,11 @@ fn an_invocation_that_waited_a_whole_time_limit_is_shed_instead_of_run() {
     // The first runs to its deadline, the second (which waited less than a time limit)
     // after it; the others had waited a whole time limit by then: 503 without running.
     assert_eq!(statuses, [503, 503, 504, 504]);
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -445,7 +484,10 @@ fn a_deploy_switches_the_code_atomically_under_load() {
     stop.store(true, Ordering::Relaxed);
     for client in clients {
         let seen = client.join().unwrap();
-        assert!(seen.windows(2).all(|w| w[0] <= w[1]), "never back: {seen:?}");
+        assert!(
+            seen.windows(2).all(|w| w[0] <= w[1]),
+            "never back: {seen:?}"
+        );
         assert_eq!(seen.last(), Some(&4), "the last deploy serves");
     }
 }
@@ -483,13 +525,20 @@ fn console_lines_reach_the_sites_logs_bounded_per_invocation() {
     let logs = loop {
         let v = get_json(&server, "/api/sites/noisy/logs?limit=1000");
         let logs = v["logs"].as_array().unwrap().clone();
-        if logs.iter().any(|l| l["message"].as_str().unwrap().contains("dropped")) {
+        if logs
+            .iter()
+            .any(|l| l["message"].as_str().unwrap().contains("dropped"))
+        {
             break logs;
         }
         assert!(Instant::now() < deadline, "no logs: {v}");
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(logs.len() <= 101, "at most 100 lines and the note: {}", logs.len());
+    assert!(
+        logs.len() <= 101,
+        "at most 100 lines and the note: {}",
+        logs.len()
+    );
     assert_eq!(logs[0]["message"], r#"line 0 {"i":0}"#);
     assert_eq!(logs[0]["level"], "log");
 }
@@ -523,7 +572,10 @@ fn env_values_reach_the_script_and_are_never_shown_back() {
     assert_eq!(v["len"], secret.len());
     assert_eq!(v["other"], serde_json::Value::Null);
     let listed = get_json(&server, "/api/sites/envy/env").to_string();
-    assert!(listed.contains("API_TOKEN") && !listed.contains(secret), "{listed}");
+    assert!(
+        listed.contains("API_TOKEN") && !listed.contains(secret),
+        "{listed}"
+    );
 }
 
 #[test]
@@ -544,7 +596,10 @@ fn sigterm_lets_invocations_in_flight_finish_and_commits_their_writes() {
         .map(|n| {
             std::thread::spawn(move || {
                 let path = format!("/api/?n={n}");
-                raw_request(addr, request_bytes("GET", "slow.localhost", &path, &[], b""))
+                raw_request(
+                    addr,
+                    request_bytes("GET", "slow.localhost", &path, &[], b""),
+                )
             })
         })
         .collect();
@@ -565,5 +620,8 @@ fn sigterm_lets_invocations_in_flight_finish_and_commits_their_writes() {
         "slow",
         "respond(['0','1','2'].map(n => fazt.app.kv.get('done-' + n)))",
     );
-    assert_eq!(get(&again, "slow", "/api/").json(), serde_json::json!([true, true, true]));
+    assert_eq!(
+        get(&again, "slow", "/api/").json(),
+        serde_json::json!([true, true, true])
+    );
 }

@@ -72,11 +72,13 @@ fn find_script(conn: &Connection, deployment: i64) -> rusqlite::Result<Option<Sc
         sha256: *sha256,
         size: (*size).max(0) as u64,
     };
-    Ok(match (file("api/main.js"), file("main.js"), file("index.html")) {
-        (Some(api), _, _) => Some(script(ScriptKind::Api, api)),
-        (None, Some(root), None) => Some(script(ScriptKind::Root, root)),
-        _ => None,
-    })
+    Ok(
+        match (file("api/main.js"), file("main.js"), file("index.html")) {
+            (Some(api), _, _) => Some(script(ScriptKind::Api, api)),
+            (None, Some(root), None) => Some(script(ScriptKind::Root, root)),
+            _ => None,
+        },
+    )
 }
 
 /// foldhash, not SipHash: every request looks its site up here, and the names are the
