@@ -2,5 +2,4 @@
 
 pub mod archive;
 pub(crate) mod limits;
-pub mod multipart;
 pub(crate) mod service;

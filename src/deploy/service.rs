@@ -20,7 +20,7 @@
 
 use super::archive::{self, ArchiveLimits};
 use super::limits::DeployLimits;
-use super::multipart::{self, BodyWindow};
+use crate::http::multipart::{self, BodyWindow};
 use crate::analytics::ingest::QueryParams;
 use crate::auth::audit::Entry;
 use crate::auth::caller::{authenticate, Caller};

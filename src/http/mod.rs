@@ -8,6 +8,7 @@ pub(crate) mod conn;
 pub(crate) mod error;
 pub(crate) mod limiter;
 mod line;
+pub mod multipart;
 pub(crate) mod parse;
 pub(crate) mod proxies;
 pub(crate) mod request;

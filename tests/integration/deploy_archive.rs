@@ -5,7 +5,7 @@
 use crate::common::zips::*;
 use crate::common::TempDir;
 use fazt::deploy::archive::{extract, ArchiveError, ArchiveLimits, Extracted};
-use fazt::deploy::multipart::{boundary_from_content_type, parse_form};
+use fazt::http::multipart::{boundary_from_content_type, parse_form};
 use fazt::hosting::store::FileSource;
 use fazt::http::ResponseError;
 use sha2::{Digest, Sha256};

@@ -10,7 +10,7 @@
 //! (canonical case: `Content-Type`), `body` (the text).
 
 use super::Style;
-use crate::deploy::multipart::{self, FormLimits};
+use crate::http::multipart::{self, FormLimits};
 use rquickjs::{Array, Ctx, Object, Value};
 
 /// Parts a script's multipart form may have.
