@@ -20,7 +20,6 @@
 
 use super::archive::{self, ArchiveLimits};
 use super::limits::DeployLimits;
-use crate::http::multipart::{self, BodyWindow};
 use crate::analytics::ingest::QueryParams;
 use crate::auth::audit::Entry;
 use crate::auth::caller::{authenticate, Caller};
@@ -29,6 +28,7 @@ use crate::db::DbError;
 use crate::hosting::sites::{site_url, SiteServer};
 use crate::hosting::store::{self, DeployResult};
 use crate::hosting::urls::UrlBase;
+use crate::http::multipart::{self, BodyWindow};
 use crate::http::proxies::TrustedProxies;
 use crate::http::spool::{self, SpoolPolicy};
 use crate::http::{error_response, Method, Request, Response, ResponseError};

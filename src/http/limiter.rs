@@ -133,7 +133,11 @@ impl<K: Hash + Eq> Limiter<K> {
     fn with_bucket<T>(&self, client: K, now: Instant, f: impl FnOnce(&mut u64, u64) -> T) -> T {
         let now =
             u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
-        let index = (self.spread.hash_one(&client) % SHARDS as u64) as usize;
+        // The hash's high bits pick the shard (Lemire's multiply-shift): foldhash's low bits
+        // are weak for keys that differ only in their last bytes (neighbouring addresses),
+        // and `% SHARDS` put a run of them in one shard.
+        let hash = self.spread.hash_one(&client);
+        let index = ((u128::from(hash) * SHARDS as u128) >> 64) as usize;
         let mut guard = self.shards[index].lock();
         let shard = &mut *guard;
         if let Some(full_at) = shard.full_at.get_mut(&client) {

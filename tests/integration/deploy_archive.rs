@@ -5,8 +5,8 @@
 use crate::common::zips::*;
 use crate::common::TempDir;
 use fazt::deploy::archive::{extract, ArchiveError, ArchiveLimits, Extracted};
-use fazt::http::multipart::{boundary_from_content_type, parse_form};
 use fazt::hosting::store::FileSource;
+use fazt::http::multipart::{boundary_from_content_type, parse_form};
 use fazt::http::ResponseError;
 use sha2::{Digest, Sha256};
 use std::io::{Cursor, Read, Write};
