@@ -9,10 +9,6 @@
 //! close` (no pooling: a script's few fetches are not worth a cache of sockets across
 //! sites), no proxy from the environment.
 
-// The runtime's `Host::fetch` calls it once the server wires the pool (issue #14); until then
-// nothing outside the tests does. Remove with the wiring.
-#![allow(dead_code, unused_imports)]
-
 mod address;
 mod resolve;
 #[cfg(test)]
