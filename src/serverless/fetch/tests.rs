@@ -738,7 +738,7 @@ fn https_checks_the_certificate_for_the_host_and_sends_sni() {
 }
 
 /// Marks the child process of the namespace test.
-const NAMESPACE_CHILD: &str = "FAZT_FETCH_TEST_IN_HOSTS_NAMESPACE";
+const NAMESPACE_CHILD: &str = "FETCH_TEST_IN_HOSTS_NAMESPACE";
 
 /// A name that resolves to a private or metadata address through the system resolver
 /// (`/etc/hosts` here: the test runs this test binary again in a mount namespace where a
