@@ -360,33 +360,10 @@ fn cli(
     let url = server_url(server);
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["--server", &url, "--token", &server.token]);
-    let Some(input) = input else {
-        return run_client(&all, home.path(), &[]);
-    };
-    let mut child = Command::new(BIN)
-        .args(&all)
-        .env_remove("FAZT_SERVER")
-        .env_remove("FAZT_TOKEN")
-        .env("HOME", home.path())
-        .env("XDG_CONFIG_HOME", home.path().join("config"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run fazt");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    match input {
+        Some(input) => run_client_input(&all, home.path(), input),
+        None => run_client(&all, home.path(), &[]),
+    }
 }
 
 #[test]

@@ -544,8 +544,14 @@ pub fn run_cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
 
 /// [`run_cli`] with `input` on stdin (a password for `fazt user set-password`).
 pub fn run_cli_input(args: &[&str], input: &str) -> (i32, String, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    output_with_input(cmd, input)
+}
+
+/// Runs `cmd` with `input` on its stdin; (exit code, stdout, stderr).
+fn output_with_input(mut cmd: Command, input: &str) -> (i32, String, String) {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -582,18 +588,28 @@ pub fn set_password(
 /// environment: no FAZT_SERVER/FAZT_TOKEN from the caller, and HOME/XDG_CONFIG_HOME inside
 /// `home`, so no real `fazt login` file is read or written.
 pub fn run_client(args: &[&str], home: &Path, env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = client_command(args, home);
+    cmd.stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    output_of(cmd)
+}
+
+/// [`run_client`] with `input` on stdin (`fazt env set` reading the value).
+pub fn run_client_input(args: &[&str], home: &Path, input: &str) -> (i32, String, String) {
+    output_with_input(client_command(args, home), input)
+}
+
+fn client_command(args: &[&str], home: &Path) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
-        .stdin(Stdio::null())
         .env_remove("FAZT_SERVER")
         .env_remove("FAZT_TOKEN")
         .env_remove("FAZT_CA_FILE")
         .env("HOME", home)
         .env("XDG_CONFIG_HOME", home.join("config"));
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    output_of(cmd)
+    cmd
 }
 
 fn output_of(mut cmd: Command) -> (i32, String, String) {
