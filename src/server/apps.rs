@@ -54,10 +54,7 @@ impl Apps {
                 max_response_bytes: config.fetch_max,
                 timeout: config.fetch_timeout,
                 allow_loopback: config.fetch_allow_loopback,
-                max_redirects: 5,
-                roots: Arc::new(rustls::RootCertStore {
-                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-                }),
+                ..FetchPolicy::default()
             }),
             logs: Arc::clone(&logs),
         });
@@ -420,7 +417,7 @@ struct LogSink {
 struct Waiting {
     lines: Vec<NewLog>,
     since: Option<Instant>,
-    /// Lines dropped since the last batch, by site.
+    /// Lines dropped (no room) since the last batch.
     dropped: u64,
 }
 
