@@ -21,6 +21,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// How far below the other threads the workers run (nice): when scripts keep every CPU
+/// busy, the core threads (files, analytics, admin) still get the CPU first.
+const WORKER_NICE: i32 = 10;
+
 /// One request for a site's script.
 pub(crate) struct Invocation {
     pub site: String,
@@ -171,6 +175,9 @@ impl Worker {
     }
 
     fn run(mut self, inbox: &Receiver<Invocation>) {
+        if let Err(e) = crate::platform::sys::lower_thread_priority(WORKER_NICE) {
+            log::warn!("a JS worker could not lower its priority: {e}");
+        }
         self.services.start_worker();
         loop {
             match inbox.recv_timeout(self.idle_every) {

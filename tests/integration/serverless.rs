@@ -410,15 +410,20 @@ fn a_full_queue_answers_503_with_retry_after_at_once_and_counts_it() {
     assert_eq!(r.status, 503, "{}", r.text());
     assert!(asked.elapsed() < Duration::from_secs(2), "answered at once");
     assert_eq!(r.header("retry-after"), Some("1"));
-    for held in [running, waiting] {
-        let r = held.join().unwrap();
-        assert_eq!(r.status, 504, "{}", r.text());
-    }
+    let running = running.join().unwrap();
+    assert_eq!(running.status, 504, "{}", running.text());
+    // The second waited just under a time limit (it came in after the first started): it
+    // runs to its own deadline, unless a slow machine made that wait a whole time limit,
+    // when it is shed (see the next test).
+    let waiting = waiting.join().unwrap();
+    let shed = match waiting.status {
+        504 => 1,
+        503 => 2,
+        other => panic!("{other}: {}", waiting.text()),
+    };
     let metrics = server.admin_get("/metrics", Some(&server.token)).text();
-    assert!(
-        metrics.contains(r#"fazt_js_invocations_total{outcome="shed"} 1"#),
-        "{metrics}"
-    );
+    let counted = format!(r#"fazt_js_invocations_total{{outcome="shed"}} {shed}"#);
+    assert!(metrics.contains(&counted), "{metrics}");
 }
 
 #[test]
@@ -442,11 +447,16 @@ fn an_invocation_that_waited_a_whole_time_limit_is_shed_instead_of_run() {
             })
         })
         .collect();
-    let mut statuses: Vec<u16> = calls.into_iter().map(|c| c.join().unwrap()).collect();
-    statuses.sort();
-    // The first runs to its deadline, the second (which waited less than a time limit)
-    // after it; the others had waited a whole time limit by then: 503 without running.
-    assert_eq!(statuses, [503, 503, 504, 504]);
+    let statuses: Vec<u16> = calls.into_iter().map(|c| c.join().unwrap()).collect();
+    // The first runs to its deadline; each later one runs if it waited less than a time
+    // limit when the worker got to it, else is answered 503 without running. Four loops
+    // run one after another would take four seconds.
+    assert_eq!(statuses[0], 504, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| [503, 504].contains(s)),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&503), "{statuses:?}");
     assert!(
         started.elapsed() < Duration::from_secs(4),
         "{:?}",

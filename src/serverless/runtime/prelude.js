@@ -36,10 +36,9 @@
     return stringify(query);
   }
 
-  function begin(gen, root, request) {
-    const call = (op, a, b, c, d) => host(gen, op, a, b, c, d);
-    const state = { root, response: undefined, out: undefined };
-
+  // The per-invocation objects a script reaches: console, fazt, fetch (and kv and the env
+  // getter for the root style's db and process.env), each bound to one invocation's `call`.
+  function tools(call) {
     const line = (level) =>
       function () {
         const parts = [];
@@ -129,11 +128,37 @@
         },
       });
     }
+    return { console, fazt, fetch, kv, getEnv };
+  }
 
+  // A global that is made on first read (and can be replaced, as a plain one could).
+  function lazy(g, name, get) {
+    const settle = (value) =>
+      defineProperty(g, name, { value, writable: true, configurable: true, enumerable: false });
+    defineProperty(g, name, {
+      configurable: true,
+      enumerable: false,
+      get() {
+        const value = get();
+        settle(value);
+        return value;
+      },
+      set: settle,
+    });
+  }
+
+  function begin(gen, root, request) {
+    const call = (op, a, b, c, d) => host(gen, op, a, b, c, d);
+    const state = { root, response: undefined, out: undefined };
+
+    // Built on first use only: most handlers touch one or two of these, and building
+    // them all (a score of closures, frozen objects) cost more than the handler itself.
+    let made;
+    const make = () => (made === undefined ? (made = tools(call)) : made);
     const g = globalThis;
-    g.console = console;
-    g.fazt = fazt;
-    g.fetch = fetch;
+    lazy(g, "console", () => make().console);
+    lazy(g, "fazt", () => make().fazt);
+    lazy(g, "fetch", () => make().fetch);
     if (root) {
       const out = { status: 200, headers: {}, body: undefined, type: undefined };
       state.out = out;
@@ -161,6 +186,7 @@
       });
       g.req = request;
       g.res = res;
+      const { kv, getEnv } = make();
       g.db = freeze({
         get(key) {
           const value = call("kv_get", toString(key));
