@@ -9,6 +9,7 @@ use crate::db::DbError;
 use crate::hosting::store::{Script, ScriptKind};
 use crate::http::proxies::TrustedProxies;
 use crate::http::{Body, Request, Response};
+use crate::platform::clock::unix_now_ms as now_ms;
 use crate::server::config::JsConfig;
 use crate::serverless::fetch::{self, FetchPolicy, FetchRequest, FetchResponse, SystemResolver};
 use crate::serverless::metrics as js_metrics;
@@ -277,13 +278,8 @@ impl DbHost {
         op: &'static str,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, String> {
-        let mut out = None;
-        crate::db::reader::with_reader(|conn| {
-            out = Some(f(conn));
-            Ok(())
-        })
-        .map_err(|e| format!("{op}: {e}"))?;
-        out.expect("set by the closure")
+        crate::db::reader::with_reader(|conn| Ok(f(conn)))
+            .map_err(|e| format!("{op}: {e}"))?
             .map_err(|e| format!("{op}: {e}"))
     }
 
@@ -475,8 +471,4 @@ impl LogSink {
             log::warn!("scripts' log lines were not stored: {e}");
         }
     }
-}
-
-fn now_ms() -> i64 {
-    crate::platform::clock::unix_now_ms()
 }

@@ -112,13 +112,13 @@ impl CoreService {
         if plan.redirect {
             return Some(to_https(&self.app, &request));
         }
-        if let (Some(script), Target::Site(site)) = (
-            plan.script,
-            plan.route.target(&request.host, || request.path()),
-        ) {
-            let site = site.to_string();
-            let apps = &self.app.apps;
-            return apps.invoke(site, script, request, token, self.me.clone(), started);
+        // A script is planned only for a site's route.
+        if let Some(script) = plan.script {
+            if let Target::Site(site) = plan.route.target(&request.host, || request.path()) {
+                let site = site.to_string();
+                let apps = &self.app.apps;
+                return apps.invoke(site, script, request, token, self.me.clone(), started);
+            }
         }
         let response = match plan.route.target(&request.host, || request.path()) {
             Target::Health => liveness(),

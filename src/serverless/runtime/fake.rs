@@ -98,12 +98,7 @@ pub(crate) struct FakeHost {
     memory: Arc<Memory>,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+use crate::platform::clock::unix_now_ms as now_ms;
 
 fn object(json: &str, what: &str) -> Result<Map<String, Value>, String> {
     match serde_json::from_str(json) {

@@ -353,7 +353,7 @@ fn random_id() -> String {
     let mut bytes = [0u8; 8];
     if SystemRandom::new().fill(&mut bytes).is_err() {
         // Never seen on Linux (getrandom); a clock-based id still differs per call.
-        bytes = super::now_ms().to_le_bytes();
+        bytes = crate::platform::clock::unix_now_ms().to_le_bytes();
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -133,7 +133,7 @@ pub fn kv_set(
 /// Deletes `key`; whether it was there (an expired row counts as not there).
 pub fn kv_delete(conn: &mut Connection, site: &str, key: &str) -> Result<bool, StoreError> {
     check_key(key)?;
-    let now_ms = super::now_ms();
+    let now_ms = crate::platform::clock::unix_now_ms();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let deleted: Option<(i64, Option<i64>)> = tx
         .prepare_cached(

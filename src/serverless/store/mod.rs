@@ -159,12 +159,5 @@ fn is_json(conn: &Connection, text: &str) -> rusqlite::Result<bool> {
         .query_row([text], |r| r.get(0))
 }
 
-/// Unix milliseconds now, for the calls whose contract takes no clock.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 #[cfg(test)]
 mod tests;
