@@ -425,7 +425,9 @@ fn a_login_flood_waits_in_a_short_queue_then_gets_503() {
         busy > 0,
         "one hash at a time and 8 waiting: the rest are 503 ({statuses:?})"
     );
-    assert!(refused >= 9, "{statuses:?}");
+    // 8 wait, and one more once the hasher has taken the first off the queue (on a busy
+    // machine it may not have yet when the others arrive).
+    assert!(refused >= 8, "{statuses:?}");
 }
 
 #[test]
