@@ -15,6 +15,7 @@ pub(crate) mod request;
 pub(crate) mod response;
 pub(crate) mod spool;
 pub(crate) mod tls;
+pub(crate) mod ws;
 pub mod x509;
 
 pub(crate) use error::error_response;

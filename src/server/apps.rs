@@ -45,7 +45,9 @@ impl Apps {
         writer: WriterHandle,
         readers: Vec<Connection>,
         proxies: TrustedProxies,
+        hubs: Arc<super::hubs::Hubs>,
     ) -> Result<Apps, String> {
+        let _ = hubs;
         let logs = Arc::new(LogSink::new(writer.clone()));
         let services = Arc::new(DbServices {
             writer,

@@ -4,6 +4,7 @@
 
 mod apps;
 mod certs;
+pub(crate) mod hubs;
 pub(crate) mod config;
 pub(crate) mod event_loop;
 pub(crate) mod router;
@@ -73,6 +74,8 @@ pub struct App {
     pub accounts: Accounts,
     /// Serverless apps: the JS worker pool (issue #14).
     pub apps: apps::Apps,
+    /// The sites' WebSocket clients (issue #15).
+    pub hubs: Arc<hubs::Hubs>,
     draining: Arc<AtomicBool>,
 }
 
@@ -280,11 +283,13 @@ pub fn run(mut config: Config) -> Result<i32, String> {
     let js_readers = (0..config.js.workers)
         .map(|_| crate::db::open_read(&db_path, &limits).map_err(|e| e.to_string()))
         .collect::<Result<Vec<Connection>, String>>()?;
+    let hubs = Arc::new(hubs::Hubs::new(64 * 1024));
     let apps = apps::Apps::start(
         &config.js,
         writer.clone(),
         js_readers,
         config.trusted_proxies.clone(),
+        Arc::clone(&hubs),
     )?;
     let app = Arc::new(App {
         public_cap: ConnCap::with_share(
@@ -310,6 +315,7 @@ pub fn run(mut config: Config) -> Result<i32, String> {
             audit_retention: config.audit_retention,
         },
         apps,
+        hubs,
         started: Instant::now(),
         draining: Arc::new(AtomicBool::new(false)),
         config,
