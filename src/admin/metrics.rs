@@ -7,7 +7,7 @@ use crate::deploy::service::DEPLOY_STATS;
 use crate::hosting::cache::SiteCache;
 use crate::http::tls::CertStore;
 use crate::platform::disk::DiskGuard;
-use crate::platform::metrics::{Process, Registry, METRICS};
+use crate::platform::metrics::{Process, Registry, Source, METRICS};
 
 /// The sources in rendering order: process, request counters, cache, writer, events,
 /// disk, deploys, analytics filtering, rate limits. `cache` and `disk` are the running server's; the rest are process-wide.
@@ -15,6 +15,7 @@ pub(crate) fn registry<'a>(
     cache: &'a SiteCache,
     disk: &'a DiskGuard,
     certs: &'a CertStore,
+    sockets: &'a dyn Source,
 ) -> Registry<'a> {
     Registry::new()
         .with(&Process)
@@ -31,6 +32,8 @@ pub(crate) fn registry<'a>(
         .with(certs)
         .with(&crate::acme::manager::ACME_STATS)
         .with(&crate::serverless::metrics::JS_STATS)
+        .with(&crate::http::conn::WS_STATS)
+        .with(sockets)
 }
 
 #[cfg(test)]
@@ -50,7 +53,7 @@ mod tests {
         let cache = SiteCache::new(1 << 20, 1 << 16);
         let disk = DiskGuard::new(vec![std::env::temp_dir()], 90);
         let certs = CertStore::new();
-        let families = registry(&cache, &disk, &certs).gather();
+        let families = registry(&cache, &disk, &certs, &crate::http::conn::WS_STATS).gather();
         let text = render_prometheus(&families);
         let json = render_json(&families);
         assert!(families.len() >= 40, "{} families", families.len());
@@ -94,7 +97,7 @@ mod tests {
         let cache = SiteCache::new(1 << 20, 1 << 16);
         let disk = DiskGuard::new(vec![std::env::temp_dir()], 90);
         let certs = CertStore::new();
-        let json = registry(&cache, &disk, &certs).to_json();
+        let json = registry(&cache, &disk, &certs, &crate::http::conn::WS_STATS).to_json();
         for path in [
             "version",
             "counters.connections_open",

@@ -103,6 +103,8 @@ pub struct AdminContext {
     pub acme: Option<AcmeContext>,
     /// Dashboard sign-in: the hasher thread, the login limit, session lifetimes.
     pub accounts: accounts::Accounts,
+    /// The WebSocket clients by site, for the metrics (the server's hubs).
+    pub sockets: Arc<dyn crate::platform::metrics::Source + Send + Sync>,
 }
 
 /// What the API shows of the ACME settings, and the certificate thread to wake.
@@ -470,7 +472,12 @@ impl AdminApi {
             (false, true) => "ok",
         };
         let mut body =
-            metrics::registry(&self.ctx.sites.cache, &self.ctx.disk, &self.ctx.certs).to_json();
+            metrics::registry(
+            &self.ctx.sites.cache,
+            &self.ctx.disk,
+            &self.ctx.certs,
+            &*self.ctx.sockets,
+        ).to_json();
         body["status"] = json!(status);
         body["reasons"] = json!(reasons);
         body["uptime_seconds"] = json!(self.ctx.started.elapsed().as_secs());
@@ -484,7 +491,12 @@ impl AdminApi {
     }
 
     fn prometheus(&self) -> String {
-        metrics::registry(&self.ctx.sites.cache, &self.ctx.disk, &self.ctx.certs)
+        metrics::registry(
+            &self.ctx.sites.cache,
+            &self.ctx.disk,
+            &self.ctx.certs,
+            &*self.ctx.sockets,
+        )
             .render_prometheus()
     }
 

@@ -645,6 +645,85 @@ impl JsArgs {
     }
 }
 
+/// WebSockets (issue #15): `/ws` of every site.
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "WebSockets")]
+pub(crate) struct WsArgs {
+    /// Largest message a WebSocket client may send (all its fragments); past it, close 1009
+    #[arg(long, env = "FAZT_WS_MESSAGE_MAX", value_name = "BYTES", value_parser = positive_size,
+          default_value_t = Bytes(config::DEFAULT_WS_MESSAGE_MAX))]
+    pub ws_message_max: Bytes,
+    /// Bytes queued for one client; a client that falls further behind is closed (1008)
+    #[arg(long, env = "FAZT_WS_QUEUE_MAX", value_name = "BYTES", value_parser = positive_size,
+          default_value_t = Bytes(config::DEFAULT_WS_QUEUE_MAX))]
+    pub ws_queue_max: Bytes,
+    /// Messages (and pings) one client may send per second; past it, close 1008
+    #[arg(long, env = "FAZT_WS_RATE", value_name = "N", value_parser = count::<1, 1_000_000>,
+          default_value_t = config::DEFAULT_WS_RATE)]
+    pub ws_rate: usize,
+    /// A client silent this long is pinged, and closed if it stays silent as long again
+    #[arg(long, env = "FAZT_WS_PING_EVERY", value_name = "DURATION", value_parser = positive_duration,
+          default_value_t = Dur(config::DEFAULT_WS_PING_EVERY))]
+    pub ws_ping_every: Dur,
+    /// WebSocket clients in all, within the connection limit; past it, 503
+    /// [default: half of the open public connections]
+    #[arg(long, env = "FAZT_WS_MAX", value_name = "N", value_parser = count::<1, { usize::MAX }>)]
+    pub ws_max: Option<usize>,
+    /// WebSocket clients of one site; past it, 503 [default: FAZT_WS_MAX]
+    #[arg(long, env = "FAZT_WS_PER_SITE", value_name = "N", value_parser = count::<1, { usize::MAX }>)]
+    pub ws_per_site: Option<usize>,
+    /// Origins a site's /ws accepts besides the site's own, as SITE=ORIGIN pairs, comma
+    /// separated (chat=https://example.com); a client that sends no Origin is not a browser
+    /// and is accepted
+    #[arg(long, env = "FAZT_WS_ORIGINS", value_name = "LIST", value_parser = ws_origins)]
+    pub ws_origins: Option<WsOrigins>,
+}
+
+/// `FAZT_WS_ORIGINS`: (site, origin) pairs.
+#[derive(Clone, Debug)]
+pub(crate) struct WsOrigins(Vec<(String, String)>);
+
+fn ws_origins(text: &str) -> Result<WsOrigins, String> {
+    let pairs = text.split(',').map(str::trim).filter(|p| !p.is_empty());
+    let parsed = pairs.map(|pair| {
+        let (site, origin) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("'{pair}' is not SITE=ORIGIN"))?;
+        let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+        let host = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"));
+        match host {
+            Some(host) if !host.is_empty() && !host.contains('/') => {
+                Ok((site.trim().to_ascii_lowercase(), origin))
+            }
+            _ => Err(format!(
+                "'{origin}' is not an origin (scheme://host[:port], http or https)"
+            )),
+        }
+    });
+    parsed.collect::<Result<_, _>>().map(WsOrigins)
+}
+
+impl WsArgs {
+    fn config(&self, max_connections: usize) -> config::WsConfig {
+        let total = self.ws_max.unwrap_or((max_connections / 2).max(1));
+        config::WsConfig {
+            connection: crate::http::conn::WsLimits {
+                message_max: usize::try_from(self.ws_message_max.0).unwrap_or(usize::MAX),
+                queue_max: usize::try_from(self.ws_queue_max.0).unwrap_or(usize::MAX),
+                rate: u32::try_from(self.ws_rate).unwrap_or(u32::MAX),
+                ping_every: self.ws_ping_every.0,
+            },
+            hubs: crate::server::hubs::HubLimits {
+                total,
+                per_site: self.ws_per_site.unwrap_or(total),
+            },
+            origins: self.ws_origins.clone().map(|o| o.0).unwrap_or_default(),
+        }
+    }
+}
+
 /// What each site's serverless app may store (issue #14); the quota errors its scripts
 /// get name these settings.
 #[derive(Args, Clone, Debug)]
@@ -758,6 +837,8 @@ pub(crate) struct ServerArgs {
     pub js: JsArgs,
     #[command(flatten)]
     pub apps: AppArgs,
+    #[command(flatten)]
+    pub ws: WsArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -966,6 +1047,7 @@ impl ServerArgs {
             js: self
                 .js
                 .config(probe.limits.core_threads, self.apps.quotas()),
+            ws: self.ws.config(probe.limits.max_connections),
             probe,
         }
     }

@@ -21,6 +21,9 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod socket;
+pub(crate) use socket::{Member, Upgrade, WsLimits, WS_STATS};
+
 /// Timeouts that bound how long a client may hold a connection in each phase.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnLimits {
@@ -111,6 +114,8 @@ enum Phase<P> {
     Body(Box<PendingBody<P>>),
     /// Being answered (inline, or by another thread through [`Conn::deliver`]).
     Dispatched(Answering),
+    /// Upgraded to a WebSocket (issue #15): frames both ways until a close.
+    Socket(Box<socket::Session>),
     /// A response that closes the connection is queued: write it, then linger.
     Closing,
     /// The closing response is out and our side is shut down: input is discarded until
@@ -156,6 +161,8 @@ enum BodyFraming {
 pub enum Want {
     Read,
     Write,
+    /// A WebSocket with frames queued: the client's frames are read meanwhile.
+    ReadWrite,
     Nothing,
     Close,
 }
@@ -485,6 +492,8 @@ impl<P> Conn<P> {
     pub fn want(&self) -> Want {
         match self.phase {
             Phase::Closed => Want::Close,
+            Phase::Socket(_) if !self.out.is_empty() || self.tls_pending() => Want::ReadWrite,
+            Phase::Socket(_) => Want::Read,
             _ if !self.out.is_empty() || self.tls_pending() => Want::Write,
             // Only while the queue still holds the closing response.
             Phase::Closing => Want::Close,
@@ -516,6 +525,10 @@ impl<P> Conn<P> {
             Phase::Closed => return None,
             // The response is out; only the linger deadline applies now.
             Phase::Lingering { until, .. } => return Some(*until),
+            Phase::Socket(session) => {
+                let blocked = self.out.blocked_at.map(|at| at + limits.write_timeout);
+                return earliest(session.deadline(), blocked);
+            }
             _ if self.out.blocked_at.is_some() => (self.out.blocked_at?, limits.write_timeout),
             // A TLS connection gets the handshake deadline first; a fresh connection the
             // head deadline to send its first byte; a kept-alive one the idle timeout.
@@ -572,6 +585,11 @@ impl<P> Conn<P> {
         }
         // Only the floor was due, and the client took enough since it was last asked.
         if self.phase_deadline(limits).is_none_or(|due| now < due) {
+            return;
+        }
+        let write_due = self.out.blocked_at.map(|at| at + limits.write_timeout);
+        if matches!(self.phase, Phase::Socket(_)) && write_due.is_none_or(|due| now < due) {
+            self.socket_deadline(ctx);
             return;
         }
         if self.out.blocked_at.is_some() && !matches!(self.phase, Phase::Lingering { .. }) {
@@ -632,13 +650,18 @@ impl<P> Conn<P> {
     /// Graceful shutdown: an idle connection closes now, and so does one lingering after
     /// its closing response; a busy one closes after its response, since
     /// `ConnCtx::draining` turns off keep-alive.
-    pub fn start_draining(&mut self) {
+    pub fn start_draining(&mut self, ctx: &mut ConnCtx) {
         if self.is_idle() || matches!(self.phase, Phase::Lingering { .. }) {
             self.phase = Phase::Closed;
         }
+        self.ws_close(1001, "server shutting down", ctx);
     }
 
     fn wants_input(&self) -> bool {
+        if let Phase::Socket(session) = &self.phase {
+            // Frames are read whatever is queued: a pong or a close must get through.
+            return self.inbuf.len() <= session.input_max();
+        }
         matches!(
             self.phase,
             Phase::Idle { .. } | Phase::Head { .. } | Phase::Body(_)
@@ -649,15 +672,21 @@ impl<P> Conn<P> {
     /// Runs parsing and dispatch over buffered bytes until it needs more input or output
     /// space, or a request is handed off.
     fn advance<S: Service<Plan = P>>(&mut self, svc: &mut S, token: u64, ctx: &mut ConnCtx) {
+        if let Phase::Socket(_) = self.phase {
+            self.step_socket(ctx);
+            return;
+        }
         while self.out.bytes <= OUT_HIGH_WATER as u64 {
             let progressed = match self.phase {
                 Phase::Idle { .. } | Phase::Head { .. } => {
                     !self.inbuf.is_empty() && self.step_head(svc, token, ctx)
                 }
                 Phase::Body(_) => self.step_body(svc, token, ctx),
-                Phase::Dispatched(_) | Phase::Closing | Phase::Lingering { .. } | Phase::Closed => {
-                    false
-                }
+                Phase::Dispatched(_)
+                | Phase::Socket(_)
+                | Phase::Closing
+                | Phase::Lingering { .. }
+                | Phase::Closed => false,
             };
             if !progressed {
                 break;
@@ -832,7 +861,12 @@ impl<P> Conn<P> {
 
     /// Queues the answer to the request being handled; the connection then waits for the
     /// next request or, if this answer closes it, finishes writing and lingers.
-    fn queue_response(&mut self, response: Response, answering: Answering, ctx: &mut ConnCtx) {
+    fn queue_response(
+        &mut self,
+        mut response: Response,
+        answering: Answering,
+        ctx: &mut ConnCtx,
+    ) {
         METRICS.count_status(response.status);
         let keep_alive = answering.keep_alive && !response.close && !ctx.draining;
         let body_len = response.body.len();
@@ -857,6 +891,10 @@ impl<P> Conn<P> {
             }
         }
         self.served += 1;
+        if let Some(upgrade) = response.upgrade.take() {
+            self.phase = Phase::Socket(Box::new(socket::Session::new(*upgrade, ctx.now)));
+            return;
+        }
         self.phase = if keep_alive {
             Phase::Idle { since: ctx.now }
         } else {
@@ -1090,6 +1128,13 @@ fn keep_spare(spare: &mut Vec<u8>, mut sent: Vec<u8>) {
     if sent.capacity() <= SPARE_OUT_MAX && sent.capacity() > spare.capacity() {
         sent.clear();
         *spare = sent;
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -91,6 +91,8 @@ pub struct Response {
     pub body: Body,
     /// Close the connection after this response.
     pub close: bool,
+    /// A `101` to a WebSocket upgrade: the connection's WebSocket phase (issue #15).
+    pub upgrade: Option<Box<super::conn::Upgrade>>,
 }
 
 impl Response {
@@ -100,6 +102,7 @@ impl Response {
             headers: Vec::new(),
             body: Body::Empty,
             close: false,
+            upgrade: None,
         }
     }
 
@@ -203,7 +206,9 @@ impl Response {
             push_decimal(out, self.body.len());
             out.extend_from_slice(b"\r\n");
         }
-        out.extend_from_slice(if keep_alive {
+        out.extend_from_slice(if self.status == 101 {
+            b"Connection: Upgrade\r\n\r\n"
+        } else if keep_alive {
             b"Connection: keep-alive\r\n\r\n"
         } else {
             b"Connection: close\r\n\r\n"

@@ -72,6 +72,26 @@ pub const DEFAULT_JS_BODY_MAX: u64 = 1 << 20;
 pub const DEFAULT_JS_FETCH_MAX: u64 = 1 << 20;
 pub const DEFAULT_JS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// WebSockets (issue #15): the largest message a client may send (all its fragments).
+pub const DEFAULT_WS_MESSAGE_MAX: u64 = 64 << 10;
+/// Frames queued for one client before it counts as too slow and is closed.
+pub const DEFAULT_WS_QUEUE_MAX: u64 = 256 << 10;
+/// Messages a client may send per second (a second's worth may come at once).
+pub const DEFAULT_WS_RATE: usize = 100;
+/// A quiet client is pinged after this, and closed if it stays quiet as long again.
+pub const DEFAULT_WS_PING_EVERY: Duration = Duration::from_secs(30);
+
+/// WebSockets (issue #15): each connection's limits, the client counts, and the origins
+/// each site accepts besides its own.
+#[derive(Clone, Debug)]
+pub struct WsConfig {
+    pub connection: crate::http::conn::WsLimits,
+    pub hubs: super::hubs::HubLimits,
+    /// (site, origin) pairs from `FAZT_WS_ORIGINS`; origins as `scheme://host[:port]`,
+    /// lower case.
+    pub origins: Vec<(String, String)>,
+}
+
 /// Serverless apps (issue #14): the JS worker pool, its limits and the apps' storage quotas.
 #[derive(Clone, Debug)]
 pub struct JsConfig {
@@ -177,6 +197,8 @@ pub struct Config {
     pub audit_retention: Duration,
     /// Serverless apps.
     pub js: JsConfig,
+    /// WebSockets.
+    pub ws: WsConfig,
     /// The probe's readings and the resource-derived limits.
     pub probe: Report,
 }

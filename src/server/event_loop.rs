@@ -48,6 +48,10 @@ pub enum Mail {
     AdminJob(AdminJob),
     /// The answer to a request this loop handed off.
     Reply { token: u64, response: Response },
+    /// A frame for every WebSocket client of a hub on this loop (issue #15).
+    Broadcast { hub: u64, frame: Arc<[u8]> },
+    /// Close every WebSocket client of a hub on this loop with this code.
+    CloseHub { hub: u64, code: u16, reason: &'static str },
 }
 
 pub struct AdminJob {
@@ -112,6 +116,8 @@ struct Slot<P> {
     generation: u32,
     conn: Option<Conn<P>>,
     registered: Want,
+    /// The hub of a WebSocket connection, once indexed in [`EventLoop::hubs`].
+    hub: Option<u64>,
     /// Counted in [`EventLoop::handshakes`] (a TLS handshake in progress).
     handshaking: bool,
     /// The connection's place in the cap, given back when it closes.
@@ -153,6 +159,10 @@ pub struct EventLoop<P> {
     /// See [`ConnCtx::spare_out`].
     spare_out: Vec<u8>,
     draining: bool,
+    /// The slots of this loop's WebSocket connections, by hub.
+    hubs: foldhash::HashMap<u64, Vec<u32>>,
+    /// A hub's slots, copied for one fan-out (a connection may close during it).
+    fan_out: Vec<u32>,
 }
 
 impl<P> EventLoop<P> {
@@ -188,6 +198,8 @@ impl<P> EventLoop<P> {
             date: DateCache::default(),
             spare_out: Vec::new(),
             draining: false,
+            hubs: Default::default(),
+            fan_out: Vec::new(),
         })
     }
 
@@ -371,6 +383,7 @@ impl<P> EventLoop<P> {
                     generation: 0,
                     conn: None,
                     registered: Want::Nothing,
+                    hub: None,
                     handshaking: false,
                     place,
                 });
@@ -458,6 +471,17 @@ impl<P> EventLoop<P> {
     fn read_mail<S: LoopService<Plan = P>>(&mut self, service: &mut S, now: Instant) {
         self.mailbox.waker.drain();
         while let Ok(mail) = self.inbox.try_recv() {
+            let mail = match mail {
+                Mail::Broadcast { hub, frame } => {
+                    self.to_hub(hub, now, |c, ctx| c.ws_send(&frame, ctx));
+                    continue;
+                }
+                Mail::CloseHub { hub, code, reason } => {
+                    self.to_hub(hub, now, |c, ctx| c.ws_close(code, reason, ctx));
+                    continue;
+                }
+                mail => mail,
+            };
             let Some((token, response)) = service.on_mail(mail) else {
                 continue;
             };
@@ -471,6 +495,20 @@ impl<P> EventLoop<P> {
         }
     }
 
+    /// Runs `f` on each of this loop's WebSocket connections in `hub`.
+    fn to_hub(&mut self, hub: u64, now: Instant, f: impl Fn(&mut Conn<P>, &mut ConnCtx)) {
+        let Some(slots) = self.hubs.get(&hub) else {
+            return;
+        };
+        let mut fan_out = std::mem::take(&mut self.fan_out);
+        fan_out.clear();
+        fan_out.extend_from_slice(slots);
+        for &index in &fan_out {
+            self.with_conn(index as usize, now, &f);
+        }
+        self.fan_out = fan_out;
+    }
+
     /// Re-registers interest if it changed and re-arms the deadline, or closes the
     /// connection when it is done.
     fn update(&mut self, index: usize) {
@@ -479,6 +517,12 @@ impl<P> EventLoop<P> {
         if slot.handshaking && !conn.is_handshaking() {
             slot.handshaking = false;
             self.handshakes -= 1;
+        }
+        if slot.hub.is_none() {
+            if let Some(hub) = conn.ws_hub() {
+                slot.hub = Some(hub);
+                self.hubs.entry(hub).or_default().push(index as u32);
+            }
         }
         let want = conn.want();
         if want != Want::Close {
@@ -497,6 +541,14 @@ impl<P> EventLoop<P> {
             }
             Want::Read => self.epoll.modify(fd, Interest::READ, token),
             Want::Write => self.epoll.modify(fd, Interest::WRITE, token),
+            Want::ReadWrite => self.epoll.modify(
+                fd,
+                Interest {
+                    read: true,
+                    write: true,
+                },
+                token,
+            ),
             Want::Nothing => self.epoll.modify(
                 fd,
                 Interest {
@@ -522,6 +574,9 @@ impl<P> EventLoop<P> {
             slot.handshaking = false;
             self.handshakes -= 1;
         }
+        if let Some(hub) = self.slots[index].hub.take() {
+            self.leave_hub(hub, index as u32);
+        }
         if self.slots[index].conn.take().is_some() {
             // Dropping the stream closes the fd, which also removes it from the epoll set.
             self.timers.set(index as u32, None);
@@ -545,6 +600,17 @@ impl<P> EventLoop<P> {
         }
     }
 
+    fn leave_hub(&mut self, hub: u64, index: u32) {
+        if let Some(slots) = self.hubs.get_mut(&hub) {
+            if let Some(at) = slots.iter().position(|&i| i == index) {
+                slots.swap_remove(at);
+            }
+            if slots.is_empty() {
+                self.hubs.remove(&hub);
+            }
+        }
+    }
+
     /// Stops accepting and lets in-flight requests finish; idle connections close now.
     fn begin_draining(&mut self) {
         self.draining = true;
@@ -562,11 +628,9 @@ impl<P> EventLoop<P> {
     /// Closes the connections with nothing in progress (see [`Conn::start_draining`]).
     /// Only while draining, when few connections are left.
     fn drain_idle(&mut self) {
+        let now = Instant::now();
         for index in 0..self.slots.len() {
-            if let Some(c) = self.slots[index].conn.as_mut() {
-                c.start_draining();
-            }
-            self.update(index);
+            self.with_conn(index, now, |c, ctx| c.start_draining(ctx));
         }
     }
 }

@@ -1,47 +1,221 @@
-//! Per-site WebSocket hubs (issue #15): which core threads hold each site's clients, so a
-//! message reaches every client through those threads' mailboxes.
+//! Per-site WebSocket hubs (issue #15). A hub counts its site's clients on each core
+//! thread; a message for the hub is framed once and mailed to every core thread that holds
+//! a client of it, whose event loop queues it for each of them ([`Mail::Broadcast`]). No
+//! lock is held while anything is sent, and nothing here waits on a client: a slow one is
+//! closed by its own connection when its queue fills.
 
+use super::event_loop::{Mail, Mailbox};
+use crate::http::conn::{Member, Upgrade, WsLimits};
+use crate::http::ws::{self, Opcode};
+use crate::platform::metrics::{Collector, Desc, Kind, Source};
 use parking_lot::RwLock;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// Limits on the number of clients (`FAZT_WS_MAX`, `FAZT_WS_PER_SITE`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HubLimits {
+    pub total: usize,
+    pub per_site: usize,
+}
 
 /// Every site's hub, created at its first client.
 pub(crate) struct Hubs {
     sites: RwLock<HashMap<String, Arc<Hub>>>,
-    message_max: usize,
+    /// The core threads' mailboxes, by thread index; set once before they accept.
+    mailboxes: OnceLock<Vec<Mailbox>>,
+    clients: AtomicUsize,
+    next_id: AtomicU64,
+    limits: HubLimits,
+    connection: WsLimits,
 }
 
 /// One site's clients, counted per core thread.
 pub(crate) struct Hub {
+    id: u64,
     clients: AtomicUsize,
+    per_thread: Box<[AtomicUsize]>,
+}
+
+/// Why an upgrade was refused: the limit reached, for a 503.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Full {
+    Total(usize),
+    Site(usize),
 }
 
 impl Hubs {
-    pub(crate) fn new(message_max: usize) -> Hubs {
+    pub(crate) fn new(limits: HubLimits, connection: WsLimits) -> Hubs {
         Hubs {
             sites: RwLock::new(HashMap::new()),
-            message_max,
+            mailboxes: OnceLock::new(),
+            clients: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+            limits,
+            connection,
         }
+    }
+
+    /// The core threads' mailboxes, before any of them accepts a connection.
+    pub(crate) fn attach(&self, mailboxes: Vec<Mailbox>) {
+        let _ = self.mailboxes.set(mailboxes);
+    }
+
+    /// A new client of `site` on core thread `thread`, within the limits.
+    pub(crate) fn join(self: &Arc<Hubs>, site: &str, thread: usize) -> Result<Upgrade, Full> {
+        reserve(&self.clients, self.limits.total).map_err(Full::Total)?;
+        let hub = self.hub_of(site);
+        if let Err(limit) = reserve(&hub.clients, self.limits.per_site) {
+            self.clients.fetch_sub(1, Ordering::Relaxed);
+            return Err(Full::Site(limit));
+        }
+        hub.per_thread[thread].fetch_add(1, Ordering::Relaxed);
+        let member = Membership {
+            hubs: Arc::clone(self),
+            hub,
+            thread,
+        };
+        Ok(Upgrade {
+            member: Box::new(member),
+            limits: self.connection,
+        })
+    }
+
+    fn hub_of(&self, site: &str) -> Arc<Hub> {
+        if let Some(hub) = self.sites.read().get(site) {
+            return Arc::clone(hub);
+        }
+        let threads = self.mailboxes.get().map_or(1, Vec::len);
+        let mut sites = self.sites.write();
+        let hub = sites.entry(site.to_string()).or_insert_with(|| {
+            Arc::new(Hub {
+                id: self.next_id.fetch_add(1, Ordering::Relaxed),
+                clients: AtomicUsize::new(0),
+                per_thread: (0..threads).map(|_| AtomicUsize::new(0)).collect(),
+            })
+        });
+        Arc::clone(hub)
+    }
+
+    fn find(&self, site: &str) -> Option<Arc<Hub>> {
+        self.sites.read().get(site).cloned()
+    }
+
+    /// Mails `mail` (made per thread) to every core thread holding a client of `hub`.
+    fn mail(&self, hub: &Hub, mail: impl Fn() -> Mail) {
+        let Some(mailboxes) = self.mailboxes.get() else {
+            return;
+        };
+        for (thread, count) in hub.per_thread.iter().enumerate() {
+            if count.load(Ordering::Relaxed) > 0 {
+                mailboxes[thread].send(mail());
+            }
+        }
+    }
+
+    fn fan_out(&self, hub: &Hub, opcode: Opcode, payload: &[u8]) {
+        let frame: Arc<[u8]> = ws::frame(opcode, payload).into();
+        let id = hub.id;
+        self.mail(hub, || Mail::Broadcast {
+            hub: id,
+            frame: Arc::clone(&frame),
+        });
     }
 
     /// Queues a text message for every client of `site`'s hub (on every core thread), never
     /// waiting on any client; the number of clients it was queued for (0: none connected).
     pub(crate) fn broadcast_text(&self, site: &str, text: &str) -> usize {
-        let _ = text;
-        self.clients(site)
+        let Some(hub) = self.find(site) else {
+            return 0;
+        };
+        let clients = hub.clients.load(Ordering::Relaxed);
+        if clients > 0 {
+            self.fan_out(&hub, Opcode::Text, text.as_bytes());
+        }
+        clients
     }
 
     /// Clients connected to `site`'s hub now.
     pub(crate) fn clients(&self, site: &str) -> usize {
-        let sites = self.sites.read();
-        sites
-            .get(site)
+        self.find(site)
             .map_or(0, |hub| hub.clients.load(Ordering::Relaxed))
     }
 
     /// Largest message a client may send and a broadcast may carry (FAZT_WS_MESSAGE_MAX).
     pub(crate) fn message_max(&self) -> usize {
-        self.message_max
+        self.connection.message_max
+    }
+
+    /// Closes every client of `site` with 1001 (the site was deleted, or no longer has the
+    /// endpoint); a client that connects later starts a new hub.
+    pub(crate) fn close_site(&self, site: &str, reason: &'static str) {
+        let Some(hub) = self.sites.write().remove(site) else {
+            return;
+        };
+        let id = hub.id;
+        self.mail(&hub, || Mail::CloseHub {
+            hub: id,
+            code: 1001,
+            reason,
+        });
+    }
+
+    /// The sites with a hub, for [`Hubs::close_site`] after the site table changed.
+    pub(crate) fn sites(&self) -> Vec<String> {
+        self.sites.read().keys().cloned().collect()
+    }
+}
+
+/// Adds one to `count` unless it is at `limit` (then the limit).
+fn reserve(count: &AtomicUsize, limit: usize) -> Result<(), usize> {
+    count
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < limit).then_some(n + 1)
+        })
+        .map(|_| ())
+        .map_err(|_| limit)
+}
+
+/// One connection's place in its hub; dropped when the connection closes.
+struct Membership {
+    hubs: Arc<Hubs>,
+    hub: Arc<Hub>,
+    thread: usize,
+}
+
+impl Member for Membership {
+    fn hub(&self) -> u64 {
+        self.hub.id
+    }
+
+    fn publish(&self, opcode: Opcode, payload: &[u8]) {
+        self.hubs.fan_out(&self.hub, opcode, payload);
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        self.hub.per_thread[self.thread].fetch_sub(1, Ordering::Relaxed);
+        self.hub.clients.fetch_sub(1, Ordering::Relaxed);
+        self.hubs.clients.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+static SITE_CONNECTIONS: Desc = Desc::new(
+    Kind::Gauge,
+    "fazt_ws_site_connections",
+    "ws.site_connections",
+    "WebSocket clients connected, by site",
+)
+.labelled("site");
+
+impl Source for Hubs {
+    fn collect(&self, out: &mut Collector) {
+        let sites = self.sites.read();
+        for (site, hub) in sites.iter() {
+            let clients = hub.clients.load(Ordering::Relaxed) as u64;
+            out.int_with(&SITE_CONNECTIONS, site, clients);
+        }
     }
 }

@@ -9,6 +9,7 @@ pub(crate) mod config;
 pub(crate) mod event_loop;
 pub(crate) mod router;
 mod services;
+mod sockets;
 mod threads;
 mod timers;
 mod tls;
@@ -38,7 +39,7 @@ use rusqlite::Connection;
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -76,10 +77,27 @@ pub struct App {
     pub apps: apps::Apps,
     /// The sites' WebSocket clients (issue #15).
     pub hubs: Arc<hubs::Hubs>,
+    /// The site table's generation [`App::close_gone_hubs`] last looked at.
+    hubs_synced: std::sync::atomic::AtomicU64,
     draining: Arc<AtomicBool>,
 }
 
 impl App {
+    /// Closes (1001) the WebSocket clients of sites deleted or deployed without the
+    /// endpoint since the last call; cheap when the site table has not changed.
+    pub(crate) fn close_gone_hubs(&self) {
+        let table = &self.sites.table;
+        let generation = table.generation();
+        if self.hubs_synced.swap(generation, Ordering::Relaxed) == generation {
+            return;
+        }
+        for site in self.hubs.sites() {
+            if !table.websocket(&site) {
+                self.hubs.close_site(&site, "the site's WebSocket endpoint is gone");
+            }
+        }
+    }
+
     /// What the admin thread's API gets: shared handles, copies of settings.
     pub fn admin_context(&self) -> AdminContext {
         AdminContext {
@@ -98,6 +116,7 @@ impl App {
             proxies: self.config.trusted_proxies.clone(),
             auth: Arc::clone(&self.deploy.auth),
             certs: Arc::clone(&self.certs),
+            sockets: Arc::clone(&self.hubs) as _,
             acme: self.acme_context(),
             accounts: self.accounts.clone(),
         }
@@ -283,7 +302,7 @@ pub fn run(mut config: Config) -> Result<i32, String> {
     let js_readers = (0..config.js.workers)
         .map(|_| crate::db::open_read(&db_path, &limits).map_err(|e| e.to_string()))
         .collect::<Result<Vec<Connection>, String>>()?;
-    let hubs = Arc::new(hubs::Hubs::new(64 * 1024));
+    let hubs = Arc::new(hubs::Hubs::new(config.ws.hubs, config.ws.connection));
     let apps = apps::Apps::start(
         &config.js,
         writer.clone(),
@@ -316,6 +335,7 @@ pub fn run(mut config: Config) -> Result<i32, String> {
         },
         apps,
         hubs,
+        hubs_synced: Default::default(),
         started: Instant::now(),
         draining: Arc::new(AtomicBool::new(false)),
         config,

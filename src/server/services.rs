@@ -25,6 +25,8 @@ pub struct CoreService {
     pub app: Arc<App>,
     pub admin: Mailbox,
     pub me: Mailbox,
+    /// This core thread's index (its place in the WebSocket hubs' counts).
+    pub thread: usize,
     /// `--redirect-http`, read once (the plan is on every request's path).
     pub redirect_http: bool,
 }
@@ -112,6 +114,13 @@ impl CoreService {
         if plan.redirect {
             return Some(to_https(&self.app, &request));
         }
+        if request.path() == super::sockets::PATH {
+            if let Target::Site(site) = plan.route.target(&request.host, || request.path()) {
+                if let Some(answer) = super::sockets::upgrade(&self.app, &request, site, self.thread) {
+                    return Some(answer);
+                }
+            }
+        }
         // A script is planned only for a site's route.
         if let Some(script) = plan.script {
             if let Target::Site(site) = plan.route.target(&request.host, || request.path()) {
@@ -171,7 +180,8 @@ impl LoopService for CoreService {
     fn on_mail(&mut self, mail: Mail) -> Option<(u64, Response)> {
         match mail {
             Mail::Reply { token, response } => Some((token, response)),
-            Mail::AdminJob(_) => None,
+            // Broadcasts and hub closes are the event loop's own.
+            _ => None,
         }
     }
 
@@ -371,6 +381,7 @@ impl LoopService for AdminService {
             // A deploy or an admin write for this thread's own listener has finished.
             Mail::Reply { token, response } => return Some((token, response)),
             Mail::AdminJob(job) => job,
+            _ => return None,
         };
         let AdminJob {
             request,
@@ -394,6 +405,7 @@ impl LoopService for AdminService {
             tls.on_tick();
         }
         self.api.refresh_sites_if_changed();
+        self.app.close_gone_hubs();
         self.api.rotate_salt_if_new_day();
         self.api.run_retention();
         self.api.prune_accounts();

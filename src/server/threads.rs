@@ -92,10 +92,19 @@ pub fn start_threads(
     .map_err(io_err)?;
 
     let core_count = app.config.probe.limits.core_threads;
+    // Every core thread's mailbox exists before any of them accepts: a WebSocket client of
+    // one thread may be sent a message through another's.
+    let mut inboxes = Vec::new();
     let mut core_mailboxes = Vec::new();
-    for i in 0..core_count {
-        let listener = listeners.public.try_clone().map_err(io_err)?;
+    for _ in 0..core_count {
         let (mailbox, inbox) = Mailbox::new().map_err(io_err)?;
+        core_mailboxes.push(mailbox);
+        inboxes.push(inbox);
+    }
+    app.hubs.attach(core_mailboxes.clone());
+    for (i, inbox) in inboxes.into_iter().enumerate() {
+        let listener = listeners.public.try_clone().map_err(io_err)?;
+        let mailbox = core_mailboxes[i].clone();
         let mut event_loop = EventLoop::new(
             Some(listener),
             app.public_cap.clone(),
@@ -114,10 +123,10 @@ pub fn start_threads(
         let service = CoreService {
             app: app.clone(),
             admin: admin_mailbox.clone(),
-            me: mailbox.clone(),
+            me: mailbox,
+            thread: i,
             redirect_http: app.config.tls.as_ref().is_some_and(|t| t.redirect_http),
         };
-        core_mailboxes.push(mailbox);
         let reader = readers
             .pop()
             .ok_or("no read connection for a core thread")?;

@@ -10,6 +10,8 @@ use std::sync::Arc;
 #[derive(Default)]
 pub struct SiteTable {
     current: RwLock<SiteMap>,
+    /// Bumped each time the table changes, so a follower syncs only then.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 /// A site's current deployment and when it went live.
@@ -26,6 +28,9 @@ pub struct Live {
     pub last_modified: Arc<str>,
     /// The deployment's server-side script, if it has one (issue #14).
     pub script: Option<Script>,
+    /// `/ws` is the site's WebSocket endpoint (issue #15): unless the deployment has its
+    /// own file there (`ws` or `ws/index.html`), which a deploy may add to take it away.
+    pub websocket: bool,
 }
 
 /// A deployment's server-side script: which requests it answers, and the file.
@@ -81,6 +86,15 @@ fn find_script(conn: &Connection, deployment: i64) -> rusqlite::Result<Option<Sc
     )
 }
 
+/// Whether `deployment` has a file of its own at `/ws` (then it is served, not upgraded).
+fn has_own_ws(conn: &Connection, deployment: i64) -> rusqlite::Result<bool> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM files
+         WHERE deployment = ?1 AND path IN ('ws', 'ws/index.html'))",
+    )?;
+    stmt.query_row([deployment], |r| r.get(0))
+}
+
 /// foldhash, not SipHash: every request looks its site up here, and the names are the
 /// deployed sites' (a client can't add keys).
 type SiteMap = HashMap<String, Live, foldhash::fast::RandomState>;
@@ -97,6 +111,16 @@ impl SiteTable {
         let table = self.current.read();
         let script = table.get(site)?.script?;
         script.answers(path).then_some(script)
+    }
+
+    /// Whether `site` is served and `/ws` is its WebSocket endpoint.
+    pub fn websocket(&self, site: &str) -> bool {
+        self.current.read().get(site).is_some_and(|live| live.websocket)
+    }
+
+    /// Changes with every change of the table.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The names of the sites served now.
@@ -134,6 +158,7 @@ impl SiteTable {
                     since,
                     last_modified,
                     script: find_script(conn, deployment)?,
+                    websocket: !has_own_ws(conn, deployment)?,
                 };
                 Ok((name, live))
             })
@@ -145,6 +170,8 @@ impl SiteTable {
             .map(|(_, live)| live.deployment)
             .collect();
         *table = fresh;
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
         Ok(replaced)
     }
 }
