@@ -517,6 +517,7 @@ mod tests {
         let error = reader.read(&header).expect_err("too big");
         assert_eq!(error, WsError::TooBig { limit: 1000 });
         assert_eq!(error.close_code(), 1009);
+        assert_eq!(read(1000, &header), (Vec::new(), Some(error)));
         // The limit counts every fragment of the message: 600 held, 401 more declared.
         let mut reader = Reader::new(1000);
         let first = masked(0x1, &[b'a'; 600]);
