@@ -4,9 +4,9 @@
 
 mod apps;
 mod certs;
+pub(crate) mod hubs;
 pub(crate) mod config;
 pub(crate) mod event_loop;
-pub(crate) mod hubs;
 pub(crate) mod router;
 mod services;
 mod threads;
