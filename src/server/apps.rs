@@ -489,3 +489,38 @@ impl LogSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A site's host on a writer that is never written to, with hubs of this message limit.
+    fn host(message_max: usize) -> (DbHost, crate::db::writer::WriterThread) {
+        let conn = Connection::open_in_memory().unwrap();
+        let (writer, thread) = crate::db::writer::spawn(conn, 1).unwrap();
+        let host = DbHost {
+            site: "blog".into(),
+            writer: writer.clone(),
+            quotas: Quotas::default(),
+            fetch: Arc::new(FetchPolicy::default()),
+            logs: Arc::new(LogSink::new(writer)),
+            hubs: Arc::new(Hubs::new(message_max)),
+            lines: Vec::new(),
+        };
+        (host, thread)
+    }
+
+    #[test]
+    fn a_broadcast_goes_to_the_hubs_within_their_message_limit() {
+        let (mut host, thread) = host(8);
+        assert_eq!(host.socket_clients(), Ok(0));
+        assert_eq!(host.socket_broadcast("12345678"), Ok(0), "no client yet");
+        assert_eq!(
+            host.socket_broadcast("123456789"),
+            Err("socket.broadcast: the message is 9 bytes, over the limit of 8".to_string())
+        );
+        host.writer.stop();
+        drop(host);
+        thread.join().unwrap();
+    }
+}
