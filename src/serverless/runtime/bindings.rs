@@ -187,7 +187,6 @@ fn dispatch<'js>(
         "fetch" => fetch(ctx, current, args.args),
         "socket_broadcast" => {
             let text = args.string(0, "the message must be a string")?;
-            count_storage(op);
             broadcast(ctx, current, &text)
         }
         "socket_clients" => {
@@ -308,6 +307,7 @@ fn broadcast<'js>(
         return Err(Exception::throw_message(ctx, &message));
     }
     current.broadcasts += 1;
+    count_storage("socket_broadcast");
     (hosted(ctx, current.host.socket_broadcast(text))? as f64).into_js(ctx)
 }
 
