@@ -4,6 +4,7 @@
 //! invocation (or answers 503 at once) and gets the answer back by mail.
 
 use super::event_loop::{Mail, Mailbox};
+use super::hubs::Hubs;
 use crate::db::writer::WriterHandle;
 use crate::db::DbError;
 use crate::hosting::store::{Script, ScriptKind};
@@ -14,6 +15,7 @@ use crate::server::config::JsConfig;
 use crate::serverless::fetch::{self, FetchPolicy, FetchRequest, FetchResponse, SystemResolver};
 use crate::serverless::metrics as js_metrics;
 use crate::serverless::pool::{Full, Invocation, Pool, PoolConfig, Services};
+use crate::serverless::runtime::bindings::broadcast_fits;
 use crate::serverless::runtime::{Code, Host, JsRequest, JsResponse, Style};
 use crate::serverless::sandbox::{Limits, RunError};
 use crate::serverless::store::{self as app_store, KvEntry, LogLevel, NewLog, Quotas, StoreError};
@@ -45,9 +47,8 @@ impl Apps {
         writer: WriterHandle,
         readers: Vec<Connection>,
         proxies: TrustedProxies,
-        hubs: Arc<super::hubs::Hubs>,
+        hubs: Arc<Hubs>,
     ) -> Result<Apps, String> {
-        let _ = hubs;
         let logs = Arc::new(LogSink::new(writer.clone()));
         let services = Arc::new(DbServices {
             writer,
@@ -60,6 +61,7 @@ impl Apps {
                 ..FetchPolicy::default()
             }),
             logs: Arc::clone(&logs),
+            hubs,
         });
         let pool = Pool::start(
             PoolConfig {
@@ -215,7 +217,7 @@ fn script_response(answer: JsResponse) -> Response {
 }
 
 /// The pool's view of the server: each worker's read connection, the writer for the
-/// scripts' storage writes, fetch and the logs.
+/// scripts' storage writes, fetch, the logs and the WebSocket hubs.
 struct DbServices {
     writer: WriterHandle,
     /// Read connections not yet taken by a worker.
@@ -223,6 +225,7 @@ struct DbServices {
     quotas: Quotas,
     fetch: Arc<FetchPolicy>,
     logs: Arc<LogSink>,
+    hubs: Arc<Hubs>,
 }
 
 impl Services for DbServices {
@@ -247,6 +250,7 @@ impl Services for DbServices {
             quotas: self.quotas,
             fetch: Arc::clone(&self.fetch),
             logs: Arc::clone(&self.logs),
+            hubs: Arc::clone(&self.hubs),
             lines: Vec::new(),
         })
     }
@@ -263,6 +267,7 @@ struct DbHost {
     quotas: Quotas,
     fetch: Arc<FetchPolicy>,
     logs: Arc<LogSink>,
+    hubs: Arc<Hubs>,
     /// This invocation's log lines, handed to the sink when it ends.
     lines: Vec<NewLog>,
 }
@@ -401,6 +406,16 @@ impl Host for DbHost {
     fn fetch(&mut self, request: FetchRequest, deadline: Instant) -> Result<FetchResponse, String> {
         fetch::fetch(&request, &self.fetch, &SystemResolver, deadline).map_err(|e| e.to_string())
     }
+
+    /// Only queued: the hubs' mailboxes take it and this worker goes on at once.
+    fn socket_broadcast(&mut self, text: &str) -> Result<usize, String> {
+        broadcast_fits(text, self.hubs.message_max())?;
+        Ok(self.hubs.broadcast_text(&self.site, text))
+    }
+
+    fn socket_clients(&mut self) -> Result<usize, String> {
+        Ok(self.hubs.clients(&self.site))
+    }
 }
 
 /// Scripts' log lines on their way to the database: buffered from every worker, committed
@@ -472,5 +487,40 @@ impl LogSink {
         if let Err(e) = outcome {
             log::warn!("scripts' log lines were not stored: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A site's host on a writer that is never written to, with hubs of this message limit.
+    fn host(message_max: usize) -> (DbHost, crate::db::writer::WriterThread) {
+        let conn = Connection::open_in_memory().unwrap();
+        let (writer, thread) = crate::db::writer::spawn(conn, 1).unwrap();
+        let host = DbHost {
+            site: "blog".into(),
+            writer: writer.clone(),
+            quotas: Quotas::default(),
+            fetch: Arc::new(FetchPolicy::default()),
+            logs: Arc::new(LogSink::new(writer)),
+            hubs: Arc::new(Hubs::new(message_max)),
+            lines: Vec::new(),
+        };
+        (host, thread)
+    }
+
+    #[test]
+    fn a_broadcast_goes_to_the_hubs_within_their_message_limit() {
+        let (mut host, thread) = host(8);
+        assert_eq!(host.socket_clients(), Ok(0));
+        assert_eq!(host.socket_broadcast("12345678"), Ok(0), "no client yet");
+        assert_eq!(
+            host.socket_broadcast("123456789"),
+            Err("socket.broadcast: the message is 9 bytes, over the limit of 8".to_string())
+        );
+        host.writer.stop();
+        drop(host);
+        thread.join().unwrap();
     }
 }

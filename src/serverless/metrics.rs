@@ -1,6 +1,6 @@
 //! The serverless metrics, declared once: invocations by outcome, their duration (from the
 //! hand-over by the core thread, so queue wait counts), the queue depth, the sandboxes alive
-//! across workers, and the storage calls scripts make. `JS_STATS` is the source the admin
+//! across workers, and the storage (and WebSocket hub) calls scripts make. `JS_STATS` is the source the admin
 //! metrics list renders.
 
 use crate::platform::metrics::{
@@ -26,8 +26,8 @@ const OUTCOMES: [(Outcome, &str); 5] = [
     (Outcome::Shed, "shed"),
 ];
 
-/// The storage calls a script makes, as `fazt_js_storage_ops_total` labels them.
-pub(crate) const STORAGE_OPS: [&str; 8] = [
+/// The storage and hub calls a script makes, as `fazt_js_storage_ops_total` labels them.
+pub(crate) const STORAGE_OPS: [&str; 10] = [
     "kv_get",
     "kv_set",
     "kv_delete",
@@ -36,6 +36,8 @@ pub(crate) const STORAGE_OPS: [&str; 8] = [
     "ds_find",
     "ds_update",
     "ds_delete",
+    "socket_broadcast",
+    "socket_clients",
 ];
 
 pub(crate) struct JsStats {
@@ -128,7 +130,7 @@ static STORAGE: Desc = Desc::new(
     Kind::Counter,
     "fazt_js_storage_ops_total",
     "js.storage_ops",
-    "kv and ds calls made by scripts, by operation",
+    "kv, ds and socket calls made by scripts, by operation",
 )
 .labelled("op");
 
@@ -155,6 +157,7 @@ mod tests {
     fn every_family_renders_with_its_labels() {
         count_shed();
         count_storage("ds_update");
+        count_storage("socket_broadcast");
         count_storage("not an op");
         let text = Registry::new().with(&JS_STATS).render_prometheus();
         for line in [
@@ -175,6 +178,11 @@ mod tests {
             .find(|l| l.starts_with("fazt_js_storage_ops_total{op=\"ds_update\"}"))
             .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
         assert!(ds_update >= Some(1), "{ds_update:?}");
+        let broadcasts = text
+            .lines()
+            .find(|l| l.starts_with("fazt_js_storage_ops_total{op=\"socket_broadcast\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
+        assert!(broadcasts >= Some(1), "{broadcasts:?}");
         assert!(JS_STATS.outcome_count(Outcome::Shed) >= 1);
         let json = Registry::new().with(&JS_STATS).to_json();
         assert!(

@@ -1,7 +1,8 @@
 //! What a script reaches outside its sandbox: the [`Host`] of the invocation in progress,
 //! through one native function that the prelude wraps (`host(generation, op, …)`). The
-//! per-invocation caps live here: log lines and bytes, fetch calls. A call whose generation
-//! is not the invocation in progress (a function kept from an earlier request) throws.
+//! per-invocation caps live here: log lines and bytes, fetch calls, broadcasts. A call whose
+//! generation is not the invocation in progress (a function kept from an earlier request)
+//! throws.
 
 use super::super::fetch::{FetchRequest, FetchResponse};
 use super::super::metrics::count_storage;
@@ -37,6 +38,11 @@ pub(crate) trait Host {
     fn log(&mut self, level: LogLevel, message: &str);
     /// `deadline`: the invocation's own; the fetch must end by then.
     fn fetch(&mut self, request: FetchRequest, deadline: Instant) -> Result<FetchResponse, String>;
+    /// Queues `text` for every WebSocket client of the site, never waiting on one; the
+    /// number of clients it was queued for.
+    fn socket_broadcast(&mut self, text: &str) -> Result<usize, String>;
+    /// The site's WebSocket clients connected now.
+    fn socket_clients(&mut self) -> Result<usize, String>;
 }
 
 /// Log lines one invocation may write (then one line says how many were dropped).
@@ -47,6 +53,21 @@ pub(crate) const LOG_BYTES: usize = 16 << 10;
 pub(crate) const LOG_LINE_BYTES: usize = 2 << 10;
 /// `fetch` calls one invocation may make.
 pub(crate) const FETCHES: u32 = 10;
+/// `socket.broadcast` calls one invocation may make (each one is a message to every client:
+/// a script looping over it must not flood the hub).
+pub(crate) const BROADCASTS: u32 = 100;
+
+/// Whether `text` fits a hub's message of at most `max` bytes; else the error the script sees
+/// (the hosts check it, as only they know their hubs' limit).
+pub(crate) fn broadcast_fits(text: &str, max: usize) -> Result<(), String> {
+    match text.len() <= max {
+        true => Ok(()),
+        false => Err(format!(
+            "socket.broadcast: the message is {} bytes, over the limit of {max}",
+            text.len()
+        )),
+    }
+}
 
 /// The invocation in progress, as the native function sees it.
 pub(crate) struct Current {
@@ -57,6 +78,7 @@ pub(crate) struct Current {
     bytes: usize,
     dropped: usize,
     fetches: u32,
+    broadcasts: u32,
 }
 
 /// The invocation in progress on a sandbox, if any.
@@ -72,6 +94,7 @@ impl Current {
             bytes: 0,
             dropped: 0,
             fetches: 0,
+            broadcasts: 0,
         }
     }
 
@@ -162,6 +185,14 @@ fn dispatch<'js>(
             serde_json::Value::Object(object).to_string().into_js(ctx)
         }
         "fetch" => fetch(ctx, current, args.args),
+        "socket_broadcast" => {
+            let text = args.string(0, "the message must be a string")?;
+            broadcast(ctx, current, &text)
+        }
+        "socket_clients" => {
+            count_storage(op);
+            (hosted(ctx, current.host.socket_clients())? as f64).into_js(ctx)
+        }
         _ if op.starts_with("kv_") => {
             count_storage(op);
             kv(&args, current.host.as_mut())
@@ -263,6 +294,21 @@ fn fetch<'js>(
     let request = fetch_request(ctx, args)?;
     let response = hosted(ctx, current.host.fetch(request, current.deadline))?;
     fetch_response_json(response).into_js(ctx)
+}
+
+/// One broadcast within the invocation's cap; the number of clients it was queued for.
+fn broadcast<'js>(
+    ctx: &Ctx<'js>,
+    current: &mut Current,
+    text: &str,
+) -> rquickjs::Result<Value<'js>> {
+    if current.broadcasts == BROADCASTS {
+        let message = format!("socket.broadcast: at most {BROADCASTS} calls per invocation");
+        return Err(Exception::throw_message(ctx, &message));
+    }
+    current.broadcasts += 1;
+    count_storage("socket_broadcast");
+    (hosted(ctx, current.host.socket_broadcast(text))? as f64).into_js(ctx)
 }
 
 /// The prelude's arguments: URL, method, headers as JSON pairs, body (a string, if any).

@@ -1,10 +1,11 @@
 //! An in-memory [`Services`] and [`Host`], for the unit tests and the runtime benchmark: kv
-//! with TTLs, ds with equality queries and shallow merges, env, logs and canned fetches, all
-//! kept per site in one shared [`Memory`].
+//! with TTLs, ds with equality queries and shallow merges, env, logs, canned fetches and
+//! recorded broadcasts, all kept per site in one shared [`Memory`].
 
 use super::super::fetch::{FetchRequest, FetchResponse};
 use super::super::pool::Services;
 use super::super::store::{KvEntry, LogLevel};
+use super::bindings::broadcast_fits;
 use super::{Code, Host, Style};
 use parking_lot::Mutex;
 use serde_json::{Map, Value};
@@ -19,6 +20,9 @@ type Kv = BTreeMap<(String, String), (String, Option<i64>)>;
 /// (site, collection) → documents, each an object with its `id`.
 type Docs = HashMap<(String, String), Vec<Map<String, Value>>>;
 
+/// The largest broadcast the fake hubs take (the server's is `FAZT_WS_MESSAGE_MAX`).
+pub(crate) const MESSAGE_MAX: usize = 1 << 10;
+
 /// Everything the fake hosts share, by site.
 #[derive(Default)]
 pub(crate) struct Memory {
@@ -31,6 +35,10 @@ pub(crate) struct Memory {
     pub fetched: Mutex<Vec<FetchRequest>>,
     /// The deadline each fetch was given.
     pub fetch_deadlines: Mutex<Vec<Instant>>,
+    /// (site, text) of every broadcast.
+    pub broadcasts: Mutex<Vec<(String, String)>>,
+    /// The clients every site's hub has (and each broadcast reaches).
+    pub socket_clients: AtomicUsize,
     /// When set, every kv and ds call fails with this message.
     pub failure: Mutex<Option<String>>,
     pub env_calls: AtomicUsize,
@@ -275,5 +283,16 @@ impl Host for FakeHost {
             body: format!("{{\"url\":\"{url}\"}}").into_bytes(),
             url,
         })
+    }
+
+    fn socket_broadcast(&mut self, text: &str) -> Result<usize, String> {
+        broadcast_fits(text, MESSAGE_MAX)?;
+        let entry = (self.site.clone(), text.to_string());
+        self.memory.broadcasts.lock().push(entry);
+        self.socket_clients()
+    }
+
+    fn socket_clients(&mut self) -> Result<usize, String> {
+        Ok(self.memory.socket_clients.load(Ordering::Relaxed))
     }
 }

@@ -37,7 +37,8 @@
   }
 
   // The per-invocation objects a script reaches: console, fazt, fetch (and kv and the env
-  // getter for the root style's db and process.env), each bound to one invocation's `call`.
+  // getter for the root style's db and process.env, socket for its v0.7.1 global), each
+  // bound to one invocation's `call`.
   function tools(call) {
     const line = (level) =>
       function () {
@@ -96,7 +97,22 @@
       },
     });
 
-    const fazt = { app: freeze({ kv, ds }) };
+    // The site's WebSocket clients (at wss://<site>/ws): a string is sent as is, anything
+    // else as its JSON, both as a text message.
+    const socket = freeze({
+      broadcast(msg) {
+        const text = typeof msg === "string" ? msg : stringify(msg);
+        if (text === undefined) {
+          throw new TypeError("socket.broadcast: a " + typeof msg + " cannot be sent (a string or a JSON value)");
+        }
+        return call("socket_broadcast", text);
+      },
+      clients() {
+        return call("socket_clients");
+      },
+    });
+
+    const fazt = { app: freeze({ kv, ds }), socket };
     defineProperty(fazt, "env", { get: getEnv, enumerable: true });
     freeze(fazt);
 
@@ -128,7 +144,7 @@
         },
       });
     }
-    return { console, fazt, fetch, kv, getEnv };
+    return { console, fazt, fetch, kv, getEnv, socket };
   }
 
   // A global that is made on first read (and can be replaced, as a plain one could).
@@ -186,6 +202,7 @@
       });
       g.req = request;
       g.res = res;
+      lazy(g, "socket", () => make().socket);
       const { kv, getEnv } = make();
       g.db = freeze({
         get(key) {

@@ -646,3 +646,123 @@ fn nothing_else_of_the_host_is_reachable() {
         "no module can be imported"
     );
 }
+
+#[test]
+fn fazt_socket_broadcasts_strings_as_is_and_the_rest_as_json() {
+    let site = Site::new(
+        Style::Api,
+        r#"
+        const n = fazt.socket.clients();
+        const a = fazt.socket.broadcast("hi <b>");
+        const b = fazt.socket.broadcast({t: "x", n: [1, 2]});
+        const c = fazt.socket.broadcast(7);
+        let bad;
+        try { fazt.socket.broadcast(undefined); } catch (e) { bad = e.name + ": " + e.message; }
+        return {n, a, b, c, bad, global: typeof socket};
+        "#,
+    );
+    site.memory.socket_clients.store(3, Ordering::Relaxed);
+    assert_eq!(
+        site.json("/api"),
+        json!({"n": 3, "a": 3, "b": 3, "c": 3, "global": "undefined",
+               "bad": "TypeError: socket.broadcast: a undefined cannot be sent (a string or a JSON value)"})
+    );
+    let sent = site.memory.broadcasts.lock().clone();
+    let sent: Vec<(&str, &str)> = sent.iter().map(|(s, t)| (s.as_str(), t.as_str())).collect();
+    assert_eq!(
+        sent,
+        [
+            ("blog", "hi <b>"),
+            ("blog", r#"{"t":"x","n":[1,2]}"#),
+            ("blog", "7")
+        ]
+    );
+}
+
+#[test]
+fn the_root_style_has_the_socket_global_and_fazt_socket() {
+    let site = Site::new(
+        Style::Root,
+        r#"
+        const sent = socket.broadcast({from: req.path});
+        fazt.socket.broadcast("plain");
+        res.json({sent, clients: socket.clients(), same: socket === fazt.socket});
+        "#,
+    );
+    assert_eq!(
+        site.json("/chat"),
+        json!({"sent": 0, "clients": 0, "same": true})
+    );
+    site.memory.socket_clients.store(2, Ordering::Relaxed);
+    assert_eq!(
+        site.json("/chat"),
+        json!({"sent": 2, "clients": 2, "same": true})
+    );
+    let texts: Vec<String> = site
+        .memory
+        .broadcasts
+        .lock()
+        .iter()
+        .map(|(_, t)| t.clone())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            r#"{"from":"/chat"}"#,
+            "plain",
+            r#"{"from":"/chat"}"#,
+            "plain"
+        ]
+    );
+}
+
+#[test]
+fn broadcasts_are_capped_per_invocation() {
+    let site = Site::new(
+        Style::Api,
+        r#"
+        const n = Number(request.query.n);
+        for (let i = 0; i < n; i++) fazt.socket.broadcast("m" + i);
+        return n;
+        "#,
+    );
+    let cap = super::bindings::BROADCASTS as usize;
+    assert_eq!(site.json(&format!("/api?n={cap}")), json!(cap));
+    assert_eq!(
+        site.memory.broadcasts.lock().len(),
+        cap,
+        "a new invocation, a new count"
+    );
+    assert_eq!(
+        thrown(site.get(&format!("/api?n={}", cap + 1))),
+        "Error: socket.broadcast: at most 100 calls per invocation at line 3"
+    );
+    let sent = site.memory.broadcasts.lock();
+    assert_eq!(sent.len(), 2 * cap, "the 101st was not queued");
+    assert_eq!(sent.last().unwrap().1, format!("m{}", cap - 1));
+}
+
+#[test]
+fn a_broadcast_over_the_hubs_message_limit_throws() {
+    let site = Site::new(
+        Style::Api,
+        r#"
+        const text = "é".repeat(Number(request.query.chars));
+        try { return {sent: fazt.socket.broadcast(text)}; } catch (e) { return {error: e.message}; }
+        "#,
+    );
+    let max = super::fake::MESSAGE_MAX;
+    let fits = format!("/api?chars={}", max / 2);
+    assert_eq!(
+        site.json(&fits),
+        json!({"sent": 0}),
+        "the limit is in bytes"
+    );
+    let over = format!("/api?chars={}", max / 2 + 1);
+    let message = format!(
+        "socket.broadcast: the message is {} bytes, over the limit of {max}",
+        max + 2
+    );
+    assert_eq!(site.json(&over), json!({ "error": message }));
+    assert_eq!(site.memory.broadcasts.lock().len(), 1);
+}
