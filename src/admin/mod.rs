@@ -471,13 +471,13 @@ impl AdminApi {
             (false, false) => "degraded",
             (false, true) => "ok",
         };
-        let mut body =
-            metrics::registry(
+        let mut body = metrics::registry(
             &self.ctx.sites.cache,
             &self.ctx.disk,
             &self.ctx.certs,
             &*self.ctx.sockets,
-        ).to_json();
+        )
+        .to_json();
         body["status"] = json!(status);
         body["reasons"] = json!(reasons);
         body["uptime_seconds"] = json!(self.ctx.started.elapsed().as_secs());
@@ -497,7 +497,7 @@ impl AdminApi {
             &self.ctx.certs,
             &*self.ctx.sockets,
         )
-            .render_prometheus()
+        .render_prometheus()
     }
 
     /// Returns free pages to the filesystem (the schema uses incremental auto-vacuum). It

@@ -53,7 +53,10 @@ impl Fixture {
             auth: Arc::new(crate::keys::AuthGuard::new(10, Default::default())),
             certs: crate::http::tls::CertStore::new(),
             sockets: Arc::new(crate::server::hubs::Hubs::new(
-                crate::server::hubs::HubLimits { total: 10, per_site: 10 },
+                crate::server::hubs::HubLimits {
+                    total: 10,
+                    per_site: 10,
+                },
                 crate::http::conn::WsLimits {
                     message_max: 1024,
                     queue_max: 4096,

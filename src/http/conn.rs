@@ -861,12 +861,7 @@ impl<P> Conn<P> {
 
     /// Queues the answer to the request being handled; the connection then waits for the
     /// next request or, if this answer closes it, finishes writing and lingers.
-    fn queue_response(
-        &mut self,
-        mut response: Response,
-        answering: Answering,
-        ctx: &mut ConnCtx,
-    ) {
+    fn queue_response(&mut self, mut response: Response, answering: Answering, ctx: &mut ConnCtx) {
         METRICS.count_status(response.status);
         let keep_alive = answering.keep_alive && !response.close && !ctx.draining;
         let body_len = response.body.len();

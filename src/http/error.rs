@@ -93,6 +93,7 @@ pub(crate) fn status_code(status: u16) -> &'static str {
         415 => "unsupported_media_type",
         416 => "range_not_satisfiable",
         417 => "expectation_failed",
+        426 => "upgrade_required",
         429 => "rate_limited",
         431 => "header_too_large",
         500 => "internal_error",

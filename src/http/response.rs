@@ -92,7 +92,7 @@ pub struct Response {
     /// Close the connection after this response.
     pub close: bool,
     /// A `101` to a WebSocket upgrade: the connection's WebSocket phase (issue #15).
-    pub upgrade: Option<Box<super::conn::Upgrade>>,
+    pub(crate) upgrade: Option<Box<super::conn::Upgrade>>,
 }
 
 impl Response {
@@ -247,6 +247,7 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
 pub fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
+        101 => "Switching Protocols",
         200 => "OK",
         201 => "Created",
         204 => "No Content",
@@ -263,6 +264,7 @@ pub fn reason(status: u16) -> &'static str {
         409 => "Conflict",
         412 => "Precondition Failed",
         413 => "Content Too Large",
+        426 => "Upgrade Required",
         414 => "URI Too Long",
         416 => "Range Not Satisfiable",
         417 => "Expectation Failed",

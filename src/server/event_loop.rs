@@ -51,7 +51,11 @@ pub enum Mail {
     /// A frame for every WebSocket client of a hub on this loop (issue #15).
     Broadcast { hub: u64, frame: Arc<[u8]> },
     /// Close every WebSocket client of a hub on this loop with this code.
-    CloseHub { hub: u64, code: u16, reason: &'static str },
+    CloseHub {
+        hub: u64,
+        code: u16,
+        reason: &'static str,
+    },
 }
 
 pub struct AdminJob {

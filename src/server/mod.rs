@@ -4,9 +4,9 @@
 
 mod apps;
 mod certs;
-pub(crate) mod hubs;
 pub(crate) mod config;
 pub(crate) mod event_loop;
+pub(crate) mod hubs;
 pub(crate) mod router;
 mod services;
 mod sockets;
@@ -93,7 +93,8 @@ impl App {
         }
         for site in self.hubs.sites() {
             if !table.websocket(&site) {
-                self.hubs.close_site(&site, "the site's WebSocket endpoint is gone");
+                self.hubs
+                    .close_site(&site, "the site's WebSocket endpoint is gone");
             }
         }
     }

@@ -116,7 +116,9 @@ impl CoreService {
         }
         if request.path() == super::sockets::PATH {
             if let Target::Site(site) = plan.route.target(&request.host, || request.path()) {
-                if let Some(answer) = super::sockets::upgrade(&self.app, &request, site, self.thread) {
+                if let Some(answer) =
+                    super::sockets::upgrade(&self.app, &request, site, self.thread)
+                {
                     return Some(answer);
                 }
             }

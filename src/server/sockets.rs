@@ -63,8 +63,12 @@ fn origin_allowed(request: &Request, site: &str, listed: &[(String, String)]) ->
         .strip_prefix("https://")
         .or_else(|| origin.strip_prefix("http://"));
     // The Host header as sent (with its port, as the browser's origin has it).
-    let own = request.header("host").and_then(|h| std::str::from_utf8(h).ok());
-    if host.is_some_and(|h| !h.is_empty() && own.is_some_and(|own| h.eq_ignore_ascii_case(own.trim()))) {
+    let own = request
+        .header("host")
+        .and_then(|h| std::str::from_utf8(h).ok());
+    if host
+        .is_some_and(|h| !h.is_empty() && own.is_some_and(|own| h.eq_ignore_ascii_case(own.trim())))
+    {
         return true;
     }
     listed.iter().any(|(s, o)| s == site && *o == origin)

@@ -115,7 +115,10 @@ impl SiteTable {
 
     /// Whether `site` is served and `/ws` is its WebSocket endpoint.
     pub fn websocket(&self, site: &str) -> bool {
-        self.current.read().get(site).is_some_and(|live| live.websocket)
+        self.current
+            .read()
+            .get(site)
+            .is_some_and(|live| live.websocket)
     }
 
     /// Changes with every change of the table.

@@ -101,7 +101,9 @@ impl Session {
     pub(super) fn deadline(&self) -> Option<Instant> {
         match self.closing_since {
             Some(since) => since.checked_add(CLOSE_WAIT),
-            None => self.last_input.checked_add(self.limits.ping_every * if self.ping_sent { 2 } else { 1 }),
+            None => self
+                .last_input
+                .checked_add(self.limits.ping_every * if self.ping_sent { 2 } else { 1 }),
         }
     }
 
@@ -241,8 +243,10 @@ impl<P> Conn<P> {
         }
         WS_STATS.messages_out.inc();
         WS_STATS.bytes_out.add(frame.len() as u64);
-        self.out
-            .push(Body::SharedRange(Arc::clone(frame), 0..frame.len()), ctx.now);
+        self.out.push(
+            Body::SharedRange(Arc::clone(frame), 0..frame.len()),
+            ctx.now,
+        );
         self.flush(ctx.now, ctx.spare_out);
     }
 

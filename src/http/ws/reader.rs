@@ -97,6 +97,7 @@ impl Reader {
     }
 
     /// Bytes of the message being assembled (memory held between frames).
+    #[cfg(test)]
     pub(crate) fn pending(&self) -> usize {
         self.message.len()
     }
