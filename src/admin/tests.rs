@@ -52,18 +52,7 @@ impl Fixture {
             proxies: Default::default(),
             auth: Arc::new(crate::keys::AuthGuard::new(10, Default::default())),
             certs: crate::http::tls::CertStore::new(),
-            sockets: Arc::new(crate::server::hubs::Hubs::new(
-                crate::server::hubs::HubLimits {
-                    total: 10,
-                    per_site: 10,
-                },
-                crate::http::conn::WsLimits {
-                    message_max: 1024,
-                    queue_max: 4096,
-                    rate: 10,
-                    ping_every: std::time::Duration::from_secs(30),
-                },
-            )),
+            sockets: Arc::new(crate::admin::metrics::tests::NoSockets),
             acme: None,
             accounts: super::accounts::Accounts {
                 hasher: crate::auth::password::Hasher::spawn(2).unwrap(),

@@ -1362,7 +1362,8 @@ mod tests {
         assert_eq!(h.conn.want(), Want::Nothing);
         assert_eq!(h.conn.deadline(&LIMITS), None);
         // Draining leaves a request in progress alone.
-        h.conn.start_draining();
+        let mut ctx = ctx_at(&mut h.date, &mut h.spare, h.t0 + secs(2));
+        h.conn.start_draining(&mut ctx);
         assert_eq!(h.conn.want(), Want::Nothing);
         let mut svc = Echo {
             hand_off: true,
@@ -1374,7 +1375,8 @@ mod tests {
         assert!(h.received(12).starts_with("HTTP/1.1 200"));
         assert!(matches!(h.conn.phase, Phase::Idle { .. }));
         assert_eq!(h.conn.deadline(&LIMITS), Some(h.t0 + secs(4 + 60)));
-        h.conn.start_draining();
+        let mut ctx = ctx_at(&mut h.date, &mut h.spare, h.t0 + secs(5));
+        h.conn.start_draining(&mut ctx);
         assert_eq!(h.conn.want(), Want::Close, "idle: closed by the drain");
     }
 

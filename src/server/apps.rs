@@ -504,7 +504,7 @@ mod tests {
             quotas: Quotas::default(),
             fetch: Arc::new(FetchPolicy::default()),
             logs: Arc::new(LogSink::new(writer)),
-            hubs: Arc::new(Hubs::new(message_max)),
+            hubs: Arc::new(Hubs::for_tests(message_max)),
             lines: Vec::new(),
         };
         (host, thread)

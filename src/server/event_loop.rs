@@ -477,11 +477,11 @@ impl<P> EventLoop<P> {
         while let Ok(mail) = self.inbox.try_recv() {
             let mail = match mail {
                 Mail::Broadcast { hub, frame } => {
-                    self.to_hub(hub, now, |c, ctx| c.ws_send(&frame, ctx));
+                    self.each_in_hub(hub, now, |c, ctx| c.ws_send(&frame, ctx));
                     continue;
                 }
                 Mail::CloseHub { hub, code, reason } => {
-                    self.to_hub(hub, now, |c, ctx| c.ws_close(code, reason, ctx));
+                    self.each_in_hub(hub, now, |c, ctx| c.ws_close(code, reason, ctx));
                     continue;
                 }
                 mail => mail,
@@ -500,7 +500,7 @@ impl<P> EventLoop<P> {
     }
 
     /// Runs `f` on each of this loop's WebSocket connections in `hub`.
-    fn to_hub(&mut self, hub: u64, now: Instant, f: impl Fn(&mut Conn<P>, &mut ConnCtx)) {
+    fn each_in_hub(&mut self, hub: u64, now: Instant, f: impl Fn(&mut Conn<P>, &mut ConnCtx)) {
         let Some(slots) = self.hubs.get(&hub) else {
             return;
         };

@@ -57,6 +57,22 @@ impl Hubs {
         }
     }
 
+    /// Hubs with room for 10 clients of `message_max`-byte messages, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests(message_max: usize) -> Hubs {
+        let connection = WsLimits {
+            message_max,
+            queue_max: 4 * message_max,
+            rate: 10,
+            ping_every: std::time::Duration::from_secs(30),
+        };
+        let limits = HubLimits {
+            total: 10,
+            per_site: 10,
+        };
+        Hubs::new(limits, connection)
+    }
+
     /// The core threads' mailboxes, before any of them accepts a connection.
     pub(crate) fn attach(&self, mailboxes: Vec<Mailbox>) {
         let _ = self.mailboxes.set(mailboxes);
@@ -217,5 +233,76 @@ impl Source for Hubs {
             let clients = hub.clients.load(Ordering::Relaxed) as u64;
             out.int_with(&SITE_CONNECTIONS, site, clients);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::metrics::{render_prometheus, Registry};
+
+    #[test]
+    fn clients_are_counted_per_site_within_both_limits_and_leave_on_drop() {
+        let hubs = Arc::new(Hubs::new(
+            HubLimits {
+                total: 3,
+                per_site: 2,
+            },
+            Hubs::for_tests(8).connection,
+        ));
+        let a1 = hubs.join("a", 0).unwrap();
+        let a2 = hubs.join("a", 0).unwrap();
+        assert_eq!(hubs.join("a", 0).unwrap_err(), Full::Site(2));
+        let b1 = hubs.join("b", 0).unwrap();
+        assert_eq!(hubs.join("b", 0).unwrap_err(), Full::Total(3));
+        assert_eq!((hubs.clients("a"), hubs.clients("b")), (2, 1));
+        assert_eq!(a1.member.hub(), a2.member.hub());
+        assert_ne!(a1.member.hub(), b1.member.hub());
+        let text = render_prometheus(&Registry::new().with(&*hubs).gather());
+        assert!(
+            text.contains("fazt_ws_site_connections{site=\"a\"} 2"),
+            "{text}"
+        );
+        drop(a1);
+        assert_eq!(hubs.clients("a"), 1);
+        let _b2 = hubs.join("b", 0).unwrap();
+        // A site closed goes out of the table; its members' counts leave with them.
+        hubs.close_site("a", "gone");
+        assert_eq!(hubs.clients("a"), 0);
+        drop(a2);
+        assert_eq!(hubs.clients.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_message_is_framed_once_and_mailed_only_to_threads_holding_clients_of_the_hub() {
+        let hubs = Arc::new(Hubs::for_tests(64));
+        let (boxes, inboxes): (Vec<_>, Vec<_>) = (0..3).map(|_| Mailbox::new().unwrap()).unzip();
+        hubs.attach(boxes);
+        let _a = hubs.join("a", 0).unwrap();
+        let _b = hubs.join("a", 2).unwrap();
+        let _other = hubs.join("b", 1).unwrap();
+        assert_eq!(hubs.broadcast_text("a", "hi"), 2);
+        assert_eq!(hubs.broadcast_text("nobody", "hi"), 0);
+        let frames: Vec<Vec<u8>> = inboxes
+            .iter()
+            .map(|inbox| match inbox.try_recv() {
+                Ok(Mail::Broadcast { frame, .. }) => frame.to_vec(),
+                _ => Vec::new(),
+            })
+            .collect();
+        assert_eq!(
+            frames,
+            [
+                ws::frame(Opcode::Text, b"hi"),
+                vec![],
+                ws::frame(Opcode::Text, b"hi")
+            ]
+        );
+        hubs.close_site("a", "gone");
+        assert!(matches!(
+            inboxes[0].try_recv(),
+            Ok(Mail::CloseHub { code: 1001, .. })
+        ));
+        assert!(inboxes[1].try_recv().is_err());
     }
 }
