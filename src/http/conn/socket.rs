@@ -295,6 +295,10 @@ impl<P> Conn<P> {
         }
         if matches!(self.phase, Phase::Socket(_)) {
             self.inbuf.drain(..offset);
+            if self.inbuf.is_empty() && self.inbuf.capacity() > 4096 {
+                // Idle clients hold no read buffer (thousands of them may be connected).
+                self.inbuf = Vec::new();
+            }
         } else {
             // Closing: what follows the frame that ended it is not read.
             self.inbuf.clear();
