@@ -396,3 +396,223 @@ impl<P> Conn<P> {
         self.flush(ctx.now, ctx.spare_out);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The WebSocket phase over a loopback socket pair, with the clock given by the test.
+    use super::*;
+    use crate::http::conn::{ConnLimits, Want};
+    use crate::http::response::DateCache;
+    use parking_lot::Mutex;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    const LIMITS: ConnLimits = ConnLimits {
+        header_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(60),
+        body_timeout: Duration::from_secs(30),
+        write_timeout: Duration::from_secs(30),
+        min_body_rate: 0,
+        min_response_rate: 0,
+        rate_grace: Duration::from_secs(10),
+        handshake_timeout: Duration::from_secs(10),
+    };
+    const PING: Duration = Duration::from_secs(30);
+
+    /// Records what the connection publishes.
+    struct Recorder(Arc<Mutex<Vec<(Opcode, Vec<u8>)>>>);
+
+    impl Member for Recorder {
+        fn hub(&self) -> u64 {
+            7
+        }
+        fn publish(&self, opcode: Opcode, payload: &[u8]) {
+            self.0.lock().push((opcode, payload.to_vec()));
+        }
+    }
+
+    struct Harness {
+        conn: Conn<()>,
+        client: TcpStream,
+        published: Arc<Mutex<Vec<(Opcode, Vec<u8>)>>>,
+        date: DateCache,
+        spare: Vec<u8>,
+        t0: Instant,
+    }
+
+    impl Harness {
+        fn new(queue_max: usize, rate: u32) -> Harness {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (server, peer) = listener.accept().unwrap();
+            server.set_nonblocking(true).unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let t0 = Instant::now();
+            let published = Arc::new(Mutex::new(Vec::new()));
+            let upgrade = Upgrade {
+                member: Box::new(Recorder(Arc::clone(&published))),
+                limits: WsLimits {
+                    message_max: 1024,
+                    queue_max,
+                    rate,
+                    ping_every: PING,
+                },
+            };
+            let mut conn = Conn::new(server, peer, t0);
+            conn.phase = Phase::Socket(Box::new(Session::new(upgrade, t0)));
+            Harness {
+                conn,
+                client,
+                published,
+                date: DateCache::default(),
+                spare: Vec::new(),
+                t0,
+            }
+        }
+
+        /// Runs `f` on the connection at `after`.
+        fn at(&mut self, after: Duration, f: impl FnOnce(&mut Conn<()>, &mut ConnCtx)) {
+            let mut ctx = ConnCtx {
+                now: self.t0 + after,
+                date: &mut self.date,
+                draining: false,
+                hsts: None,
+                spare_out: &mut self.spare,
+            };
+            f(&mut self.conn, &mut ctx);
+        }
+
+        /// The client sends a masked frame; the connection reads it at `after`.
+        fn send(&mut self, opcode: u8, payload: &[u8], after: Duration) {
+            let mask = [1u8, 2, 3, 4];
+            let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+            frame.extend_from_slice(&mask);
+            frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+            self.client.write_all(&frame).unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+            let mut scratch = vec![0; 4096];
+            self.at(after, |c, ctx| {
+                c.on_readable(&mut NoService, 1, &mut scratch, ctx)
+            });
+        }
+
+        fn expire(&mut self, after: Duration) {
+            self.at(after, |c, ctx| c.on_deadline(&LIMITS, ctx));
+        }
+
+        fn received(&mut self, len: usize) -> Vec<u8> {
+            let mut got = vec![0; len];
+            self.client.read_exact(&mut got).unwrap();
+            got
+        }
+    }
+
+    /// The service of a connection that is past its requests.
+    struct NoService;
+
+    impl crate::http::conn::Service for NoService {
+        type Plan = ();
+        fn plan(&mut self, _request: &crate::http::Request) {}
+        fn body_limit(&self, _plan: &(), _request: &crate::http::Request) -> u64 {
+            0
+        }
+        fn call(
+            &mut self,
+            _plan: (),
+            _request: crate::http::Request,
+            _token: u64,
+            _received: Instant,
+        ) -> Option<crate::http::Response> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_quiet_client_is_pinged_then_closed_and_any_frame_counts_as_life() {
+        let mut h = Harness::new(1 << 16, 100);
+        assert_eq!(h.conn.deadline(&LIMITS), Some(h.t0 + PING));
+        h.expire(PING);
+        assert_eq!(h.received(2), [0x89, 0x00], "a ping");
+        assert_eq!(h.conn.deadline(&LIMITS), Some(h.t0 + 2 * PING));
+        // The pong (any frame) moves the deadline on from when it came.
+        h.send(0xA, b"", PING + Duration::from_secs(1));
+        assert_eq!(
+            h.conn.deadline(&LIMITS),
+            Some(h.t0 + 2 * PING + Duration::from_secs(1))
+        );
+        h.expire(2 * PING + Duration::from_secs(1));
+        assert_eq!(h.received(2), [0x89, 0x00], "pinged again");
+        h.expire(3 * PING + Duration::from_secs(1));
+        assert_eq!(h.conn.want(), Want::Close, "no answer: closed");
+    }
+
+    #[test]
+    fn messages_are_published_pings_answered_and_a_close_answered_in_kind() {
+        let mut h = Harness::new(1 << 16, 100);
+        h.send(0x1, b"hello", Duration::ZERO);
+        h.send(0x2, &[0, 1, 2], Duration::ZERO);
+        h.send(0x9, b"p", Duration::ZERO);
+        assert_eq!(
+            h.received(3),
+            [0x8A, 0x01, b'p'],
+            "the pong carries the ping's payload"
+        );
+        let published = h.published.lock().clone();
+        assert_eq!(
+            published,
+            [
+                (Opcode::Text, b"hello".to_vec()),
+                (Opcode::Binary, vec![0, 1, 2])
+            ]
+        );
+        h.send(0x8, &[0x03, 0xE8], Duration::ZERO);
+        assert_eq!(h.received(4), [0x88, 0x02, 0x03, 0xE8], "close 1000 back");
+        assert!(
+            matches!(h.conn.phase, Phase::Lingering { .. }),
+            "our side shut"
+        );
+    }
+
+    #[test]
+    fn a_client_over_its_message_rate_is_closed_with_1008() {
+        let mut h = Harness::new(1 << 16, 3);
+        for _ in 0..4 {
+            h.send(0x1, b"x", Duration::ZERO);
+        }
+        assert_eq!(h.published.lock().len(), 3);
+        let close = h.received(4);
+        assert_eq!(&close[..4], [0x88, 23, 0x03, 0xF0], "close 1008");
+        // A second later the allowance has come back, but the connection is closing.
+        assert!(!matches!(h.conn.phase, Phase::Socket(_)));
+    }
+
+    #[test]
+    fn a_client_that_does_not_read_is_closed_when_its_queue_would_pass_the_limit() {
+        let mut h = Harness::new(64 << 10, 100);
+        let frame: Arc<[u8]> = ws::frame(Opcode::Binary, &vec![7; 32 << 10]).into();
+        let mut sent = 0;
+        while matches!(h.conn.phase, Phase::Socket(_)) && sent < 10_000 {
+            h.at(Duration::ZERO, |c, ctx| c.ws_send(&frame, ctx));
+            sent += 1;
+        }
+        assert!(sent < 10_000, "never closed");
+        assert!(
+            h.conn.out.bytes <= 64 << 10,
+            "{} bytes queued",
+            h.conn.out.bytes
+        );
+    }
+
+    #[test]
+    fn our_close_waits_for_the_clients_answer_a_bounded_time() {
+        let mut h = Harness::new(1 << 16, 100);
+        h.at(Duration::ZERO, |c, ctx| c.ws_close(1001, "bye", ctx));
+        let close = h.received(7);
+        assert_eq!(close, [0x88, 5, 0x03, 0xE9, b'b', b'y', b'e']);
+        assert_eq!(h.conn.deadline(&LIMITS), Some(h.t0 + CLOSE_WAIT));
+        h.expire(CLOSE_WAIT);
+        assert_eq!(h.conn.want(), Want::Close);
+    }
+}
