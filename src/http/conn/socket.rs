@@ -419,8 +419,11 @@ mod tests {
     };
     const PING: Duration = Duration::from_secs(30);
 
+    /// What the connection published, in order.
+    type Published = Arc<Mutex<Vec<(Opcode, Vec<u8>)>>>;
+
     /// Records what the connection publishes.
-    struct Recorder(Arc<Mutex<Vec<(Opcode, Vec<u8>)>>>);
+    struct Recorder(Published);
 
     impl Member for Recorder {
         fn hub(&self) -> u64 {
@@ -434,7 +437,7 @@ mod tests {
     struct Harness {
         conn: Conn<()>,
         client: TcpStream,
-        published: Arc<Mutex<Vec<(Opcode, Vec<u8>)>>>,
+        published: Published,
         date: DateCache,
         spare: Vec<u8>,
         t0: Instant,
