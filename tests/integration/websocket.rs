@@ -117,3 +117,249 @@ fn refused_upgrades_answer_with_their_status_and_a_plain_get_is_a_page() {
     assert_eq!(plain.status, 404);
     assert_eq!(plain.text(), "<h1>chat: no such page</h1>");
 }
+
+#[test]
+fn a_message_goes_to_every_client_of_its_site_and_no_other() {
+    let server = server_with(&[], &["chat", "blog"]);
+    let mut a = open(&server, "chat");
+    let mut b = open(&server, "chat");
+    let mut other = open(&server, "blog");
+
+    a.send_text("hello from a");
+    assert_eq!(a.next_text(T), "hello from a", "the sender gets its own message");
+    assert_eq!(b.next_text(T), "hello from a");
+    let bytes = [0u8, 1, 2, 0xff, 0xfe, b'\n'];
+    b.send_binary(&bytes);
+    for client in [&mut a, &mut b] {
+        let frame = client.next_message(T);
+        assert_eq!((frame.opcode, &frame.payload[..]), (BINARY, &bytes[..]));
+    }
+    // 64 KiB (the default limit) needs the 64-bit length form in both directions.
+    let long = "x".repeat(65_536);
+    a.send_text(&long);
+    assert_eq!(b.next_text(T), long);
+    assert_eq!(a.next_text(T), long);
+
+    assert!(other.quiet_for(Duration::from_millis(300)), "blog heard chat");
+    other.send_text("blog only");
+    assert_eq!(other.next_text(T), "blog only");
+    assert!(a.quiet_for(Duration::from_millis(300)), "chat heard blog");
+    assert!(b.quiet_for(Duration::from_millis(100)));
+}
+
+#[test]
+fn a_message_over_the_size_limit_is_closed_with_1009_whole_or_in_fragments() {
+    let server = server_with(&[("FAZT_WS_MESSAGE_MAX", "1024")], &["chat"]);
+    let mut ok = open(&server, "chat");
+    let at_limit = "y".repeat(1024);
+    ok.send_text(&at_limit);
+    assert_eq!(ok.next_text(T), at_limit, "exactly the limit passes");
+
+    let mut whole = open(&server, "chat");
+    whole.send_binary(&[7u8; 1025]);
+    assert_eq!(whole.close_code(T), 1009);
+
+    let mut split = open(&server, "chat");
+    split.send(&Out::new(TEXT, "z".repeat(600)).more()).unwrap();
+    split.send(&Out::new(CONTINUATION, "z".repeat(600))).unwrap();
+    assert_eq!(split.close_code(T), 1009);
+    assert!(eventually(T, || closed_total(&server, "oversized") >= 2));
+    // Nothing of either reached the other client.
+    assert!(ok.quiet_for(Duration::from_millis(200)));
+}
+
+/// A message of the slow-client test: its number, then filler up to `len`.
+fn numbered(i: usize, len: usize) -> Vec<u8> {
+    let mut bytes = format!("{i:08}").into_bytes();
+    bytes.resize(len, b'.');
+    bytes
+}
+
+#[test]
+fn a_client_that_never_reads_is_closed_while_the_others_get_every_message() {
+    let env = [
+        ("FAZT_WS_QUEUE_MAX", "65536"),
+        ("FAZT_WS_RATE", "100000"),
+    ];
+    let server = server_with(&env, &["chat"]);
+    let slow = open(&server, "chat");
+    // A small receive buffer so the kernel cannot hold the whole stream for the slow one.
+    socket2::SockRef::from(&slow.stream)
+        .set_recv_buffer_size(4096)
+        .unwrap();
+    let mut slow = slow;
+    let mut fast = open(&server, "chat");
+    let mut sender = open(&server, "chat");
+    let (count, len) = (400, 32 * 1024);
+
+    let fast_reader = std::thread::spawn(move || {
+        (0..count)
+            .map(|_| fast.next_message(Duration::from_secs(30)).payload)
+            .collect::<Vec<_>>()
+    });
+    // The sender gets its own messages back, so it reads on one thread, writes on another.
+    let mut writer = sender.stream.try_clone().unwrap();
+    let send = std::thread::spawn(move || {
+        use std::io::Write;
+        for i in 0..count {
+            writer
+                .write_all(&Out::new(BINARY, numbered(i, len)).encode())
+                .unwrap();
+        }
+    });
+    for i in 0..count {
+        assert_eq!(sender.next_message(Duration::from_secs(30)).payload, numbered(i, len));
+    }
+    send.join().unwrap();
+    let got = fast_reader.join().unwrap();
+    for (i, payload) in got.iter().enumerate() {
+        assert!(payload == &numbered(i, len), "message {i} out of order or changed");
+    }
+    assert!(
+        eventually(T, || closed_total(&server, "slow") >= 1),
+        "no slow close counted"
+    );
+    // Reading now, the slow client finds the end of its stream: a 1008 or a reset.
+    match slow.end(Duration::from_secs(20)) {
+        End::Close(code) => assert_eq!(code, 1008),
+        End::Dropped => {}
+        End::Open => panic!("the slow client is still open"),
+    }
+}
+
+#[test]
+fn pings_are_answered_and_quiet_clients_are_pinged_then_dropped_unless_they_pong() {
+    let server = server_with(&[("FAZT_WS_PING_EVERY", "1s")], &["chat"]);
+    let mut a = open(&server, "chat");
+    a.send(&Out::new(PING, "are you there")).unwrap();
+    let pong = a.read_frame(T).unwrap();
+    assert_eq!((pong.opcode, pong.text()), (PONG, "are you there".into()));
+
+    let mut silent = open(&server, "chat");
+    let started = Instant::now();
+    // The answering client: pongs every ping, and is still open past 3 s.
+    let answering = std::thread::spawn(move || {
+        let mut pings = 0;
+        let deadline = Instant::now() + Duration::from_millis(3500);
+        while Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match a.read_frame(left) {
+                Ok(f) if f.opcode == PING => {
+                    pings += 1;
+                    a.send(&Out::new(PONG, f.payload)).unwrap();
+                }
+                Ok(f) => panic!("unexpected {f:?}"),
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break,
+                Err(e) => panic!("the answering client was dropped: {e}"),
+            }
+        }
+        a.send_text("still here");
+        assert_eq!(a.next_text(T), "still here");
+        pings
+    });
+    let ping = silent.read_frame(T).unwrap();
+    assert_eq!(ping.opcode, PING, "{ping:?}");
+    let pinged_after = started.elapsed();
+    assert!(pinged_after >= Duration::from_millis(800), "{pinged_after:?}");
+    assert!(pinged_after < Duration::from_millis(1800), "{pinged_after:?}");
+    assert_eq!(silent.end(Duration::from_secs(4)), End::Dropped);
+    let dropped_after = started.elapsed();
+    assert!(dropped_after >= Duration::from_millis(1800), "{dropped_after:?}");
+    assert!(dropped_after < Duration::from_millis(3000), "{dropped_after:?}");
+    assert!(answering.join().unwrap() >= 2, "the quiet answering client was pinged");
+    assert!(closed_total(&server, "idle") >= 1);
+}
+
+#[test]
+fn control_frames_between_fragments_are_answered_and_the_message_goes_out_once() {
+    let server = server_with(&[], &["chat"]);
+    let mut a = open(&server, "chat");
+    let mut b = open(&server, "chat");
+    a.send(&Out::new(TEXT, "frag").more()).unwrap();
+    a.send(&Out::new(PING, "mid")).unwrap();
+    a.send(&Out::new(PONG, "unasked")).unwrap();
+    a.send(&Out::new(CONTINUATION, "men").more()).unwrap();
+    a.send(&Out::new(CONTINUATION, "ted")).unwrap();
+    let pong = a.read_frame(T).unwrap();
+    assert_eq!((pong.opcode, pong.text()), (PONG, "mid".into()));
+    assert_eq!(a.next_text(T), "fragmented");
+    assert_eq!(b.next_text(T), "fragmented");
+    assert!(a.quiet_for(Duration::from_millis(200)), "sent once");
+    assert!(b.quiet_for(Duration::from_millis(100)), "sent once");
+}
+
+#[test]
+fn invalid_utf8_in_text_is_closed_with_1007_whole_or_across_fragments() {
+    let server = server_with(&[], &["chat"]);
+    // A character split between fragments is fine.
+    let mut ok = open(&server, "chat");
+    let euro = "€".as_bytes();
+    ok.send(&Out::new(TEXT, &euro[..2]).more()).unwrap();
+    ok.send(&Out::new(CONTINUATION, &euro[2..])).unwrap();
+    assert_eq!(ok.next_text(T), "€");
+
+    let mut whole = open(&server, "chat");
+    whole.send(&Out::new(TEXT, vec![b'a', 0xff, 0xfe])).unwrap();
+    assert_eq!(whole.close_code(T), 1007);
+    let mut split = open(&server, "chat");
+    split.send(&Out::new(TEXT, &euro[..2]).more()).unwrap();
+    split.send(&Out::new(CONTINUATION, "(")).unwrap();
+    assert_eq!(split.close_code(T), 1007);
+    // Binary is any bytes.
+    ok.send_binary(&[0xff, 0xfe]);
+    assert_eq!(ok.next_message(T).payload, [0xff, 0xfe]);
+}
+
+#[test]
+fn protocol_errors_are_closed_with_1002() {
+    let server = server_with(&[], &["chat"]);
+    let mut unmasked = Out::new(TEXT, "plain");
+    unmasked.mask = None;
+    let mut reserved = Out::new(TEXT, "rsv");
+    reserved.rsv = 4;
+    let cases = [
+        ("unmasked", vec![unmasked]),
+        ("reserved bit", vec![reserved]),
+        ("continuation first", vec![Out::new(CONTINUATION, "x")]),
+        ("opcode 3", vec![Out::new(3, "x")]),
+        ("fragmented ping", vec![Out::new(PING, "x").more()]),
+        ("126-byte ping", vec![Out::new(PING, vec![b'p'; 126])]),
+        (
+            "text inside a message",
+            vec![Out::new(TEXT, "a").more(), Out::new(TEXT, "b")],
+        ),
+        ("close code 999", vec![Out::new(CLOSE, ws::close_payload(999, ""))]),
+    ];
+    for (what, frames) in cases {
+        let mut client = open(&server, "chat");
+        for frame in &frames {
+            client.send(frame).unwrap();
+        }
+        assert_eq!(client.end(T), End::Close(1002), "{what}");
+        assert!(client.tcp_closed_within(T), "{what}: TCP stays open");
+    }
+    assert!(closed_total(&server, "protocol") >= 8);
+}
+
+#[test]
+fn a_client_past_its_message_rate_is_closed_with_1008() {
+    let server = server_with(&[("FAZT_WS_RATE", "5")], &["chat"]);
+    let mut calm = open(&server, "chat");
+    let mut flood = open(&server, "chat");
+    let burst: Vec<u8> = (0..20)
+        .flat_map(|i| Out::new(TEXT, format!("m{i}")).encode())
+        .collect();
+    use std::io::Write;
+    flood.stream.write_all(&burst).unwrap();
+    assert_eq!(flood.close_code(T), 1008);
+    assert!(eventually(T, || closed_total(&server, "rate") >= 1));
+    // The calm client got the first few only, and is still served.
+    let mut heard = 0;
+    while let Ok(frame) = calm.read_frame(Duration::from_millis(300)) {
+        assert_eq!(frame.opcode, TEXT);
+        heard += 1;
+    }
+    assert!((1..20).contains(&heard), "{heard} messages went out");
+    calm.send_text("calm");
+    assert_eq!(calm.next_text(T), "calm");
+}
