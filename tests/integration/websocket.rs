@@ -363,3 +363,124 @@ fn a_client_past_its_message_rate_is_closed_with_1008() {
     calm.send_text("calm");
     assert_eq!(calm.next_text(T), "calm");
 }
+
+#[test]
+fn past_the_client_limits_an_upgrade_gets_503_with_retry_after() {
+    let env = [("FAZT_WS_PER_SITE", "2"), ("FAZT_WS_MAX", "3")];
+    let server = server_with(&env, &["chat", "blog"]);
+    let a = open(&server, "chat");
+    let _b = open(&server, "chat");
+    let third = refused(&server, "chat", &[]);
+    assert_json_error(&third, 503);
+    assert!(third.header("retry-after").is_some());
+    assert!(third.text().contains("FAZT_WS_PER_SITE"), "{}", third.text());
+    // blog has room of its own, until the server's total is reached.
+    let _c = open(&server, "blog");
+    let total = refused(&server, "blog", &[]);
+    assert_json_error(&total, 503);
+    assert!(total.header("retry-after").is_some());
+    assert!(total.text().contains("FAZT_WS_MAX"), "{}", total.text());
+    // A client that leaves makes room again.
+    drop(a);
+    assert!(
+        eventually(T, || ws::try_open(server.addr, &host("blog"), &[]).is_ok()),
+        "no room after a client left"
+    );
+    assert!(metric(&server, "fazt_ws_connections") >= 1);
+}
+
+#[test]
+fn serverless_code_broadcasts_to_the_sites_clients() {
+    let server = Server::start();
+    let api = r#"
+        const sent = fazt.socket.broadcast({hi: 1});
+        respond({sent: sent, clients: fazt.socket.clients()});
+    "#;
+    deploy(&server, "app", &[("index.html", "<h1>app</h1>"), ("api/main.js", api)]);
+    let mut a = open(&server, "app");
+    let mut b = open(&server, "app");
+    let r = server.get(&host("app"), "/api/send");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), serde_json::json!({"sent": 2, "clients": 2}));
+    for client in [&mut a, &mut b] {
+        let text = client.next_text(T);
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap()["hi"], 1);
+    }
+
+    let legacy = r#"
+        var sent = socket.broadcast("x");
+        res.json({sent: sent, clients: socket.clients()});
+    "#;
+    deploy(&server, "old", &[("main.js", legacy)]);
+    let mut c = open(&server, "old");
+    let r = server.get(&host("old"), "/anything");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), serde_json::json!({"sent": 1, "clients": 1}));
+    assert_eq!(c.next_text(T), "x");
+    assert!(a.quiet_for(Duration::from_millis(200)), "app heard old's broadcast");
+}
+
+#[test]
+fn deleting_the_site_or_deploying_a_ws_page_closes_its_clients_with_1001() {
+    let server = server_with(&[], &["chat", "gone"]);
+    let mut doomed = open(&server, "gone");
+    let r = admin_delete(&server, "/api/sites/gone");
+    assert!(r.status < 300, "{} {}", r.status, r.text());
+    assert_eq!(doomed.close_code(T), 1001);
+    assert!(doomed.tcp_closed_within(T));
+
+    let mut a = open(&server, "chat");
+    let mut b = open(&server, "chat");
+    deploy(
+        &server,
+        "chat",
+        &[("index.html", "<h1>v2</h1>"), ("ws/index.html", "<h1>ws page</h1>")],
+    );
+    assert_eq!(a.close_code(T), 1001);
+    assert_eq!(b.close_code(T), 1001);
+    let page = wait_for(&server, &host("chat"), "/ws/", |r| r.status == 200);
+    assert_eq!(page.text(), "<h1>ws page</h1>");
+    // An upgrade request now gets the directory's redirect like any GET: no endpoint.
+    let key = ws::new_key();
+    let r = raw_request(server.addr, ws::upgrade_request("GET", &host("chat"), &key, &[]));
+    assert_eq!((r.status, r.header("location")), (301, Some("/ws/")));
+}
+
+#[test]
+fn sigterm_closes_every_client_with_1001_and_exits_once_they_answer() {
+    let mut server = server_with(&[], &["chat", "blog"]);
+    let mut a = open(&server, "chat");
+    let mut b = open(&server, "blog");
+    signal(&server.child, libc::SIGTERM);
+    for client in [&mut a, &mut b] {
+        assert_eq!(client.close_code(T), 1001);
+        client
+            .send(&Out::new(CLOSE, ws::close_payload(1001, "")))
+            .unwrap();
+    }
+    let status = server.wait(Duration::from_secs(4)).expect("fazt exits");
+    assert!(status.success(), "{status:?}: {}", server.stderr());
+    assert!(a.tcp_closed_within(T) && b.tcp_closed_within(T));
+}
+
+#[test]
+fn a_client_close_is_answered_with_the_same_code_then_tcp_closes() {
+    let server = server_with(&[], &["chat"]);
+    let mut other = open(&server, "chat");
+    let mut client = open(&server, "chat");
+    client
+        .send(&Out::new(CLOSE, ws::close_payload(1000, "bye")))
+        .unwrap();
+    let answer = client.read_frame(T).unwrap();
+    assert_eq!((answer.opcode, answer.close_code()), (CLOSE, 1000));
+    assert!(client.tcp_closed_within(T), "TCP stays open after the close");
+    // A close without a code is answered without one or with 1000 (1005 itself never goes
+    // on the wire, RFC 6455 §7.4.1).
+    let mut bare = open(&server, "chat");
+    bare.send(&Out::new(CLOSE, Vec::new())).unwrap();
+    let code = bare.close_code(T);
+    assert!(code == 1005 || code == 1000, "{code}");
+    // The one left is still served.
+    other.send_text("alone");
+    assert_eq!(other.next_text(T), "alone");
+}
