@@ -484,3 +484,47 @@ fn a_client_close_is_answered_with_the_same_code_then_tcp_closes() {
     other.send_text("alone");
     assert_eq!(other.next_text(T), "alone");
 }
+
+/// Runs `/usr/bin/python3 ARGS` (at most 60 s); (exit code, stdout, stderr).
+fn python(args: &[&str]) -> (i32, String, String) {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("/usr/bin/python3")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("/usr/bin/python3 runs");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn pythons_websockets_library_talks_to_fazt() {
+    let (code, _, err) = python(&["-c", "import websockets"]);
+    assert_eq!(
+        code, 0,
+        "Python's websockets is missing for /usr/bin/python3 \
+         (apt-get install python3-websockets; scripts/test.sh does): {err}"
+    );
+    let server = server_with(&[("FAZT_WS_MESSAGE_MAX", "4096")], &["chat"]);
+    let port = server.addr.port().to_string();
+    let (code, out, err) = python(&["tests/ws/client.py", &port, "chat", "4096"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        out,
+        "echo ok\nbroadcast ok\nbinary ok\nping ok\noversized closed 1009\nclose 1000\n"
+    );
+}
