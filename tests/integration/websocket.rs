@@ -61,7 +61,10 @@ fn metric(server: &Server, series: &str) -> u64 {
 }
 
 fn closed_total(server: &Server, reason: &str) -> u64 {
-    metric(server, &format!("fazt_ws_closed_total{{reason=\"{reason}\"}}"))
+    metric(
+        server,
+        &format!("fazt_ws_closed_total{{reason=\"{reason}\"}}"),
+    )
 }
 
 /// Waits (bounded) until `f` holds.
@@ -91,12 +94,19 @@ fn refused_upgrades_answer_with_their_status_and_a_plain_get_is_a_page() {
     let evil = refused(&server, "chat", &[("Origin", "http://evil.localhost")]);
     assert_json_error(&evil, 403);
     // The site's own origin and the listed one are taken; no Origin at all too.
-    ws::try_open(server.addr, &host("chat"), &[("Origin", "http://chat.localhost")])
-        .unwrap_or_else(|r| panic!("own origin: {} {}", r.status, r.text()));
+    ws::try_open(
+        server.addr,
+        &host("chat"),
+        &[("Origin", "http://chat.localhost")],
+    )
+    .unwrap_or_else(|r| panic!("own origin: {} {}", r.status, r.text()));
     ws::try_open(server.addr, &host("chat"), &[("Origin", "https://x.org")])
         .unwrap_or_else(|r| panic!("listed origin: {} {}", r.status, r.text()));
     // Listed for chat only.
-    assert_json_error(&refused(&server, "blog", &[("Origin", "https://x.org")]), 403);
+    assert_json_error(
+        &refused(&server, "blog", &[("Origin", "https://x.org")]),
+        403,
+    );
 
     let old = refused(&server, "chat", &[("Sec-WebSocket-Version", "8")]);
     assert_json_error(&old, 426);
@@ -109,7 +119,10 @@ fn refused_upgrades_answer_with_their_status_and_a_plain_get_is_a_page() {
     assert_json_error(&keep_alive, 400);
 
     let post = ws::upgrade_request("POST", &host("chat"), &ws::new_key(), &[]);
-    let post = raw_request(server.addr, format!("{}\r\nContent-Length: 0\r\n\r\n", post.trim_end()));
+    let post = raw_request(
+        server.addr,
+        format!("{}\r\nContent-Length: 0\r\n\r\n", post.trim_end()),
+    );
     assert_json_error(&post, 405);
 
     // Without Upgrade, /ws is a path like any other: this site has no such page.
@@ -126,7 +139,11 @@ fn a_message_goes_to_every_client_of_its_site_and_no_other() {
     let mut other = open(&server, "blog");
 
     a.send_text("hello from a");
-    assert_eq!(a.next_text(T), "hello from a", "the sender gets its own message");
+    assert_eq!(
+        a.next_text(T),
+        "hello from a",
+        "the sender gets its own message"
+    );
     assert_eq!(b.next_text(T), "hello from a");
     let bytes = [0u8, 1, 2, 0xff, 0xfe, b'\n'];
     b.send_binary(&bytes);
@@ -140,7 +157,10 @@ fn a_message_goes_to_every_client_of_its_site_and_no_other() {
     assert_eq!(b.next_text(T), long);
     assert_eq!(a.next_text(T), long);
 
-    assert!(other.quiet_for(Duration::from_millis(300)), "blog heard chat");
+    assert!(
+        other.quiet_for(Duration::from_millis(300)),
+        "blog heard chat"
+    );
     other.send_text("blog only");
     assert_eq!(other.next_text(T), "blog only");
     assert!(a.quiet_for(Duration::from_millis(300)), "chat heard blog");
@@ -161,7 +181,9 @@ fn a_message_over_the_size_limit_is_closed_with_1009_whole_or_in_fragments() {
 
     let mut split = open(&server, "chat");
     split.send(&Out::new(TEXT, "z".repeat(600)).more()).unwrap();
-    split.send(&Out::new(CONTINUATION, "z".repeat(600))).unwrap();
+    split
+        .send(&Out::new(CONTINUATION, "z".repeat(600)))
+        .unwrap();
     assert_eq!(split.close_code(T), 1009);
     assert!(eventually(T, || closed_total(&server, "oversized") >= 2));
     // Nothing of either reached the other client.
@@ -177,10 +199,7 @@ fn numbered(i: usize, len: usize) -> Vec<u8> {
 
 #[test]
 fn a_client_that_never_reads_is_closed_while_the_others_get_every_message() {
-    let env = [
-        ("FAZT_WS_QUEUE_MAX", "65536"),
-        ("FAZT_WS_RATE", "100000"),
-    ];
+    let env = [("FAZT_WS_QUEUE_MAX", "65536"), ("FAZT_WS_RATE", "100000")];
     let server = server_with(&env, &["chat"]);
     let slow = open(&server, "chat");
     // A small receive buffer so the kernel cannot hold the whole stream for the slow one.
@@ -208,12 +227,18 @@ fn a_client_that_never_reads_is_closed_while_the_others_get_every_message() {
         }
     });
     for i in 0..count {
-        assert_eq!(sender.next_message(Duration::from_secs(30)).payload, numbered(i, len));
+        assert_eq!(
+            sender.next_message(Duration::from_secs(30)).payload,
+            numbered(i, len)
+        );
     }
     send.join().unwrap();
     let got = fast_reader.join().unwrap();
     for (i, payload) in got.iter().enumerate() {
-        assert!(payload == &numbered(i, len), "message {i} out of order or changed");
+        assert!(
+            payload == &numbered(i, len),
+            "message {i} out of order or changed"
+        );
     }
     assert!(
         eventually(T, || closed_total(&server, "slow") >= 1),
@@ -260,13 +285,28 @@ fn pings_are_answered_and_quiet_clients_are_pinged_then_dropped_unless_they_pong
     let ping = silent.read_frame(T).unwrap();
     assert_eq!(ping.opcode, PING, "{ping:?}");
     let pinged_after = started.elapsed();
-    assert!(pinged_after >= Duration::from_millis(800), "{pinged_after:?}");
-    assert!(pinged_after < Duration::from_millis(1800), "{pinged_after:?}");
+    assert!(
+        pinged_after >= Duration::from_millis(800),
+        "{pinged_after:?}"
+    );
+    assert!(
+        pinged_after < Duration::from_millis(1800),
+        "{pinged_after:?}"
+    );
     assert_eq!(silent.end(Duration::from_secs(4)), End::Dropped);
     let dropped_after = started.elapsed();
-    assert!(dropped_after >= Duration::from_millis(1800), "{dropped_after:?}");
-    assert!(dropped_after < Duration::from_millis(3000), "{dropped_after:?}");
-    assert!(answering.join().unwrap() >= 2, "the quiet answering client was pinged");
+    assert!(
+        dropped_after >= Duration::from_millis(1800),
+        "{dropped_after:?}"
+    );
+    assert!(
+        dropped_after < Duration::from_millis(3000),
+        "{dropped_after:?}"
+    );
+    assert!(
+        answering.join().unwrap() >= 2,
+        "the quiet answering client was pinged"
+    );
     assert!(closed_total(&server, "idle") >= 1);
 }
 
@@ -328,7 +368,10 @@ fn protocol_errors_are_closed_with_1002() {
             "text inside a message",
             vec![Out::new(TEXT, "a").more(), Out::new(TEXT, "b")],
         ),
-        ("close code 999", vec![Out::new(CLOSE, ws::close_payload(999, ""))]),
+        (
+            "close code 999",
+            vec![Out::new(CLOSE, ws::close_payload(999, ""))],
+        ),
     ];
     for (what, frames) in cases {
         let mut client = open(&server, "chat");
@@ -373,7 +416,11 @@ fn past_the_client_limits_an_upgrade_gets_503_with_retry_after() {
     let third = refused(&server, "chat", &[]);
     assert_json_error(&third, 503);
     assert!(third.header("retry-after").is_some());
-    assert!(third.text().contains("FAZT_WS_PER_SITE"), "{}", third.text());
+    assert!(
+        third.text().contains("FAZT_WS_PER_SITE"),
+        "{}",
+        third.text()
+    );
     // blog has room of its own, until the server's total is reached.
     let _c = open(&server, "blog");
     let total = refused(&server, "blog", &[]);
@@ -396,7 +443,11 @@ fn serverless_code_broadcasts_to_the_sites_clients() {
         const sent = fazt.socket.broadcast({hi: 1});
         respond({sent: sent, clients: fazt.socket.clients()});
     "#;
-    deploy(&server, "app", &[("index.html", "<h1>app</h1>"), ("api/main.js", api)]);
+    deploy(
+        &server,
+        "app",
+        &[("index.html", "<h1>app</h1>"), ("api/main.js", api)],
+    );
     let mut a = open(&server, "app");
     let mut b = open(&server, "app");
     let r = server.get(&host("app"), "/api/send");
@@ -404,7 +455,10 @@ fn serverless_code_broadcasts_to_the_sites_clients() {
     assert_eq!(r.json(), serde_json::json!({"sent": 2, "clients": 2}));
     for client in [&mut a, &mut b] {
         let text = client.next_text(T);
-        assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap()["hi"], 1);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).unwrap()["hi"],
+            1
+        );
     }
 
     let legacy = r#"
@@ -417,7 +471,10 @@ fn serverless_code_broadcasts_to_the_sites_clients() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json(), serde_json::json!({"sent": 1, "clients": 1}));
     assert_eq!(c.next_text(T), "x");
-    assert!(a.quiet_for(Duration::from_millis(200)), "app heard old's broadcast");
+    assert!(
+        a.quiet_for(Duration::from_millis(200)),
+        "app heard old's broadcast"
+    );
 }
 
 #[test]
@@ -434,7 +491,10 @@ fn deleting_the_site_or_deploying_a_ws_page_closes_its_clients_with_1001() {
     deploy(
         &server,
         "chat",
-        &[("index.html", "<h1>v2</h1>"), ("ws/index.html", "<h1>ws page</h1>")],
+        &[
+            ("index.html", "<h1>v2</h1>"),
+            ("ws/index.html", "<h1>ws page</h1>"),
+        ],
     );
     assert_eq!(a.close_code(T), 1001);
     assert_eq!(b.close_code(T), 1001);
@@ -442,7 +502,10 @@ fn deleting_the_site_or_deploying_a_ws_page_closes_its_clients_with_1001() {
     assert_eq!(page.text(), "<h1>ws page</h1>");
     // An upgrade request now gets the directory's redirect like any GET: no endpoint.
     let key = ws::new_key();
-    let r = raw_request(server.addr, ws::upgrade_request("GET", &host("chat"), &key, &[]));
+    let r = raw_request(
+        server.addr,
+        ws::upgrade_request("GET", &host("chat"), &key, &[]),
+    );
     assert_eq!((r.status, r.header("location")), (301, Some("/ws/")));
 }
 
@@ -473,7 +536,10 @@ fn a_client_close_is_answered_with_the_same_code_then_tcp_closes() {
         .unwrap();
     let answer = client.read_frame(T).unwrap();
     assert_eq!((answer.opcode, answer.close_code()), (CLOSE, 1000));
-    assert!(client.tcp_closed_within(T), "TCP stays open after the close");
+    assert!(
+        client.tcp_closed_within(T),
+        "TCP stays open after the close"
+    );
     // A close without a code is answered without one or with 1000 (1005 itself never goes
     // on the wire, RFC 6455 §7.4.1).
     let mut bare = open(&server, "chat");
@@ -527,4 +593,33 @@ fn pythons_websockets_library_talks_to_fazt() {
         out,
         "echo ok\nbroadcast ok\nbinary ok\nping ok\noversized closed 1009\nclose 1000\n"
     );
+}
+
+#[test]
+fn wss_echoes_over_tls_with_the_self_signed_certificate() {
+    let server = Server::builder()
+        .arg("--tls-listen")
+        .arg("127.0.0.1:0")
+        .arg("--tls-self-signed")
+        .start();
+    deploy(&server, "chat", &[("index.html", "<h1>chat</h1>")]);
+    let pem = std::fs::read(server.data.path().join("tls-self-signed.pem")).unwrap();
+    let roots = rustls::pki_types::pem::PemObject::pem_slice_iter(&pem).map(|c| c.unwrap());
+    let config = tls_client::trusting(roots);
+    // The certificate names `localhost` (and `*.localhost`, which rustls does not take
+    // under a single label): verified as localhost, the Host header names the site.
+    let addr = server.tls_addr.unwrap();
+    let tls = tls_client::handshake(addr, "localhost", config).expect("a TLS handshake");
+    let site = format!("chat.localhost:{}", addr.port());
+    let origin = format!("https://{site}");
+    let mut client = ws::upgrade_over(tls, &site, &[("Origin", &origin)])
+        .unwrap_or_else(|r| panic!("no 101 over TLS: {} {}", r.status, r.text()));
+    client.send_text("over tls");
+    assert_eq!(client.next_text(T), "over tls");
+    client.send(&Out::new(PING, "p")).unwrap();
+    assert_eq!(client.read_frame(T).unwrap().opcode, PONG);
+    client
+        .send(&Out::new(CLOSE, ws::close_payload(1000, "")))
+        .unwrap();
+    assert_eq!(client.close_code(T), 1000);
 }

@@ -83,7 +83,12 @@ impl Out {
         match self.mask {
             Some(mask) => {
                 out.extend_from_slice(&mask);
-                out.extend(self.payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+                out.extend(
+                    self.payload
+                        .iter()
+                        .enumerate()
+                        .map(|(i, b)| b ^ mask[i % 4]),
+                );
             }
             None => out.extend_from_slice(&self.payload),
         }
@@ -192,7 +197,10 @@ pub fn upgrade_over<S: Transport>(
     if response.status != 101 {
         return Err(response);
     }
-    assert_eq!(response.header("sec-websocket-accept"), Some(&*accept_of(&key)));
+    assert_eq!(
+        response.header("sec-websocket-accept"),
+        Some(&*accept_of(&key))
+    );
     assert!(response
         .header("upgrade")
         .is_some_and(|u| u.eq_ignore_ascii_case("websocket")));
@@ -258,8 +266,14 @@ impl<S: Transport> Ws<S> {
         }
         let masked = b[1] & 0x80 != 0;
         let (len, mut at) = match b[1] & 0x7f {
-            126 => (u16::from_be_bytes(b.get(2..4)?.try_into().unwrap()) as usize, 4),
-            127 => (u64::from_be_bytes(b.get(2..10)?.try_into().unwrap()) as usize, 10),
+            126 => (
+                u16::from_be_bytes(b.get(2..4)?.try_into().unwrap()) as usize,
+                4,
+            ),
+            127 => (
+                u64::from_be_bytes(b.get(2..10)?.try_into().unwrap()) as usize,
+                10,
+            ),
             n => (n as usize, 2),
         };
         let mask: Option<[u8; 4]> = match masked {
@@ -272,7 +286,10 @@ impl<S: Transport> Ws<S> {
         };
         let mut payload = b.get(at..at + len)?.to_vec();
         if let Some(m) = mask {
-            payload.iter_mut().enumerate().for_each(|(i, x)| *x ^= m[i % 4]);
+            payload
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, x)| *x ^= m[i % 4]);
         }
         let frame = Frame {
             fin: b[0] & 0x80 != 0,
