@@ -623,3 +623,128 @@ fn wss_echoes_over_tls_with_the_self_signed_certificate() {
         .unwrap();
     assert_eq!(client.close_code(T), 1000);
 }
+
+#[test]
+fn frames_sent_with_the_upgrade_request_and_upgrades_after_a_request_are_served() {
+    use std::io::Write;
+    let server = server_with(&[], &["chat"]);
+    let mut listener = open(&server, "chat");
+    // A client that does not wait for the 101: its first frame is in the same packet.
+    let mut stream = server.connect();
+    let key = ws::new_key();
+    let mut bytes = ws::upgrade_request("GET", &host("chat"), &key, &[]).into_bytes();
+    bytes.extend_from_slice(&Out::new(TEXT, "eager").encode());
+    stream.write_all(&bytes).unwrap();
+    let mut eager = ws::answer_over(stream, &key)
+        .unwrap_or_else(|r| panic!("no 101: {} {}", r.status, r.text()));
+    assert_eq!(eager.next_text(T), "eager");
+    assert_eq!(listener.next_text(T), "eager");
+
+    // An upgrade on a keep-alive connection after an ordinary request, with a browser's
+    // `Connection: keep-alive, Upgrade` and `Upgrade: WebSocket` spelling.
+    let mut stream = server.connect();
+    let get = format!("GET / HTTP/1.1\r\nHost: {}\r\n\r\n", host("chat"));
+    stream.write_all(get.as_bytes()).unwrap();
+    assert_eq!(read_response(&mut stream).unwrap().text(), "<h1>chat</h1>");
+    let browser = [
+        ("Connection", "keep-alive, Upgrade"),
+        ("Upgrade", "WebSocket"),
+    ];
+    let mut later = ws::upgrade_over(stream, &host("chat"), &browser)
+        .unwrap_or_else(|r| panic!("no 101: {} {}", r.status, r.text()));
+    later.send_text("later");
+    assert_eq!(later.next_text(T), "later");
+    assert_eq!(listener.next_text(T), "later");
+    assert_eq!(eager.next_text(T), "later");
+}
+
+#[test]
+fn every_way_a_client_ends_frees_its_place() {
+    let env = [("FAZT_WS_PER_SITE", "1"), ("FAZT_WS_MESSAGE_MAX", "1024")];
+    let server = server_with(&env, &["chat"]);
+    let ends: [(&str, fn(&mut Ws)); 5] = [
+        ("a close", |c| {
+            c.send(&Out::new(CLOSE, ws::close_payload(1000, "")))
+                .unwrap();
+            assert_eq!(c.close_code(T), 1000);
+        }),
+        ("a protocol error", |c| {
+            c.send(&Out::new(CONTINUATION, "x")).unwrap();
+            assert_eq!(c.close_code(T), 1002);
+        }),
+        ("an oversized message", |c| {
+            c.send_binary(&[0; 2000]);
+            assert_eq!(c.close_code(T), 1009);
+        }),
+        ("invalid UTF-8", |c| {
+            c.send(&Out::new(TEXT, vec![0xc0])).unwrap();
+            assert_eq!(c.close_code(T), 1007);
+        }),
+        ("a dropped TCP connection", |c| {
+            c.stream.shutdown(std::net::Shutdown::Both).unwrap();
+        }),
+    ];
+    for (what, end) in ends {
+        let mut client = open(&server, "chat");
+        assert_json_error(&refused(&server, "chat", &[]), 503);
+        end(&mut client);
+        drop(client);
+        let joined = eventually(T, || ws::try_open(server.addr, &host("chat"), &[]).is_ok());
+        assert!(joined, "after {what} the site stays full");
+    }
+    let zero = |series: &str| eventually(T, || metric(&server, series) == 0);
+    assert!(zero("fazt_ws_connections"), "connections left counted");
+    assert!(zero("fazt_ws_site_connections{site=\"chat\"}"));
+}
+
+#[test]
+fn close_frames_are_checked_and_application_codes_echoed() {
+    let server = server_with(&[], &["chat"]);
+    let cases: [(&str, Vec<u8>, u16); 5] = [
+        ("an application code", ws::close_payload(3000, "app"), 3000),
+        ("a private code", ws::close_payload(4999, ""), 4999),
+        ("one byte", vec![3], 1002),
+        ("1005 on the wire", ws::close_payload(1005, ""), 1002),
+        (
+            "a reason not UTF-8",
+            [&[0x03, 0xe8][..], &[0xff]].concat(),
+            1007,
+        ),
+    ];
+    for (what, payload, want) in cases {
+        let mut client = open(&server, "chat");
+        client.send(&Out::new(CLOSE, payload)).unwrap();
+        assert_eq!(client.end(T), End::Close(want), "{what}");
+        assert!(client.tcp_closed_within(T), "{what}: TCP stays open");
+    }
+}
+
+#[test]
+fn a_plain_redeploy_keeps_clients_and_counts_messages_both_ways() {
+    let server = server_with(&[], &["chat"]);
+    let mut a = open(&server, "chat");
+    let mut b = open(&server, "chat");
+    let before_in = metric(&server, "fazt_ws_messages_total{direction=\"in\"}");
+    let before_out = metric(&server, "fazt_ws_messages_total{direction=\"out\"}");
+    deploy(&server, "chat", &[("index.html", "<h1>v2</h1>")]);
+    assert!(
+        a.quiet_for(Duration::from_millis(800)),
+        "a redeploy closed a client"
+    );
+    assert_eq!(server.get(&host("chat"), "/").text(), "<h1>v2</h1>");
+    a.send_text("");
+    assert_eq!(a.next_text(T), "", "an empty message is a message");
+    assert_eq!(b.next_text(T), "");
+    assert_eq!(
+        metric(&server, "fazt_ws_messages_total{direction=\"in\"}"),
+        before_in + 1
+    );
+    assert!(eventually(T, || metric(
+        &server,
+        "fazt_ws_messages_total{direction=\"out\"}"
+    ) == before_out + 2));
+    assert_eq!(
+        metric(&server, "fazt_ws_site_connections{site=\"chat\"}"),
+        2
+    );
+}

@@ -192,6 +192,12 @@ pub fn upgrade_over<S: Transport>(
     stream
         .write_all(upgrade_request("GET", host, &key, extra).as_bytes())
         .unwrap();
+    answer_over(stream, &key)
+}
+
+/// Reads the answer to an upgrade already sent with `key`: the connection on a `101` with
+/// the right accept key, else the response.
+pub fn answer_over<S: Transport>(mut stream: S, key: &str) -> Result<Ws<S>, HttpResponse> {
     // read_response reads the head byte by byte and stops at a 1xx: no frame is consumed.
     let response = read_response(&mut stream).expect("an answer to the upgrade");
     if response.status != 101 {
@@ -199,7 +205,7 @@ pub fn upgrade_over<S: Transport>(
     }
     assert_eq!(
         response.header("sec-websocket-accept"),
-        Some(&*accept_of(&key))
+        Some(&*accept_of(key))
     );
     assert!(response
         .header("upgrade")
