@@ -748,3 +748,80 @@ fn a_plain_redeploy_keeps_clients_and_counts_messages_both_ways() {
         2
     );
 }
+
+#[test]
+fn sigterm_exits_after_five_seconds_when_a_client_never_answers_the_close() {
+    let mut server = server_with(&[], &["chat"]);
+    let mut mute = open(&server, "chat");
+    let mut polite = open(&server, "chat");
+    let started = Instant::now();
+    signal(&server.child, libc::SIGTERM);
+    assert_eq!(polite.close_code(T), 1001);
+    polite
+        .send(&Out::new(CLOSE, ws::close_payload(1001, "")))
+        .unwrap();
+    assert_eq!(mute.close_code(T), 1001);
+    // The mute client does not answer: fazt gives up on it after its 5 s.
+    let status = server.wait(Duration::from_secs(9)).expect("fazt exits");
+    assert!(status.success(), "{status:?}: {}", server.stderr());
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    assert!(polite.tcp_closed_within(T) && mute.tcp_closed_within(T));
+}
+
+#[test]
+fn serverless_broadcasts_stop_at_100_per_invocation_and_refuse_what_cannot_be_sent() {
+    let server = Server::start();
+    let api = r#"
+        let sent = 0, error = "";
+        try {
+            for (let i = 0; i < 101; i++) { fazt.socket.broadcast("m" + i); sent++; }
+        } catch (e) { error = String(e); }
+        let bad = "";
+        try { fazt.socket.broadcast(function () {}); } catch (e) { bad = e.name; }
+        respond({sent: sent, error: error, bad: bad});
+    "#;
+    deploy(&server, "app", &[("api/main.js", api)]);
+    let mut a = open(&server, "app");
+    let r = server.get(&host("app"), "/api/go");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["sent"], 100, "{v}");
+    assert!(!v["error"].as_str().unwrap().is_empty(), "{v}");
+    assert_eq!(v["bad"], "TypeError", "{v}");
+    for i in 0..100 {
+        assert_eq!(a.next_text(T), format!("m{i}"));
+    }
+    assert!(
+        a.quiet_for(Duration::from_millis(300)),
+        "more than 100 went out"
+    );
+}
+
+#[test]
+fn only_a_deployed_sites_host_upgrades() {
+    let server = server_with(&[], &["chat"]);
+    for other in ["nosuch.localhost", "admin.localhost"] {
+        if let Ok(_ws) = ws::try_open(server.addr, other, &[]) {
+            panic!("{other} upgraded");
+        }
+    }
+}
+
+#[test]
+fn pings_count_against_the_rate_and_lengths_are_checked_before_the_payload() {
+    use std::io::Write;
+    let server = server_with(&[("FAZT_WS_RATE", "5")], &["chat"]);
+    let mut pinger = open(&server, "chat");
+    let pings: Vec<u8> = (0..20).flat_map(|_| Out::new(PING, "p").encode()).collect();
+    pinger.stream.write_all(&pings).unwrap();
+    assert_eq!(pinger.end(T), End::Close(1008));
+
+    // A header announcing a terabyte is refused at once; no payload follows.
+    let mut huge = open(&server, "chat");
+    let mut head = vec![0x82, 0xff];
+    head.extend_from_slice(&(1u64 << 40).to_be_bytes());
+    head.extend_from_slice(&[1, 2, 3, 4]);
+    huge.stream.write_all(&head).unwrap();
+    assert_eq!(huge.end(T), End::Close(1009));
+}
