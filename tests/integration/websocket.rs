@@ -825,3 +825,34 @@ fn pings_count_against_the_rate_and_lengths_are_checked_before_the_payload() {
     huge.stream.write_all(&head).unwrap();
     assert_eq!(huge.end(T), End::Close(1009));
 }
+
+#[test]
+fn many_clients_across_threads_each_get_every_message_in_each_senders_order() {
+    let server = server_with(&[("FAZT_WS_RATE", "100000")], &["chat"]);
+    let (clients, each) = (12, 50);
+    let mut all: Vec<Ws> = (0..clients).map(|_| open(&server, "chat")).collect();
+    for round in 0..each {
+        for (c, client) in all.iter_mut().enumerate() {
+            client.send_text(&format!("{c}:{round}"));
+        }
+    }
+    let readers: Vec<_> = all
+        .into_iter()
+        .map(|mut client| {
+            std::thread::spawn(move || {
+                let mut next = vec![0; clients];
+                for _ in 0..clients * each {
+                    let text = client.next_text(T);
+                    let (c, round) = text.split_once(':').unwrap();
+                    let (c, round): (usize, usize) = (c.parse().unwrap(), round.parse().unwrap());
+                    assert_eq!(round, next[c], "client {c}'s messages out of order");
+                    next[c] += 1;
+                }
+                assert!(client.quiet_for(Duration::from_millis(200)));
+            })
+        })
+        .collect();
+    for reader in readers {
+        reader.join().unwrap();
+    }
+}
