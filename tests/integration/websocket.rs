@@ -874,3 +874,61 @@ fn a_message_larger_than_the_queue_limit_reaches_clients_that_read() {
     assert_eq!(reader.next_message(T).payload.len(), 4000);
     assert_eq!(sender.next_message(T).payload.len(), 4000);
 }
+
+/// The answer to raw upgrade bytes; with a `101`, what a text frame sent next brings back.
+fn upgrade_raw(server: &Server, raw: &str, head: bool) -> (u16, String) {
+    use std::io::Write;
+    let mut stream = server.connect();
+    stream.write_all(raw.as_bytes()).unwrap();
+    let r = read_response_with(&mut stream, head).expect("an answer");
+    if r.status != 101 {
+        return (r.status, r.text());
+    }
+    let mut client = Ws::from_stream(stream);
+    client.send_text("after");
+    (101, client.next_text(T))
+}
+
+#[test]
+fn odd_upgrade_requests_are_refused_or_served_cleanly() {
+    let server = server_with(&[], &["chat"]);
+    let key = ws::new_key();
+    let request = ws::upgrade_request("GET", &host("chat"), &key, &[]);
+    let base = request.trim_end();
+    let end = "\r\n\r\n";
+    let not_found = "<h1>chat: no such page</h1>".to_string();
+    let absolute = format!("http://{}/ws", host("chat"));
+    let cases = [
+        ("HTTP/1.0", base.replace("HTTP/1.1", "HTTP/1.0") + end, 400),
+        ("HEAD", base.replacen("GET", "HEAD", 1) + end, 405),
+        ("a query", base.replacen("/ws", "/ws?room=1", 1) + end, 101),
+        (
+            "absolute form",
+            base.replacen("/ws", &absolute, 1) + end,
+            101,
+        ),
+        ("/ws/", base.replacen("/ws", "/ws/", 1) + end, 404),
+        ("/WS", base.replacen("/ws", "/WS", 1) + end, 404),
+        // A request body is no part of the WebSocket stream.
+        (
+            "a body",
+            format!("{base}\r\nContent-Length: 5{end}hello"),
+            101,
+        ),
+        (
+            "a chunked body",
+            format!("{base}\r\nTransfer-Encoding: chunked{end}5\r\nhello\r\n0{end}"),
+            101,
+        ),
+    ];
+    for (what, raw, want) in cases {
+        let (status, text) = upgrade_raw(&server, &raw, what == "HEAD");
+        assert_eq!(status, want, "{what}: {text}");
+        match status {
+            101 => assert_eq!(text, "after", "{what}"),
+            404 => assert_eq!(text, not_found, "{what}"),
+            400 => assert!(text.contains("HTTP/1.1"), "{what}: {text}"),
+            _ => {}
+        }
+    }
+}

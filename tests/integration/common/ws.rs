@@ -227,6 +227,14 @@ pub fn open(addr: SocketAddr, host: &str) -> Ws {
 }
 
 impl<S: Transport> Ws<S> {
+    /// A connection already past its `101`.
+    pub fn from_stream(stream: S) -> Ws<S> {
+        Ws {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
     pub fn send(&mut self, frame: &Out) -> std::io::Result<()> {
         self.stream.write_all(&frame.encode())
     }
