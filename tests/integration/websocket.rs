@@ -485,6 +485,15 @@ fn deleting_the_site_or_deploying_a_ws_page_closes_its_clients_with_1001() {
     assert!(r.status < 300, "{} {}", r.status, r.text());
     assert_eq!(doomed.close_code(T), 1001);
     assert!(doomed.tcp_closed_within(T));
+    assert!(
+        ws::try_open(server.addr, &host("gone"), &[]).is_err(),
+        "a deleted site upgrades"
+    );
+    // The name deployed again has its endpoint again.
+    deploy(&server, "gone", &[("index.html", "<h1>back</h1>")]);
+    let mut back = open(&server, "gone");
+    back.send_text("back");
+    assert_eq!(back.next_text(T), "back");
 
     let mut a = open(&server, "chat");
     let mut b = open(&server, "chat");
@@ -931,4 +940,25 @@ fn odd_upgrade_requests_are_refused_or_served_cleanly() {
             _ => {}
         }
     }
+}
+
+#[test]
+fn a_client_that_sends_data_is_never_pinged() {
+    let server = server_with(&[("FAZT_WS_PING_EVERY", "1s")], &["chat"]);
+    let mut talker = open(&server, "chat");
+    let until = Instant::now() + Duration::from_millis(2600);
+    while Instant::now() < until {
+        talker.send_text("tick");
+        let frame = talker.read_frame(T).unwrap();
+        assert_eq!(
+            (frame.opcode, frame.text()),
+            (TEXT, "tick".into()),
+            "{frame:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        talker.quiet_for(Duration::from_millis(500)),
+        "pinged though it talked"
+    );
 }
