@@ -667,11 +667,14 @@ fn frames_sent_with_the_upgrade_request_and_upgrades_after_a_request_are_served(
     assert_eq!(eager.next_text(T), "later");
 }
 
+/// One way a client's connection ends, done to it.
+type Ending = fn(&mut Ws);
+
 #[test]
 fn every_way_a_client_ends_frees_its_place() {
     let env = [("FAZT_WS_PER_SITE", "1"), ("FAZT_WS_MESSAGE_MAX", "1024")];
     let server = server_with(&env, &["chat"]);
-    let ends: [(&str, fn(&mut Ws)); 5] = [
+    let ends: [(&str, Ending); 5] = [
         ("a close", |c| {
             c.send(&Out::new(CLOSE, ws::close_payload(1000, "")))
                 .unwrap();
