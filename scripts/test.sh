@@ -24,6 +24,17 @@ if ! command -v pebble-challtestsrv >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && com
     fi
 fi
 
+# The WebSocket test with a real client library (tests/integration/websocket.rs, running
+# tests/ws/client.py) needs Python's websockets for /usr/bin/python3: Debian's package, installed
+# the same way; without it that test fails and says so.
+if ! /usr/bin/python3 -c "import websockets" >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing python3-websockets for the WebSocket test (apt-get)..."
+    if ! timeout 900 bash -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq --no-install-recommends python3-websockets' >/dev/null 2>&1; then
+        echo "could not install python3-websockets; the WebSocket client test will fail and say so"
+    fi
+fi
+
 # The dashboard's browser tests (tests/integration/dashboard.rs) drive that Chromium with
 # playwright-core from npm, pinned by tests/browser/package-lock.json. Node from Debian when
 # it is missing (playwright-core needs Node 20 or later); `npm ci` when the installed copy

@@ -59,6 +59,7 @@ mod storage;
 mod tls;
 mod upgrade;
 mod vfs_serving;
+mod websocket;
 mod writer_events;
 
 mod layout;

@@ -5,6 +5,7 @@ pub mod hosts_namespace;
 pub mod pebble;
 pub mod source;
 pub mod tls_client;
+pub mod ws;
 pub mod zips;
 
 use std::io::{BufRead, BufReader, Read, Write};
