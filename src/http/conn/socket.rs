@@ -231,9 +231,13 @@ impl<P> Conn<P> {
         if session.closing_since.is_some() {
             return;
         }
-        if self.out.bytes + frame.len() as u64 > session.limits.queue_max as u64 {
+        // A frame always goes onto an empty queue (a message may be larger than the queue
+        // limit): the limit is on what waits behind frames the client has not taken.
+        let backlog = self.out.bytes + frame.len() as u64;
+        if !self.out.is_empty() && backlog > session.limits.queue_max as u64 {
             self.drop_unsent_frames();
             self.ws_fail(WsClose::Slow, 1008, "client too slow", ctx);
+            self.flush(ctx.now, ctx.spare_out);
             if !self.out.is_empty() {
                 // It can't take even the close frame: nothing it holds goes on after close.
                 let _ = sys::reset_on_close(&self.stream);

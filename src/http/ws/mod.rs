@@ -46,6 +46,12 @@ pub(crate) fn handshake(request: &Request) -> Handshake {
     if !has_token(request.header("connection"), "upgrade") {
         return refuse(400, "a WebSocket upgrade needs `Connection: Upgrade`");
     }
+    if let Some(name) = ONCE_ONLY.iter().find(|name| repeated(request, name)) {
+        return refuse(
+            400,
+            &format!("{name} may appear only once (RFC 6455 §11.3)"),
+        );
+    }
     if request.header_str("sec-websocket-version") != Some("13") {
         let refusal = Response::error(426, "only WebSocket version 13 is supported");
         return Handshake::Refuse(refusal.header("Sec-WebSocket-Version", "13"));
@@ -54,6 +60,16 @@ pub(crate) fn handshake(request: &Request) -> Handshake {
         Some(key) if is_valid_key(key) => Handshake::Accept(accept_key(key)),
         _ => refuse(400, "Sec-WebSocket-Key must be base64 of 16 bytes"),
     }
+}
+
+/// Headers a handshake may carry once only.
+const ONCE_ONLY: [&str; 2] = ["Sec-WebSocket-Key", "Sec-WebSocket-Version"];
+
+fn repeated(request: &Request, name: &str) -> bool {
+    let mut same = request
+        .headers()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()));
+    same.next().is_some() && same.next().is_some()
 }
 
 fn refuse(status: u16, message: &str) -> Handshake {
