@@ -60,5 +60,6 @@ mod tls;
 mod upgrade;
 mod vfs_serving;
 mod writer_events;
+mod ws_browser;
 
 mod layout;
