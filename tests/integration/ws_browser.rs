@@ -135,7 +135,11 @@ fn two_browser_pages_talk_through_the_hub_of_their_site() {
     let server = Server::start();
     let sites = TempDir::new("ws-browser-sites");
     for name in ["chat", "other"] {
-        write_file(sites.path(), &format!("{name}/index.html"), CHAT_PAGE.as_bytes());
+        write_file(
+            sites.path(),
+            &format!("{name}/index.html"),
+            CHAT_PAGE.as_bytes(),
+        );
         import(name, &sites.path().join(name), server.data.path());
         let host = format!("{name}.localhost");
         let page = wait_for(&server, &host, "/", |r| r.status == 200);
