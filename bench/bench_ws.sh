@@ -126,15 +126,25 @@ stop_fazt() {
 
 # deploy NAME: a site NAME with one index.html, by `fazt deploy`; then its /ws answers 101.
 deploy() {
-    local dir=$TMP/sites/$1 code
+    local dir=$TMP/sites/$1 status
     mkdir -p "$dir"
     printf '<h1>%s</h1>\n' "$1" >"$dir/index.html"
     "$FAZT_BIN" deploy --site "$1" --server "http://$ADMIN" --token "$TOKEN" "$dir" \
         >"$TMP/deploy-$1.log" 2>&1 || die "fazt deploy $1 failed: $(tail -5 "$TMP/deploy-$1.log")"
-    code=$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -H "Host: $1.localhost" -H 'Upgrade: websocket' \
-        -H 'Connection: Upgrade' -H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' \
-        "http://$PUBLIC/ws" 2>/dev/null || true)
-    [[ $code == 101 ]] || die "GET /ws of $1 answered $code, not 101 (does this fazt have WebSockets?)"
+    status=$(upgrade_status "$1.localhost")
+    [[ $status == 101 ]] || die "GET /ws of $1 answered '$status', not 101 (does this fazt have WebSockets?)"
+}
+
+# upgrade_status HOST: the status of one WebSocket upgrade of HOST's /ws (the connection is closed
+# right after the status line; curl would wait on the open socket).
+upgrade_status() {
+    local line=""
+    exec 3<>"/dev/tcp/${PUBLIC%:*}/${PUBLIC##*:}"
+    printf 'GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n' "$1" >&3
+    read -r -t 5 line <&3 || true
+    exec 3<&-
+    line=${line#HTTP/1.1 }
+    printf '%s' "${line%% *}"
 }
 
 # metrics PREFIX NAME...: the metrics NAME (see js_util.py) into R[PREFIX.NAME].
