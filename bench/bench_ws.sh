@@ -29,6 +29,8 @@
 # Environment:
 #   BENCH_DURATION=10 BENCH_WARMUP=2 BENCH_ROUNDS=3   as in bench.sh (seconds; rounds, median shown)
 #   BENCH_WS_FANOUT_CLIENTS=1000  BENCH_WS_IDLE_CLIENTS=10000  BENCH_WS_ECHO_CLIENTS=32
+#   BENCH_WS_SOURCES=N       client source addresses 127.0.0.1..N (default: as many as the
+#                            ephemeral port range needs)
 #   BENCH_NO_BUILD=1         use the existing target/release/fazt (BENCH_FAZT_BIN: another binary)
 #   BENCH_KEEP_TMP=1         keep the temp dir (logs, outputs, sites) and print its path
 #   BENCH_SUMMARY=PATH       also write the summary table to PATH
@@ -96,6 +98,7 @@ MACHINE="$(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1
 # with a quarter left for everything else on the machine).
 sources() {
     local lo hi
+    if [[ -n ${BENCH_WS_SOURCES:-} ]]; then echo "$BENCH_WS_SOURCES"; return; fi
     read -r lo hi </proc/sys/net/ipv4/ip_local_port_range
     awk -v n="$1" -v p="$(((hi - lo) * 3 / 4))" 'BEGIN { s = int((n + p - 1) / p); print (s < 1) ? 1 : (s > 250 ? 250 : s) }'
 }
