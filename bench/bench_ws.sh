@@ -180,7 +180,7 @@ section_fanout() {
     deploy fan
     before=$(cpu "$FAZT_PID")
     log "fanout: $FANOUT_CLIENTS receivers, one 1 KiB message a second for ${DURATION}s"
-    spawn_wait timeout $((DURATION + 120)) node "$HELPERS/ws_load.js" fanout "ws://$PUBLIC/ws" "fan.localhost:${PUBLIC##*:}" \
+    SERVER_PID=$FAZT_PID spawn_wait timeout $((DURATION + 120)) node "$HELPERS/ws_load.js" fanout "ws://$PUBLIC/ws" "fan.localhost:${PUBLIC##*:}" \
         "$FANOUT_CLIENTS" "$DURATION" 1024 "$(sources "$FANOUT_CLIENTS")" >"$TMP/fanout.kv" 2>"$TMP/fanout.err" ||
         die "the fan-out client failed: $(tail -5 "$TMP/fanout.err")"
     after=$(cpu "$FAZT_PID")
@@ -306,7 +306,8 @@ summary() {
         row "clients open / failed" "$(get fanout.open) / $(get fanout.failed)" "" "connected in $(get fanout.connect_s) s; $(get fanout.first_error)"
         row "delivered / expected" "$(get fanout.delivered) / $(get fanout.expected)" "" "closed early $(get fanout.closed_early), stray $(get fanout.stray)"
         row "delivery latency p50 / p99 / max" "$(get fanout.p50_ms) / $(get fanout.p99_ms) / $(get fanout.max_ms) ms"
-        row "fazt CPU over the run" "$(get fanout.cpu_s) s" "" "fazt_ws_messages_total in $(get fanout.fazt_ws_messages_total:in), out $(get fanout.fazt_ws_messages_total:out)"
+        row "per message: first / last delivery (median)" "$(get fanout.first_p50_ms) / $(get fanout.last_p50_ms) ms" "" "the gap is mostly the one Node.js client process"
+        row "fazt CPU: the run / the sending alone" "$(get fanout.cpu_s) / $(get fanout.server_cpu_send_s) s" "" "fazt_ws_messages_total in $(get fanout.fazt_ws_messages_total:in), out $(get fanout.fazt_ws_messages_total:out)"
         row "clients closed by fazt (fazt_ws_closed_total)" "$(closed fanout)"
     fi
     if selected idle; then

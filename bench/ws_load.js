@@ -78,16 +78,33 @@ function openMany(url, host, count, sources, onMessage) {
   });
 }
 
+// CPU seconds (user + system) of process PID so far, or NaN.
+function cpuSeconds(pid) {
+  try {
+    const fields = require("node:fs").readFileSync(`/proc/${pid}/stat`, "latin1").split(") ")[1].split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function fanout(url, host, clients, seconds, size, sources) {
   const latencies = [];
+  // Per message, the earliest and the latest delivery: the first shows fazt's own delay, the
+  // spread mostly this one client process working through CLIENTS deliveries in turn.
+  const first = new Map();
+  const last = new Map();
   let stray = 0;
   const onMessage = (data) => {
-    const text = data.toString("latin1", 0, 40);
-    const m = /^\{"t":([0-9.]+),/.exec(text);
-    if (m) latencies.push(now() - Number(m[1]));
-    else stray++;
+    const text = data.toString("latin1", 0, 48);
+    const m = /^\{"t":([0-9.]+),"seq":([0-9]+),/.exec(text);
+    if (!m) return stray++;
+    const ms = now() - Number(m[1]);
+    latencies.push(ms);
+    if (!first.has(m[2])) first.set(m[2], ms);
+    last.set(m[2], ms);
   };
   const t0 = now();
   const { clients: open, failed, firstError } = await openMany(url, host, clients, sources, onMessage);
@@ -98,6 +115,9 @@ async function fanout(url, host, clients, seconds, size, sources) {
   const [sender] = (await openMany(url, host, 1, 1)).clients;
   if (!sender) throw new Error("the sender could not connect");
   await sleep(500);
+  // The server's CPU over the sending alone (SERVER_PID, when given), without the handshakes.
+  const serverPid = Number(process.env.SERVER_PID || 0);
+  const cpu0 = cpuSeconds(serverPid);
   let sent = 0;
   for (let s = 0; s < seconds; s++) {
     let msg = `{"t":${now().toFixed(3)},"seq":${s},"pad":"`;
@@ -107,6 +127,7 @@ async function fanout(url, host, clients, seconds, size, sources) {
     await sleep(1000);
   }
   await sleep(1000);
+  out("server_cpu_send_s", serverPid ? (cpuSeconds(serverPid) - cpu0).toFixed(2) : "n/a");
   latencies.sort((a, b) => a - b);
   out("sent", sent);
   out("expected", sent * open.length);
@@ -115,6 +136,10 @@ async function fanout(url, host, clients, seconds, size, sources) {
   out("p50_ms", quantile(latencies, 0.5));
   out("p99_ms", quantile(latencies, 0.99));
   out("max_ms", latencies.length ? latencies[latencies.length - 1].toFixed(2) : "n/a");
+  const firsts = [...first.values()].sort((a, b) => a - b);
+  const lasts = [...last.values()].sort((a, b) => a - b);
+  out("first_p50_ms", quantile(firsts, 0.5));
+  out("last_p50_ms", quantile(lasts, 0.5));
   out("closed_early", open.filter((ws) => ws.readyState !== WebSocket.OPEN).length);
   for (const ws of [...open, sender]) ws.terminate();
 }
