@@ -31,6 +31,7 @@
 #   BENCH_WS_FANOUT_CLIENTS=1000  BENCH_WS_IDLE_CLIENTS=10000  BENCH_WS_ECHO_CLIENTS=32
 #   BENCH_WS_SOURCES=N       client source addresses 127.0.0.1..N (default: as many as the
 #                            ephemeral port range needs)
+#   BENCH_PIN=1              servers (fazt, the Node.js echo server) on CPU 0, clients on CPU 1
 #   BENCH_NO_BUILD=1         use the existing target/release/fazt (BENCH_FAZT_BIN: another binary)
 #   BENCH_KEEP_TMP=1         keep the temp dir (logs, outputs, sites) and print its path
 #   BENCH_SUMMARY=PATH       also write the summary table to PATH
@@ -180,7 +181,7 @@ section_fanout() {
     deploy fan
     before=$(cpu "$FAZT_PID")
     log "fanout: $FANOUT_CLIENTS receivers, one 1 KiB message a second for ${DURATION}s"
-    SERVER_PID=$FAZT_PID spawn_wait timeout $((DURATION + 120)) node "$HELPERS/ws_load.js" fanout "ws://$PUBLIC/ws" "fan.localhost:${PUBLIC##*:}" \
+    SERVER_PID=$FAZT_PID spawn_wait timeout $((DURATION + 120)) "${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"}" node "$HELPERS/ws_load.js" fanout "ws://$PUBLIC/ws" "fan.localhost:${PUBLIC##*:}" \
         "$FANOUT_CLIENTS" "$DURATION" 1024 "$(sources "$FANOUT_CLIENTS")" >"$TMP/fanout.kv" 2>"$TMP/fanout.err" ||
         die "the fan-out client failed: $(tail -5 "$TMP/fanout.err")"
     after=$(cpu "$FAZT_PID")
@@ -200,7 +201,7 @@ section_idle() {
     R[idle.rss_before_kib]=$(rss_kib "$FAZT_PID")
     R[idle.sources]=$(sources "$IDLE_CLIENTS")
     log "idle: $IDLE_CLIENTS clients from $(get idle.sources) source address(es)"
-    node "$HELPERS/ws_load.js" idle "ws://$PUBLIC/ws" "idle.localhost:${PUBLIC##*:}" "$IDLE_CLIENTS" "$(get idle.sources)" 600 \
+    "${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"}" node "$HELPERS/ws_load.js" idle "ws://$PUBLIC/ws" "idle.localhost:${PUBLIC##*:}" "$IDLE_CLIENTS" "$(get idle.sources)" 600 \
         >"$TMP/idle.out" 2>"$TMP/idle.err" &
     pid=$!
     PIDS+=("$pid")
@@ -230,7 +231,7 @@ section_idle() {
 echo_run() {
     local name=$1 before after
     before=$(cpu "$5")
-    spawn_wait timeout $(($4 + 60)) node "$HELPERS/ws_load.js" echo "$2" "$3" "$4" 128 >"$TMP/$name.kv" 2>"$TMP/$name.err" ||
+    spawn_wait timeout $(($4 + 60)) "${CLIENT_PIN[@]+"${CLIENT_PIN[@]}"}" node "$HELPERS/ws_load.js" echo "$2" "$3" "$4" 128 >"$TMP/$name.kv" 2>"$TMP/$name.err" ||
         die "the echo client ($name) failed: $(tail -5 "$TMP/$name.err")"
     after=$(cpu "$5")
     kv_into "$name" "$TMP/$name.kv"
@@ -250,7 +251,7 @@ section_echo() {
         hosts+=("$name.localhost:$port")
     done
     log "deployed $ECHO_CLIENTS sites"
-    node "$HELPERS/ws_load.js" server >"$TMP/node.out" 2>"$TMP/node.err" &
+    "${SERVER_PIN[@]+"${SERVER_PIN[@]}"}" node "$HELPERS/ws_load.js" server >"$TMP/node.out" 2>"$TMP/node.err" &
     node_pid=$!
     PIDS+=("$node_pid")
     wait_for_line "$TMP/node.out" 'listening on ws://' "$node_pid" "node echo server" "$TMP/node.err"
