@@ -297,7 +297,7 @@ summary() {
     echo "================ fazt WebSocket benchmark ================"
     echo "machine: $MACHINE"
     echo "fazt: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') (+ working tree), $FAZT_BIN, $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "clients: bench/ws_load.js, Node.js $(node --version), ws $WS_NPM_VERSION, one process on the same $(nproc) cores as the servers"
+    echo "clients: bench/ws_load.js, Node.js $(node --version), ws $WS_NPM_VERSION, one process on the same $(nproc) cores as the servers; BENCH_PIN=${BENCH_PIN:-0}"
     echo "load avg at end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "(numbers are informational; targets are not enforced)"
     echo
