@@ -61,5 +61,6 @@ mod upgrade;
 mod vfs_serving;
 mod websocket;
 mod writer_events;
+mod ws_browser;
 
 mod layout;
