@@ -14,6 +14,7 @@ pub mod deploy;
 pub mod hosting;
 pub mod http;
 pub(crate) mod keys;
+pub(crate) mod maintenance;
 pub mod platform;
 pub(crate) mod server;
 pub mod serverless;

@@ -25,7 +25,7 @@ pub(crate) trait Member: Send {
     fn publish(&self, opcode: Opcode, payload: &[u8]);
 }
 
-/// The limits of one WebSocket connection (`FAZT_WS_*`).
+/// The limits of one WebSocket connection (the WebSockets settings of `fazt server start`).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct WsLimits {
     /// Largest message a client may send (all its fragments): past it, close 1009.
