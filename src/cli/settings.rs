@@ -669,7 +669,7 @@ pub(crate) struct WsArgs {
     /// [default: half of the open public connections]
     #[arg(long, env = "FAZT_WS_MAX", value_name = "N", value_parser = count::<1, { usize::MAX }>)]
     pub ws_max: Option<usize>,
-    /// WebSocket clients of one site; past it, 503 [default: FAZT_WS_MAX]
+    /// WebSocket clients of one site; past it, 503 [default: the same as --ws-max]
     #[arg(long, env = "FAZT_WS_PER_SITE", value_name = "N", value_parser = count::<1, { usize::MAX }>)]
     pub ws_per_site: Option<usize>,
     /// Origins a site's /ws accepts besides the site's own, as SITE=ORIGIN pairs, comma
