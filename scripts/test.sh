@@ -56,6 +56,20 @@ if command -v npm >/dev/null 2>&1 && [ "$want" != "$have" ]; then
     fi
 fi
 
+# The Litestream test (tests/integration/litestream.rs) runs the real `litestream`: the binary
+# npm's @flydotio/litestream-linux-x64 package carries (Litestream v0.3.13), unpacked into
+# target/tools. Without it that test fails and says so.
+LITESTREAM_PKG=@flydotio/litestream-linux-x64@1.0.1
+if [ ! -x target/tools/litestream ] && command -v npm >/dev/null 2>&1; then
+    echo "installing litestream for the replication test (npm pack $LITESTREAM_PKG)..."
+    mkdir -p target/tools
+    if ! (cd target/tools && timeout 300 npm pack --silent "$LITESTREAM_PKG" >/dev/null 2>&1 &&
+            tar xzf flydotio-litestream-linux-x64-*.tgz package/litestream &&
+            mv package/litestream . && rm -rf package flydotio-litestream-linux-x64-*.tgz); then
+        echo "could not install litestream; the replication test will fail and say so"
+    fi
+fi
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

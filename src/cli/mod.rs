@@ -590,6 +590,9 @@ fn open_db(args: &DbArgs, p: &Parsed) -> Result<(rusqlite::Connection, Report), 
     let report = args.limits.probe(p, Path::new("/"), data_dir)?;
     let conn = crate::db::open_and_migrate(&crate::db::db_path(data_dir), &report.limits)
         .map_err(|e| e.to_string())?;
+    if args.data.external_checkpoints {
+        crate::db::leave_checkpoints_to_replicator(&conn).map_err(|e| e.to_string())?;
+    }
     Ok((conn, report))
 }
 

@@ -183,6 +183,11 @@ pub(crate) struct DataArgs {
     #[arg(long, env = "FAZT_DATA", value_name = "DIR", default_value = config::DEFAULT_DATA,
           value_parser = non_empty_path)]
     pub data: PathBuf,
+    /// Leave WAL checkpoints to a replicator such as Litestream: fazt then never
+    /// checkpoints, truncates or deletes the WAL itself
+    #[arg(long, env = "FAZT_EXTERNAL_CHECKPOINTS", value_name = "ON|OFF", value_parser = switch,
+          action = clap::ArgAction::Set, default_value = "off")]
+    pub external_checkpoints: bool,
 }
 
 /// Overrides of the limits the probe derives from the memory and CPU this process was
@@ -1010,6 +1015,7 @@ impl ServerArgs {
             domain: self.domain.clone(),
             public_url: self.public_url.as_ref().map(|u| u.base.clone()),
             data_dir: self.data.data.clone(),
+            external_checkpoints: self.data.external_checkpoints,
             conn: ConnLimits {
                 header_timeout: self.header_timeout.0,
                 idle_timeout: self.idle_timeout.0,

@@ -21,6 +21,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::http::error::io_status;
@@ -414,9 +415,32 @@ pub fn reclaim_space(conn: &mut Connection, reserve: Option<&Reserve>) -> Result
     Ok(freed)
 }
 
+/// Leaves WAL checkpoints to a replicator (Litestream, `FAZT_EXTERNAL_CHECKPOINTS`), which
+/// must see every frame before it goes into the database: no automatic checkpoints on this
+/// connection, none when it closes (SQLite would otherwise checkpoint and delete the WAL
+/// when the last connection closes), and fazt's own are skipped ([`checkpoints_are_external`]).
+pub fn leave_checkpoints_to_replicator(conn: &Connection) -> Result<(), DbError> {
+    conn.pragma_update(None, "wal_autocheckpoint", 0)
+        .context("turning off automatic checkpoints")?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+        .context("turning off the checkpoint on close")?;
+    Ok(())
+}
+
+/// Whether this connection leaves checkpoints to a replicator: fazt turns automatic ones off
+/// only for that, so the connection itself says so (one place, every caller).
+pub(crate) fn checkpoints_are_external(conn: &Connection) -> bool {
+    conn.pragma_query_value(None, "wal_autocheckpoint", |row| row.get::<_, i64>(0))
+        .is_ok_and(|pages| pages <= 0)
+}
+
 /// Copies the WAL into the database and truncates it, best effort: a reader in the middle
-/// of a read keeps its frames (logged at debug), and the next checkpoint takes them.
+/// of a read keeps its frames (logged at debug), and the next checkpoint takes them. Not
+/// when a replicator owns the checkpoints.
 pub(crate) fn checkpoint_truncate(conn: &Connection) {
+    if checkpoints_are_external(conn) {
+        return;
+    }
     let result = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
         row.get::<_, i64>(0)
     });

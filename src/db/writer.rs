@@ -107,8 +107,8 @@ pub struct WriterReport {
     pub jobs_failed: u64,
     /// The subset of `jobs_failed` that panicked.
     pub jobs_panicked: u64,
-    /// The final `wal_checkpoint(TRUNCATE)` completed: the WAL is empty.
-    pub checkpointed: bool,
+    /// How the final `wal_checkpoint(TRUNCATE)` went.
+    pub checkpoint: FinalCheckpoint,
     /// Closing the connection failed (logged); `None` when it closed cleanly.
     pub close_error: Option<String>,
     /// Accepted work whose data could not be committed and whose submitter could not be
@@ -139,10 +139,10 @@ impl std::fmt::Display for WriterReport {
             self.jobs_done,
             self.jobs_failed,
             self.jobs_panicked,
-            if self.checkpointed {
-                "complete"
-            } else {
-                "incomplete"
+            match self.checkpoint {
+                FinalCheckpoint::Complete => "complete",
+                FinalCheckpoint::Incomplete => "incomplete",
+                FinalCheckpoint::External => "left to the replicator",
             }
         )?;
         if self.event_batches > 0 || self.event_batch_failures > 0 {
@@ -539,7 +539,7 @@ fn run<E>(
             Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
         }
     }
-    report.checkpointed = checkpoint(&conn);
+    report.checkpoint = checkpoint(&conn);
     if let Err((_, e)) = conn.close() {
         log::error!("closing the database write connection failed: {e}");
         report.close_error = Some(e.to_string());
@@ -616,23 +616,39 @@ pub(super) fn close_open_transaction(conn: &Connection) -> bool {
     true
 }
 
-/// Moves every WAL frame into the database and truncates the WAL to zero bytes.
-fn checkpoint(conn: &Connection) -> bool {
+/// How the writer's last checkpoint went.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum FinalCheckpoint {
+    /// The WAL is empty.
+    Complete,
+    /// A reader held some frames (or it failed): SQLite finishes it on the next start.
+    #[default]
+    Incomplete,
+    /// Checkpoints are a replicator's (`FAZT_EXTERNAL_CHECKPOINTS`): the WAL is left as is.
+    External,
+}
+
+/// Moves every WAL frame into the database and truncates the WAL to zero bytes; with
+/// checkpoints left to a replicator, leaves the WAL as it is.
+fn checkpoint(conn: &Connection) -> FinalCheckpoint {
+    if super::checkpoints_are_external(conn) {
+        return FinalCheckpoint::External;
+    }
     let result = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
         Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
     });
     match result {
-        Ok((0, _)) => true,
+        Ok((0, _)) => FinalCheckpoint::Complete,
         Ok((_, frames)) => {
             log::warn!(
                 "final WAL checkpoint incomplete ({frames} frames; a reader still open?); \
                  SQLite finishes it on the next start"
             );
-            false
+            FinalCheckpoint::Incomplete
         }
         Err(e) => {
             log::error!("final WAL checkpoint failed: {e}");
-            false
+            FinalCheckpoint::Incomplete
         }
     }
 }

@@ -156,6 +156,8 @@ pub struct Config {
     pub public_url: Option<crate::hosting::urls::UrlBase>,
     /// Data directory.
     pub data_dir: PathBuf,
+    /// WAL checkpoints are a replicator's (`FAZT_EXTERNAL_CHECKPOINTS`), never fazt's.
+    pub external_checkpoints: bool,
     /// Per-connection deadlines.
     pub conn: ConnLimits,
     /// How long in-flight requests get after SIGTERM.

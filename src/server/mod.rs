@@ -176,6 +176,10 @@ pub fn run(mut config: Config) -> Result<i32, String> {
     let disk = DiskGuard::new(watched, config.disk_threshold).with_reserve(Arc::clone(&reserve));
     let db_path = crate::db::db_path(&data_dir);
     let mut conn = crate::db::open_and_migrate(&db_path, &limits).map_err(|e| e.to_string())?;
+    if config.external_checkpoints {
+        crate::db::leave_checkpoints_to_replicator(&conn).map_err(|e| e.to_string())?;
+        log::info!("WAL checkpoints are left to a replicator (FAZT_EXTERNAL_CHECKPOINTS)");
+    }
     seed_system_sites(&mut conn)?;
     ensure_owner_key(&conn)?;
     let setup_token = setup_token_if_no_user(&conn)?;

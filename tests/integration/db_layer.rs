@@ -495,7 +495,11 @@ fn stop_drains_the_queue_checkpoints_and_empties_the_wal() {
     }
     assert_eq!(report.jobs_done, 11);
     assert_eq!(report.jobs_failed, 0);
-    assert!(report.checkpointed, "{report}");
+    assert_eq!(
+        report.checkpoint,
+        fazt::db::writer::FinalCheckpoint::Complete,
+        "{report}"
+    );
     assert_eq!(report.close_error, None);
     assert!(report.all_written());
 
@@ -559,7 +563,10 @@ fn dropping_every_handle_also_stops_the_writer() {
     handle.call(insert_seq(1)).expect("job");
     drop(handle);
     let report = thread.join().expect("join");
-    assert!(report.checkpointed);
+    assert_eq!(
+        report.checkpoint,
+        fazt::db::writer::FinalCheckpoint::Complete
+    );
     assert_eq!(report.jobs_done, 1);
 }
 

@@ -64,3 +64,4 @@ mod writer_events;
 mod ws_browser;
 
 mod layout;
+mod litestream;

@@ -199,7 +199,10 @@ fn a_batch_closes_at_max_events() {
     assert_eq!(report.events_committed, 25);
     assert_eq!(report.event_batches, 3);
     assert!(report.all_written());
-    assert!(report.checkpointed);
+    assert_eq!(
+        report.checkpoint,
+        fazt::db::writer::FinalCheckpoint::Complete
+    );
 }
 
 #[test]
@@ -293,7 +296,10 @@ fn stop_drains_every_accepted_event() {
     assert_eq!(report.events_committed, 10_000);
     assert_eq!(report.unwritten, 0);
     assert!(report.all_written());
-    assert!(report.checkpointed);
+    assert_eq!(
+        report.checkpoint,
+        fazt::db::writer::FinalCheckpoint::Complete
+    );
 }
 
 #[test]
