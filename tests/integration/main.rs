@@ -28,6 +28,7 @@ mod cli;
 mod cli_fixes;
 mod common;
 mod compression;
+mod crash_loop;
 mod dashboard;
 mod dashboard_api;
 mod db_layer;
