@@ -34,15 +34,6 @@ fn chromium() -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// Whether this process could have installed Chromium (root with apt-get), in which case
-/// its absence is a failure of the setup, not a reason to skip.
-fn could_install() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    // /proc/self belongs to the process's effective user.
-    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-    root && Path::new("/usr/bin/apt-get").exists()
-}
-
 /// `chromium --headless ... --dump-dom url`, bounded by [`CHROMIUM_LIMIT`]; the DOM
 /// after the page's scripts ran.
 fn dump_dom(chromium: &Path, url: &str) -> String {
@@ -90,7 +81,7 @@ fn dump_dom(chromium: &Path, url: &str) -> String {
 fn relative_links_resolve_under_the_directory_after_the_slash_redirect() {
     let Some(chromium) = chromium() else {
         assert!(
-            !could_install(),
+            !browser::could_install(),
             "chromium is missing: scripts/test.sh installs it (apt-get install -y chromium)"
         );
         println!("skipped: chromium is not installed and this user can't install it (not root)");

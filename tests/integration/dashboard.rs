@@ -9,10 +9,6 @@
 //! root); this test skips, saying why, only where they can't be installed.
 use crate::common::*;
 use serde_json::json;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// The longest the whole browser run may take; it takes about 20 s.
@@ -27,36 +23,6 @@ const AGENTS: [&str; 3] = [
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 Version/17.0 Safari/605.1.15",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36",
 ];
-
-fn browser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
-}
-
-/// What the browser run needs and is missing, if anything.
-fn missing() -> Option<&'static str> {
-    let on_path = |name: &str| {
-        std::env::var_os("PATH")
-            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
-    };
-    if !Path::new("/usr/bin/chromium").is_file() {
-        return Some("chromium (/usr/bin/chromium)");
-    }
-    if !on_path("node") {
-        return Some("node");
-    }
-    if !browser_dir().join("node_modules/playwright-core").is_dir() {
-        return Some("playwright-core (npm ci in tests/browser)");
-    }
-    None
-}
-
-/// Whether this process could have installed them (root with apt-get), in which case
-/// their absence is a failure of the setup, not a reason to skip.
-fn could_install() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-    root && Path::new("/usr/bin/apt-get").exists()
-}
 
 /// `POST /track` as one visitor. A host is accepted once the server has loaded its site
 /// (a refused event records nothing), so a 400 is retried for a few seconds.
@@ -156,12 +122,7 @@ fn add_account(server: &Server, name: &str, password: &str, scope: &str) {
 
 #[test]
 fn the_dashboard_in_a_real_browser() {
-    if let Some(what) = missing() {
-        assert!(
-            !could_install(),
-            "{what} is missing: scripts/test.sh installs it"
-        );
-        println!("skipped: {what} is not installed and this user can't install it (not root)");
+    if browser::must_skip() {
         return;
     }
     let mut server = Server::start();
@@ -187,8 +148,7 @@ fn the_dashboard_in_a_real_browser() {
     }
     expect["blog_logs"] = json!(blog_logs);
 
-    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = browser::screenshots_dir();
     let port = server.addr.port();
     let config = json!({
         "base": format!("http://localhost:{port}"),
@@ -201,54 +161,26 @@ fn the_dashboard_in_a_real_browser() {
         "expect": expect,
     });
     let stderr_path = sites.path().join("node.stderr");
-    let mut node = Command::new("node")
-        .arg("dashboard.mjs")
-        .current_dir(browser_dir())
-        .env("FAZT_DASHBOARD", config.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .expect("start node");
-    let mut to_node = node.stdin.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stdout = node.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
+    let answer = |line: &str| match line {
+        "LOG" => {
+            write_log(&server, "written after the view opened");
+            Some("logged".to_string())
         }
-    });
-    let deadline = Instant::now() + BROWSER_LIMIT;
-    let mut steps = Vec::new();
-    let status = loop {
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(line) if line == "LOG" => {
-                write_log(&server, "written after the view opened");
-                writeln!(to_node, "logged").unwrap();
-            }
-            // The script asks for the server to go away, to see the banner.
-            Ok(line) if line == "STOP" => {
-                server.terminate();
-                writeln!(to_node, "stopped").unwrap();
-            }
-            Ok(line) => {
-                println!("{line}");
-                steps.push(line);
-            }
-            Err(_) => {
-                if let Some(status) = node.try_wait().unwrap() {
-                    break status;
-                }
-            }
+        // The script asks for the server to go away, to see the banner.
+        "STOP" => {
+            server.terminate();
+            Some("stopped".to_string())
         }
-        if Instant::now() >= deadline {
-            let _ = node.kill();
-            let _ = node.wait();
-            panic!("the browser run took over {BROWSER_LIMIT:?}; steps: {steps:#?}");
-        }
+        _ => None,
     };
-    // Lines still in the channel after the exit.
-    steps.extend(rx.try_iter().inspect(|line| println!("{line}")));
+    let (status, steps) = browser::run_driver(
+        "dashboard.mjs",
+        "FAZT_DASHBOARD",
+        &config,
+        &stderr_path,
+        BROWSER_LIMIT,
+        answer,
+    );
     let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
     assert!(
         status.success() && steps.last().map(String::as_str) == Some("DONE"),

@@ -8,11 +8,7 @@
 //! test skips, saying why, only where they can't be installed.
 use crate::common::*;
 use serde_json::json;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The longest the browser run may take; it takes a few seconds.
 const BROWSER_LIMIT: Duration = Duration::from_secs(90);
@@ -50,86 +46,9 @@ const CHAT_PAGE: &str = r#"<!doctype html>
 </body></html>
 "#;
 
-fn browser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
-}
-
-/// What the browser run needs and is missing, if anything.
-fn missing() -> Option<&'static str> {
-    let on_path = |name: &str| {
-        std::env::var_os("PATH")
-            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
-    };
-    if !Path::new("/usr/bin/chromium").is_file() {
-        return Some("chromium (/usr/bin/chromium)");
-    }
-    if !on_path("node") {
-        return Some("node");
-    }
-    if !browser_dir().join("node_modules/playwright-core").is_dir() {
-        return Some("playwright-core (npm ci in tests/browser)");
-    }
-    None
-}
-
-/// Whether this process could have installed them (root with apt-get), in which case
-/// their absence is a failure of the setup, not a reason to skip.
-fn could_install() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-    root && Path::new("/usr/bin/apt-get").exists()
-}
-
-/// Runs the driver to its end (bounded by [`BROWSER_LIMIT`]); its exit status and lines.
-fn run_driver(config: &serde_json::Value, stderr_path: &Path) -> (bool, Vec<String>) {
-    let mut node = Command::new("node")
-        .arg("ws.js")
-        .current_dir(browser_dir())
-        .env("FAZT_WS_BROWSER", config.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(stderr_path).unwrap())
-        .spawn()
-        .expect("start node");
-    let (tx, rx) = mpsc::channel();
-    let stdout = node.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + BROWSER_LIMIT;
-    let mut lines = Vec::new();
-    let status = loop {
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(line) => {
-                println!("{line}");
-                lines.push(line);
-            }
-            Err(_) => {
-                if let Some(status) = node.try_wait().unwrap() {
-                    break status;
-                }
-            }
-        }
-        if Instant::now() >= deadline {
-            let _ = node.kill();
-            let _ = node.wait();
-            panic!("the browser run took over {BROWSER_LIMIT:?}; steps: {lines:#?}");
-        }
-    };
-    lines.extend(rx.try_iter().inspect(|line| println!("{line}")));
-    (status.success(), lines)
-}
-
 #[test]
 fn two_browser_pages_talk_through_the_hub_of_their_site() {
-    if let Some(what) = missing() {
-        assert!(
-            !could_install(),
-            "{what} is missing: scripts/test.sh installs it"
-        );
-        println!("skipped: {what} is not installed and this user can't install it (not root)");
+    if browser::must_skip() {
         return;
     }
     let server = Server::start();
@@ -146,13 +65,20 @@ fn two_browser_pages_talk_through_the_hub_of_their_site() {
         assert_eq!(page.text(), CHAT_PAGE, "{name} serves its page");
     }
 
-    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = browser::screenshots_dir();
     let shot = shots.join("ws-two-pages.png");
     let _ = std::fs::remove_file(&shot);
     let config = json!({"port": server.addr.port(), "shots": shots});
     let stderr_path = sites.path().join("node.stderr");
-    let (success, lines) = run_driver(&config, &stderr_path);
+    let (status, lines) = browser::run_driver(
+        "ws.js",
+        "FAZT_WS_BROWSER",
+        &config,
+        &stderr_path,
+        BROWSER_LIMIT,
+        |_| None,
+    );
+    let success = status.success();
     let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
     assert!(
         success && lines.last().map(String::as_str) == Some("DONE"),

@@ -1,6 +1,7 @@
 //! Test harness: starts the real `fazt` binary on free loopback ports with its own
 //! temporary data directory, and speaks raw HTTP/1.1 to it.
 
+pub mod browser;
 pub mod hosts_namespace;
 pub mod pebble;
 pub mod source;
