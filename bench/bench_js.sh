@@ -90,28 +90,6 @@ build_fazt
 MACHINE="$(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), kernel $(uname -r), load avg at start $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---------------------------------------------------------------- fazt, sites, metrics
-# start_fazt NAME: a fresh fazt on $TMP/NAME-data (FAZT_PID, PUBLIC, ADMIN, TOKEN).
-start_fazt() {
-    local name=$1 i
-    mkdir -p "$TMP/$name-data"
-    launch_fazt "$TMP/$name-data" "$TMP/$name.out" "$TMP/$name.err" "fazt ($name)"
-    TOKEN=
-    for ((i = 0; i < 20; i++)); do
-        TOKEN=$(grep -m1 'owner API key' "$TMP/$name.out" | awk '{ print $NF }' || true)
-        [[ -n $TOKEN ]] && break
-        sleep 0.1
-    done
-    [[ -n $TOKEN ]] || die "fazt ($name) printed no 'owner API key'; stdout: $(cat "$TMP/$name.out")"
-    R[$name.limits]=$(grep -m1 -o 'with [0-9]* core thread.*' "$TMP/$name.err" 2>/dev/null || true)
-    log "fazt ($name) pid $FAZT_PID public $PUBLIC admin $ADMIN"
-}
-
-# stop_fazt NAME: SIGTERM, its exit status in R[NAME.exit].
-stop_fazt() {
-    alive "$FAZT_PID" || die "fazt ($1) exited during the benchmark; stderr: $(tail -n 40 "$TMP/$1.err")"
-    stop_pid "$FAZT_PID" 30
-    R[$1.exit]="status $STOP_RC after ${STOP_SECS}s"
-}
 
 # site_dir NAME MAIN_JS [FILE CONTENT]...: $TMP/sites/NAME with api/main.js and the other files.
 site_dir() {

@@ -209,6 +209,30 @@ launch_fazt() {
     ADMIN=$(sed -nE 's|.*listening on http://([^ ]+) \(admin\).*|\1|p' "$out" | head -1)
 }
 
+# start_fazt NAME: a fresh fazt on $TMP/NAME-data (FAZT_PID, PUBLIC, ADMIN, TOKEN; its limits line in
+# R[NAME.limits]), for the scripts that keep their results in R (bench_js.sh, bench_ws.sh).
+start_fazt() {
+    local name=$1 i
+    mkdir -p "$TMP/$name-data"
+    launch_fazt "$TMP/$name-data" "$TMP/$name.out" "$TMP/$name.err" "fazt ($name)"
+    TOKEN=
+    for ((i = 0; i < 20; i++)); do
+        TOKEN=$(grep -m1 'owner API key' "$TMP/$name.out" | awk '{ print $NF }' || true)
+        [[ -n $TOKEN ]] && break
+        sleep 0.1
+    done
+    [[ -n $TOKEN ]] || die "fazt ($name) printed no 'owner API key'; stdout: $(cat "$TMP/$name.out")"
+    R[$name.limits]=$(grep -m1 -o 'with [0-9]* core thread.*' "$TMP/$name.err" 2>/dev/null || true)
+    log "fazt ($name) pid $FAZT_PID public $PUBLIC admin $ADMIN"
+}
+
+# stop_fazt NAME: SIGTERM, its exit status in R[NAME.exit].
+stop_fazt() {
+    alive "$FAZT_PID" || die "fazt ($1) exited during the benchmark; stderr: $(tail -n 40 "$TMP/$1.err")"
+    stop_pid "$FAZT_PID" 30
+    R[$1.exit]="status $STOP_RC after ${STOP_SECS}s"
+}
+
 # start_nginx DOCROOT PROBE_PATH HTTP_DIRECTIVE...: nginx on a free loopback port serving DOCROOT
 # from $TMP/nginx, each HTTP_DIRECTIVE (e.g. 'default_type text/html;') on a line of its http block.
 # A strong, ordinary static setup: 2 workers (one per core), no access log, sendfile, file metadata
