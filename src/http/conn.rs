@@ -1152,7 +1152,8 @@ mod tests {
     use super::*;
     use std::net::TcpListener;
 
-    const LIMITS: ConnLimits = ConnLimits {
+    /// Also the WebSocket phase's tests' (`socket::tests`).
+    pub(super) const LIMITS: ConnLimits = ConnLimits {
         header_timeout: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(60),
         body_timeout: Duration::from_secs(30),

@@ -405,22 +405,13 @@ impl<P> Conn<P> {
 mod tests {
     //! The WebSocket phase over a loopback socket pair, with the clock given by the test.
     use super::*;
-    use crate::http::conn::{ConnLimits, Want};
+    use crate::http::conn::tests::LIMITS;
+    use crate::http::conn::Want;
     use crate::http::response::DateCache;
     use parking_lot::Mutex;
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
 
-    const LIMITS: ConnLimits = ConnLimits {
-        header_timeout: Duration::from_secs(10),
-        idle_timeout: Duration::from_secs(60),
-        body_timeout: Duration::from_secs(30),
-        write_timeout: Duration::from_secs(30),
-        min_body_rate: 0,
-        min_response_rate: 0,
-        rate_grace: Duration::from_secs(10),
-        handshake_timeout: Duration::from_secs(10),
-    };
     const PING: Duration = Duration::from_secs(30);
 
     /// What the connection published, in order.
