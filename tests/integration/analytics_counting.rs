@@ -48,16 +48,6 @@ fn recorded(server: &Server) -> Vec<Value> {
     list
 }
 
-fn metric(server: &Server, series: &str) -> u64 {
-    let text = server.admin_get("/metrics", Some(&server.token)).text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("{series} missing"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn prefetches_and_bots_are_not_views_and_are_counted() {
     let data = blog_data(&[]);
@@ -484,4 +474,8 @@ fn utm_parameters_are_campaign_dimensions_in_stats_and_events() {
         first["utm"],
         json!({"source": "newsletter", "medium": "email", "campaign": "spring"})
     );
+}
+
+fn metric(server: &Server, series: &str) -> u64 {
+    metric_value(server, series).unwrap_or_else(|| panic!("{series} is not in /metrics"))
 }

@@ -25,16 +25,6 @@ fn track_body(domain: &str, path: &str) -> Vec<u8> {
     json!({"d": domain, "p": path}).to_string().into_bytes()
 }
 
-/// The value of an unlabelled or labelled sample in `/metrics` (asked from 127.0.0.1).
-fn metric(server: &Server, sample: &str) -> u64 {
-    let r = server.admin_get("/metrics", Some(&server.token));
-    assert_eq!(r.status, 200, "{}", r.text());
-    let text = r.text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{sample} not in /metrics:\n{text}"))
-}
-
 fn retry_after(r: &HttpResponse) -> u64 {
     let value = r.header("retry-after").expect("Retry-After on a 429");
     value.parse().expect("Retry-After in whole seconds")
@@ -321,4 +311,8 @@ fn a_trusted_proxy_s_clients_are_limited_apart_and_a_v6_64_is_one() {
         ),
         3
     );
+}
+
+fn metric(server: &Server, series: &str) -> u64 {
+    metric_value(server, series).unwrap_or_else(|| panic!("{series} is not in /metrics"))
 }

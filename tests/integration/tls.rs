@@ -126,16 +126,6 @@ fn get_over(tls: &mut Tls, host: &str, path: &str) -> HttpResponse {
     read_response(tls).expect("a response over TLS")
 }
 
-fn metric(server: &Server, series: &str) -> u64 {
-    let text = server.admin_get("/metrics", Some(&server.token)).text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("{series} missing"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 /// `metric`, or `None` while the server refuses the request (say, over the client share).
 fn try_metric(server: &Server, series: &str) -> Option<u64> {
     let mut s = TcpStream::connect(server.addr).ok()?;
@@ -157,18 +147,6 @@ fn handshakes(server: &Server, result: &str) -> u64 {
         server,
         &format!("fazt_tls_handshakes_total{{result=\"{result}\"}}"),
     )
-}
-
-/// Waits (bounded) until `f` holds.
-fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    f()
 }
 
 #[test]
@@ -802,4 +780,8 @@ fn a_session_cookie_over_tls_is_secure_and_survives_a_restart() {
         me.text()
     );
     assert_eq!(me.json()["username"], "owner");
+}
+
+fn metric(server: &Server, series: &str) -> u64 {
+    metric_value(server, series).unwrap_or_else(|| panic!("{series} is not in /metrics"))
 }

@@ -51,13 +51,9 @@ fn refused(server: &Server, site: &str, extra: &[(&str, &str)]) -> HttpResponse 
     }
 }
 
-/// The value of one metrics series (0 while it is not listed yet).
+/// A series of `/metrics`, 0 while it is not listed.
 fn metric(server: &Server, series: &str) -> u64 {
-    let text = server.admin_get("/metrics", Some(&server.token)).text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0)
+    metric_value(server, series).unwrap_or(0)
 }
 
 fn closed_total(server: &Server, reason: &str) -> u64 {
@@ -65,18 +61,6 @@ fn closed_total(server: &Server, reason: &str) -> u64 {
         server,
         &format!("fazt_ws_closed_total{{reason=\"{reason}\"}}"),
     )
-}
-
-/// Waits (bounded) until `f` holds.
-fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    f()
 }
 
 fn assert_json_error(r: &HttpResponse, status: u16) {

@@ -843,3 +843,27 @@ pub fn wait_for_temp(dir: &Path, prefix: &str, limit: Duration, stop: &AtomicBoo
     }
     false
 }
+
+/// One series of the server's `/metrics` (read with the owner's key), such as
+/// `fazt_ws_closed_total{reason="slow"}`; `None` while it is not listed.
+pub fn metric_value(server: &Server, series: &str) -> Option<u64> {
+    let r = server.admin_get("/metrics", Some(&server.token));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    let value = text
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))?;
+    value.trim().parse().ok()
+}
+
+/// Polls `f` (every 25 ms, at most `limit`); true as soon as it holds.
+pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    f()
+}
