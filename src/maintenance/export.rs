@@ -232,7 +232,7 @@ mod tests {
                 let mut entry = archive.by_index(i).unwrap();
                 let mut content = Vec::new();
                 entry.read_to_end(&mut content).unwrap();
-                (entry.name().to_string(), content)
+                (entry.name().unwrap().to_string(), content)
             })
             .collect()
     }

@@ -38,6 +38,7 @@ mod deploy_cli;
 mod deploy_cli_e2e;
 mod disk_full;
 mod error_shape;
+mod export;
 mod fair_shares;
 mod first_run;
 mod go_clients;
