@@ -222,7 +222,7 @@ fn install(args: &InstallArgs) -> Result<(), String> {
     if target.dry_run {
         println!("\nthe unit ({}):\n{text}", unit_path.display());
     }
-    print_owner_setup(&args.user, &bin, &data, target.systemd() || target.dry_run);
+    print_owner_setup(&args.user, &bin, &data, target.systemd());
     Ok(())
 }
 

@@ -52,6 +52,7 @@ mod probe_fixtures;
 mod rate_limits;
 mod routing;
 mod serverless;
+mod service;
 mod shutdown;
 mod site_serving;
 mod sites_api;
