@@ -906,7 +906,9 @@ fn export_site(
             eprintln!("{summary}");
         }
         Some(path) => {
-            write_whole(path, |file| export::write_zip(&tx, &found, file).map_err(|e| e.to_string()))?;
+            write_whole(path, |file| {
+                export::write_zip(&tx, &found, file).map_err(|e| e.to_string())
+            })?;
             println!("{summary} to {}", path.display());
         }
     }
@@ -937,8 +939,13 @@ fn write_whole(
         drop(buffered);
         file.sync_all()
             .map_err(|e| format!("writing {}: {e}", temp.display()))?;
-        std::fs::rename(&temp, path)
-            .map_err(|e| format!("cannot rename {} to {}: {e}", temp.display(), path.display()))
+        std::fs::rename(&temp, path).map_err(|e| {
+            format!(
+                "cannot rename {} to {}: {e}",
+                temp.display(),
+                path.display()
+            )
+        })
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&temp);

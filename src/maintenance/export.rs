@@ -178,7 +178,11 @@ pub(crate) fn write_zip(
 }
 
 /// Copies one file's blob into `sink`, checking its length and sha-256 on the way.
-fn copy_blob(conn: &Connection, file: &ExportFile, sink: &mut impl Write) -> Result<(), ExportError> {
+fn copy_blob(
+    conn: &Connection,
+    file: &ExportFile,
+    sink: &mut impl Write,
+) -> Result<(), ExportError> {
     let mut stmt =
         conn.prepare_cached("SELECT data FROM blob_chunks WHERE sha256 = ?1 ORDER BY seq")?;
     let mut rows = stmt.query(params![&file.sha256[..]])?;
@@ -252,7 +256,11 @@ mod tests {
         let first = deploy(
             &mut conn,
             "blog",
-            &[("index.html", b"one"), ("a/b/c.bin", binary), ("empty", empty)],
+            &[
+                ("index.html", b"one"),
+                ("a/b/c.bin", binary),
+                ("empty", empty),
+            ],
         );
         deploy(&mut conn, "blog", &[("index.html", b"two")]);
         let current = export(&conn, "blog", None);

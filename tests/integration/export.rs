@@ -115,7 +115,15 @@ fn unknown_site_or_deployment_fails_and_writes_nothing() {
 
     // A deployment of another site is not this site's.
     let foreign = other.to_string();
-    let (code, _, err) = export(&["blog", "--deployment", &foreign, "-o", s(&out), "--data", data]);
+    let (code, _, err) = export(&[
+        "blog",
+        "--deployment",
+        &foreign,
+        "-o",
+        s(&out),
+        "--data",
+        data,
+    ]);
     assert_ne!(code, 0);
     assert!(err.contains(&format!("no deployment {other}")), "{err}");
     let (code, _, err) = export(&["blog", "--deployment", "0", "--data", data]);
@@ -160,7 +168,10 @@ fn exports_with_the_server_stopped() {
     import_text_site(data.path());
     let (code, zip, err) = export(&["blog", "--data", s(data.path())]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(unzip(&zip), vec![("index.html".to_string(), b"hi".to_vec())]);
+    assert_eq!(
+        unzip(&zip),
+        vec![("index.html".to_string(), b"hi".to_vec())]
+    );
 }
 
 fn import_text_site(data: &std::path::Path) {

@@ -23,7 +23,9 @@ fn mode(path: &Path) -> u32 {
 
 /// The unit a dry run prints, after its "the unit (PATH):" line.
 fn printed_unit(stdout: &str) -> &str {
-    let start = stdout.find("the unit (").expect("a dry run prints the unit");
+    let start = stdout
+        .find("the unit (")
+        .expect("a dry run prints the unit");
     let body = &stdout[start..];
     let body = &body[body.find('\n').unwrap() + 1..];
     &body[..body.find("\nowner setup").unwrap_or(body.len())]
@@ -92,8 +94,14 @@ fn dry_run_prints_the_unit_with_limits_and_proxies_and_changes_nothing() {
     }
     // What it would do, and nothing done.
     assert!(out.contains("would create the system user: useradd --system --no-create-home"));
-    assert!(out.contains(&format!("would write the unit {}", s(&units.join("fazt.service")))));
-    assert!(out.contains("owner API key"), "owner setup instructions: {out}");
+    assert!(out.contains(&format!(
+        "would write the unit {}",
+        s(&units.join("fazt.service"))
+    )));
+    assert!(
+        out.contains("owner API key"),
+        "owner setup instructions: {out}"
+    );
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 
     // Without a proxy or limits, none of those lines.
@@ -107,7 +115,13 @@ fn dry_run_prints_the_unit_with_limits_and_proxies_and_changes_nothing() {
 
     // A value that would add a line to the unit is refused.
     let (code, _, err) = run_cli(
-        &["service", "install", "--dry-run", "--domain", "a.com\nExecStartPre=/bin/sh"],
+        &[
+            "service",
+            "install",
+            "--dry-run",
+            "--domain",
+            "a.com\nExecStartPre=/bin/sh",
+        ],
         &[],
     );
     assert_eq!(code, 2, "{err}");
@@ -116,11 +130,9 @@ fn dry_run_prints_the_unit_with_limits_and_proxies_and_changes_nothing() {
 /// The checked-in unit and the one the command writes have the same directives.
 #[test]
 fn the_unit_agrees_with_scripts_fazt_service() {
-    let script = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/fazt.service"
-    ))
-    .unwrap();
+    let script =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fazt.service"))
+            .unwrap();
     let (code, out, err) = run_cli(
         &[
             "service",
@@ -189,7 +201,9 @@ fn install_then_uninstall_keeps_the_data() {
     let out = install(BIN);
     assert!(out.contains("user nobody exists"), "{out}");
     assert!(
-        out.contains("skipped systemctl daemon-reload, systemctl enable --now fazt: systemd is not running"),
+        out.contains(
+            "skipped systemctl daemon-reload, systemctl enable --now fazt: systemd is not running"
+        ),
         "{out}"
     );
     assert!(out.contains("owner setup"), "{out}");
@@ -217,14 +231,23 @@ fn install_then_uninstall_keeps_the_data() {
     }
     // Installed again by the installed binary: it is not copied onto itself.
     let again = install(s(&bin));
-    assert!(again.contains(&format!("the binary is already {}", s(&bin))), "{again}");
+    assert!(
+        again.contains(&format!("the binary is already {}", s(&bin))),
+        "{again}"
+    );
 
     std::fs::write(data.join("fazt.db"), b"the sites").unwrap();
     let (code, out, err) = run_cli(&["service", "uninstall", "--unit-dir", s(&units)], &[]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(!unit_path.exists());
-    assert!(out.contains("skipped systemctl disable --now fazt"), "{out}");
-    assert!(out.contains(&format!("kept the data in {}", s(&data))), "{out}");
+    assert!(
+        out.contains("skipped systemctl disable --now fazt"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("kept the data in {}", s(&data))),
+        "{out}"
+    );
     assert!(out.contains("the user nobody"), "{out}");
     assert_eq!(std::fs::read(data.join("fazt.db")).unwrap(), b"the sites");
     assert_eq!(mode(&data), 0o700);
@@ -266,7 +289,14 @@ fn install_into_a_temporary_root() {
     assert!(out.contains("skipped systemctl daemon-reload, systemctl enable --now fazt: the files are for --root"), "{out}");
     // A user that does not exist is not created in another root.
     let (code, _, err) = run_cli(
-        &["service", "install", "--root", s(root.path()), "--user", "fazt-no-such-user"],
+        &[
+            "service",
+            "install",
+            "--root",
+            s(root.path()),
+            "--user",
+            "fazt-no-such-user",
+        ],
         &[],
     );
     assert_eq!(code, 1);
