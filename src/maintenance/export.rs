@@ -167,6 +167,9 @@ pub(crate) fn write_zip(
         };
         let options = SimpleFileOptions::default()
             .compression_method(method)
+            // A fixed date (1980-01-01, the zip epoch), not the time of the export: the
+            // same deployment always gives the same bytes.
+            .last_modified_time(zip::DateTime::default())
             .unix_permissions(0o644)
             // Zip64 headers are needed for entries of 4 GiB and more; the size is known.
             .large_file(file.size >= u64::from(u32::MAX));
@@ -264,6 +267,19 @@ mod tests {
         );
         deploy(&mut conn, "blog", &[("index.html", b"two")]);
         let current = export(&conn, "blog", None);
+        // Entries carry a fixed date: the same deployment always gives the same archive.
+        let mut out = Vec::new();
+        write_zip(
+            &conn,
+            &resolve(&conn, "blog", Some(first)).unwrap(),
+            &mut out,
+        )
+        .unwrap();
+        let mut archive = zip::ZipArchive::new(io::Cursor::new(out)).unwrap();
+        for i in 0..archive.len() {
+            let entry = archive.by_index(i).unwrap();
+            assert_eq!(entry.last_modified(), Some(zip::DateTime::default()));
+        }
         assert_eq!(current, vec![("index.html".into(), b"two".to_vec())]);
         let old = export(&conn, "blog", Some(first));
         assert_eq!(
