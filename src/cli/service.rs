@@ -212,7 +212,7 @@ fn install(args: &InstallArgs) -> Result<(), String> {
     };
     install_binary(&steps, &target.host_path(&bin))?;
     let owner = ensure_user(&steps, target, &args.user, &data)?;
-    make_data_dir(&steps, &target.host_path(&data), owner)?;
+    make_data_dir(&steps, &target.host_path(&data), &args.user, owner)?;
     let unit_path = target.unit_path();
     steps.say(&format!("write the unit {}", unit_path.display()));
     if !target.dry_run {
@@ -240,8 +240,8 @@ fn uninstall(target: &Target) -> Result<(), String> {
     let unit_path = target.unit_path();
     // What to say was kept, from the unit itself (before it goes).
     let unit_text = std::fs::read_to_string(&unit_path).unwrap_or_default();
-    systemctl(&steps, target, &[&["disable", "--now", "fazt"]])?;
     if unit_path.exists() {
+        systemctl(&steps, target, &[&["disable", "--now", "fazt"]])?;
         steps.say(&format!("remove the unit {}", unit_path.display()));
         if !target.dry_run {
             std::fs::remove_file(&unit_path)
@@ -392,7 +392,12 @@ fn lookup_user(user: &str) -> Result<Option<(u32, u32)>, String> {
 
 /// The data dir, owned by the service user and private to it (the database holds every
 /// key and password hash). An existing one is kept, its owner and mode set.
-fn make_data_dir(steps: &Steps, dir: &Path, owner: Option<(u32, u32)>) -> Result<(), String> {
+fn make_data_dir(
+    steps: &Steps,
+    dir: &Path,
+    user: &str,
+    owner: Option<(u32, u32)>,
+) -> Result<(), String> {
     steps.say(&format!(
         "create the data dir {} (owned by the service user, mode 0700)",
         dir.display()
@@ -404,9 +409,33 @@ fn make_data_dir(steps: &Steps, dir: &Path, owner: Option<(u32, u32)>) -> Result
     if let Some((uid, gid)) = owner {
         std::os::unix::fs::chown(dir, Some(uid), Some(gid))
             .map_err(|e| format!("cannot chown {}: {e}", dir.display()))?;
+        warn_foreign_files(dir, uid, user);
     }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| format!("cannot chmod {}: {e}", dir.display()))
+}
+
+/// Files already in the data dir that the service user does not own (a `fazt key create`
+/// run as root before) would stop the service from writing its database. They are named,
+/// not changed: `--data` pointing at the wrong directory must not chown someone's files.
+fn warn_foreign_files(dir: &Path, uid: u32, user: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let foreign: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.metadata().is_ok_and(|m| m.uid() != uid))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if !foreign.is_empty() {
+        eprintln!(
+            "warning: {dir} holds files the service user does not own ({}); the service \
+             cannot write them. If they are fazt's: chown -R {user}: {dir}",
+            foreign.join(", "),
+            dir = dir.display()
+        );
+    }
 }
 
 /// Writes `path` whole through a temp file beside it (fsynced, then renamed), mode `mode`.
