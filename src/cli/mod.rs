@@ -2,6 +2,7 @@
 //! The commands are declared here; their settings (flags with `FAZT_*` variables) are the
 //! table in [`settings`].
 
+mod service;
 pub(crate) mod settings;
 
 use crate::client::{self, ClientError};
@@ -47,6 +48,13 @@ enum Cmd {
     /// Database maintenance
     #[command(subcommand)]
     Db(DbCmd),
+    /// Write a deployment back out as a zip, byte-exact (works whether or not the server is
+    /// running)
+    #[command(subcommand)]
+    Export(ExportCmd),
+    /// Install fazt as a systemd service (unit, user, data dir), or remove the unit
+    #[command(subcommand)]
+    Service(service::ServiceCmd),
     /// Zip DIR (dot-paths like .git/ skipped, .well-known/ kept) and upload it as site NAME, with a progress bar
     Deploy(DeployCmd),
     /// Check the server URL and API token (an authenticated request), then save them to the
@@ -194,6 +202,26 @@ enum DbCmd {
         rollups: bool,
         #[command(flatten)]
         reserve: ReserveArgs,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ExportCmd {
+    /// Write deployment ID of site NAME (default: the current one) as a zip of its files,
+    /// to stdout or --output: `fazt export site blog > blog.zip`
+    Site {
+        /// Site name
+        // `-x` is a bad name, reported as one, not an unknown flag.
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+        /// The deployment to export, from `fazt deployments NAME` [default: the current one]
+        #[arg(long, value_name = "ID", value_parser = deployment_id)]
+        deployment: Option<i64>,
+        /// Write the zip to FILE (written whole, then renamed into place) [default: stdout]
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -430,6 +458,13 @@ fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<i32, String
             reserve,
             db,
         }) => db_prune(older_than, rollups, &reserve, &db, &p),
+        Cmd::Export(ExportCmd::Site {
+            name,
+            deployment,
+            output,
+            db,
+        }) => export_site(&name, deployment, output.as_deref(), &db, &p),
+        Cmd::Service(cmd) => Ok(service::run(&cmd)),
         Cmd::Deploy(args) => client_deploy(&args, &p),
         Cmd::Login(args) => client_login(&args),
         Cmd::Sites(SitesCmd {
@@ -835,6 +870,106 @@ fn db_prune(
         crate::platform::units::format_bytes(totals.bytes_reclaimed)
     );
     Ok(0)
+}
+
+/// `fazt export site`: checks everything before writing a byte, so an unknown site or
+/// deployment leaves nothing behind; a file output appears whole or not at all.
+fn export_site(
+    name: &str,
+    deployment: Option<i64>,
+    output: Option<&Path>,
+    db: &DbArgs,
+    p: &Parsed,
+) -> Result<i32, String> {
+    use crate::maintenance::export;
+    use std::io::IsTerminal;
+    let site = site_arg(name)?;
+    if output.is_none() && std::io::stdout().is_terminal() {
+        return Err(format!(
+            "the zip is binary and stdout is a terminal; redirect it (fazt export site {site} \
+             > {site}.zip) or pass --output FILE"
+        ));
+    }
+    let mut conn = open_db_read(db, p)?;
+    let tx = export::snapshot(&mut conn).map_err(|e| e.to_string())?;
+    let found = export::resolve(&tx, &site, deployment).map_err(|e| e.to_string())?;
+    let summary = format!(
+        "exported site {} deployment {}: {} file{}, {}",
+        found.site,
+        found.deployment,
+        found.files.len(),
+        if found.files.len() == 1 { "" } else { "s" },
+        crate::platform::units::format_bytes(found.total_bytes())
+    );
+    match output {
+        None => {
+            let stdout = std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout().lock());
+            export::write_zip(&tx, &found, stdout).map_err(|e| e.to_string())?;
+            // stdout is the zip: the summary goes to stderr.
+            eprintln!("{summary}");
+        }
+        Some(path) => {
+            write_whole(path, |file| {
+                export::write_zip(&tx, &found, file).map_err(|e| e.to_string())
+            })?;
+            println!("{summary} to {}", path.display());
+        }
+    }
+    Ok(0)
+}
+
+/// Writes `path` through a temp file beside it, fsynced and renamed into place: readers
+/// never see half a file, and a failure leaves no file at all.
+fn write_whole(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<&std::fs::File>) -> Result<(), String>,
+) -> Result<(), String> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("{}: not a file name", path.display()))?;
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(name);
+    temp_name.push(format!(".tmp-{}", std::process::id()));
+    let temp = path.with_file_name(temp_name);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temp)
+        .map_err(|e| format!("cannot create {}: {e}", temp.display()))?;
+    let written = (|| {
+        let mut buffered = std::io::BufWriter::with_capacity(256 * 1024, &file);
+        write(&mut buffered)?;
+        drop(buffered);
+        file.sync_all()
+            .map_err(|e| format!("writing {}: {e}", temp.display()))?;
+        std::fs::rename(&temp, path).map_err(|e| {
+            format!(
+                "cannot rename {} to {}: {e}",
+                temp.display(),
+                path.display()
+            )
+        })
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
+}
+
+/// A read-only connection for a CLI command that only reads: it never creates, migrates or
+/// writes the database, so it runs beside a server (WAL) without taking the writer.
+fn open_db_read(args: &DbArgs, p: &Parsed) -> Result<rusqlite::Connection, String> {
+    let data_dir = &args.data.data;
+    let path = crate::db::db_path(data_dir);
+    if !path.is_file() {
+        return Err(format!(
+            "no database at {} (is --data {} right?)",
+            path.display(),
+            data_dir.display()
+        ));
+    }
+    let report = args.limits.probe(p, Path::new("/"), data_dir)?;
+    crate::db::open_read(&path, &report.limits).map_err(|e| e.to_string())
 }
 
 /// Client commands fail in two ways: usage (returned as `Err`, exit 2) and network or
