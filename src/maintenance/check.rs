@@ -554,3 +554,153 @@ fn compare_dim(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analytics::event::{Event, Utm};
+    use crate::analytics::store::{prune_batch, tests::migrated, EventStore};
+
+    const DAY: i64 = 20_000;
+
+    fn event(ts: i64, path: &str, kind: &str, visitor: u64) -> Event {
+        Event {
+            ts,
+            domain: "blog.test".into(),
+            path: Some(path.into()),
+            kind: kind.into(),
+            referrer: Some("news.example".into()),
+            visitor,
+            source: Source::Track,
+            tags: vec!["a".into(), "b".into()],
+            query: None,
+            utm: Utm {
+                source: Some("mail".into()),
+                ..Utm::default()
+            },
+        }
+    }
+
+    /// Two days of events, the first one spread over its morning and evening.
+    fn two_days() -> Connection {
+        let mut conn = migrated();
+        let at = |day: i64, hour: i64| day * 86_400 + hour * 3600;
+        let batch = vec![
+            event(at(DAY, 8), "/", PAGEVIEW, 1),
+            event(at(DAY, 9), "/a", PAGEVIEW, 2),
+            event(at(DAY, 20), "/", PAGEVIEW, 1),
+            event(at(DAY, 21), "/gone", NOT_FOUND, 3),
+            event(at(DAY + 1, 10), "/", PAGEVIEW, 4),
+            event(at(DAY + 1, 11), "/", "signup", 4),
+        ];
+        EventStore::new().write_batch(&mut conn, &batch).unwrap();
+        conn
+    }
+
+    fn rollup_problems(conn: &Connection) -> Vec<String> {
+        let report = run(conn).unwrap();
+        let rollups = report.checks.iter().find(|c| c.name == "rollups").unwrap();
+        rollups.problems.clone()
+    }
+
+    #[test]
+    fn roll_ups_written_with_their_events_agree() {
+        let conn = two_days();
+        let report = run(&conn).unwrap();
+        assert!(report.passed(), "{}", report.to_text());
+        assert!(report.to_text().contains("2 days of raw events"));
+    }
+
+    #[test]
+    fn a_day_pruned_in_part_still_agrees_but_not_if_its_roll_up_counts_less() {
+        let mut conn = two_days();
+        // Retention at noon of the first day: its morning events go, its roll-ups stay.
+        let cutoff = DAY * 86_400 + 12 * 3600;
+        prune_batch(&mut conn, cutoff, false, 100).unwrap();
+        assert_eq!(rollup_problems(&conn), Vec::<String>::new());
+        // Fewer than the raw rows left is wrong even on the pruned day.
+        conn.execute(
+            "UPDATE rollup_hourly SET events = 0 WHERE hour / 24 = ?1",
+            [DAY],
+        )
+        .unwrap();
+        let problems = rollup_problems(&conn);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0]
+                == "site blog.test day 2024-10-04: events 2 in raw events, 0 in rollup_hourly",
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn a_changed_count_on_a_whole_day_is_named() {
+        let conn = two_days();
+        conn.execute(
+            "UPDATE rollup_daily_dims SET count = count + 1 WHERE dim = ?1 AND day = ?2",
+            params![DIM_TAG, DAY + 1],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE rollup_hourly SET visitors = visitors + 1 WHERE hour = ?1",
+            [(DAY + 1) * 24 + 10],
+        )
+        .unwrap();
+        let problems = rollup_problems(&conn);
+        assert!(
+            problems.contains(
+                &"site blog.test day 2024-10-05: visitors 1 in raw events, 2 in rollup_hourly"
+                    .to_string()
+            ),
+            "{problems:?}"
+        );
+        for tag in ["a", "b"] {
+            let line = format!(
+                "site blog.test day 2024-10-05: tag '{tag}' counted 2 in raw events, 3 in rollup_daily_dims"
+            );
+            assert!(problems.contains(&line), "{problems:?}");
+        }
+        assert_eq!(problems.len(), 3, "{problems:?}");
+    }
+
+    #[test]
+    fn a_missing_roll_up_row_and_an_extra_one_are_both_found() {
+        let conn = two_days();
+        conn.execute(
+            "DELETE FROM rollup_daily_dims WHERE dim = ?1 AND day = ?2",
+            params![DIM_UTM_SOURCE, DAY + 1],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO rollup_daily_dims (domain, dim, day, key, count)
+             SELECT domain, ?1, ?2, key, 5 FROM rollup_daily_dims WHERE dim = ?1 LIMIT 1",
+            params![DIM_PATH, DAY + 3],
+        )
+        .unwrap();
+        let problems = rollup_problems(&conn);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        // (In the order of the dimensions: paths first.)
+        assert!(
+            problems[0].contains("day 2024-10-07: path '/' counted 0 in raw events, 5"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].contains("day 2024-10-05: utm_source 'mail' counted 2 in raw events, 0")
+        );
+    }
+
+    #[test]
+    fn problems_past_the_listed_ones_are_counted() {
+        let mut result = CheckResult::new("x");
+        for i in 0..MAX_LISTED + 5 {
+            result.problem(format!("p{i}"));
+        }
+        assert_eq!(result.problems.len(), MAX_LISTED);
+        assert_eq!(result.problem_count, MAX_LISTED as u64 + 5);
+        let report = CheckReport {
+            checks: vec![result],
+        };
+        assert!(report.to_text().contains("... and 5 more"));
+        assert_eq!(report.to_json()["checks"][0]["problem_count"], 25);
+    }
+}
