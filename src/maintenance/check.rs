@@ -289,23 +289,44 @@ fn file_blobs(conn: &Connection) -> Result<CheckResult, DbError> {
     Ok(result)
 }
 
-/// The range where raw events are complete: retention deletes events with `ts` below a
-/// cutoff and keeps the roll-ups, so the day of the oldest raw event left may have lost
-/// its earlier events (its roll-ups may count more than the raw rows, never fewer), and
-/// every later day still has all of its events. Days before it have no raw rows to
-/// compare with.
+/// The range where raw events are complete. Retention deletes the events with `ts` below
+/// a cutoff (each prune its own), so every event at or after the oldest one left was kept
+/// by every prune: the days after its day are complete. Its day may have lost its earlier
+/// events while its roll-ups (kept unless `--rollups`) still count them, so there a roll-up
+/// may count more than the raw rows, never fewer; days before it have no raw rows to
+/// compare with. When the roll-ups hold exactly as many events as there are raw rows (in
+/// `rollup_hourly` and in the daily event-type counts, each event counted once in each),
+/// nothing pruned is counted anywhere and the first day is compared exactly too.
 #[derive(Clone, Copy, Debug)]
 struct Retained {
     /// The day of the oldest raw event (days since the epoch).
     first_day: i64,
+    /// Its roll-ups may count events pruned since.
+    first_day_partial: bool,
 }
 
 impl Retained {
+    fn find(conn: &Connection) -> Result<Option<Retained>, DbError> {
+        let (oldest, raw, hourly, daily): (Option<i64>, i64, i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT min(ts) FROM events), (SELECT count(*) FROM events),
+                        (SELECT coalesce(sum(events), 0) FROM rollup_hourly),
+                        (SELECT coalesce(sum(count), 0) FROM rollup_daily_dims WHERE dim = ?1)",
+                [DIM_TYPE],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .context("finding the oldest event")?;
+        Ok(oldest.map(|oldest| Retained {
+            first_day: oldest.div_euclid(86_400),
+            first_day_partial: hourly != raw || daily != raw,
+        }))
+    }
+
     /// Whether a raw count and a roll-up count of `day` disagree beyond what pruning
     /// explains. `rollup_may_lag`: the roll-up was added after the events (404 paths are
     /// counted from a later version on), so it may also count fewer.
     fn disagree(&self, day: i64, raw: i64, rollup: i64, rollup_may_lag: bool) -> bool {
-        let pruned_part = day == self.first_day;
+        let pruned_part = self.first_day_partial && day == self.first_day;
         match (pruned_part, rollup_may_lag) {
             (false, false) => raw != rollup,
             (true, false) => rollup < raw,
@@ -320,15 +341,9 @@ impl Retained {
 /// value the counts of `rollup_daily_dims`.
 fn rollups(conn: &Connection) -> Result<CheckResult, DbError> {
     let mut result = CheckResult::new("rollups");
-    let oldest: Option<i64> = conn
-        .query_row("SELECT min(ts) FROM events", [], |r| r.get(0))
-        .context("finding the oldest event")?;
-    let Some(oldest) = oldest else {
+    let Some(retained) = Retained::find(conn)? else {
         result.scope = "no raw events to compare with".into();
         return Ok(result);
-    };
-    let retained = Retained {
-        first_day: oldest.div_euclid(86_400),
     };
     let names = DomainNames::load(conn)?;
     let type_id = |name: &str| -> Result<i64, DbError> {
@@ -348,7 +363,13 @@ fn rollups(conn: &Connection) -> Result<CheckResult, DbError> {
         .context("counting event days")?;
     let (y, m, d) = crate::http::response::civil_from_days(retained.first_day);
     result.scope = format!(
-        "{days} days of raw events since {y:04}-{m:02}-{d:02} (that day may be partly pruned)"
+        "{days} day{} of raw events since {y:04}-{m:02}-{d:02}{}",
+        if days == 1 { "" } else { "s" },
+        if retained.first_day_partial {
+            " (that day partly pruned: its roll-ups may count more)"
+        } else {
+            ""
+        }
     );
     Ok(result)
 }
@@ -617,7 +638,11 @@ mod tests {
         // Retention at noon of the first day: its morning events go, its roll-ups stay.
         let cutoff = DAY * 86_400 + 12 * 3600;
         prune_batch(&mut conn, cutoff, false, 100).unwrap();
-        assert_eq!(rollup_problems(&conn), Vec::<String>::new());
+        let report = run(&conn).unwrap();
+        assert!(report.passed(), "{}", report.to_text());
+        assert!(report
+            .to_text()
+            .contains("since 2024-10-04 (that day partly pruned"));
         // Fewer than the raw rows left is wrong even on the pruned day.
         conn.execute(
             "UPDATE rollup_hourly SET events = 0 WHERE hour / 24 = ?1",
@@ -630,6 +655,23 @@ mod tests {
             problems[0]
                 == "site blog.test day 2024-10-04: events 2 in raw events, 0 in rollup_hourly",
             "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn the_first_day_is_compared_exactly_when_nothing_was_pruned() {
+        let conn = two_days();
+        conn.execute(
+            "UPDATE rollup_daily_dims SET count = count + 1 WHERE dim = ?1 AND day = ?2",
+            params![DIM_REFERRER, DAY],
+        )
+        .unwrap();
+        assert_eq!(
+            rollup_problems(&conn),
+            [
+                "site blog.test day 2024-10-04: referrer 'news.example' counted 4 in raw events, \
+              5 in rollup_daily_dims"
+            ]
         );
     }
 
