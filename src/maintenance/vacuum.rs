@@ -27,14 +27,14 @@ pub(crate) struct VacuumOutcome {
 impl VacuumOutcome {
     /// What the filesystem got back: the file's shrinkage, or the pages freed when a
     /// reader kept the checkpoint from shrinking the file yet.
-    pub fn bytes_returned(&self) -> u64 {
+    pub fn bytes_returned(self) -> u64 {
         let freed_pages = self.free_pages_before.saturating_sub(self.free_pages_after);
         self.file_before
             .saturating_sub(self.file_after)
             .max(freed_pages * self.page_size)
     }
 
-    pub fn to_json(&self) -> serde_json::Value {
+    pub fn to_json(self) -> serde_json::Value {
         serde_json::json!({
             "mode": if self.full { "full" } else { "incremental" },
             "bytes_returned": self.bytes_returned(),
@@ -46,7 +46,7 @@ impl VacuumOutcome {
         })
     }
 
-    pub fn to_text(&self) -> String {
+    pub fn to_text(self) -> String {
         let bytes = crate::platform::units::format_bytes;
         format!(
             "{} vacuum returned {} ({} bytes): file {} -> {}, free pages {} -> {}\n",
