@@ -197,9 +197,12 @@ enum DbCmd {
         #[command(flatten)]
         db: DbArgs,
     },
-    /// Check the database: SQLite's integrity and foreign keys, every blob's sha-256, files
+    /// Check the database's integrity, blobs, files and roll-ups (exit 1 when a check fails)
+    ///
+    /// SQLite's integrity and foreign-key checks, every blob's sha-256 against its key, files
     /// whose blob is missing, and roll-ups against the raw events still kept. Read-only,
-    /// also while the server runs. Exit 0: all passed, 1: a check failed, 2: could not open
+    /// also while the server runs. Exit 0: all passed, 1: a check failed, 2: no database
+    /// or it could not be opened
     Check {
         /// Machine-readable output
         #[arg(long)]
@@ -222,6 +225,8 @@ enum DbCmd {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Print the size of each table and index, counts of sites, blobs and events, free pages
+    ///
     /// Sizes by table and index; counts of sites, deployments, files, blobs and events;
     /// free pages, page size, file and WAL size. Read-only, also while the server runs
     Stats {
