@@ -349,3 +349,35 @@ fn a_missing_database_is_a_usage_error_and_none_is_created() {
     }
     assert!(!dir.db().exists());
 }
+
+#[test]
+fn a_check_passes_while_events_keep_arriving() {
+    let server = server_with_site_and_events();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let body = serde_json::json!({"h": "blog.test", "p": format!("/p{}", n % 7),
+                    "t": ["x"], "ref": "https://news.example/"});
+                assert_eq!(track(&server, &body.to_string()).status, 204);
+                n += 1;
+            }
+        });
+        // Batches commit every 50 ms, roll-ups with their events: a check reading beside the
+        // writer must find them equal however the commits fall between its reads.
+        for _ in 0..5 {
+            let (code, report) = check_json(server.data.path());
+            assert_eq!(code, 0, "{report}");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let events = count(
+        &open_read_only(server.data.path()),
+        "SELECT count(*) FROM events",
+    );
+    assert!(
+        events > 10,
+        "only {events} events arrived during the checks"
+    );
+}
