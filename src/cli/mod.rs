@@ -205,6 +205,45 @@ enum DbCmd {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Check the database's integrity, blobs, files and roll-ups (exit 1 when a check fails)
+    ///
+    /// SQLite's integrity and foreign-key checks, every blob's sha-256 against its key, files
+    /// whose blob is missing, and roll-ups against the raw events still kept. Read-only,
+    /// also while the server runs. Exit 0: all passed, 1: a check failed, 2: no database
+    /// or it could not be opened
+    Check {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Return the database's free pages to the disk (incremental, also while the server
+    /// runs) and report the bytes returned
+    Vacuum {
+        /// Rewrite the whole file (VACUUM): also defragments, but needs the server stopped
+        /// and free room for a copy of the database
+        #[arg(long)]
+        full: bool,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        reserve: ReserveArgs,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Print the size of each table and index, counts of sites, blobs and events, free pages
+    ///
+    /// Sizes by table and index; counts of sites, deployments, files, blobs and events;
+    /// free pages, page size, file and WAL size. Read-only, also while the server runs
+    Stats {
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -465,6 +504,14 @@ fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<i32, String
             db,
         }) => export_site(&name, deployment, output.as_deref(), &db, &p),
         Cmd::Service(cmd) => Ok(service::run(&cmd)),
+        Cmd::Db(DbCmd::Check { json, db }) => db_check(json, &db, &p),
+        Cmd::Db(DbCmd::Vacuum {
+            full,
+            json,
+            reserve,
+            db,
+        }) => db_vacuum(full, json, &reserve, &db, &p),
+        Cmd::Db(DbCmd::Stats { json, db }) => db_stats(json, &db, &p),
         Cmd::Deploy(args) => client_deploy(&args, &p),
         Cmd::Login(args) => client_login(&args),
         Cmd::Sites(SitesCmd {
@@ -970,6 +1017,119 @@ fn open_db_read(args: &DbArgs, p: &Parsed) -> Result<rusqlite::Connection, Strin
     }
     let report = args.limits.probe(p, Path::new("/"), data_dir)?;
     crate::db::open_read(&path, &report.limits).map_err(|e| e.to_string())
+}
+
+/// A read-only connection to an existing database (`db check`, `db stats` never create
+/// one), and its path.
+fn open_existing_read(db: &DbArgs, p: &Parsed) -> Result<(rusqlite::Connection, PathBuf), String> {
+    let path = existing_db_path(db)?;
+    let report = db.limits.probe(p, Path::new("/"), &db.data.data)?;
+    let conn = crate::db::open_read(&path, &report.limits).map_err(|e| e.to_string())?;
+    Ok((conn, path))
+}
+
+fn existing_db_path(db: &DbArgs) -> Result<PathBuf, String> {
+    let path = crate::db::db_path(&db.data.data);
+    if !path.is_file() {
+        return Err(format!(
+            "no database at {} (is --data / FAZT_DATA the server's data directory?)",
+            path.display()
+        ));
+    }
+    Ok(path)
+}
+
+fn db_check(json: bool, db: &DbArgs, p: &Parsed) -> Result<i32, String> {
+    let (conn, path) = open_existing_read(db, p)?;
+    let report = match crate::maintenance::check::run(&conn) {
+        Ok(report) => report,
+        // A query that fails on the way is itself a finding about this file.
+        Err(e) => {
+            eprintln!("fazt: checking {} failed: {e}", path.display());
+            return Ok(1);
+        }
+    };
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(if report.passed() { 0 } else { 1 })
+}
+
+fn db_vacuum(
+    full: bool,
+    json: bool,
+    reserve: &ReserveArgs,
+    db: &DbArgs,
+    p: &Parsed,
+) -> Result<i32, String> {
+    use crate::maintenance::vacuum;
+    let path = existing_db_path(db)?;
+    // Held until the rewrite ends, so no server starts on a file being rewritten.
+    let _lock = if full {
+        match crate::platform::lock::DataDirLock::acquire(&db.data.data) {
+            Ok(lock) => Some(lock),
+            Err(e) => {
+                eprintln!("fazt: {}", full_vacuum_refusal(&e, &db.data.data));
+                return Ok(1);
+            }
+        }
+    } else {
+        None
+    };
+    let reserve = crate::platform::reserve::Reserve::new(&db.data.data, reserve.disk_reserve.0);
+    let (mut conn, _) = match open_db(db, p) {
+        Err(e) if reserve.release() => {
+            eprintln!("fazt: {e}; retrying after releasing the disk reserve");
+            open_db(db, p)?
+        }
+        opened => opened?,
+    };
+    let outcome = if full {
+        vacuum::full(&conn, &path)
+    } else {
+        vacuum::incremental(&mut conn, &path, Some(&reserve))
+    };
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            eprintln!("fazt: vacuuming {}: {e}", path.display());
+            return Ok(1);
+        }
+    };
+    if json {
+        println!("{}", outcome.to_json());
+    } else {
+        print!("{}", outcome.to_text());
+    }
+    Ok(0)
+}
+
+/// Why `db vacuum --full` will not run, and what to do instead.
+fn full_vacuum_refusal(lock_error: &str, data_dir: &Path) -> String {
+    if !lock_error.contains("already running") {
+        return format!("a full vacuum needs the data directory's lock: {lock_error}");
+    }
+    format!(
+        "a fazt server is running on {} (it holds the data directory's lock); a full vacuum \
+         rewrites the file and needs the server stopped. Stop it and run this again, or \
+         return free pages now without stopping: 'fazt db vacuum' (incremental) or \
+         POST /api/system/vacuum",
+        data_dir.display()
+    )
+}
+
+fn db_stats(json: bool, db: &DbArgs, p: &Parsed) -> Result<i32, String> {
+    let (conn, path) = open_existing_read(db, p)?;
+    let stats = crate::maintenance::stats::collect(&conn, &path)
+        .map_err(|e| format!("reading the statistics of {}: {e}", path.display()))?;
+    if json {
+        println!("{}", stats.to_json());
+    } else {
+        print!("{}", stats.to_text());
+    }
+    Ok(0)
 }
 
 /// Client commands fail in two ways: usage (returned as `Err`, exit 2) and network or
