@@ -1,3 +1,6 @@
 //! Keeping the one SQLite file safe (issue #16): backups and restores, checks, vacuum,
 //! statistics, and exports of deployments. Used by `fazt db …`, `fazt export` and the admin
 //! API; runs on the caller's thread (never a core thread).
+
+pub(crate) mod backup;
+pub(crate) mod restore;
