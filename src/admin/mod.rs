@@ -290,12 +290,8 @@ impl AdminApi {
             }
             (
                 _,
-                "/api/system/health"
-                | "/metrics"
-                | "/api/keys"
-                | "/api/system/vacuum"
-                | "/api/system/backup"
-                | "/api/certs",
+                "/api/system/health" | "/metrics" | "/api/keys" | "/api/system/vacuum"
+                | "/api/system/backup" | "/api/certs",
             ) => method_not_allowed(path),
             _ if path.starts_with("/api/keys/") || renew_path(path).is_some() => {
                 method_not_allowed(path)
@@ -544,12 +540,12 @@ impl AdminApi {
         };
         let run = move || {
             let _slot = slot;
-            let answer = catch_unwind(AssertUnwindSafe(|| {
-                match crate::maintenance::backup::backup(&source, &dest, force) {
+            let answer = catch_unwind(AssertUnwindSafe(
+                || match crate::maintenance::backup::backup(&source, &dest, force) {
                     Ok(report) => Response::json(200, &report.to_json()),
                     Err(e) => error_response(&e),
-                }
-            }));
+                },
+            ));
             reply(answer.unwrap_or_else(|_| {
                 log::error!("a backup panicked; answered 500");
                 Response::error(500, "internal error; see the server log")

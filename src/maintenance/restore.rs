@@ -57,11 +57,8 @@ pub(crate) fn restore(
         )
     })?;
     let bytes = std::fs::metadata(&staged.path).map_or(0, |m| m.len());
-    let kept = keep_current(&live).map_err(|e| {
-        format!(
-            "keeping the current database failed: {e}; nothing was changed"
-        )
-    })?;
+    let kept = keep_current(&live)
+        .map_err(|e| format!("keeping the current database failed: {e}; nothing was changed"))?;
     staged.swap_into(&live).map_err(|e| e.to_string())?;
     Ok(RestoreReport {
         kept,

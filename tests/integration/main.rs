@@ -30,6 +30,7 @@ mod common;
 mod compression;
 mod dashboard;
 mod dashboard_api;
+mod db_backup;
 mod db_layer;
 mod deploy;
 mod deploy_adversarial;
