@@ -241,6 +241,11 @@ fn verify(copy: &Path) -> Result<(i64, i64), DbError> {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .context(format!("opening the copy {}", copy.display()))?;
+    // The pages came from a WAL database; in rollback-journal mode the copy is one
+    // self-contained file that even a read-only opener needs no `-wal`/`-shm` beside
+    // (a restore switches it back to WAL).
+    conn.pragma_update_and_check(None, "journal_mode", "DELETE", |_| Ok(()))
+        .context("switching the copy to journal_mode=DELETE")?;
     let problems = integrity_problems(&conn)
         .map_err(|e| DbError::Internal(format!("checking the copy: {e}")))?;
     if !problems.is_empty() {
