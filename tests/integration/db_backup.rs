@@ -226,13 +226,44 @@ fn the_backup_route_answers_when_the_copy_is_verified() {
             other => panic!("{}: {other}", path.display()),
         }
     }
-    // The admin thread went on answering: readiness and a later backup.
+    // The admin thread went on answering.
     assert_eq!(
         server
             .admin_get("/api/system/health", Some(&server.token))
             .status,
         200
     );
+    // Each answered backup is in the audit log, with its outcome.
+    let audit = get_json(&server, "/api/audit");
+    let entries = audit["entries"].as_array().unwrap();
+    let backups = |outcome: &str| {
+        let matches = |e: &&serde_json::Value| {
+            e["action"] == "backup" && e["outcome"].as_str().unwrap_or("").contains(outcome)
+        };
+        entries.iter().filter(matches).count()
+    };
+    assert!(backups("ok") >= 3, "{audit}");
+    assert_eq!(backups("must be absolute"), 1, "{audit}");
+
+    // Only the owner scope may copy the database.
+    let data = s(server.data.path());
+    let args = [
+        "key",
+        "create",
+        "ci",
+        "--scope",
+        "deploy:blog",
+        "--data",
+        data,
+    ];
+    let (code, printed, err) = run_cli(&args, &[]);
+    assert_eq!(code, 0, "{err}");
+    let narrow = printed.lines().last().unwrap().trim().to_string();
+    let stolen = out.path().join("stolen.db");
+    let body = json!({ "path": s(&stolen) }).to_string();
+    let r = admin_raw_as(&server, &narrow, "POST", "/api/system/backup", &body);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(!stolen.exists());
 }
 
 #[test]
