@@ -448,6 +448,10 @@ mod tests {
         };
         assert_eq!(sum(&copy), (3000, 3000 * 1024));
         assert_eq!(sum(&copy), sum(&live));
+        let mode: String = copy
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "delete", "a self-contained file");
         drop(copy);
         // Only the copy is left: no temp file, no -wal or -shm of it.
         assert_eq!(names_in(&out.0), ["copy.db"]);

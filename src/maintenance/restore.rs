@@ -250,6 +250,91 @@ fn copy_private(from: &Path, to: &Path) -> Result<(), DbError> {
 mod tests {
     use super::*;
 
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(tag: &str) -> Dir {
+            let dir = std::env::temp_dir().join(format!(
+                "fazt-restore-{tag}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Dir(dir)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn limits(dir: &Path) -> Limits {
+        crate::platform::probe::Report::system(dir).unwrap().limits
+    }
+
+    /// A fazt database in `dir` holding one API key row named `name`, committed to its
+    /// WAL only (the connection stays open and never checkpoints).
+    fn live_database(dir: &Path, name: &str) -> Connection {
+        let conn = db::open_and_migrate(&db::db_path(dir), &limits(dir)).unwrap();
+        conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        crate::keys::create(&conn, name, &crate::keys::Scopes::owner()).unwrap();
+        conn
+    }
+
+    fn key_names(path: &Path) -> Vec<String> {
+        let conn = Connection::open(path).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT name FROM api_keys ORDER BY name")
+            .unwrap();
+        let names = stmt.query_map([], |r| r.get(0)).unwrap();
+        names.map(Result::unwrap).collect()
+    }
+
+    #[test]
+    fn a_copy_taken_with_its_wal_restores_what_the_wal_holds() {
+        let source = Dir::new("wal-source");
+        let live = live_database(&source.0, "in-the-wal");
+        let wal = with_suffix(&db::db_path(&source.0), "-wal");
+        assert!(
+            std::fs::metadata(&wal).unwrap().len() > 0,
+            "the row is in the WAL"
+        );
+        // What `cp fazt.db fazt.db-wal` of a running server's dir gives.
+        let copied = Dir::new("wal-copied");
+        let file = copied.0.join("copy.db");
+        std::fs::copy(db::db_path(&source.0), &file).unwrap();
+        std::fs::copy(&wal, with_suffix(&file, "-wal")).unwrap();
+        drop(live);
+
+        let data = Dir::new("wal-data");
+        let done = restore(&file, &data.0, &limits(&data.0)).unwrap();
+        assert!(done.kept.is_none());
+        assert_eq!(done.schema_to, db::migrate::latest_version());
+        assert_eq!(key_names(&db::db_path(&data.0)), ["in-the-wal"]);
+        assert!(!with_suffix(&db::db_path(&data.0), "-wal").exists());
+    }
+
+    #[test]
+    fn a_held_lock_refuses_the_restore_and_changes_nothing() {
+        let data = Dir::new("locked");
+        drop(live_database(&data.0, "current"));
+        let other = Dir::new("locked-file");
+        drop(live_database(&other.0, "backup"));
+        let before = std::fs::read(db::db_path(&data.0)).unwrap();
+        let server = DataDirLock::acquire(&data.0).unwrap();
+        let err = restore(&db::db_path(&other.0), &data.0, &limits(&data.0)).unwrap_err();
+        assert!(err.contains("cannot restore while a server runs"), "{err}");
+        assert_eq!(std::fs::read(db::db_path(&data.0)).unwrap(), before);
+        drop(server);
+        let done = restore(&db::db_path(&other.0), &data.0, &limits(&data.0)).unwrap();
+        let kept = done.kept.expect("the current database is kept");
+        assert_eq!(key_names(&kept), ["current"]);
+        assert_eq!(key_names(&db::db_path(&data.0)), ["backup"]);
+    }
+
     #[test]
     fn stamps_are_utc_and_sortable() {
         assert_eq!(utc_stamp(0), "19700101T000000Z");
