@@ -539,13 +539,15 @@ impl AdminApi {
             ));
         };
         let run = move || {
-            let _slot = slot;
             let answer = catch_unwind(AssertUnwindSafe(
                 || match crate::maintenance::backup::backup(&source, &dest, force) {
                     Ok(report) => Response::json(200, &report.to_json()),
                     Err(e) => error_response(&e),
                 },
             ));
+            // Freed before the answer leaves: a client that waits for it and starts the
+            // next backup must not meet a 409. (A panic frees it too: the slot is a guard.)
+            drop(slot);
             reply(answer.unwrap_or_else(|_| {
                 log::error!("a backup panicked; answered 500");
                 Response::error(500, "internal error; see the server log")
