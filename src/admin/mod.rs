@@ -37,6 +37,7 @@ use crate::http::proxies::TrustedProxies;
 use crate::http::tls::CertStore;
 use crate::http::{error_response, Body, Method, Request, Response};
 use crate::keys::{self, validate_name, ApiKey, AuthGuard, Scopes};
+use crate::maintenance::backup::BackupSlot;
 use crate::platform::disk::DiskGuard;
 use crate::platform::metrics::METRICS;
 use crate::platform::probe::Report;
@@ -45,6 +46,7 @@ use rusqlite::Connection;
 use serde_json::json;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -144,6 +146,8 @@ pub struct AdminApi {
     accounts_pruned_at: Option<Instant>,
     /// Expired kv keys and old log lines of serverless apps.
     apps_sweep: apps::AppsSweep,
+    /// Taken while a `POST /api/system/backup` runs (one at a time).
+    backups: BackupSlot,
 }
 
 impl AdminApi {
@@ -157,6 +161,7 @@ impl AdminApi {
             salt_pending: None,
             accounts_pruned_at: None,
             apps_sweep: apps::AppsSweep::default(),
+            backups: BackupSlot::default(),
         }
     }
 
@@ -273,6 +278,7 @@ impl AdminApi {
                 Body::Owned(self.prometheus().into_bytes()),
             ),
             (Method::Post, "/api/system/vacuum") => return self.vacuum(reply),
+            (Method::Post, "/api/system/backup") => return self.backup(request, reply),
             (Method::Get | Method::Head, "/api/certs") => certs::list(&self.ctx),
             (Method::Post, _) if renew_path(path).is_some() => {
                 return certs::renew(&self.ctx, renew_path(path).unwrap_or_default(), reply)
@@ -285,7 +291,7 @@ impl AdminApi {
             (
                 _,
                 "/api/system/health" | "/metrics" | "/api/keys" | "/api/system/vacuum"
-                | "/api/certs",
+                | "/api/system/backup" | "/api/certs",
             ) => method_not_allowed(path),
             _ if path.starts_with("/api/keys/") || renew_path(path).is_some() => {
                 method_not_allowed(path)
@@ -513,6 +519,52 @@ impl AdminApi {
         write_then(&self.ctx.writer, reply, job, answer)
     }
 
+    /// Copies the database to the body's `path` on a thread of its own (the copy takes
+    /// seconds per GB; this thread must not wait), one at a time: a second request while
+    /// one runs is 409. The answer is mailed when the copy is verified.
+    fn backup(&self, request: &Request, reply: Reply) -> Option<Response> {
+        let (dest, force) = match backup_request(&request.body) {
+            Ok(parsed) => parsed,
+            Err(message) => return Some(Response::error(400, &message)),
+        };
+        // The file this server serves: the admin thread's own connection knows its path.
+        let source = crate::db::reader::with_reader(|conn| Ok(conn.path().map(PathBuf::from)));
+        let Ok(Some(source)) = source else {
+            return Some(Response::error(500, "the database path is unknown"));
+        };
+        let Some(slot) = self.backups.try_take() else {
+            return Some(Response::error(
+                409,
+                "a backup is already running; try again when it has finished",
+            ));
+        };
+        let run = move || {
+            let answer = catch_unwind(AssertUnwindSafe(
+                || match crate::maintenance::backup::backup(&source, &dest, force) {
+                    Ok(report) => Response::json(200, &report.to_json()),
+                    Err(e) => error_response(&e),
+                },
+            ));
+            // Freed before the answer leaves: a client that waits for it and starts the
+            // next backup must not meet a 409. (A panic frees it too: the slot is a guard.)
+            drop(slot);
+            reply(answer.unwrap_or_else(|_| {
+                log::error!("a backup panicked; answered 500");
+                Response::error(500, "internal error; see the server log")
+            }));
+        };
+        match std::thread::Builder::new()
+            .name("fazt-backup".into())
+            .spawn(run)
+        {
+            Ok(_) => None,
+            Err(e) => Some(Response::error(
+                500,
+                &format!("cannot start the backup thread: {e}"),
+            )),
+        }
+    }
+
     fn list_keys(&self) -> Response {
         match crate::db::reader::with_reader(keys::list) {
             Ok(keys) => Response::json(
@@ -574,6 +626,29 @@ fn key_request(body: &[u8]) -> Result<(String, Scopes), String> {
     Ok((name.to_string(), scopes))
 }
 
+/// The absolute path and `force` of a `POST /api/system/backup` body, or the 400 message.
+fn backup_request(body: &[u8]) -> Result<(PathBuf, bool), String> {
+    let parsed: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
+    let Some(path) = parsed.get("path").and_then(|p| p.as_str()) else {
+        return Err("field 'path' (an absolute file path on the server) is required".into());
+    };
+    let path = PathBuf::from(path);
+    if !path.is_absolute() {
+        return Err(format!(
+            "field 'path' must be absolute (the server's working directory is no place for \
+             backups): '{}'",
+            path.display()
+        ));
+    }
+    let force = match parsed.get("force") {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::Bool(force)) => *force,
+        Some(_) => return Err("field 'force' must be true or false".into()),
+    };
+    Ok((path, force))
+}
+
 /// Hands `job` to the writer without waiting: `None`, and when the job has run `answer`
 /// turns its result into the response that `reply` delivers; or, when the writer refuses
 /// the job (queue full, stopping), `Some` of the error response to send at once.
@@ -606,7 +681,7 @@ fn renew_path(path: &str) -> Option<&str> {
 fn method_not_allowed(path: &str) -> Response {
     let allow = match path {
         "/api/keys" => "GET, HEAD, POST",
-        "/api/system/vacuum" => "POST",
+        "/api/system/vacuum" | "/api/system/backup" => "POST",
         p if renew_path(p).is_some() => "POST",
         p if p.starts_with("/api/keys/") => "DELETE",
         _ => "GET, HEAD",

@@ -244,6 +244,28 @@ enum DbCmd {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Copy the database to FILE, consistent and verified (integrity_check), whether or not
+    /// the server runs (a running server keeps serving: the copy reads beside it)
+    Backup {
+        /// Where to write the copy (written to a temp name beside it, then renamed)
+        file: PathBuf,
+        /// Replace FILE if it exists
+        #[arg(long)]
+        force: bool,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Replace the database with the backup FILE (the server must be stopped); the current
+    /// one is kept as fazt.db.before-restore-<UTC time>
+    Restore {
+        /// A backup made by `fazt db backup` (an older schema is migrated; FILE is only read)
+        file: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -512,6 +534,13 @@ fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<i32, String
             db,
         }) => db_vacuum(full, json, &reserve, &db, &p),
         Cmd::Db(DbCmd::Stats { json, db }) => db_stats(json, &db, &p),
+        Cmd::Db(DbCmd::Backup {
+            file,
+            force,
+            json,
+            data,
+        }) => db_backup(&file, force, json, &data),
+        Cmd::Db(DbCmd::Restore { file, db }) => db_restore(&file, &db, &p),
         Cmd::Deploy(args) => client_deploy(&args, &p),
         Cmd::Login(args) => client_login(&args),
         Cmd::Sites(SitesCmd {
@@ -1128,6 +1157,67 @@ fn db_stats(json: bool, db: &DbArgs, p: &Parsed) -> Result<i32, String> {
         println!("{}", stats.to_json());
     } else {
         print!("{}", stats.to_text());
+    }
+    Ok(0)
+}
+
+fn db_backup(file: &Path, force: bool, json: bool, data: &DataArgs) -> Result<i32, String> {
+    use crate::maintenance::backup::{backup, BackupError};
+    let dest = absolute(file)?;
+    let report = match backup(&crate::db::db_path(&data.data), &dest, force) {
+        Ok(report) => report,
+        // A usage problem (the path, an existing file) is 2, as other usage errors.
+        Err(e @ (BackupError::Invalid(_) | BackupError::Exists(_))) => return Err(e.to_string()),
+        Err(e) => {
+            eprintln!("fazt: {e}; {} was not written", dest.display());
+            return Ok(1);
+        }
+    };
+    if json {
+        println!("{}", report.to_json());
+        return Ok(0);
+    }
+    println!(
+        "backed up to {}: {} ({} pages, schema {}) in {} ms; integrity_check ok",
+        report.path.display(),
+        crate::platform::units::format_bytes(report.bytes),
+        report.pages,
+        report.schema_version,
+        report.duration.as_millis()
+    );
+    Ok(0)
+}
+
+/// `path` made absolute against the current directory (the copy's temp name goes beside it).
+fn absolute(path: &Path) -> Result<PathBuf, String> {
+    std::path::absolute(path).map_err(|e| format!("'{}': {e}", path.display()))
+}
+
+fn db_restore(file: &Path, db: &DbArgs, p: &Parsed) -> Result<i32, String> {
+    let data_dir = &db.data.data;
+    let report = db.limits.probe(p, Path::new("/"), data_dir)?;
+    let done = match crate::maintenance::restore::restore(file, data_dir, &report.limits) {
+        Ok(done) => done,
+        Err(message) => {
+            eprintln!("fazt: {message}");
+            return Ok(1);
+        }
+    };
+    let migrated = if done.schema_from == done.schema_to {
+        format!("schema {}", done.schema_to)
+    } else {
+        format!("schema {} migrated to {}", done.schema_from, done.schema_to)
+    };
+    println!(
+        "restored {} into {} ({}, {})",
+        file.display(),
+        crate::db::db_path(data_dir).display(),
+        crate::platform::units::format_bytes(done.bytes),
+        migrated
+    );
+    match done.kept {
+        Some(kept) => println!("the previous database is kept as {}", kept.display()),
+        None => println!("there was no previous database"),
     }
     Ok(0)
 }

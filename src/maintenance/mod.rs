@@ -2,7 +2,9 @@
 //! statistics, and exports of deployments. Used by `fazt db …`, `fazt export` and the admin
 //! API; runs on the caller's thread (never a core thread).
 
+pub(crate) mod backup;
 pub(crate) mod check;
 pub(crate) mod export;
+pub(crate) mod restore;
 pub(crate) mod stats;
 pub(crate) mod vacuum;

@@ -31,6 +31,7 @@ mod compression;
 mod crash_loop;
 mod dashboard;
 mod dashboard_api;
+mod db_backup;
 mod db_check;
 mod db_layer;
 mod deploy;
