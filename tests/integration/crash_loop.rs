@@ -149,12 +149,11 @@ fn stored_paths(data: &std::path::Path, round: usize) -> std::collections::HashS
     rows.map(Result::unwrap).collect()
 }
 
+/// `fazt db check`: integrity, foreign keys, every blob against its hash, files against
+/// their blobs, roll-ups against the raw events.
 fn check_database(data: &std::path::Path) {
-    let conn = open_read_only(data);
-    let ok: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(ok, "ok");
+    let (code, out, err) = run_cli(&["db", "check", "--data", s(data)], &[]);
+    assert_eq!(code, 0, "fazt db check after a kill:\n{out}{err}");
 }
 
 #[test]
