@@ -544,12 +544,15 @@ fn compare_dim(
          roll AS (
              SELECT domain, day, key, count AS n FROM rollup_daily_dims
              WHERE dim = ?2 AND day >= ?1)
-         SELECT coalesce(raw.domain, roll.domain), coalesce(raw.day, roll.day),
-                coalesce(raw.key, roll.key), coalesce(raw.n, 0), coalesce(roll.n, 0),
-                (SELECT value FROM strings WHERE id = coalesce(raw.key, roll.key))
-         FROM raw FULL OUTER JOIN roll
-              ON raw.domain = roll.domain AND raw.day = roll.day AND raw.key = roll.key
-         WHERE raw.n IS NOT roll.n",
+         -- Both sides in one grouping (sorting once) rather than a join of two
+         -- unindexed lists, which SQLite runs as a nested loop: quadratic in the values.
+         SELECT domain, day, key, sum(raw_n), sum(roll_n),
+                (SELECT value FROM strings WHERE id = key)
+         FROM (SELECT domain, day, key, n AS raw_n, 0 AS roll_n FROM raw
+               UNION ALL
+               SELECT domain, day, key, 0, n FROM roll)
+         GROUP BY domain, day, key
+         HAVING sum(raw_n) != sum(roll_n)",
         key = q.key,
         source = q.source,
         filter = q.filter
