@@ -15,9 +15,9 @@ pub(crate) fn registry<'a>(
     cache: &'a SiteCache,
     disk: &'a DiskGuard,
     certs: &'a CertStore,
-    sockets: &'a dyn Source,
+    server: &[&'a dyn Source],
 ) -> Registry<'a> {
-    Registry::new()
+    let registry = Registry::new()
         .with(&Process)
         .with(&METRICS)
         .with(cache)
@@ -32,8 +32,8 @@ pub(crate) fn registry<'a>(
         .with(certs)
         .with(&crate::acme::manager::ACME_STATS)
         .with(&crate::serverless::metrics::JS_STATS)
-        .with(&crate::http::conn::WS_STATS)
-        .with(sockets)
+        .with(&crate::http::conn::WS_STATS);
+    server.iter().fold(registry, |r, source| r.with(*source))
 }
 
 #[cfg(test)]
@@ -61,7 +61,7 @@ pub(crate) mod tests {
         let cache = SiteCache::new(1 << 20, 1 << 16);
         let disk = DiskGuard::new(vec![std::env::temp_dir()], 90);
         let certs = CertStore::new();
-        let families = registry(&cache, &disk, &certs, &NoSockets).gather();
+        let families = registry(&cache, &disk, &certs, &[&NoSockets]).gather();
         let text = render_prometheus(&families);
         let json = render_json(&families);
         assert!(families.len() >= 40, "{} families", families.len());
@@ -105,7 +105,7 @@ pub(crate) mod tests {
         let cache = SiteCache::new(1 << 20, 1 << 16);
         let disk = DiskGuard::new(vec![std::env::temp_dir()], 90);
         let certs = CertStore::new();
-        let json = registry(&cache, &disk, &certs, &NoSockets).to_json();
+        let json = registry(&cache, &disk, &certs, &[&NoSockets]).to_json();
         for path in [
             "version",
             "counters.connections_open",

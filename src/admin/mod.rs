@@ -107,6 +107,10 @@ pub struct AdminContext {
     pub accounts: accounts::Accounts,
     /// The WebSocket clients by site, for the metrics (the server's hubs).
     pub sockets: Arc<dyn crate::platform::metrics::Source + Send + Sync>,
+    /// One backup at a time, through the API or the schedule.
+    pub backups: BackupSlot,
+    /// How the scheduled backups go, when `FAZT_BACKUP_DIR` is set.
+    pub backup_schedule: Option<Arc<crate::maintenance::schedule::BackupStatus>>,
 }
 
 /// What the API shows of the ACME settings, and the certificate thread to wake.
@@ -146,8 +150,6 @@ pub struct AdminApi {
     accounts_pruned_at: Option<Instant>,
     /// Expired kv keys and old log lines of serverless apps.
     apps_sweep: apps::AppsSweep,
-    /// Taken while a `POST /api/system/backup` runs (one at a time).
-    backups: BackupSlot,
 }
 
 impl AdminApi {
@@ -161,7 +163,6 @@ impl AdminApi {
             salt_pending: None,
             accounts_pruned_at: None,
             apps_sweep: apps::AppsSweep::default(),
-            backups: BackupSlot::default(),
         }
     }
 
@@ -472,6 +473,11 @@ impl AdminApi {
             ));
         }
         reasons.extend(certs::expiry_reasons(&self.ctx));
+        if let Some(schedule) = &self.ctx.backup_schedule {
+            let started =
+                crate::platform::clock::unix_now() as u64 - self.ctx.started.elapsed().as_secs();
+            reasons.extend(schedule.reasons(crate::platform::clock::unix_now() as u64, started));
+        }
         let status = match (draining, reasons.is_empty()) {
             (true, _) => "draining",
             (false, false) => "degraded",
@@ -481,7 +487,7 @@ impl AdminApi {
             &self.ctx.sites.cache,
             &self.ctx.disk,
             &self.ctx.certs,
-            &*self.ctx.sockets,
+            &self.server_metrics(),
         )
         .to_json();
         body["status"] = json!(status);
@@ -491,9 +497,21 @@ impl AdminApi {
         // "present", "released" (the disk filled up; re-created when there is room) or
         // "disabled".
         body["reserve"] = json!(self.ctx.disk.reserve().map_or("disabled", |r| r.state()));
+        if let Some(schedule) = &self.ctx.backup_schedule {
+            body["backups"] = schedule.to_json();
+        }
         // Readiness: an open breaker (disk full) or draining takes this instance out.
         let ready = !draining && full_disks.is_empty();
         Response::json(if ready { 200 } else { 503 }, &body)
+    }
+
+    /// The server's own metric sources: its WebSocket hubs and the backup schedule.
+    fn server_metrics(&self) -> Vec<&dyn crate::platform::metrics::Source> {
+        let mut sources: Vec<&dyn crate::platform::metrics::Source> = vec![&*self.ctx.sockets];
+        if let Some(schedule) = &self.ctx.backup_schedule {
+            sources.push(&**schedule);
+        }
+        sources
     }
 
     fn prometheus(&self) -> String {
@@ -501,7 +519,7 @@ impl AdminApi {
             &self.ctx.sites.cache,
             &self.ctx.disk,
             &self.ctx.certs,
-            &*self.ctx.sockets,
+            &self.server_metrics(),
         )
         .render_prometheus()
     }
@@ -532,7 +550,7 @@ impl AdminApi {
         let Ok(Some(source)) = source else {
             return Some(Response::error(500, "the database path is unknown"));
         };
-        let Some(slot) = self.backups.try_take() else {
+        let Some(slot) = self.ctx.backups.try_take() else {
             return Some(Response::error(
                 409,
                 "a backup is already running; try again when it has finished",

@@ -53,6 +53,8 @@ impl Fixture {
             auth: Arc::new(crate::keys::AuthGuard::new(10, Default::default())),
             certs: crate::http::tls::CertStore::new(),
             sockets: Arc::new(crate::admin::metrics::tests::NoSockets),
+            backups: Default::default(),
+            backup_schedule: None,
             acme: None,
             accounts: super::accounts::Accounts {
                 hasher: crate::auth::password::Hasher::spawn(2).unwrap(),

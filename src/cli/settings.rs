@@ -650,6 +650,37 @@ impl JsArgs {
     }
 }
 
+/// Scheduled backups (issue #16).
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Backups")]
+pub(crate) struct BackupArgs {
+    /// Take a backup of the database into DIR every --backup-every, as fazt-<UTC time>.db
+    /// [default: none, no scheduled backups]
+    #[arg(long, env = "FAZT_BACKUP_DIR", value_name = "DIR", value_parser = non_empty_path)]
+    pub backup_dir: Option<PathBuf>,
+    /// Time between scheduled backups (from the newest one in the directory)
+    #[arg(long, env = "FAZT_BACKUP_EVERY", value_name = "DURATION", value_parser = positive_duration,
+          default_value_t = Dur(config::DEFAULT_BACKUP_EVERY))]
+    pub backup_every: Dur,
+    /// Scheduled backups kept; older ones are deleted
+    #[arg(long, env = "FAZT_BACKUP_KEEP", value_name = "N", value_parser = count::<1, 100_000>,
+          default_value_t = config::DEFAULT_BACKUP_KEEP)]
+    pub backup_keep: usize,
+}
+
+impl BackupArgs {
+    fn config(&self) -> Option<crate::maintenance::schedule::BackupPolicy> {
+        let dir = self.backup_dir.as_ref()?;
+        // The backups are published by rename beside an absolute path.
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+        Some(crate::maintenance::schedule::BackupPolicy {
+            dir,
+            every: self.backup_every.0,
+            keep: self.backup_keep,
+        })
+    }
+}
+
 /// WebSockets (issue #15): `/ws` of every site.
 #[derive(Args, Clone, Debug)]
 #[command(next_help_heading = "WebSockets")]
@@ -844,6 +875,8 @@ pub(crate) struct ServerArgs {
     pub apps: AppArgs,
     #[command(flatten)]
     pub ws: WsArgs,
+    #[command(flatten)]
+    pub backups: BackupArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -1054,6 +1087,7 @@ impl ServerArgs {
                 .js
                 .config(probe.limits.core_threads, self.apps.quotas()),
             ws: self.ws.config(probe.limits.max_connections),
+            backups: self.backups.config(),
             probe,
         }
     }

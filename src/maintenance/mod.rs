@@ -6,5 +6,6 @@ pub(crate) mod backup;
 pub(crate) mod check;
 pub(crate) mod export;
 pub(crate) mod restore;
+pub(crate) mod schedule;
 pub(crate) mod stats;
 pub(crate) mod vacuum;

@@ -72,6 +72,10 @@ pub const DEFAULT_JS_BODY_MAX: u64 = 1 << 20;
 pub const DEFAULT_JS_FETCH_MAX: u64 = 1 << 20;
 pub const DEFAULT_JS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Scheduled backups (issue #16): one a day, a week of them kept.
+pub const DEFAULT_BACKUP_EVERY: Duration = Duration::from_secs(24 * 3600);
+pub const DEFAULT_BACKUP_KEEP: usize = 7;
+
 /// WebSockets (issue #15): the largest message a client may send (all its fragments).
 pub const DEFAULT_WS_MESSAGE_MAX: u64 = 64 << 10;
 /// Frames queued for one client before it counts as too slow and is closed.
@@ -201,6 +205,8 @@ pub struct Config {
     pub js: JsConfig,
     /// WebSockets.
     pub ws: WsConfig,
+    /// Scheduled backups, when `FAZT_BACKUP_DIR` is set.
+    pub backups: Option<crate::maintenance::schedule::BackupPolicy>,
     /// The probe's readings and the resource-derived limits.
     pub probe: Report,
 }

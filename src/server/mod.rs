@@ -77,6 +77,10 @@ pub struct App {
     pub apps: apps::Apps,
     /// The sites' WebSocket clients (issue #15).
     pub hubs: Arc<hubs::Hubs>,
+    /// One backup at a time: `POST /api/system/backup` and the schedule share it.
+    pub backup_slot: crate::maintenance::backup::BackupSlot,
+    /// Scheduled backups (`FAZT_BACKUP_DIR`).
+    pub backup_schedule: Option<crate::maintenance::schedule::Scheduler>,
     /// The site table's generation [`App::close_gone_hubs`] last looked at.
     hubs_synced: std::sync::atomic::AtomicU64,
     draining: Arc<AtomicBool>,
@@ -118,6 +122,8 @@ impl App {
             auth: Arc::clone(&self.deploy.auth),
             certs: Arc::clone(&self.certs),
             sockets: Arc::clone(&self.hubs) as _,
+            backups: self.backup_slot.clone(),
+            backup_schedule: self.backup_schedule.as_ref().map(|s| Arc::clone(&s.status)),
             acme: self.acme_context(),
             accounts: self.accounts.clone(),
         }
@@ -308,6 +314,7 @@ pub fn run(mut config: Config) -> Result<i32, String> {
         .map(|_| crate::db::open_read(&db_path, &limits).map_err(|e| e.to_string()))
         .collect::<Result<Vec<Connection>, String>>()?;
     let hubs = Arc::new(hubs::Hubs::new(config.ws.hubs, config.ws.connection));
+    let backup_slot = crate::maintenance::backup::BackupSlot::default();
     let apps = apps::Apps::start(
         &config.js,
         writer.clone(),
@@ -340,6 +347,8 @@ pub fn run(mut config: Config) -> Result<i32, String> {
         },
         apps,
         hubs,
+        backup_schedule: start_backups(&config, &db_path, &backup_slot)?,
+        backup_slot,
         hubs_synced: Default::default(),
         started: Instant::now(),
         draining: Arc::new(AtomicBool::new(false)),
@@ -460,4 +469,34 @@ fn announce_urls(config: &Config, setup_token: Option<&str>) {
         crate::hosting::sites::site_url(&config.domain, &base, "root")
     );
     let _ = std::io::stdout().flush();
+}
+
+/// The scheduled backups' thread, when `FAZT_BACKUP_DIR` is set.
+fn start_backups(
+    config: &Config,
+    db: &std::path::Path,
+    slot: &crate::maintenance::backup::BackupSlot,
+) -> Result<Option<crate::maintenance::schedule::Scheduler>, String> {
+    let Some(policy) = &config.backups else {
+        return Ok(None);
+    };
+    let scheduler = crate::maintenance::schedule::Scheduler::start(
+        policy.clone(),
+        db.to_path_buf(),
+        slot.clone(),
+        config.disk_threshold,
+    )
+    .map_err(|e| {
+        format!(
+            "starting scheduled backups into {}: {e}",
+            policy.dir.display()
+        )
+    })?;
+    log::info!(
+        "scheduled backups into {} every {:?}, keeping {}",
+        policy.dir.display(),
+        policy.every,
+        policy.keep
+    );
+    Ok(Some(scheduler))
 }

@@ -258,6 +258,9 @@ impl Threads {
         if let Some(certs) = &app.cert_manager {
             certs.stop();
         }
+        if let Some(backups) = &app.backup_schedule {
+            backups.stop();
+        }
         self.wake_all();
         let mut cores_left = self.core_count;
         let mut admin_running = true;

@@ -23,6 +23,7 @@ mod analytics_counting;
 mod analytics_ingest;
 mod analytics_store;
 mod apps_ops;
+mod backup_schedule;
 mod browser;
 mod cli;
 mod cli_fixes;
