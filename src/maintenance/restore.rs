@@ -43,7 +43,7 @@ pub(crate) fn restore(
     let _lock = DataDirLock::acquire(data_dir)
         .map_err(|e| format!("cannot restore while a server runs: {e}"))?;
     let live = db::db_path(data_dir);
-    let staged = Staged::copy_of(file, &live).map_err(|e| e.to_string())?;
+    let staged = Staged::copy_of(file, &live).map_err(|e| format!("{e}; nothing was changed"))?;
     let schema_from = check(&staged.path).map_err(|e| {
         format!(
             "{} cannot be restored: {e}; nothing was changed",

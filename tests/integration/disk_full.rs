@@ -490,3 +490,99 @@ fn sigkill_loses_only_the_last_batch_window() {
         );
     }
 }
+
+/// Files in `dir` and the sha-256 of their bytes, to see that nothing changed (the filler
+/// and the lock file, which names its last holder, left out).
+fn contents(dir: &Path) -> Vec<(String, String)> {
+    let mut all: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .filter(|(name, _)| name != "filler" && name != "fazt.lock")
+        .map(|(name, path)| (name, sha256_hex(&std::fs::read(path).unwrap())))
+        .collect();
+    all.sort();
+    all
+}
+
+/// A data dir (not on the tmpfs) whose database holds about 1.5 MB of site files.
+fn data_with_a_site() -> (TempDir, Server) {
+    let data = TempDir::new("df-source");
+    let server = start_on(data.path(), &[]);
+    let mut rng = Rng(16);
+    let files: Vec<(String, Vec<u8>)> = (0..3)
+        .map(|i| (format!("f{i}.bin"), rng.bytes(512 * 1024)))
+        .collect();
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (p.as_str(), &b[..])).collect();
+    let r = deploy_files(&server, "big", &files, zip::CompressionMethod::Stored);
+    assert_eq!(r.status, 200, "{}", r.text());
+    (data, server)
+}
+
+#[test]
+fn a_backup_onto_a_full_disk_fails_cleanly_and_works_once_space_returns() {
+    let Some(fs) = Tmpfs::mount("df-backup", "8m") else {
+        return;
+    };
+    let (data, server) = data_with_a_site();
+    fs.fill_to(90);
+    let dest = fs.path().join("copy.db");
+    // From the CLI, beside the running server.
+    let (code, out, err) = run_cli(&["db", "backup", s(&dest), "--data", s(data.path())], &[]);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("space") || err.contains("full"), "{err}");
+    assert!(!dest.exists());
+    assert_eq!(contents(fs.path()), vec![], "a partial copy was left");
+    // Through the API: 507, nothing written.
+    let body = serde_json::json!({"path": dest}).to_string();
+    let r = admin_raw(&server, "POST", "/api/system/backup", &body);
+    assert_eq!(r.status, 507, "{}", r.text());
+    assert_eq!(contents(fs.path()), vec![]);
+    // The server never noticed: it serves, and backs up once there is room.
+    assert_eq!(server.get("big.localhost", "/f0.bin").status, 200);
+    fs.empty();
+    let r = admin_raw(&server, "POST", "/api/system/backup", &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let copy = rusqlite::Connection::open(&dest).unwrap();
+    let ok: String = copy
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+}
+
+#[test]
+fn a_restore_onto_a_full_disk_changes_nothing_and_works_once_space_returns() {
+    let Some(fs) = Tmpfs::mount("df-restore", "8m") else {
+        return;
+    };
+    // The backup to restore: the site's 1.5 MB database.
+    let (source, mut server) = data_with_a_site();
+    let backup = source.path().join("backup.db");
+    let (code, out, err) = run_cli(
+        &["db", "backup", s(&backup), "--data", s(source.path())],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(server.terminate().success());
+    // The data dir to restore into is on the tmpfs, with a database of its own.
+    let data = fs.path().join("data");
+    let mut target = start_on(&data, &[("FAZT_DISK_RESERVE", "0")]);
+    assert!(target.terminate().success());
+    fs.fill_to(95);
+    let before = contents(&data);
+    let (code, out, err) = run_cli(&["db", "restore", s(&backup), "--data", s(&data)], &[]);
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert_eq!(
+        contents(&data),
+        before,
+        "a failed restore changed the data dir"
+    );
+    // Space back: the same restore works and the site is there.
+    fs.empty();
+    let (code, out, err) = run_cli(&["db", "restore", s(&backup), "--data", s(&data)], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let restored = start_on(&data, &[("FAZT_DISK_RESERVE", "0")]);
+    assert_eq!(restored.get("big.localhost", "/f0.bin").status, 200);
+}
