@@ -240,6 +240,42 @@ fn every_command_answers_help_with_its_flags() {
         ),
         (&["db", "prune"], &["--older-than", "--rollups", "--data"]),
         (
+            &["db"],
+            &["backup", "restore", "check", "vacuum", "stats", "prune"],
+        ),
+        (
+            &["db", "backup"],
+            &["<FILE>", "--force", "--json", "--data"],
+        ),
+        (&["db", "restore"], &["<FILE>", "--data"]),
+        (&["db", "check"], &["--json", "--data"]),
+        (&["db", "vacuum"], &["--full", "--json", "--data"]),
+        (&["db", "stats"], &["--json", "--data"]),
+        (
+            &["export", "site"],
+            &["<NAME>", "--deployment", "--output", "--data"],
+        ),
+        (&["service"], &["install", "uninstall"]),
+        (
+            &["service", "install"],
+            &[
+                "--user",
+                "--data",
+                "--memory-max",
+                "--cpu-quota",
+                "--dry-run",
+            ],
+        ),
+        (
+            &["server", "start"],
+            &[
+                "--backup-dir",
+                "FAZT_BACKUP_EVERY",
+                "--external-checkpoints",
+                "--ws-max",
+            ],
+        ),
+        (
             &["deploy"],
             &["<DIR>", "--site", "--server", "--token", "FAZT_SERVER"],
         ),
