@@ -9,6 +9,8 @@ pub mod analytics;
 pub(crate) mod auth;
 pub mod cli;
 pub(crate) mod client;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod db;
 pub mod deploy;
 pub mod hosting;
