@@ -272,7 +272,10 @@ impl Stream {
         if !done {
             return false;
         }
-        let (_, body) = self.body.take().unwrap_or((BodyLeft::Length(0), Vec::new()));
+        let (_, body) = self
+            .body
+            .take()
+            .unwrap_or((BodyLeft::Length(0), Vec::new()));
         let head = self.pending.take().unwrap_or(HeadOutcome::Partial);
         self.exchanges.push(Exchange { head, body });
         true
@@ -394,10 +397,16 @@ pub fn multipart(data: &[u8]) {
     assert!(form.text.len() + form.files.len() <= limits.parts);
     let delimiter = format!("\r\n--{boundary}");
     for (name, value) in &form.text {
-        assert!(value.len() as u64 <= limits.text_field_bytes, "field {name}");
+        assert!(
+            value.len() as u64 <= limits.text_field_bytes,
+            "field {name}"
+        );
     }
     for file in &form.files {
-        let end = file.offset.checked_add(file.len).expect("part end overflows");
+        let end = file
+            .offset
+            .checked_add(file.len)
+            .expect("part end overflows");
         assert!(end <= len, "part {} ends at {end}, past {len}", file.name);
         let content = &body[file.offset as usize..end as usize];
         assert!(
@@ -445,11 +454,19 @@ pub fn zip(data: &[u8]) {
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).expect("creating the extraction directory");
     let result = archive::extract(Cursor::new(data), &ZIP_LIMITS, &out);
-    assert_eq!(names_in(&base), ["out"], "something was written beside out_dir");
+    assert_eq!(
+        names_in(&base),
+        ["out"],
+        "something was written beside out_dir"
+    );
     match result {
         Err(_) => assert!(names_in(&out).is_empty(), "a refused archive left files"),
         Ok(extracted) => {
-            assert!(names_in(&out).len() <= 1, "more than the pack file: {:?}", names_in(&out));
+            assert!(
+                names_in(&out).len() <= 1,
+                "more than the pack file: {:?}",
+                names_in(&out)
+            );
             check_extracted(&extracted);
         }
     }
@@ -478,7 +495,10 @@ fn check_extracted(extracted: &archive::Extracted) {
     assert_eq!(total, extracted.total_bytes);
     assert!(total <= ZIP_LIMITS.max_total_bytes);
     let paths: Vec<&str> = extracted.files.iter().map(|f| f.path.as_str()).collect();
-    assert!(paths.windows(2).all(|w| w[0] < w[1]), "paths unsorted or repeated");
+    assert!(
+        paths.windows(2).all(|w| w[0] < w[1]),
+        "paths unsorted or repeated"
+    );
 }
 
 /// The ingest side of `/track` with an in-memory queue, made once per process.
@@ -538,7 +558,10 @@ pub fn track_json(data: &[u8]) {
         }
         assert!(event.kind.chars().count() <= 500);
         assert!(event.tags.len() <= 20, "{} tags", event.tags.len());
-        assert!(event.tags.iter().all(|t| !t.is_empty() && t.chars().count() <= 100));
+        assert!(event
+            .tags
+            .iter()
+            .all(|t| !t.is_empty() && t.chars().count() <= 100));
         if let Some(q) = &event.query {
             let value: serde_json::Value = serde_json::from_str(q).expect("query is JSON");
             assert!(value.is_object(), "query {q}");

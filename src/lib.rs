@@ -9,10 +9,10 @@ pub mod analytics;
 pub(crate) mod auth;
 pub mod cli;
 pub(crate) mod client;
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod db;
 pub mod deploy;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hosting;
 pub mod http;
 pub(crate) mod keys;
