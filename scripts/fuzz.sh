@@ -62,7 +62,8 @@ failed=()
 for target in "${targets[@]}"; do
     corpus="$work/$target/corpus"
     artifacts="$work/$target/artifacts"
-    mkdir -p "$corpus" "$artifacts"
+    # The zip target extracts under TMPDIR: inside $work, removed with it.
+    mkdir -p "$corpus" "$artifacts" "$work/$target/tmp"
     cp fuzz/corpus/"$target"/* "$corpus"/
     dirs=("$corpus")
     if [ -d "fuzz/regressions/$target" ]; then
@@ -71,7 +72,7 @@ for target in "${targets[@]}"; do
     log="$work/$target/log"
     status=0
     # The outer timeout is a backstop for a hang libFuzzer's own -timeout does not catch.
-    timeout --kill-after=10 $((run_secs + 120)) "$bin_dir/$target" \
+    TMPDIR="$work/$target/tmp" timeout --kill-after=10 $((run_secs + 120)) "$bin_dir/$target" \
         -max_total_time="$run_secs" -rss_limit_mb=2048 -timeout=10 \
         -max_len="$(max_len_of "$target")" -dict="fuzz/dict/$target.dict" \
         -artifact_prefix="$artifacts/" -print_final_stats=1 \

@@ -505,18 +505,21 @@ fn check_extracted(extracted: &archive::Extracted) {
 fn track_ingest() -> &'static (Ingest, crossbeam_channel::Receiver<Event>) {
     static INGEST: std::sync::OnceLock<(Ingest, crossbeam_channel::Receiver<Event>)> =
         std::sync::OnceLock::new();
-    INGEST.get_or_init(|| {
-        crate::analytics::filter::prepare();
-        let (queue, events) = EventQueue::detached(16);
-        let ingest = Ingest {
-            queue,
-            salts: std::sync::Arc::new(SaltBook::default()),
-            proxies: TrustedProxies::parse("").expect("no proxies"),
-            track_domains: TrackDomains::default(),
-            serves_host: Box::new(|host| !host.starts_with('x')),
-        };
-        (ingest, events)
-    })
+    INGEST.get_or_init(new_track_ingest)
+}
+
+/// Serves every host but those starting with `x` (so the foreign-host refusal is reached).
+fn new_track_ingest() -> (Ingest, crossbeam_channel::Receiver<Event>) {
+    crate::analytics::filter::prepare();
+    let (queue, events) = EventQueue::detached(16);
+    let ingest = Ingest {
+        queue,
+        salts: std::sync::Arc::new(SaltBook::default()),
+        proxies: TrustedProxies::parse("").expect("no proxies"),
+        track_domains: TrackDomains::default(),
+        serves_host: Box::new(|host| !host.starts_with('x')),
+    };
+    (ingest, events)
 }
 
 /// A browser's POST of `body` to `/track`.
@@ -639,14 +642,64 @@ mod tests {
     }
 
     #[test]
-    fn entry_points_take_real_inputs() {
-        http_head(b"\x07GET /a?b HTTP/1.1\r\nHost: a.example\r\n\r\n");
-        http_conn(b"\x09POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n");
-        path(b"/a/%41/b/");
-        multipart(b"\x05multipart/form-data; boundary=XX\n--XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a\"\r\n\r\nhi\r\n--XX--\r\n");
-        zip(b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0");
-        track_json(br#"{"h":"a.example","p":"/x?y","t":["a,b"],"q":{"n":1}}"#);
-        ws_frames(b"\x02\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58");
+    fn every_seed_and_regression_input_passes_its_target() {
+        // The checked-in inputs of fuzz/ run here too, so `cargo test` catches a regression
+        // without nightly; a missing directory would make this test vacuous, so it fails.
+        let targets: [(&str, fn(&[u8])); 7] = [
+            ("http_head", http_head),
+            ("http_conn", http_conn),
+            ("path", path),
+            ("multipart", multipart),
+            ("zip", zip),
+            ("track_json", track_json),
+            ("ws_frames", ws_frames),
+        ];
+        let fuzz_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+        for (target, run) in targets {
+            let seeds = fuzz_dir.join("corpus").join(target);
+            let mut inputs = names_in(&seeds)
+                .into_iter()
+                .map(|name| seeds.join(name))
+                .collect::<Vec<_>>();
+            assert!(inputs.len() >= 4, "{target}: too few seeds in {seeds:?}");
+            let regressions = fuzz_dir.join("regressions").join(target);
+            inputs.extend(
+                names_in(&regressions)
+                    .into_iter()
+                    .map(|n| regressions.join(n)),
+            );
+            for input in inputs {
+                let data = std::fs::read(&input).expect("reading a fuzz input");
+                run(&data);
+            }
+        }
+    }
+
+    #[test]
+    fn the_track_request_is_a_visit_so_events_are_checked() {
+        let (ingest, events) = new_track_ingest();
+        let response = ingest.handle(Endpoint::Track, &track_request(br#"{"p":"/x?y"}"#));
+        assert_eq!(response.status, 204);
+        let recorded: Vec<Event> = events.try_iter().collect();
+        assert_eq!(recorded.len(), 1);
+        assert_eq!(recorded[0].path.as_deref(), Some("/x"));
+        let refused = ingest.handle(Endpoint::Track, &track_request(br#"{"d":"xa.example"}"#));
+        assert_eq!(refused.status, 400);
+        assert_eq!(events.try_iter().count(), 0);
+    }
+
+    #[test]
+    fn the_site_seed_extracts_so_extracted_files_are_checked() {
+        let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/zip/site");
+        let data = std::fs::read(seed).expect("the zip seed");
+        let out = std::env::temp_dir().join(format!("fazt-fuzz-test-{}", std::process::id()));
+        std::fs::create_dir_all(&out).expect("temp dir");
+        let extracted = archive::extract(Cursor::new(data), &ZIP_LIMITS, &out);
+        let _ = std::fs::remove_dir_all(&out);
+        let extracted = extracted.expect("the site seed extracts");
+        let paths: Vec<&str> = extracted.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["css/site.css", "index.html"]);
+        check_extracted(&extracted);
     }
 
     #[test]
