@@ -641,11 +641,14 @@ mod tests {
         assert!(chunk_ends(3, 0).is_empty());
     }
 
+    /// A fuzz target: its name under fuzz/ and its entry point.
+    type Target = (&'static str, fn(&[u8]));
+
     #[test]
     fn every_seed_and_regression_input_passes_its_target() {
         // The checked-in inputs of fuzz/ run here too, so `cargo test` catches a regression
         // without nightly; a missing directory would make this test vacuous, so it fails.
-        let targets: [(&str, fn(&[u8])); 7] = [
+        let targets: [Target; 7] = [
             ("http_head", http_head),
             ("http_conn", http_conn),
             ("path", path),
