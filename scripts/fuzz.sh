@@ -66,17 +66,20 @@ for target in "${targets[@]}"; do
     mkdir -p "$corpus" "$artifacts" "$work/$target/tmp"
     cp fuzz/corpus/"$target"/* "$corpus"/
     dirs=("$corpus")
+    options=(-max_total_time="$run_secs" -rss_limit_mb=2048 -timeout=10
+        -max_len="$(max_len_of "$target")" -artifact_prefix="$artifacts/" -print_final_stats=1)
+    # libFuzzer refuses an empty or missing dictionary.
+    if [ -s "fuzz/dict/$target.dict" ]; then
+        options+=(-dict="fuzz/dict/$target.dict")
+    fi
     if [ -d "fuzz/regressions/$target" ]; then
         dirs+=("fuzz/regressions/$target")
     fi
     log="$work/$target/log"
     status=0
     # The outer timeout is a backstop for a hang libFuzzer's own -timeout does not catch.
-    TMPDIR="$work/$target/tmp" timeout --kill-after=10 $((run_secs + 120)) "$bin_dir/$target" \
-        -max_total_time="$run_secs" -rss_limit_mb=2048 -timeout=10 \
-        -max_len="$(max_len_of "$target")" -dict="fuzz/dict/$target.dict" \
-        -artifact_prefix="$artifacts/" -print_final_stats=1 \
-        "${dirs[@]}" >"$log" 2>&1 || status=$?
+    TMPDIR="$work/$target/tmp" timeout --kill-after=10 $((run_secs + 120)) \
+        "$bin_dir/$target" "${options[@]}" "${dirs[@]}" >"$log" 2>&1 || status=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     if [ "$status" -eq 0 ]; then
         echo "fuzz: $target ok (${runs:-?} runs in $run_secs s)"
@@ -84,19 +87,22 @@ for target in "${targets[@]}"; do
     fi
     failed+=("$target")
     mkdir -p "fuzz/artifacts/$target"
-    kept=""
+    kept=()
     for input in "$artifacts"/*; do
         [ -e "$input" ] || continue
         cp "$input" "fuzz/artifacts/$target/"
-        kept="$kept fuzz/artifacts/$target/$(basename "$input")"
+        kept+=("fuzz/artifacts/$target/$(basename "$input")")
     done
-    echo "fuzz: $target FAILED (exit $status); input:${kept:- none saved (see the log)}" >&2
-    grep -E '^(==[0-9]+==ERROR|thread .* panicked|SUMMARY|ERROR: libFuzzer)' "$log" | head -5 >&2 || true
-    grep -A3 'panicked at' "$log" | head -8 >&2 || true
-    for input in $kept; do
+    echo "fuzz: $target FAILED (exit $status); input: ${kept[*]:-none saved (see the log)}" >&2
+    # The panic and its message, or the sanitizer's or libFuzzer's verdict; else the log's end.
+    if ! grep -E -A2 'panicked at|^==[0-9]+==ERROR|^SUMMARY|^ERROR: libFuzzer|^ParseDictionary' \
+            "$log" | head -12 >&2; then
+        tail -n 8 "$log" >&2
+    fi
+    for input in "${kept[@]}"; do
         echo "  $input (hex): $(head -c 512 "$input" | od -An -v -tx1 | tr -d ' \n')" >&2
     done
-    echo "  reproduce: cargo +nightly fuzz run $target ${kept%% *}" >&2
+    echo "  reproduce: cargo +nightly fuzz run $target ${kept[0]:-}" >&2
     cp "$log" "fuzz/artifacts/$target/log"
 done
 
