@@ -40,6 +40,9 @@ for target in "${targets[@]}"; do
 done
 
 build_start=$(date +%s)
+# fazt's own lock file, so the fuzzed code is built with the dependency versions it ships
+# with; cargo adds what only the fuzz crate needs (libfuzzer-sys).
+cp Cargo.lock fuzz/Cargo.lock
 # Release with debug assertions and AddressSanitizer (cargo-fuzz's defaults): leaks and
 # overflows are caught as crashes.
 cargo +nightly fuzz build
