@@ -361,6 +361,22 @@ impl Seek for ShortReads<'_> {
     }
 }
 
+/// The parser scans for boundaries through a buffer of this size (`multipart::find`).
+const MULTIPART_SCAN_BYTES: usize = 64 * 1024;
+
+/// `body`, after a preamble (for half of the seeds) that puts the first delimiter across
+/// the end of the parser's first scan buffer, where a match spans two reads: inputs that
+/// large are rare for the fuzzer to reach on its own.
+fn with_preamble(seed: u8, body: &[u8]) -> Vec<u8> {
+    if seed & 0x80 == 0 {
+        return body.to_vec();
+    }
+    let mut padded = vec![b'x'; MULTIPART_SCAN_BYTES - usize::from(seed & 0x7f)];
+    padded.extend_from_slice(b"\r\n");
+    padded.extend_from_slice(body);
+    padded
+}
+
 /// `multipart`: the first line is the Content-Type, the rest the body. A form parses the
 /// same through short reads as through whole ones, within the limits, and every file part
 /// lies inside the body without the delimiter in it.
@@ -370,10 +386,11 @@ pub fn multipart(data: &[u8]) {
     };
     let split_at = memchr::memchr(b'\n', input).unwrap_or(input.len());
     let content_type = String::from_utf8_lossy(&input[..split_at]);
-    let body = input.get(split_at + 1..).unwrap_or_default();
     let Ok(boundary) = multipart::boundary_from_content_type(&content_type) else {
         return;
     };
+    let body = with_preamble(seed, input.get(split_at + 1..).unwrap_or_default());
+    let body = body.as_slice();
     let limits = FormLimits::DEPLOY;
     let len = body.len() as u64;
     let whole = multipart::parse_form_with(&mut Cursor::new(body), len, &boundary, &limits);
@@ -703,6 +720,18 @@ mod tests {
         let paths: Vec<&str> = extracted.files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["css/site.css", "index.html"]);
         check_extracted(&extracted);
+    }
+
+    #[test]
+    fn a_delimiter_across_the_scan_buffer_edge_is_found() {
+        let body = b"--XX\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv\r\n--XX--\r\n";
+        for seed in [0x80, 0x81, 0x83, 0x86, 0xff] {
+            let padded = with_preamble(seed, body);
+            let len = padded.len() as u64;
+            let form = multipart::parse_form(&mut Cursor::new(&padded), len, "XX").unwrap();
+            assert_eq!(form.text("a"), Some("v"), "seed {seed:#x}");
+        }
+        assert_eq!(with_preamble(0x7f, body), body);
     }
 
     #[test]
