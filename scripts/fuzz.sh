@@ -41,8 +41,11 @@ done
 
 build_start=$(date +%s)
 # fazt's own lock file, so the fuzzed code is built with the dependency versions it ships
-# with; cargo adds what only the fuzz crate needs (libfuzzer-sys).
-cp Cargo.lock fuzz/Cargo.lock
+# with; cargo adds what only the fuzz crate needs (libfuzzer-sys). Copied again only when
+# fazt's changed, so a run needn't look up those few in the registry each time.
+if [ ! -e fuzz/Cargo.lock ] || [ Cargo.lock -nt fuzz/Cargo.lock ]; then
+    cp Cargo.lock fuzz/Cargo.lock
+fi
 # Release with debug assertions and AddressSanitizer (cargo-fuzz's defaults): leaks and
 # overflows are caught as crashes.
 cargo +nightly fuzz build
