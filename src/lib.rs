@@ -11,6 +11,8 @@ pub mod cli;
 pub(crate) mod client;
 pub mod db;
 pub mod deploy;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hosting;
 pub mod http;
 pub(crate) mod keys;
