@@ -376,26 +376,7 @@ impl Drop for SlotTaken {
 mod tests {
     use super::*;
 
-    struct Dir(PathBuf);
-
-    impl Dir {
-        fn new(tag: &str) -> Dir {
-            let dir = std::env::temp_dir().join(format!(
-                "fazt-backup-{tag}-{}-{:?}",
-                std::process::id(),
-                std::thread::current().id()
-            ));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            Dir(dir)
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::maintenance::tests::Dir;
 
     /// A WAL database with `rows` rows of 1 KiB, at schema version 7.
     fn database(path: &Path, rows: i64) -> Connection {

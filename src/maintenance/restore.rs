@@ -250,26 +250,7 @@ fn copy_private(from: &Path, to: &Path) -> Result<(), DbError> {
 mod tests {
     use super::*;
 
-    struct Dir(PathBuf);
-
-    impl Dir {
-        fn new(tag: &str) -> Dir {
-            let dir = std::env::temp_dir().join(format!(
-                "fazt-restore-{tag}-{}-{:?}",
-                std::process::id(),
-                std::thread::current().id()
-            ));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            Dir(dir)
-        }
-    }
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::maintenance::tests::Dir;
 
     fn limits(dir: &Path) -> Limits {
         crate::platform::probe::Report::system(dir).unwrap().limits

@@ -362,16 +362,16 @@ mod tests {
         ] {
             assert!(!is_ours(other), "{other}");
         }
-        let dir = std::env::temp_dir().join(format!("fazt-prune-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = crate::maintenance::tests::Dir::new("prune");
+        let dir = &tmp.0;
         let names: Vec<String> = (0..5)
             .map(|i| file_name(1_796_306_851 + i * 86_400))
             .collect();
         for name in names.iter().chain([&"keep-me.db".to_string()]) {
             std::fs::write(dir.join(name), b"x").unwrap();
         }
-        prune(&dir, 2);
-        let mut left: Vec<String> = std::fs::read_dir(&dir)
+        prune(dir, 2);
+        let mut left: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
