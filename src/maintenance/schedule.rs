@@ -380,7 +380,6 @@ mod tests {
             left,
             [names[3].clone(), names[4].clone(), "keep-me.db".to_string()]
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
