@@ -10,18 +10,19 @@
 #     bench/bench_backup.sh
 #
 # Sections (BENCH_ONLY=LIST, comma list, default all: build,backup,check), on one data dir:
-#   build   a fresh fazt (--domain localhost); a small site `www` (the static target), then sites
+#   build   a fresh fazt (--domain localhost); a small site `static` (the static target), then sites
 #           `fill-001`.. of incompressible random files (4 MiB each, BENCH_BACKUP_DEPLOY_MB a deploy)
 #           deployed with `fazt deploy` until fazt.db (+ its WAL) reaches BENCH_BACKUP_BYTES; then
 #           BENCH_BACKUP_EVENT_SECS s of POST /track (bench/analytics_track.lua). Reports the size
 #           reached, the fill's wall time and the events stored.
-#   backup  two loads together, both wrk against the public listener: static `GET /` of `www`
+#   backup  two loads together, both wrk against the public listener: static `GET /` of `static`
 #           (wrk -t1 -c16, a 2 KiB index.html) and POST /track (wrk -t1 -c4, analytics_track.lua,
 #           FAZT_INGEST_RATE=0 so nothing is refused as 429). The same procedure three times:
 #             baseline  start both wrk, BENCH_BACKUP_LEAD s, then BENCH_DURATION s with nothing else
 #             cli       start both wrk, BENCH_BACKUP_LEAD s, then `fazt db backup FILE --data DIR`
 #                       (a second process beside the running server)
 #             api       the same with `POST /api/system/backup` {"path": FILE} (curl, owner key)
+#             after     the baseline again (how far the shared machine drifted meanwhile)
 #           and each time both wrk are stopped (SIGINT: wrk prints its numbers) as soon as the
 #           middle step ends. wrk runs with -d3600s and is interrupted rather than run in fixed
 #           short pieces, so its window covers the whole backup and nothing else: one latency
@@ -176,7 +177,7 @@ W_TRACK=
 load_start() {
     local name=$1
     metrics "$name.before" "${COUNTERS[@]}"
-    timeout 7200 wrk -t1 -c16 -d3600s --timeout 5s --latency -H "Host: www.localhost" "http://$PUBLIC/" \
+    timeout 7200 wrk -t1 -c16 -d3600s --timeout 5s --latency -H "Host: static.localhost" "http://$PUBLIC/" \
         >"$TMP/wrk-$name-static.txt" 2>&1 &
     W_STATIC=$!
     PIDS+=("$W_STATIC")
@@ -229,11 +230,11 @@ fill_dir() {
 section_build() {
     local t0 i=0 files left dir=$TMP/fill t1
     fazt_up
-    mkdir -p "$TMP/www"
-    head -c 1500 /dev/urandom | base64 -w 76 | sed '1i <!doctype html><title>www</title><pre>' >"$TMP/www/index.html"
-    deploy www "$TMP/www"
-    [[ $(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -H 'Host: www.localhost' "http://$PUBLIC/") == 200 ]] ||
-        die "GET / of www.localhost did not answer 200"
+    mkdir -p "$TMP/static-site"
+    head -c 1500 /dev/urandom | base64 -w 76 | sed '1i <!doctype html><title>static</title><pre>' >"$TMP/static-site/index.html"
+    deploy static "$TMP/static-site"
+    [[ $(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -H 'Host: static.localhost' "http://$PUBLIC/") == 200 ]] ||
+        die "GET / of static.localhost did not answer 200"
     R[build.start_bytes]=$(db_bytes)
     t0=$(date +%s.%N)
     while (($(db_bytes) < TARGET_BYTES)); do
@@ -301,14 +302,16 @@ backup_result() {
 
 section_backup() {
     fazt_up
-    [[ $(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -H 'Host: www.localhost' "http://$PUBLIC/") == 200 ]] ||
-        die "GET / of www.localhost did not answer 200 (the static target is deployed by build)"
+    [[ $(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -H 'Host: static.localhost' "http://$PUBLIC/") == 200 ]] ||
+        die "GET / of static.localhost did not answer 200 (the static target is deployed by build)"
     R[backup.db_bytes]=$(db_bytes)
     backup_phase baseline sleep "$DURATION"
     backup_phase cli "$FAZT_BIN" db backup "$TMP/backup-cli.db" --data "$DATA" --json
     backup_result cli "$TMP/backup-cli.db"
     backup_phase api api_backup "$TMP/backup-api.db"
     backup_result api "$TMP/backup-api.db"
+    # The same baseline again: how far the shared machine drifted over the phases.
+    backup_phase after sleep "$DURATION"
 }
 
 # ---------------------------------------------------------------- check
@@ -361,6 +364,7 @@ summary() {
         echo "backup of $(mib_of "$(get backup.db_bytes)") while both loads run (server running)"
         row "baseline ($DURATION s, no backup): static p99" "$(get baseline.static.p99_ms) ms" "" "$(get baseline.static.rps) req/s; /track $(get baseline.track.rps) req/s, p99 $(get baseline.track.p99_ms) ms"
         row "   failed (non-2xx + socket errors) / shed" "$(get baseline.failed) / $(get baseline.shed)" "0 / 0" ""
+        row "baseline again after the backups: static p99" "$(get after.static.p99_ms) ms" "" "$(get after.static.rps) req/s; failed $(get after.failed), shed $(get after.shed) (drift of the shared machine)"
         phase_rows cli "fazt db backup FILE --data DIR"
         phase_rows api "POST /api/system/backup"
     fi
