@@ -17,20 +17,21 @@
 #           reached, the fill's wall time and the events stored.
 #   backup  two loads together, both wrk against the public listener: static `GET /` of `static`
 #           (wrk -t1 -c16, a 2 KiB index.html) and POST /track (wrk -t1 -c4, analytics_track.lua,
-#           FAZT_INGEST_RATE=0 so nothing is refused as 429). The same procedure three times:
+#           FAZT_INGEST_RATE=0 so nothing is refused as 429). BENCH_ROUNDS rounds of three phases,
+#           then one more baseline:
 #             baseline  start both wrk, BENCH_BACKUP_LEAD s, then BENCH_DURATION s with nothing else
 #             cli       start both wrk, BENCH_BACKUP_LEAD s, then `fazt db backup FILE --data DIR`
 #                       (a second process beside the running server)
 #             api       the same with `POST /api/system/backup` {"path": FILE} (curl, owner key)
-#             after     the baseline again (how far the shared machine drifted meanwhile)
-#           and each time both wrk are stopped (SIGINT: wrk prints its numbers) as soon as the
-#           middle step ends. wrk runs with -d3600s and is interrupted rather than run in fixed
-#           short pieces, so its window covers the whole backup and nothing else: one latency
-#           histogram per phase, with the same short lead-in in every phase (the ratio compares
-#           like with like). Reported: backup wall time and MB/s (fazt.db's bytes / wall time), the
-#           static p99 during each backup against the baseline's (target <= 1.5x), non-2xx and
-#           socket errors of both loads, and fazt_shed_requests_total's growth (target 0 failed,
-#           0 shed). Each backup file is removed once measured (disk).
+#           Each time both wrk are stopped (SIGINT: wrk prints its numbers) as soon as the middle
+#           step ends. wrk runs with -d3600s and is interrupted rather than run in fixed short
+#           pieces, so its window covers the whole backup and nothing else but the lead-in: one
+#           latency histogram per phase, with the same lead-in in every phase. Reported (median
+#           round): backup wall time and MB/s (the copy's bytes / wall time), the static p99 during
+#           each backup against the mean of the baselines before and after its round (the machine
+#           is shared and drifts; target <= 1.5x), non-2xx and socket errors of both loads and
+#           fazt_shed_requests_total's growth, summed over rounds (target 0 failed, 0 shed), and
+#           fazt_events_dropped_total's. Each backup file is removed once measured (disk).
 #   check   `fazt db check --data DIR` on the same database with the server STOPPED (so the time is
 #           the check's own, not shared with a load): wall time, its result, seconds per GiB.
 #
@@ -42,7 +43,8 @@
 #   BENCH_BACKUP_DATA=DIR        use (and fill) this data dir instead of a fresh one in the temp dir;
 #                                then backup and check may run without build (e.g. a dir kept from an
 #                                earlier run); an API key is created for it with `fazt key create`
-#   BENCH_DURATION=10            seconds of the baseline phase
+#   BENCH_DURATION=10            seconds of a baseline phase
+#   BENCH_ROUNDS=3               rounds of the backup section
 #   BENCH_NO_BUILD=1             use the existing target/release/fazt (BENCH_FAZT_BIN: another binary)
 #   BENCH_KEEP_TMP=1             keep the temp dir (data dir, logs, wrk outputs) and print its path
 #   BENCH_SUMMARY=PATH           also write the summary table to PATH
@@ -87,6 +89,7 @@ done
 TARGET_BYTES=$(bytes "${BENCH_BACKUP_BYTES:-1G}") || die "BENCH_BACKUP_BYTES must be a size like 1G, 100M or 500000000"
 ((TARGET_BYTES >= 16 * 1024 ** 2)) || die "BENCH_BACKUP_BYTES must be at least 16M"
 [[ $DURATION =~ ^[0-9]+$ && $DURATION -ge 2 ]] || die "BENCH_DURATION must be an integer >= 2 (seconds)"
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be an integer >= 1"
 for v in DEPLOY_MB EVENT_SECS LEAD; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "BENCH_BACKUP_${v} must be an integer >= 1"
 done
@@ -288,30 +291,64 @@ api_backup() { # FILE: POST /api/system/backup; exit 1 unless it answers 200
     [[ $code == 200 ]]
 }
 
-# backup_result NAME FILE: the copy's size, MB/s, ratios; then FILE is removed.
+# backup_result NAME FILE: the copy's size and MB/s into R[NAME.*]; then FILE is removed.
 backup_result() {
     local name=$1 file=$2
     [[ -s $file ]] || die "the $name backup left no file at $file"
     R[$name.file_bytes]=$(stat -c %s "$file")
     R[$name.mbs]=$(awk -v b="$(get "$name.file_bytes")" -v s="$(get "$name.backup_s")" 'BEGIN { if (s > 0) printf "%.0f", b / 1e6 / s; else printf "n/a" }')
-    R[$name.p99_ratio]=$(ratio "$(get "$name.static.p99_ms")" "$(get baseline.static.p99_ms)")
     R[$name.reported_ms]=$(grep -o '"duration_ms": *[0-9]*' "$TMP/$name.backup.out" | grep -o '[0-9]*$' || echo n/a)
     rm -f "$file"
-    log "$name: backup of $(mib $(($(get "$name.file_bytes") / 1024))) MiB in $(get "$name.backup_s") s ($(get "$name.mbs") MB/s); static p99 $(get "$name.p99_ratio")x the baseline"
+    log "$name: backup of $(mib $(($(get "$name.file_bytes") / 1024))) MiB in $(get "$name.backup_s") s ($(get "$name.mbs") MB/s)"
 }
 
+median() { printf '%s\n' "$@" | awk '/^[0-9.]+$/' | sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "n/a" }'; }
+sum() { printf '%s\n' "$@" | awk '/^[0-9]+$/ { s += $1; n++ } END { print n ? s : "n/a" }'; }
+
+# collect KIND: R[KIND.KEY] = the median over rounds of R[KIND.rN.KEY] (all rounds listed in
+# R[KIND.KEY.all]) for the figures, the sum for the failure counts.
+collect() {
+    local kind=$1 n=$2 key r vals
+    shift 2
+    for key in backup_s mbs file_bytes reported_ms p99_ratio static.p99_ms static.rps track.rps track.p99_ms window_s; do
+        vals=()
+        for ((r = 1; r <= n; r++)); do vals+=("$(get "$kind.r$r.$key")"); done
+        R[$kind.$key]=$(median "${vals[@]}")
+        R[$kind.$key.all]=${vals[*]}
+    done
+    for key in failed shed dropped track.lua.n204; do
+        vals=()
+        for ((r = 1; r <= n; r++)); do vals+=("$(get "$kind.r$r.$key")"); done
+        R[$kind.$key]=$(sum "${vals[@]}")
+    done
+}
+
+# Rounds (BENCH_ROUNDS): baseline, CLI backup, API backup; one more baseline at the end. Each
+# backup's p99 is compared with the mean of the baselines just before and after its round (the
+# shared machine drifts; bracketing it cancels a slow trend), the median round is shown.
 section_backup() {
+    local r b
     fazt_up
     [[ $(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -H 'Host: static.localhost' "http://$PUBLIC/") == 200 ]] ||
         die "GET / of static.localhost did not answer 200 (the static target is deployed by build)"
     R[backup.db_bytes]=$(db_bytes)
-    backup_phase baseline sleep "$DURATION"
-    backup_phase cli "$FAZT_BIN" db backup "$TMP/backup-cli.db" --data "$DATA" --json
-    backup_result cli "$TMP/backup-cli.db"
-    backup_phase api api_backup "$TMP/backup-api.db"
-    backup_result api "$TMP/backup-api.db"
-    # The same baseline again: how far the shared machine drifted over the phases.
-    backup_phase after sleep "$DURATION"
+    for ((r = 1; r <= ROUNDS; r++)); do
+        backup_phase "baseline.r$r" sleep "$DURATION"
+        backup_phase "cli.r$r" "$FAZT_BIN" db backup "$TMP/backup-cli.db" --data "$DATA" --json
+        backup_result "cli.r$r" "$TMP/backup-cli.db"
+        backup_phase "api.r$r" api_backup "$TMP/backup-api.db"
+        backup_result "api.r$r" "$TMP/backup-api.db"
+    done
+    backup_phase "baseline.r$r" sleep "$DURATION"
+    for ((r = 1; r <= ROUNDS; r++)); do
+        b=$(awk -v a="$(get "baseline.r$r.static.p99_ms")" -v c="$(get "baseline.r$((r + 1)).static.p99_ms")" 'BEGIN { printf "%.3f", (a + c) / 2 }')
+        R[cli.r$r.p99_ratio]=$(ratio "$(get "cli.r$r.static.p99_ms")" "$b")
+        R[api.r$r.p99_ratio]=$(ratio "$(get "api.r$r.static.p99_ms")" "$b")
+        log "round $r: static p99 during the CLI backup $(get "cli.r$r.p99_ratio")x, during the API backup $(get "api.r$r.p99_ratio")x the bracketing baselines"
+    done
+    collect cli "$ROUNDS"
+    collect api "$ROUNDS"
+    collect baseline $((ROUNDS + 1))
 }
 
 # ---------------------------------------------------------------- check
@@ -339,10 +376,10 @@ row() { printf '  %-54s %-30s %-12s %s\n' "$1" "$2" "${3:-}" "${4:-}"; }
 mib_of() { num "${1:-}" && awk -v b="$1" 'BEGIN { printf "%.0f MiB", b / 1024 ^ 2 }' || printf 'n/a'; }
 phase_rows() { # NAME LABEL
     local n=$1
-    row "$2: backup wall time, MB/s" "$(get "$n.backup_s") s, $(get "$n.mbs") MB/s" "" "copy $(mib_of "$(get "$n.file_bytes")"); fazt's own timing $(get "$n.reported_ms") ms"
-    row "   static p99 during it / baseline" "$(get "$n.static.p99_ms") ms = $(get "$n.p99_ratio")x" "<= 1.5x" "$(verdict "$(get "$n.p99_ratio")" '<=' 1.5); $(get "$n.static.rps") req/s"
+    row "$2: backup wall time, MB/s" "$(get "$n.backup_s") s, $(get "$n.mbs") MB/s" "" "copy $(mib_of "$(get "$n.file_bytes")"); rounds: $(get "$n.backup_s.all") s"
+    row "   static p99 during it / bracketing baselines" "$(get "$n.static.p99_ms") ms, $(get "$n.p99_ratio")x" "<= 1.5x" "$(verdict "$(get "$n.p99_ratio")" '<=' 1.5); rounds: $(get "$n.p99_ratio.all"); $(get "$n.static.rps") req/s"
     row "   failed (non-2xx + socket errors) / shed" "$(get "$n.failed") / $(get "$n.shed")" "0 / 0" "$(verdict "$(get "$n.failed")" '<=' 0) / $(verdict "$(get "$n.shed")" '<=' 0)"
-    row "   /track during it: req/s, p99" "$(get "$n.track.rps"), $(get "$n.track.p99_ms") ms" "" "204s $(get "$n.track.lua.n204"), other $(get "$n.track.lua.other"), events dropped $(get "$n.dropped"); window $(get "$n.window_s") s"
+    row "   /track during it: req/s, p99" "$(get "$n.track.rps"), $(get "$n.track.p99_ms") ms" "" "204s $(get "$n.track.lua.n204") (all rounds), events dropped $(get "$n.dropped"); window $(get "$n.window_s") s"
 }
 summary() {
     echo
@@ -361,10 +398,10 @@ summary() {
         row "analytics events stored ($EVENT_SECS s of /track)" "$(get build.events)" "" "acknowledged $(get build.track.n204)"
     fi
     if selected backup; then
-        echo "backup of $(mib_of "$(get backup.db_bytes)") while both loads run (server running)"
-        row "baseline ($DURATION s, no backup): static p99" "$(get baseline.static.p99_ms) ms" "" "$(get baseline.static.rps) req/s; /track $(get baseline.track.rps) req/s, p99 $(get baseline.track.p99_ms) ms"
+        echo "backup of $(mib_of "$(get backup.db_bytes)") while both loads run (server running); $ROUNDS rounds, median shown, failures summed"
+        row "baseline ($DURATION s, no backup): static p99" "$(get baseline.static.p99_ms) ms" "" "each: $(get baseline.static.p99_ms.all) ms; $(get baseline.static.rps) req/s"
+        row "   /track: req/s, p99" "$(get baseline.track.rps), $(get baseline.track.p99_ms) ms" "" ""
         row "   failed (non-2xx + socket errors) / shed" "$(get baseline.failed) / $(get baseline.shed)" "0 / 0" ""
-        row "baseline again after the backups: static p99" "$(get after.static.p99_ms) ms" "" "$(get after.static.rps) req/s; failed $(get after.failed), shed $(get after.shed) (drift of the shared machine)"
         phase_rows cli "fazt db backup FILE --data DIR"
         phase_rows api "POST /api/system/backup"
     fi
