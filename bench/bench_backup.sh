@@ -29,9 +29,9 @@
 #           latency histogram per phase, with the same lead-in in every phase. Reported (median
 #           round): backup wall time and MB/s (the copy's bytes / wall time), the static p99 during
 #           each backup against the lower of the baselines before and after its round (the machine
-#           is shared and drifts; the lower one so a noisy baseline cannot flatter; target <= 1.5x), non-2xx and socket errors of both loads and
-#           fazt_shed_requests_total's growth, summed over rounds (target 0 failed, 0 shed), and
-#           fazt_events_dropped_total's. Each backup file is removed once measured (disk).
+#           is shared and drifts; the lower one, so a noisy baseline cannot flatter; target <= 1.5x),
+#           non-2xx and socket errors of both loads and fazt_shed_requests_total's growth, summed
+#           over rounds (target 0 failed, 0 shed), and fazt_events_dropped_total's. Each backup file is removed once measured (disk).
 #   check   `fazt db check --data DIR` on the same database with the server STOPPED (so the time is
 #           the check's own, not shared with a load): wall time, its result, seconds per GiB.
 #
