@@ -557,6 +557,7 @@ impl AdminApi {
             ));
         };
         let run = move || {
+            crate::maintenance::backup::run_in_background();
             let answer = catch_unwind(AssertUnwindSafe(
                 || match crate::maintenance::backup::backup(&source, &dest, force) {
                     Ok(report) => Response::json(200, &report.to_json()),

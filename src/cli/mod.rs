@@ -1162,8 +1162,10 @@ fn db_stats(json: bool, db: &DbArgs, p: &Parsed) -> Result<i32, String> {
 }
 
 fn db_backup(file: &Path, force: bool, json: bool, data: &DataArgs) -> Result<i32, String> {
-    use crate::maintenance::backup::{backup, BackupError};
+    use crate::maintenance::backup::{backup, run_in_background, BackupError};
     let dest = absolute(file)?;
+    // Beside a running server, this process competes for its CPU.
+    run_in_background();
     let report = match backup(&crate::db::db_path(&data.data), &dest, force) {
         Ok(report) => report,
         // A usage problem (the path, an existing file) is 2, as other usage errors.

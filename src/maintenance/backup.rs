@@ -111,6 +111,17 @@ impl From<DbError> for BackupError {
     }
 }
 
+/// How far below the server's threads a backup runs (nice): copying pages and checking the
+/// copy is CPU work, and on a small machine it must not take the CPU from requests.
+const BACKUP_NICE: i32 = 10;
+
+/// Makes the calling thread background work for backups; once per thread (nice adds up).
+pub(crate) fn run_in_background() {
+    if let Err(e) = crate::platform::sys::lower_thread_priority(BACKUP_NICE) {
+        log::warn!("could not lower the backup's priority: {e}");
+    }
+}
+
 /// Copies the database at `source` to `dest` (an absolute path whose directory exists),
 /// replacing an existing file only when `force`. Works beside a running server.
 pub(crate) fn backup(source: &Path, dest: &Path, force: bool) -> Result<BackupReport, BackupError> {

@@ -209,6 +209,7 @@ struct Run {
 
 impl Run {
     fn run(mut self) {
+        super::backup::run_in_background();
         loop {
             let wait = self.until_due();
             let mut stopped = self.wake.0.lock();
