@@ -161,14 +161,6 @@ deploy() {
         >"$TMP/deploy-$1.log" 2>&1 || die "fazt deploy $1 failed: $(tail -5 "$TMP/deploy-$1.log")"
 }
 
-# metrics PREFIX NAME...: the metrics NAME (see js_util.py) into R[PREFIX.NAME].
-metrics() {
-    local prefix=$1
-    shift
-    python3 "$HELPERS/js_util.py" metrics "http://$ADMIN/metrics" "$TOKEN" "$@" >"$TMP/metrics.kv" ||
-        die "reading fazt's /metrics failed"
-    kv_into "$prefix" "$TMP/metrics.kv"
-}
 # Counters read before and after each phase (js_util.py keys: the name for a sum of all series).
 COUNTERS=(fazt_shed_requests_total fazt_events_committed_total fazt_events_dropped_total)
 delta() { awk -v a="$(get "$1")" -v b="$(get "$2")" 'BEGIN { if (a ~ /^[0-9]+$/ && b ~ /^[0-9]+$/) print b - a; else print "n/a" }'; }

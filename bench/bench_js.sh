@@ -118,14 +118,6 @@ expect() {
     fi
 }
 
-# metrics PREFIX NAME...: the metrics NAME (see js_util.py) into R[PREFIX.NAME].
-metrics() {
-    local prefix=$1
-    shift
-    python3 "$HELPERS/js_util.py" metrics "http://$ADMIN/metrics" "$TOKEN" "$@" >"$TMP/metrics.kv" ||
-        die "reading fazt's /metrics failed"
-    kv_into "$prefix" "$TMP/metrics.kv"
-}
 # Invocations by outcome: the metric names, and "ok 1, timeout 2" from R[PREFIX.*] (non-zero ones).
 OUTCOMES=(ok error timeout memory shed)
 OUTCOME_NAMES=()

@@ -129,14 +129,6 @@ upgrade_status() {
     printf '%s' "${line%% *}"
 }
 
-# metrics PREFIX NAME...: the metrics NAME (see js_util.py) into R[PREFIX.NAME].
-metrics() {
-    local prefix=$1
-    shift
-    python3 "$HELPERS/js_util.py" metrics "http://$ADMIN/metrics" "$TOKEN" "$@" >"$TMP/metrics.kv" ||
-        die "reading fazt's /metrics failed"
-    kv_into "$prefix" "$TMP/metrics.kv"
-}
 CLOSED_NAMES=()
 for r in slow oversized rate idle protocol; do CLOSED_NAMES+=("fazt_ws_closed_total{reason=\"$r\"}"); done
 # closed PREFIX: "slow 3, rate 1" from R[PREFIX.fazt_ws_closed_total:*] (non-zero ones).

@@ -226,6 +226,16 @@ start_fazt() {
     log "fazt ($name) pid $FAZT_PID public $PUBLIC admin $ADMIN"
 }
 
+# metrics PREFIX NAME...: the metrics NAME (see js_util.py) of the fazt start_fazt started, into
+# R[PREFIX.NAME].
+metrics() {
+    local prefix=$1
+    shift
+    python3 "$HELPERS/js_util.py" metrics "http://$ADMIN/metrics" "$TOKEN" "$@" >"$TMP/metrics.kv" ||
+        die "reading fazt's /metrics failed"
+    kv_into "$prefix" "$TMP/metrics.kv"
+}
+
 # stop_fazt NAME: SIGTERM, its exit status in R[NAME.exit].
 stop_fazt() {
     alive "$FAZT_PID" || die "fazt ($1) exited during the benchmark; stderr: $(tail -n 40 "$TMP/$1.err")"

@@ -1068,6 +1068,19 @@ fn existing_db_path(db: &DbArgs) -> Result<PathBuf, String> {
     Ok(path)
 }
 
+/// A command's answer on stdout: its JSON with `--json`, else its text.
+fn print_answer(
+    json: bool,
+    as_json: impl FnOnce() -> serde_json::Value,
+    as_text: impl FnOnce() -> String,
+) {
+    if json {
+        println!("{}", as_json());
+    } else {
+        print!("{}", as_text());
+    }
+}
+
 fn db_check(json: bool, db: &DbArgs, p: &Parsed) -> Result<i32, String> {
     let (conn, path) = open_existing_read(db, p)?;
     let report = match crate::maintenance::check::run(&conn) {
@@ -1078,11 +1091,7 @@ fn db_check(json: bool, db: &DbArgs, p: &Parsed) -> Result<i32, String> {
             return Ok(1);
         }
     };
-    if json {
-        println!("{}", report.to_json());
-    } else {
-        print!("{}", report.to_text());
-    }
+    print_answer(json, || report.to_json(), || report.to_text());
     Ok(if report.passed() { 0 } else { 1 })
 }
 
@@ -1127,11 +1136,7 @@ fn db_vacuum(
             return Ok(1);
         }
     };
-    if json {
-        println!("{}", outcome.to_json());
-    } else {
-        print!("{}", outcome.to_text());
-    }
+    print_answer(json, || outcome.to_json(), || outcome.to_text());
     Ok(0)
 }
 
@@ -1153,11 +1158,7 @@ fn db_stats(json: bool, db: &DbArgs, p: &Parsed) -> Result<i32, String> {
     let (conn, path) = open_existing_read(db, p)?;
     let stats = crate::maintenance::stats::collect(&conn, &path)
         .map_err(|e| format!("reading the statistics of {}: {e}", path.display()))?;
-    if json {
-        println!("{}", stats.to_json());
-    } else {
-        print!("{}", stats.to_text());
-    }
+    print_answer(json, || stats.to_json(), || stats.to_text());
     Ok(0)
 }
 

@@ -1202,6 +1202,19 @@ mod tests {
         }
     }
 
+    /// A loopback connection: the server's side (non-blocking) with its peer, and the
+    /// client's (reads time out after 5 s). Also the WebSocket phase's tests'.
+    pub(super) fn socket_pair() -> (TcpStream, SocketAddr, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        (server, peer, client)
+    }
+
     struct Harness {
         conn: Conn<usize>,
         client: TcpStream,
@@ -1214,13 +1227,7 @@ mod tests {
 
     impl Harness {
         fn new(hand_off: bool) -> Harness {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-            let (server, peer) = listener.accept().unwrap();
-            server.set_nonblocking(true).unwrap();
-            client
-                .set_read_timeout(Some(Duration::from_secs(5)))
-                .unwrap();
+            let (server, peer, client) = socket_pair();
             let t0 = Instant::now();
             Harness {
                 conn: Conn::new(server, peer, t0),

@@ -405,12 +405,12 @@ impl<P> Conn<P> {
 mod tests {
     //! The WebSocket phase over a loopback socket pair, with the clock given by the test.
     use super::*;
-    use crate::http::conn::tests::LIMITS;
+    use crate::http::conn::tests::{socket_pair, LIMITS};
     use crate::http::conn::Want;
     use crate::http::response::DateCache;
     use parking_lot::Mutex;
     use std::io::{Read, Write};
-    use std::net::{TcpListener, TcpStream};
+    use std::net::TcpStream;
 
     const PING: Duration = Duration::from_secs(30);
 
@@ -440,13 +440,7 @@ mod tests {
 
     impl Harness {
         fn new(queue_max: usize, rate: u32) -> Harness {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-            let (server, peer) = listener.accept().unwrap();
-            server.set_nonblocking(true).unwrap();
-            client
-                .set_read_timeout(Some(Duration::from_secs(5)))
-                .unwrap();
+            let (server, peer, client) = socket_pair();
             let t0 = Instant::now();
             let published = Arc::new(Mutex::new(Vec::new()));
             let upgrade = Upgrade {
